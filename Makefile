@@ -1,0 +1,48 @@
+# Harmony for Kubernetes. `make run` and `make test` are the two entry points a fresh machine needs.
+SHELL := /bin/bash
+CONFIG ?= examples/default/config.toml
+NPM_STAMP := node_modules/.harmony-installed
+TESTS = $(shell find dataplane/test test -name '*.test.ts' 2>/dev/null | sort)
+
+.PHONY: install build run check test test-only lint typecheck format-check schema bench clean
+
+install: $(NPM_STAMP)
+$(NPM_STAMP): package.json package-lock.json dataplane/package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: install
+	npm run build --workspace dataplane
+
+## Start the data plane (default: the embedded example config).
+run: build
+	node dataplane/dist/cli.js --config $(CONFIG)
+
+## Validate a config: exit 0 when valid, 1 when not (every problem printed).
+check: build
+	node dataplane/dist/cli.js --check --config $(CONFIG)
+
+lint: install
+	npx eslint .
+
+typecheck: install
+	npx tsc -p dataplane/tsconfig.json --noEmit
+
+format-check: install
+	npx prettier --check .
+
+## Regenerate the committed config JSON Schema from its TypeBox source.
+schema: install
+	npm run gen:schema --workspace dataplane
+
+## Everything CI runs: static checks, then every test over real sockets.
+test: install build lint typecheck format-check test-only
+
+test-only:
+	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
+
+bench: build
+	bash bench/http-passthrough/run.sh
+
+clean:
+	rm -rf node_modules dataplane/dist

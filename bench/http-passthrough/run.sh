@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# bench/http-passthrough: HTTP pass-through cost of the Harmony data plane
+# against nginx, a direct connection, and Express 5 + http-proxy-middleware 3.
+#
+#   bash bench/http-passthrough/run.sh
+#
+# Knobs (environment):
+#   ROUNDS=7 DURATION=5 CONNS=64 WARMUP=1     paired rounds, seconds per turn, wrk connections, warm-up s per turn
+#   TARGETS="direct nginx harmony express-hpm" subset/order of targets (nginx is the ratio baseline)
+#   SIZES="1k 1m"                              body sizes
+#   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
+#   HARMONY_READY_TIMEOUT=60                   seconds to wait for harmony's /readyz
+#
+# Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
+# 19180 harmony, 19190 harmony management, 19280 express-hpm.
+#
+# This is a benchmark, not a test: PASS/MISS against the project's targets is
+# reported, never turned into an exit code. The exit code is non-zero only when
+# the harness itself cannot run (missing tools, a target that does not start or
+# returns wrong bodies in the preflight).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+ROUNDS=${ROUNDS:-7}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+WARMUP=${WARMUP:-1}
+TARGETS=${TARGETS:-"direct nginx harmony express-hpm"}
+SIZES=${SIZES:-"1k 1m"}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+HARMONY_READY_TIMEOUT=${HARMONY_READY_TIMEOUT:-60}
+HARMONY_CLI=${HARMONY_CLI:-$ROOT/dataplane/dist/cli.js}
+
+UPSTREAM_PORT=19000
+DIRECT_PORT=19001
+NGINX_PORT=19080
+HARMONY_PORT=19180
+HARMONY_MGMT_PORT=19190
+EXPRESS_HPM_PORT=19280
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+  printf '\n[bench] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+has_target() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# ------------------------------------------------------------------ checks
+for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
+done
+((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
+for t in $TARGETS; do
+  case $t in direct | nginx | harmony | express-hpm) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+done
+for s in $SIZES; do
+  case $s in 1k | 1m) ;; *) die "unknown size '$s' in SIZES (1k, 1m)" ;; esac
+done
+NCPU=$(nproc)
+((PROXY_CPU < NCPU && LOAD_CPU < NCPU)) || die "need CPUs $PROXY_CPU and $LOAD_CPU, this box has $NCPU"
+((PROXY_CPU != LOAD_CPU)) || log "warning: PROXY_CPU == LOAD_CPU; the proxy shares its core with wrk and the upstream"
+
+# ------------------------------------------------------------------ install
+NGINX_BIN=$(command -v nginx || true)
+[[ -z $NGINX_BIN && -x /usr/sbin/nginx ]] && NGINX_BIN=/usr/sbin/nginx
+if ! command -v wrk >/dev/null || [[ -z $NGINX_BIN ]]; then
+  [[ $(id -u) == 0 ]] || die "wrk/nginx missing and not root: apt-get install -y wrk nginx-light"
+  log "installing wrk and nginx-light"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx-light
+  NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+for tool in wrk node python3 taskset curl; do
+  command -v "$tool" >/dev/null || die "'$tool' not found"
+done
+[[ -x $NGINX_BIN ]] || die "nginx not found after install"
+
+if has_target harmony && [[ ! -f $HARMONY_CLI ]]; then
+  if [[ $HARMONY_CLI == "$ROOT/dataplane/dist/cli.js" ]]; then
+    log "building the data plane (npm run build --workspace dataplane)"
+    (cd "$ROOT" && npm run build --workspace dataplane) >&2 ||
+      die "harmony: 'npm run build --workspace dataplane' failed (run without it: TARGETS=\"direct nginx express-hpm\")"
+  fi
+  [[ -f $HARMONY_CLI ]] ||
+    die "harmony: $HARMONY_CLI does not exist (run without it: TARGETS=\"direct nginx express-hpm\")"
+fi
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $UPSTREAM_PORT $DIRECT_PORT $NGINX_PORT $HARMONY_PORT $HARMONY_MGMT_PORT $EXPRESS_HPM_PORT; do
+  port_in_use "$p" && die "127.0.0.1:$p is already in use (a previous run still alive?)"
+done
+
+# ------------------------------------------------------------------ temp dir + cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/harmony-bench.XXXXXX")
+chmod 711 "$WORK" # nginx workers (user nobody) must reach $WORK/nginx/tmp
+RESULTS=$WORK/results.jsonl
+log "work dir: $WORK"
+
+PIDS=() # every process we start, in start order
+NAMES=()
+
+descendants() {
+  local c
+  for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+cleanup() {
+  local rc=$? i pid all=() deadline
+  trap - EXIT INT TERM
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[i]}
+    kill -0 "$pid" 2>/dev/null || continue
+    all+=("$pid" $(descendants "$pid"))
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + 10))
+  for pid in "${all[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  done
+  for pid in "${all[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid did not stop on SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  ((${#all[@]})) && log "stopped ${#all[@]} processes (${NAMES[*]})"
+  log "work dir kept: $WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_ready NAME PID URL TIMEOUT_S LOGFILE: poll URL until HTTP 200, bounded.
+wait_ready() {
+  local name=$1 pid=$2 url=$3 timeout=$4 logfile=$5 tries=$(($4 * 10)) i
+  for ((i = 0; i < tries; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name exited during start-up (log above: $logfile)"
+    fi
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+      log "$name ready (pid $pid)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$logfile" >&2 || true
+  die "$name not ready after ${timeout}s: $url (log above: $logfile)"
+}
+
+started() { # NAME PID
+  PIDS+=("$2")
+  NAMES+=("$1:$2")
+}
+
+# ------------------------------------------------------------------ start targets
+cd "$ROOT"
+
+PORT=$UPSTREAM_PORT taskset -c "$LOAD_CPU" node "$HERE/upstream.mjs" >"$WORK/upstream.log" 2>&1 &
+UPSTREAM_PID=$!
+started upstream "$UPSTREAM_PID"
+wait_ready upstream "$UPSTREAM_PID" "http://127.0.0.1:$UPSTREAM_PORT/1k" 15 "$WORK/upstream.log"
+
+TARGETS_JSON="["
+add_target() { # NAME PORT PID
+  [[ $TARGETS_JSON == "[" ]] || TARGETS_JSON+=","
+  TARGETS_JSON+="{\"name\":\"$1\",\"url\":\"http://127.0.0.1:$2\",\"pid\":$3}"
+}
+
+HARMONY_DESC=""
+for t in $TARGETS; do
+  case $t in
+    direct)
+      # The `direct` row is wrk straight at an upstream; like the proxies it runs
+      # alone on PROXY_CPU (perf-anchors §1.2), so it is a second instance.
+      PORT=$DIRECT_PORT taskset -c "$PROXY_CPU" node "$HERE/upstream.mjs" >"$WORK/direct.log" 2>&1 &
+      pid=$!
+      started direct "$pid"
+      wait_ready direct "$pid" "http://127.0.0.1:$DIRECT_PORT/1k" 15 "$WORK/direct.log"
+      add_target direct "$DIRECT_PORT" "$pid"
+      ;;
+    nginx)
+      mkdir -p "$WORK/nginx/tmp"
+      user_line=""
+      if [[ $(id -u) == 0 ]]; then
+        user_line="user nobody nogroup;"
+        chown nobody:nogroup "$WORK/nginx/tmp"
+      fi
+      sed -e "s|@WORKDIR@|$WORK|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+        -e "s|@NGINX_PORT@|$NGINX_PORT|g" -e "s|@NGINX_USER_LINE@|$user_line|g" \
+        "$HERE/nginx.conf.tmpl" >"$WORK/nginx/nginx.conf"
+      "$NGINX_BIN" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" ||
+        die "nginx config test failed ($WORK/nginx/nginx.conf)"
+      taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+        -e "$WORK/nginx/error.log" >"$WORK/nginx/stdout.log" 2>&1 &
+      pid=$!
+      started nginx "$pid"
+      wait_ready nginx "$pid" "http://127.0.0.1:$NGINX_PORT/1k" 15 "$WORK/nginx/error.log"
+      add_target nginx "$NGINX_PORT" "$pid"
+      ;;
+    harmony)
+      sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$HARMONY_PORT|g" \
+        -e "s|@HARMONY_MGMT_PORT@|$HARMONY_MGMT_PORT|g" \
+        "$HERE/harmony.toml.tmpl" >"$WORK/harmony.toml"
+      # stdout is the JSON access log; stderr is everything else.
+      NODE_ENV=production taskset -c "$PROXY_CPU" node "$HARMONY_CLI" --config "$WORK/harmony.toml" \
+        >"$WORK/harmony-access.log" 2>"$WORK/harmony-stderr.log" &
+      pid=$!
+      started harmony "$pid"
+      log "harmony: waiting up to ${HARMONY_READY_TIMEOUT}s for /readyz"
+      if ! (wait_ready harmony "$pid" "http://127.0.0.1:$HARMONY_MGMT_PORT/readyz" \
+        "$HARMONY_READY_TIMEOUT" "$WORK/harmony-stderr.log"); then
+        echo "--- harmony stdout (tail) ---" >&2
+        tail -n 10 "$WORK/harmony-access.log" >&2 || true
+        die "harmony (the data plane) failed to start: $HARMONY_CLI --config $WORK/harmony.toml"
+      fi
+      # /readyz is on the management listener; also wait for the data listener.
+      wait_ready "harmony data listener" "$pid" "http://127.0.0.1:$HARMONY_PORT/1k" 15 "$WORK/harmony-stderr.log"
+      HARMONY_DESC="$(realpath --relative-to="$ROOT" "$HARMONY_CLI") sha256 $(sha256sum "$HARMONY_CLI" | cut -c1-12), built $(date -u -r "$HARMONY_CLI" +%FT%TZ)"
+      add_target harmony "$HARMONY_PORT" "$pid"
+      ;;
+    express-hpm)
+      NODE_ENV=production PORT=$EXPRESS_HPM_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
+        taskset -c "$PROXY_CPU" node "$HERE/express-hpm.mjs" >"$WORK/express-hpm.log" 2>&1 &
+      pid=$!
+      started express-hpm "$pid"
+      wait_ready express-hpm "$pid" "http://127.0.0.1:$EXPRESS_HPM_PORT/1k" 15 "$WORK/express-hpm.log"
+      add_target express-hpm "$EXPRESS_HPM_PORT" "$pid"
+      ;;
+  esac
+done
+TARGETS_JSON+="]"
+
+pkgver() { node -p "require('$ROOT/node_modules/$1/package.json').version" 2>/dev/null || echo '?'; }
+cat >"$WORK/targets.json" <<EOF
+{
+  "upstream_url": "http://127.0.0.1:$UPSTREAM_PORT",
+  "upstream_port": $UPSTREAM_PORT,
+  "upstream_pid": $UPSTREAM_PID,
+  "targets": $TARGETS_JSON,
+  "meta": {
+    "cpus": $NCPU,
+    "node": "$(node --version)",
+    "nginx": "$("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //')",
+    "wrk": "$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')",
+    "express": "$(pkgver express)",
+    "http_proxy_middleware": "$(pkgver http-proxy-middleware)",
+    "undici": "$(pkgver undici)",
+    "harmony": "$HARMONY_DESC"
+  }
+}
+EOF
+
+# ------------------------------------------------------------------ measure
+log "results (JSON lines): $RESULTS"
+rc=0
+python3 "$HERE/rounds.py" --targets "$WORK/targets.json" --out "$RESULTS" --lua "$HERE/report.lua" \
+  --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
+  --sizes "$SIZES" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" | tee "$WORK/summary.md" || rc=$?
+((rc == 0)) || die "measurement aborted (rounds.py exit $rc)"
+
+if has_target harmony; then
+  log "harmony access log: $WORK/harmony-access.log ($(wc -l <"$WORK/harmony-access.log") lines, $(du -h "$WORK/harmony-access.log" | cut -f1))"
+fi
+log "summary: $WORK/summary.md"
+log "raw per-round results: $RESULTS"

@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+/** harmony-dataplane: run or check a Harmony TOML config. */
+import { parseArgs } from "node:util";
+import { createRegistry } from "./plugins/registry.js";
+import { loadConfig } from "./config/load.js";
+import { resolveConfig } from "./config/resolve.js";
+import { formatProblem, hasErrors } from "./config/problems.js";
+import { compileGeneration } from "./pipeline/compile.js";
+import { SharedResources } from "./runtime/resources.js";
+import { Gateway } from "./runtime/gateway.js";
+import { createLogger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { VERSION } from "./version.js";
+import { isAbsolute, resolve } from "node:path";
+
+const HELP = `Usage: harmony-dataplane [--config <file>] [--check]
+
+Runs the Harmony data plane on a Harmony TOML config (main file plus the *.toml files under
+proxy.pipelines_path and proxy.transforms_path). The config is watched and hot-reloaded; SIGHUP
+and POST /admin/reload reload it too. SIGTERM/SIGINT drain in-flight requests and exit.
+
+Options:
+  -c, --config <file>  Main config file (default: $HARMONY_CONFIG, else ./config/config.toml)
+      --check          Validate the config, print every problem, exit 1 if any is an error
+  -v, --version        Print the version
+  -h, --help           Print this help
+
+Environment:
+  HARMONY_CONFIG       Config file when --config is not given
+  HARMONY_LOG_LEVEL    Overrides the configured log level at start-up
+  HARMONY_POLL_MS      Config poll interval in ms (default 2000; 0 disables polling)
+`;
+
+function out(s: string): void {
+  process.stdout.write(s + "\n");
+}
+function err(s: string): void {
+  process.stderr.write(s + "\n");
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: "string", short: "c" },
+        check: { type: "boolean" },
+        version: { type: "boolean", short: "v" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    err(`harmony-dataplane: ${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (args.help) {
+    out(HELP);
+    return 0;
+  }
+  if (args.version) {
+    out(`harmony-dataplane ${VERSION}`);
+    return 0;
+  }
+  const configFile = args.config ?? process.env.HARMONY_CONFIG ?? "config/config.toml";
+  const registry = createRegistry();
+
+  if (args.check) return check(configFile, registry);
+
+  const logger = createLogger(process.env.HARMONY_LOG_LEVEL ?? "info");
+  const metrics = new Metrics();
+  const gateway = new Gateway({
+    configFile,
+    registry,
+    logger,
+    metrics,
+    version: VERSION,
+    pollMs: process.env.HARMONY_POLL_MS ? Number(process.env.HARMONY_POLL_MS) : 2000,
+  });
+  try {
+    await gateway.start();
+  } catch (e) {
+    err(`harmony-dataplane: ${(e as Error).message}`);
+    await gateway.shutdown();
+    return 1;
+  }
+  logger.info("harmony data plane started", {
+    version: VERSION,
+    config: resolve(configFile),
+    ports: gateway.boundPorts(),
+  });
+
+  process.on("SIGHUP", () => void gateway.reload("sighup"));
+  return new Promise<number>((done) => {
+    let signalled = false;
+    const stop = (signal: string) => {
+      if (signalled) return;
+      signalled = true;
+      logger.info("draining", { signal });
+      void gateway.shutdown().then(() => {
+        logger.info("stopped");
+        done(0);
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+function check(configFile: string, registry: ReturnType<typeof createRegistry>): number {
+  const loaded = loadConfig(configFile);
+  const logger = createLogger("error");
+  const resources = new SharedResources();
+  const buildCtx = (name: string) => ({
+    name,
+    baseDir: loaded.baseDir,
+    transformsDir: loaded.transformsDir,
+    logger,
+    resources,
+    resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p)),
+  });
+  const { config, problems } = resolveConfig(loaded, registry, buildCtx);
+  if (config && !hasErrors(problems)) {
+    problems.push(...compileGeneration(config, buildCtx, new Metrics(), loaded.locate).problems);
+  }
+  void resources.closeAll();
+  for (const p of problems) err(formatProblem(p));
+  const errors = problems.filter((p) => p.severity === "error").length;
+  const warnings = problems.length - errors;
+  if (errors > 0) {
+    err(`${configFile}: invalid (${errors} error(s), ${warnings} warning(s))`);
+    return 1;
+  }
+  out(
+    `${configFile}: ok (${loaded.sources.length} file(s), ${config?.pipelines.length ?? 0} pipeline(s), ${warnings} warning(s), hash ${loaded.hash.slice(0, 12)})`,
+  );
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    err(`harmony-dataplane: fatal: ${(e as Error).stack ?? String(e)}`);
+    process.exit(1);
+  },
+);

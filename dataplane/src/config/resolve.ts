@@ -1,0 +1,332 @@
+/**
+ * Turns a loaded document into the model the runtime uses, checking everything that can be
+ * checked without opening a socket: schema, references, plugin options, route and port clashes.
+ * Both layouts (0.4 and newer) end up in one shape here; nothing downstream knows the difference.
+ */
+import { readFileSync } from "node:fs";
+import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
+import { checkConfigSchema, checkOptions } from "./schema-check.js";
+import { displayPath, type Problem } from "./problems.js";
+import type { LoadedConfig } from "./load.js";
+import type { Registry } from "../plugins/registry.js";
+import type { AnyPlugin, BuildContext } from "../plugins/types.js";
+
+export interface ListenerSpec {
+  address: string;
+  port: number;
+  certPath?: string;
+  keyPath?: string;
+}
+
+export interface ResolvedPipeline {
+  name: string;
+  description: string;
+  networks: string[];
+  endpoints: string[];
+  backend: string | undefined;
+  /** Middleware instance names, request side, in run order. */
+  left: string[];
+  /** Middleware instance names, response side, in run order. */
+  right: string[];
+}
+
+export interface ResolvedPlugin {
+  name: string;
+  plugin: AnyPlugin;
+  options: Record<string, unknown>;
+}
+
+export interface ResolvedConfig {
+  id: string;
+  logLevel: LogLevel;
+  accessLog: boolean;
+  logFile: string | undefined;
+  bodyLimit: number;
+  shutdownTimeoutMs: number;
+  management:
+    | { enabled: false }
+    | { enabled: true; basePath: string; network: string; token: string | undefined; tokenSource: string | undefined };
+  networks: Map<string, ListenerSpec | undefined>;
+  pipelines: ResolvedPipeline[];
+  endpoints: Map<string, ResolvedPlugin>;
+  backends: Map<string, ResolvedPlugin>;
+  middleware: Map<string, ResolvedPlugin>;
+  /** The merged document, for /admin/config (redacted there). */
+  document: HarmonyConfig;
+}
+
+export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
+
+type Path = (string | number)[];
+type BuildCtxFactory = (name: string) => BuildContext;
+
+export function resolveConfig(
+  loaded: LoadedConfig,
+  registry: Registry,
+  buildCtx: BuildCtxFactory,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: ResolvedConfig | undefined; problems: Problem[] } {
+  const problems: Problem[] = [...loaded.problems];
+  const at = (path: Path, message: string, severity: Problem["severity"] = "error") => {
+    problems.push({ severity, ...loaded.locate(path), path: displayPath(path), message });
+  };
+  if (problems.some((p) => p.severity === "error" && p.path === "")) {
+    return { config: undefined, problems }; // Syntax errors: nothing below would be meaningful.
+  }
+
+  for (const issue of checkConfigSchema(loaded.raw)) {
+    at(issue.path, issue.message, issue.unknownKey ? "warning" : "error");
+  }
+  const doc = loaded.raw as HarmonyConfig;
+
+  const proxy = doc.proxy ?? {};
+  const id = proxy.id ?? proxy.name;
+  if (!id) at(["proxy"], "proxy.id (0.4 layout) or proxy.name (newer layout) is required");
+
+  const logging = doc.logging ?? {};
+  if (logging.log_to_file && !logging.log_file_path)
+    at(["logging", "log_file_path"], "is required when log_to_file = true");
+
+  // Networks and their listeners.
+  const networks = new Map<string, ListenerSpec | undefined>();
+  const bound = new Map<number, string>();
+  for (const [name, net] of Object.entries(doc.network ?? {})) {
+    if (net.enable_wireguard)
+      at(["network", name, "enable_wireguard"], "WireGuard is not implemented; the flag is ignored", "warning");
+    const http = net.http;
+    if (!http) {
+      networks.set(name, undefined);
+      continue;
+    }
+    const spec: ListenerSpec = { address: http.bind_address ?? "0.0.0.0", port: http.bind_port ?? 8080 };
+    if (http.cert_path || http.key_path) {
+      at(
+        ["network", name, "http", http.cert_path ? "cert_path" : "key_path"],
+        "HTTPS listeners are not available in this build",
+        "error",
+      );
+    }
+    if (spec.port !== 0) {
+      const other = bound.get(spec.port);
+      if (other) at(["network", name, "http", "bind_port"], `port ${spec.port} is already used by network "${other}"`);
+      else bound.set(spec.port, name);
+    }
+    networks.set(name, spec);
+  }
+
+  // Management.
+  let management: ResolvedConfig["management"] = { enabled: false };
+  const mg = doc.management;
+  if (mg?.enabled) {
+    const network = mg.network;
+    if (!network) at(["management", "network"], "is required when management is enabled");
+    else if (!networks.has(network)) at(["management", "network"], `network "${network}" is not defined`);
+    else if (!networks.get(network))
+      at(["management", "network"], `network "${network}" has no [network.${network}.http] listener`);
+    let token: string | undefined = mg.token;
+    let tokenSource: string | undefined = mg.token ? "management.token" : undefined;
+    if (mg.token_env) {
+      token = env[mg.token_env];
+      tokenSource = `$${mg.token_env}`;
+      if (!token) at(["management", "token_env"], `environment variable ${mg.token_env} is not set`);
+    } else if (mg.token_file) {
+      try {
+        token = readTokenFile(buildCtx("management").resolvePath(mg.token_file));
+        tokenSource = mg.token_file;
+      } catch (e) {
+        at(["management", "token_file"], `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+    }
+    const basePath = "/" + (mg.base_path ?? "admin").replace(/^\/+|\/+$/g, "");
+    if (basePath === "/") at(["management", "base_path"], "must not be empty");
+    if (network) management = { enabled: true, basePath, network, token, tokenSource };
+  }
+
+  // 0.4 registration tables: harmless unless they ask for something we cannot load.
+  for (const [table, known] of [
+    ["services", (t: string) => registry.endpoint(t) ?? registry.backend(t)],
+    ["middleware_types", (t: string) => registry.middleware(t)],
+  ] as const) {
+    for (const [type, reg] of Object.entries(doc[table] ?? {})) {
+      if (reg.module)
+        at([table, type, "module"], 'dynamic modules are not supported; use a built-in type (module = "")');
+      else if (!known(type) && type !== "management")
+        at([table, type], `"${type}" is not available in this build; registration ignored`, "warning");
+    }
+  }
+
+  const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
+  const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
+  const middleware = new Map<string, ResolvedPlugin>();
+  for (const [name, inst] of Object.entries(doc.middleware ?? {})) {
+    const r = resolvePlugin(
+      ["middleware", name],
+      name,
+      inst.type,
+      inst.options,
+      registry.middleware(inst.type),
+      "middleware type",
+      registry.middlewareTypes(),
+    );
+    if (r) middleware.set(name, r);
+  }
+
+  function resolvePlugins(
+    table: "endpoints" | "backends",
+    entries: Record<string, { service: string; options?: Record<string, unknown> }>,
+    find: (t: string) => AnyPlugin | undefined,
+    what: string,
+  ) {
+    const out = new Map<string, ResolvedPlugin>();
+    const available =
+      table === "endpoints"
+        ? registry.serviceTypes().filter((t) => registry.endpoint(t))
+        : registry.serviceTypes().filter((t) => registry.backend(t));
+    for (const [name, entry] of Object.entries(entries)) {
+      const r = resolvePlugin([table, name], name, entry.service, entry.options, find(entry.service), what, available);
+      if (r) out.set(name, r);
+    }
+    return out;
+  }
+
+  function resolvePlugin(
+    path: Path,
+    name: string,
+    type: string | undefined,
+    rawOptions: Record<string, unknown> | undefined,
+    plugin: AnyPlugin | undefined,
+    what: string,
+    available: string[],
+  ): ResolvedPlugin | undefined {
+    if (typeof type !== "string") return undefined; // Already reported by the schema.
+    if (!plugin) {
+      at(
+        [...path, what === "middleware type" ? "type" : "service"],
+        `unknown ${what} "${type}" (available: ${available.join(", ")})`,
+      );
+      return undefined;
+    }
+    const options = structuredClone(rawOptions ?? {});
+    let ok = true;
+    for (const issue of checkOptions(plugin.options, options)) {
+      at([...path, "options", ...issue.path], issue.message, issue.unknownKey ? "warning" : "error");
+      if (!issue.unknownKey) ok = false;
+    }
+    if (ok && plugin.check) {
+      for (const p of plugin.check(options, buildCtx(name))) {
+        at([...path, "options", ...p.path], p.message, p.severity ?? "error");
+        if ((p.severity ?? "error") === "error") ok = false;
+      }
+    }
+    return ok ? { name, plugin, options } : undefined;
+  }
+
+  // Pipelines.
+  const pipelines: ResolvedPipeline[] = [];
+  for (const [name, p] of Object.entries(doc.pipelines ?? {})) {
+    const r = resolvePipeline(name, p);
+    if (r) pipelines.push(r);
+  }
+
+  function resolvePipeline(name: string, p: PipelineSection): ResolvedPipeline | undefined {
+    const path = ["pipelines", name];
+    if (p.enabled === false) return undefined;
+    if (!Array.isArray(p.networks) || !Array.isArray(p.endpoints)) return undefined; // schema reported it
+    if (p.networks.length === 0) {
+      at([...path, "networks"], "no networks: the pipeline is not served", "warning");
+      return undefined;
+    }
+    if (p.endpoints.length === 0) {
+      at([...path, "endpoints"], "no endpoints: the pipeline is not served", "warning");
+      return undefined;
+    }
+    let ok = true;
+    const err = (sub: Path, message: string) => {
+      at([...path, ...sub], message);
+      ok = false;
+    };
+    p.networks.forEach((n, i) => {
+      if (!networks.has(n)) err(["networks", i], `network "${n}" is not defined`);
+      else if (!networks.get(n)) err(["networks", i], `network "${n}" has no HTTP listener`);
+    });
+    p.endpoints.forEach((e, i) => {
+      if (!doc.endpoints?.[e]) err(["endpoints", i], `endpoint "${e}" is not defined`);
+      else if (!endpoints.has(e)) ok = false; // its own problem is already reported
+    });
+    const backendNames = p.backends ?? [];
+    backendNames.forEach((b, i) => {
+      if (!doc.backends?.[b]) err(["backends", i], `backend "${b}" is not defined`);
+      else if (!backends.has(b)) ok = false;
+    });
+    if (backendNames.length > 1)
+      at([...path, "backends"], "only the first backend is called; the others are ignored", "warning");
+
+    let left: string[];
+    let right: string[];
+    const mw = p.middleware ?? [];
+    if (Array.isArray(mw)) {
+      left = [...mw];
+      right = [...mw].reverse(); // one list: the response passes back through it like an onion
+    } else {
+      left = [...(mw.left ?? [])];
+      right = [...(mw.right ?? [])];
+    }
+    const checkMw = (list: string[], side: Path) =>
+      list.forEach((m, i) => {
+        if (middleware.has(m)) return;
+        if (doc.middleware?.[m]) {
+          ok = false; // reported on the instance
+          return;
+        }
+        // 0.4 compatibility: a bare type name stands for that type with default options.
+        const plugin = registry.middleware(m);
+        if (plugin) {
+          const r = resolvePlugin(["middleware", m], m, m, {}, plugin, "middleware type", registry.middlewareTypes());
+          if (r) middleware.set(m, r);
+          else ok = false;
+        } else {
+          err(
+            [...side, i],
+            `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
+          );
+        }
+      });
+    if (Array.isArray(mw)) checkMw(left, ["middleware"]);
+    else {
+      checkMw(left, ["middleware", "left"]);
+      checkMw(right, ["middleware", "right"]);
+    }
+    if (!ok) return undefined;
+    return {
+      name,
+      description: p.description ?? "",
+      networks: [...p.networks],
+      endpoints: [...p.endpoints],
+      backend: backendNames[0],
+      left,
+      right,
+    };
+  }
+
+  const limits = proxy.content_limits ?? {};
+  const config: ResolvedConfig = {
+    id: id ?? "",
+    logLevel: logging.log_level ?? proxy.log_level ?? "info",
+    accessLog: logging.access_log ?? true,
+    logFile: logging.log_to_file ? logging.log_file_path : undefined,
+    bodyLimit: limits.max_body_size ?? DEFAULT_BODY_LIMIT,
+    shutdownTimeoutMs: proxy.shutdown_timeout_ms ?? 30_000,
+    management,
+    networks,
+    pipelines,
+    endpoints,
+    backends,
+    middleware,
+    document: doc,
+  };
+  return { config, problems };
+}
+
+function readTokenFile(file: string): string {
+  return readFileSync(file, "utf8").trim();
+}

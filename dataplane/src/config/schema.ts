@@ -1,0 +1,220 @@
+/**
+ * The one source of truth for the shape of Harmony TOML config.
+ *
+ * TypeBox gives us the JSON Schema (committed as dataplane/schema/harmony-config.schema.json
+ * for editors, and compiled by ajv for validation) and the TypeScript types from the same
+ * declaration, so the two cannot drift. Plugin options are validated by each plugin's own
+ * schema (see plugins/types.ts); here they are free-form tables.
+ */
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+
+const Str = (description: string, opts: object = {}) => Type.String({ description, ...opts });
+const Bool = (description: string) => Type.Boolean({ description });
+const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+const Obj = <T extends Record<string, TSchema>>(props: T, description: string) =>
+  Type.Object(props, { additionalProperties: false, description });
+/** A table whose keys are user-chosen names. */
+const NamedTables = <T extends TSchema>(item: T, description: string) =>
+  Type.Record(Type.String(), item, { description });
+/** Free-form table, validated elsewhere (plugin options, features of later releases). */
+const OpenTable = (description: string) => Type.Record(Type.String(), Type.Unknown(), { description });
+
+export const LogLevel = Type.Union(
+  ["trace", "debug", "info", "warn", "error"].map((l) => Type.Literal(l)),
+  { description: "Minimum level written to the log." },
+);
+
+export const ContentLimits = Obj(
+  {
+    max_body_size: Type.Integer({
+      minimum: 0,
+      description: "Largest request body (bytes) a middleware may buffer; larger bodies get 413.",
+    }),
+    max_csv_rows: Type.Optional(Type.Integer({ minimum: 0, description: "Maximum CSV rows parsed." })),
+    max_xml_depth: Type.Optional(Type.Integer({ minimum: 0, description: "Maximum XML nesting depth." })),
+    max_multipart_files: Type.Optional(
+      Type.Integer({ minimum: 0, description: "Maximum files in one multipart body." }),
+    ),
+    max_form_fields: Type.Optional(Type.Integer({ minimum: 0, description: "Maximum fields in one form body." })),
+  },
+  "Request body limits (newer layout).",
+);
+
+export const ProxySection = Obj(
+  {
+    id: Type.Optional(Str("Proxy identifier (0.4 layout).", { minLength: 1 })),
+    name: Type.Optional(Str("Proxy name (newer layout; used as id when id is absent).", { minLength: 1 })),
+    log_level: Type.Optional(LogLevel),
+    pipelines_path: Type.Optional(Str("Directory of pipeline *.toml files, relative to this file.")),
+    transforms_path: Type.Optional(Str("Directory of transform specs and *.toml files, relative to this file.")),
+    mesh_path: Type.Optional(Str("Directory of mesh *.toml files, relative to this file.")),
+    primary_provider: Type.Optional(Str("Configuration provider (runbeam, local, ...).")),
+    jwks_cache_duration_hours: Type.Optional(Type.Number({ minimum: 0, description: "JWKS cache lifetime." })),
+    store_dir: Type.Optional(Str("Accepted for compatibility; unused.")),
+    content_limits: Type.Optional(Type.Partial(ContentLimits)),
+    shutdown_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "How long SIGTERM waits for in-flight requests before closing them.",
+      }),
+    ),
+  },
+  "Process-wide settings.",
+);
+
+export const HttpListener = Obj(
+  {
+    bind_address: Type.Optional(Str("Address to listen on.", { minLength: 1 })),
+    bind_port: Type.Optional(Port("TCP port to listen on.")),
+    cert_path: Type.Optional(Str("PEM certificate for HTTPS.")),
+    key_path: Type.Optional(Str("PEM private key for HTTPS.")),
+    force_https: Type.Optional(Bool("Redirect plain HTTP to HTTPS.")),
+  },
+  "HTTP listener of a network.",
+);
+
+export const NetworkSection = Obj(
+  {
+    enable_wireguard: Type.Optional(Bool("Accepted for compatibility; WireGuard is not implemented.")),
+    interface: Type.Optional(Str("WireGuard interface name (compatibility).", { minLength: 1 })),
+    http: Type.Optional(HttpListener),
+    http3: Type.Optional(OpenTable("HTTP/3 listener (not implemented in this release).")),
+    tcp_config: Type.Optional(OpenTable("DIMSE TCP listener settings.")),
+    dicom: Type.Optional(OpenTable("DIMSE listener settings.")),
+  },
+  "A network: a set of listeners pipelines attach to.",
+);
+
+export const MiddlewareSplit = Obj(
+  {
+    left: Type.Optional(Type.Array(Type.String(), { description: "Request-side middleware, in order." })),
+    right: Type.Optional(Type.Array(Type.String(), { description: "Response-side middleware, run in listed order." })),
+  },
+  "Split middleware chains (newer layout).",
+);
+
+export const PipelineSection = Obj(
+  {
+    description: Type.Optional(Str("Human-readable description.")),
+    networks: Type.Array(Type.String(), { description: "Networks whose listeners serve this pipeline." }),
+    endpoints: Type.Array(Type.String(), { description: "Endpoints (entry points) of this pipeline." }),
+    backends: Type.Optional(Type.Array(Type.String(), { description: "Backends; the first one is called." })),
+    middleware: Type.Optional(
+      Type.Union([Type.Array(Type.String()), MiddlewareSplit], {
+        description:
+          "Middleware: a list (each runs on the request in order and on the response in reverse), or {left, right}.",
+      }),
+    ),
+    mesh: Type.Optional(OpenTable("Mesh ingress/egress (newer layout).")),
+    enabled: Type.Optional(Bool("Set false to load the pipeline but not route to it.")),
+  },
+  "A pipeline: endpoints -> middleware -> backend.",
+);
+
+export const ServiceRef = Obj(
+  {
+    service: Str("Service type (http, echo, fhir, dicomweb, dicom, jmix, ...).", { minLength: 1 }),
+    options: Type.Optional(OpenTable("Service options, validated by the service's own schema.")),
+    target_ref: Type.Optional(Str("Name of a [targets] entry (newer layout).")),
+    peer_ref: Type.Optional(Str("Name of a [peers] entry (newer layout).")),
+    description: Type.Optional(Str("Human-readable description.")),
+  },
+  "An endpoint or backend instance.",
+);
+
+export const MiddlewareInstance = Obj(
+  {
+    type: Str("Middleware type.", { minLength: 1 }),
+    options: Type.Optional(OpenTable("Middleware options, validated by the middleware's own schema.")),
+    authentication: Type.Optional(Str("Reference to an [authentications] entry.")),
+    description: Type.Optional(Str("Human-readable description.")),
+  },
+  "A configured middleware instance.",
+);
+
+export const ModuleRef = Obj(
+  {
+    module: Type.Optional(Str('Must be "" (built-in); dynamic modules are not supported.')),
+    id: Type.Optional(Str("Provider-assigned id (newer layout).")),
+  },
+  "Registration of a built-in type (compatibility with the 0.4 layout).",
+);
+
+export const ManagementSection = Obj(
+  {
+    enabled: Type.Optional(Bool("Serve the management API, health and metrics.")),
+    base_path: Type.Optional(Str("Path prefix of the admin API (default admin).")),
+    network: Type.Optional(Str("Network whose listener serves management.")),
+    token: Type.Optional(Str("Bearer token required on /admin/* (prefer token_file or token_env).")),
+    token_file: Type.Optional(Str("File holding the admin bearer token.")),
+    token_env: Type.Optional(Str("Environment variable holding the admin bearer token.")),
+  },
+  "Management API.",
+);
+
+export const LoggingSection = Obj(
+  {
+    log_level: Type.Optional(LogLevel),
+    log_to_file: Type.Optional(Bool("Also write logs to log_file_path.")),
+    log_file_path: Type.Optional(Str("Log file path.")),
+    access_log: Type.Optional(Bool("Write one access line per request (default true).")),
+  },
+  "Logging.",
+);
+
+export const StorageSection = Obj(
+  {
+    backend: Type.Optional(Type.Literal("filesystem", { description: "Storage backend." })),
+    options: Type.Optional(
+      Obj({ path: Type.Optional(Str("Root directory.", { minLength: 1 })) }, "Filesystem storage options."),
+    ),
+  },
+  "Local storage.",
+);
+
+export const HarmonyConfig = Obj(
+  {
+    proxy: Type.Optional(ProxySection),
+    management: Type.Optional(ManagementSection),
+    logging: Type.Optional(LoggingSection),
+    storage: Type.Optional(StorageSection),
+    network: Type.Optional(NamedTables(NetworkSection, "Networks by name.")),
+    pipelines: Type.Optional(NamedTables(PipelineSection, "Pipelines by name.")),
+    endpoints: Type.Optional(NamedTables(ServiceRef, "Endpoints by name.")),
+    backends: Type.Optional(NamedTables(ServiceRef, "Backends by name.")),
+    middleware: Type.Optional(NamedTables(MiddlewareInstance, "Middleware instances by name.")),
+    middleware_types: Type.Optional(NamedTables(ModuleRef, "Middleware type registrations (0.4).")),
+    services: Type.Optional(NamedTables(ModuleRef, "Service type registrations (0.4).")),
+    targets: Type.Optional(NamedTables(OpenTable("A target."), "Named upstream targets.")),
+    policies: Type.Optional(NamedTables(OpenTable("A policy."), "Access policies by id.")),
+    rules: Type.Optional(NamedTables(OpenTable("A policy rule."), "Policy rules by id.")),
+    mesh: Type.Optional(NamedTables(OpenTable("A mesh."), "Mesh definitions.")),
+    provider: Type.Optional(NamedTables(OpenTable("A provider."), "Configuration providers.")),
+    runbeam: Type.Optional(OpenTable("Legacy Runbeam cloud settings.")),
+    authentications: Type.Optional(NamedTables(OpenTable("Credentials."), "Outbound credentials.")),
+    peers: Type.Optional(NamedTables(OpenTable("A peer."), "Named peers.")),
+    remote_ingress: Type.Optional(NamedTables(OpenTable("A remote ingress."), "Remote ingresses.")),
+    middleware_legacy: Type.Optional(OpenTable("Legacy middleware settings (ignored).")),
+  },
+  "Harmony proxy configuration (TOML). Main file plus every *.toml under proxy.pipelines_path and proxy.transforms_path.",
+);
+
+export type HarmonyConfig = Static<typeof HarmonyConfig>;
+export type PipelineSection = Static<typeof PipelineSection>;
+export type NetworkSection = Static<typeof NetworkSection>;
+export type HttpListener = Static<typeof HttpListener>;
+export type ServiceRef = Static<typeof ServiceRef>;
+export type MiddlewareInstance = Static<typeof MiddlewareInstance>;
+export type LogLevel = Static<typeof LogLevel>;
+
+export const SCHEMA_ID = "https://harmony.runbeam.io/schemas/harmony-config.schema.json";
+
+/** The JSON Schema document as published (draft-07, which ajv and editors both read). */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: "http://json-schema.org/draft-07/schema#",
+    $id: SCHEMA_ID,
+    title: "Harmony configuration",
+    ...(JSON.parse(JSON.stringify(HarmonyConfig)) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,23 @@
+/** What the management API may see of the running gateway; keeps api.ts free of runtime internals. */
+import type { Logger } from "winston";
+import type { ReloadResult } from "../runtime/gateway.js";
+
+export interface ManagementView {
+  basePath(): string;
+  token(): string | undefined;
+  loopbackOnly(): boolean;
+  readiness(): { ready: boolean; reason?: string };
+  info(): {
+    id: string;
+    version: string;
+    started_at: string;
+    uptime_seconds: number;
+    config: { hash: string; loaded_at: string; files: string[] };
+    last_reload: ReloadResult | undefined;
+  } & Record<string, unknown>;
+  pipelines(): unknown[];
+  routes(): unknown[];
+  document(): unknown;
+  reload(trigger: string): Promise<ReloadResult>;
+  logger(): Logger;
+}

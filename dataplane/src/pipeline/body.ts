@@ -1,0 +1,124 @@
+/**
+ * The request body as middleware sees it: a stream until someone asks for the bytes, then a
+ * buffer bounded by content_limits.max_body_size. Whatever a middleware puts back with
+ * `replace()` is what the backend sends.
+ */
+import type { IncomingMessage } from "node:http";
+import { HttpError, problemType } from "./errors.js";
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i;
+
+export class RequestBody {
+  private buffered: Buffer | undefined;
+  private pending: Promise<Buffer> | undefined;
+  private parsed: { value: unknown } | undefined;
+  private replacedType: string | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly limit: number,
+  ) {}
+
+  /** True when the client sent (or announced) a body. */
+  get present(): boolean {
+    if (this.buffered) return this.buffered.length > 0;
+    const h = this.req.headers;
+    return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
+  }
+
+  get isBuffered(): boolean {
+    return this.buffered !== undefined;
+  }
+
+  get contentType(): string | undefined {
+    return this.replacedType ?? this.req.headers["content-type"];
+  }
+
+  get isJson(): boolean {
+    const ct = this.contentType;
+    return ct !== undefined && JSON_TYPE.test(ct);
+  }
+
+  /** Reads the whole body (once); 413 beyond the limit, without reading further. */
+  buffer(): Promise<Buffer> {
+    if (this.buffered) return Promise.resolve(this.buffered);
+    this.pending ??= readLimited(this.req, this.limit).then((b) => (this.buffered = b));
+    return this.pending;
+  }
+
+  /** Parsed JSON when the body is JSON, otherwise undefined; malformed JSON is a 400. */
+  async json(): Promise<unknown> {
+    if (this.parsed) return this.parsed.value;
+    if (!this.isJson) return undefined;
+    const buf = await this.buffer();
+    if (buf.length === 0) return undefined;
+    try {
+      this.parsed = { value: JSON.parse(buf.toString("utf8")) };
+    } catch (e) {
+      throw new HttpError(400, `request body is not valid JSON: ${(e as Error).message}`, {
+        type: problemType("invalid-json"),
+      });
+    }
+    return this.parsed.value;
+  }
+
+  /** Replaces the body the backend will receive. */
+  replace(body: Buffer | string, contentType?: string): void {
+    this.buffered = typeof body === "string" ? Buffer.from(body) : body;
+    this.parsed = undefined;
+    if (contentType) this.replacedType = contentType;
+  }
+
+  replaceJson(value: unknown): void {
+    this.replace(JSON.stringify(value), this.contentType && this.isJson ? this.contentType : "application/json");
+    this.parsed = { value };
+  }
+
+  /** What a backend sends: the buffer if anyone read or replaced it, else the live stream. */
+  forUpstream(): Buffer | IncomingMessage | null {
+    if (this.buffered) return this.buffered;
+    return this.present ? this.req : null;
+  }
+}
+
+function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(new HttpError(400, `request body could not be read: ${e.message}`, { cause: e }));
+    };
+    const onAborted = () => {
+      cleanup();
+      reject(new HttpError(400, "client aborted the request body"));
+    };
+    const cleanup = () => {
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("aborted", onAborted);
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("aborted", onAborted);
+  });
+}
+
+const tooLarge = (limit: number) =>
+  new HttpError(413, `request body exceeds the limit of ${limit} bytes`, {
+    type: problemType("body-too-large"),
+  });

@@ -1,0 +1,162 @@
+/**
+ * Compiles a resolved config into a generation: plugin instances, pipelines with their
+ * middleware split by side, and one route table per network. A generation is immutable; a
+ * reload builds a new one and swaps it in whole.
+ */
+import type { Counter, Histogram } from "prom-client";
+import type { ResolvedConfig, ResolvedPlugin } from "../config/resolve.js";
+import type { Problem } from "../config/problems.js";
+import { displayPath } from "../config/problems.js";
+import type { BackendInstance, BuildContext, EndpointInstance, MiddlewareInstance } from "../plugins/types.js";
+import type { Metrics } from "../observability/metrics.js";
+import { RouteTable, normalizePrefix } from "./route-table.js";
+
+type OnRequest = NonNullable<MiddlewareInstance["onRequest"]>;
+type OnResponse = NonNullable<MiddlewareInstance["onResponse"]>;
+
+export interface CompiledPipeline {
+  name: string;
+  description: string;
+  networks: string[];
+  endpoints: string[];
+  backendName: string;
+  backend: BackendInstance | undefined;
+  /** Request-side hooks, bound, in run order (middleware without one are left out). */
+  left: OnRequest[];
+  right: OnResponse[];
+  responseNeedsBody: boolean;
+  middleware: { left: string[]; right: string[] };
+}
+
+export interface CompiledRoute {
+  pipeline: CompiledPipeline;
+  endpointName: string;
+  endpoint: EndpointInstance;
+  prefix: string;
+  methods: readonly string[] | "*";
+  /** Bound metric children (no label hashing per request). */
+  duration: ReturnType<Histogram<string>["labels"]>;
+  upstreamDuration: ReturnType<Histogram<string>["labels"]>;
+  requestsByKey: Map<string, ReturnType<Counter<string>["labels"]>>;
+  requests: Counter<string>;
+}
+
+export interface Generation {
+  config: ResolvedConfig;
+  pipelines: CompiledPipeline[];
+  tables: Map<string, RouteTable<CompiledRoute>>;
+}
+
+export function compileGeneration(
+  config: ResolvedConfig,
+  buildCtx: (name: string) => BuildContext,
+  metrics: Metrics,
+  locate: (path: (string | number)[]) => { file: string; line?: number; column?: number },
+): { generation: Generation | undefined; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const fail = (path: (string | number)[], message: string) =>
+    problems.push({ severity: "error", ...locate(path), path: displayPath(path), message });
+
+  const instantiate = <T>(table: string, r: ResolvedPlugin): T | undefined => {
+    try {
+      // The options were checked against this plugin's own schema in resolve.ts.
+      const plugin = r.plugin as { create(options: unknown, ctx: BuildContext): unknown };
+      return plugin.create(r.options, buildCtx(r.name)) as T;
+    } catch (e) {
+      fail([table, r.name, "options"], `cannot start: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  const endpoints = new Map<string, EndpointInstance>();
+  for (const [n, r] of config.endpoints) {
+    const inst = instantiate<EndpointInstance>("endpoints", r);
+    if (inst) endpoints.set(n, inst);
+  }
+  const backends = new Map<string, BackendInstance>();
+  for (const [n, r] of config.backends) {
+    const inst = instantiate<BackendInstance>("backends", r);
+    if (inst) backends.set(n, inst);
+  }
+  const middleware = new Map<string, MiddlewareInstance>();
+  for (const [n, r] of config.middleware) {
+    const inst = instantiate<MiddlewareInstance>("middleware", r);
+    if (inst) middleware.set(n, inst);
+  }
+
+  const tables = new Map<string, RouteTable<CompiledRoute>>();
+  for (const name of config.networks.keys()) tables.set(name, new RouteTable());
+  const managementPaths = config.management.enabled
+    ? [config.management.basePath, "/healthz", "/readyz", "/metrics"]
+    : [];
+
+  const pipelines: CompiledPipeline[] = [];
+  for (const p of config.pipelines) {
+    const mws = (names: string[]) => names.map((n) => middleware.get(n)).filter((m) => m !== undefined);
+    const left = mws(p.left);
+    const right = mws(p.right);
+    const compiled: CompiledPipeline = {
+      name: p.name,
+      description: p.description,
+      networks: p.networks,
+      endpoints: p.endpoints,
+      backendName: p.backend ?? "",
+      backend: p.backend ? backends.get(p.backend) : undefined,
+      left: left.flatMap((m) => (m.onRequest ? [m.onRequest.bind(m)] : [])),
+      right: right.flatMap((m) => (m.onResponse ? [m.onResponse.bind(m)] : [])),
+      responseNeedsBody: right.some((m) => m.needsResponseBody === true),
+      middleware: { left: p.left, right: p.right },
+    };
+    pipelines.push(compiled);
+
+    p.endpoints.forEach((endpointName, i) => {
+      const endpoint = endpoints.get(endpointName);
+      if (!endpoint) return;
+      for (const spec of endpoint.routes) {
+        const prefix = normalizePrefix(spec.prefix);
+        const methods = spec.methods === "*" ? "*" : new Set(spec.methods.map((m) => m.toUpperCase()));
+        for (const network of p.networks) {
+          const table = tables.get(network);
+          if (!table) continue;
+          const clash = table.conflict(prefix, methods);
+          if (clash) {
+            fail(
+              ["pipelines", p.name, "endpoints", i],
+              `route ${describe(methods)} ${prefix} on network "${network}" is already claimed by pipeline "${clash.route.pipeline.name}" (endpoint "${clash.route.endpointName}")`,
+            );
+            continue;
+          }
+          if (network === (config.management.enabled ? config.management.network : undefined)) {
+            const hit = managementPaths.find(
+              (m) => prefix === m || prefix === "/" || m.startsWith(prefix + "/") || prefix.startsWith(m + "/"),
+            );
+            if (hit && prefix !== "/") {
+              fail(["pipelines", p.name, "endpoints", i], `route ${prefix} on the management network overlaps ${hit}`);
+              continue;
+            }
+          }
+          const labels = { pipeline: p.name, endpoint: endpointName, backend: p.backend ?? "" };
+          table.add({
+            prefix,
+            methods,
+            route: {
+              pipeline: compiled,
+              endpointName,
+              endpoint,
+              prefix,
+              methods: methods === "*" ? "*" : [...methods],
+              duration: metrics.duration.labels(labels),
+              upstreamDuration: metrics.upstreamDuration.labels({ pipeline: p.name, backend: p.backend ?? "" }),
+              requestsByKey: new Map(),
+              requests: metrics.requests,
+            },
+          });
+        }
+      }
+    });
+  }
+
+  if (problems.length > 0) return { generation: undefined, problems };
+  return { generation: { config, pipelines, tables }, problems };
+}
+
+const describe = (m: ReadonlySet<string> | "*") => (m === "*" ? "(any method)" : [...m].join("|"));

@@ -1,0 +1,56 @@
+/** Per-request state shared by endpoint, middleware and backend. One object, no hidden globals. */
+import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import { RequestBody } from "./body.js";
+import type { CompiledRoute } from "./compile.js";
+
+export interface ProxyResponse {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: Buffer | Readable | null;
+}
+
+export class RequestContext {
+  /** Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`). */
+  readonly subpath: string;
+  readonly body: RequestBody;
+  /** Set by a backend, or by middleware that answers without one. */
+  response: ProxyResponse | undefined = undefined;
+  /** True once something wrote the response to the client directly (streaming fast path). */
+  responded = false;
+  /** Status sent to the client, for logs and metrics. */
+  status = 0;
+  /** Backend time in nanoseconds, when a backend ran. */
+  upstreamNs: bigint | undefined = undefined;
+  /** Free-form data middleware hands to later stages (claims, extracted fields). */
+  readonly locals: Record<string, unknown> = {};
+
+  constructor(
+    readonly id: string,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly route: CompiledRoute,
+    /** Request path without the query string. */
+    readonly path: string,
+    /** Query string including the leading `?`, or "". */
+    readonly search: string,
+    readonly startNs: bigint,
+    bodyLimit: number,
+  ) {
+    const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
+    this.subpath = p === "" ? "/" : p;
+    this.body = new RequestBody(req, bodyLimit);
+  }
+
+  get method(): string {
+    return this.req.method ?? "GET";
+  }
+
+  /**
+   * True when no response middleware needs the body: a backend may then pipe the upstream
+   * response straight into the client socket.
+   */
+  get streamToClient(): boolean {
+    return !this.route.pipeline.responseNeedsBody;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The lean request path: endpoint → middleware (left) → backend → middleware (right) → client.
+ * No Express here; this is the code every proxied byte goes through.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline as pipe } from "node:stream/promises";
+import type { Logger } from "winston";
+import type { CompiledRoute } from "./compile.js";
+import { RequestContext, type ProxyResponse } from "./context.js";
+import { HttpError, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
+import { requestId } from "./trace.js";
+
+export interface ExecutorDeps {
+  logger: Logger;
+  accessLog: boolean;
+  bodyLimit: number;
+  onStart(): void;
+  onEnd(): void;
+}
+
+/** Status recorded when the client went away before we could answer (nginx's convention). */
+export const CLIENT_CLOSED = 499;
+
+export async function execute(
+  route: CompiledRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  search: string,
+  deps: ExecutorDeps,
+): Promise<void> {
+  const startNs = process.hrtime.bigint();
+  const id = requestId(req.headers["x-request-id"]);
+  res.setHeader("x-request-id", id);
+  const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps.bodyLimit);
+  const pipeline = route.pipeline;
+  deps.onStart();
+  try {
+    const ep = route.endpoint;
+    if (ep.onRequest) await ep.onRequest(ctx);
+    for (let i = 0; i < pipeline.left.length && !ctx.response && !ctx.responded; i++) {
+      await pipeline.left[i]!(ctx);
+    }
+    if (!ctx.response && !ctx.responded) {
+      if (!pipeline.backend) throw new HttpError(502, `pipeline "${pipeline.name}" has no backend`);
+      const t0 = process.hrtime.bigint();
+      await pipeline.backend.handle(ctx);
+      ctx.upstreamNs = process.hrtime.bigint() - t0;
+    }
+    if (!ctx.responded) {
+      for (const hook of pipeline.right) await hook(ctx);
+      if (!ctx.response) throw new HttpError(502, "the backend produced no response");
+      await send(ctx, ctx.response);
+    }
+  } catch (err) {
+    fail(ctx, err, deps.logger);
+  } finally {
+    finish(ctx, deps);
+  }
+}
+
+async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {
+  const res = ctx.res;
+  ctx.status = r.status;
+  if (r.body === null || Buffer.isBuffer(r.body)) {
+    if (r.body && r.headers["content-length"] === undefined) r.headers["content-length"] = r.body.length;
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+    return;
+  }
+  res.writeHead(r.status, r.headers);
+  await pipe(r.body, res);
+}
+
+function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
+  const res = ctx.res;
+  if (res.destroyed || (res.headersSent && !res.writableEnded && isClientGone(ctx))) {
+    ctx.status = CLIENT_CLOSED;
+    return;
+  }
+  const problem: HarmonyProblem = toProblem(err);
+  if (!(err instanceof HttpError) || problem.status >= 500) {
+    logger.log(problem.status >= 500 && !(err instanceof HttpError) ? "error" : "warn", "request failed", {
+      request_id: ctx.id,
+      pipeline: ctx.route.pipeline.name,
+      status: problem.status,
+      error: err instanceof Error ? err.message : String(err),
+      ...(err instanceof Error && !(err instanceof HttpError) ? { stack: err.stack } : {}),
+    });
+  }
+  if (res.headersSent) {
+    // Mid-stream failure: the status is already out, so the only honest signal is a reset.
+    ctx.status = ctx.status || problem.status;
+    res.destroy();
+    return;
+  }
+  ctx.status = problem.status;
+  const endpoint = ctx.route.endpoint;
+  if (endpoint.renderError) endpoint.renderError(problem, ctx, res);
+  else writeProblem(res, problem, ctx.id);
+}
+
+const isClientGone = (ctx: RequestContext) => ctx.req.destroyed || ctx.res.destroyed;
+
+function finish(ctx: RequestContext, deps: ExecutorDeps): void {
+  deps.onEnd();
+  const route = ctx.route;
+  const seconds = Number(process.hrtime.bigint() - ctx.startNs) / 1e9;
+  if (ctx.res.destroyed && !ctx.res.writableFinished && ctx.status !== CLIENT_CLOSED && isClientGone(ctx)) {
+    ctx.status = CLIENT_CLOSED;
+  }
+  const status = ctx.status || ctx.res.statusCode;
+  route.duration.observe(seconds);
+  if (ctx.upstreamNs !== undefined) route.upstreamDuration.observe(Number(ctx.upstreamNs) / 1e9);
+  const method = ctx.method;
+  const key = method + " " + status;
+  let counter = route.requestsByKey.get(key);
+  if (!counter) {
+    counter = route.requests.labels(
+      route.pipeline.name,
+      route.endpointName,
+      route.pipeline.backendName,
+      method,
+      String(status),
+    );
+    route.requestsByKey.set(key, counter);
+  }
+  counter.inc();
+  if (deps.accessLog) {
+    deps.logger.info("access", {
+      request_id: ctx.id,
+      method,
+      path: ctx.path, // never the query string: it can carry credentials
+      status,
+      duration_ms: Math.round(seconds * 1e6) / 1e3,
+      upstream_ms: ctx.upstreamNs === undefined ? undefined : Math.round(Number(ctx.upstreamNs) / 1e3) / 1e3,
+      pipeline: route.pipeline.name,
+      endpoint: route.endpointName,
+      backend: route.pipeline.backendName,
+      client: ctx.req.socket.remoteAddress,
+    });
+  }
+}
+
+/** Builds a small JSON response (echo backend, middleware short-circuits). */
+export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): ProxyResponse {
+  const body = Buffer.from(JSON.stringify(value));
+  return {
+    status,
+    headers: { "content-type": "application/json", "content-length": body.length, ...headers },
+    body,
+  };
+}

@@ -1,0 +1,41 @@
+/** The built-in plugins. Adding one is a file and a line here. */
+import type { BackendPlugin, EndpointPlugin, MiddlewarePlugin } from "./types.js";
+import { httpEndpoint } from "../endpoints/http.js";
+import { echoEndpoint } from "../endpoints/echo.js";
+import { httpBackend } from "../backends/http.js";
+import { echoBackend } from "../backends/echo.js";
+import { passthru } from "../middleware/passthru.js";
+
+const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint];
+const backends: BackendPlugin[] = [httpBackend, echoBackend];
+const middleware: MiddlewarePlugin[] = [passthru];
+
+function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const p of list) for (const n of [p.type, ...(p.aliases ?? [])]) m.set(n.toLowerCase(), p);
+  return m;
+}
+
+export interface Registry {
+  endpoint(type: string): EndpointPlugin | undefined;
+  backend(type: string): BackendPlugin | undefined;
+  middleware(type: string): MiddlewarePlugin | undefined;
+  /** Every type name known in any role, for the 0.4 `[services]` / `[middleware_types]` tables. */
+  serviceTypes(): string[];
+  middlewareTypes(): string[];
+}
+
+export function createRegistry(
+  extra: { endpoints?: EndpointPlugin[]; backends?: BackendPlugin[]; middleware?: MiddlewarePlugin[] } = {},
+): Registry {
+  const e = index([...endpoints, ...(extra.endpoints ?? [])]);
+  const b = index([...backends, ...(extra.backends ?? [])]);
+  const m = index([...middleware, ...(extra.middleware ?? [])]);
+  return {
+    endpoint: (t) => e.get(t.toLowerCase()),
+    backend: (t) => b.get(t.toLowerCase()),
+    middleware: (t) => m.get(t.toLowerCase()),
+    serviceTypes: () => [...new Set([...e.keys(), ...b.keys()])].sort(),
+    middlewareTypes: () => [...m.keys()].sort(),
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The plugin contract. An endpoint, middleware or backend is one module exporting one of these
+ * objects plus a line in registry.ts. The executor only ever sees these interfaces; it knows
+ * nothing about HTTP upstreams, FHIR or DICOM.
+ */
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { Logger } from "winston";
+import type { RequestContext } from "../pipeline/context.js";
+import type { HarmonyProblem } from "../pipeline/errors.js";
+import type { SharedResources } from "../runtime/resources.js";
+import type { ServerResponse } from "node:http";
+
+/** What every plugin factory gets besides its options. */
+export interface BuildContext {
+  /** Instance name in config (`[backends.<name>]`). */
+  name: string;
+  baseDir: string;
+  transformsDir: string;
+  logger: Logger;
+  resources: SharedResources;
+  /** Resolves a path relative to the main config file's directory. */
+  resolvePath(p: string): string;
+}
+
+/** A plugin-level validation failure, reported against `<table>.<name>.options.<path>`. */
+export interface OptionProblem {
+  path: (string | number)[];
+  message: string;
+  severity?: "error" | "warning";
+}
+
+interface PluginBase<S extends TSchema> {
+  /** Canonical type name, as written in config. */
+  type: string;
+  aliases?: readonly string[];
+  /** JSON Schema of `options`, checked at load before `create` is called. */
+  options: S;
+  /** Checks that need more than a schema (files exist, URLs parse). Run at load. */
+  check?(options: Static<S>, ctx: BuildContext): OptionProblem[];
+}
+
+export interface RouteSpec {
+  /** Path prefix this endpoint claims; matches the prefix itself and anything below it. */
+  prefix: string;
+  /** Allowed methods; `*` means any. */
+  methods: readonly string[] | "*";
+}
+
+export interface EndpointInstance {
+  routes: RouteSpec[];
+  /** Runs before the middleware chain (protocol-specific ingestion). */
+  onRequest?(ctx: RequestContext): void | Promise<void>;
+  /** Renders an error in the protocol's own shape; default is application/problem+json. */
+  renderError?(problem: HarmonyProblem, ctx: RequestContext, res: ServerResponse): void;
+}
+
+export interface EndpointPlugin<S extends TSchema = TSchema> extends PluginBase<S> {
+  kind: "endpoint";
+  create(options: Static<S>, ctx: BuildContext): EndpointInstance;
+}
+
+export interface MiddlewareInstance {
+  /** Request side ("left"). May end the request early by setting `ctx.response`. */
+  onRequest?(ctx: RequestContext): void | Promise<void>;
+  /** Response side ("right"). Sees `ctx.response`. */
+  onResponse?(ctx: RequestContext): void | Promise<void>;
+  /** True when onResponse needs the response body; otherwise responses stream straight through. */
+  readonly needsResponseBody?: boolean;
+}
+
+export interface MiddlewarePlugin<S extends TSchema = TSchema> extends PluginBase<S> {
+  kind: "middleware";
+  create(options: Static<S>, ctx: BuildContext): MiddlewareInstance;
+}
+
+export interface BackendInstance {
+  /**
+   * Produces the response: sets `ctx.response`, or, when `ctx.streamToClient` is true, may write
+   * the upstream response straight to the client and set `ctx.responded`.
+   */
+  handle(ctx: RequestContext): Promise<void>;
+}
+
+export interface BackendPlugin<S extends TSchema = TSchema> extends PluginBase<S> {
+  kind: "backend";
+  create(options: Static<S>, ctx: BuildContext): BackendInstance;
+}
+
+export type AnyPlugin = EndpointPlugin | MiddlewarePlugin | BackendPlugin;
