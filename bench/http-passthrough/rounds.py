@@ -445,6 +445,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", required=True, help="targets.json written by run.sh")
     ap.add_argument("--out", required=True, help="results JSON-lines file")
+    ap.add_argument("--summary", help="also write the markdown summary to this file")
     ap.add_argument("--lua", required=True)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--duration", type=int, default=5)
@@ -556,9 +557,17 @@ def main():
     md.extend(goal_lines(turns, names))
     md.append("")
     md.append(f"Raw per-round results: `{args.out}`")
-    print("\n".join(md))
+    text = "\n".join(md) + "\n"
+    if args.summary:
+        with open(args.summary, "w") as f:
+            f.write(text)
+    sys.stdout.write(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("rounds.py: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -111,13 +111,15 @@ descendants() {
 }
 
 cleanup() {
-  local rc=$? i pid all=() deadline
+  local rc=$? i pid all=() stopped=() deadline
   trap - EXIT INT TERM
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     pid=${PIDS[i]}
     kill -0 "$pid" 2>/dev/null || continue
-    all+=("$pid" $(descendants "$pid"))
-    kill -TERM "$pid" 2>/dev/null || true
+    stopped+=("${NAMES[i]}")
+    local tree=("$pid" $(descendants "$pid"))
+    all+=("${tree[@]}")
+    kill -TERM "${tree[@]}" 2>/dev/null || true
   done
   deadline=$((SECONDS + 10))
   for pid in "${all[@]}"; do
@@ -129,7 +131,7 @@ cleanup() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  ((${#all[@]})) && log "stopped ${#all[@]} processes (${NAMES[*]})"
+  ((${#all[@]})) && log "stopped ${#all[@]} processes (${stopped[*]} + their children)"
   log "work dir kept: $WORK"
   exit "$rc"
 }
@@ -209,6 +211,10 @@ for t in $TARGETS; do
       sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$HARMONY_PORT|g" \
         -e "s|@HARMONY_MGMT_PORT@|$HARMONY_MGMT_PORT|g" \
         "$HERE/harmony.toml.tmpl" >"$WORK/harmony.toml"
+      if ! node "$HARMONY_CLI" --config "$WORK/harmony.toml" --check >"$WORK/harmony-check.log" 2>&1; then
+        cat "$WORK/harmony-check.log" >&2
+        die "harmony: config check failed: $HARMONY_CLI --config $WORK/harmony.toml --check"
+      fi
       # stdout is the JSON access log; stderr is everything else.
       NODE_ENV=production taskset -c "$PROXY_CPU" node "$HARMONY_CLI" --config "$WORK/harmony.toml" \
         >"$WORK/harmony-access.log" 2>"$WORK/harmony-stderr.log" &
@@ -260,10 +266,14 @@ EOF
 
 # ------------------------------------------------------------------ measure
 log "results (JSON lines): $RESULTS"
+# Run in the background and `wait`, so SIGINT/SIGTERM reach the trap at once
+# (bash defers traps while a foreground command runs); cleanup stops it by PID.
 rc=0
-python3 "$HERE/rounds.py" --targets "$WORK/targets.json" --out "$RESULTS" --lua "$HERE/report.lua" \
-  --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
-  --sizes "$SIZES" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" | tee "$WORK/summary.md" || rc=$?
+python3 "$HERE/rounds.py" --targets "$WORK/targets.json" --out "$RESULTS" --summary "$WORK/summary.md" \
+  --lua "$HERE/report.lua" --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
+  --sizes "$SIZES" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" &
+started rounds.py $!
+wait $! || rc=$?
 ((rc == 0)) || die "measurement aborted (rounds.py exit $rc)"
 
 if has_target harmony; then

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { createRegistry } from "./plugins/registry.js";
 import { loadConfig } from "./config/load.js";
 import { resolveConfig } from "./config/resolve.js";
-import { formatProblem, hasErrors } from "./config/problems.js";
+import { formatProblem, sortProblems } from "./config/problems.js";
 import { compileGeneration } from "./pipeline/compile.js";
 import { SharedResources } from "./runtime/resources.js";
 import { Gateway } from "./runtime/gateway.js";
@@ -119,11 +119,12 @@ function check(configFile: string, registry: ReturnType<typeof createRegistry>):
     resources,
     resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p)),
   });
-  const { config, problems } = resolveConfig(loaded, registry, buildCtx);
-  if (config && !hasErrors(problems)) {
-    problems.push(...compileGeneration(config, buildCtx, new Metrics(), loaded.locate).problems);
-  }
+  const resolved = resolveConfig(loaded, registry, buildCtx);
+  const config = resolved.config;
+  const all = [...resolved.problems];
+  if (config) all.push(...compileGeneration(config, buildCtx, new Metrics(), loaded.locate).problems);
   void resources.closeAll();
+  const problems = sortProblems(all, loaded.mainFile);
   for (const p of problems) err(formatProblem(p));
   const errors = problems.filter((p) => p.severity === "error").length;
   const warnings = problems.length - errors;

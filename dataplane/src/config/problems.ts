@@ -16,6 +16,14 @@ export function formatProblem(p: Problem): string {
   return `${where}: ${p.severity}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
 }
 
+/** Main file first, then the others by name; by line within a file. */
+export function sortProblems(problems: Problem[], mainFile: string): Problem[] {
+  const rank = (p: Problem) => (p.file === mainFile ? "" : p.file);
+  return [...problems].sort(
+    (a, b) => rank(a).localeCompare(rank(b)) || (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0),
+  );
+}
+
 export const hasErrors = (problems: readonly Problem[]): boolean => problems.some((p) => p.severity === "error");
 
 /** Renders a key path for humans: `pipelines.core.backends[0]`, quoting names that need it. */

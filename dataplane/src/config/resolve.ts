@@ -9,7 +9,7 @@ import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
 import type { LoadedConfig } from "./load.js";
 import type { Registry } from "../plugins/registry.js";
-import type { AnyPlugin, BuildContext } from "../plugins/types.js";
+import type { AnyPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
 
 export interface ListenerSpec {
   address: string;
@@ -54,6 +54,30 @@ export interface ResolvedConfig {
   /** The merged document, for /admin/config (redacted there). */
   document: HarmonyConfig;
 }
+
+/** Types the Harmony format documents; named in errors so "not built yet" reads differently from a typo. */
+const HARMONY_MIDDLEWARE_TYPES = new Set([
+  "jwtauth",
+  "jwt_auth",
+  "basic_auth",
+  "api_key",
+  "policies",
+  "path_filter",
+  "transform",
+  "metadata_transform",
+  "json_extractor",
+  "json",
+  "log_dump",
+  "webhook",
+  "dicomweb_bridge",
+  "dicomweb",
+  "dicom_flatten",
+  "dicom_unflatten",
+  "jmix_builder",
+  "connect",
+  "mesh_auth",
+  "cookie_auth",
+]);
 
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
@@ -212,8 +236,16 @@ export function resolveConfig(
       at([...path, "options", ...issue.path], issue.message, issue.unknownKey ? "warning" : "error");
       if (!issue.unknownKey) ok = false;
     }
-    if (ok && plugin.check) {
-      for (const p of plugin.check(options, buildCtx(name))) {
+    if (plugin.check) {
+      // Run even after schema errors so every problem shows in one pass; a check that trips over
+      // a wrongly typed option has nothing to add to the schema's message.
+      let found: OptionProblem[] = [];
+      try {
+        found = plugin.check(options, buildCtx(name));
+      } catch {
+        found = [];
+      }
+      for (const p of found) {
         at([...path, "options", ...p.path], p.message, p.severity ?? "error");
         if ((p.severity ?? "error") === "error") ok = false;
       }
@@ -287,7 +319,9 @@ export function resolveConfig(
         } else {
           err(
             [...side, i],
-            `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
+            HARMONY_MIDDLEWARE_TYPES.has(m)
+              ? `middleware type "${m}" is not available in this build`
+              : `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
           );
         }
       });

@@ -11,7 +11,7 @@ import { isAbsolute, resolve } from "node:path";
 import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { resolveConfig, type ListenerSpec, type ResolvedConfig } from "../config/resolve.js";
-import { formatProblem, hasErrors, type Problem } from "../config/problems.js";
+import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
 import { ConfigWatcher } from "../config/watch.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
 import { execute, type ExecutorDeps } from "../pipeline/executor.js";
@@ -182,11 +182,14 @@ export class Gateway {
       resolvePath: (p) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p)),
     });
     const { config, problems } = resolveConfig(loaded, this.opts.registry, buildCtx);
-    if (!config || hasErrors(problems)) return { ok: false, problems };
+    if (!config) return { ok: false, problems: sortProblems(problems, loaded.mainFile) };
+    // Compiled even when resolving found errors, so route clashes are reported in the same pass.
     const { result, keys } = this.resources.collect(() =>
       compileGeneration(config, buildCtx, this.opts.metrics, loaded.locate),
     );
-    if (!result.generation) return { ok: false, problems: [...problems, ...result.problems] };
+    if (!result.generation || hasErrors(problems)) {
+      return { ok: false, problems: sortProblems([...problems, ...result.problems], loaded.mainFile) };
+    }
     const live: Live = {
       gen: result.generation,
       hash: loaded.hash,

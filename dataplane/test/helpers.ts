@@ -1,0 +1,233 @@
+/**
+ * Test helpers: run the real data plane binary on a config in a temp dir, real upstreams on
+ * loopback, and small HTTP utilities. Nothing here fakes a component.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, request, type IncomingMessage, type RequestListener, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { once } from "node:events";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CLI = join(ROOT, "dataplane/dist/cli.js");
+
+export function tempDir(prefix = "harmony-test-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Writes `files` (relative path → content) under a new temp dir; returns the dir. */
+export function writeTree(files: Record<string, string>, dir = tempDir()): string {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = join(dir, rel);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, content);
+  }
+  return dir;
+}
+
+export interface LogLine {
+  level: string;
+  message: string;
+  [k: string]: unknown;
+}
+
+export interface Dataplane {
+  proc: ChildProcess;
+  pid: number;
+  /** Bound port per network name. */
+  ports: Record<string, number>;
+  logs: LogLine[];
+  stderr: () => string;
+  url(network: string, path: string): string;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+}
+
+export async function startDataplane(configFile: string, env: Record<string, string> = {}): Promise<Dataplane> {
+  const proc = spawn(process.execPath, [CLI, "--config", configFile], {
+    env: { ...process.env, HARMONY_POLL_MS: "500", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: LogLine[] = [];
+  let err = "";
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let buf = "";
+  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        parsed = { level: "raw", message: line };
+      }
+      logs.push(parsed);
+      for (const w of [...waiters]) {
+        if (w.pred(parsed)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+      }
+    }
+  });
+  proc.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  const exited = once(proc, "exit");
+
+  const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const hit = logs.find(pred);
+      if (hit) return resolve(hit);
+      const t = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `timed out waiting for a log line; stderr:\n${err}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join("\n")}`,
+            ),
+          ),
+        timeoutMs,
+      );
+      waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
+    });
+
+  const started = await Promise.race([
+    waitForLog((l) => l.message === "harmony data plane started", 15_000),
+    exited.then(([code]) => {
+      throw new Error(`data plane exited with ${String(code)} before starting:\n${err}`);
+    }),
+  ]);
+  const ports = started.ports as Record<string, number>;
+  return {
+    proc,
+    pid: proc.pid!,
+    ports,
+    logs,
+    stderr: () => err,
+    url: (network, path) => `http://127.0.0.1:${ports[network]}${path}`,
+    waitForLog,
+    async stop(signal = "SIGTERM") {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const [code] = (await exited) as [number | null];
+      return code;
+    },
+  };
+}
+
+/** Runs the CLI to completion (for --check, --version, --help). */
+export async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+  const [code] = (await once(proc, "exit")) as [number | null];
+  return { code, stdout, stderr };
+}
+
+export async function startUpstream(
+  handler: RequestListener,
+): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
+  const server = createServer(handler);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as { port: number }).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Minimal config: management plus one network, both on ephemeral ports. Pipelines appended. */
+export function baseConfig(extra = "", opts: { id?: string } = {}): string {
+  return `[proxy]
+id = "${opts.id ?? "test"}"
+shutdown_timeout_ms = 5000
+
+[logging]
+log_level = "info"
+
+[management]
+enabled = true
+network = "management"
+
+[network.management.http]
+bind_address = "127.0.0.1"
+bind_port = 0
+
+[network.default.http]
+bind_address = "127.0.0.1"
+bind_port = 0
+${extra}`;
+}
+
+/** An http pipeline named `name` at `prefix` forwarding to `upstream`. */
+export function proxyPipeline(name: string, prefix: string, upstream: string, backendOptions = ""): string {
+  return `
+[pipelines.${name}]
+networks = ["default"]
+endpoints = ["${name}_in"]
+middleware = ["passthru"]
+backends = ["${name}_out"]
+
+[endpoints.${name}_in]
+service = "http"
+[endpoints.${name}_in.options]
+path_prefix = "${prefix}"
+
+[backends.${name}_out]
+service = "http"
+[backends.${name}_out.options]
+base_url = "${upstream}"
+${backendOptions}
+`;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: Buffer;
+  text: string;
+  json: () => unknown;
+}
+
+/** One HTTP request with node:http (no pooling surprises), full body collected. */
+export function http(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; agent?: false } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: opts.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const text = body.toString("utf8");
+        resolve({ status: res.statusCode!, headers: res.headers, body, text, json: () => JSON.parse(text) as unknown });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(opts.body);
+  });
+}
+
+/** Peak and current resident memory of a process, in bytes. */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(s)?.[1] ?? NaN) * 1024;
+  return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
