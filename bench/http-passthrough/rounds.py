@@ -465,6 +465,16 @@ def main():
         if s not in SIZES:
             sys.exit(f"unknown size {s!r} (known: {', '.join(SIZES)})")
 
+    # Idle sample: with every target up and no load, the box should be ~idle.
+    # Anything else running (builds, tests, other tenants) shows up here.
+    c0 = cpu_times()
+    time.sleep(2)
+    idle_busy_s, _, _ = busy_and_steal(c0, cpu_times(), "cpu")
+    idle_busy_pct = 100 * idle_busy_s / 2
+    if idle_busy_pct > 20:
+        print(f"WARNING: the box is {idle_busy_pct:.0f}% of a core busy before any load "
+              "(another workload is running); results will be noisy", file=sys.stderr)
+
     problems = preflight(targets, sizes, spec["upstream_url"])
     if problems:
         print("PREFLIGHT FAILED — nothing was measured:", file=sys.stderr)
@@ -485,6 +495,7 @@ def main():
             "proxy_cpu": args.proxy_cpu,
             "load_cpu": args.load_cpu,
             "kernel": platform.release(),
+            "idle_busy_pct_of_core_before": round(idle_busy_pct, 1),
             "clk_tck": CLK_TCK,
         }
     )
@@ -543,6 +554,7 @@ def main():
         f"proxy under test pinned to CPU {args.proxy_cpu}, wrk + upstream on CPU {args.load_cpu} "
         f"(`direct`: a second upstream instance on CPU {args.proxy_cpu})."
     )
+    md.append(f"Box busy before load (2 s idle sample, all targets up): {idle_busy_pct:.0f}% of a core.")
     if m.get("harmony"):
         md.append(f"harmony: {m['harmony']}")
     md.append("")

@@ -55,7 +55,7 @@ export async function startDataplane(configFile: string, env: Record<string, str
   let err = "";
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   let buf = "";
-  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+  proc.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     buf += chunk;
     let i: number;
     while ((i = buf.indexOf("\n")) >= 0) {
@@ -76,7 +76,7 @@ export async function startDataplane(configFile: string, env: Record<string, str
       }
     }
   });
-  proc.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
   const exited = once(proc, "exit");
 
   const waitForLog = (pred: (l: LogLine) => boolean, timeoutMs = 10_000) =>
