@@ -29,6 +29,7 @@ Environment:
   HARMONY_CONFIG       Config file when --config is not given
   HARMONY_LOG_LEVEL    Overrides the configured log level at start-up
   HARMONY_POLL_MS      Config poll interval in ms (default 2000; 0 disables polling)
+  HARMONY_WATCH        0 disables watching the config files (SIGHUP and the API still reload)
 `;
 
 function out(s: string): void {
@@ -76,6 +77,7 @@ async function main(): Promise<number> {
     metrics,
     version: VERSION,
     pollMs: process.env.HARMONY_POLL_MS ? Number(process.env.HARMONY_POLL_MS) : 2000,
+    watch: process.env.HARMONY_WATCH !== "0",
   });
   try {
     await gateway.start();
