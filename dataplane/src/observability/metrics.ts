@@ -70,7 +70,8 @@ export class Metrics {
   });
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: "harmony_process_" });
+    // Standard names (process_*, nodejs_*), so stock dashboards work.
+    client.collectDefaultMetrics({ register: this.registry });
   }
 
   setConfigHash(hash: string): void {

@@ -24,6 +24,8 @@ export class RequestContext {
   upstreamNs: bigint | undefined = undefined;
   /** Free-form data middleware hands to later stages (claims, extracted fields). */
   readonly locals: Record<string, unknown> = {};
+  /** Client address, read up front: undici sets `req.socket` to null when it destroys a streamed request body. */
+  readonly clientAddress: string | undefined;
 
   constructor(
     readonly id: string,
@@ -40,6 +42,7 @@ export class RequestContext {
     const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
     this.subpath = p === "" ? "/" : p;
     this.body = new RequestBody(req, bodyLimit);
+    this.clientAddress = req.socket.remoteAddress;
   }
 
   get method(): string {

@@ -137,7 +137,7 @@ function finish(ctx: RequestContext, deps: ExecutorDeps): void {
       pipeline: route.pipeline.name,
       endpoint: route.endpointName,
       backend: route.pipeline.backendName,
-      client: ctx.req.socket.remoteAddress,
+      client: ctx.clientAddress,
     });
   }
 }
