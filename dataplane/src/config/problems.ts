@@ -1,3 +1,5 @@
+import { isAbsolute, relative } from "node:path";
+
 /** A config problem, located as precisely as we can: file, line, column and key path. */
 export type Severity = "error" | "warning";
 
@@ -12,7 +14,9 @@ export interface Problem {
 }
 
 export function formatProblem(p: Problem): string {
-  const where = [p.file, p.line, p.column].filter((x) => x !== undefined).join(":");
+  const rel = relative(process.cwd(), p.file);
+  const file = rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : p.file;
+  const where = [file, p.line, p.column].filter((x) => x !== undefined).join(":");
   return `${where}: ${p.severity}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
 }
 
