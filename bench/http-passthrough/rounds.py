@@ -215,7 +215,7 @@ def preflight(targets, sizes, reference_url):
 
 
 # ----------------------------------------------------------------- measurement
-def measure_turn(args, t, size, round_no, position, order, upstream_pid):
+def measure_turn(args, t, size, round_no, position, order, upstream_pid, all_targets):
     url = t["url"] + f"/{size}"
     if not alive(t["pid"]):
         return {"target": t["name"], "error": f"process {t['pid']} is gone"}
@@ -233,6 +233,9 @@ def measure_turn(args, t, size, round_no, position, order, upstream_pid):
     t0 = time.time()
     tgt0 = tree_cpu_ticks(t["pid"], tab0)
     up0 = tree_cpu_ticks(up_pid, tab0) if up_pid != t["pid"] else 0
+    # All targets share PROXY_CPU, so the idle ones must really be idle.
+    others = [o for o in all_targets if o["name"] != t["name"]]
+    oth0 = {o["name"]: tree_cpu_ticks(o["pid"], tab0) for o in others}
 
     res = run_wrk(args, url, args.duration)
 
@@ -241,6 +244,7 @@ def measure_turn(args, t, size, round_no, position, order, upstream_pid):
     wrk_cpu = children_cpu_s() - wrk0
     tgt1 = tree_cpu_ticks(t["pid"], tab1)
     up1 = tree_cpu_ticks(up_pid, tab1) if up_pid != t["pid"] else 0
+    oth1 = {o["name"]: tree_cpu_ticks(o["pid"], tab1) for o in others}
 
     rec = {
         "kind": "turn",
@@ -294,6 +298,7 @@ def measure_turn(args, t, size, round_no, position, order, upstream_pid):
             "peak_rss_mib": tree_mem_mib(t["pid"], "VmHWM"),
             "rss_mib": tree_mem_mib(t["pid"], "VmRSS"),
             "procs_in_tree": len(tree(t["pid"], tab1)),
+            "idle_targets_cpu_pct": {k: 100 * (oth1[k] - oth0[k]) / CLK_TCK / secs for k in oth0} if secs else {},
         }
     )
     return rec
@@ -405,6 +410,10 @@ def summarize(size, recs, target_names):
                 str(errs),
             ]
         lines.append("| " + " | ".join(row) + " |")
+    idle = {}
+    for r in ok:
+        for k, v in r.get("idle_targets_cpu_pct", {}).items():
+            idle.setdefault(k, []).append(v)
     noise = [r["not_ours_pct_of_core"] for r in ok]
     steal = [r["steal_pct_of_core"] for r in ok]
     if noise:
@@ -412,6 +421,15 @@ def summarize(size, recs, target_names):
         lines.append(
             f"Noise: busy CPU not attributable to target/upstream/wrk, median {fmt(med(noise), 0)}% of a core "
             f"(max {fmt(max(noise), 0)}%); steal median {fmt(med(steal), 1)}% (max {fmt(max(steal), 1)}%)."
+        )
+    if idle:
+        worst = {k: max(v) for k, v in idle.items()}
+        lines.append(
+            "Idle targets' CPU while another target is measured (max % of a core; they share the proxy CPU): "
+            + ", ".join(f"{k} {fmt(v, 1)}" for k, v in worst.items())
+            + "."
+            + (" **WARNING: an idle target is busy; the other targets' numbers are disturbed.**"
+               if max(worst.values()) > 5 else "")
         )
     return lines
 
@@ -512,7 +530,7 @@ def main():
                 round_recs = []
                 for pos, name in enumerate(order):
                     t = next(x for x in targets if x["name"] == name)
-                    rec = measure_turn(args, t, size, rnd + 1, pos, order, spec["upstream_pid"])
+                    rec = measure_turn(args, t, size, rnd + 1, pos, order, spec["upstream_pid"], targets)
                     rec.setdefault("kind", "turn")
                     rec.setdefault("size", size)
                     rec.setdefault("round", rnd + 1)

@@ -208,15 +208,19 @@ for t in $TARGETS; do
       add_target nginx "$NGINX_PORT" "$pid"
       ;;
     harmony)
+      # The config gets a directory of its own: the data plane watches its config
+      # for hot reload, and nothing else (logs, results) may change next to it.
+      mkdir -p "$WORK/harmony-config"
+      HARMONY_TOML=$WORK/harmony-config/harmony.toml
       sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$HARMONY_PORT|g" \
         -e "s|@HARMONY_MGMT_PORT@|$HARMONY_MGMT_PORT|g" \
-        "$HERE/harmony.toml.tmpl" >"$WORK/harmony.toml"
-      if ! node "$HARMONY_CLI" --config "$WORK/harmony.toml" --check >"$WORK/harmony-check.log" 2>&1; then
+        "$HERE/harmony.toml.tmpl" >"$HARMONY_TOML"
+      if ! node "$HARMONY_CLI" --config "$HARMONY_TOML" --check >"$WORK/harmony-check.log" 2>&1; then
         cat "$WORK/harmony-check.log" >&2
-        die "harmony: config check failed: $HARMONY_CLI --config $WORK/harmony.toml --check"
+        die "harmony: config check failed: $HARMONY_CLI --config $HARMONY_TOML --check"
       fi
       # stdout is the JSON access log; stderr is everything else.
-      NODE_ENV=production taskset -c "$PROXY_CPU" node "$HARMONY_CLI" --config "$WORK/harmony.toml" \
+      NODE_ENV=production taskset -c "$PROXY_CPU" node "$HARMONY_CLI" --config "$HARMONY_TOML" \
         >"$WORK/harmony-access.log" 2>"$WORK/harmony-stderr.log" &
       pid=$!
       started harmony "$pid"
@@ -225,7 +229,7 @@ for t in $TARGETS; do
         "$HARMONY_READY_TIMEOUT" "$WORK/harmony-stderr.log"); then
         echo "--- harmony stdout (tail) ---" >&2
         tail -n 10 "$WORK/harmony-access.log" >&2 || true
-        die "harmony (the data plane) failed to start: $HARMONY_CLI --config $WORK/harmony.toml"
+        die "harmony (the data plane) failed to start: $HARMONY_CLI --config $HARMONY_TOML"
       fi
       # /readyz is on the management listener; also wait for the data listener.
       wait_ready "harmony data listener" "$pid" "http://127.0.0.1:$HARMONY_PORT/1k" 15 "$WORK/harmony-stderr.log"
