@@ -282,3 +282,27 @@ test("only a changed network's listener is rebound", async (t) => {
   assert.equal((await http(`http://127.0.0.1:${newPort}/v2`)).status, 200);
   assert.equal((await http(`http://127.0.0.1:${mgmtPort}/healthz`)).status, 200, "management kept its listener");
 });
+
+test("writes to other files beside the config (logs) do not reload it", async (t) => {
+  const upstream = await withUpstream();
+  t.after(() => upstream.close());
+  const dir = tempDir();
+  const cfg = join(dir, "config.toml");
+  writeFileSync(cfg, version(1, upstream.url));
+  const dp = await startDataplane(cfg);
+  t.after(() => dp.stop());
+  for (let i = 0; i < 10; i++) {
+    writeFileSync(join(dir, "harmony.log"), `line ${i}\n`, { flag: "a" });
+    writeFileSync(join(dir, "notes.txt"), String(i));
+    await sleep(60);
+  }
+  await sleep(700); // past the debounce and one poll interval
+  assert.equal(dp.logs.filter((l) => l.message === "config loaded").length, 1, "only the start-up load");
+  // A new pipeline file is config, and is picked up.
+  mkdirSync(join(dir, "pipelines"));
+  writeFileSync(
+    join(dir, "pipelines", "extra.toml"),
+    `[pipelines.extra]\nnetworks = ["default"]\nendpoints = ["extra_in"]\nbackends = ["extra_out"]\n[endpoints.extra_in]\nservice = "echo"\n[endpoints.extra_in.options]\npath_prefix = "/extra"\n[backends.extra_out]\nservice = "echo"\n`,
+  );
+  await waitFor(async () => (await status(dp, "/extra")) === 200, "the new pipeline file to be served");
+});

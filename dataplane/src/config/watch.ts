@@ -9,8 +9,10 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node
 import { join } from "node:path";
 
 export interface WatchOptions {
-  /** Directories whose files make up the config. */
+  /** Directories to watch for events (where config files live or may appear). */
   dirs: () => string[];
+  /** The files whose content is the config: only a change to one of these is a change. */
+  files: () => string[];
   onChange: () => void;
   debounceMs?: number;
   pollMs?: number;
@@ -24,7 +26,7 @@ export class ConfigWatcher {
   private closed = false;
 
   constructor(private readonly opts: WatchOptions) {
-    this.last = fingerprint(opts.dirs());
+    this.last = fingerprint(opts.files());
     this.arm();
     const poll = opts.pollMs ?? 2000;
     if (poll > 0) {
@@ -35,7 +37,7 @@ export class ConfigWatcher {
 
   /** Marks the current content as seen (after a reload triggered some other way). */
   resync(): void {
-    this.last = fingerprint(this.opts.dirs());
+    this.last = fingerprint(this.opts.files());
     this.arm();
   }
 
@@ -81,7 +83,7 @@ export class ConfigWatcher {
 
   private check(): void {
     if (this.closed) return;
-    const now = fingerprint(this.opts.dirs());
+    const now = fingerprint(this.opts.files());
     if (now === this.last) return;
     this.last = now;
     this.arm();
@@ -89,27 +91,35 @@ export class ConfigWatcher {
   }
 }
 
-/** sha256 over the names and contents of the regular files in `dirs` (symlinks followed). */
-export function fingerprint(dirs: string[]): string {
+/** sha256 over the names and contents of `files` (symlinks followed; a missing file counts as such). */
+export function fingerprint(files: string[]): string {
   const h = createHash("sha256");
-  for (const dir of [...new Set(dirs)].sort()) {
-    let names: string[];
+  for (const file of [...new Set(files)].sort()) {
+    h.update(file).update("\0");
     try {
-      names = readdirSync(dir).sort();
+      h.update(readFileSync(file));
     } catch {
-      h.update(`${dir}\0missing\0`);
-      continue;
+      h.update("\0missing"); // vanished mid-swap: the next event or poll sees the settled state
     }
-    for (const name of names) {
-      if (name.startsWith("..")) continue; // kubelet's timestamped dirs; reached through the links
-      const file = join(dir, name);
-      try {
-        if (!statSync(file).isFile()) continue;
-        h.update(file).update("\0").update(readFileSync(file)).update("\0");
-      } catch {
-        // Vanished between readdir and read: the next event or poll sees the settled state.
-      }
-    }
+    h.update("\0");
   }
   return h.digest("hex");
+}
+
+/** Files in `dir` whose name passes `keep` (kubelet's `..` entries skipped; they are reached through the links). */
+export function listFiles(dir: string, keep: (name: string) => boolean): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((n) => !n.startsWith("..") && keep(n))
+      .map((n) => join(dir, n))
+      .filter((f) => {
+        try {
+          return statSync(f).isFile();
+        } catch {
+          return false;
+        }
+      });
+  } catch {
+    return [];
+  }
 }

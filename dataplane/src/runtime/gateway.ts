@@ -12,7 +12,7 @@ import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { resolveConfig, type ListenerSpec, type ResolvedConfig } from "../config/resolve.js";
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
-import { ConfigWatcher } from "../config/watch.js";
+import { ConfigWatcher, listFiles } from "../config/watch.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
 import { execute, type ExecutorDeps } from "../pipeline/executor.js";
 import { writeProblem } from "../pipeline/errors.js";
@@ -91,6 +91,7 @@ export class Gateway {
     if (this.opts.watch !== false) {
       this.watcher = new ConfigWatcher({
         dirs: () => this.watchedDirs(),
+        files: () => this.watchedFiles(),
         onChange: () => void this.reload("file"),
         pollMs: this.opts.pollMs ?? 2000,
       });
@@ -380,6 +381,17 @@ export class Gateway {
     const l = this.live?.loaded;
     if (!l) return [];
     return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir])];
+  }
+
+  /**
+   * What counts as the config on disk: the main file, every *.toml the loader scans, and every file
+   * in the transforms directory (specs). Not logs or anything else that shares a directory.
+   */
+  private watchedFiles(): string[] {
+    const l = this.live?.loaded;
+    if (!l) return [this.configFile];
+    const toml = (n: string) => n.endsWith(".toml");
+    return [l.mainFile, ...listFiles(l.pipelinesDir, toml), ...listFiles(l.transformsDir, () => true)];
   }
 
   private resolvePath(p: string): string {
