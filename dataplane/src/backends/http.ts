@@ -13,6 +13,7 @@ import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
+import { ClientGoneError, forwardToClient, type ForwardState } from "./http-forward.js";
 
 const Options = Type.Object(
   {
@@ -198,49 +199,57 @@ function create(o: Options, ctx: BuildContext) {
   async function handle(rctx: RequestContext): Promise<void> {
     const body = rctx.body.forUpstream();
     const method = rctx.method;
-    const ac = new AbortController();
-    const res = rctx.res;
-    const onClose = () => {
-      if (!res.writableFinished) ac.abort();
-    };
-    res.once("close", onClose);
-    const opts: Dispatcher.RequestOptions = {
+    const opts: Dispatcher.DispatchOptions = {
       path: upstreamPath(rctx),
       method: method,
       headers: upstreamHeaders(rctx, body),
       body,
-      signal: ac.signal,
     };
     // A streamed request body can only be sent once; a buffered or empty one can be replayed.
     const attempts = IDEMPOTENT.has(method) && (body === null || Buffer.isBuffer(body)) ? o.retries + 1 : 1;
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          if (rctx.streamToClient) {
-            await pool.stream(opts, ({ statusCode, headers }) => {
-              rctx.status = statusCode;
-              rctx.responded = true;
-              res.writeHead(statusCode, responseHeaders(headers, rctx.id));
-              return res;
-            });
-          } else {
-            const r = await pool.request(opts);
-            rctx.response = { status: r.statusCode, headers: responseHeaders(r.headers, rctx.id), body: r.body };
-          }
-          return;
-        } catch (e) {
-          if (ac.signal.aborted) throw e; // the client left; nothing to answer
-          const code = (e as { code?: string }).code ?? "";
-          if (attempt < attempts && !rctx.responded && RETRIABLE.has(code)) {
-            await new Promise((r) => setTimeout(r, o.retry_delay_ms * 2 ** (attempt - 1)));
-            continue;
-          }
-          throw upstreamError(e);
+    const state: ForwardState = { started: false, status: 0 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (rctx.streamToClient) {
+          await forwardToClient(pool, opts, rctx.res, rctx.id, state);
+          rctx.responded = true;
+          rctx.status = state.status;
+        } else {
+          await bufferedExchange(rctx, opts);
         }
+        return;
+      } catch (e) {
+        if (e instanceof ClientGoneError || rctx.res.destroyed) throw e; // nobody left to answer
+        if (state.started) {
+          // Headers are out: the only honest signal left is to cut the connection.
+          rctx.responded = true;
+          rctx.status = state.status;
+          rctx.res.destroy();
+          throw e;
+        }
+        const code = (e as { code?: string }).code ?? "";
+        if (attempt < attempts && RETRIABLE.has(code)) {
+          await new Promise((r) => setTimeout(r, o.retry_delay_ms * 2 ** (attempt - 1)));
+          continue;
+        }
+        throw upstreamError(e);
       }
+    }
+  }
+
+  /** For pipelines whose response middleware needs the body: hand the response to the executor. */
+  async function bufferedExchange(rctx: RequestContext, opts: Dispatcher.DispatchOptions): Promise<void> {
+    const ac = new AbortController();
+    const onClose = () => {
+      if (!rctx.res.writableFinished) ac.abort();
+    };
+    rctx.res.once("close", onClose);
+    try {
+      const r = await pool.request({ ...opts, signal: ac.signal });
+      rctx.response = { status: r.statusCode, headers: responseHeaders(r.headers, rctx.id), body: r.body };
     } finally {
-      // From here a buffered-mode response is piped by the executor, which aborts on close itself.
-      res.off("close", onClose);
+      // From here the executor pipes the body, and a pipeline aborts on close by itself.
+      rctx.res.off("close", onClose);
     }
   }
 

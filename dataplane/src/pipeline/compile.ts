@@ -3,7 +3,7 @@
  * middleware split by side, and one route table per network. A generation is immutable; a
  * reload builds a new one and swaps it in whole.
  */
-import type { Counter, Histogram } from "prom-client";
+import type { CounterChild, FastCounter, HistogramChild } from "../observability/fast-metrics.js";
 import type { ResolvedConfig, ResolvedPlugin } from "../config/resolve.js";
 import type { Problem } from "../config/problems.js";
 import { displayPath } from "../config/problems.js";
@@ -35,10 +35,10 @@ export interface CompiledRoute {
   prefix: string;
   methods: readonly string[] | "*";
   /** Bound metric children (no label hashing per request). */
-  duration: ReturnType<Histogram<string>["labels"]>;
-  upstreamDuration: ReturnType<Histogram<string>["labels"]>;
-  requestsByKey: Map<string, ReturnType<Counter<string>["labels"]>>;
-  requests: Counter<string>;
+  duration: HistogramChild;
+  upstreamDuration: HistogramChild;
+  requestsByKey: Map<string, CounterChild>;
+  requests: FastCounter;
 }
 
 export interface Generation {
@@ -134,7 +134,6 @@ export function compileGeneration(
               continue;
             }
           }
-          const labels = { pipeline: p.name, endpoint: endpointName, backend: p.backend ?? "" };
           table.add({
             prefix,
             methods,
@@ -144,8 +143,8 @@ export function compileGeneration(
               endpoint,
               prefix,
               methods: methods === "*" ? "*" : [...methods],
-              duration: metrics.duration.labels(labels),
-              upstreamDuration: metrics.upstreamDuration.labels({ pipeline: p.name, backend: p.backend ?? "" }),
+              duration: metrics.duration.labels(p.name, endpointName, p.backend ?? ""),
+              upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
               requestsByKey: new Map(),
               requests: metrics.requests,
             },

@@ -9,10 +9,12 @@ import type { CompiledRoute } from "./compile.js";
 import { RequestContext, type ProxyResponse } from "./context.js";
 import { HttpError, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
 import { requestId } from "./trace.js";
+import type { AccessLog } from "../observability/access-log.js";
 
 export interface ExecutorDeps {
   logger: Logger;
-  accessLog: boolean;
+  /** Undefined when logging.access_log = false. */
+  accessLog: AccessLog | undefined;
   bodyLimit: number;
   onStart(): void;
   onEnd(): void;
@@ -31,7 +33,6 @@ export async function execute(
 ): Promise<void> {
   const startNs = process.hrtime.bigint();
   const id = requestId(req.headers["x-request-id"]);
-  res.setHeader("x-request-id", id);
   const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps.bodyLimit);
   const pipeline = route.pipeline;
   deps.onStart();
@@ -62,6 +63,7 @@ export async function execute(
 async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {
   const res = ctx.res;
   ctx.status = r.status;
+  r.headers["x-request-id"] = ctx.id;
   if (r.body === null || Buffer.isBuffer(r.body)) {
     if (r.body && r.headers["content-length"] === undefined) r.headers["content-length"] = r.body.length;
     res.writeHead(r.status, r.headers);
@@ -126,20 +128,18 @@ function finish(ctx: RequestContext, deps: ExecutorDeps): void {
     route.requestsByKey.set(key, counter);
   }
   counter.inc();
-  if (deps.accessLog) {
-    deps.logger.info("access", {
-      request_id: ctx.id,
-      method,
-      path: ctx.path, // never the query string: it can carry credentials
-      status,
-      duration_ms: Math.round(seconds * 1e6) / 1e3,
-      upstream_ms: ctx.upstreamNs === undefined ? undefined : Math.round(Number(ctx.upstreamNs) / 1e3) / 1e3,
-      pipeline: route.pipeline.name,
-      endpoint: route.endpointName,
-      backend: route.pipeline.backendName,
-      client: ctx.clientAddress,
-    });
-  }
+  deps.accessLog?.write({
+    request_id: ctx.id,
+    method,
+    path: ctx.path, // never the query string: it can carry credentials
+    status,
+    duration_ms: Math.round(seconds * 1e6) / 1e3,
+    upstream_ms: ctx.upstreamNs === undefined ? undefined : Math.round(Number(ctx.upstreamNs) / 1e3) / 1e3,
+    pipeline: route.pipeline.name,
+    endpoint: route.endpointName,
+    backend: route.pipeline.backendName,
+    client: ctx.clientAddress,
+  });
 }
 
 /** Builds a small JSON response (echo backend, middleware short-circuits). */

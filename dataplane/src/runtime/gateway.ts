@@ -22,6 +22,7 @@ import type { Registry } from "../plugins/registry.js";
 import type { BuildContext } from "../plugins/types.js";
 import { configureLogger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
+import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
@@ -71,6 +72,7 @@ export class Gateway {
   private readonly draining = new Set<Live>();
   private readonly listeners = new Map<string, Listener>();
   private readonly resources = new SharedResources();
+  private readonly accessLog = new AccessLog();
   private readonly management;
   private readonly startedAt = new Date();
   private lastReload: ReloadResult | undefined;
@@ -146,11 +148,9 @@ export class Gateway {
       return result;
     }
     this.live = next; // the swap
-    configureLogger(
-      logger,
-      next.gen.config.logLevel,
-      next.gen.config.logFile ? this.resolvePath(next.gen.config.logFile) : undefined,
-    );
+    const logFile = next.gen.config.logFile ? this.resolvePath(next.gen.config.logFile) : undefined;
+    configureLogger(logger, next.gen.config.logLevel, logFile);
+    this.accessLog.setFile(logFile);
     if (prev) this.retire(prev);
     this.watcher?.resync();
     metrics.setConfigHash(next.hash);
@@ -204,7 +204,7 @@ export class Gateway {
     };
     live.deps = {
       logger: this.opts.logger,
-      accessLog: config.accessLog,
+      accessLog: config.accessLog ? this.accessLog : undefined,
       bodyLimit: config.bodyLimit,
       onStart: () => {
         live.inflight++;
@@ -373,6 +373,7 @@ export class Gateway {
     this.listeners.clear();
     await Promise.all(servers.map((s) => closeServer(s, timeout)));
     await this.resources.closeAll();
+    await this.accessLog.close();
   }
 
   // ---- views for management ----------------------------------------------------------------
