@@ -8,8 +8,15 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import {
+  Agent,
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import {
   baseConfig,
@@ -31,7 +38,6 @@ interface Seen {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
-  rawHeaders: string[];
   body: Buffer;
   /** Body chunks in arrival order, with the time each arrived. */
   chunks: { at: number; size: number }[];
@@ -43,6 +49,29 @@ async function until(pred: () => boolean, ms: number, what: string): Promise<voi
   while (!pred()) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
+  }
+}
+
+/** `p`, or a rejection after `ms`: no await in these tests may hang on a misbehaving proxy. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** SIGTERM, bounded: a data plane that cannot drain is killed and the hook fails. */
+async function stopBounded(dp: Dataplane): Promise<void> {
+  try {
+    await within(dp.stop(), 10_000, "the data plane to stop");
+  } catch (e) {
+    await dp.stop("SIGKILL");
+    throw e;
   }
 }
 
@@ -112,10 +141,11 @@ function assertProblem(r: HttpResult, status: number): Record<string, unknown> {
 
 /** A raw request that the caller controls (abort, slow body); resolves with the response head. */
 function open(
-  url: string,
+  target: string | { port: number; path: string },
   opts: { method?: string; headers?: Record<string, string> } = {},
 ): { req: ReturnType<typeof request>; response: Promise<IncomingMessage> } {
-  const req = request(url, { method: opts.method ?? "GET", headers: opts.headers, agent: false });
+  const o = { method: opts.method ?? "GET", headers: opts.headers, agent: false as const };
+  const req = typeof target === "string" ? request(target, o) : request({ ...o, host: "127.0.0.1", ...target });
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     req.once("response", resolve);
     req.once("error", reject);
@@ -131,7 +161,7 @@ async function readAll(res: IncomingMessage): Promise<Buffer> {
 
 // ---- fixture ----------------------------------------------------------------------------------
 
-describe("http proxy", () => {
+describe("http proxy", { timeout: 60_000 }, () => {
   let dp: Dataplane;
   const stops: (() => Promise<unknown>)[] = [];
 
@@ -144,7 +174,6 @@ describe("http proxy", () => {
       method: req.method!,
       url: req.url!,
       headers: req.headers,
-      rawHeaders: req.rawHeaders,
       body: Buffer.alloc(0),
       chunks: [],
     };
@@ -261,12 +290,21 @@ describe("http proxy", () => {
     );
     const dir = writeTree({ "config.toml": config });
     dp = await startDataplane(join(dir, "config.toml"));
-    stops.push(() => dp.stop());
+    stops.push(() => stopBounded(dp));
     mgmt = dp.url("management", "/metrics");
   });
 
   after(async () => {
-    for (const s of stops.reverse()) await s();
+    // Everything is stopped, in reverse start order, even when one stop fails; the first failure is reported.
+    let failure: { error: unknown } | undefined;
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
   });
 
   const url = (p: string) => dp.url("default", p);
@@ -282,12 +320,15 @@ describe("http proxy", () => {
 
   describe("methods", () => {
     for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]) {
-      it(`${method} reaches the upstream as ${method}, with its body`, async () => {
-        const body = method === "GET" || method === "OPTIONS" ? undefined : `payload for ${method} ✓`;
+      const body = method === "GET" || method === "OPTIONS" ? undefined : `payload for ${method} ✓`;
+      it(`${method} reaches the upstream as ${method}${body ? ", with its body" : ""}`, async () => {
         const r = await http(url(`/api/things/${method.toLowerCase()}`), {
           method,
           body,
-          headers: body ? { "content-type": "text/plain; charset=utf-8" } : {},
+          // node:http sends a DELETE body without framing unless told its length.
+          headers: body
+            ? { "content-type": "text/plain; charset=utf-8", "content-length": String(Buffer.byteLength(body)) }
+            : {},
         });
         assert.equal(r.status, 200, r.text);
         const s = seenFor(r);
@@ -308,6 +349,41 @@ describe("http proxy", () => {
       assert.equal(r.body.length, 0);
       assert.equal(seenFor(r).method, "HEAD");
     });
+  });
+
+  it("serves many requests with bodies on one keep-alive client connection", async () => {
+    // Regression: undici nulls req.socket once it has streamed a request body upstream; the access
+    // log read req.socket.remoteAddress afterwards and the TypeError killed the whole data plane.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const ids: string[] = [];
+      let reused = 0;
+      for (let i = 0; i < 6; i++) {
+        const id = `keepalive-body-${i}`;
+        ids.push(id);
+        const body = `body ${i}`;
+        const req = request(url("/api/ka"), {
+          agent,
+          method: i % 2 ? "PUT" : "POST",
+          headers: { "x-request-id": id, "content-length": String(body.length) },
+        });
+        req.end(body);
+        const [res] = (await within(once(req, "response"), 3000, `response ${i}`)) as [IncomingMessage];
+        if (req.reusedSocket) reused++;
+        const echoed = JSON.parse((await readAll(res)).toString()) as { sha256: string };
+        assert.equal(res.statusCode, 200);
+        assert.equal(echoed.sha256, sha256(body));
+      }
+      assert.ok(reused >= 4, `requests shared one connection (${reused} reused)`);
+      assert.equal(dp.proc.exitCode, null, `data plane still running; stderr: ${dp.stderr()}`);
+      for (const id of ids) {
+        const line = await dp.waitForLog((l) => l.message === "access" && l.request_id === id, 2000);
+        assert.equal(line.client, "127.0.0.1");
+        assert.equal(line.status, 200);
+      }
+    } finally {
+      agent.destroy();
+    }
   });
 
   describe("paths and query strings", () => {
@@ -346,9 +422,13 @@ describe("http proxy", () => {
       ];
       for (const q of queries) {
         for (const prefix of ["/api/search", "/rw/search", "/based"]) {
-          const r = await http(url(prefix + q));
-          assert.equal(r.status, 200, r.text);
-          const s = seenFor(r);
+          // A raw request path: a URL string would be normalised by the client (lone "?", "'").
+          const { req, response } = open({ port: dp.ports.default!, path: prefix + q });
+          req.end();
+          const res = await response;
+          await readAll(res);
+          assert.equal(res.statusCode, 200);
+          const s = seenFor(res);
           assert.equal(s.url.slice(s.url.indexOf("?")), q, `${prefix}${q}`);
         }
       }
@@ -433,11 +513,12 @@ describe("http proxy", () => {
 
     it("starts a fresh valid trace when the caller sent none (or an invalid one)", async () => {
       const traces = new Set<string>();
-      for (const headers of [
+      const variants: Record<string, string>[] = [
         {},
         { traceparent: "garbage" },
         { traceparent: `00-${"0".repeat(32)}-${"1".repeat(16)}-01` },
-      ]) {
+      ];
+      for (const headers of variants) {
         const r = await http(url("/api/trace"), { headers });
         const tp = seenFor(r).headers.traceparent as string;
         const m = TRACEPARENT.exec(tp);
@@ -508,7 +589,7 @@ describe("http proxy", () => {
         await sleep(15);
       }
       req.end();
-      const res = await response;
+      const res = await within(response, 3000, "response");
       const echoed = JSON.parse((await readAll(res)).toString()) as { sha256: string };
       assert.equal(res.statusCode, 200);
       const s = seen.get("chunked-up-1")!;
@@ -530,9 +611,11 @@ describe("http proxy", () => {
             written.push(chunk);
             res.write(chunk);
             const want = written.reduce((n, b) => n + b.length, 0);
-            await until(() => gotAtClient === want, 3000, `response chunk ${i} at the client`).catch(() =>
-              res.destroy(),
-            );
+            try {
+              await until(() => gotAtClient === want, 3000, `response chunk ${i} at the client`);
+            } catch {
+              return void res.destroy(); // the proxy is holding the body back: fail the exchange
+            }
           }
           res.end();
         })();
@@ -542,7 +625,7 @@ describe("http proxy", () => {
       try {
         const { req, response } = open(dp2.url("default", "/ds/x"));
         req.end();
-        const res = await response;
+        const res = await within(response, 3000, "response head");
         assert.equal(res.statusCode, 200);
         assert.equal(res.headers["transfer-encoding"], "chunked");
         assert.equal(res.headers["content-length"], undefined);
@@ -559,7 +642,7 @@ describe("http proxy", () => {
         );
         assert.equal(hash.digest("hex"), sha256(Buffer.concat(written)));
       } finally {
-        await dp2.stop();
+        await stopBounded(dp2);
         await up.close();
       }
     });
@@ -653,19 +736,18 @@ describe("http proxy", () => {
   describe("client aborts", () => {
     /** Starts a request, waits until the upstream has it (and, for /stream, until bytes flow), then drops the socket. */
     async function abortOne(kind: "stream" | "hang", tag: string): Promise<Life> {
-      const before = lives.length;
-      const { req, response } = open(url(`/aborts/${tag}/${kind}`));
+      const path = `/${tag}/${kind}`;
+      const { req, response } = open(url(`/aborts${path}`));
       response.catch(() => undefined);
       req.on("error", () => undefined);
       req.end();
-      await until(() => lives.length > before, 3000, `upstream to receive ${tag}`);
-      const life = lives.find((l) => l.path === `/${tag}/${kind}`)!;
+      await until(() => lives.some((l) => l.path === path), 3000, `upstream to receive ${tag}`);
+      const life = lives.find((l) => l.path === path)!;
       if (kind === "stream") {
-        const res = await response;
-        await once(res, "data");
+        const res = await within(response, 3000, `response head for ${tag}`);
+        await within(once(res, "data"), 3000, `first body bytes for ${tag}`);
       }
-      (req.socket as Socket | null)?.destroy();
-      req.destroy();
+      req.destroy(); // closes the client's socket to the data plane
       return life;
     }
 
