@@ -9,13 +9,7 @@
 import type { Dispatcher } from "undici";
 import type { ServerResponse } from "node:http";
 import { responseHeaders } from "./http-headers.js";
-
-export class ClientGoneError extends Error {
-  constructor() {
-    super("client closed the connection");
-    this.name = "ClientGoneError";
-  }
-}
+import { ClientGoneError } from "../pipeline/errors.js";
 
 export interface ForwardState {
   /** True once the upstream's status and headers have gone to the client. */

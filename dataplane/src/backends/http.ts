@@ -10,10 +10,10 @@ import { Pool, errors as undiciErrors } from "undici";
 import type { Dispatcher } from "undici";
 import type { BackendPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
-import { HttpError, problemType } from "../pipeline/errors.js";
+import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
-import { ClientGoneError, forwardToClient, type ForwardState } from "./http-forward.js";
+import { forwardToClient, type ForwardState } from "./http-forward.js";
 
 const Options = Type.Object(
   {
@@ -225,7 +225,7 @@ function create(o: Options, ctx: BuildContext) {
           rctx.responded = true;
           rctx.status = state.status;
           rctx.res.destroy();
-          throw e;
+          throw upstreamError(e);
         }
         const code = (e as { code?: string }).code ?? "";
         if (attempt < attempts && RETRIABLE.has(code)) {

@@ -32,6 +32,14 @@ export class HttpError extends Error implements HarmonyProblem {
   }
 }
 
+/** The client went away before the response was complete; there is nobody to tell. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super("client closed the connection");
+    this.name = "ClientGoneError";
+  }
+}
+
 const PROBLEM_BASE = "https://harmony.runbeam.io/problems/";
 export const problemType = (slug: string): string => PROBLEM_BASE + slug;
 

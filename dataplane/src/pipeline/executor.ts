@@ -7,7 +7,7 @@ import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
 import { RequestContext, type ProxyResponse } from "./context.js";
-import { HttpError, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
+import { ClientGoneError, HttpError, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
 import { requestId } from "./trace.js";
 import type { AccessLog } from "../observability/access-log.js";
 
@@ -76,8 +76,12 @@ async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {
 
 function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
   const res = ctx.res;
-  if (res.destroyed || (res.headersSent && !res.writableEnded && isClientGone(ctx))) {
-    ctx.status = CLIENT_CLOSED;
+  if (
+    err instanceof ClientGoneError ||
+    (err as { code?: string }).code === "ERR_STREAM_PREMATURE_CLOSE" ||
+    (res.destroyed && !res.headersSent)
+  ) {
+    ctx.status = CLIENT_CLOSED; // nobody is left to answer
     return;
   }
   const problem: HarmonyProblem = toProblem(err);
@@ -90,9 +94,10 @@ function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
       ...(err instanceof Error && !(err instanceof HttpError) ? { stack: err.stack } : {}),
     });
   }
-  if (res.headersSent) {
-    // Mid-stream failure: the status is already out, so the only honest signal is a reset.
-    ctx.status = ctx.status || problem.status;
+  if (res.headersSent || res.destroyed) {
+    // Mid-stream failure: the status line is out, so the only honest signal is a reset. Logs and
+    // metrics record what went wrong (502/504), not the status the client saw first.
+    ctx.status = problem.status;
     res.destroy();
     return;
   }
@@ -102,15 +107,10 @@ function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
   else writeProblem(res, problem, ctx.id);
 }
 
-const isClientGone = (ctx: RequestContext) => ctx.req.destroyed || ctx.res.destroyed;
-
 function finish(ctx: RequestContext, deps: ExecutorDeps): void {
   deps.onEnd();
   const route = ctx.route;
   const seconds = Number(process.hrtime.bigint() - ctx.startNs) / 1e9;
-  if (ctx.res.destroyed && !ctx.res.writableFinished && ctx.status !== CLIENT_CLOSED && isClientGone(ctx)) {
-    ctx.status = CLIENT_CLOSED;
-  }
   const status = ctx.status || ctx.res.statusCode;
   route.duration.observe(seconds);
   if (ctx.upstreamNs !== undefined) route.upstreamDuration.observe(Number(ctx.upstreamNs) / 1e9);
