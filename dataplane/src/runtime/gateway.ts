@@ -27,6 +27,13 @@ import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
 
+/**
+ * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
+ * upstream read (64 KiB), so every chunk paused and resumed the upstream socket; 256 KiB lets a
+ * chunk through and still bounds memory per connection (bench/README.md has the figures).
+ */
+const SOCKET_HIGH_WATER_MARK = 256 * 1024;
+
 export interface ReloadResult {
   ok: boolean;
   trigger: string;
@@ -297,8 +304,9 @@ export class Gateway {
   }
 
   private listenOnce(network: string, spec: ListenerSpec): Promise<Server> {
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, (req, res) =>
-      this.handle(network, req, res),
+    const server = createServer(
+      { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, highWaterMark: SOCKET_HIGH_WATER_MARK },
+      (req, res) => this.handle(network, req, res),
     );
     server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !socket.destroyed) {
