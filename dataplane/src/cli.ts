@@ -1,17 +1,14 @@
 #!/usr/bin/env node
 /** harmony-dataplane: run or check a Harmony TOML config. */
 import { parseArgs } from "node:util";
+import { resolve } from "node:path";
 import { createRegistry } from "./plugins/registry.js";
-import { loadConfig } from "./config/load.js";
-import { resolveConfig } from "./config/resolve.js";
-import { formatProblem, sortProblems } from "./config/problems.js";
-import { compileGeneration } from "./pipeline/compile.js";
-import { SharedResources } from "./runtime/resources.js";
+import { formatProblem } from "./config/problems.js";
+import { checkConfig } from "./check.js";
 import { Gateway } from "./runtime/gateway.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { VERSION } from "./version.js";
-import { isAbsolute, resolve } from "node:path";
 
 const HELP = `Usage: harmony-dataplane [--config <file>] [--check]
 
@@ -66,7 +63,7 @@ async function main(): Promise<number> {
   const configFile = args.config ?? process.env.HARMONY_CONFIG ?? "config/config.toml";
   const registry = createRegistry();
 
-  if (args.check) return check(configFile, registry);
+  if (args.check) return check(configFile);
 
   const logger = createLogger(process.env.HARMONY_LOG_LEVEL ?? "info");
   const metrics = new Metrics();
@@ -109,33 +106,17 @@ async function main(): Promise<number> {
   });
 }
 
-function check(configFile: string, registry: ReturnType<typeof createRegistry>): number {
-  const loaded = loadConfig(configFile);
-  const logger = createLogger("error");
-  const resources = new SharedResources();
-  const buildCtx = (name: string) => ({
-    name,
-    baseDir: loaded.baseDir,
-    transformsDir: loaded.transformsDir,
-    logger,
-    resources,
-    resolvePath: (p: string) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p)),
-  });
-  const resolved = resolveConfig(loaded, registry, buildCtx);
-  const config = resolved.config;
-  const all = [...resolved.problems];
-  if (config) all.push(...compileGeneration(config, buildCtx, new Metrics(), loaded.locate).problems);
-  void resources.closeAll();
-  const problems = sortProblems(all, loaded.mainFile);
-  for (const p of problems) err(formatProblem(p));
-  const errors = problems.filter((p) => p.severity === "error").length;
-  const warnings = problems.length - errors;
-  if (errors > 0) {
+function check(configFile: string): number {
+  const r = checkConfig(configFile);
+  for (const p of r.problems) err(formatProblem(p));
+  const errors = r.problems.filter((p) => p.severity === "error").length;
+  const warnings = r.problems.length - errors;
+  if (!r.ok) {
     err(`${configFile}: invalid (${errors} error(s), ${warnings} warning(s))`);
     return 1;
   }
   out(
-    `${configFile}: ok (${loaded.sources.length} file(s), ${config?.pipelines.length ?? 0} pipeline(s), ${warnings} warning(s), hash ${loaded.hash.slice(0, 12)})`,
+    `${configFile}: ok (${r.files} file(s), ${r.pipelines.length} pipeline(s), ${warnings} warning(s), hash ${r.hash.slice(0, 12)})`,
   );
   return 0;
 }

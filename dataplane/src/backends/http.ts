@@ -3,7 +3,6 @@
  * Chosen over http-proxy-middleware by measurement (bench/README.md): less CPU per request and no
  * socket leak when clients abort.
  */
-import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import { Pool, errors as undiciErrors } from "undici";
@@ -107,7 +106,7 @@ function check(o: Options, ctx: BuildContext): OptionProblem[] {
     const p = o.tls?.[f];
     if (!p) continue;
     try {
-      readFileSync(ctx.resolvePath(p));
+      ctx.readFile(p);
     } catch (e) {
       problems.push({
         path: ["tls", f],
@@ -125,7 +124,7 @@ function create(o: Options, ctx: BuildContext) {
   const basePath = url.pathname.replace(/\/+$/, "");
   const upstreamHost = url.host;
   const tls = o.tls ?? {};
-  const read = (p: string | undefined) => (p ? readFileSync(ctx.resolvePath(p)) : undefined);
+  const read = (p: string | undefined) => (p ? ctx.readFile(p) : undefined);
   const connect = {
     timeout: o.connect_timeout_ms,
     ...(url.protocol === "https:"

@@ -51,7 +51,50 @@ export interface LoadedConfig {
 type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table => typeof v === "object" && v !== null && !Array.isArray(v);
 
-export function loadConfig(mainFile: string): LoadedConfig {
+/** Where config files come from: the disk, or memory (the operator validates what it renders). */
+export interface ConfigFs {
+  readFile(path: string): string;
+  /** Names of the regular files in `dir`, or undefined when there is no such directory. */
+  listFiles(dir: string): string[] | undefined;
+}
+
+export const diskFs: ConfigFs = {
+  readFile: (p) => readFileSync(p, "utf8"),
+  listFiles: (dir) => {
+    try {
+      if (!statSync(dir).isDirectory()) return undefined;
+      return readdirSync(dir).filter((n) => {
+        try {
+          return statSync(join(dir, n)).isFile();
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return undefined; // A missing pipelines or transforms directory simply contributes nothing.
+    }
+  },
+};
+
+/** A config tree held in memory, keyed by absolute path. */
+export function memoryFs(files: Record<string, string>): ConfigFs {
+  return {
+    readFile: (p) => {
+      const text = files[resolve(p)];
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: "ENOENT" });
+      return text;
+    },
+    listFiles: (dir) => {
+      const d = resolve(dir);
+      const names = Object.keys(files)
+        .filter((f) => dirname(f) === d)
+        .map((f) => basename(f));
+      return names.length ? names : undefined;
+    },
+  };
+}
+
+export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfig {
   const main = resolve(mainFile);
   const baseDir = dirname(main);
   const problems: Problem[] = [];
@@ -60,7 +103,7 @@ export function loadConfig(mainFile: string): LoadedConfig {
   const origins = new Map<string, string>();
 
   const raw: Table = {};
-  const mainSrc = readToml(main, problems);
+  const mainSrc = readToml(fs, main, problems);
   if (mainSrc) {
     sources.push(mainSrc.source);
     Object.assign(raw, mainSrc.data);
@@ -81,10 +124,10 @@ export function loadConfig(mainFile: string): LoadedConfig {
 
   const extraFiles = new Set<string>();
   for (const dir of [pipelinesDir, transformsDir]) {
-    for (const f of listToml(dir)) if (f !== main) extraFiles.add(f);
+    for (const f of listToml(fs, dir)) if (f !== main) extraFiles.add(f);
   }
   for (const file of [...extraFiles].sort()) {
-    const src = readToml(file, problems);
+    const src = readToml(fs, file, problems);
     if (!src) continue;
     sources.push(src.source);
     for (const [section, value] of Object.entries(src.data)) {
@@ -151,22 +194,14 @@ function rel(file: string): string {
   return r.startsWith("..") ? file : r;
 }
 
-function listToml(dir: string): string[] {
-  try {
-    if (!statSync(dir).isDirectory()) return [];
-    return readdirSync(dir)
-      .filter((f) => f.endsWith(".toml") && !f.startsWith("."))
-      .map((f) => join(dir, f))
-      .filter((f) => statSync(f).isFile());
-  } catch {
-    return []; // A missing pipelines or transforms directory simply contributes nothing.
-  }
+function listToml(fs: ConfigFs, dir: string): string[] {
+  return (fs.listFiles(dir) ?? []).filter((f) => f.endsWith(".toml") && !f.startsWith(".")).map((f) => join(dir, f));
 }
 
-function readToml(file: string, problems: Problem[]): { data: Table; source: SourceFile } | undefined {
+function readToml(fs: ConfigFs, file: string, problems: Problem[]): { data: Table; source: SourceFile } | undefined {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = fs.readFile(file);
   } catch (e) {
     problems.push({
       severity: "error",

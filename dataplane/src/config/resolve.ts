@@ -3,7 +3,6 @@
  * checked without opening a socket: schema, references, plugin options, route and port clashes.
  * Both layouts (0.4 and newer) end up in one shape here; nothing downstream knows the difference.
  */
-import { readFileSync } from "node:fs";
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
@@ -155,7 +154,7 @@ export function resolveConfig(
       if (!token) at(["management", "token_env"], `environment variable ${mg.token_env} is not set`);
     } else if (mg.token_file) {
       try {
-        token = readTokenFile(buildCtx("management").resolvePath(mg.token_file));
+        token = buildCtx("management").readFile(mg.token_file).toString("utf8").trim();
         tokenSource = mg.token_file;
       } catch (e) {
         at(["management", "token_file"], `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
@@ -359,8 +358,4 @@ export function resolveConfig(
     document: doc,
   };
   return { config, problems };
-}
-
-function readTokenFile(file: string): string {
-  return readFileSync(file, "utf8").trim();
 }

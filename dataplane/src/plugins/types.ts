@@ -20,6 +20,12 @@ export interface BuildContext {
   resources: SharedResources;
   /** Resolves a path relative to the main config file's directory. */
   resolvePath(p: string): string;
+  /**
+   * Reads a file the config refers to (keys, specs, CA bundles), relative paths resolved as above.
+   * Plugins read through this, not node:fs, so a config can be validated away from the disk it
+   * will run on (the operator checks what it renders before writing it).
+   */
+  readFile(p: string): Buffer;
 }
 
 /** A plugin-level validation failure, reported against `<table>.<name>.options.<path>`. */

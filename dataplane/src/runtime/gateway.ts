@@ -19,13 +19,13 @@ import { writeProblem } from "../pipeline/errors.js";
 import { requestId } from "../pipeline/trace.js";
 import type { RouteTable } from "../pipeline/route-table.js";
 import type { Registry } from "../plugins/registry.js";
-import type { BuildContext } from "../plugins/types.js";
 import { configureLogger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
+import { buildContextFactory } from "../build-context.js";
 
 /**
  * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
@@ -181,14 +181,7 @@ export class Gateway {
 
   private build(): { ok: true; live: Live; problems: Problem[] } | { ok: false; problems: Problem[] } {
     const loaded = loadConfig(this.configFile);
-    const buildCtx = (name: string): BuildContext => ({
-      name,
-      baseDir: loaded.baseDir,
-      transformsDir: loaded.transformsDir,
-      logger: this.opts.logger,
-      resources: this.resources,
-      resolvePath: (p) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p)),
-    });
+    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources);
     const { config, problems } = resolveConfig(loaded, this.opts.registry, buildCtx);
     if (!config) return { ok: false, problems: sortProblems(problems, loaded.mainFile) };
     // Compiled even when resolving found errors, so route clashes are reported in the same pass.

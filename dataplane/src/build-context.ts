@@ -1,0 +1,29 @@
+/** The BuildContext plugins get, over a real or in-memory config tree. */
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import type { Logger } from "winston";
+import type { LoadedConfig } from "./config/load.js";
+import type { BuildContext } from "./plugins/types.js";
+import type { SharedResources } from "./runtime/resources.js";
+
+export type FileReader = (absolutePath: string) => Buffer;
+
+export const readFromDisk: FileReader = (p) => readFileSync(p);
+
+export function buildContextFactory(
+  loaded: LoadedConfig,
+  logger: Logger,
+  resources: SharedResources,
+  readFile: FileReader = readFromDisk,
+): (name: string) => BuildContext {
+  const resolvePath = (p: string) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p));
+  return (name) => ({
+    name,
+    baseDir: loaded.baseDir,
+    transformsDir: loaded.transformsDir,
+    logger,
+    resources,
+    resolvePath,
+    readFile: (p) => readFile(resolvePath(p)),
+  });
+}
