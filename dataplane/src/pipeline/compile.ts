@@ -24,7 +24,6 @@ export interface CompiledPipeline {
   /** Request-side hooks, bound, in run order (middleware without one are left out). */
   left: OnRequest[];
   right: OnResponse[];
-  responseNeedsBody: boolean;
   middleware: { left: string[]; right: string[] };
 }
 
@@ -103,7 +102,6 @@ export function compileGeneration(
       backend: p.backend ? backends.get(p.backend) : undefined,
       left: left.flatMap((m) => (m.onRequest ? [m.onRequest.bind(m)] : [])),
       right: right.flatMap((m) => (m.onResponse ? [m.onResponse.bind(m)] : [])),
-      responseNeedsBody: right.some((m) => m.needsResponseBody === true),
       middleware: { left: p.left, right: p.right },
     };
     pipelines.push(compiled);

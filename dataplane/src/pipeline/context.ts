@@ -50,10 +50,10 @@ export class RequestContext {
   }
 
   /**
-   * True when no response middleware needs the body: a backend may then pipe the upstream
-   * response straight into the client socket.
+   * True when no response middleware runs: a backend may then write the upstream response straight
+   * to the client. Otherwise it hands over `ctx.response` (with a streaming body) for them to see.
    */
   get streamToClient(): boolean {
-    return !this.route.pipeline.responseNeedsBody;
+    return this.route.pipeline.right.length === 0;
   }
 }

@@ -68,10 +68,8 @@ export interface EndpointPlugin<S extends TSchema = TSchema> extends PluginBase<
 export interface MiddlewareInstance {
   /** Request side ("left"). May end the request early by setting `ctx.response`. */
   onRequest?(ctx: RequestContext): void | Promise<void>;
-  /** Response side ("right"). Sees `ctx.response`. */
+  /** Response side ("right"). Sees `ctx.response`, whose body is a stream to read or replace. */
   onResponse?(ctx: RequestContext): void | Promise<void>;
-  /** True when onResponse needs the response body; otherwise responses stream straight through. */
-  readonly needsResponseBody?: boolean;
 }
 
 export interface MiddlewarePlugin<S extends TSchema = TSchema> extends PluginBase<S> {
