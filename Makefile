@@ -2,17 +2,17 @@
 SHELL := /bin/bash
 CONFIG ?= examples/default/config.toml
 NPM_STAMP := node_modules/.harmony-installed
-TESTS = $(shell find dataplane/test test -name '*.test.ts' 2>/dev/null | sort)
+TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema bench clean
+.PHONY: install build run check test test-only lint typecheck format-check schema crds bench clean
 
 install: $(NPM_STAMP)
-$(NPM_STAMP): package.json package-lock.json dataplane/package.json
+$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
 build: install
-	npm run build --workspace dataplane
+	npm run build --workspaces
 
 ## Start the data plane (default: the embedded example config).
 run: build
@@ -27,6 +27,7 @@ lint: install
 
 typecheck: install
 	npx tsc -p dataplane/tsconfig.json --noEmit
+	npx tsc -p operator/tsconfig.json --noEmit
 
 format-check: install
 	npx prettier --check .
@@ -34,6 +35,10 @@ format-check: install
 ## Regenerate the committed config JSON Schema from its TypeBox source.
 schema: install
 	npm run gen:schema --workspace dataplane
+
+## Regenerate crds/*.yaml from the operator's schema source.
+crds: install
+	npm run gen:crds --workspace operator
 
 ## Everything CI runs: static checks, then every test over real sockets.
 test: install build lint typecheck format-check test-only
@@ -45,4 +50,4 @@ bench: build
 	bash bench/http-passthrough/run.sh
 
 clean:
-	rm -rf node_modules dataplane/dist
+	rm -rf node_modules dataplane/dist operator/dist

@@ -53,7 +53,8 @@ test("management routes have their documented shapes and counters follow traffic
   assert.deepEqual((await http(m("/healthz"))).json(), { status: "ok" });
   const ready = await http(m("/readyz"));
   assert.equal(ready.status, 200);
-  assert.deepEqual(ready.json(), { status: "ready" });
+  const readyBody = ready.json() as { status: string; config_hash: string };
+  assert.equal(readyBody.status, "ready");
 
   const info = (await http(m("/admin/info"))).json() as Record<string, unknown> & {
     config: { hash: string; files: string[] };
@@ -67,6 +68,7 @@ test("management routes have their documented shapes and counters follow traffic
   assert.deepEqual(info.config.files, [cfg]);
   assert.equal(info.last_reload.ok, true);
   assert.equal(info.last_reload.trigger, "startup");
+  assert.equal(readyBody.config_hash, info.config.hash, "/readyz reports the serving config hash");
 
   const pipelines = (await http(m("/admin/pipelines"))).json() as {
     pipelines: { name: string; backend: string | null; middleware: unknown }[];

@@ -19,10 +19,14 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
     res.json({ status: "ok" });
   });
   app.get("/readyz", (_req, res) => {
+    // The config hash is here (unauthenticated, like the probe itself) so the operator can tell
+    // which config each pod serves without an admin token.
     const r = view.readiness();
-    res
-      .status(r.ready ? 200 : 503)
-      .json({ status: r.ready ? "ready" : "not ready", ...(r.reason ? { reason: r.reason } : {}) });
+    res.status(r.ready ? 200 : 503).json({
+      status: r.ready ? "ready" : "not ready",
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.configHash ? { config_hash: r.configHash } : {}),
+    });
   });
   app.get("/metrics", async (_req, res, next) => {
     try {

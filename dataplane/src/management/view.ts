@@ -6,7 +6,7 @@ export interface ManagementView {
   basePath(): string;
   token(): string | undefined;
   loopbackOnly(): boolean;
-  readiness(): { ready: boolean; reason?: string };
+  readiness(): { ready: boolean; reason?: string; configHash?: string };
   info(): {
     id: string;
     version: string;

@@ -413,7 +413,7 @@ export class Gateway {
       readiness: () => {
         if (this.stopping) return { ready: false, reason: "shutting down" };
         if (!this.live) return { ready: false, reason: "no config loaded" };
-        return { ready: true };
+        return { ready: true, configHash: this.live.hash };
       },
       info: () => {
         const live = this.live!;

@@ -1,0 +1,373 @@
+/**
+ * harmony.runbeam.io/v1alpha1: the one schema source for the CRDs (crds/*.yaml are generated
+ * from it by crd-gen.ts) and for the operator's TypeScript types (Static<> below). A test fails
+ * when the committed YAML drifts from this file.
+ *
+ * Kubernetes structural schemas allow a subset of JSON Schema: no `const`, no `patternProperties`,
+ * no `additionalProperties: false`. The helpers below emit only that subset.
+ */
+import { Type, type Static, type TSchema, type TProperties } from "@sinclair/typebox";
+
+export const GROUP = "harmony.runbeam.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+// ---- structural-schema helpers ------------------------------------------------------------
+
+type Extra = Record<string, unknown>;
+const Obj = <P extends TProperties>(props: P, description: string, extra: Extra = {}) =>
+  Type.Object(props, { description, additionalProperties: undefined, ...extra });
+const Str = (description: string, extra: Extra = {}) => Type.String({ description, ...extra });
+const Int = (description: string, extra: Extra = {}) => Type.Integer({ description, ...extra });
+const Enum = <T extends string>(values: readonly T[], description: string, extra: Extra = {}) =>
+  Type.Unsafe<T>({ type: "string", enum: [...values], description, ...extra });
+const StringMap = (description: string) =>
+  Type.Unsafe<Record<string, string>>({ type: "object", additionalProperties: { type: "string" }, description });
+const FreeForm = (description: string) =>
+  Type.Unsafe<Record<string, unknown>>({ type: "object", "x-kubernetes-preserve-unknown-fields": true, description });
+const Quantities = (description: string) =>
+  Type.Unsafe<Record<string, string | number>>({
+    type: "object",
+    additionalProperties: { "x-kubernetes-int-or-string": true, anyOf: [{ type: "integer" }, { type: "string" }] },
+    description,
+  });
+const List = <T extends TSchema>(item: T, description: string, extra: Extra = {}) =>
+  Type.Array(item, { description, ...extra });
+
+const NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+// ---- shared ---------------------------------------------------------------------------------
+
+export const SERVICES = ["http", "fhir", "dicomweb", "dicom", "jmix", "echo"] as const;
+export type ServiceType = (typeof SERVICES)[number];
+
+export const SecretKeyRef = Obj(
+  {
+    name: Str("Name of a Secret in the resource's namespace.", { minLength: 1 }),
+    key: Str("Key within the Secret.", { minLength: 1 }),
+  },
+  "A key of a Secret in the same namespace.",
+);
+
+export const SecretOption = Obj(
+  {
+    option: Str("Option name the secret value is given to (for example `password` or `hs256_secret`).", {
+      minLength: 1,
+    }),
+    secretKeyRef: SecretKeyRef,
+  },
+  "An option whose value comes from a Secret: mounted as a file and passed by path, never written into a ConfigMap.",
+);
+
+/** metav1.Condition, as controller-gen emits it. */
+export const Condition = Obj(
+  {
+    type: Str("Condition type (Accepted, ResolvedRefs, Programmed, Ready).", {
+      maxLength: 316,
+      pattern:
+        "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    }),
+    status: Enum(["True", "False", "Unknown"], "Status of the condition."),
+    observedGeneration: Type.Optional(
+      Int("The .metadata.generation the condition was computed from.", { format: "int64", minimum: 0 }),
+    ),
+    lastTransitionTime: Str("When the status last changed.", { format: "date-time" }),
+    reason: Str("CamelCase reason for the last transition.", {
+      minLength: 1,
+      maxLength: 1024,
+      pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+    }),
+    message: Str("Human-readable details.", { maxLength: 32768 }),
+  },
+  "One aspect of the resource's state.",
+);
+export type Condition = Static<typeof Condition>;
+
+const Conditions = List(Condition, "Latest observations of the resource's state.", {
+  maxItems: 8,
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["type"],
+});
+
+const CommonStatus = {
+  observedGeneration: Type.Optional(
+    Int("The .metadata.generation the operator last reconciled.", { format: "int64", minimum: 0 }),
+  ),
+  conditions: Type.Optional(Conditions),
+};
+
+// ---- HarmonyGateway -----------------------------------------------------------------------
+
+export const GatewayNetwork = Obj(
+  {
+    name: Str("Network name; pipelines attach to it by name.", { pattern: NAME, maxLength: 63 }),
+    port: Int("Container port the listener binds.", { minimum: 1, maximum: 65535 }),
+    bindAddress: Type.Optional(Str("Address to bind inside the pod (default 0.0.0.0).")),
+  },
+  "A listener of the data plane.",
+);
+
+export const HarmonyGatewaySpec = Obj(
+  {
+    mode: Type.Optional(
+      Enum(
+        ["Deployment", "Sidecar"],
+        "Deployment: the operator runs the data plane. Sidecar: pods labelled for this gateway get it injected.",
+        { default: "Deployment" },
+      ),
+    ),
+    replicas: Type.Optional(Int("Data-plane replicas (Deployment mode).", { minimum: 0, default: 1 })),
+    image: Type.Optional(Str("Data-plane image; the operator's default when empty.")),
+    resources: Type.Optional(
+      Obj(
+        {
+          limits: Type.Optional(Quantities("Resource limits, e.g. cpu: 1, memory: 256Mi.")),
+          requests: Type.Optional(Quantities("Resource requests.")),
+        },
+        "Compute resources of the data-plane container.",
+      ),
+    ),
+    networks: List(GatewayNetwork, "Listeners. Pipelines name the networks they serve on.", {
+      minItems: 1,
+      maxItems: 16,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["name"],
+      "x-kubernetes-validations": [
+        { rule: "self.all(a, self.exists_one(b, b.port == a.port))", message: "each network needs its own port" },
+      ],
+    }),
+    management: Type.Optional(
+      Obj(
+        {
+          port: Type.Optional(
+            Int("Management port (/healthz, /readyz, /metrics, /admin).", {
+              minimum: 1,
+              maximum: 65535,
+              default: 9090,
+            }),
+          ),
+          basePath: Type.Optional(Str("Admin API prefix.", { default: "/admin", pattern: "^/[A-Za-z0-9/_-]*$" })),
+        },
+        "Management listener.",
+      ),
+    ),
+    logLevel: Type.Optional(
+      Enum(["trace", "debug", "info", "warn", "error"], "Data-plane log level.", { default: "info" }),
+    ),
+    pipelineSelector: Type.Optional(
+      Obj(
+        { matchLabels: Type.Optional(StringMap("Labels a pipeline must carry.")) },
+        "Which pipelines referencing this gateway it serves (all when empty).",
+      ),
+    ),
+    allowedNamespaces: Type.Optional(
+      List(
+        Str("Namespace name."),
+        "Other namespaces whose pipelines may attach (explicit opt-in; the gateway's own namespace always may).",
+      ),
+    ),
+  },
+  "Where traffic enters: the data-plane deployment and its listeners.",
+  {
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.management) || !has(self.management.port) || self.networks.all(n, n.port != self.management.port)",
+        message: "management.port must differ from every network port",
+        fieldPath: ".management.port",
+      },
+    ],
+  },
+);
+
+export const HarmonyGatewayStatus = Obj(
+  {
+    ...CommonStatus,
+    configHash: Type.Optional(Str("sha256 of the rendered data-plane config.")),
+    configMapName: Type.Optional(Str("ConfigMap holding the rendered config.")),
+    pipelines: Type.Optional(Int("Pipelines in the rendered config.", { minimum: 0 })),
+    servingReplicas: Type.Optional(Int("Data-plane pods serving configHash.", { minimum: 0 })),
+  },
+  "Observed state.",
+);
+
+// ---- HarmonyEndpoint ----------------------------------------------------------------------
+
+export const HarmonyEndpointSpec = Obj(
+  {
+    service: Enum(SERVICES, "Protocol of this entry point."),
+    pathPrefix: Type.Optional(Str("Path prefix served (HTTP-based services).", { pattern: "^/" })),
+    methods: Type.Optional(List(Str("HTTP method.", { pattern: "^[A-Z]+$" }), "Methods accepted (any when empty).")),
+    aeTitle: Type.Optional(Str("Called AE title (dicom).", { minLength: 1, maxLength: 16 })),
+    port: Type.Optional(Int("DIMSE listener port (dicom).", { minimum: 1, maximum: 65535 })),
+    options: Type.Optional(FreeForm("Further service options, passed to the data plane as written.")),
+  },
+  "A public route and its protocol.",
+  {
+    "x-kubernetes-validations": [
+      {
+        rule: "self.service == 'dicom' ? (has(self.aeTitle) && has(self.port)) : has(self.pathPrefix)",
+        message: "pathPrefix is required for HTTP-based services; dicom endpoints need aeTitle and port",
+      },
+    ],
+  },
+);
+
+export const HarmonyEndpointStatus = Obj({ ...CommonStatus }, "Observed state.");
+
+// ---- HarmonyPipeline ----------------------------------------------------------------------
+
+export const PipelineMiddleware = Obj(
+  {
+    name: Str("Instance name, unique in the pipeline.", { pattern: NAME, maxLength: 63 }),
+    type: Str("Middleware type (passthru, jwt_auth, basic_auth, transform, ...).", { minLength: 1 }),
+    options: Type.Optional(FreeForm("Options of the middleware type.")),
+    secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
+  },
+  "One middleware step.",
+);
+
+export const PipelineBackend = Obj(
+  {
+    service: Enum(SERVICES, "Protocol spoken to the upstream."),
+    url: Type.Optional(Str("Upstream base URL (http, fhir, dicomweb).", { pattern: "^https?://" })),
+    options: Type.Optional(FreeForm("Further backend options, passed to the data plane as written.")),
+    secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
+  },
+  "Where requests go.",
+  {
+    "x-kubernetes-validations": [
+      {
+        rule: "!(self.service in ['http', 'fhir', 'dicomweb']) || has(self.url)",
+        message: "url is required for http, fhir and dicomweb backends",
+        fieldPath: ".url",
+      },
+    ],
+  },
+);
+
+export const HarmonyPipelineSpec = Obj(
+  {
+    gatewayRef: Obj(
+      {
+        name: Str("HarmonyGateway name.", { minLength: 1 }),
+        namespace: Type.Optional(Str("Gateway namespace (default: this pipeline's; the gateway must allow it).")),
+      },
+      "The gateway that serves this pipeline.",
+    ),
+    description: Type.Optional(Str("What the pipeline is for.")),
+    networks: Type.Optional(List(Str("Network name."), "Gateway networks to serve on (default: all of them).")),
+    endpoints: List(
+      Obj({ name: Str("HarmonyEndpoint name in this namespace.", { minLength: 1 }) }, "Endpoint reference."),
+      "Entry points.",
+      { minItems: 1 },
+    ),
+    middleware: Type.Optional(
+      List(PipelineMiddleware, "Steps in request order; the response passes back through them in reverse.", {
+        "x-kubernetes-validations": [
+          { rule: "self.all(a, self.exists_one(b, b.name == a.name))", message: "middleware names must be unique" },
+        ],
+      }),
+    ),
+    backends: List(PipelineBackend, "The upstream (one per pipeline in this version).", { minItems: 1, maxItems: 1 }),
+  },
+  "Endpoints → middleware → backend.",
+);
+
+export const HarmonyPipelineStatus = Obj({ ...CommonStatus }, "Observed state.");
+
+// ---- resources ----------------------------------------------------------------------------
+
+interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+}
+
+interface Resource<K extends string, S, T> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: S;
+  status?: T;
+}
+
+export type HarmonyGateway = Resource<
+  "HarmonyGateway",
+  Static<typeof HarmonyGatewaySpec>,
+  Static<typeof HarmonyGatewayStatus>
+>;
+export type HarmonyEndpoint = Resource<
+  "HarmonyEndpoint",
+  Static<typeof HarmonyEndpointSpec>,
+  Static<typeof HarmonyEndpointStatus>
+>;
+export type HarmonyPipeline = Resource<
+  "HarmonyPipeline",
+  Static<typeof HarmonyPipelineSpec>,
+  Static<typeof HarmonyPipelineStatus>
+>;
+export type HarmonyResource = HarmonyGateway | HarmonyEndpoint | HarmonyPipeline;
+
+export interface KindInfo {
+  kind: HarmonyResource["kind"];
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  spec: TSchema;
+  status: TSchema;
+  description: string;
+  /** Extra printer columns besides Ready, Reason, Age. */
+  columns: { name: string; type: string; jsonPath: string; priority?: number; description: string }[];
+}
+
+export const KINDS: KindInfo[] = [
+  {
+    kind: "HarmonyGateway",
+    plural: "harmonygateways",
+    singular: "harmonygateway",
+    shortNames: ["hgw"],
+    spec: HarmonyGatewaySpec,
+    status: HarmonyGatewayStatus,
+    description: "A Harmony data-plane deployment: where traffic enters.",
+    columns: [
+      { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "Deployment or Sidecar." },
+      { name: "Pipelines", type: "integer", jsonPath: ".status.pipelines", description: "Pipelines rendered." },
+      {
+        name: "Hash",
+        type: "string",
+        jsonPath: ".status.configHash",
+        priority: 1,
+        description: "Rendered config hash.",
+      },
+    ],
+  },
+  {
+    kind: "HarmonyEndpoint",
+    plural: "harmonyendpoints",
+    singular: "harmonyendpoint",
+    shortNames: ["hep"],
+    spec: HarmonyEndpointSpec,
+    status: HarmonyEndpointStatus,
+    description: "A public route and its protocol.",
+    columns: [
+      { name: "Service", type: "string", jsonPath: ".spec.service", description: "Protocol." },
+      { name: "Path", type: "string", jsonPath: ".spec.pathPrefix", description: "Path prefix." },
+    ],
+  },
+  {
+    kind: "HarmonyPipeline",
+    plural: "harmonypipelines",
+    singular: "harmonypipeline",
+    shortNames: ["hpl"],
+    spec: HarmonyPipelineSpec,
+    status: HarmonyPipelineStatus,
+    description: "Endpoints, middleware and a backend, served by a gateway.",
+    columns: [{ name: "Gateway", type: "string", jsonPath: ".spec.gatewayRef.name", description: "Serving gateway." }],
+  },
+];

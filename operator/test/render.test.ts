@@ -1,0 +1,174 @@
+/**
+ * The translator: CRs in, data-plane config out, validated by the data plane's own checker; and
+ * the render served by the real data-plane binary from a kubelet-style `..data` mount.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import TOML from "@iarna/toml";
+import { render, type RenderResult } from "../src/translator/render.js";
+import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../src/api/v1alpha1.js";
+import { http, startDataplane, startUpstream, tempDir } from "../../dataplane/test/helpers.js";
+
+const gateway = (ports: { web: number; mgmt: number } = { web: 8080, mgmt: 9090 }): HarmonyGateway => ({
+  apiVersion: "harmony.runbeam.io/v1alpha1",
+  kind: "HarmonyGateway",
+  metadata: { name: "gw", namespace: "ns", generation: 1 },
+  spec: { networks: [{ name: "web", port: ports.web, bindAddress: "127.0.0.1" }], management: { port: ports.mgmt } },
+});
+
+const endpoint = (name: string, pathPrefix: string): HarmonyEndpoint => ({
+  apiVersion: "harmony.runbeam.io/v1alpha1",
+  kind: "HarmonyEndpoint",
+  metadata: { name, namespace: "ns" },
+  spec: { service: "http", pathPrefix },
+});
+
+const pipeline = (name: string, spec: Partial<HarmonyPipeline["spec"]>): HarmonyPipeline => ({
+  apiVersion: "harmony.runbeam.io/v1alpha1",
+  kind: "HarmonyPipeline",
+  metadata: { name, namespace: "ns", generation: 3, creationTimestamp: "2026-11-28T01:00:00Z" },
+  spec: {
+    gatewayRef: { name: "gw" },
+    endpoints: [{ name: "api" }],
+    backends: [{ service: "http", url: "http://127.0.0.1:1" }],
+    ...spec,
+  },
+});
+
+const endpoints = new Map([
+  ["ns/api", endpoint("api", "/api")],
+  ["ns/other", endpoint("other", "/other")],
+]);
+const lookup = (ns: string, n: string) => endpoints.get(`${ns}/${n}`);
+const noSecrets = () => undefined;
+const outcome = (r: RenderResult, name: string) => r.pipelines.find((p) => p.name === name)!;
+
+test("valid pipelines render; each broken one is reported on itself and left out", () => {
+  const r = render(
+    gateway(),
+    [
+      pipeline("good", {}),
+      pipeline("bad-type", { endpoints: [{ name: "other" }], middleware: [{ name: "m", type: "carrier_pigeon" }] }),
+      pipeline("no-endpoint", { endpoints: [{ name: "missing" }] }),
+      {
+        ...pipeline("clash", { middleware: [{ name: "p", type: "passthru" }] }),
+        metadata: { name: "clash", namespace: "ns", creationTimestamp: "2026-11-28T02:00:00Z" },
+      },
+      pipeline("bad-option", {
+        endpoints: [{ name: "other" }],
+        backends: [{ service: "http", url: "http://x", options: { retries: "lots" } }],
+      }),
+      pipeline("bad-network", { networks: ["nowhere"] }),
+    ],
+    lookup,
+    noSecrets,
+  );
+  assert.deepEqual(r.gatewayProblems, []);
+  assert.equal(outcome(r, "good").programmed, true);
+  assert.deepEqual(Object.keys(r.files).sort(), ["config.toml", "pipeline.ns.good.toml"]);
+
+  const badType = outcome(r, "bad-type");
+  assert.equal(badType.programmed, false);
+  assert.equal(badType.failure?.reason, "UnsupportedValue");
+  assert.match(
+    badType.failure.message,
+    /middleware\."ns\.bad-type\.middleware\.m"\.type: unknown middleware type "carrier_pigeon"/,
+  );
+
+  assert.deepEqual(outcome(r, "no-endpoint").failure, {
+    condition: "ResolvedRefs",
+    reason: "EndpointNotFound",
+    message: "spec.endpoints[0]: HarmonyEndpoint ns/missing not found",
+  });
+  // "clash" sorts (and loads) before "good", but "good" is older, so "good" keeps the route.
+  assert.equal(outcome(r, "clash").failure?.reason, "RouteConflict");
+  assert.match(outcome(r, "clash").failure!.message, /route claimed by older pipeline ns\/good/);
+  assert.equal(outcome(r, "bad-option").failure?.reason, "InvalidOptions");
+  assert.match(outcome(r, "bad-option").failure!.message, /options\.retries: must be integer/);
+  assert.equal(outcome(r, "bad-network").failure?.reason, "UnknownNetwork");
+
+  // What was rendered parses as the data plane's TOML and has the expected shape.
+  const main = TOML.parse(r.files["config.toml"]!) as { proxy: { id: string }; network: Record<string, unknown> };
+  assert.equal(main.proxy.id, "ns/gw");
+  assert.deepEqual(Object.keys(main.network).sort(), ["management", "web"]);
+  const p = TOML.parse(r.files["pipeline.ns.good.toml"]!) as { pipelines: Record<string, { networks: string[] }> };
+  assert.deepEqual(p.pipelines["ns.good"]?.networks, ["web"]);
+  assert.match(r.hash, /^[0-9a-f]{64}$/);
+  assert.match(r.files["config.toml"]!, /^bind_port = 9090$/m, "plain integers for people reading the ConfigMap");
+});
+
+test("the render is deterministic", () => {
+  const ps = [pipeline("a", {}), pipeline("b", { endpoints: [{ name: "other" }] })];
+  const one = render(gateway(), ps, lookup, noSecrets);
+  const two = render(gateway(), [...ps].reverse(), lookup, noSecrets);
+  assert.deepEqual(one.files, two.files);
+  assert.equal(one.hash, two.hash);
+});
+
+test("secret options become mounted files; their content moves the hash; a missing one is a ResolvedRefs failure", () => {
+  const backendSecret = pipeline("s", {
+    backends: [
+      {
+        service: "http",
+        url: "http://127.0.0.1:1",
+        secretOptions: [{ option: "token", secretKeyRef: { name: "creds", key: "pw" } }],
+      },
+    ],
+  });
+  const secretsV1 = (ns: string, n: string) =>
+    ns === "ns" && n === "creds" ? { pw: Buffer.from("hunter2") } : undefined;
+  const secretsV2 = (ns: string, n: string) =>
+    ns === "ns" && n === "creds" ? { pw: Buffer.from("hunter3") } : undefined;
+
+  const r1 = render(gateway(), [backendSecret], lookup, secretsV1);
+  // The http backend does not know token_file yet: an unknown key is a warning, so it renders.
+  assert.equal(outcome(r1, "s").programmed, true, JSON.stringify(r1.pipelines));
+  assert.deepEqual(Object.keys(r1.secrets), ["ns.s.backend.token"]);
+  assert.equal(r1.secrets["ns.s.backend.token"]!.toString(), "hunter2");
+  for (const text of Object.values(r1.files)) assert.ok(!text.includes("hunter2"), "secret value in a ConfigMap");
+  assert.match(r1.files["pipeline.ns.s.toml"]!, /token_file = "\/etc\/harmony\/secrets\/ns\.s\.backend\.token"/);
+  const r2 = render(gateway(), [backendSecret], lookup, secretsV2);
+  assert.notEqual(r1.hash, r2.hash, "a changed Secret value changes the config hash");
+
+  const missing = render(gateway(), [backendSecret], lookup, noSecrets);
+  assert.deepEqual(outcome(missing, "s").failure, {
+    condition: "ResolvedRefs",
+    reason: "SecretNotFound",
+    message: "spec.backends[0].secretOptions[0]: no Secret ns/creds",
+  });
+});
+
+test("the real data plane serves a render from a kubelet-style mount and reports its hash", async (t) => {
+  const upstream = await startUpstream((req, res) => res.end(`upstream got ${req.url}`));
+  t.after(() => upstream.close());
+  const free = async () => {
+    const s = await startUpstream(() => undefined);
+    await s.close();
+    return s.port;
+  };
+  const ports = { web: await free(), mgmt: await free() };
+  const r = render(
+    gateway(ports),
+    [pipeline("live", { backends: [{ service: "http", url: upstream.url }] })],
+    lookup,
+    noSecrets,
+  );
+  assert.equal(outcome(r, "live").programmed, true);
+
+  const mount = tempDir();
+  mkdirSync(join(mount, "..2026_11_28_00_00_00.1"));
+  for (const [k, v] of Object.entries(r.files)) {
+    writeFileSync(join(mount, "..2026_11_28_00_00_00.1", k), v);
+    symlinkSync(`..data/${k}`, join(mount, k));
+  }
+  symlinkSync("..2026_11_28_00_00_00.1", join(mount, "..data"));
+  const dp = await startDataplane(join(mount, "config.toml"));
+  t.after(() => dp.stop());
+  const res = await http(`http://127.0.0.1:${ports.web}/api/patients?x=1`);
+  assert.equal(res.status, 200);
+  assert.equal(res.text, "upstream got /patients?x=1");
+  const ready = (await http(`http://127.0.0.1:${ports.mgmt}/readyz`)).json() as { config_hash: string };
+  assert.equal(ready.config_hash, r.hash, "the data plane reports exactly the hash the operator computed");
+});
