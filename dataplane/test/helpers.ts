@@ -3,7 +3,7 @@
  * loopback, and small HTTP utilities. Nothing here fakes a component.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request, type IncomingMessage, type RequestListener, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -13,8 +13,16 @@ import { once } from "node:events";
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = join(ROOT, "dataplane/dist/cli.js");
 
+const created: string[] = [];
+// Each test file runs in its own process: its temp dirs go when it exits.
+process.once("exit", () => {
+  for (const d of created) rmSync(d, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = "harmony-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  created.push(d);
+  return d;
 }
 
 /** Writes `files` (relative path → content) under a new temp dir; returns the dir. */

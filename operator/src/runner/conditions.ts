@@ -1,0 +1,60 @@
+/**
+ * metav1.Condition bookkeeping: a list keyed by type; lastTransitionTime moves only when the
+ * status flips; reason, message and observedGeneration update in place. Messages are truncated
+ * to the schema's limit.
+ */
+import type { Condition } from "../api/v1alpha1.js";
+
+export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready";
+
+export interface DesiredCondition {
+  type: ConditionType;
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+}
+
+const MAX_MESSAGE = 32768;
+const ORDER: ConditionType[] = ["Accepted", "ResolvedRefs", "Programmed", "Ready"];
+
+/** Timestamps to the second, as the API server stores them (avoids spurious diffs). */
+export const nowSeconds = (now = new Date()): string =>
+  new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString().replace(".000Z", "Z");
+
+export function setConditions(
+  existing: readonly Condition[] | undefined,
+  desired: readonly DesiredCondition[],
+  generation: number | undefined,
+  now = new Date(),
+): Condition[] {
+  const byType = new Map((existing ?? []).map((c) => [c.type, c]));
+  for (const d of desired) {
+    const prev = byType.get(d.type);
+    const message =
+      d.message.length > MAX_MESSAGE ? d.message.slice(0, MAX_MESSAGE - 15) + " … (truncated)" : d.message;
+    byType.set(d.type, {
+      type: d.type,
+      status: d.status,
+      reason: d.reason,
+      message,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      lastTransitionTime: prev && prev.status === d.status ? prev.lastTransitionTime : nowSeconds(now),
+    });
+  }
+  const rank = (t: string) => {
+    const i = ORDER.indexOf(t as ConditionType);
+    return i < 0 ? ORDER.length : i;
+  };
+  return [...byType.values()].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
+}
+
+/** Equal for the purpose of "is a status write needed". */
+export function sameConditions(a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean {
+  return JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+}
+
+/** Which conditions flipped status, for Events. */
+export function transitions(before: readonly Condition[] | undefined, after: readonly Condition[]): Condition[] {
+  const prev = new Map((before ?? []).map((c) => [c.type, c.status]));
+  return after.filter((c) => prev.get(c.type) !== c.status);
+}
