@@ -1,0 +1,114 @@
+/**
+ * The Deployment and Service that run a gateway's data plane (Deployment mode). Config reaches
+ * the pods through directory mounts (no subPath, which never updates), so a config change is a
+ * hot reload; only what lives in the pod spec (image, replicas, resources, ports) rolls pods.
+ */
+import type { HarmonyGateway } from "../api/v1alpha1.js";
+import { CONFIG_DIR, SECRET_DIR } from "./render.js";
+
+export const DEFAULT_IMAGE = "ghcr.io/runbeam/harmony-dataplane:0.1.0";
+export const MANAGED_BY = "harmony-operator";
+export const GATEWAY_LABEL = "harmony.runbeam.io/gateway";
+
+export const configMapName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-config`;
+export const secretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-secrets`;
+export const workloadName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony`;
+
+/** Our labels only: never the CR's own (Argo CD would prune children that carry its tracking label). */
+export function childLabels(gw: HarmonyGateway): Record<string, string> {
+  return {
+    "app.kubernetes.io/name": "harmony-dataplane",
+    "app.kubernetes.io/instance": gw.metadata.name ?? "",
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    [GATEWAY_LABEL]: gw.metadata.name ?? "",
+  };
+}
+
+export function ownerReference(gw: HarmonyGateway) {
+  return {
+    apiVersion: gw.apiVersion,
+    kind: gw.kind,
+    name: gw.metadata.name ?? "",
+    uid: gw.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+const metadata = (gw: HarmonyGateway, name: string) => ({
+  name,
+  namespace: gw.metadata.namespace,
+  labels: childLabels(gw),
+  ownerReferences: [ownerReference(gw)],
+});
+
+export function deploymentFor(gw: HarmonyGateway, defaultImage = DEFAULT_IMAGE): Record<string, unknown> {
+  const spec = gw.spec;
+  const mgmtPort = spec.management?.port ?? 9090;
+  const selector = { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: metadata(gw, workloadName(gw)),
+    spec: {
+      replicas: spec.replicas ?? 1,
+      selector: { matchLabels: selector },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: childLabels(gw) },
+        spec: {
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          automountServiceAccountToken: false,
+          containers: [
+            {
+              name: "dataplane",
+              image: spec.image || defaultImage,
+              args: ["--config", `${CONFIG_DIR}/config.toml`],
+              ports: [
+                ...spec.networks.map((n) => ({ name: n.name.slice(0, 15), containerPort: n.port, protocol: "TCP" })),
+                { name: "management", containerPort: mgmtPort, protocol: "TCP" },
+              ],
+              readinessProbe: { httpGet: { path: "/readyz", port: mgmtPort }, periodSeconds: 5, failureThreshold: 2 },
+              livenessProbe: { httpGet: { path: "/healthz", port: mgmtPort }, periodSeconds: 10, failureThreshold: 3 },
+              ...(spec.resources ? { resources: spec.resources } : {}),
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              volumeMounts: [
+                { name: "config", mountPath: CONFIG_DIR, readOnly: true },
+                { name: "secrets", mountPath: SECRET_DIR, readOnly: true },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "config", configMap: { name: configMapName(gw) } },
+            { name: "secrets", secret: { secretName: secretName(gw) } },
+            { name: "tmp", emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function serviceFor(gw: HarmonyGateway): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: metadata(gw, workloadName(gw)),
+    spec: {
+      type: "ClusterIP",
+      selector: { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" },
+      ports: gw.spec.networks.map((n) => ({ name: n.name, port: n.port, targetPort: n.port, protocol: "TCP" })),
+    },
+  };
+}

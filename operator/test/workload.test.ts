@@ -1,0 +1,66 @@
+/** The gateway's Deployment and Service: hot-reloadable mounts, hardened pod, our labels only. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { deploymentFor, serviceFor, childLabels } from "../src/translator/workload.js";
+import type { HarmonyGateway } from "../src/api/v1alpha1.js";
+
+const gw: HarmonyGateway = {
+  apiVersion: "harmony.runbeam.io/v1alpha1",
+  kind: "HarmonyGateway",
+  metadata: { name: "edge", namespace: "clinic", uid: "u-1", labels: { "argocd.argoproj.io/instance": "clinic-app" } },
+  spec: {
+    replicas: 2,
+    networks: [{ name: "web", port: 8080 }],
+    management: { port: 9090 },
+    resources: { limits: { memory: "256Mi" } },
+  },
+};
+
+test("config and secrets are directory mounts (no subPath), so changes reach pods without a restart", () => {
+  const d = deploymentFor(gw) as {
+    spec: {
+      replicas: number;
+      template: {
+        spec: {
+          containers: {
+            volumeMounts: Record<string, unknown>[];
+            readinessProbe: unknown;
+            securityContext: Record<string, unknown>;
+            resources: unknown;
+          }[];
+          volumes: unknown[];
+          securityContext: Record<string, unknown>;
+        };
+      };
+    };
+  };
+  const pod = d.spec.template.spec;
+  const c = pod.containers[0]!;
+  assert.equal(d.spec.replicas, 2);
+  for (const m of c.volumeMounts) assert.equal(m.subPath, undefined);
+  assert.deepEqual(pod.volumes, [
+    { name: "config", configMap: { name: "edge-harmony-config" } },
+    { name: "secrets", secret: { secretName: "edge-harmony-secrets" } },
+    { name: "tmp", emptyDir: {} },
+  ]);
+  assert.deepEqual(c.readinessProbe, {
+    httpGet: { path: "/readyz", port: 9090 },
+    periodSeconds: 5,
+    failureThreshold: 2,
+  });
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.deepEqual(c.resources, { limits: { memory: "256Mi" } });
+});
+
+test("children carry an owner reference and our labels, never the CR's", () => {
+  const s = serviceFor(gw) as {
+    metadata: { labels: Record<string, string>; ownerReferences: { uid: string; controller: boolean }[] };
+    spec: { ports: unknown[] };
+  };
+  assert.deepEqual(s.metadata.labels, childLabels(gw));
+  assert.ok(!("argocd.argoproj.io/instance" in s.metadata.labels));
+  assert.equal(s.metadata.ownerReferences[0]!.uid, "u-1");
+  assert.equal(s.metadata.ownerReferences[0]!.controller, true);
+  assert.deepEqual(s.spec.ports, [{ name: "web", port: 8080, targetPort: 8080, protocol: "TCP" }]);
+});
