@@ -1,0 +1,38 @@
+/** Operator metrics, named after controller-runtime's so existing dashboards read them. */
+import client from "prom-client";
+
+export class OperatorMetrics {
+  readonly registry = new client.Registry();
+  readonly reconciles = new client.Counter({
+    name: "harmony_operator_reconcile_total",
+    help: "Reconciles by kind and result (success, error).",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileTime = new client.Histogram({
+    name: "harmony_operator_reconcile_time_seconds",
+    help: "Time per reconcile, by kind.",
+    labelNames: ["kind"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new client.Gauge({
+    name: "harmony_operator_workqueue_depth",
+    help: "Keys waiting in the work queue.",
+    registers: [this.registry],
+  });
+  readonly writes = new client.Counter({
+    name: "harmony_operator_writes_total",
+    help: "Writes to the API server by object kind (a steady state makes none).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  readonly leader = new client.Gauge({
+    name: "harmony_operator_leader",
+    help: "1 while this process holds the leader lease.",
+    registers: [this.registry],
+  });
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * Wires informers to the work queue and the queue to the reconciler. Every event maps to the
+ * gateway keys it can affect; the reconciler then looks at the whole current state (level-based),
+ * so a lost or duplicated event changes nothing.
+ */
+import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "winston";
+import { GROUP, VERSION, type HarmonyEndpoint, type HarmonyGateway, type HarmonyPipeline } from "../api/v1alpha1.js";
+import { ResilientInformer } from "../provider/informers.js";
+import type { KubeClients } from "../provider/kube.js";
+import { WorkQueue } from "../provider/queue.js";
+import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
+import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
+import type { OperatorMetrics } from "../metrics.js";
+
+export interface ControllerOptions {
+  kube: KubeClients;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  /** Namespaces to watch; empty = all. (One namespace supported per informer set in this version.) */
+  namespace?: string;
+  manageWorkloads?: boolean;
+  defaultImage?: string;
+  workers?: number;
+  relistMs?: number;
+  probe?: ReconcilerDeps["probe"];
+}
+
+type Gw = HarmonyGateway & KubernetesObject;
+type Pl = HarmonyPipeline & KubernetesObject;
+type Ep = HarmonyEndpoint & KubernetesObject;
+
+export class Controller {
+  readonly queue = new WorkQueue();
+  private readonly caches: Caches;
+  private running = false;
+  private workers: Promise<void>[] = [];
+
+  constructor(private readonly opts: ControllerOptions) {
+    const { kube, logger } = opts;
+    const ns = opts.namespace;
+    const crPath = (plural: string) =>
+      ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`;
+    const coreList = <T extends KubernetesObject>(
+      kind: string,
+      fn: (labelSelector?: string) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
+      labelSelector?: string,
+    ) => ({
+      list: () => fn(labelSelector) as never,
+      path: ns ? `/api/v1/namespaces/${ns}/${kind}` : `/api/v1/${kind}`,
+      labelSelector,
+    });
+    const crList = (plural: string) => () =>
+      (ns
+        ? kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
+        : kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never;
+    const relistMs = opts.relistMs;
+
+    const gateways = new ResilientInformer<Gw>(
+      kube.kc,
+      {
+        name: "gateways",
+        path: crPath("harmonygateways"),
+        list: crList("harmonygateways"),
+        relistMs,
+        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.name),
+      },
+      logger,
+    );
+    const pipelines = new ResilientInformer<Pl>(
+      kube.kc,
+      {
+        name: "pipelines",
+        path: crPath("harmonypipelines"),
+        list: crList("harmonypipelines"),
+        relistMs,
+        onChange: (p) => {
+          this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
+          this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
+        },
+      },
+      logger,
+    );
+    const endpoints = new ResilientInformer<Ep>(
+      kube.kc,
+      {
+        name: "endpoints",
+        path: crPath("harmonyendpoints"),
+        list: crList("harmonyendpoints"),
+        relistMs,
+        onChange: (e) => this.enqueueUsersOf("endpoint", e.metadata.namespace, e.metadata.name),
+      },
+      logger,
+    );
+    const s = coreList<V1Secret>("secrets", (labelSelector) =>
+      ns
+        ? kube.core.listNamespacedSecret({ namespace: ns, labelSelector })
+        : kube.core.listSecretForAllNamespaces({ labelSelector }),
+    );
+    const secrets = new ResilientInformer<V1Secret>(
+      kube.kc,
+      {
+        name: "secrets",
+        ...s,
+        relistMs,
+        onChange: (o) => {
+          const owner = o.metadata?.labels?.[GATEWAY_LABEL];
+          if (owner && o.metadata?.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY)
+            this.enqueueGateway(o.metadata?.namespace, owner);
+          else this.enqueueUsersOf("secret", o.metadata?.namespace, o.metadata?.name);
+        },
+      },
+      logger,
+    );
+    const managed = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
+    const cm = coreList<V1ConfigMap>(
+      "configmaps",
+      (labelSelector) =>
+        ns
+          ? kube.core.listNamespacedConfigMap({ namespace: ns, labelSelector })
+          : kube.core.listConfigMapForAllNamespaces({ labelSelector }),
+      managed,
+    );
+    const configMaps = new ResilientInformer<V1ConfigMap>(
+      kube.kc,
+      {
+        name: "configmaps",
+        ...cm,
+        relistMs,
+        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+      },
+      logger,
+    );
+    const pd = coreList<V1Pod>(
+      "pods",
+      (labelSelector) =>
+        ns
+          ? kube.core.listNamespacedPod({ namespace: ns, labelSelector })
+          : kube.core.listPodForAllNamespaces({ labelSelector }),
+      GATEWAY_LABEL,
+    );
+    const pods = new ResilientInformer<V1Pod>(
+      kube.kc,
+      {
+        name: "pods",
+        ...pd,
+        relistMs,
+        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+      },
+      logger,
+    );
+    this.caches = { gateways, pipelines, endpoints, secrets, configMaps, pods };
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    await Promise.all(Object.values(this.caches).map((i: ResilientInformer<KubernetesObject>) => i.start()));
+    for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
+    for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
+    const n = this.opts.workers ?? 2;
+    this.workers = Array.from({ length: n }, () => this.work());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    await Promise.all(Object.values(this.caches).map((i: ResilientInformer<KubernetesObject>) => i.stop()));
+  }
+
+  private enqueueGateway(ns: string | undefined, name: string | undefined): void {
+    if (ns && name) this.queue.add(`gateway/${ns}/${name}`);
+  }
+
+  /** Gateways of the pipelines that reference this endpoint or secret. */
+  private enqueueUsersOf(kind: "endpoint" | "secret", ns: string | undefined, name: string | undefined): void {
+    for (const p of this.caches?.pipelines.list(ns) ?? []) {
+      const uses =
+        kind === "endpoint"
+          ? p.spec.endpoints.some((e) => e.name === name)
+          : [...(p.spec.middleware ?? []), ...p.spec.backends].some((m) =>
+              (m.secretOptions ?? []).some((so) => so.secretKeyRef.name === name),
+            );
+      if (uses) this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
+    }
+  }
+
+  private async work(): Promise<void> {
+    const m = this.opts.metrics;
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      m.queueDepth.set(this.queue.length);
+      const [kind, ns, name] = key.split("/") as [string, string, string];
+      const end = m.reconcileTime.startTimer({ kind });
+      try {
+        const r =
+          kind === "gateway" ? await reconcileGateway(this.deps(), ns, name) : await this.reconcilePipeline(ns, name);
+        this.queue.forget(key);
+        m.reconciles.inc({ kind, result: "success" });
+        if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);
+      } catch (e) {
+        m.reconciles.inc({ kind, result: "error" });
+        const delay = this.queue.addRateLimited(key);
+        this.opts.logger.warn("Reconcile failed; retrying", { key, error: (e as Error).message, retry_in_ms: delay });
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** A pipeline whose gateway does not exist gets told so; the gateway reconcile handles the rest. */
+  private async reconcilePipeline(ns: string, name: string): Promise<{ requeueAfterMs?: number }> {
+    const p = this.caches.pipelines.get(name, ns);
+    if (!p) return {};
+    const gwNs = p.spec.gatewayRef.namespace ?? ns;
+    if (this.caches.gateways.get(p.spec.gatewayRef.name, gwNs)) return {};
+    await writeStatus(
+      this.deps(),
+      p,
+      "harmonypipelines",
+      [
+        {
+          type: "Accepted",
+          status: "False",
+          reason: "GatewayNotFound",
+          message: `spec.gatewayRef: HarmonyGateway ${gwNs}/${p.spec.gatewayRef.name} not found`,
+        },
+        { type: "Ready", status: "False", reason: "GatewayNotFound", message: "not served" },
+      ],
+      {},
+    );
+    return {};
+  }
+
+  private deps(): ReconcilerDeps {
+    return {
+      kube: this.opts.kube,
+      caches: this.caches,
+      logger: this.opts.logger,
+      manageWorkloads: this.opts.manageWorkloads ?? true,
+      defaultImage: this.opts.defaultImage,
+      probe: this.opts.probe ?? probeReadyz,
+      metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
+    };
+  }
+}
+
+/** GET http://<pod>:<port>/readyz → the config hash that pod serves. */
+export async function probeReadyz(ip: string, port: number): Promise<string | undefined> {
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  const res = await fetch(`http://${host}:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) return undefined;
+  const body = (await res.json()) as { config_hash?: string };
+  return body.config_hash;
+}

@@ -1,0 +1,346 @@
+/**
+ * Reconcile one HarmonyGateway, level-based: read everything from the informer caches, render,
+ * write only what differs, report status. Running it twice in a row changes nothing the second
+ * time. Errors throw (the queue retries with backoff); invalid user input never throws, it is
+ * reported on the resource that caused it.
+ */
+import { createHash } from "node:crypto";
+import {
+  PatchStrategy,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1Pod,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import type { Logger } from "winston";
+import { GROUP, VERSION, type HarmonyEndpoint, type HarmonyGateway, type HarmonyPipeline } from "../api/v1alpha1.js";
+import { render, type RenderResult } from "../translator/render.js";
+import {
+  GATEWAY_LABEL,
+  childLabels,
+  configMapName,
+  deploymentFor,
+  ownerReference,
+  secretName,
+  serviceFor,
+} from "../translator/workload.js";
+import type { ResilientInformer } from "../provider/informers.js";
+import type { KubeClients } from "../provider/kube.js";
+import { setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
+
+export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
+export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
+const FIELD_MANAGER = "harmony-operator";
+/** ConfigMap data limit (1 MiB) less room for metadata. */
+export const CONFIGMAP_BUDGET = 1_048_576 - 16_384;
+
+export interface Caches {
+  gateways: ResilientInformer<HarmonyGateway & KubernetesObject>;
+  pipelines: ResilientInformer<HarmonyPipeline & KubernetesObject>;
+  endpoints: ResilientInformer<HarmonyEndpoint & KubernetesObject>;
+  secrets: ResilientInformer<V1Secret>;
+  configMaps: ResilientInformer<V1ConfigMap>;
+  pods: ResilientInformer<V1Pod>;
+}
+
+export interface ReconcilerDeps {
+  kube: KubeClients;
+  caches: Caches;
+  logger: Logger;
+  /** Run Deployment/Service (off in tests without a kubelet where only config is wanted). */
+  manageWorkloads: boolean;
+  defaultImage?: string;
+  /** Asks a data-plane pod which config it serves (GET /readyz). */
+  probe: (podIP: string, port: number) => Promise<string | undefined>;
+  metrics?: { writes: (kind: string) => void };
+}
+
+/** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
+export function attachedPipelines(gw: HarmonyGateway, all: readonly HarmonyPipeline[]): HarmonyPipeline[] {
+  const ns = gw.metadata.namespace;
+  const allowed = new Set([ns, ...(gw.spec.allowedNamespaces ?? [])]);
+  const sel = gw.spec.pipelineSelector?.matchLabels ?? {};
+  return all.filter((p) => {
+    const refNs = p.spec.gatewayRef.namespace ?? p.metadata.namespace;
+    if (p.spec.gatewayRef.name !== gw.metadata.name || refNs !== ns) return false;
+    if (!allowed.has(p.metadata.namespace)) return false;
+    return Object.entries(sel).every(([k, v]) => p.metadata.labels?.[k] === v);
+  });
+}
+
+export async function reconcileGateway(
+  deps: ReconcilerDeps,
+  namespace: string,
+  name: string,
+): Promise<{ requeueAfterMs?: number }> {
+  const { caches, logger } = deps;
+  const gw = caches.gateways.get(name, namespace);
+  if (!gw || gw.metadata.deletionTimestamp) return {}; // children go with it (ownerReferences)
+
+  const pipelines = attachedPipelines(gw, caches.pipelines.list());
+  const secretLookup = (ns: string, n: string) => {
+    const s = caches.secrets.get(n, ns);
+    if (!s?.data) return undefined;
+    return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+  };
+  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup);
+
+  const conditions: DesiredCondition[] = [];
+  let programmedHash: string | undefined;
+  const existing = caches.configMaps.get(configMapName(gw), namespace);
+  const renderedPipelines = r.pipelines.filter((p) => p.programmed).length;
+
+  if (r.gatewayProblems.length) {
+    conditions.push({
+      type: "Accepted",
+      status: "False",
+      reason: "InvalidGateway",
+      message: r.gatewayProblems.join("; "),
+    });
+    conditions.push({
+      type: "Programmed",
+      status: "False",
+      reason: "InvalidGateway",
+      message: "nothing written; the previous config keeps serving",
+    });
+  } else {
+    conditions.push({
+      type: "Accepted",
+      status: "True",
+      reason: "Accepted",
+      message: `${pipelines.length} pipeline(s) attached`,
+    });
+    const size = Object.values(r.files).reduce((n, v) => n + Buffer.byteLength(v), 0);
+    const secretSize = Object.values(r.secrets).reduce((n, v) => n + v.length, 0);
+    const keepOld = renderedPipelines === 0 && pipelines.length > 0 && existing !== undefined;
+    if (size > CONFIGMAP_BUDGET || secretSize > CONFIGMAP_BUDGET) {
+      conditions.push({
+        type: "Programmed",
+        status: "False",
+        reason: "ConfigMapTooLarge",
+        message: `rendered config is ${size} bytes (secrets ${secretSize}); the limit is ${CONFIGMAP_BUDGET}. Split pipelines across gateways.`,
+      });
+    } else if (keepOld) {
+      conditions.push({
+        type: "Programmed",
+        status: "False",
+        reason: "NoValidPipelines",
+        message: "every attached pipeline is invalid; the previous config keeps serving",
+      });
+    } else {
+      await writeConfig(deps, gw, r, existing);
+      programmedHash = r.hash;
+      conditions.push({
+        type: "Programmed",
+        status: "True",
+        reason: "Programmed",
+        message: `config ${r.hash.slice(0, 12)} with ${renderedPipelines} pipeline(s)`,
+      });
+      if (deps.manageWorkloads && (gw.spec.mode ?? "Deployment") === "Deployment") await applyWorkloads(deps, gw);
+    }
+  }
+
+  // Ready: how many data-plane pods serve the hash we wrote (or, when we kept the old one, any).
+  const want = programmedHash ?? existing?.metadata?.annotations?.[HASH_ANNOTATION];
+  const { serving, total } = await servingPods(deps, gw, want);
+  const desiredReplicas =
+    (gw.spec.mode ?? "Deployment") === "Deployment" ? (gw.spec.replicas ?? 1) : Math.max(total, 1);
+  const ready = want !== undefined && serving >= desiredReplicas && desiredReplicas > 0;
+  conditions.push({
+    type: "Ready",
+    status: ready ? "True" : "False",
+    reason: ready ? "Serving" : r.gatewayProblems.length ? "InvalidGateway" : "WaitingForDataPlane",
+    message: `${serving}/${desiredReplicas} pods serving config ${want?.slice(0, 12) ?? "(none)"}`,
+  });
+
+  await writeStatus(deps, gw, "harmonygateways", conditions, {
+    configHash: want,
+    configMapName: configMapName(gw),
+    pipelines: renderedPipelines,
+    servingReplicas: serving,
+  });
+
+  // Each attached pipeline's own status.
+  for (const o of r.pipelines) {
+    const p = pipelines.find((x) => x.metadata.name === o.name && x.metadata.namespace === o.namespace);
+    if (!p) continue;
+    const pc: DesiredCondition[] = [];
+    if (o.failure?.condition === "ResolvedRefs") {
+      pc.push({
+        type: "Accepted",
+        status: "True",
+        reason: "Accepted",
+        message: `attached to HarmonyGateway ${namespace}/${name}`,
+      });
+      pc.push({ type: "ResolvedRefs", status: "False", reason: o.failure.reason, message: o.failure.message });
+    } else if (o.failure) {
+      pc.push({ type: "Accepted", status: "False", reason: o.failure.reason, message: o.failure.message });
+      pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
+    } else {
+      pc.push({
+        type: "Accepted",
+        status: "True",
+        reason: "Accepted",
+        message: `attached to HarmonyGateway ${namespace}/${name}`,
+      });
+      pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
+    }
+    const inConfig = o.programmed && programmedHash !== undefined;
+    pc.push(
+      inConfig
+        ? { type: "Programmed", status: "True", reason: "Programmed", message: `in config ${r.hash.slice(0, 12)}` }
+        : {
+            type: "Programmed",
+            status: "False",
+            reason: o.failure?.reason ?? "GatewayNotProgrammed",
+            message: o.failure ? "left out of the gateway's config" : "the gateway's config was not written",
+          },
+    );
+    pc.push(
+      inConfig && ready
+        ? {
+            type: "Ready",
+            status: "True",
+            reason: "Serving",
+            message: `${serving}/${desiredReplicas} pods serving config ${r.hash.slice(0, 12)}`,
+          }
+        : {
+            type: "Ready",
+            status: "False",
+            reason: o.failure?.reason ?? "WaitingForDataPlane",
+            message: `${serving}/${desiredReplicas} pods serving config ${r.hash.slice(0, 12)}`,
+          },
+    );
+    await writeStatus(deps, p, "harmonypipelines", pc, {});
+  }
+  logger.debug("Reconciled gateway", {
+    gateway: `${namespace}/${name}`,
+    hash: r.hash,
+    pipelines: renderedPipelines,
+    serving,
+  });
+  // Until every pod serves the new config, look again soon: pods report by probe, not by event.
+  return ready || want === undefined ? {} : { requeueAfterMs: 1000 };
+}
+
+async function writeConfig(
+  deps: ReconcilerDeps,
+  gw: HarmonyGateway,
+  r: RenderResult,
+  existing: V1ConfigMap | undefined,
+): Promise<void> {
+  const ns = gw.metadata.namespace!;
+  const secretsHash = createHash("sha256");
+  for (const k of Object.keys(r.secrets).sort()) secretsHash.update(k).update("\0").update(r.secrets[k]!);
+  const sHash = secretsHash.digest("hex");
+  const existingSecret = deps.caches.secrets.get(secretName(gw), ns);
+  if (existingSecret?.metadata?.annotations?.[HASH_ANNOTATION] !== sHash) {
+    await apply(deps, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: secretName(gw),
+        namespace: ns,
+        labels: childLabels(gw),
+        annotations: { [HASH_ANNOTATION]: sHash },
+        ownerReferences: [ownerReference(gw)],
+      },
+      type: "Opaque",
+      data: Object.fromEntries(Object.entries(r.secrets).map(([k, v]) => [k, v.toString("base64")])),
+    });
+  }
+  if (existing?.metadata?.annotations?.[HASH_ANNOTATION] === r.hash) return; // no change, no write, no reload
+  await apply(deps, {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: configMapName(gw),
+      namespace: ns,
+      labels: childLabels(gw),
+      annotations: { [HASH_ANNOTATION]: r.hash },
+      ownerReferences: [ownerReference(gw)],
+    },
+    data: r.files,
+  });
+}
+
+async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway): Promise<void> {
+  for (const obj of [deploymentFor(gw, deps.defaultImage), serviceFor(gw)]) {
+    const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
+    const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
+    const current = await deps.kube.objects
+      .read({
+        apiVersion: obj.apiVersion as string,
+        kind: obj.kind as string,
+        metadata: { name: meta.name, namespace: meta.namespace },
+      })
+      .catch((e: unknown) => {
+        if ((e as { code?: number }).code === 404) return undefined;
+        throw e;
+      });
+    if (current?.metadata?.annotations?.[SPEC_ANNOTATION] === specHash) continue;
+    meta.annotations = { ...(meta.annotations ?? {}), [SPEC_ANNOTATION]: specHash };
+    await apply(deps, obj);
+  }
+}
+
+/** Server-side apply, forced: the operator owns these fields. */
+async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+  await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  deps.metrics?.writes(obj.kind ?? "unknown");
+}
+
+async function servingPods(
+  deps: ReconcilerDeps,
+  gw: HarmonyGateway,
+  hash: string | undefined,
+): Promise<{ serving: number; total: number }> {
+  const port = gw.spec.management?.port ?? 9090;
+  const pods = deps.caches.pods
+    .list(gw.metadata.namespace)
+    .filter(
+      (p) =>
+        p.metadata?.labels?.[GATEWAY_LABEL] === gw.metadata.name && p.status?.podIP && !p.metadata?.deletionTimestamp,
+    );
+  const hashes = await Promise.all(pods.map((p) => deps.probe(p.status!.podIP!, port).catch(() => undefined)));
+  return { serving: hash ? hashes.filter((h) => h === hash).length : 0, total: pods.length };
+}
+
+/** Merge-patches status when it changed; conditions keep their transition times. Emits Events on flips. */
+export async function writeStatus(
+  deps: ReconcilerDeps,
+  obj: HarmonyGateway | HarmonyPipeline | HarmonyEndpoint,
+  plural: string,
+  desired: DesiredCondition[],
+  extra: Record<string, unknown>,
+): Promise<void> {
+  const generation = obj.metadata.generation;
+  const conditions = setConditions(obj.status?.conditions, desired, generation);
+  const status = { observedGeneration: generation, conditions, ...extra };
+  const current = {
+    observedGeneration: obj.status?.observedGeneration,
+    conditions: obj.status?.conditions,
+    ...pick(obj.status, Object.keys(extra)),
+  };
+  if (
+    current.observedGeneration === generation &&
+    sameConditions(current.conditions, conditions) &&
+    JSON.stringify(pick(obj.status, Object.keys(extra))) === JSON.stringify(pick(status, Object.keys(extra)))
+  ) {
+    return;
+  }
+  await deps.kube.patchStatus(GROUP, VERSION, obj.metadata.namespace!, plural, obj.metadata.name!, { status });
+  deps.metrics?.writes(`${obj.kind}/status`);
+  for (const c of transitions(obj.status?.conditions, conditions)) {
+    await deps.kube
+      .event(obj, c.status === "True" ? "Normal" : "Warning", c.reason, `${c.type}=${c.status}: ${c.message}`)
+      .catch((e: unknown) => deps.logger.warn("Event not recorded", { error: String(e) }));
+  }
+}
+
+function pick(o: unknown, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!o || typeof o !== "object") return out;
+  for (const k of keys) if ((o as Record<string, unknown>)[k] !== undefined) out[k] = (o as Record<string, unknown>)[k];
+  return out;
+}
