@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+/** harmony-operator: watches Harmony resources and renders them into data-plane config. */
+import { createServer } from "node:http";
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import winston from "winston";
+import { kubeClients } from "./provider/kube.js";
+import { Controller } from "./runner/controller.js";
+import { LeaderElector } from "./leader/lease.js";
+import { OperatorMetrics } from "./metrics.js";
+
+const HELP = `Usage: harmony-operator [options]
+
+  --kubeconfig <file>       Kubeconfig (default: in-cluster, then $KUBECONFIG)
+  --namespace <ns>          Watch only this namespace (default: all; env WATCH_NAMESPACE)
+  --leader-elect <bool>     Run leader election on a Lease (default true)
+  --lease-namespace <ns>    Namespace of the Lease (default: $POD_NAMESPACE or default)
+  --health-port <port>      /healthz, /readyz and /metrics (default 8081; 0 = ephemeral)
+  --log-level <level>       error|warn|info|debug (default info; env LOG_LEVEL)
+  --manage-workloads <bool> Run gateway Deployments and Services (default true)
+  --image <ref>             Default data-plane image
+  --identity <id>           Leader-election identity (default: hostname + pid)
+`;
+
+async function main(): Promise<number> {
+  const { values: a } = parseArgs({
+    options: {
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      "leader-elect": { type: "string", default: "true" },
+      "lease-namespace": { type: "string" },
+      "health-port": { type: "string", default: "8081" },
+      "log-level": { type: "string" },
+      "manage-workloads": { type: "string", default: "true" },
+      image: { type: "string" },
+      identity: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (a.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const logger = winston.createLogger({
+    level: a["log-level"] ?? process.env.LOG_LEVEL ?? "info",
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { component: "operator" },
+    transports: [new winston.transports.Console()],
+  });
+  const kube = kubeClients(a.kubeconfig);
+  const metrics = new OperatorMetrics();
+  const identity = a.identity ?? `${hostname()}-${process.pid}`;
+  let controller: Controller | undefined;
+  const startController = async () => {
+    controller = new Controller({
+      kube,
+      logger,
+      metrics,
+      namespace: a.namespace ?? process.env.WATCH_NAMESPACE ?? undefined,
+      manageWorkloads: a["manage-workloads"] !== "false",
+      defaultImage: a.image,
+    });
+    await controller.start();
+    metrics.leader.set(1);
+  };
+  const stopController = async () => {
+    metrics.leader.set(0);
+    await controller?.stop();
+    controller = undefined;
+  };
+  const elector =
+    a["leader-elect"] !== "false"
+      ? new LeaderElector(
+          kube.kc,
+          {
+            namespace: a["lease-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
+            name: "harmony-operator",
+            identity,
+          },
+          logger,
+          { onStartedLeading: startController, onStoppedLeading: stopController },
+        )
+      : undefined;
+
+  const health = createServer((req, res) => {
+    if (req.url === "/healthz") return void res.end("ok");
+    if (req.url === "/readyz") return void res.end("ok");
+    if (req.url === "/metrics") {
+      void metrics.registry.metrics().then((text) => {
+        res.setHeader("content-type", metrics.registry.contentType);
+        res.end(text);
+      });
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => health.listen(Number(a["health-port"]), r));
+  const port = (health.address() as { port: number }).port;
+  logger.info("Operator started", { identity, health_port: port, leader_election: Boolean(elector) });
+
+  if (elector) elector.start();
+  else await startController();
+
+  return new Promise((done) => {
+    const stop = (signal: string) => {
+      logger.info("Stopping", { signal });
+      void (async () => {
+        if (elector) await elector.stop();
+        else await stopController();
+        health.close();
+        done(0);
+      })();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`harmony-operator: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
