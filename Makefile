@@ -4,7 +4,7 @@ CONFIG ?= examples/default/config.toml
 NPM_STAMP := node_modules/.harmony-installed
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema crds bench clean
+.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane bench clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -28,6 +28,7 @@ lint: install
 typecheck: install
 	npx tsc -p dataplane/tsconfig.json --noEmit
 	npx tsc -p operator/tsconfig.json --noEmit
+	npx tsc -p test/tsconfig.json --noEmit
 
 format-check: install
 	npx prettier --check .
@@ -40,8 +41,13 @@ schema: install
 crds: install
 	npm run gen:crds --workspace operator
 
+## Real kube-apiserver, kube-controller-manager, etcd and helm for the operator tests (cached
+## outside the repository; the first build takes a few minutes).
+controlplane:
+	bash test/controlplane/build.sh
+
 ## Everything CI runs: static checks, then every test over real sockets.
-test: install build lint typecheck format-check test-only
+test: install build lint typecheck format-check controlplane test-only
 
 test-only:
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)

@@ -263,9 +263,10 @@ export const HarmonyPipelineSpec = Obj(
     ),
     middleware: Type.Optional(
       List(PipelineMiddleware, "Steps in request order; the response passes back through them in reverse.", {
-        "x-kubernetes-validations": [
-          { rule: "self.all(a, self.exists_one(b, b.name == a.name))", message: "middleware names must be unique" },
-        ],
+        maxItems: 32,
+        // Names are unique: the API server enforces map-list keys itself, at no CEL cost.
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
       }),
     ),
     backends: List(PipelineBackend, "The upstream (one per pipeline in this version).", { minItems: 1, maxItems: 1 }),

@@ -1,0 +1,341 @@
+/**
+ * The operator against a real kube-apiserver (test/controlplane): CRDs through kubectl, reconcile
+ * to ConfigMaps with status on every resource, no writes in a steady state, garbage collection,
+ * and end to end through a real data plane fed the way the kubelet feeds a pod.
+ */
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import TOML from "@iarna/toml";
+import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
+import { startSyncer } from "./syncer.js";
+import { ROOT, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
+
+let cp: ControlPlane;
+let operator: ChildProcess;
+let operatorLog = "";
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await cp.kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(
+    `timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ""}\noperator log:\n${operatorLog.slice(-4000)}`,
+  );
+}
+
+const getJson = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, "-o", "json"])) as T;
+type Cond = { type: string; status: string; reason: string; message: string };
+const condition = async (kind: string, ns: string, name: string, type: string) => {
+  const o = await getJson<{
+    status?: { conditions?: Cond[]; observedGeneration?: number };
+    metadata: { generation: number };
+  }>(["get", kind, name, "-n", ns]);
+  return {
+    c: o.status?.conditions?.find((c) => c.type === type),
+    observed: o.status?.observedGeneration,
+    generation: o.metadata.generation,
+  };
+};
+
+before(async () => {
+  cp = await startControlPlane({ controllerManager: true });
+  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
+  await kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/harmonygateways.harmony.runbeam.io",
+    "crd/harmonypipelines.harmony.runbeam.io",
+    "crd/harmonyendpoints.harmony.runbeam.io",
+  ]);
+  operator = spawn(
+    process.execPath,
+    [
+      join(ROOT, "operator/dist/main.js"),
+      "--kubeconfig",
+      cp.kubeconfig,
+      "--leader-elect",
+      "false",
+      "--health-port",
+      "0",
+      "--log-level",
+      "debug",
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  operator.stdout!.setEncoding("utf8").on("data", (c: string) => (operatorLog += c));
+  operator.stderr!.setEncoding("utf8").on("data", (c: string) => (operatorLog += c));
+});
+
+after(async () => {
+  if (operator && operator.exitCode === null) {
+    operator.kill("SIGTERM");
+    await once(operator, "exit");
+  }
+  await cp?.stop();
+});
+
+test("kubectl explain, printer columns and CEL rules work against the real API server", async () => {
+  // The OpenAPI document catches up with a new CRD a moment after it is Established.
+  const explain = await eventually("kubectl explain", () => kubectl(["explain", "harmonypipelines.spec.gatewayRef"]));
+  assert.match(explain, /The gateway that serves this pipeline/);
+  await kubectl(["create", "namespace", "cel"]);
+  const bad = await cp.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyEndpoint",
+      metadata: { name: "nopath", namespace: "cel" },
+      spec: { service: "http" },
+    }),
+  );
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /pathPrefix is required for HTTP-based services/);
+  const clash = await cp.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyGateway",
+      metadata: { name: "g", namespace: "cel" },
+      spec: { networks: [{ name: "web", port: 9090 }], management: { port: 9090 } },
+    }),
+  );
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /management.port must differ from every network port/);
+  const enumBad = await cp.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyEndpoint",
+      metadata: { name: "x", namespace: "cel" },
+      spec: { service: "gopher", pathPrefix: "/x" },
+    }),
+  );
+  assert.match(enumBad.stderr, /Unsupported value: "gopher"/);
+});
+
+test("reconcile: ConfigMap, status on every resource, steady state without writes, GC on delete, end to end", async (t) => {
+  const upstream = await startUpstream((req, res) => res.end(`upstream ${req.method} ${req.url}`));
+  t.after(() => upstream.close());
+  const free = async () => {
+    const s = await startUpstream(() => undefined);
+    await s.close();
+    return s.port;
+  };
+  const webPort = await free();
+  const mgmtPort = await free();
+  const ns = "clinic";
+  await kubectl(["create", "namespace", ns]);
+  const docs = [
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyGateway",
+      metadata: { name: "edge", namespace: ns },
+      spec: {
+        replicas: 1,
+        networks: [{ name: "web", port: webPort, bindAddress: "127.0.0.1" }],
+        management: { port: mgmtPort },
+      },
+    },
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyEndpoint",
+      metadata: { name: "api", namespace: ns },
+      spec: { service: "http", pathPrefix: "/api" },
+    },
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyEndpoint",
+      metadata: { name: "other", namespace: ns },
+      spec: { service: "http", pathPrefix: "/other" },
+    },
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyPipeline",
+      metadata: { name: "good", namespace: ns },
+      spec: {
+        gatewayRef: { name: "edge" },
+        endpoints: [{ name: "api" }],
+        middleware: [{ name: "p", type: "passthru" }],
+        backends: [{ service: "http", url: upstream.url }],
+      },
+    },
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyPipeline",
+      metadata: { name: "bad", namespace: ns },
+      spec: {
+        gatewayRef: { name: "edge" },
+        endpoints: [{ name: "other" }],
+        middleware: [{ name: "m", type: "carrier_pigeon" }],
+        backends: [{ service: "http", url: upstream.url }],
+      },
+    },
+    {
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyPipeline",
+      metadata: { name: "orphan", namespace: ns },
+      spec: {
+        gatewayRef: { name: "nope" },
+        endpoints: [{ name: "api" }],
+        backends: [{ service: "http", url: upstream.url }],
+      },
+    },
+  ];
+  await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }));
+
+  const cm = await eventually("the gateway's ConfigMap", async () =>
+    getJson<{
+      data: Record<string, string>;
+      metadata: {
+        resourceVersion: string;
+        ownerReferences: { kind: string; name: string }[];
+        labels: Record<string, string>;
+      };
+    }>(["get", "configmap", "edge-harmony-config", "-n", ns]),
+  );
+  assert.deepEqual(Object.keys(cm.data).sort(), ["config.toml", "pipeline.clinic.good.toml"]);
+  const pipelineDoc = TOML.parse(cm.data["pipeline.clinic.good.toml"]!) as { pipelines: Record<string, unknown> };
+  assert.ok(pipelineDoc.pipelines["clinic.good"]);
+  assert.equal(cm.metadata.ownerReferences[0]!.kind, "HarmonyGateway");
+  assert.equal(cm.metadata.labels["app.kubernetes.io/managed-by"], "harmony-operator");
+
+  const bad = await eventually("the bad pipeline's status", async () => {
+    const r = await condition("harmonypipeline", ns, "bad", "Accepted");
+    return r.c?.status === "False" ? r : undefined;
+  });
+  assert.equal(bad.c!.reason, "UnsupportedValue");
+  assert.match(bad.c!.message, /unknown middleware type "carrier_pigeon"/);
+  assert.equal(bad.observed, bad.generation);
+  const orphan = await eventually(
+    "the orphan's status",
+    async () => (await condition("harmonypipeline", ns, "orphan", "Accepted")).c,
+  );
+  assert.equal(orphan.reason, "GatewayNotFound");
+  const programmed = await eventually("gateway Programmed", async () => {
+    const r = await condition("harmonygateway", ns, "edge", "Programmed");
+    return r.c?.status === "True" ? r.c : undefined;
+  });
+  assert.match(programmed.message, /with 1 pipeline\(s\)/);
+  const events = await kubectl(["get", "events", "-n", ns, "-o", "json"]);
+  assert.match(events, /UnsupportedValue/);
+  const table = await kubectl(["get", "harmony", "-n", ns]);
+  assert.match(table, /harmonypipeline\.harmony\.runbeam\.io\/bad\s+False\s+UnsupportedValue/);
+
+  // End to end: a data plane fed from the ConfigMap the kubelet way; a Pod object tells the operator where it is.
+  const dir = tempDir();
+  const syncer = startSyncer(
+    (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
+    ns,
+    "edge-harmony-config",
+    dir,
+  );
+  t.after(() => syncer.stop());
+  await eventually("the first sync", () => Promise.resolve(syncer.swaps() > 0 || undefined));
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" });
+  t.after(() => dp.stop());
+  const served = await http(`http://127.0.0.1:${webPort}/api/patients?id=7`);
+  assert.equal(served.status, 200);
+  assert.equal(served.text, "upstream GET /patients?id=7");
+
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: "edge-pod",
+        namespace: ns,
+        labels: { "harmony.runbeam.io/gateway": "edge", "app.kubernetes.io/name": "harmony-dataplane" },
+      },
+      spec: { containers: [{ name: "dataplane", image: "harmony" }] },
+    }),
+  );
+  await kubectl([
+    "patch",
+    "pod",
+    "edge-pod",
+    "-n",
+    ns,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status: { phase: "Running", podIP: "127.0.0.1", podIPs: [{ ip: "127.0.0.1" }] } }),
+  ]);
+  const ready = await eventually("gateway Ready", async () => {
+    const r = await condition("harmonygateway", ns, "edge", "Ready");
+    return r.c?.status === "True" ? r.c : undefined;
+  });
+  assert.match(ready.message, /^1\/1 pods serving config [0-9a-f]{12}$/);
+
+  // Edit a CR: the data plane serves the change and Ready reports the new hash.
+  await kubectl([
+    "patch",
+    "harmonyendpoint",
+    "api",
+    "-n",
+    ns,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec: { pathPrefix: "/v2" } }),
+  ]);
+  await eventually(
+    "the data plane to serve /v2",
+    async () => (await http(`http://127.0.0.1:${webPort}/v2/x`)).status === 200 || undefined,
+  );
+  assert.equal((await http(`http://127.0.0.1:${webPort}/api/x`)).status, 404);
+  const hash = (await getJson<{ status: { configHash: string } }>(["get", "harmonygateway", "edge", "-n", ns])).status
+    .configHash;
+  await eventually("Ready for the new hash", async () => {
+    const r = await condition("harmonygateway", ns, "edge", "Ready");
+    return r.c?.status === "True" && r.c.message.includes(hash.slice(0, 12)) ? true : undefined;
+  });
+
+  // Steady state: nothing changes, nothing is written.
+  const rv = (
+    await getJson<{ metadata: { resourceVersion: string } }>(["get", "configmap", "edge-harmony-config", "-n", ns])
+  ).metadata.resourceVersion;
+  const gwRv = (await getJson<{ metadata: { resourceVersion: string } }>(["get", "harmonygateway", "edge", "-n", ns]))
+    .metadata.resourceVersion;
+  await sleep(4000);
+  assert.equal(
+    (await getJson<{ metadata: { resourceVersion: string } }>(["get", "configmap", "edge-harmony-config", "-n", ns]))
+      .metadata.resourceVersion,
+    rv,
+  );
+  assert.equal(
+    (await getJson<{ metadata: { resourceVersion: string } }>(["get", "harmonygateway", "edge", "-n", ns])).metadata
+      .resourceVersion,
+    gwRv,
+  );
+
+  // Delete the gateway: its children are garbage-collected.
+  await kubectl(["delete", "harmonygateway", "edge", "-n", ns, "--wait=true"]);
+  await eventually(
+    "the ConfigMap to be collected",
+    async () => {
+      const r = await cp.kubectl(["get", "configmap", "edge-harmony-config", "-n", ns]);
+      return r.code !== 0 && /NotFound/.test(r.stderr) ? true : undefined;
+    },
+    60_000,
+  );
+});

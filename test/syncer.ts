@@ -1,0 +1,76 @@
+/**
+ * Stands in for the kubelet's ConfigMap volume (no kubelet runs in tests): watches a ConfigMap
+ * through `kubectl get --watch` and writes its data into a directory exactly the way the kubelet's
+ * atomic writer does — a new timestamped directory, the `..data` symlink swapped by rename, one
+ * symlink per key. The data plane reads that directory as it would in a pod.
+ */
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface Syncer {
+  dir: string;
+  /** Number of swaps done. */
+  swaps(): number;
+  stop(): void;
+}
+
+export function writeAtomically(dir: string, data: Record<string, string>, seq: number): void {
+  mkdirSync(dir, { recursive: true });
+  const stamp = `..${new Date().toISOString().replace(/[-:T]/g, "_").replace(/\..*/, "")}.${seq}`;
+  mkdirSync(join(dir, stamp));
+  for (const [k, v] of Object.entries(data)) writeFileSync(join(dir, stamp, k), v);
+  const old = existsSync(join(dir, "..data")) ? readlinkSync(join(dir, "..data")) : undefined;
+  symlinkSync(stamp, join(dir, "..data_tmp"));
+  renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+  for (const k of Object.keys(data)) if (!existsSync(join(dir, k))) symlinkSync(join("..data", k), join(dir, k));
+  if (old) rmSync(join(dir, old), { recursive: true, force: true });
+}
+
+export function startSyncer(
+  kubectl: (args: string[]) => ChildProcess,
+  namespace: string,
+  name: string,
+  dir: string,
+): Syncer {
+  let swaps = 0;
+  let last = "";
+  const proc = kubectl(["get", "configmap", name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
+  let buf = "";
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  let escaped = false;
+  proc.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+    // `kubectl -o json --watch` prints one pretty JSON document per event; split on brace depth
+    // outside strings.
+    for (const ch of chunk) {
+      buf += ch;
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (ch === "\\") escaped = true;
+        else if (ch === '"') inString = false;
+        continue;
+      }
+      if (ch === '"') inString = true;
+      else if (ch === "{") {
+        if (depth === 0) start = buf.length - 1;
+        depth++;
+      } else if (ch === "}") {
+        depth--;
+        if (depth === 0 && start >= 0) {
+          const doc = buf.slice(start);
+          buf = "";
+          start = -1;
+          const ev = JSON.parse(doc) as { type: string; object: { data?: Record<string, string> } };
+          if (ev.type === "DELETED" || !ev.object.data) continue;
+          const text = JSON.stringify(ev.object.data);
+          if (text === last) continue;
+          last = text;
+          writeAtomically(dir, ev.object.data, ++swaps);
+        }
+      }
+    }
+  });
+  return { dir, swaps: () => swaps, stop: () => proc.kill() };
+}
