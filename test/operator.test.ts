@@ -203,16 +203,19 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
   ];
   await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items: docs }));
 
-  const cm = await eventually("the gateway's ConfigMap", async () =>
-    getJson<{
+  // Informers see the resources in some order: the first render may precede the pipelines. Wait
+  // for the converged state.
+  const cm = await eventually("the gateway's ConfigMap with the good pipeline", async () => {
+    const c = await getJson<{
       data: Record<string, string>;
       metadata: {
         resourceVersion: string;
         ownerReferences: { kind: string; name: string }[];
         labels: Record<string, string>;
       };
-    }>(["get", "configmap", "edge-harmony-config", "-n", ns]),
-  );
+    }>(["get", "configmap", "edge-harmony-config", "-n", ns]);
+    return c.data["pipeline.clinic.good.toml"] ? c : undefined;
+  });
   assert.deepEqual(Object.keys(cm.data).sort(), ["config.toml", "pipeline.clinic.good.toml"]);
   const pipelineDoc = TOML.parse(cm.data["pipeline.clinic.good.toml"]!) as { pipelines: Record<string, unknown> };
   assert.ok(pipelineDoc.pipelines["clinic.good"]);
