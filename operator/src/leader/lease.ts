@@ -3,7 +3,7 @@
  * 10 s renew deadline, 2 s retry). Acquire and renew are updates with a resourceVersion
  * precondition, so two candidates can never both win: the loser gets a 409 and tries again later.
  */
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "winston";
 
 export interface LeaseOptions {
@@ -108,7 +108,8 @@ export class LeaderElector {
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new Date();
+    // Lease times are MicroTime: the API server wants six fractional digits, which V1MicroTime writes.
+    const now = new V1MicroTime();
     const mine = {
       holderIdentity: this.opts.identity,
       leaseDurationSeconds: Math.ceil(this.duration / 1000),
