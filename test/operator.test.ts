@@ -169,6 +169,12 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
       spec: { service: "http", pathPrefix: "/other" },
     },
     {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "creds", namespace: ns },
+      stringData: { token: "s3cret-token-value" },
+    },
+    {
       apiVersion: "harmony.runbeam.io/v1alpha1",
       kind: "HarmonyPipeline",
       metadata: { name: "good", namespace: ns },
@@ -176,7 +182,13 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
         gatewayRef: { name: "edge" },
         endpoints: [{ name: "api" }],
         middleware: [{ name: "p", type: "passthru" }],
-        backends: [{ service: "http", url: upstream.url }],
+        backends: [
+          {
+            service: "http",
+            url: upstream.url,
+            secretOptions: [{ option: "token", secretKeyRef: { name: "creds", key: "token" } }],
+          },
+        ],
       },
     },
     {
@@ -221,6 +233,33 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
   assert.ok(pipelineDoc.pipelines["clinic.good"]);
   assert.equal(cm.metadata.ownerReferences[0]!.kind, "HarmonyGateway");
   assert.equal(cm.metadata.labels["app.kubernetes.io/managed-by"], "harmony-operator");
+  // Secret material goes to the gateway's Secret, mounted as files; the ConfigMap only names the path.
+  assert.ok(!JSON.stringify(cm.data).includes("s3cret-token-value"));
+  assert.match(
+    cm.data["pipeline.clinic.good.toml"]!,
+    /token_file = "\/etc\/harmony\/secrets\/clinic\.good\.backend\.token"/,
+  );
+  const secret = await getJson<{ data: Record<string, string> }>(["get", "secret", "edge-harmony-secrets", "-n", ns]);
+  assert.equal(Buffer.from(secret.data["clinic.good.backend.token"]!, "base64").toString(), "s3cret-token-value");
+  // Deployment mode: the data plane's Deployment and Service, config mounted as directories.
+  const deploy = await eventually("the Deployment", () =>
+    getJson<{
+      spec: {
+        template: {
+          spec: {
+            volumes: { name: string; configMap?: { name: string } }[];
+            containers: { volumeMounts: { subPath?: string }[] }[];
+          };
+        };
+      };
+    }>(["get", "deployment", "edge-harmony", "-n", ns]),
+  );
+  assert.equal(
+    deploy.spec.template.spec.volumes.find((v) => v.name === "config")?.configMap?.name,
+    "edge-harmony-config",
+  );
+  assert.ok(deploy.spec.template.spec.containers[0]!.volumeMounts.every((m) => m.subPath === undefined));
+  assert.ok((await cp.kubectl(["get", "service", "edge-harmony", "-n", ns])).code === 0);
 
   const bad = await eventually("the bad pipeline's status", async () => {
     const r = await condition("harmonypipeline", ns, "bad", "Accepted");
