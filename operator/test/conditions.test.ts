@@ -57,3 +57,12 @@ test("long messages are truncated to the schema limit", () => {
   assert.ok(c[0]!.message.length <= 32768);
   assert.match(c[0]!.message, /\(truncated\)$/);
 });
+
+test("key order is not a change (the API server returns keys sorted)", () => {
+  const ours = setConditions(undefined, [{ type: "Ready", status: "True", reason: "Serving", message: "1/1" }], 1, t0);
+  const fromServer = ours.map((c) =>
+    Object.fromEntries(Object.entries(c).sort(([a], [b]) => a.localeCompare(b))),
+  ) as typeof ours;
+  assert.notEqual(JSON.stringify(ours), JSON.stringify(fromServer));
+  assert.ok(sameConditions(ours, fromServer));
+});

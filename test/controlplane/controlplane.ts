@@ -1,20 +1,31 @@
 /**
- * A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver (TLS, a static
- * admin token, RBAC) and optionally kube-controller-manager (garbage collection, namespaces).
- * Binaries come from build.sh (KUBEBUILDER_ASSETS or a cached source build). Everything is
- * stopped by PID; nothing listens beyond 127.0.0.1.
+ * A real Kubernetes control plane on loopback for tests: etcd, kube-apiserver (TLS, a static admin
+ * token in `system:masters`, RBAC) and optionally kube-controller-manager (garbage collection and
+ * namespace deletion). The binaries come from build.sh (KUBEBUILDER_ASSETS, or a source build cached
+ * outside the repository). Every process listens on 127.0.0.1 only, logs to a file in a temp dir and
+ * is stopped by PID; a start failure throws with the tail of the failing process's log.
+ *
+ *   const cp = await startControlPlane({ controllerManager: true });
+ *   await cp.kubectl(["get", "ns"]);
+ *   await cp.stop();
+ *
+ * HARMONY_CONTROLPLANE_KEEP=1 keeps the temp dir (certificates, kubeconfig, logs, etcd data) after
+ * stop() and prints where it is.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
-import { request } from "node:https";
+import { once } from "node:events";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { once } from "node:events";
 
-const BUILD = fileURLToPath(new URL("./build.sh", import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL("./build.sh", import.meta.url));
+const STOP_GRACE_MS = 10_000;
+const READY_TIMEOUT_MS = 90_000;
 
 export interface KubectlResult {
   code: number;
@@ -23,17 +34,33 @@ export interface KubectlResult {
 }
 
 export interface ControlPlane {
+  /** Path of a kubeconfig (token auth, CA data) for the admin user. */
   kubeconfig: string;
+  /** https://127.0.0.1:<port> */
   server: string;
+  /** Bearer token of the admin user (group system:masters). */
   token: string;
+  /** PEM of the CA that signed the apiserver's serving certificate. */
+  caPem: string;
   binDir: string;
-  /** PATH with the control plane's bin dir first and KUBECONFIG set. */
+  /** Directory holding certificates, kubeconfig, logs (`<process>.log`) and etcd data. */
+  dir: string;
+  /** process.env with the bin dir first on PATH and KUBECONFIG set. */
   env: NodeJS.ProcessEnv;
+  /** Runs `kubectl --kubeconfig <kubeconfig> ...args` (kubectl from `env.PATH`); never rejects on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  /** Stops kube-apiserver only and starts it again on the same port with the same flags; resolves once /readyz is ok. */
   restartApiserver(): Promise<void>;
+  /** Stops every process (SIGTERM, then SIGKILL) and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
 
+export interface ControlPlaneOptions {
+  /** Also run kube-controller-manager (garbagecollector and namespace controllers). */
+  controllerManager?: boolean;
+}
+
+/** A port that was free on 127.0.0.1 a moment ago. */
 export async function freePort(): Promise<number> {
   const s = createServer();
   s.listen(0, "127.0.0.1");
@@ -43,245 +70,358 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export function binDir(): string {
-  return execFileSync("bash", [BUILD, "--print-bin-dir"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] })
-    .trim()
-    .split("\n")
-    .pop()!;
+let binDirPromise: Promise<string> | undefined;
+
+/** The directory with kube-apiserver, kube-controller-manager, etcd and helm; builds them the first time. */
+export function binDir(): Promise<string> {
+  binDirPromise ??= new Promise<string>((resolve, reject) => {
+    // The build's progress goes to our stderr; only the bin dir comes on stdout.
+    const p = spawn("bash", [BUILD_SCRIPT, "--print-bin-dir"], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    p.on("error", reject);
+    p.on("close", (code) => {
+      const dir = out.trim().split("\n").pop() ?? "";
+      if (code === 0 && dir) resolve(dir);
+      else reject(new Error(`bash ${BUILD_SCRIPT} --print-bin-dir failed (exit ${code}); see its output above`));
+    });
+  });
+  binDirPromise.catch(() => (binDirPromise = undefined));
+  return binDirPromise;
 }
 
-export async function startControlPlane(opts: { controllerManager?: boolean } = {}): Promise<ControlPlane> {
-  const bin = binDir();
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const bin = await binDir();
+  // Ports are picked free and then released, so another process can take one in between: retry on
+  // a bind failure with fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(bin, opts);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof Error) || !/address already in use/i.test(e.message)) throw e;
+    }
+  }
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), "harmony-cp-"));
-  const procs = new Map<string, ChildProcess>();
-  const ssl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-  ssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "3",
-    "-subj",
-    "/CN=harmony-test-ca",
-  ]);
-  ssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    "/CN=kube-apiserver",
-  ]);
-  writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n");
-  ssl([
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.crt",
-    "-days",
-    "3",
-    "-extfile",
-    "san.ext",
-  ]);
-  ssl(["genrsa", "-out", "sa.key", "2048"]);
-  ssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
-  const token = randomBytes(24).toString("hex");
-  writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`);
+  const procs = new Map<string, Proc>();
+  const killAll = () => {
+    for (const p of procs.values()) if (running(p)) p.child.kill("SIGKILL");
+  };
+  // Never leave etcd/apiserver behind when the test process dies without calling stop().
+  process.on("exit", killAll);
 
-  const [etcdClient, etcdPeer, apiPort, kcmPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
-  const server = `https://127.0.0.1:${apiPort}`;
-  const ca = readFileSync(join(dir, "ca.crt"));
-  const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "test", cluster: { server, "certificate-authority-data": ca.toString("base64") } }],
-      users: [{ name: "admin", user: { token } }],
-      contexts: [{ name: "test", context: { cluster: "test", user: "admin" } }],
-      "current-context": "test",
-    }),
-  );
-
-  const start = (name: string, cmd: string, args: string[]) => {
-    const log = openSync(join(dir, `${name}.log`), "a");
-    const p = spawn(join(bin, cmd), args, { stdio: ["ignore", log, log] });
-    closeSync(log);
+  const logPath = (name: string) => join(dir, `${name}.log`);
+  const tail = (name: string, lines = 40) => {
+    try {
+      return readFileSync(logPath(name), "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  };
+  const start = (name: string, args: string[]) => {
+    const fd = openSync(logPath(name), "a");
+    const child = spawn(join(bin, name), args, { stdio: ["ignore", fd, fd] });
+    closeSync(fd);
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.on("error", () => undefined); // a spawn failure shows up as an exit below
+    const p = { name, child, exited };
     procs.set(name, p);
     return p;
   };
-  const logTail = (name: string) => {
-    try {
-      return readFileSync(join(dir, `${name}.log`), "utf8")
-        .split("\n")
-        .slice(-30)
-        .join("\n");
-    } catch {
-      return "";
-    }
-  };
-
-  mkdirSync(join(dir, "etcd"));
-  start("etcd", "etcd", [
-    "--name=default",
-    `--data-dir=${join(dir, "etcd")}`,
-    `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
-    `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
-    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-    `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
-    "--log-level=warn",
-  ]);
-
-  const apiserverArgs = [
-    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    "--bind-address=127.0.0.1",
-    "--advertise-address=127.0.0.1",
-    `--secure-port=${apiPort}`,
-    `--cert-dir=${dir}`,
-    `--tls-cert-file=${join(dir, "server.crt")}`,
-    `--tls-private-key-file=${join(dir, "server.key")}`,
-    `--client-ca-file=${join(dir, "ca.crt")}`,
-    `--token-auth-file=${join(dir, "tokens.csv")}`,
-    "--authorization-mode=RBAC",
-    `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
-    `--service-account-key-file=${join(dir, "sa.pub")}`,
-    `--service-account-signing-key-file=${join(dir, "sa.key")}`,
-    "--service-cluster-ip-range=10.0.0.0/24",
-    "--allow-privileged=true",
-    // No kubelet, no service-account token controller: pods must not need a ServiceAccount.
-    "--disable-admission-plugins=ServiceAccount",
-    "--enable-priority-and-fairness=false",
-  ];
-  const startApiserver = async () => {
-    start("kube-apiserver", "kube-apiserver", apiserverArgs);
-    await waitReady(
-      server,
-      token,
-      ca,
-      () => procs.get("kube-apiserver")!,
-      () => logTail("kube-apiserver"),
-    );
-  };
-
   const stopProc = async (name: string) => {
     const p = procs.get(name);
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    p.kill("SIGTERM");
-    const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
-    await once(p, "exit");
+    if (!p || !running(p)) return;
+    p.child.kill("SIGTERM");
+    const t = setTimeout(() => p.child.kill("SIGKILL"), STOP_GRACE_MS);
+    await p.exited;
     clearTimeout(t);
   };
-
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, KUBECONFIG: kubeconfig };
-  const cp: ControlPlane = {
-    kubeconfig,
-    server,
-    token,
-    binDir: bin,
-    env,
-    kubectl: (args, input) => runKubectl(args, kubeconfig, env, input),
-    async restartApiserver() {
-      await stopProc("kube-apiserver");
-      await startApiserver();
-    },
-    async stop() {
-      for (const name of ["kube-controller-manager", "kube-apiserver", "etcd"]) await stopProc(name);
-      rmSync(dir, { recursive: true, force: true });
-    },
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const name of ["kube-controller-manager", "kube-apiserver", "etcd"]) await stopProc(name);
+    process.off("exit", killAll);
+    if (process.env.HARMONY_CONTROLPLANE_KEEP === "1") process.stderr.write(`[controlplane] kept ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   };
 
   try {
+    const pki = await makePki(dir);
+    const [etcdClient, etcdPeer, apiPort, kcmPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
+    const server = `https://127.0.0.1:${apiPort}`;
+    const kubeconfig = join(dir, "kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "harmony-test", cluster: { server, "certificate-authority-data": b64(pki.caPem) } }],
+        users: [{ name: "admin", user: { token: pki.token } }],
+        contexts: [{ name: "harmony-test", context: { cluster: "harmony-test", user: "admin" } }],
+        "current-context": "harmony-test",
+      }),
+      { mode: 0o600 },
+    );
+
+    mkdirSync(join(dir, "etcd"), { mode: 0o700 });
+    const etcd = start("etcd", [
+      "--name=harmony-test",
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=harmony-test=http://127.0.0.1:${etcdPeer}`,
+      "--initial-cluster-state=new",
+      "--log-level=warn",
+    ]);
+    await waitFor(
+      etcd,
+      `http://127.0.0.1:${etcdClient}/health`,
+      () => tail("etcd"),
+      async () => {
+        const r = await get(`http://127.0.0.1:${etcdClient}/health`, {});
+        return r.status === 200 && /"health":\s*"true"/.test(r.body);
+      },
+    );
+
+    const apiserverArgs = [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      `--cert-dir=${join(dir, "apiserver-certs")}`,
+      `--tls-cert-file=${pki.serverCert}`,
+      `--tls-private-key-file=${pki.serverKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      `--token-auth-file=${pki.tokenFile}`,
+      "--authorization-mode=RBAC",
+      "--anonymous-auth=true", // /readyz, /livez and /version stay readable without a token, as in a real cluster
+      `--service-account-issuer=${server}`,
+      `--service-account-key-file=${pki.saPub}`,
+      `--service-account-signing-key-file=${pki.saKey}`,
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--allow-privileged=true",
+      // No kubelet and no token controller run here, so pods must not need a ServiceAccount token.
+      "--disable-admission-plugins=ServiceAccount",
+      "--profiling=false",
+      "--shutdown-watch-termination-grace-period=2s",
+    ];
+    const startApiserver = async () => {
+      const p = start("kube-apiserver", apiserverArgs);
+      await waitFor(
+        p,
+        `${server}/readyz`,
+        () => `${tail("kube-apiserver")}\n--- etcd.log ---\n${tail("etcd", 10)}`,
+        async () => (await get(`${server}/readyz`, { ca: pki.caPem, token: pki.token })).status === 200,
+      );
+    };
     await startApiserver();
+
     if (opts.controllerManager) {
-      start("kube-controller-manager", "kube-controller-manager", [
+      const kcm = start("kube-controller-manager", [
         `--kubeconfig=${kubeconfig}`,
         `--authentication-kubeconfig=${kubeconfig}`,
         `--authorization-kubeconfig=${kubeconfig}`,
+        // Garbage collection (ownerReferences) and namespace deletion; nothing that needs a kubelet.
         "--controllers=garbagecollector,namespace",
         "--leader-elect=false",
         "--use-service-account-credentials=false",
         "--bind-address=127.0.0.1",
         `--secure-port=${kcmPort}`,
-        `--cert-dir=${join(dir, "kcm")}`,
+        `--cert-dir=${join(dir, "kcm-certs")}`,
+        "--profiling=false",
       ]);
+      await waitFor(
+        kcm,
+        `https://127.0.0.1:${kcmPort}/healthz`,
+        () => tail("kube-controller-manager"),
+        async () => {
+          return (await get(`https://127.0.0.1:${kcmPort}/healthz`, { insecure: true })).status === 200;
+        },
+      );
     }
+
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, KUBECONFIG: kubeconfig };
+    return {
+      kubeconfig,
+      server,
+      token: pki.token,
+      caPem: pki.caPem,
+      binDir: bin,
+      dir,
+      env,
+      kubectl: (args, input) => run("kubectl", ["--kubeconfig", kubeconfig, ...args], env, input),
+      async restartApiserver() {
+        await stopProc("kube-apiserver");
+        await startApiserver();
+      },
+      stop,
+    };
   } catch (e) {
-    await cp.stop();
+    await stop();
     throw e;
   }
-  return cp;
 }
 
-function runKubectl(
-  args: string[],
-  kubeconfig: string,
-  env: NodeJS.ProcessEnv,
-  input?: string,
-): Promise<KubectlResult> {
+function running(p: Proc): boolean {
+  return p.child.exitCode === null && p.child.signalCode === null;
+}
+
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it is true; throws with the log tail if the process exits or time runs out. */
+async function waitFor(p: Proc, what: string, tail: () => string, probe: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < end) {
+    if (!running(p)) {
+      throw new Error(
+        `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) before ${what} was ok; log tail:\n${tail()}`,
+      );
+    }
+    if (await probe().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(`${p.name}: ${what} not ok after ${READY_TIMEOUT_MS / 1000} s; log tail:\n${tail()}`);
+}
+
+function get(
+  url: string,
+  o: { ca?: string; token?: string; insecure?: boolean },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn("kubectl", ["--kubeconfig", kubeconfig, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+    const options = {
+      timeout: 2000,
+      headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+      ...(o.ca ? { ca: o.ca } : {}),
+      ...(o.insecure ? { rejectUnauthorized: false } : {}),
+    };
+    const req = (url.startsWith("https:") ? httpsRequest : httpRequest)(url, options, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<KubectlResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
     p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
     p.on("error", reject);
     p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.on("error", () => undefined); // the command may exit before reading its input
     p.stdin.end(input ?? "");
   });
 }
 
-async function waitReady(
-  server: string,
-  token: string,
-  ca: Buffer,
-  proc: () => ChildProcess,
-  tail: () => string,
-): Promise<void> {
-  const end = Date.now() + 90_000;
-  while (Date.now() < end) {
-    if (proc().exitCode !== null) throw new Error(`kube-apiserver exited (${proc().exitCode}):\n${tail()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = request(
-        `${server}/readyz`,
-        { ca, headers: { authorization: `Bearer ${token}` }, timeout: 2000 },
-        (res) => {
-          res.resume();
-          resolve(res.statusCode === 200);
-        },
-      );
-      req.on("error", () => resolve(false));
-      req.on("timeout", () => {
-        req.destroy();
-        resolve(false);
-      });
-      req.end();
+function openssl(dir: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("openssl", args, { cwd: dir }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`openssl ${args.join(" ")} failed: ${err.message}\n${stderr}`));
+      else resolve();
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`kube-apiserver not ready after 90 s:\n${tail()}`);
+  });
+}
+
+interface Pki {
+  caCert: string;
+  caPem: string;
+  serverCert: string;
+  serverKey: string;
+  saKey: string;
+  saPub: string;
+  token: string;
+  tokenFile: string;
+}
+
+/** A CA, a serving certificate for 127.0.0.1/localhost, a service-account key pair and a token file. */
+async function makePki(dir: string): Promise<Pki> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await Promise.all([
+    openssl(dir, [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "7",
+      "-subj",
+      "/CN=harmony-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ]),
+    openssl(dir, ["req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=kube-apiserver"]),
+    openssl(dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "sa.key"]),
+  ]);
+  writeFileSync(
+    join(dir, "server.ext"),
+    [
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc",
+      "",
+    ].join("\n"),
+  );
+  await Promise.all([
+    openssl(dir, [
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "7",
+      "-extfile",
+      "server.ext",
+      "-out",
+      "server.crt",
+    ]),
+    openssl(dir, ["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]),
+  ]);
+  const token = randomBytes(24).toString("hex");
+  const tokenFile = join(dir, "tokens.csv");
+  writeFileSync(tokenFile, `${token},harmony-admin,harmony-admin-uid,"system:masters"\n`, { mode: 0o600 });
+  return {
+    caCert: join(dir, "ca.crt"),
+    caPem: readFileSync(join(dir, "ca.crt"), "utf8"),
+    serverCert: join(dir, "server.crt"),
+    serverKey: join(dir, "server.key"),
+    saKey: join(dir, "sa.key"),
+    saPub: join(dir, "sa.pub"),
+    token,
+    tokenFile,
+  };
 }

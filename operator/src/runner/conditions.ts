@@ -48,9 +48,20 @@ export function setConditions(
   return [...byType.values()].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
 }
 
-/** Equal for the purpose of "is a status write needed". */
+/**
+ * Equal for the purpose of "is a status write needed". Canonical JSON: the API server hands
+ * objects back with their keys sorted, so key order must not count as a change.
+ */
 export function sameConditions(a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean {
-  return JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+  return canonical(a ?? []) === canonical(b ?? []);
+}
+
+export function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : x,
+  );
 }
 
 /** Which conditions flipped status, for Events. */

@@ -26,7 +26,7 @@ import {
 } from "../translator/workload.js";
 import type { ResilientInformer } from "../provider/informers.js";
 import type { KubeClients } from "../provider/kube.js";
-import { setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
+import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -219,8 +219,9 @@ export async function reconcileGateway(
     pipelines: renderedPipelines,
     serving,
   });
-  // Until every pod serves the new config, look again soon: pods report by probe, not by event.
-  return ready || want === undefined ? {} : { requeueAfterMs: 1000 };
+  // While pods exist that do not serve the config yet, look again soon: a hot reload shows in the
+  // probe, not in any event. With no pods at all, the pod informer wakes us when one appears.
+  return total > 0 && serving < total ? { requeueAfterMs: 1000 } : {};
 }
 
 async function writeConfig(
@@ -325,7 +326,7 @@ export async function writeStatus(
   if (
     current.observedGeneration === generation &&
     sameConditions(current.conditions, conditions) &&
-    JSON.stringify(pick(obj.status, Object.keys(extra))) === JSON.stringify(pick(status, Object.keys(extra)))
+    canonical(pick(obj.status, Object.keys(extra))) === canonical(pick(status, Object.keys(extra)))
   ) {
     return;
   }

@@ -1,0 +1,157 @@
+/**
+ * bench/operator-scale: N HarmonyPipelines (each with its own HarmonyEndpoint) on one gateway,
+ * created against the real kube-apiserver of test/controlplane. Reports time until every pipeline
+ * is Programmed, the operator's CPU and peak memory over that time, and its writes during a
+ * steady-state window (the target is zero).
+ *
+ *   node --import tsx bench/operator-scale/run.ts            # N=1000, 60 s steady state
+ *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startControlPlane } from "../../test/controlplane/controlplane.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const N = Number(process.env.N ?? 1000);
+const STEADY_S = Number(process.env.STEADY_S ?? 60);
+const CHUNK = 250;
+const ns = "scale";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const out = (s: string) => process.stdout.write(s + "\n");
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+function peakRssMiB(pid: number): number {
+  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+}
+
+const cp = await startControlPlane();
+const op = spawn(
+  process.execPath,
+  [
+    join(ROOT, "operator/dist/main.js"),
+    "--kubeconfig",
+    cp.kubeconfig,
+    "--leader-elect",
+    "false",
+    "--manage-workloads",
+    "false",
+    "--health-port",
+    "0",
+    "--log-level",
+    "info",
+  ],
+  {
+    stdio: ["ignore", "pipe", "inherit"],
+  },
+);
+let log = "";
+op.stdout.setEncoding("utf8").on("data", (c: string) => (log += c));
+try {
+  const must = async (args: string[], input?: string) => {
+    const r = await cp.kubectl(args, input);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+  };
+  await must(["apply", "--server-side", "-f", join(ROOT, "crds")]);
+  await must(["wait", "--for=condition=Established", "--timeout=60s", "crd/harmonypipelines.harmony.runbeam.io"]);
+  await must(["create", "namespace", ns]);
+  while (!/"health_port":(\d+)/.test(log)) await sleep(50);
+  const port = Number(/"health_port":(\d+)/.exec(log)![1]);
+  const writes = async () =>
+    (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+      .split("\n")
+      .filter((l) => l.startsWith("harmony_operator_writes_total{"))
+      .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+
+  await must(
+    ["apply", "--server-side", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyGateway",
+      metadata: { name: "edge", namespace: ns },
+      spec: { networks: [{ name: "web", port: 8080 }] },
+    }),
+  );
+  const cpu0 = cpuSeconds(op.pid!);
+  const t0 = Date.now();
+  for (let start = 0; start < N; start += CHUNK) {
+    const items: unknown[] = [];
+    for (let i = start; i < Math.min(N, start + CHUNK); i++) {
+      const id = String(i).padStart(4, "0");
+      items.push({
+        apiVersion: "harmony.runbeam.io/v1alpha1",
+        kind: "HarmonyEndpoint",
+        metadata: { name: `ep-${id}`, namespace: ns },
+        spec: { service: "http", pathPrefix: `/p${id}` },
+      });
+      items.push({
+        apiVersion: "harmony.runbeam.io/v1alpha1",
+        kind: "HarmonyPipeline",
+        metadata: { name: `pl-${id}`, namespace: ns },
+        spec: {
+          gatewayRef: { name: "edge" },
+          endpoints: [{ name: `ep-${id}` }],
+          backends: [{ service: "http", url: `http://10.0.0.${(i % 250) + 1}:8080` }],
+        },
+      });
+    }
+    await must(["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+  }
+  const created = Date.now() - t0;
+  let programmed = 0;
+  while (programmed < N) {
+    const list = JSON.parse(await must(["get", "harmonypipelines", "-n", ns, "-o", "json"])) as {
+      items: { status?: { conditions?: { type: string; status: string }[] } }[];
+    };
+    programmed = list.items.filter((p) =>
+      p.status?.conditions?.some((c) => c.type === "Programmed" && c.status === "True"),
+    ).length;
+    if (Date.now() - t0 > 600_000) throw new Error(`only ${programmed}/${N} Programmed after 600 s`);
+    if (programmed < N) await sleep(1000);
+  }
+  const allProgrammed = Date.now() - t0;
+  const cpu = cpuSeconds(op.pid!) - cpu0;
+  const rss = peakRssMiB(op.pid!);
+  const cm = JSON.parse(await must(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
+    data: Record<string, string>;
+    metadata: { resourceVersion: string };
+  };
+  const size = Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0);
+
+  const w0 = await writes();
+  const rv0 = cm.metadata.resourceVersion;
+  const cpuSteady0 = cpuSeconds(op.pid!);
+  await sleep(STEADY_S * 1000);
+  const w1 = await writes();
+  const rv1 = (
+    JSON.parse(await must(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
+      metadata: { resourceVersion: string };
+    }
+  ).metadata.resourceVersion;
+  const cpuSteady = cpuSeconds(op.pid!) - cpuSteady0;
+
+  out(`## bench/operator-scale — ${new Date().toISOString()}`);
+  out(
+    `kube-apiserver ${(await must(["version", "-o", "json"])).match(/"gitVersion": "([^"]+)"/g)?.pop() ?? ""} · node ${process.version} · ${N} pipelines + ${N} endpoints on one gateway`,
+  );
+  out("");
+  out("| measure | value |");
+  out("|---|---|");
+  out(`| objects applied (kubectl apply --server-side, ${CHUNK * 2} per call) | ${(created / 1000).toFixed(1)} s |`);
+  out(`| first apply → all ${N} pipelines Programmed | **${(allProgrammed / 1000).toFixed(1)} s** (target < 60 s) |`);
+  out(`| operator CPU during that time | ${cpu.toFixed(1)} s |`);
+  out(`| operator peak RSS | ${rss.toFixed(0)} MiB |`);
+  out(`| rendered ConfigMap | ${Object.keys(cm.data).length} keys, ${(size / 1024).toFixed(0)} KiB |`);
+  out(
+    `| writes during ${STEADY_S} s of steady state | **${w1 - w0}** (target 0); ConfigMap resourceVersion ${rv0 === rv1 ? "unchanged" : `changed ${rv0} → ${rv1}`} |`,
+  );
+  out(`| operator CPU during steady state | ${cpuSteady.toFixed(2)} s |`);
+} finally {
+  op.kill("SIGTERM");
+  await cp.stop();
+}
