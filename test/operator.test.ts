@@ -381,3 +381,86 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
     60_000,
   );
 });
+
+test("an all-invalid render never replaces a good config; an oversized one is refused with a reason", async () => {
+  const ns = "guard";
+  await kubectl(["create", "namespace", ns]);
+  const pipeline = (extra: Record<string, unknown>) =>
+    JSON.stringify({
+      apiVersion: "harmony.runbeam.io/v1alpha1",
+      kind: "HarmonyPipeline",
+      metadata: { name: "only", namespace: ns },
+      spec: {
+        gatewayRef: { name: "gw" },
+        endpoints: [{ name: "ep" }],
+        backends: [{ service: "http", url: "http://127.0.0.1:1", ...extra }],
+      },
+    });
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "harmony.runbeam.io/v1alpha1",
+          kind: "HarmonyGateway",
+          metadata: { name: "gw", namespace: ns },
+          spec: { networks: [{ name: "web", port: 8080 }] },
+        },
+        {
+          apiVersion: "harmony.runbeam.io/v1alpha1",
+          kind: "HarmonyEndpoint",
+          metadata: { name: "ep", namespace: ns },
+          spec: { service: "http", pathPrefix: "/x" },
+        },
+      ],
+    }),
+  );
+  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], pipeline({}));
+  const good = await eventually("the first config", async () => {
+    const c = await getJson<{ data: Record<string, string>; metadata: { resourceVersion: string } }>([
+      "get",
+      "configmap",
+      "gw-harmony-config",
+      "-n",
+      ns,
+    ]);
+    return c.data["pipeline.guard.only.toml"] ? c : undefined;
+  });
+
+  // The only pipeline turns invalid: the old config stays, and the gateway says why.
+  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", "-"], pipeline({ options: { retries: "many" } }));
+  const kept = await eventually("Programmed=False NoValidPipelines", async () => {
+    const r = await condition("harmonygateway", ns, "gw", "Programmed");
+    return r.c?.reason === "NoValidPipelines" ? r.c : undefined;
+  });
+  assert.equal(kept.status, "False");
+  const after = await getJson<{ data: Record<string, string>; metadata: { resourceVersion: string } }>([
+    "get",
+    "configmap",
+    "gw-harmony-config",
+    "-n",
+    ns,
+  ]);
+  assert.equal(after.metadata.resourceVersion, good.metadata.resourceVersion, "the good config was not replaced");
+  const bad = await condition("harmonypipeline", ns, "only", "Accepted");
+  assert.equal(bad.c?.reason, "InvalidOptions");
+  assert.match(bad.c.message, /options\.retries: must be integer/);
+
+  // A render beyond the ConfigMap limit is not written either.
+  await kubectl(
+    ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+    pipeline({ options: { headers: { "x-padding": "p".repeat(1_100_000) } } }),
+  );
+  const big = await eventually("Programmed=False ConfigMapTooLarge", async () => {
+    const r = await condition("harmonygateway", ns, "gw", "Programmed");
+    return r.c?.reason === "ConfigMapTooLarge" ? r.c : undefined;
+  });
+  assert.match(big.message, /the limit is \d+/);
+  assert.equal(
+    (await getJson<{ metadata: { resourceVersion: string } }>(["get", "configmap", "gw-harmony-config", "-n", ns]))
+      .metadata.resourceVersion,
+    good.metadata.resourceVersion,
+  );
+});
