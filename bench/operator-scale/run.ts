@@ -8,10 +8,13 @@
  *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../../test/controlplane/controlplane.js";
+import { startSyncer } from "../../test/syncer.js";
+import { startDataplane } from "../../dataplane/test/helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const N = Number(process.env.N ?? 1000);
@@ -74,7 +77,7 @@ try {
       apiVersion: "harmony.runbeam.io/v1alpha1",
       kind: "HarmonyGateway",
       metadata: { name: "edge", namespace: ns },
-      spec: { networks: [{ name: "web", port: 8080 }] },
+      spec: { networks: [{ name: "web", port: 18080, bindAddress: "127.0.0.1" }], management: { port: 19190 } },
     }),
   );
   const cpu0 = cpuSeconds(op.pid!);
@@ -96,7 +99,7 @@ try {
         spec: {
           gatewayRef: { name: "edge" },
           endpoints: [{ name: `ep-${id}` }],
-          backends: [{ service: "http", url: `http://10.0.0.${(i % 250) + 1}:8080` }],
+          backends: [{ service: "http", url: `http://127.0.0.1:1/pipeline/${id}` }],
         },
       });
     }
@@ -151,6 +154,49 @@ try {
     `| writes during ${STEADY_S} s of steady state | **${w1 - w0}** (target 0); ConfigMap resourceVersion ${rv0 === rv1 ? "unchanged" : `changed ${rv0} → ${rv1}`} |`,
   );
   out(`| operator CPU during steady state | ${cpuSteady.toFixed(2)} s |`);
+
+  // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
+  const dir = mkdtempSync(join(tmpdir(), "harmony-scale-"));
+  const syncer = startSyncer(
+    (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
+    ns,
+    "edge-harmony-config",
+    dir,
+  );
+  while (syncer.swaps() === 0) await sleep(50);
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" });
+  const latencies: number[] = [];
+  try {
+    for (let round = 1; round <= 5; round++) {
+      const prefix = `/moved-${round}`;
+      const t = Date.now();
+      await must([
+        "patch",
+        "harmonyendpoint",
+        "ep-0000",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { pathPrefix: prefix } }),
+      ]);
+      for (;;) {
+        const r = await fetch(`http://127.0.0.1:18080${prefix}/x`).catch(() => undefined);
+        if (r && r.status !== 404) break;
+        if (Date.now() - t > 60_000) throw new Error("change not served within 60 s");
+        await sleep(20);
+      }
+      latencies.push(Date.now() - t);
+    }
+  } finally {
+    syncer.stop();
+    await dp.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  latencies.sort((a, b) => a - b);
+  out(
+    `| CR change → data plane serving it (${N} pipelines, file sync, 5 changes) | median ${latencies[2]} ms (min ${latencies[0]}, max ${latencies[4]}) |`,
+  );
 } finally {
   op.kill("SIGTERM");
   await cp.stop();
