@@ -15,7 +15,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
@@ -107,16 +107,70 @@ interface Proc {
   name: string;
   child: ChildProcess;
   exited: Promise<void>;
+  failed?: Error;
+}
+
+const DIR_PREFIX = "harmony-cp-";
+const OWNER_FILE = "owner.json";
+
+/**
+ * Removes what a test process killed outright (SIGKILL, OOM) left behind: temp dirs whose owning
+ * process is gone, and their etcd/apiserver/controller-manager, killed by the PIDs recorded there
+ * (only when /proc shows the PID still runs with that dir on its command line).
+ */
+function sweepStale(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    try {
+      const rec = JSON.parse(readFileSync(join(dir, OWNER_FILE), "utf8")) as { owner: number; pids: number[] };
+      if (alive(rec.owner)) continue;
+      for (const pid of rec.pids) {
+        try {
+          if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir)) process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not ours, still being created, or already removed
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<ControlPlane> {
-  const dir = mkdtempSync(join(tmpdir(), "harmony-cp-"));
+  sweepStale();
+  const dir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
   const procs = new Map<string, Proc>();
+  const record = () =>
+    writeFileSync(
+      join(dir, OWNER_FILE),
+      JSON.stringify({ owner: process.pid, pids: [...procs.values()].map((p) => p.child.pid).filter(Boolean) }),
+    );
+  record();
+  // Never leave etcd/apiserver behind when the test process exits, or is interrupted, without stop().
   const killAll = () => {
     for (const p of procs.values()) if (running(p)) p.child.kill("SIGKILL");
   };
-  // Never leave etcd/apiserver behind when the test process dies without calling stop().
+  const onSignal = (sig: NodeJS.Signals) => {
+    killAll();
+    rmSync(dir, { recursive: true, force: true });
+    process.off(sig, onSignal);
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig); // the default action, as if we had not listened
+  };
   process.on("exit", killAll);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
 
   const logPath = (name: string) => join(dir, `${name}.log`);
   const tail = (name: string, lines = 40) => {
@@ -130,10 +184,16 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
     const fd = openSync(logPath(name), "a");
     const child = spawn(join(bin, name), args, { stdio: ["ignore", fd, fd] });
     closeSync(fd);
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-    child.on("error", () => undefined); // a spawn failure shows up as an exit below
-    const p = { name, child, exited };
+    const p: Proc = { name, child, exited: Promise.resolve() };
+    p.exited = new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.once("error", (e) => {
+        p.failed = e; // e.g. ENOENT: the binary is missing
+        resolve();
+      });
+    });
     procs.set(name, p);
+    record();
     return p;
   };
   const stopProc = async (name: string) => {
@@ -150,8 +210,12 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
     stopped = true;
     for (const name of ["kube-controller-manager", "kube-apiserver", "etcd"]) await stopProc(name);
     process.off("exit", killAll);
-    if (process.env.HARMONY_CONTROLPLANE_KEEP === "1") process.stderr.write(`[controlplane] kept ${dir}\n`);
-    else rmSync(dir, { recursive: true, force: true });
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (process.env.HARMONY_CONTROLPLANE_KEEP === "1") {
+      rmSync(join(dir, OWNER_FILE), { force: true }); // so that no later sweep removes it
+      process.stderr.write(`[controlplane] kept ${dir}\n`);
+    } else rmSync(dir, { recursive: true, force: true });
   };
 
   try {
@@ -279,7 +343,7 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
 }
 
 function running(p: Proc): boolean {
-  return p.child.exitCode === null && p.child.signalCode === null;
+  return !p.failed && p.child.exitCode === null && p.child.signalCode === null;
 }
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -291,7 +355,7 @@ async function waitFor(p: Proc, what: string, tail: () => string, probe: () => P
   while (Date.now() < end) {
     if (!running(p)) {
       throw new Error(
-        `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) before ${what} was ok; log tail:\n${tail()}`,
+        `${p.name} ${p.failed ? `did not start (${p.failed.message})` : `exited (${p.child.exitCode ?? p.child.signalCode})`} before ${what} was ok; log tail:\n${tail()}`,
       );
     }
     if (await probe().catch(() => false)) return;
