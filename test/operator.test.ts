@@ -11,7 +11,7 @@ import { join } from "node:path";
 import TOML from "@iarna/toml";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { startSyncer } from "./syncer.js";
-import { ROOT, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
+import { ROOT, freePort, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;
@@ -136,13 +136,8 @@ test("kubectl explain, printer columns and CEL rules work against the real API s
 test("reconcile: ConfigMap, status on every resource, steady state without writes, GC on delete, end to end", async (t) => {
   const upstream = await startUpstream((req, res) => res.end(`upstream ${req.method} ${req.url}`));
   t.after(() => upstream.close());
-  const free = async () => {
-    const s = await startUpstream(() => undefined);
-    await s.close();
-    return s.port;
-  };
-  const webPort = await free();
-  const mgmtPort = await free();
+  const webPort = await freePort();
+  const mgmtPort = await freePort();
   const ns = "clinic";
   await kubectl(["create", "namespace", ns]);
   const docs = [

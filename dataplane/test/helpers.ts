@@ -181,7 +181,13 @@ ${extra}`;
 }
 
 /** An http pipeline named `name` at `prefix` forwarding to `upstream`. */
-export function proxyPipeline(name: string, prefix: string, upstream: string, backendOptions = ""): string {
+export function proxyPipeline(
+  name: string,
+  prefix: string,
+  upstream: string,
+  backendOptions = "",
+  endpointOptions = "",
+): string {
   return `
 [pipelines.${name}]
 networks = ["default"]
@@ -193,7 +199,7 @@ backends = ["${name}_out"]
 service = "http"
 [endpoints.${name}_in.options]
 path_prefix = "${prefix}"
-
+${endpointOptions}
 [backends.${name}_out]
 service = "http"
 [backends.${name}_out.options]
@@ -239,3 +245,26 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A loopback port free right now (and nothing listens on it until someone binds it). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Runs every stop in reverse start order even when one fails; rethrows the first failure. */
+export async function stopAll(stops: (() => unknown)[]): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  for (const s of [...stops].reverse()) {
+    try {
+      await s();
+    } catch (error) {
+      failure ??= { error };
+    }
+  }
+  if (failure) throw failure.error;
+}

@@ -8,20 +8,14 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import {
-  Agent,
-  createServer,
-  request,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import type { AddressInfo } from "node:net";
+import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import {
   baseConfig,
+  freePort,
   http,
   proxyPipeline,
+  stopAll,
   sleep,
   startDataplane,
   startUpstream,
@@ -73,38 +67,6 @@ async function stopBounded(dp: Dataplane): Promise<void> {
     await dp.stop("SIGKILL");
     throw e;
   }
-}
-
-/** A port nothing listens on: bind an ephemeral one and close it again. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** A pipeline whose http endpoint accepts only `methods`. */
-function methodPipeline(name: string, prefix: string, upstream: string, methods: string[]): string {
-  return `
-[pipelines.${name}]
-networks = ["default"]
-endpoints = ["${name}_in"]
-middleware = ["passthru"]
-backends = ["${name}_out"]
-
-[endpoints.${name}_in]
-service = "http"
-[endpoints.${name}_in.options]
-path_prefix = "${prefix}"
-methods = ${JSON.stringify(methods)}
-
-[backends.${name}_out]
-service = "http"
-[backends.${name}_out.options]
-base_url = "${upstream}"
-`;
 }
 
 /** Reads one counter sample from Prometheus text, 0 when the series does not exist yet. */
@@ -273,14 +235,14 @@ describe("http proxy", { timeout: 60_000 }, () => {
     });
     stops.push(() => aborts.close());
 
-    deadUrl = `http://127.0.0.1:${await deadPort()}`;
+    deadUrl = `http://127.0.0.1:${await freePort()}`;
 
     const config = baseConfig(
       proxyPipeline("api", "/api", main.url) +
         proxyPipeline("rewritten", "/rw", main.url, 'prefix_rewrite = "/v2"') +
         proxyPipeline("unstripped", "/keep", main.url, "strip_prefix = false") +
         proxyPipeline("based", "/based", `${main.url}/base/path`) +
-        methodPipeline("getonly", "/getonly", main.url, ["GET"]) +
+        proxyPipeline("getonly", "/getonly", main.url, "", `methods = ${JSON.stringify(["GET"])}`) +
         proxyPipeline("down", "/down", deadUrl) +
         proxyPipeline("slow", "/slow", slow.url, "headers_timeout_ms = 300") +
         proxyPipeline("retrying", "/retry", flaky.url, "retries = 2\nretry_delay_ms = 10") +
@@ -294,18 +256,7 @@ describe("http proxy", { timeout: 60_000 }, () => {
     mgmt = dp.url("management", "/metrics");
   });
 
-  after(async () => {
-    // Everything is stopped, in reverse start order, even when one stop fails; the first failure is reported.
-    let failure: { error: unknown } | undefined;
-    for (const s of stops.reverse()) {
-      try {
-        await s();
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-    if (failure) throw failure.error;
-  });
+  after(() => stopAll(stops));
 
   const url = (p: string) => dp.url("default", p);
   const seenFor = (r: { headers: IncomingHttpHeaders }): Seen => {

@@ -14,6 +14,7 @@ import {
   memoryOf,
   proxyPipeline,
   sleep,
+  stopAll,
   startDataplane,
   startUpstream,
   writeTree,
@@ -119,18 +120,7 @@ describe("large bodies stream through the http backend", { timeout: 120_000 }, (
     stops.push(() => up.close());
   });
 
-  after(async () => {
-    // Everything is stopped, in reverse start order, even when one stop fails; the first failure is reported.
-    let failure: { error: unknown } | undefined;
-    for (const s of stops.reverse()) {
-      try {
-        await s();
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-    if (failure) throw failure.error;
-  });
+  after(() => stopAll(stops));
 
   async function dataplane(): Promise<Dataplane> {
     const dir = writeTree({

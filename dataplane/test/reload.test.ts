@@ -8,7 +8,16 @@ import assert from "node:assert/strict";
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { baseConfig, http, startDataplane, startUpstream, tempDir, sleep, type Dataplane } from "./helpers.js";
+import {
+  baseConfig,
+  freePort,
+  http,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  sleep,
+  type Dataplane,
+} from "./helpers.js";
 
 /** Version `n` of a config: a stable proxied route, a route unique to this version, an echo. */
 function version(
@@ -256,11 +265,6 @@ test("in-flight requests finish on the pipeline they started on", async (t) => {
 test("only a changed network's listener is rebound", async (t) => {
   const upstream = await withUpstream();
   t.after(() => upstream.close());
-  const freePort = async () => {
-    const probe = await startUpstream(() => undefined);
-    await probe.close();
-    return probe.port;
-  };
   const mgmtPort = await freePort();
   const newPort = await freePort();
   const dir = tempDir();

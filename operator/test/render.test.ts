@@ -9,7 +9,7 @@ import { join } from "node:path";
 import TOML from "@iarna/toml";
 import { render, type RenderResult } from "../src/translator/render.js";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../src/api/v1alpha1.js";
-import { http, startDataplane, startUpstream, tempDir } from "../../dataplane/test/helpers.js";
+import { freePort, http, startDataplane, startUpstream, tempDir } from "../../dataplane/test/helpers.js";
 
 const gateway = (ports: { web: number; mgmt: number } = { web: 8080, mgmt: 9090 }): HarmonyGateway => ({
   apiVersion: "harmony.runbeam.io/v1alpha1",
@@ -143,12 +143,7 @@ test("secret options become mounted files; their content moves the hash; a missi
 test("the real data plane serves a render from a kubelet-style mount and reports its hash", async (t) => {
   const upstream = await startUpstream((req, res) => res.end(`upstream got ${req.url}`));
   t.after(() => upstream.close());
-  const free = async () => {
-    const s = await startUpstream(() => undefined);
-    await s.close();
-    return s.port;
-  };
-  const ports = { web: await free(), mgmt: await free() };
+  const ports = { web: await freePort(), mgmt: await freePort() };
   const r = render(
     gateway(ports),
     [pipeline("live", { backends: [{ service: "http", url: upstream.url }] })],
