@@ -459,3 +459,85 @@ test("an all-invalid render never replaces a good config; an oversized one is re
     good.metadata.resourceVersion,
   );
 });
+
+test("endpoint status: the data plane's verdict and its users; a gateway edit re-renders and rolls the Deployment", async () => {
+  const ns = "edits";
+  await kubectl(["create", "namespace", ns]);
+  const cr = (kind: string, name: string, spec: Record<string, unknown>) => ({
+    apiVersion: "harmony.runbeam.io/v1alpha1",
+    kind,
+    metadata: { name, namespace: ns },
+    spec,
+  });
+  const pipeline = (name: string, endpoint: string) =>
+    cr("HarmonyPipeline", name, {
+      gatewayRef: { name: "gw" },
+      endpoints: [{ name: endpoint }],
+      backends: [{ service: "http", url: "http://127.0.0.1:1" }],
+    });
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        cr("HarmonyGateway", "gw", { networks: [{ name: "web", port: 8080 }] }),
+        cr("HarmonyEndpoint", "shared", { service: "http", pathPrefix: "/shared", options: { bogus: true } }),
+        cr("HarmonyEndpoint", "broken", { service: "http", pathPrefix: "/broken", methods: [] }),
+        pipeline("one", "shared"),
+        pipeline("two", "broken"),
+      ],
+    }),
+  );
+  const shared = await eventually("endpoint shared Accepted", async () => {
+    const r = await condition("harmonyendpoint", ns, "shared", "Accepted");
+    return r.c?.status === "True" ? r : undefined;
+  });
+  assert.equal(shared.observed, shared.generation);
+  assert.match(shared.c!.message, /warnings: spec\.options.*bogus/);
+  const broken = await eventually("endpoint broken rejected", async () => {
+    const r = await condition("harmonyendpoint", ns, "broken", "Accepted");
+    return r.c?.status === "False" ? r.c : undefined;
+  });
+  assert.equal(broken.reason, "InvalidOptions");
+  assert.equal(broken.message, "spec.options.methods: must NOT have fewer than 1 items");
+  const usedBy = async (name: string) =>
+    (await getJson<{ status?: { pipelines?: number } }>(["get", "harmonyendpoint", name, "-n", ns])).status?.pipelines;
+  await eventually("shared used by one pipeline", async () => ((await usedBy("shared")) === 1 ? true : undefined));
+
+  // Pipeline two moves from broken to shared: both endpoints' counts follow, the dropped one included.
+  await kubectl(["apply", "-f", "-"], JSON.stringify(pipeline("two", "shared")));
+  await eventually("shared used by two pipelines", async () => ((await usedBy("shared")) === 2 ? true : undefined));
+  await eventually("broken used by none", async () => ((await usedBy("broken")) === 0 ? true : undefined));
+  const columns = await kubectl(["get", "harmonyendpoints", "-n", ns]);
+  assert.match(columns, /^NAME\s+READY\s+REASON\s+SERVICE\s+PATH\s+PIPELINES\s+AGE$/m);
+  assert.match(columns, /^shared\s+True\s+InUse\s+http\s+\/shared\s+2\s/m);
+  assert.match(columns, /^broken\s+False\s+InvalidOptions\s+http\s+\/broken\s+0\s/m);
+
+  // The gateway's own spec changes: new port in the config and the Deployment, status follows.
+  const deployment = () =>
+    getJson<{
+      metadata: { generation: number };
+      spec: { template: { spec: { containers: { ports: { containerPort: number }[] }[] } } };
+    }>(["get", "deployment", "gw-harmony", "-n", ns]);
+  const before = await eventually("the Deployment", deployment);
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify(cr("HarmonyGateway", "gw", { networks: [{ name: "web", port: 8181 }] })),
+  );
+  const cm = await eventually("config.toml with the new port", async () => {
+    const c = await getJson<{ data: Record<string, string> }>(["get", "configmap", "gw-harmony-config", "-n", ns]);
+    return /bind_port = 8181/.test(c.data["config.toml"] ?? "") ? c : undefined;
+  });
+  assert.doesNotMatch(cm.data["config.toml"]!, /bind_port = 8080/);
+  const rolled = await eventually("the Deployment with the new port", async () => {
+    const d = await deployment();
+    return d.spec.template.spec.containers[0]!.ports.some((p) => p.containerPort === 8181) ? d : undefined;
+  });
+  assert.ok(rolled.metadata.generation > before.metadata.generation);
+  const gw = await eventually("gateway observedGeneration 2", async () => {
+    const r = await condition("harmonygateway", ns, "gw", "Programmed");
+    return r.observed === 2 && r.c?.status === "True" ? r : undefined;
+  });
+  assert.equal(gw.generation, 2);
+});

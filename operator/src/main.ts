@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import winston from "winston";
 import { kubeClients } from "./provider/kube.js";
+import { parseNamespaces } from "./provider/cache.js";
 import { Controller } from "./runner/controller.js";
 import { LeaderElector } from "./leader/lease.js";
 import { OperatorMetrics } from "./metrics.js";
@@ -12,7 +13,8 @@ import { OperatorMetrics } from "./metrics.js";
 const HELP = `Usage: harmony-operator [options]
 
   --kubeconfig <file>       Kubeconfig (default: in-cluster, then $KUBECONFIG)
-  --namespace <ns>          Watch only this namespace (default: all; env WATCH_NAMESPACE)
+  --watch-namespaces <list> Comma-separated namespaces to watch (default: all; env WATCH_NAMESPACES)
+  --relist-interval <dur>   Full relist of every watch, e.g. 90s or 5m (default 5m)
   --leader-elect <bool>     Run leader election on a Lease (default true)
   --lease-namespace <ns>    Namespace of the Lease (default: $POD_NAMESPACE or default)
   --health-port <port>      /healthz, /readyz and /metrics (default 8081; 0 = ephemeral)
@@ -26,7 +28,8 @@ async function main(): Promise<number> {
   const { values: a } = parseArgs({
     options: {
       kubeconfig: { type: "string" },
-      namespace: { type: "string" },
+      "watch-namespaces": { type: "string" },
+      "relist-interval": { type: "string", default: "5m" },
       "leader-elect": { type: "string", default: "true" },
       "lease-namespace": { type: "string" },
       "health-port": { type: "string", default: "8081" },
@@ -47,6 +50,14 @@ async function main(): Promise<number> {
     defaultMeta: { component: "operator" },
     transports: [new winston.transports.Console()],
   });
+  const namespaces = parseNamespaces(a["watch-namespaces"] ?? process.env.WATCH_NAMESPACES);
+  const relistMs = parseDuration(a["relist-interval"]);
+  if (relistMs === undefined || relistMs < 1000) {
+    process.stderr.write(
+      `harmony-operator: --relist-interval: "${a["relist-interval"]}" is not a duration of 1s or more\n`,
+    );
+    return 2;
+  }
   const kube = kubeClients(a.kubeconfig);
   const metrics = new OperatorMetrics();
   const identity = a.identity ?? `${hostname()}-${process.pid}`;
@@ -56,7 +67,8 @@ async function main(): Promise<number> {
       kube,
       logger,
       metrics,
-      namespace: a.namespace ?? process.env.WATCH_NAMESPACE ?? undefined,
+      namespaces,
+      relistMs,
       manageWorkloads: a["manage-workloads"] !== "false",
       defaultImage: a.image,
     });
@@ -97,7 +109,12 @@ async function main(): Promise<number> {
   });
   await new Promise<void>((r) => health.listen(Number(a["health-port"]), r));
   const port = (health.address() as { port: number }).port;
-  logger.info("Operator started", { identity, health_port: port, leader_election: Boolean(elector) });
+  logger.info("Operator started", {
+    identity,
+    health_port: port,
+    leader_election: Boolean(elector),
+    watch_namespaces: namespaces.length ? namespaces : "all",
+  });
 
   if (elector) elector.start();
   else await startController();
@@ -115,6 +132,13 @@ async function main(): Promise<number> {
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+}
+
+/** "1500ms", "90s", "5m", "1h" → milliseconds. */
+function parseDuration(v: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
 }
 
 main().then(

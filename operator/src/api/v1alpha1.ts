@@ -212,7 +212,13 @@ export const HarmonyEndpointSpec = Obj(
   },
 );
 
-export const HarmonyEndpointStatus = Obj({ ...CommonStatus }, "Observed state.");
+export const HarmonyEndpointStatus = Obj(
+  {
+    ...CommonStatus,
+    pipelines: Type.Optional(Int("HarmonyPipelines in this namespace that use this endpoint.", { minimum: 0 })),
+  },
+  "Observed state.",
+);
 
 // ---- HarmonyPipeline ----------------------------------------------------------------------
 
@@ -359,6 +365,7 @@ export const KINDS: KindInfo[] = [
     columns: [
       { name: "Service", type: "string", jsonPath: ".spec.service", description: "Protocol." },
       { name: "Path", type: "string", jsonPath: ".spec.pathPrefix", description: "Path prefix." },
+      { name: "Pipelines", type: "integer", jsonPath: ".status.pipelines", description: "Pipelines using it." },
     ],
   },
   {

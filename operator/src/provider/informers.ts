@@ -43,7 +43,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.lw.on("connect", () => {
       this.failures = 0;
     });
-    this.lw.on("error", (err: unknown) => this.restartLater(err));
+    this.lw.on("error", (err: unknown) => {
+      // Our own stop() (a periodic relist) aborts the watch request, which reports as an error.
+      if ((err as { name?: string } | undefined)?.name === "AbortError") return;
+      this.restartLater(err);
+    });
   }
 
   async start(): Promise<void> {
@@ -88,7 +92,11 @@ export class ResilientInformer<T extends KubernetesObject> {
     if (this.stopped) return;
     try {
       await this.lw.stop();
-      await this.lw.start(); // relists, diffs the cache and fires add/update/delete for the changes
+      // ListWatch.start() resumes from the last resourceVersion it saw, which replays nothing a
+      // quiet or broken watch failed to deliver. An empty version makes it list again, diff the
+      // cache and fire add/update/delete for whatever changed (client-node 1.4, cache.js doneHandler).
+      if (why === "periodic relist") (this.lw as unknown as { resourceVersion: string }).resourceVersion = "";
+      await this.lw.start();
       this.synced = true;
       this.logger.debug("Informer relisted", { informer: this.opts.name, why });
     } catch (e) {

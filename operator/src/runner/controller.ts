@@ -6,10 +6,11 @@
 import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "winston";
 import { GROUP, VERSION, type HarmonyEndpoint, type HarmonyGateway, type HarmonyPipeline } from "../api/v1alpha1.js";
-import { ResilientInformer } from "../provider/informers.js";
+import { makeCache, type Cache, type CacheSpec } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
 import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
+import { reconcileEndpoint } from "./endpoint-reconciler.js";
 import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
 import type { OperatorMetrics } from "../metrics.js";
 
@@ -17,8 +18,8 @@ export interface ControllerOptions {
   kube: KubeClients;
   logger: Logger;
   metrics: OperatorMetrics;
-  /** Namespaces to watch; empty = all. (One namespace supported per informer set in this version.) */
-  namespace?: string;
+  /** Namespaces to watch; empty or absent = all. */
+  namespaces?: readonly string[];
   manageWorkloads?: boolean;
   defaultImage?: string;
   workers?: number;
@@ -35,128 +36,93 @@ export class Controller {
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
+  /** Endpoints each pipeline referenced when last seen, so an edit that drops one still updates it. */
+  private readonly endpointRefs = new Map<string, string[]>();
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
-    const ns = opts.namespace;
-    const crPath = (plural: string) =>
-      ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`;
-    const coreList = <T extends KubernetesObject>(
-      kind: string,
-      fn: (labelSelector?: string) => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
-      labelSelector?: string,
-    ) => ({
-      list: () => fn(labelSelector) as never,
-      path: ns ? `/api/v1/namespaces/${ns}/${kind}` : `/api/v1/${kind}`,
-      labelSelector,
-    });
-    const crList = (plural: string) => () =>
-      (ns
-        ? kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
-        : kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never;
+    const namespaces = opts.namespaces ?? [];
     const relistMs = opts.relistMs;
-
-    const gateways = new ResilientInformer<Gw>(
-      kube.kc,
-      {
-        name: "gateways",
-        path: crPath("harmonygateways"),
-        list: crList("harmonygateways"),
-        relistMs,
-        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.name),
-      },
-      logger,
-    );
-    const pipelines = new ResilientInformer<Pl>(
-      kube.kc,
-      {
-        name: "pipelines",
-        path: crPath("harmonypipelines"),
-        list: crList("harmonypipelines"),
-        relistMs,
-        onChange: (p) => {
-          this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
-          this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
-        },
-      },
-      logger,
-    );
-    const endpoints = new ResilientInformer<Ep>(
-      kube.kc,
-      {
-        name: "endpoints",
-        path: crPath("harmonyendpoints"),
-        list: crList("harmonyendpoints"),
-        relistMs,
-        onChange: (e) => this.enqueueUsersOf("endpoint", e.metadata.namespace, e.metadata.name),
-      },
-      logger,
-    );
-    const s = coreList<V1Secret>("secrets", (labelSelector) =>
-      ns
-        ? kube.core.listNamespacedSecret({ namespace: ns, labelSelector })
-        : kube.core.listSecretForAllNamespaces({ labelSelector }),
-    );
-    const secrets = new ResilientInformer<V1Secret>(
-      kube.kc,
-      {
-        name: "secrets",
-        ...s,
-        relistMs,
-        onChange: (o) => {
-          const owner = o.metadata?.labels?.[GATEWAY_LABEL];
-          if (owner && o.metadata?.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY)
-            this.enqueueGateway(o.metadata?.namespace, owner);
-          else this.enqueueUsersOf("secret", o.metadata?.namespace, o.metadata?.name);
-        },
-      },
-      logger,
-    );
+    const cache = <T extends KubernetesObject>(spec: CacheSpec<T>) =>
+      makeCache<T>(kube.kc, namespaces, { relistMs, ...spec }, logger);
+    const crd = (plural: string) => ({
+      path: (ns?: string) =>
+        ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`,
+      list: (ns?: string) =>
+        (ns
+          ? kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
+          : kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never,
+    });
+    const core = (plural: string) => (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/${plural}` : `/api/v1/${plural}`);
     const managed = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
-    const cm = coreList<V1ConfigMap>(
-      "configmaps",
-      (labelSelector) =>
-        ns
-          ? kube.core.listNamespacedConfigMap({ namespace: ns, labelSelector })
-          : kube.core.listConfigMapForAllNamespaces({ labelSelector }),
-      managed,
-    );
-    const configMaps = new ResilientInformer<V1ConfigMap>(
-      kube.kc,
-      {
-        name: "configmaps",
-        ...cm,
-        relistMs,
-        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+
+    const gateways = cache<Gw>({
+      name: "gateways",
+      ...crd("harmonygateways"),
+      onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.name),
+    });
+    const pipelines = cache<Pl>({
+      name: "pipelines",
+      ...crd("harmonypipelines"),
+      onChange: (p, verb) => {
+        this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
+        this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
+        const key = `${p.metadata.namespace}/${p.metadata.name}`;
+        const now = verb === "delete" ? [] : p.spec.endpoints.map((e) => e.name);
+        for (const e of new Set([...(this.endpointRefs.get(key) ?? []), ...now]))
+          this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
+        if (now.length) this.endpointRefs.set(key, now);
+        else this.endpointRefs.delete(key);
       },
-      logger,
-    );
-    const pd = coreList<V1Pod>(
-      "pods",
-      (labelSelector) =>
-        ns
-          ? kube.core.listNamespacedPod({ namespace: ns, labelSelector })
-          : kube.core.listPodForAllNamespaces({ labelSelector }),
-      GATEWAY_LABEL,
-    );
-    const pods = new ResilientInformer<V1Pod>(
-      kube.kc,
-      {
-        name: "pods",
-        ...pd,
-        relistMs,
-        onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+    });
+    const endpoints = cache<Ep>({
+      name: "endpoints",
+      ...crd("harmonyendpoints"),
+      onChange: (e) => {
+        this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
+        this.enqueueUsersOf("endpoint", e.metadata.namespace, e.metadata.name);
       },
-      logger,
-    );
+    });
+    const secrets = cache<V1Secret>({
+      name: "secrets",
+      path: core("secrets"),
+      list: (ns) => (ns ? kube.core.listNamespacedSecret({ namespace: ns }) : kube.core.listSecretForAllNamespaces()),
+      onChange: (o) => {
+        const owner = o.metadata?.labels?.[GATEWAY_LABEL];
+        if (owner && o.metadata?.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY)
+          this.enqueueGateway(o.metadata?.namespace, owner);
+        else this.enqueueUsersOf("secret", o.metadata?.namespace, o.metadata?.name);
+      },
+    });
+    const configMaps = cache<V1ConfigMap>({
+      name: "configmaps",
+      path: core("configmaps"),
+      labelSelector: managed,
+      list: (ns) =>
+        ns
+          ? kube.core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed })
+          : kube.core.listConfigMapForAllNamespaces({ labelSelector: managed }),
+      onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+    });
+    const pods = cache<V1Pod>({
+      name: "pods",
+      path: core("pods"),
+      labelSelector: GATEWAY_LABEL,
+      list: (ns) =>
+        ns
+          ? kube.core.listNamespacedPod({ namespace: ns, labelSelector: GATEWAY_LABEL })
+          : kube.core.listPodForAllNamespaces({ labelSelector: GATEWAY_LABEL }),
+      onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+    });
     this.caches = { gateways, pipelines, endpoints, secrets, configMaps, pods };
   }
 
   async start(): Promise<void> {
     this.running = true;
-    await Promise.all(Object.values(this.caches).map((i: ResilientInformer<KubernetesObject>) => i.start()));
+    await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.start()));
     for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
+    for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
     const n = this.opts.workers ?? 2;
     this.workers = Array.from({ length: n }, () => this.work());
   }
@@ -165,7 +131,7 @@ export class Controller {
     this.running = false;
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await Promise.all(Object.values(this.caches).map((i: ResilientInformer<KubernetesObject>) => i.stop()));
+    await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.stop()));
   }
 
   private enqueueGateway(ns: string | undefined, name: string | undefined): void {
@@ -195,7 +161,11 @@ export class Controller {
       const end = m.reconcileTime.startTimer({ kind });
       try {
         const r =
-          kind === "gateway" ? await reconcileGateway(this.deps(), ns, name) : await this.reconcilePipeline(ns, name);
+          kind === "gateway"
+            ? await reconcileGateway(this.deps(), ns, name)
+            : kind === "endpoint"
+              ? await reconcileEndpoint(this.deps(), ns, name)
+              : await this.reconcilePipeline(ns, name);
         this.queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
         if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);

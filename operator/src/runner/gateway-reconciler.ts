@@ -24,7 +24,7 @@ import {
   secretName,
   serviceFor,
 } from "../translator/workload.js";
-import type { ResilientInformer } from "../provider/informers.js";
+import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 
@@ -35,12 +35,12 @@ const FIELD_MANAGER = "harmony-operator";
 export const CONFIGMAP_BUDGET = 1_048_576 - 16_384;
 
 export interface Caches {
-  gateways: ResilientInformer<HarmonyGateway & KubernetesObject>;
-  pipelines: ResilientInformer<HarmonyPipeline & KubernetesObject>;
-  endpoints: ResilientInformer<HarmonyEndpoint & KubernetesObject>;
-  secrets: ResilientInformer<V1Secret>;
-  configMaps: ResilientInformer<V1ConfigMap>;
-  pods: ResilientInformer<V1Pod>;
+  gateways: Cache<HarmonyGateway & KubernetesObject>;
+  pipelines: Cache<HarmonyPipeline & KubernetesObject>;
+  endpoints: Cache<HarmonyEndpoint & KubernetesObject>;
+  secrets: Cache<V1Secret>;
+  configMaps: Cache<V1ConfigMap>;
+  pods: Cache<V1Pod>;
 }
 
 export interface ReconcilerDeps {

@@ -12,6 +12,7 @@ import { posix } from "node:path";
 import TOML from "@iarna/toml";
 import { checkConfig, memoryFs, formatProblem, type Problem } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
+import { endpointOptions } from "./endpoint.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
@@ -254,13 +255,7 @@ function renderPipeline(
     }
     const name = id(p, `endpoint.${ref.name}`);
     endpointNames.push(name);
-    const e = ep.spec;
-    const options: Table = { ...(e.options ?? {}) };
-    if (e.pathPrefix !== undefined) options.path_prefix = e.pathPrefix;
-    if (e.methods !== undefined) options.methods = e.methods;
-    if (e.aeTitle !== undefined) options.local_aet = e.aeTitle;
-    if (e.port !== undefined) options.port = e.port;
-    (doc.endpoints as Table)[name] = { service: e.service, options };
+    (doc.endpoints as Table)[name] = { service: ep.spec.service, options: endpointOptions(ep.spec) };
   }
   const middlewareNames: string[] = [];
   for (const [i, m] of (spec.middleware ?? []).entries()) {

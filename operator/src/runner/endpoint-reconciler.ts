@@ -1,0 +1,45 @@
+/**
+ * A HarmonyEndpoint's own status: Accepted says whether the data plane takes its options (checked
+ * alone, so a typo shows on the endpoint even while no pipeline uses it); Ready says whether any
+ * pipeline uses it. Whether traffic flows is for the pipelines and gateways that render it to say.
+ */
+import { checkEndpoint } from "../translator/endpoint.js";
+import { writeStatus, type ReconcilerDeps } from "./gateway-reconciler.js";
+
+/** Verdicts by uid and generation: the check compiles schemas, and a spec that did not change cannot change its verdict. */
+const verdicts = new Map<string, ReturnType<typeof checkEndpoint>>();
+
+export async function reconcileEndpoint(
+  deps: ReconcilerDeps,
+  namespace: string,
+  name: string,
+): Promise<{ requeueAfterMs?: number }> {
+  const ep = deps.caches.endpoints.get(name, namespace);
+  if (!ep) {
+    for (const k of verdicts.keys()) if (k.startsWith(`${namespace}/${name}@`)) verdicts.delete(k);
+    return {};
+  }
+  const key = `${namespace}/${name}@${ep.metadata.uid}/${ep.metadata.generation}`;
+  let v = verdicts.get(key);
+  if (!v) {
+    for (const k of verdicts.keys()) if (k.startsWith(`${namespace}/${name}@`)) verdicts.delete(k);
+    v = checkEndpoint(ep);
+    verdicts.set(key, v);
+  }
+  const users = deps.caches.pipelines.list(namespace).filter((p) => p.spec.endpoints.some((e) => e.name === name));
+  await writeStatus(
+    deps,
+    ep,
+    "harmonyendpoints",
+    [
+      { type: "Accepted", status: v.ok ? "True" : "False", reason: v.reason, message: v.message },
+      !v.ok
+        ? { type: "Ready", status: "False", reason: v.reason, message: "not accepted" }
+        : users.length
+          ? { type: "Ready", status: "True", reason: "InUse", message: `used by ${users.length} pipeline(s)` }
+          : { type: "Ready", status: "False", reason: "Unused", message: "no HarmonyPipeline uses this endpoint" },
+    ],
+    { pipelines: users.length },
+  );
+  return {};
+}
