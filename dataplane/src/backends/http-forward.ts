@@ -7,7 +7,7 @@
  * the upstream socket, a fast one resumes it.
  */
 import type { Dispatcher } from "undici";
-import type { ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { responseHeaders } from "./http-headers.js";
 import { ClientGoneError } from "../pipeline/errors.js";
 
@@ -17,6 +17,12 @@ export interface ForwardState {
   status: number;
 }
 
+/** Given status and client-bound headers (editable), a rewrite of the whole body or undefined to stream. */
+export type ShapeResponse = (status: number, headers: OutgoingHttpHeaders) => ((body: Buffer) => Buffer) | undefined;
+
+/** Bodies to rewrite are held whole up to this size; a larger one streams through as it came. */
+const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
+
 /** Streams the upstream response into `res`; resolves when it has been fully written. */
 export function forwardToClient(
   dispatcher: Dispatcher,
@@ -24,9 +30,13 @@ export function forwardToClient(
   res: ServerResponse,
   requestId: string,
   state: ForwardState,
+  shape?: ShapeResponse,
+  onTooLargeToRewrite?: (bytes: number) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
+    let held:
+      { rewrite: (b: Buffer) => Buffer; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | undefined;
     let draining = false;
     const onDrain = () => controller?.resume();
     const onClose = () => {
@@ -47,11 +57,30 @@ export function forwardToClient(
       },
       onResponseStart(_c, statusCode, headers) {
         if (statusCode < 200) return; // informational responses are not relayed
-        state.started = true;
         state.status = statusCode;
-        res.writeHead(statusCode, responseHeaders(headers, requestId));
+        const out = responseHeaders(headers, requestId);
+        const rewrite = shape?.(statusCode, out);
+        if (rewrite && !out["content-encoding"]) {
+          held = { rewrite, headers: out, chunks: [], bytes: 0 };
+          return;
+        }
+        state.started = true;
+        res.writeHead(statusCode, out);
       },
       onResponseData(c, chunk) {
+        if (held) {
+          held.chunks.push(chunk);
+          held.bytes += chunk.length;
+          if (held.bytes <= MAX_REWRITE_BYTES) return;
+          // Too big to hold: send what came so far unchanged and stream the rest.
+          onTooLargeToRewrite?.(held.bytes);
+          const { headers: h, chunks } = held;
+          held = undefined;
+          state.started = true;
+          res.writeHead(state.status, h);
+          for (const x of chunks) res.write(x);
+          return;
+        }
         if (!res.write(chunk)) {
           c.pause();
           if (!draining) {
@@ -61,7 +90,22 @@ export function forwardToClient(
         }
       },
       onResponseEnd() {
-        res.end();
+        if (held) {
+          let body: Buffer;
+          try {
+            body = held.rewrite(Buffer.concat(held.chunks, held.bytes));
+          } catch (e) {
+            settle(e as Error);
+            return;
+          }
+          held.headers["content-length"] = String(body.length);
+          state.started = true;
+          res.writeHead(state.status, held.headers);
+          held = undefined;
+          res.end(body);
+        } else {
+          res.end();
+        }
         settle();
       },
       onResponseError(_c, err) {

@@ -26,6 +26,8 @@ export class RequestContext {
   readonly locals: Record<string, unknown> = {};
   /** Client address, read up front: undici sets `req.socket` to null when it destroys a streamed request body. */
   readonly clientAddress: string | undefined;
+  /** True when the client connected over TLS (read up front for the same reason). */
+  readonly secure: boolean;
 
   constructor(
     readonly id: string,
@@ -43,6 +45,7 @@ export class RequestContext {
     this.subpath = p === "" ? "/" : p;
     this.body = new RequestBody(req, bodyLimit);
     this.clientAddress = req.socket.remoteAddress;
+    this.secure = "encrypted" in req.socket;
   }
 
   get method(): string {

@@ -91,6 +91,8 @@ function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
       pipeline: ctx.route.pipeline.name,
       status: problem.status,
       error: err instanceof Error ? err.message : String(err),
+      // The cause (a socket error, a parser complaint) is for operators; clients get the problem only.
+      ...(err instanceof Error && err.cause !== undefined ? { cause: describeCause(err.cause) } : {}),
       ...(err instanceof Error && !(err instanceof HttpError) ? { stack: err.stack } : {}),
     });
   }
@@ -150,4 +152,10 @@ export function jsonResponse(status: number, value: unknown, headers: Record<str
     headers: { "content-type": "application/json", "content-length": body.length, ...headers },
     body,
   };
+}
+
+function describeCause(c: unknown): string {
+  if (!(c instanceof Error)) return String(c);
+  const code = (c as { code?: string }).code;
+  return `${c.name}${code ? ` ${code}` : ""}: ${c.message}`;
 }

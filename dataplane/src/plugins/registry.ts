@@ -2,12 +2,16 @@
 import type { BackendPlugin, EndpointPlugin, MiddlewarePlugin } from "./types.js";
 import { httpEndpoint } from "../endpoints/http.js";
 import { echoEndpoint } from "../endpoints/echo.js";
+import { fhirEndpoint } from "../endpoints/fhir.js";
+import { dicomwebEndpoint } from "../endpoints/dicomweb.js";
 import { httpBackend } from "../backends/http.js";
 import { echoBackend } from "../backends/echo.js";
+import { fhirBackend } from "../backends/fhir.js";
+import { dicomwebBackend } from "../backends/dicomweb.js";
 import { passthru } from "../middleware/passthru.js";
 
-const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint];
-const backends: BackendPlugin[] = [httpBackend, echoBackend];
+const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint];
+const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend];
 const middleware: MiddlewarePlugin[] = [passthru];
 
 function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {

@@ -1,0 +1,59 @@
+/**
+ * `fhir` backend: a FHIR REST server upstream. Everything an HTTP upstream does, plus: absolute
+ * URLs the server writes (Location, Content-Location, Bundle `link[].url`, `entry[].fullUrl`,
+ * references) are moved from the server's base to the gateway's, so paging and follow-up requests
+ * go through the gateway; and absolute gateway URLs in request bodies are moved back.
+ */
+import { Type } from "@sinclair/typebox";
+import type { BackendPlugin } from "../plugins/types.js";
+import { checkHttpUpstream, createHttpUpstream, httpUpstreamProperties } from "./http-upstream.js";
+import { jsonUrlRewriter, rewriteUrlHeader } from "./url-rewrite.js";
+
+const Options = Type.Object(
+  {
+    ...httpUpstreamProperties,
+    rewrite_urls: Type.Boolean({
+      default: true,
+      description: "Rewrite absolute URLs between the server's base and the gateway's.",
+    }),
+    upstream_base_urls: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "Other bases the server writes into its URLs (when it does not use base_url).",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const JSON_BODY = /^application\/(fhir\+)?json\b/i;
+
+export const fhirBackend: BackendPlugin<typeof Options> = {
+  kind: "backend",
+  type: "fhir",
+  options: Options,
+  check: checkHttpUpstream,
+  create: (o, ctx) => {
+    const others = o.upstream_base_urls ?? [];
+    return createHttpUpstream(o, ctx, {
+      requestHeaders(h) {
+        h.accept ??= "application/fhir+json";
+        // Bodies are rewritten as text, so ask for them uncompressed.
+        if (o.rewrite_urls) delete h["accept-encoding"];
+      },
+      async beforeSend(rctx, bases) {
+        if (!o.rewrite_urls || !rctx.body.present || !rctx.body.isJson) return;
+        const body = await rctx.body.buffer();
+        const out = jsonUrlRewriter([bases.public], bases.upstream)(body);
+        if (out !== body) rctx.body.replace(out);
+      },
+      response(_status, headers, _rctx, bases) {
+        if (!o.rewrite_urls) return undefined;
+        const from = [bases.upstream, ...others];
+        rewriteUrlHeader(headers, "location", from, bases.public);
+        rewriteUrlHeader(headers, "content-location", from, bases.public);
+        const ct = headers["content-type"];
+        return typeof ct === "string" && JSON_BODY.test(ct) ? jsonUrlRewriter(from, bases.public) : undefined;
+      },
+    });
+  },
+};
