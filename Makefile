@@ -4,7 +4,7 @@ CONFIG ?= examples/default/config.toml
 NPM_STAMP := node_modules/.harmony-installed
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane bench clean
+.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers bench clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -46,8 +46,12 @@ crds: install
 controlplane:
 	bash test/controlplane/build.sh
 
+## Healthcare peers (Orthanc, dcmtk, dicom3tools, sample DICOM files); installs what is missing.
+peers:
+	bash test/peers/peers.sh install
+
 ## Everything CI runs: static checks, then every test over real sockets.
-test: install build lint typecheck format-check controlplane test-only
+test: install build lint typecheck format-check controlplane peers test-only
 
 test-only:
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)

@@ -1,0 +1,162 @@
+/**
+ * DICOM peers for tests, each on free loopback ports and stopped by PID: Orthanc (DICOMweb and
+ * DIMSE), dcmtk's dcmqrscp (query/retrieve SCP) and storescp (C-STORE SCP). Installed by
+ * test/peers/peers.sh. Orthanc 1.10 cannot choose its bind address, so its DICOM port listens on
+ * every interface; tests only ever connect to 127.0.0.1.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { freePort, sleep, tempDir } from "../../dataplane/test/helpers.js";
+
+export const SAMPLES = join(
+  process.env.HARMONY_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "harmony"),
+  "peers/pydicom/test_files",
+);
+
+interface Proc {
+  proc: ChildProcess;
+  log: () => string;
+  stop(): Promise<void>;
+}
+
+function run(cmd: string, args: string[], cwd?: string): Proc {
+  const proc = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  proc.stdout.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-20_000)));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-20_000)));
+  proc.on("error", (e) => (log += `\nspawn failed: ${e.message}`));
+  return {
+    proc,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 8000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+async function waitFor(what: string, p: Proc, ok: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (p.proc.exitCode !== null) throw new Error(`${what} exited (${p.proc.exitCode}):\n${p.log()}`);
+    if (await Promise.resolve(ok()).catch(() => false)) return;
+    await sleep(50);
+  }
+  throw new Error(`${what} did not become ready:\n${p.log()}`);
+}
+
+/** C-ECHO with dcmtk's echoscu: true when the SCP answered Success. */
+export function echo(aet: string, port: number): boolean {
+  return spawnSync("echoscu", ["-to", "2", "-aec", aet, "127.0.0.1", String(port)]).status === 0;
+}
+
+export interface Orthanc extends Proc {
+  http: string;
+  dicomweb: string;
+  aet: string;
+  dicomPort: number;
+  dir: string;
+}
+
+export async function startOrthanc(
+  opts: { aet?: string; modalities?: Record<string, [string, string, number]> } = {},
+): Promise<Orthanc> {
+  const dir = tempDir("harmony-orthanc-");
+  const httpPort = await freePort();
+  const dicomPort = await freePort();
+  const aet = opts.aet ?? "ORTHANC";
+  mkdirSync(join(dir, "db"));
+  writeFileSync(
+    join(dir, "orthanc.json"),
+    JSON.stringify({
+      Name: "HARMONY-TEST",
+      StorageDirectory: join(dir, "db"),
+      IndexDirectory: join(dir, "db"),
+      Plugins: ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+      HttpPort: httpPort,
+      RemoteAccessAllowed: false,
+      AuthenticationEnabled: false,
+      WebDavEnabled: false,
+      DicomAet: aet,
+      DicomPort: dicomPort,
+      DicomCheckCalledAet: false,
+      DicomAlwaysAllowEcho: true,
+      DicomAlwaysAllowStore: true,
+      DicomAlwaysAllowFind: true,
+      DicomAlwaysAllowGet: true,
+      DicomAlwaysAllowMove: true,
+      UnknownSopClassAccepted: true,
+      SaveJobs: false,
+      // Large studies in the streaming tests: do not let Orthanc compress or cap them.
+      StorageCompression: false,
+      MaximumStorageSize: 0,
+      DicomModalities: opts.modalities ?? {},
+      DicomWeb: {
+        Enable: true,
+        Root: "/dicom-web/",
+        EnableWado: true,
+        WadoRoot: "/wado",
+        Host: `127.0.0.1:${httpPort}`,
+        Ssl: false,
+      },
+    }),
+  );
+  const p = run("Orthanc", [join(dir, "orthanc.json")], dir);
+  const http = `http://127.0.0.1:${httpPort}`;
+  await waitFor("Orthanc", p, async () => (await fetch(`${http}/system`)).ok);
+  return { ...p, http, dicomweb: `${http}/dicom-web`, aet, dicomPort, dir };
+}
+
+export interface Dcmqrscp extends Proc {
+  aet: string;
+  port: number;
+  dir: string;
+}
+
+/** dcmtk's query/retrieve SCP; `hosts` are the C-MOVE destinations it knows. */
+export async function startDcmqrscp(hosts: Record<string, [string, number]> = {}): Promise<Dcmqrscp> {
+  const dir = tempDir("harmony-dcmqrscp-");
+  const port = await freePort();
+  mkdirSync(join(dir, "db"));
+  const hostLines = Object.entries(hosts).map(([k, [aet, p]]) => `${k} = (${aet}, 127.0.0.1, ${p})`);
+  writeFileSync(
+    join(dir, "dcmqrscp.cfg"),
+    [
+      `NetworkTCPPort  = ${port}`,
+      "MaxPDUSize      = 16384",
+      "MaxAssociations = 16",
+      "HostTable BEGIN",
+      ...hostLines,
+      "HostTable END",
+      "VendorTable BEGIN",
+      "VendorTable END",
+      "AETable BEGIN",
+      `DCMQRSCP  ${join(dir, "db")}  RW  (200, 1024mb)  ANY`,
+      "AETable END",
+      "",
+    ].join("\n"),
+  );
+  const p = run("dcmqrscp", ["-c", join(dir, "dcmqrscp.cfg"), String(port)], dir);
+  await waitFor("dcmqrscp", p, () => echo("DCMQRSCP", port));
+  return { ...p, aet: "DCMQRSCP", port, dir };
+}
+
+export interface StoreScp extends Proc {
+  aet: string;
+  port: number;
+  dir: string;
+}
+
+export async function startStorescp(aet = "STORESCP"): Promise<StoreScp> {
+  const dir = tempDir("harmony-storescp-");
+  const port = await freePort();
+  const p = run("storescp", ["-aet", aet, "-od", dir, String(port)], dir);
+  await waitFor("storescp", p, () => echo(aet, port));
+  return { ...p, aet, port, dir };
+}
