@@ -66,7 +66,7 @@ after(async () => {
 
 test("STOW-RS of a 1 GiB study streams through the gateway", async (t) => {
   const before = memoryOf(dp.pid).hwm;
-  async function* body() {
+  function* body() {
     for (let i = 0; i < INSTANCES; i++) {
       const part = instance(i);
       digests.push(createHash("sha256").update(part).digest("hex"));
