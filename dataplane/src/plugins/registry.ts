@@ -8,10 +8,11 @@ import { httpBackend } from "../backends/http.js";
 import { echoBackend } from "../backends/echo.js";
 import { fhirBackend } from "../backends/fhir.js";
 import { dicomwebBackend } from "../backends/dicomweb.js";
+import { dicomBackend } from "../backends/dicom.js";
 import { passthru } from "../middleware/passthru.js";
 
 const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint];
-const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend];
+const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
 const middleware: MiddlewarePlugin[] = [passthru];
 
 function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {

@@ -1,0 +1,314 @@
+/**
+ * `dicom` backend: a DIMSE peer (PACS, archive, modality) behind a DICOMweb face. It executes the
+ * DICOMweb request the pipeline carries (protocols/dicomweb-request.ts) as DIMSE through
+ * dcmjs-dimse: QIDO-RS → C-FIND, WADO-RS → C-GET (instances streamed out as they arrive),
+ * metadata → C-GET read as DICOM JSON, STOW-RS → C-STORE (parts streamed in, stored in batches).
+ * Statuses follow PS3.18: 200, 204 (no match), 202/409 (some/all stores failed), 404, 406.
+ */
+import { PassThrough } from "node:stream";
+import { Type, type Static } from "@sinclair/typebox";
+import dcmjs from "dcmjs";
+import type { BackendPlugin } from "../plugins/types.js";
+import type { RequestContext } from "../pipeline/context.js";
+import { HttpError, problemType } from "../pipeline/errors.js";
+import { cFind, cGet, cStore, type Peer, type StoreItem } from "../protocols/dimse-client.js";
+import { isSuccess, isWarning, hex } from "../protocols/dimse.js";
+import {
+  DEFAULT_KEYS,
+  parseDicomwebRequest,
+  type RetrieveOp,
+  type SearchOp,
+  type StoreOp,
+} from "../protocols/dicomweb-request.js";
+import { first, toDicomJson, type DicomJsonDataset } from "../protocols/dicom-json.js";
+import { MultipartWriter, boundaryOf, readParts } from "../protocols/multipart.js";
+import { Part10Error, parsePart10, toPart10 } from "../protocols/part10.js";
+
+const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ ][\\x20-\\x5b\\x5d-\\x7e]*$" };
+
+const Options = Type.Object(
+  {
+    host: Type.String({ minLength: 1, description: "The DIMSE peer's host." }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: "The DIMSE peer's port." }),
+    aet: Type.String({ ...AE, description: "The peer's AE title (called AE)." }),
+    local_aet: Type.String({ ...AE, default: "HARMONY", description: "Our AE title (calling AE)." }),
+    connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000 }),
+    association_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 60000,
+      description: "Idle limit within an association.",
+    }),
+    max_instance_bytes: Type.Integer({
+      minimum: 1024,
+      default: 1024 * 1024 * 1024,
+      description: "Largest single instance accepted from a STOW-RS upload.",
+    }),
+    store_batch_bytes: Type.Integer({
+      minimum: 1,
+      default: 64 * 1024 * 1024,
+      description: "STOW-RS instances are sent in associations of about this many bytes.",
+    }),
+  },
+  { additionalProperties: false },
+);
+type Options = Static<typeof Options>;
+
+const DICOM_JSON = "application/dicom+json";
+/** PS3.7: the C-STORE failure a STOW response reports for an instance we could not even read. */
+const CANNOT_UNDERSTAND = 0xc000;
+
+export const dicomBackend: BackendPlugin<typeof Options> = {
+  kind: "backend",
+  type: "dicom",
+  aliases: ["dicom_scu", "dimse"],
+  options: Options,
+  create: (o, ctx) => {
+    const peer: Peer = {
+      host: o.host,
+      port: o.port,
+      calledAet: o.aet,
+      callingAet: o.local_aet,
+      connectTimeoutMs: o.connect_timeout_ms,
+      associationTimeoutMs: o.association_timeout_ms,
+    };
+    return {
+      async handle(rctx) {
+        const op = parseDicomwebRequest(rctx.method, rctx.subpath, rctx.search);
+        const base = publicBase(rctx);
+        if (op.kind === "search") return search(rctx, peer, op, base);
+        if (op.kind === "retrieve")
+          return op.metadata ? metadata(rctx, peer, op, base) : retrieve(rctx, peer, op, ctx.logger);
+        return store(rctx, peer, op, o, base);
+      },
+    };
+  },
+};
+
+function publicBase(rctx: RequestContext): string {
+  const prefix = rctx.route.prefix === "/" ? "" : rctx.route.prefix;
+  return `${rctx.secure ? "https" : "http"}://${rctx.req.headers.host ?? "localhost"}${prefix}`;
+}
+
+function json(rctx: RequestContext, status: number, body: unknown): void {
+  const buf = Buffer.from(JSON.stringify(body));
+  rctx.response = {
+    status,
+    headers: { "content-type": DICOM_JSON, "content-length": String(buf.length), "x-request-id": rctx.id },
+    body: buf,
+  };
+}
+
+function dimseFailure(what: string, status: number): HttpError {
+  // 0xA900 / 0xC000-class "identifier does not match" and "unable to process" are the request's fault.
+  const clientFault = status === 0xa900 || (status & 0xff00) === 0xc000;
+  return new HttpError(clientFault ? 400 : 502, `${what} failed with DIMSE status ${hex(status)}`, {
+    type: problemType("dimse-failure"),
+  });
+}
+
+async function search(rctx: RequestContext, peer: Peer, op: SearchOp, base: string): Promise<void> {
+  const keys =
+    op.includefield === "all" ? Object.values(DEFAULT_KEYS).flat() : [...DEFAULT_KEYS[op.level], ...op.includefield];
+  const identifier: Record<string, unknown> = {};
+  for (const k of [...keys, "StudyInstanceUID", ...(op.level !== "STUDY" ? ["SeriesInstanceUID"] : [])])
+    identifier[k] = "";
+  Object.assign(identifier, op.match);
+  const { status, matches } = await cFind(peer, identifier, op.level);
+  if (!isSuccess(status)) throw dimseFailure("C-FIND", status);
+  const page = matches.slice(op.offset, op.limit === undefined ? undefined : op.offset + op.limit);
+  if (page.length === 0) {
+    rctx.response = { status: 204, headers: { "x-request-id": rctx.id }, body: null };
+    return;
+  }
+  const out = page.map((m) => {
+    const ds = toDicomJson(m);
+    delete ds["00080052"]; // QueryRetrieveLevel is DIMSE plumbing, not a result
+    delete ds["00080005"]; // DICOM JSON is UTF-8 whatever the archive's character set (PS3.18 F.2)
+    const study = first(ds, "0020000D");
+    const series = first(ds, "0020000E");
+    const sop = first(ds, "00080018");
+    const url =
+      op.level === "STUDY"
+        ? `${base}/studies/${study}`
+        : op.level === "SERIES"
+          ? `${base}/studies/${study}/series/${series}`
+          : `${base}/studies/${study}/series/${series}/instances/${sop}`;
+    if (study && (op.level === "STUDY" || series) && (op.level !== "IMAGE" || sop))
+      ds["00081190"] = { vr: "UR", Value: [url] };
+    return ds;
+  });
+  json(rctx, 200, out);
+}
+
+const ACCEPT_DICOM =
+  /(^|,)\s*(\*\/\*|multipart\/related(?![^,]*type=(?!"?application\/dicom"?)[^,;]*)|application\/dicom(?!\+))/i;
+
+async function retrieve(
+  rctx: RequestContext,
+  peer: Peer,
+  op: RetrieveOp,
+  logger: { warn: (m: string, meta: object) => void },
+): Promise<void> {
+  const accept = rctx.req.headers.accept;
+  if (accept && !ACCEPT_DICOM.test(accept)) {
+    throw new HttpError(406, `this origin returns multipart/related; type="application/dicom", not ${accept}`, {
+      title: "Not Acceptable",
+    });
+  }
+  const writer = new MultipartWriter("application/dicom");
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let started: (() => void) | undefined;
+  const firstInstance = new Promise<void>((r) => (started = r));
+  const write = async (chunks: Buffer[]) => {
+    for (const c of chunks) if (!body.write(c)) await new Promise<void>((r) => body.once("drain", r));
+  };
+  const done = cGet(peer, op.level, op, async (r) => {
+    started?.();
+    await write(
+      writer.part(toPart10({ ...r, dataset: r.dataset.bytes ?? r.dataset.getDenaturalizedDataset() }, peer.calledAet)),
+    );
+  });
+  // Answer as soon as the first instance is here (or the C-GET is over): 404 is still possible
+  // until then, and after it the rest streams through with backpressure to the peer.
+  const outcome = await Promise.race([firstInstance.then(() => undefined), done]);
+  if (outcome) {
+    if (outcome.completed === 0 && outcome.failed === 0) throw new HttpError(404, "no instance matches");
+    if (!isSuccess(outcome.status) && !isWarning(outcome.status) && outcome.completed === 0)
+      throw dimseFailure("C-GET", outcome.status);
+  }
+  rctx.response = {
+    status: 200,
+    headers: { "content-type": writer.contentType, "x-request-id": rctx.id },
+    body,
+  };
+  done.then(
+    async (r) => {
+      if (r.failed > 0)
+        logger.warn("C-GET sub-operations failed", { request_id: rctx.id, failed: r.failed, completed: r.completed });
+      await write([writer.end()]);
+      body.end();
+    },
+    (e: unknown) => body.destroy(e instanceof Error ? e : new Error(String(e))),
+  );
+}
+
+/** Small binary values are inlined; pixel data and other bulk data are left out of metadata (no BulkDataURI to offer). */
+const MAX_INLINE = 8 * 1024;
+
+async function metadata(rctx: RequestContext, peer: Peer, op: RetrieveOp, base: string): Promise<void> {
+  const out: DicomJsonDataset[] = [];
+  const r = await cGet(peer, op.level, op, async (inst) => {
+    const elements = { ...inst.dataset.getElements() };
+    for (const [k, v] of Object.entries(elements)) {
+      const buffers = Array.isArray(v) && v.some((x) => x instanceof ArrayBuffer);
+      if (k === "PixelData" || (buffers && (v as ArrayBuffer[]).reduce((n, b) => n + b.byteLength, 0) > MAX_INLINE))
+        delete elements[k];
+    }
+    const ds = inlineBinaries(toDicomJson(elements));
+    ds["00081190"] = {
+      vr: "UR",
+      Value: [`${base}/studies/${first(ds, "0020000D")}/series/${first(ds, "0020000E")}/instances/${inst.sopInstance}`],
+    };
+    out.push(ds);
+    return Promise.resolve();
+  });
+  if (out.length === 0) {
+    if (!isSuccess(r.status) && r.completed === 0 && r.failed > 0) throw dimseFailure("C-GET", r.status);
+    throw new HttpError(404, "no instance matches");
+  }
+  json(rctx, 200, out);
+}
+
+function inlineBinaries(ds: DicomJsonDataset): DicomJsonDataset {
+  for (const el of Object.values(ds)) {
+    if (el.Value?.some((v) => v instanceof ArrayBuffer)) {
+      el.InlineBinary = Buffer.concat((el.Value as ArrayBuffer[]).map((b) => Buffer.from(b))).toString("base64");
+      delete el.Value;
+    } else if (el.vr === "SQ") for (const item of (el.Value ?? []) as DicomJsonDataset[]) inlineBinaries(item);
+  }
+  return ds;
+}
+
+interface StoreOutcome {
+  sopClass: string;
+  sopInstance: string;
+  status: number;
+  study?: string;
+}
+
+async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, base: string): Promise<void> {
+  const ct = rctx.req.headers["content-type"] ?? "";
+  const boundary = boundaryOf(ct);
+  if (!/^multipart\/related\b/i.test(ct) || !boundary)
+    throw new HttpError(415, "STOW-RS to a DIMSE peer takes multipart/related with a boundary");
+  const body = rctx.body.forUpstream();
+  if (!body) throw new HttpError(400, "STOW-RS request has no body");
+  const parts: AsyncIterable<Buffer> | Iterable<Buffer> = Buffer.isBuffer(body) ? [body] : body;
+
+  const outcomes: StoreOutcome[] = [];
+  let batch: (StoreItem & { study?: string })[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const statuses = await cStore(peer, batch);
+    batch.forEach((b, i) =>
+      outcomes.push({ sopClass: b.sopClass, sopInstance: b.sopInstance, status: statuses[i]!, study: b.study }),
+    );
+    batch = [];
+    batchBytes = 0;
+  };
+  for await (const part of readParts(parts, boundary, o.max_instance_bytes)) {
+    let p10;
+    let study: string | undefined;
+    try {
+      p10 = parsePart10(part.body);
+      study = studyOf(part.body);
+    } catch (e) {
+      if (!(e instanceof Part10Error)) throw e;
+      outcomes.push({ sopClass: "", sopInstance: "", status: CANNOT_UNDERSTAND });
+      continue;
+    }
+    if (op.study && study !== op.study) {
+      // PS3.18 10.5.3: instances of another study than the one in the URL are refused.
+      outcomes.push({ sopClass: p10.sopClass, sopInstance: p10.sopInstance, status: 0xa900, study });
+      continue;
+    }
+    batch.push({ ...p10, study });
+    batchBytes += p10.dataset.length;
+    if (batchBytes >= o.store_batch_bytes) await flush();
+  }
+  await flush();
+
+  const ok = outcomes.filter((x) => isSuccess(x.status) || isWarning(x.status));
+  const failed = outcomes.filter((x) => !(isSuccess(x.status) || isWarning(x.status)));
+  const studies = [...new Set(ok.map((x) => x.study).filter(Boolean))];
+  const res: DicomJsonDataset = {};
+  if (studies.length === 1) res["00081190"] = { vr: "UR", Value: [`${base}/studies/${studies[0]}`] };
+  const ref = (x: StoreOutcome) => ({
+    "00081150": { vr: "UI", Value: [x.sopClass] },
+    "00081155": { vr: "UI", Value: [x.sopInstance] },
+  });
+  if (ok.length)
+    res["00081199"] = {
+      vr: "SQ",
+      Value: ok.map((x) => ({
+        ...ref(x),
+        "00081190": { vr: "UR", Value: [`${base}/studies/${x.study}/instances/${x.sopInstance}`] },
+      })),
+    };
+  if (failed.length)
+    res["00081198"] = {
+      vr: "SQ",
+      Value: failed.map((x) => ({ ...ref(x), "00081197": { vr: "US", Value: [x.status] } })),
+    };
+  if (outcomes.length === 0) throw new HttpError(400, "STOW-RS request carried no instance");
+  json(rctx, failed.length === 0 ? 200 : ok.length === 0 ? 409 : 202, res);
+}
+
+/** StudyInstanceUID of a Part 10 file, read without parsing past it. */
+function studyOf(file: Buffer): string | undefined {
+  const ab = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength);
+  const { dict } = dcmjs.data.DicomMessage.readFile(ab as ArrayBuffer, { untilTag: "0020000E" });
+  const v = dict["0020000D"]?.Value?.[0];
+  return typeof v === "string" ? v : undefined;
+}

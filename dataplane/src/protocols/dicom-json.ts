@@ -1,0 +1,57 @@
+/**
+ * Attribute names and the DICOM JSON model (PS3.18 Annex F). DICOMweb speaks tags or keywords
+ * (`00100020` or `PatientID`) and JSON; dcmjs-dimse speaks "naturalized" keyword objects. These
+ * helpers translate between the two using dcmjs's data dictionary.
+ */
+import dcmjs, { type DicomJsonDataset } from "dcmjs";
+
+const dict = dcmjs.data.DicomMetaDictionary;
+
+export interface Attribute {
+  tag: string; // "00100020"
+  keyword: string; // "PatientID"
+  vr: string;
+}
+
+/** A keyword or an 8-hex-digit tag (any case), or undefined when the dictionary does not know it. */
+export function attribute(name: string): Attribute | undefined {
+  if (/^[0-9a-fA-F]{8}$/.test(name)) {
+    const e = dict.dictionary[dict.punctuateTag(name.toUpperCase())];
+    return e ? { tag: name.toUpperCase(), keyword: e.name, vr: e.vr } : undefined;
+  }
+  const e = dict.nameMap[name];
+  return e ? { tag: dict.unpunctuateTag(e.tag), keyword: e.name, vr: e.vr } : undefined;
+}
+
+const NUMERIC = new Set(["IS", "DS", "US", "UL", "SS", "SL", "FL", "FD", "SV", "UV"]);
+
+/** Naturalized elements (as dcmjs-dimse returns them) → DICOM JSON, cleaned to the standard's form. */
+export function toDicomJson(elements: Record<string, unknown>): DicomJsonDataset {
+  const out = dict.denaturalizeDataset(elements);
+  for (const el of Object.values(out)) clean(el);
+  return out;
+}
+
+function clean(el: DicomJsonDataset[string]): void {
+  if (!el.Value) return;
+  let values = el.Value;
+  if (el.vr === "SQ") {
+    for (const item of values as DicomJsonDataset[]) for (const e of Object.values(item)) clean(e);
+  } else if (NUMERIC.has(el.vr)) {
+    values = values.map((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v));
+  }
+  // An empty attribute has no Value at all in DICOM JSON (F.2.5), not [""].
+  values = values.filter((v) => v !== "" && v !== null && v !== undefined);
+  if (values.length === 0) delete el.Value;
+  else el.Value = values;
+}
+
+/** First value of an attribute in DICOM JSON, as a string. */
+export function first(ds: DicomJsonDataset, tag: string): string | undefined {
+  const v = ds[tag]?.Value?.[0];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "object" && "Alphabetic" in v) return String(v.Alphabetic);
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+export type { DicomJsonDataset };

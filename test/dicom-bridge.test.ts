@@ -1,0 +1,219 @@
+/**
+ * DICOMweb clients reaching DIMSE peers through the gateway (`dicomweb` endpoint → `dicom`
+ * backend, the bridge PS3.18 makes possible): QIDO-RS as C-FIND, WADO-RS as C-GET, STOW-RS as
+ * C-STORE, against Orthanc's DIMSE port and dcmtk's dcmqrscp. Every object the gateway emits
+ * passes dciodvfy; the data sets it relays are byte-identical to what the archive holds.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startDcmqrscp, startOrthanc, SAMPLES, type Dcmqrscp, type Orthanc } from "./peers/dicom-peers.js";
+import { makeInstance, multipartRelated, splitMultipart, uid, uidsOf } from "./dicom-files.js";
+import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
+import { parsePart10 } from "../dataplane/src/protocols/part10.js";
+
+let orthanc: Orthanc;
+let qr: Dcmqrscp;
+let dp: Dataplane;
+let pacs: string; // gateway → Orthanc DIMSE
+let archive: string; // gateway → dcmqrscp
+const ct = readFileSync(join(SAMPLES, "CT_small.dcm"));
+const mr = readFileSync(join(SAMPLES, "MR_small.dcm"));
+const CT = uidsOf(ct);
+const MR = uidsOf(mr);
+type DicomJson = Record<string, { vr: string; Value?: unknown[]; InlineBinary?: string }>;
+
+function dciodvfyErrors(file: Buffer): string[] {
+  const path = join(tempDir("harmony-dciodvfy-"), "object.dcm");
+  writeFileSync(path, file);
+  const r = spawnSync("dciodvfy", [path], { encoding: "utf8" });
+  return `${r.stdout}${r.stderr}`.split("\n").filter((l) => /^Error/.test(l));
+}
+
+before(async () => {
+  orthanc = await startOrthanc();
+  qr = await startDcmqrscp();
+  for (const f of [ct, mr])
+    assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: f })).status, 200);
+  const storescu = spawnSync("storescu", ["-aec", qr.aet, "127.0.0.1", String(qr.port), join(SAMPLES, "CT_small.dcm")]);
+  assert.equal(storescu.status, 0, String(storescu.stderr));
+  const dead = await freePort();
+  const bridge = (name: string, prefix: string, host: string, port: number, aet: string) => `
+[pipelines.${name}]
+networks = ["default"]
+endpoints = ["${name}_in"]
+backends = ["${name}_out"]
+
+[endpoints.${name}_in]
+service = "dicomweb"
+options = { path_prefix = "${prefix}" }
+
+[backends.${name}_out]
+service = "dicom"
+options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMONY", connect_timeout_ms = 2000 }
+`;
+  const dir = writeTree({
+    "config.toml": baseConfig(
+      bridge("pacs", "/pacs", "127.0.0.1", orthanc.dicomPort, orthanc.aet) +
+        bridge("archive", "/archive", "127.0.0.1", qr.port, qr.aet) +
+        bridge("dead", "/dead", "127.0.0.1", dead, "NOBODY"),
+    ),
+  });
+  dp = await startDataplane(join(dir, "config.toml"));
+  pacs = dp.url("default", "/pacs");
+  archive = dp.url("default", "/archive");
+});
+
+after(async () => {
+  await dp?.stop();
+  await orthanc?.stop();
+  await qr?.stop();
+});
+
+test("QIDO-RS → C-FIND: the archive's answers as DICOM JSON, with RetrieveURLs on the gateway", async () => {
+  for (const base of [pacs, archive]) {
+    const res = await fetch(`${base}/studies?PatientID=${CT.patientId}`, {
+      headers: { accept: "application/dicom+json" },
+    });
+    assert.equal(res.status, 200, base);
+    assert.equal(res.headers.get("content-type"), "application/dicom+json");
+    const studies = (await res.json()) as DicomJson[];
+    assert.equal(studies.length, 1);
+    assert.equal(studies[0]!["0020000D"]!.Value![0], CT.study);
+    assert.equal(studies[0]!["00100020"]!.Value![0], CT.patientId);
+    assert.equal(studies[0]!["00081190"]!.Value![0], `${base}/studies/${CT.study}`);
+    assert.equal(studies[0]!["00080052"], undefined, "no QueryRetrieveLevel in results");
+  }
+  // Same study as Orthanc's own DICOMweb reports.
+  const direct = (await (await fetch(`${orthanc.dicomweb}/studies?PatientID=${CT.patientId}`)).json()) as DicomJson[];
+  const viaDimse = (await (await fetch(`${pacs}/studies?PatientID=${CT.patientId}`)).json()) as DicomJson[];
+  for (const tag of ["0020000D", "00100020", "00080020", "00080050"])
+    assert.deepEqual(viaDimse[0]![tag]?.Value, direct[0]![tag]?.Value, tag);
+
+  const series = (await (await fetch(`${pacs}/studies/${CT.study}/series`)).json()) as DicomJson[];
+  assert.equal(series[0]!["0020000E"]!.Value![0], CT.series);
+  const inst = (await (await fetch(`${pacs}/studies/${CT.study}/series/${CT.series}/instances`)).json()) as DicomJson[];
+  assert.equal(inst[0]!["00080018"]!.Value![0], CT.sop);
+  assert.equal(inst[0]!["00081190"]!.Value![0], `${pacs}/studies/${CT.study}/series/${CT.series}/instances/${CT.sop}`);
+
+  const wildcard = (await (await fetch(`${pacs}/studies?PatientName=Compressed*`)).json()) as DicomJson[];
+  assert.equal(wildcard.length, 2, "wildcards are C-FIND wildcards");
+  const paged = (await (await fetch(`${pacs}/studies?PatientName=Compressed*&limit=1&offset=1`)).json()) as DicomJson[];
+  assert.equal(paged.length, 1);
+  const none = await fetch(`${pacs}/studies?PatientID=nobody`);
+  assert.equal(none.status, 204, "no match is 204 No Content");
+  const badKey = await fetch(`${pacs}/studies?NotAnAttribute=1`);
+  assert.equal(badKey.status, 400);
+});
+
+/** What the archive holds: dcmqrscp's stored file for that instance. */
+function storedBy(dir: string, sop: string): Buffer {
+  for (const f of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!f.isFile()) continue;
+    const buf = readFileSync(join(f.parentPath, f.name));
+    if (buf.length > 132 && buf.toString("latin1", 128, 132) === "DICM" && parsePart10(buf).sopInstance === sop)
+      return buf;
+  }
+  throw new Error(`no stored file for ${sop}`);
+}
+
+/** DCMTK's network layer (Orthanc's too) drops Data Set Trailing Padding (FFFC,FFFC) when it sends. */
+function withoutTrailingPadding(ds: Buffer): Buffer {
+  const i = ds.lastIndexOf(Buffer.from("fcfffcff4f420000", "hex"));
+  return i >= 0 && i + 12 + ds.readUInt32LE(i + 8) === ds.length ? ds.subarray(0, i) : ds;
+}
+
+test("WADO-RS → C-GET: instances stream out as Part 10, data sets byte-identical, dciodvfy-clean", async () => {
+  for (const [base, file, u] of [
+    [pacs, ct, CT],
+    [pacs, mr, MR],
+    [archive, storedBy(qr.dir, CT.sop), CT],
+  ] as const) {
+    const res = await fetch(`${base}/studies/${u.study}/series/${u.series}/instances/${u.sop}`, {
+      headers: { accept: 'multipart/related; type="application/dicom"' },
+    });
+    assert.equal(res.status, 200);
+    const parts = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get("content-type")!);
+    assert.equal(parts.length, 1);
+    const got = parsePart10(parts[0]!);
+    const want = parsePart10(file);
+    assert.equal(got.sopInstance, u.sop);
+    assert.equal(got.transferSyntax, want.transferSyntax);
+    assert.ok(
+      got.dataset.equals(withoutTrailingPadding(want.dataset)),
+      `${base}: the data set is the archive's, byte for byte`,
+    );
+    assert.deepEqual(dciodvfyErrors(parts[0]!), [], "dciodvfy finds no error in what we emit");
+  }
+  const study = await fetch(`${pacs}/studies/${CT.study}`);
+  assert.equal(study.status, 200);
+  assert.equal(splitMultipart(Buffer.from(await study.arrayBuffer()), study.headers.get("content-type")!).length, 1);
+
+  const missing = await fetch(`${pacs}/studies/1.2.3.999`);
+  assert.equal(missing.status, 404);
+  const png = await fetch(`${pacs}/studies/${CT.study}`, { headers: { accept: "image/png" } });
+  assert.equal(png.status, 406);
+  const frames = await fetch(`${pacs}/studies/${CT.study}/series/${CT.series}/instances/${CT.sop}/frames/1`);
+  assert.equal(frames.status, 406);
+});
+
+test("metadata → C-GET read as DICOM JSON", async () => {
+  const res = await fetch(`${pacs}/studies/${CT.study}/metadata`);
+  assert.equal(res.status, 200);
+  const meta = (await res.json()) as DicomJson[];
+  assert.equal(meta.length, 1);
+  assert.equal(meta[0]!["00080018"]!.Value![0], CT.sop);
+  assert.equal(meta[0]!["00280010"]!.Value![0], 128, "Rows as a number");
+  assert.equal(meta[0]!["7FE00010"], undefined, "pixel data is not inlined");
+});
+
+test("STOW-RS → C-STORE: stored in the archive, refused for another study, reported per instance", async () => {
+  const study = uid("stow-bridge-study");
+  const inst = (n: number) =>
+    makeInstance({
+      study,
+      series: uid("stow-bridge-series"),
+      sop: uid(`stow-bridge-${n}`),
+      patientId: "STOW1",
+      patientName: "Stow^Bridge",
+    });
+  const { body, contentType } = multipartRelated([inst(1), inst(2)]);
+  const res = await fetch(`${pacs}/studies`, { method: "POST", headers: { "content-type": contentType }, body });
+  assert.equal(res.status, 200, await res.clone().text());
+  const out = (await res.json()) as DicomJson;
+  assert.equal((out["00081199"]!.Value as unknown[]).length, 2);
+  assert.equal(out["00081190"]!.Value![0], `${pacs}/studies/${study}`);
+  const found = (await (await fetch(`${orthanc.dicomweb}/studies?PatientID=STOW1`)).json()) as DicomJson[];
+  assert.equal(found.length, 1, "Orthanc has the study");
+
+  // Posting to a study URL with an instance of another study: refused for that instance only.
+  const mixed = multipartRelated([inst(3), ct]);
+  const partial = await fetch(`${pacs}/studies/${study}`, {
+    method: "POST",
+    headers: { "content-type": mixed.contentType },
+    body: mixed.body,
+  });
+  assert.equal(partial.status, 202);
+  const p = (await partial.json()) as DicomJson;
+  const failed = p["00081198"]!.Value as DicomJson[];
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0]!["00081155"]!.Value![0], CT.sop);
+  assert.equal(failed[0]!["00081197"]!.Value![0], 0xa900);
+
+  const junk = multipartRelated([Buffer.from("not dicom at all")]);
+  const bad = await fetch(`${pacs}/studies`, {
+    method: "POST",
+    headers: { "content-type": junk.contentType },
+    body: junk.body,
+  });
+  assert.equal(bad.status, 409, "nothing stored");
+});
+
+test("a DIMSE peer that is down is a 502 problem, not a hang", async () => {
+  const res = await fetch(dp.url("default", `/dead/studies?PatientID=x`));
+  assert.equal(res.status, 502);
+  const p = (await res.json()) as { detail: string };
+  assert.match(p.detail, /NOBODY/);
+});
