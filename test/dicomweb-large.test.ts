@@ -116,7 +116,7 @@ test("WADO-RS of the 1 GiB study streams back byte-identical", async (t) => {
         const boundary = /boundary="?([^";]+)"?/.exec(res.headers["content-type"] ?? "")?.[1];
         if (!boundary) return reject(new Error("no boundary"));
         const delim = Buffer.from(`\r\n--${boundary}`);
-        let buf = Buffer.alloc(0);
+        let buf: Buffer = Buffer.alloc(0);
         let hash: ReturnType<typeof createHash> | undefined;
         res.on("data", (chunk: Buffer) => {
           total += chunk.length;
