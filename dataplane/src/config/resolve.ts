@@ -262,8 +262,13 @@ export function resolveConfig(
   function resolvePipeline(name: string, p: PipelineSection): ResolvedPipeline | undefined {
     const path = ["pipelines", name];
     if (p.enabled === false) return undefined;
-    if (!Array.isArray(p.networks) || !Array.isArray(p.endpoints)) return undefined; // schema reported it
-    if (p.networks.length === 0) {
+    if (!Array.isArray(p.endpoints)) return undefined; // schema reported it
+    const nets = p.networks ?? [];
+    const listensOnItsOwn = p.endpoints.some((e) => {
+      const plugin = endpoints.get(e)?.plugin;
+      return plugin?.kind === "endpoint" && plugin.ownListener === true;
+    });
+    if (nets.length === 0 && !listensOnItsOwn) {
       at([...path, "networks"], "no networks: the pipeline is not served", "warning");
       return undefined;
     }
@@ -276,7 +281,7 @@ export function resolveConfig(
       at([...path, ...sub], message);
       ok = false;
     };
-    p.networks.forEach((n, i) => {
+    nets.forEach((n, i) => {
       if (!networks.has(n)) err(["networks", i], `network "${n}" is not defined`);
       else if (!networks.get(n)) err(["networks", i], `network "${n}" has no HTTP listener`);
     });
@@ -333,7 +338,7 @@ export function resolveConfig(
     return {
       name,
       description: p.description ?? "",
-      networks: [...p.networks],
+      networks: [...nets],
       endpoints: [...p.endpoints],
       backend: backendNames[0],
       left,

@@ -96,7 +96,11 @@ export const MiddlewareSplit = Obj(
 export const PipelineSection = Obj(
   {
     description: Type.Optional(Str("Human-readable description.")),
-    networks: Type.Array(Type.String(), { description: "Networks whose listeners serve this pipeline." }),
+    networks: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "Networks whose HTTP listeners serve this pipeline (DIMSE endpoints listen on their own port).",
+      }),
+    ),
     endpoints: Type.Array(Type.String(), { description: "Endpoints (entry points) of this pipeline." }),
     backends: Type.Optional(Type.Array(Type.String(), { description: "Backends; the first one is called." })),
     middleware: Type.Optional(

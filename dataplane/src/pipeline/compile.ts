@@ -44,6 +44,8 @@ export interface Generation {
   config: ResolvedConfig;
   pipelines: CompiledPipeline[];
   tables: Map<string, RouteTable<CompiledRoute>>;
+  /** Routes of endpoints that listen on their own (no HTTP route table): they get `serve`d. */
+  internal: CompiledRoute[];
 }
 
 export function compileGeneration(
@@ -89,6 +91,7 @@ export function compileGeneration(
     : [];
 
   const pipelines: CompiledPipeline[] = [];
+  const internal: CompiledRoute[] = [];
   for (const p of config.pipelines) {
     const mws = (names: string[]) => names.map((n) => middleware.get(n)).filter((m) => m !== undefined);
     const left = mws(p.left);
@@ -109,6 +112,19 @@ export function compileGeneration(
     p.endpoints.forEach((endpointName, i) => {
       const endpoint = endpoints.get(endpointName);
       if (!endpoint) return;
+      if (endpoint.serve) {
+        internal.push({
+          pipeline: compiled,
+          endpointName,
+          endpoint,
+          prefix: "/",
+          methods: "*",
+          duration: metrics.duration.labels(p.name, endpointName, p.backend ?? ""),
+          upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
+          requestsByKey: new Map(),
+          requests: metrics.requests,
+        });
+      }
       for (const spec of endpoint.routes) {
         const prefix = normalizePrefix(spec.prefix);
         const methods = spec.methods === "*" ? "*" : new Set(spec.methods.map((m) => m.toUpperCase()));
@@ -153,7 +169,7 @@ export function compileGeneration(
   }
 
   if (problems.length > 0) return { generation: undefined, problems };
-  return { generation: { config, pipelines, tables }, problems };
+  return { generation: { config, pipelines, tables, internal }, problems };
 }
 
 const describe = (m: ReadonlySet<string> | "*") => (m === "*" ? "(any method)" : [...m].join("|"));

@@ -40,6 +40,8 @@ export class RequestContext {
     readonly search: string,
     readonly startNs: bigint,
     bodyLimit: number,
+    /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */
+    readonly internal = false,
   ) {
     const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
     this.subpath = p === "" ? "/" : p;
@@ -57,6 +59,6 @@ export class RequestContext {
    * to the client. Otherwise it hands over `ctx.response` (with a streaming body) for them to see.
    */
   get streamToClient(): boolean {
-    return this.route.pipeline.right.length === 0;
+    return !this.internal && this.route.pipeline.right.length === 0;
   }
 }

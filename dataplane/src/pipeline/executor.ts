@@ -2,7 +2,10 @@
  * The lean request path: endpoint → middleware (left) → backend → middleware (right) → client.
  * No Express here; this is the code every proxied byte goes through.
  */
+import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import type { InternalRequest } from "../plugins/types.js";
 import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
@@ -109,7 +112,7 @@ function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
   else writeProblem(res, problem, ctx.id);
 }
 
-function finish(ctx: RequestContext, deps: ExecutorDeps): void {
+function finish(ctx: RequestContext, deps: ExecutorDeps, operation?: string): void {
   deps.onEnd();
   const route = ctx.route;
   const seconds = Number(process.hrtime.bigint() - ctx.startNs) / 1e9;
@@ -141,7 +144,70 @@ function finish(ctx: RequestContext, deps: ExecutorDeps): void {
     endpoint: route.endpointName,
     backend: route.pipeline.backendName,
     client: ctx.clientAddress,
+    ...(operation ? { operation } : {}),
   });
+}
+
+/**
+ * The same path for a request that came from another protocol: a DIMSE operation the `dicom`
+ * endpoint turned into a DICOMweb request. Nothing is written to a socket here; the response
+ * (or the problem a failure becomes) is handed back to the caller, who speaks its own protocol.
+ */
+export async function executeInternal(
+  route: CompiledRoute,
+  ireq: InternalRequest,
+  deps: ExecutorDeps,
+): Promise<ProxyResponse> {
+  const startNs = process.hrtime.bigint();
+  const headers: Record<string, string> = { ...ireq.headers };
+  if (ireq.body) headers["content-length"] = String(ireq.body.length);
+  const req = Object.assign(Readable.from(ireq.body ? [ireq.body] : []), {
+    method: ireq.method,
+    url: ireq.path + ireq.search,
+    headers,
+    httpVersion: "1.1",
+    socket: { remoteAddress: ireq.clientAddress },
+  }) as unknown as IncomingMessage;
+  // No client socket: the backend hands its response over instead of writing it anywhere.
+  const res = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writableFinished: false,
+    headersSent: false,
+    statusCode: 0,
+  }) as unknown as ServerResponse;
+  const id = requestId(undefined);
+  const ctx = new RequestContext(id, req, res, route, ireq.path, ireq.search, startNs, deps.bodyLimit, true);
+  const pipeline = route.pipeline;
+  deps.onStart();
+  try {
+    for (let i = 0; i < pipeline.left.length && !ctx.response; i++) await pipeline.left[i]!(ctx);
+    if (!ctx.response) {
+      if (!pipeline.backend) throw new HttpError(502, `pipeline "${pipeline.name}" has no backend`);
+      const t0 = process.hrtime.bigint();
+      await pipeline.backend.handle(ctx);
+      ctx.upstreamNs = process.hrtime.bigint() - t0;
+    }
+    for (const hook of pipeline.right) await hook(ctx);
+    if (!ctx.response) throw new HttpError(502, "the backend produced no response");
+    ctx.status = ctx.response.status;
+    return ctx.response;
+  } catch (err) {
+    const problem = toProblem(err);
+    ctx.status = problem.status;
+    if (!(err instanceof HttpError) || problem.status >= 500) {
+      deps.logger.log(err instanceof HttpError ? "warn" : "error", "request failed", {
+        request_id: id,
+        pipeline: pipeline.name,
+        operation: ireq.label,
+        status: problem.status,
+        error: err instanceof Error ? err.message : String(err),
+        ...(err instanceof Error && err.cause !== undefined ? { cause: describeCause(err.cause) } : {}),
+      });
+    }
+    return jsonResponse(problem.status, { title: problem.title, status: problem.status, detail: problem.detail });
+  } finally {
+    finish(ctx, deps, ireq.label);
+  }
 }
 
 /** Builds a small JSON response (echo backend, middleware short-circuits). */

@@ -4,6 +4,7 @@ import { httpEndpoint } from "../endpoints/http.js";
 import { echoEndpoint } from "../endpoints/echo.js";
 import { fhirEndpoint } from "../endpoints/fhir.js";
 import { dicomwebEndpoint } from "../endpoints/dicomweb.js";
+import { dicomEndpoint } from "../endpoints/dicom.js";
 import { httpBackend } from "../backends/http.js";
 import { echoBackend } from "../backends/echo.js";
 import { fhirBackend } from "../backends/fhir.js";
@@ -11,7 +12,7 @@ import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
 import { passthru } from "../middleware/passthru.js";
 
-const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint];
+const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint, dicomEndpoint];
 const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
 const middleware: MiddlewarePlugin[] = [passthru];
 

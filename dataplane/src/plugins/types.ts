@@ -5,7 +5,7 @@
  */
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "winston";
-import type { RequestContext } from "../pipeline/context.js";
+import type { ProxyResponse, RequestContext } from "../pipeline/context.js";
 import type { HarmonyProblem } from "../pipeline/errors.js";
 import type { SharedResources } from "../runtime/resources.js";
 import type { ServerResponse } from "node:http";
@@ -52,8 +52,31 @@ export interface RouteSpec {
   methods: readonly string[] | "*";
 }
 
+/** A request that did not arrive over HTTP (a DIMSE operation, read as the DICOMweb request it stands for). */
+export interface InternalRequest {
+  method: string;
+  /** Path below the endpoint, starting with `/`, e.g. `/studies`. */
+  path: string;
+  /** Query string with its `?`, or "". */
+  search: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+  /** Who asked (for logs and policies): the peer's address. */
+  clientAddress: string | undefined;
+  /** A label for the access log, e.g. "C-FIND ORTHANC→HARMONY". */
+  label: string;
+}
+
+/** Runs an internal request through the endpoint's pipeline; failures come back as responses, never throws. */
+export type InternalRun = (req: InternalRequest) => Promise<ProxyResponse>;
+
 export interface EndpointInstance {
   routes: RouteSpec[];
+  /**
+   * For endpoints that listen on their own (DIMSE): called each time a config generation that
+   * contains the endpoint goes live, with the way to run requests through its pipeline.
+   */
+  serve?(run: InternalRun): void;
   /** Runs before the middleware chain (protocol-specific ingestion). */
   onRequest?(ctx: RequestContext): void | Promise<void>;
   /** Renders an error in the protocol's own shape; default is application/problem+json. */
@@ -62,6 +85,8 @@ export interface EndpointInstance {
 
 export interface EndpointPlugin<S extends TSchema = TSchema> extends PluginBase<S> {
   kind: "endpoint";
+  /** True when the endpoint listens on a port of its own (DIMSE) rather than on a network's HTTP listener. */
+  ownListener?: boolean;
   create(options: Static<S>, ctx: BuildContext): EndpointInstance;
 }
 

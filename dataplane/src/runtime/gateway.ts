@@ -14,7 +14,7 @@ import { resolveConfig, type ListenerSpec, type ResolvedConfig } from "../config
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
 import { ConfigWatcher, listFiles } from "../config/watch.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
-import { execute, type ExecutorDeps } from "../pipeline/executor.js";
+import { execute, executeInternal, type ExecutorDeps } from "../pipeline/executor.js";
 import { writeProblem } from "../pipeline/errors.js";
 import { requestId } from "../pipeline/trace.js";
 import type { RouteTable } from "../pipeline/route-table.js";
@@ -155,6 +155,8 @@ export class Gateway {
       return result;
     }
     this.live = next; // the swap
+    // Endpoints with listeners of their own (DIMSE) now run requests through this generation.
+    for (const route of next.gen.internal) route.endpoint.serve?.((req) => executeInternal(route, req, next.deps));
     const logFile = next.gen.config.logFile ? this.resolvePath(next.gen.config.logFile) : undefined;
     configureLogger(logger, next.gen.config.logLevel, logFile);
     this.accessLog.setFile(logFile);

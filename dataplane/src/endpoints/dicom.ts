@@ -1,0 +1,99 @@
+/**
+ * `dicom` endpoint: a DIMSE SCP (C-ECHO, C-FIND, C-STORE, C-GET, C-MOVE) on its own TCP port and
+ * AE title. Each operation runs through the pipeline as the DICOMweb request it stands for
+ * (protocols/dimse-scp.ts), so the backend can be a DICOMweb origin (`dicomweb`), another DIMSE
+ * peer (`dicom`), or anything else that speaks DICOMweb.
+ */
+import { Type } from "@sinclair/typebox";
+import type { EndpointPlugin, OptionProblem } from "../plugins/types.js";
+import { DimseListener } from "../protocols/dimse-scp.js";
+
+const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ \\\\][\\x20-\\x5b\\x5d-\\x7e]*$" };
+
+const Options = Type.Object(
+  {
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      description: "TCP port of the DIMSE listener (0: any free port).",
+    }),
+    bind_address: Type.String({ default: "0.0.0.0", description: "Address to listen on." }),
+    local_aet: Type.String({ ...AE, default: "HARMONY", description: "Our AE title (the called AE)." }),
+    check_called_aet: Type.Boolean({
+      default: true,
+      description: "Refuse associations addressed to another AE title.",
+    }),
+    allowed_aets: Type.Array(Type.String(AE), {
+      default: [],
+      description: "Calling AE titles allowed to associate; empty allows any.",
+    }),
+    peers: Type.Record(Type.String(), Type.String({ pattern: "^[^:]+:\\d{1,5}$" }), {
+      default: {},
+      description: 'C-MOVE destinations: AE title → "host:port".',
+    }),
+    max_pdu: Type.Integer({ minimum: 4096, maximum: 4194304, default: 65536, description: "Largest PDU we accept." }),
+    association_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 60000,
+      description: "Idle limit within an association.",
+    }),
+    connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000, description: "For C-MOVE sub-associations." }),
+    store_batch_bytes: Type.Integer({
+      minimum: 1,
+      default: 64 * 1024 * 1024,
+      description: "C-MOVE instances per sub-association, by size.",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+function check(o: { peers: Record<string, string> }): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  for (const [aet, addr] of Object.entries(o.peers)) {
+    if (aet.length < 1 || aet.length > 16)
+      problems.push({ path: ["peers", aet], message: "AE titles are 1 to 16 characters" });
+    const port = Number(addr.split(":").pop());
+    if (!(port >= 1 && port <= 65535)) problems.push({ path: ["peers", aet], message: `port ${port} is out of range` });
+  }
+  return problems;
+}
+
+export const dicomEndpoint: EndpointPlugin<typeof Options> = {
+  kind: "endpoint",
+  type: "dicom",
+  aliases: ["dicom_scp", "dimse"],
+  ownListener: true,
+  options: Options,
+  check,
+  create: (o, ctx) => {
+    const listener = ctx.resources.acquire(
+      `dimse-listener:${o.bind_address}:${o.port}:${ctx.name}`,
+      () => new DimseListener(o.bind_address, o.port),
+    );
+    const peers = Object.fromEntries(
+      Object.entries(o.peers).map(([aet, addr]) => {
+        const i = addr.lastIndexOf(":");
+        return [aet, { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }];
+      }),
+    );
+    return {
+      routes: [],
+      serve(run) {
+        listener.configure(
+          {
+            aet: o.local_aet,
+            allowedAets: o.allowed_aets,
+            checkCalledAet: o.check_called_aet,
+            peers,
+            maxPduLength: o.max_pdu,
+            associationTimeoutMs: o.association_timeout_ms,
+            connectTimeoutMs: o.connect_timeout_ms,
+            storeBatchBytes: o.store_batch_bytes,
+            logger: ctx.logger,
+          },
+          run,
+        );
+      },
+    };
+  },
+};

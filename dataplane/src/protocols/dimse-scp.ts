@@ -1,0 +1,527 @@
+/**
+ * The gateway's DIMSE service provider. A TCP listener (bound where the config says, unlike
+ * dcmjs-dimse's own Server, which binds every interface) hands each connection to a GatewayScp.
+ * The SCP checks who is calling, then turns each operation into the DICOMweb request it stands
+ * for and runs it through the pipeline:
+ *
+ *   C-ECHO  → answered here (the association itself is the check)
+ *   C-FIND  → QIDO-RS GET /studies | /series | /instances   (PATIENT level: studies, grouped)
+ *   C-STORE → STOW-RS POST /studies, one Part 10 instance
+ *   C-GET   → WADO-RS GET, each instance sent back as a C-STORE sub-operation on this association
+ *   C-MOVE  → WADO-RS GET, each instance C-STOREd to the destination AE from the peer table
+ *
+ * Whatever the backend is (a DICOMweb origin, another DIMSE peer through the `dicom` backend),
+ * middleware sees one kind of request. HTTP statuses become DIMSE statuses on the way back.
+ */
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import { Readable } from "node:stream";
+import dcmjs from "dcmjs";
+import type { Logger } from "winston";
+import type { InternalRun } from "../plugins/types.js";
+import type { ProxyResponse } from "../pipeline/context.js";
+import { Dataset, RawDataset, Scp, constants, requests, responses, type DimseDataset } from "./dimse.js";
+import { cStore, type Peer, type StoreItem } from "./dimse-client.js";
+import { attribute, type DicomJsonDataset } from "./dicom-json.js";
+import { boundaryOf, readParts } from "./multipart.js";
+import { Part10Error, parsePart10, toPart10 } from "./part10.js";
+
+export interface ScpSettings {
+  aet: string;
+  /** Calling AE titles allowed to associate; empty = any. */
+  allowedAets: string[];
+  /** Reject associations addressed to another AE title. */
+  checkCalledAet: boolean;
+  /** C-MOVE destinations: AE title → host and port. */
+  peers: Record<string, { host: string; port: number }>;
+  maxPduLength: number;
+  associationTimeoutMs: number;
+  connectTimeoutMs: number;
+  storeBatchBytes: number;
+  logger: Logger;
+}
+
+const { PresentationContextResult: PCR, RejectResult, RejectSource, RejectReason, Status, TransferSyntax } = constants;
+
+const VERIFICATION = "1.2.840.10008.1.1";
+const FIND = ["1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"]; // patient root, study root
+const MOVE = ["1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"];
+const GET = ["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"];
+/** Every storage SOP class lives under this root (PS3.4 B.5). */
+const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
+const UNCOMPRESSED = [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian];
+
+/** HTTP status of the pipeline's answer → DIMSE failure status (PS3.4 C.4, Harmony's mapping). */
+export function dimseStatusFor(http: number): number {
+  if (http >= 200 && http < 300) return Status.Success;
+  if (http === 401 || http === 403) return Status.NotAuthorized;
+  if (http === 413 || http === 507) return 0xa700; // out of resources
+  if (http === 400 || http === 404 || http === 415 || http === 422) return 0xc000; // unable to process
+  if (http === 409) return 0xa700;
+  return 0xc001; // processing failure upstream (C-FIND: unable to process)
+}
+
+/** One per bound address; config generations re-point it instead of re-binding. */
+export class DimseListener {
+  private server: NetServer | undefined;
+  private listening: Promise<void> | undefined;
+  settings: ScpSettings | undefined;
+  run: InternalRun | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  configure(settings: ScpSettings, run: InternalRun): void {
+    this.settings = settings;
+    this.run = run;
+    this.listening ??= this.listen().catch((e: unknown) => {
+      settings.logger.error("DICOM listener failed", { address: `${this.host}:${this.port}`, error: String(e) });
+      this.listening = undefined;
+    });
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      const s = this.settings!;
+      // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
+      new GatewayScp(socket, this, {
+        associationTimeout: s.associationTimeoutMs,
+        pduTimeout: s.associationTimeoutMs,
+        connectTimeout: s.connectTimeoutMs,
+      });
+    });
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.port, this.host, () => {
+        server.off("error", reject);
+        this.settings?.logger.info("DICOM listener started", {
+          address: this.host,
+          port: this.boundPort(),
+          aet: this.settings.aet,
+        });
+        resolve();
+      });
+    });
+  }
+
+  boundPort(): number | undefined {
+    const a = this.server?.address();
+    return typeof a === "object" && a ? a.port : undefined;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+type Elements = Record<string, unknown>;
+interface AnyRequest {
+  getDataset(): DimseDataset | undefined;
+  getCommandDataset(): DimseDataset;
+  getAffectedSopClassUid(): string;
+  getAffectedSopInstanceUid(): string;
+}
+
+class GatewayScp extends Scp {
+  private calling = "";
+  private address: string | undefined;
+
+  constructor(
+    socket: Socket,
+    private readonly listener: DimseListener,
+    opts: Record<string, unknown>,
+  ) {
+    super(socket, opts);
+    this.address = socket.remoteAddress;
+  }
+
+  private get s(): ScpSettings {
+    return this.listener.settings!;
+  }
+
+  override associationRequested(association: InstanceType<typeof import("dcmjs-dimse").association.Association>): void {
+    const s = this.s;
+    this.calling = association.getCallingAeTitle().trim();
+    const called = association.getCalledAeTitle().trim();
+    if (s.checkCalledAet && called !== s.aet) {
+      s.logger.warn("DICOM association rejected: called AE title", {
+        calling: this.calling,
+        called,
+        client: this.address,
+      });
+      this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
+      return;
+    }
+    if (s.allowedAets.length && !s.allowedAets.includes(this.calling)) {
+      s.logger.warn("DICOM association rejected: calling AE title not allowed", {
+        calling: this.calling,
+        client: this.address,
+      });
+      this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+      return;
+    }
+    association.setMaxPduLength(s.maxPduLength);
+    for (const c of association.getPresentationContexts()) {
+      const ctx = association.getPresentationContext(c.id);
+      const uid = ctx.getAbstractSyntaxUid();
+      const proposed = ctx.getTransferSyntaxUids();
+      const serviceClass = uid === VERIFICATION || FIND.includes(uid) || MOVE.includes(uid) || GET.includes(uid);
+      if (serviceClass) {
+        const ts = UNCOMPRESSED.find((t) => proposed.includes(t));
+        if (ts) ctx.setResult(PCR.Accept, ts);
+        else ctx.setResult(PCR.RejectTransferSyntaxesNotSupported);
+      } else if (uid.startsWith(STORAGE_ROOT)) {
+        // Stored instances are relayed, not decoded: any transfer syntax will do, so take the SCU's first choice.
+        ctx.setResult(PCR.Accept, proposed[0]);
+      } else {
+        ctx.setResult(PCR.RejectAbstractSyntaxNotSupported);
+      }
+    }
+    this.sendAssociationAccept();
+  }
+
+  override associationReleaseRequested(): void {
+    this.sendAssociationReleaseResponse();
+  }
+
+  override cEchoRequest(
+    request: InstanceType<typeof requests.CEchoRequest>,
+    callback: (r: InstanceType<typeof responses.CEchoResponse>) => void,
+  ): void {
+    const rsp = responses.CEchoResponse.fromRequest(request);
+    rsp.setStatus(Status.Success);
+    callback(rsp);
+  }
+
+  private run(req: Parameters<InternalRun>[0]): Promise<ProxyResponse> {
+    return this.listener.run!(req);
+  }
+
+  private label(op: string): string {
+    return `${op} ${this.calling}→${this.s.aet}`;
+  }
+
+  override cFindRequest(
+    request: InstanceType<typeof requests.CFindRequest>,
+    callback: (r: InstanceType<typeof responses.CFindResponse>[]) => void,
+  ): void {
+    const final = (status: number) => {
+      const r = responses.CFindResponse.fromRequest(request);
+      r.setStatus(status);
+      return r;
+    };
+    void (async () => {
+      const elements = request.getDataset()?.getElements() ?? {};
+      const q = findQuery(elements);
+      if (!q) return callback([final(0xa900)]); // identifier does not match SOP class
+      const res = await this.run({
+        method: "GET",
+        path: q.path,
+        search: q.search,
+        headers: { accept: "application/dicom+json" },
+        clientAddress: this.address,
+        label: this.label("C-FIND"),
+      });
+      if (res.status === 204) return callback([final(Status.Success)]);
+      if (res.status !== 200) {
+        drain(res);
+        return callback([final(dimseStatusFor(res.status))]);
+      }
+      let matches = JSON.parse((await bodyOf(res)).toString("utf8")) as DicomJsonDataset[];
+      if (q.patientLevel) matches = uniqueBy(matches, "00100020");
+      const wanted = new Set(Object.keys(elements));
+      const pending = matches.map((m) => {
+        const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(m);
+        const out: Elements = { QueryRetrieveLevel: q.level };
+        for (const [k, v] of Object.entries(natural)) if (wanted.has(k) && k !== "QueryRetrieveLevel") out[k] = v;
+        const r = responses.CFindResponse.fromRequest(request);
+        r.setDataset(new Dataset(out));
+        r.setStatus(Status.Pending);
+        return r;
+      });
+      callback([...pending, final(Status.Success)]);
+    })().catch((e: unknown) => {
+      this.s.logger.error("C-FIND failed", { error: String(e), calling: this.calling });
+      callback([final(0xc001)]);
+    });
+  }
+
+  override cStoreRequest(
+    request: InstanceType<typeof requests.CStoreRequest>,
+    callback: (r: InstanceType<typeof responses.CStoreResponse>) => void,
+  ): void {
+    const rsp = responses.CStoreResponse.fromRequest(request);
+    void (async () => {
+      const ds = request.getDataset()!;
+      const bytes = ds instanceof RawDataset && ds.bytes ? ds.bytes : ds.getDenaturalizedDataset();
+      const file = toPart10(
+        {
+          transferSyntax: ds.getTransferSyntaxUid(),
+          sopClass: request.getAffectedSopClassUid(),
+          sopInstance: request.getAffectedSopInstanceUid(),
+          dataset: bytes,
+        },
+        this.calling,
+      );
+      const boundary = `harmony-${request.getAffectedSopInstanceUid()}`;
+      const body = Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
+        file,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const res = await this.run({
+        method: "POST",
+        path: "/studies",
+        search: "",
+        headers: {
+          "content-type": `multipart/related; type="application/dicom"; boundary=${boundary}`,
+          accept: "application/dicom+json",
+        },
+        body,
+        clientAddress: this.address,
+        label: this.label("C-STORE"),
+      });
+      let status = dimseStatusFor(res.status);
+      const text = (await bodyOf(res)).toString("utf8");
+      if (res.status === 202 || res.status === 409) {
+        // The origin says why in FailedSOPSequence (0008,1198) > FailureReason (0008,1197).
+        try {
+          const failed = (JSON.parse(text) as DicomJsonDataset)["00081198"]?.Value as DicomJsonDataset[] | undefined;
+          const reason = failed?.[0]?.["00081197"]?.Value?.[0];
+          status = typeof reason === "number" ? reason : 0xc000;
+        } catch {
+          status = 0xc000;
+        }
+      }
+      rsp.setStatus(status);
+      callback(rsp);
+    })().catch((e: unknown) => {
+      this.s.logger.error("C-STORE failed", { error: String(e), calling: this.calling });
+      rsp.setStatus(0xa700);
+      callback(rsp);
+    });
+  }
+
+  /** Runs a WADO-RS retrieve for the identifier and yields the Part 10 instances as they stream in. */
+  private async retrieve(
+    op: "C-GET" | "C-MOVE",
+    request: AnyRequest,
+  ): Promise<{ status: number; instances?: AsyncGenerator<Buffer> }> {
+    const el = request.getDataset()?.getElements() ?? {};
+    const study = str(el.StudyInstanceUID);
+    const series = str(el.SeriesInstanceUID);
+    const sop = str(el.SOPInstanceUID);
+    if (!study) return { status: 0xa900 };
+    const path = `/studies/${study}` + (series ? `/series/${series}` + (sop ? `/instances/${sop}` : "") : "");
+    const res = await this.run({
+      method: "GET",
+      path,
+      search: "",
+      headers: { accept: 'multipart/related; type="application/dicom"' },
+      clientAddress: this.address,
+      label: this.label(op),
+    });
+    if (res.status === 404) {
+      drain(res);
+      return { status: Status.Success }; // nothing matched: zero sub-operations
+    }
+    const boundary = boundaryOf(String(res.headers["content-type"] ?? ""));
+    if (res.status !== 200 || !boundary || !res.body) {
+      drain(res);
+      return { status: res.status === 200 ? 0xc000 : dimseStatusFor(res.status) };
+    }
+    const source = Buffer.isBuffer(res.body) ? Readable.from([res.body]) : res.body;
+    async function* instances() {
+      for await (const part of readParts(source, boundary!, 4 * 1024 * 1024 * 1024)) yield part.body;
+    }
+    return { status: Status.Success, instances: instances() };
+  }
+
+  override cGetRequest(
+    request: InstanceType<typeof requests.CGetRequest>,
+    callback: (r: InstanceType<typeof responses.CGetResponse>[]) => void,
+  ): void {
+    const respond = (status: number, completed: number, failed: number, warnings = 0) => {
+      const r = responses.CGetResponse.fromRequest(request);
+      r.setStatus(status);
+      r.setCompleted(completed);
+      r.setFailures(failed);
+      r.setWarnings(warnings);
+      r.setRemaining(0);
+      return r;
+    };
+    void (async () => {
+      const { status, instances } = await this.retrieve("C-GET", request);
+      if (!instances) return callback([respond(status, 0, 0)]);
+      let completed = 0;
+      let failed = 0;
+      for await (const file of instances) {
+        let p10;
+        try {
+          p10 = parsePart10(file);
+        } catch (e) {
+          if (!(e instanceof Part10Error)) throw e;
+          failed++;
+          continue;
+        }
+        const sub = new requests.CStoreRequest(
+          new RawDataset(p10.dataset, p10.transferSyntax, {
+            SOPClassUID: p10.sopClass,
+            SOPInstanceUID: p10.sopInstance,
+          }),
+        );
+        const st = await new Promise<number>((resolve) => {
+          sub.on("response", (r: { getStatus(): number }) => resolve(r.getStatus()));
+          sub.on("done", () => resolve(-1));
+          this.sendRequests(sub);
+        });
+        if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
+        else failed++;
+        // The library's callback may be called once only (the final response); pendings go direct.
+        this.sendResponse(request, respond(Status.Pending, completed, failed));
+      }
+      callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
+    })().catch((e: unknown) => {
+      this.s.logger.error("C-GET failed", { error: String(e), calling: this.calling });
+      callback([respond(0xa701, 0, 0)]);
+    });
+  }
+
+  override cMoveRequest(
+    request: InstanceType<typeof requests.CMoveRequest>,
+    callback: (r: InstanceType<typeof responses.CMoveResponse>[]) => void,
+  ): void {
+    const respond = (status: number, completed: number, failed: number) => {
+      const r = responses.CMoveResponse.fromRequest(request);
+      r.setStatus(status);
+      r.setCompleted(completed);
+      r.setFailures(failed);
+      r.setWarnings(0);
+      r.setRemaining(0);
+      return r;
+    };
+    void (async () => {
+      const destination = str(request.getCommandDataset().getElement("MoveDestination"))?.trim() ?? "";
+      const to = this.s.peers[destination];
+      if (!to) {
+        this.s.logger.warn("C-MOVE to an unknown destination", { destination, calling: this.calling });
+        return callback([respond(Status.MoveDestinationUnknown, 0, 0)]);
+      }
+      const { status, instances } = await this.retrieve("C-MOVE", request);
+      if (!instances) return callback([respond(status, 0, 0)]);
+      const peer: Peer = {
+        host: to.host,
+        port: to.port,
+        calledAet: destination,
+        callingAet: this.s.aet,
+        connectTimeoutMs: this.s.connectTimeoutMs,
+        associationTimeoutMs: this.s.associationTimeoutMs,
+      };
+      let completed = 0;
+      let failed = 0;
+      let batch: StoreItem[] = [];
+      let bytes = 0;
+      const flush = async () => {
+        if (!batch.length) return;
+        const statuses = await cStore(peer, batch).catch(() => batch.map(() => -1));
+        for (const st of statuses)
+          if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
+          else failed++;
+        batch = [];
+        bytes = 0;
+        this.sendResponse(request, respond(Status.Pending, completed, failed));
+      };
+      for await (const file of instances) {
+        try {
+          const p10 = parsePart10(file);
+          batch.push(p10);
+          bytes += p10.dataset.length;
+        } catch (e) {
+          if (!(e instanceof Part10Error)) throw e;
+          failed++;
+        }
+        if (bytes >= this.s.storeBatchBytes) await flush();
+      }
+      await flush();
+      callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
+    })().catch((e: unknown) => {
+      this.s.logger.error("C-MOVE failed", { error: String(e), calling: this.calling });
+      callback([respond(0xa701, 0, 0)]);
+    });
+  }
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === "string" && v !== "") return v;
+  if (Array.isArray(v) && typeof v[0] === "string") return v[0];
+  return undefined;
+}
+
+function findQuery(el: Elements): { path: string; search: string; level: string; patientLevel: boolean } | undefined {
+  const level = str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY";
+  const study = str(el.StudyInstanceUID);
+  const series = str(el.SeriesInstanceUID);
+  let path: string;
+  if (level === "PATIENT" || level === "STUDY") path = "/studies";
+  else if (level === "SERIES") path = study && !study.includes("\\") ? `/studies/${study}/series` : "/series";
+  else if (level === "IMAGE")
+    path =
+      study && series && !study.includes("\\") && !series.includes("\\")
+        ? `/studies/${study}/series/${series}/instances`
+        : "/instances";
+  else return undefined;
+  const params = new URLSearchParams();
+  const include: string[] = [];
+  for (const [k, v] of Object.entries(el)) {
+    if (k === "QueryRetrieveLevel" || k === "SpecificCharacterSet" || k.startsWith("_")) continue;
+    if (!attribute(k)) continue;
+    if (path.includes(`/${str(v)}/`) || path.endsWith(`/${str(v)}`)) continue; // already in the path
+    const value = pnOrString(v);
+    if (value === undefined || value === "") include.push(k);
+    else params.append(k, value.split("\\").join(attribute(k)?.vr === "UI" ? "," : "\\"));
+  }
+  if (include.length) params.set("includefield", include.join(","));
+  const search = params.toString();
+  return { path, search: search ? `?${search}` : "", level, patientLevel: level === "PATIENT" };
+}
+
+function pnOrString(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "number") return String(v);
+  if (Array.isArray(v)) {
+    const parts = v.map((x) =>
+      typeof x === "object" && x && "Alphabetic" in x ? String((x as { Alphabetic: unknown }).Alphabetic) : String(x),
+    );
+    return parts.join("\\");
+  }
+  if (v && typeof v === "object" && "Alphabetic" in v) return String((v).Alphabetic);
+  return undefined;
+}
+
+function uniqueBy(list: DicomJsonDataset[], tag: string): DicomJsonDataset[] {
+  const seen = new Set<string>();
+  return list.filter((d) => {
+    const k = JSON.stringify(d[tag]?.Value ?? null);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+async function bodyOf(res: ProxyResponse): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  if (Buffer.isBuffer(res.body)) return res.body;
+  const chunks: Buffer[] = [];
+  for await (const c of res.body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function drain(res: ProxyResponse): void {
+  if (res.body && !Buffer.isBuffer(res.body)) res.body.resume();
+}
