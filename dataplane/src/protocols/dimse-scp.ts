@@ -207,10 +207,40 @@ class GatewayScp extends Scp {
     return `${op} ${this.calling}→${this.s.aet}`;
   }
 
+  /**
+   * dcmjs-dimse's response callback may run once, and it throws inside the library when called
+   * again; nothing one association does may take the process down, so every callback goes through here.
+   */
+  private answerOnce<A extends unknown[]>(op: string, cb: (...a: A) => void): (...a: A) => void {
+    let called = false;
+    return (...a) => {
+      if (called) return;
+      called = true;
+      try {
+        cb(...a);
+      } catch (e) {
+        this.s.logger.error("DIMSE response could not be sent", { operation: op, error: String(e) });
+      }
+    };
+  }
+
+  private pending(
+    op: string,
+    request: Parameters<InstanceType<typeof Scp>["sendResponse"]>[0],
+    rsp: Parameters<InstanceType<typeof Scp>["sendResponse"]>[1],
+  ): void {
+    try {
+      this.sendResponse(request, rsp);
+    } catch (e) {
+      this.s.logger.error("DIMSE pending response could not be sent", { operation: op, error: String(e) });
+    }
+  }
+
   override cFindRequest(
     request: InstanceType<typeof requests.CFindRequest>,
     callback: (r: InstanceType<typeof responses.CFindResponse>[]) => void,
   ): void {
+    callback = this.answerOnce("C-FIND", callback);
     const final = (status: number) => {
       const r = responses.CFindResponse.fromRequest(request);
       r.setStatus(status);
@@ -256,6 +286,7 @@ class GatewayScp extends Scp {
     request: InstanceType<typeof requests.CStoreRequest>,
     callback: (r: InstanceType<typeof responses.CStoreResponse>) => void,
   ): void {
+    callback = this.answerOnce("C-STORE", callback);
     const rsp = responses.CStoreResponse.fromRequest(request);
     void (async () => {
       const ds = request.getDataset()!;
@@ -347,6 +378,7 @@ class GatewayScp extends Scp {
     request: InstanceType<typeof requests.CGetRequest>,
     callback: (r: InstanceType<typeof responses.CGetResponse>[]) => void,
   ): void {
+    callback = this.answerOnce("C-GET", callback);
     const respond = (status: number, completed: number, failed: number, warnings = 0) => {
       const r = responses.CGetResponse.fromRequest(request);
       r.setStatus(status);
@@ -384,7 +416,7 @@ class GatewayScp extends Scp {
         if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
         else failed++;
         // The library's callback may be called once only (the final response); pendings go direct.
-        this.sendResponse(request, respond(Status.Pending, completed, failed));
+        this.pending("C-GET", request, respond(Status.Pending, completed, failed));
       }
       callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
     })().catch((e: unknown) => {
@@ -397,6 +429,7 @@ class GatewayScp extends Scp {
     request: InstanceType<typeof requests.CMoveRequest>,
     callback: (r: InstanceType<typeof responses.CMoveResponse>[]) => void,
   ): void {
+    callback = this.answerOnce("C-MOVE", callback);
     const respond = (status: number, completed: number, failed: number) => {
       const r = responses.CMoveResponse.fromRequest(request);
       r.setStatus(status);
@@ -435,7 +468,7 @@ class GatewayScp extends Scp {
           else failed++;
         batch = [];
         bytes = 0;
-        this.sendResponse(request, respond(Status.Pending, completed, failed));
+        this.pending("C-GET", request, respond(Status.Pending, completed, failed));
       };
       for await (const file of instances) {
         try {
@@ -500,7 +533,7 @@ function pnOrString(v: unknown): string | undefined {
     );
     return parts.join("\\");
   }
-  if (v && typeof v === "object" && "Alphabetic" in v) return String((v).Alphabetic);
+  if (v && typeof v === "object" && "Alphabetic" in v) return String(v.Alphabetic);
   return undefined;
 }
 
