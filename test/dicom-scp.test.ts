@@ -116,20 +116,33 @@ test("C-ECHO; unknown calling or called AE titles are refused; a malformed PDU d
   assert.match(wrongCalled.out, /Called AE Title Not Recognized/i);
 
   // Garbage where an A-ASSOCIATE-RQ should be: the connection ends, the gateway stays up.
-  await new Promise<void>((resolve) => {
+  await new Promise<void>((resolve, reject) => {
     const s = connect(webPort, "127.0.0.1", () =>
       s.write(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x01\x00\x00\x00\xff\xff")),
     );
-    s.on("error", () => resolve());
+    s.on("error", () => undefined);
     s.on("close", () => resolve());
-    s.setTimeout(10_000, () => s.destroy());
+    s.setTimeout(10_000, () => {
+      s.destroy();
+      reject(new Error("the gateway kept a garbage connection open"));
+    });
+  });
+  // And a PDU that claims 4 GiB: refused at once, not awaited.
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(webPort, "127.0.0.1", () => s.write(Buffer.from([0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00])));
+    s.on("error", () => undefined);
+    s.on("close", () => resolve());
+    s.setTimeout(10_000, () => {
+      s.destroy();
+      reject(new Error("the gateway waited for a 4 GiB PDU"));
+    });
   });
   assert.equal(dp.proc.exitCode, null, "the gateway is still running");
   assert.ok(echo("HARMONY", webPort), "and still answers C-ECHO");
   assert.equal(
     dp.logs.filter((l) => l.level === "warn" && /association rejected/.test(String(l.message))).length,
     2,
-    "both refusals are logged",
+    "both association refusals are logged",
   );
 });
 
@@ -253,7 +266,7 @@ test("C-MOVE sends the study to the destination AE from the peer table; unknown 
     `StudyInstanceUID=${MR.study}`,
     ...at(webPort),
   ]);
-  assert.equal(r.code, 0, r.out);
+  assert.equal(r.code, 0, r.out + JSON.stringify(dp.logs.filter((l) => l.level !== "info").slice(-5)) + storescp.log());
   const received = readdirSync(storescp.dir);
   assert.equal(received.length, 1, r.out);
   assert.match(received[0]!, new RegExp(MR.sop.replaceAll(".", "\\.")));

@@ -86,6 +86,17 @@ export class DimseListener {
     const server = createServer((socket) => {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
+      // The first PDU must be an A-ASSOCIATE-RQ (type 0x01) of sane length; anything else is not a
+      // DICOM peer, and waiting for the length it claims would hold the socket until a timeout.
+      socket.once("data", (chunk: Buffer) => {
+        const length = chunk.length >= 6 ? chunk.readUInt32BE(2) : 0;
+        if (chunk[0] !== 0x01 || length > 1024 * 1024) {
+          this.settings?.logger.warn("DICOM connection refused: not an association request", {
+            client: socket.remoteAddress,
+          });
+          socket.destroy();
+        }
+      });
       const s = this.settings!;
       // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
       new GatewayScp(socket, this, {
@@ -224,7 +235,7 @@ class GatewayScp extends Scp {
     };
   }
 
-  private pending(
+  private sendPending(
     op: string,
     request: Parameters<InstanceType<typeof Scp>["sendResponse"]>[0],
     rsp: Parameters<InstanceType<typeof Scp>["sendResponse"]>[1],
@@ -416,7 +427,7 @@ class GatewayScp extends Scp {
         if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
         else failed++;
         // The library's callback may be called once only (the final response); pendings go direct.
-        this.pending("C-GET", request, respond(Status.Pending, completed, failed));
+        this.sendPending("C-GET", request, respond(Status.Pending, completed, failed));
       }
       callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
     })().catch((e: unknown) => {
@@ -462,13 +473,16 @@ class GatewayScp extends Scp {
       let bytes = 0;
       const flush = async () => {
         if (!batch.length) return;
-        const statuses = await cStore(peer, batch).catch(() => batch.map(() => -1));
+        const statuses = await cStore(peer, batch).catch((e: unknown) => {
+          this.s.logger.warn("C-MOVE sub-association failed", { destination, error: String(e) });
+          return batch.map(() => -1);
+        });
         for (const st of statuses)
           if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
           else failed++;
         batch = [];
         bytes = 0;
-        this.pending("C-GET", request, respond(Status.Pending, completed, failed));
+        this.sendPending("C-GET", request, respond(Status.Pending, completed, failed));
       };
       for await (const file of instances) {
         try {
