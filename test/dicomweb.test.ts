@@ -54,6 +54,37 @@ options = { path_prefix = "/dicomweb", cors_allow_origins = ["https://viewer.exa
 [backends.orthanc]
 service = "dicomweb"
 options = { base_url = "${orthanc.dicomweb}", wado_uri_path = "/wado" }
+
+[pipelines.flat]
+networks = ["default"]
+endpoints = ["flat_in"]
+middleware = ["flatten"]
+backends = ["orthanc"]
+
+[endpoints.flat_in]
+service = "dicomweb"
+options = { path_prefix = "/flat" }
+
+[middleware.flatten]
+type = "dicom_flatten"
+options = { apply = "right", keys = "keyword" }
+
+[pipelines.unflat]
+networks = ["default"]
+endpoints = ["unflat_in"]
+middleware = ["unflatten"]
+backends = ["echo"]
+
+[endpoints.unflat_in]
+service = "http"
+options = { path_prefix = "/unflat" }
+
+[middleware.unflatten]
+type = "dicom_unflatten"
+options = { apply = "left" }
+
+[backends.echo]
+service = "echo"
 `),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -219,4 +250,37 @@ test("the gateway refuses what is not DICOMweb: 404, 405 with Allow, 415", async
   assert.equal(series.headers.get("allow"), "GET, HEAD, OPTIONS");
   const bad = await fetch(`${base}/studies`, { method: "POST", headers: { "content-type": "text/plain" }, body: "x" });
   assert.equal(bad.status, 415);
+});
+
+test("dicom_flatten turns QIDO results into flat keyword maps; dicom_unflatten turns them back", async () => {
+  const flat = (await (await fetch(dp.url("default", `/flat/studies?PatientID=${CT.patientId}`))).json()) as Record<
+    string,
+    unknown
+  >[];
+  assert.equal(flat.length, 1);
+  assert.equal(flat[0]!.PatientID, CT.patientId);
+  assert.equal(flat[0]!.StudyInstanceUID, CT.study);
+  assert.equal(flat[0]!.PatientName, "CompressedSamples^CT1", "person names by their Alphabetic form");
+  assert.equal(flat[0]!.RetrieveURL, `${dp.url("default", "/flat")}/studies/${CT.study}`);
+
+  const back = await fetch(dp.url("default", "/unflat/x"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ PatientID: "P1", PatientName: "Doe^Jane", "00080061": ["CT", "MR"], StudyDate: null }),
+  });
+  assert.equal(back.status, 200);
+  const echoed = ((await back.json()) as { json: DicomJson }).json;
+  assert.deepEqual(echoed, {
+    "00100020": { vr: "LO", Value: ["P1"] },
+    "00100010": { vr: "PN", Value: [{ Alphabetic: "Doe^Jane" }] },
+    "00080061": { vr: "CS", Value: ["CT", "MR"] },
+    "00080020": { vr: "DA" },
+  });
+  const bad = await fetch(dp.url("default", "/unflat/x"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ NotAThing: 1 }),
+  });
+  assert.equal(bad.status, 400);
+  assert.match(((await bad.json()) as { detail: string }).detail, /NotAThing/);
 });
