@@ -40,7 +40,7 @@ function plugin(type: string, direction: "flatten" | "unflatten"): MiddlewarePlu
       const convert: Each = (v) => {
         if (!isObject(v)) return v;
         if (direction === "flatten") return flatten(v as DicomJsonDataset, o.keys);
-        const { ds, unknown } = unflatten(v as Flat);
+        const { ds, unknown } = unflatten(v);
         if (unknown.length)
           throw new HttpError(400, `not DICOM attributes: ${unknown.slice(0, 10).join(", ")}`, {
             type: "https://harmony.runbeam.io/problems/unknown-attribute",
