@@ -8,7 +8,7 @@ import type { MiddlewarePlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError } from "../pipeline/errors.js";
 import { readResponseJson, replaceResponseJson } from "../pipeline/response-body.js";
-import { flatten, unflatten, type Flat } from "../protocols/dicom-flatten.js";
+import { flatten, unflatten } from "../protocols/dicom-flatten.js";
 import type { DicomJsonDataset } from "../protocols/dicom-json.js";
 
 const Options = Type.Object(
