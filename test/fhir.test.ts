@@ -285,3 +285,48 @@ test("HL7's official R4 examples round-trip through the gateway unchanged", asyn
   }
   assert.ok(compared >= 20, `compared ${compared} of ${files.length}`);
 });
+
+test("If-Match preconditions, batch Bundles, a $operation ($graphql) and _format pass through", async () => {
+  const p = (await client.create({
+    resourceType: "Patient",
+    body: { resourceType: "Patient", name: [{ family: "Precondition" }] },
+  })) as R;
+  const stale = await fetch(`${base}/Patient/${p.id}`, {
+    method: "PUT",
+    headers: { "content-type": "application/fhir+json", "if-match": 'W/"not-the-version"' },
+    body: JSON.stringify({ resourceType: "Patient", id: p.id, gender: "male" }),
+  });
+  assert.equal(stale.status, 412);
+  assert.equal(((await stale.json()) as R).resourceType, "OperationOutcome");
+  const fresh = await fetch(`${base}/Patient/${p.id}`, {
+    method: "PUT",
+    headers: { "content-type": "application/fhir+json", "if-match": `W/"${p.meta!.versionId}"` },
+    body: JSON.stringify({ resourceType: "Patient", id: p.id, gender: "male" }),
+  });
+  assert.equal(fresh.status, 200);
+
+  const batch = (await client.batch({
+    body: {
+      resourceType: "Bundle",
+      type: "batch",
+      entry: [
+        { request: { method: "GET", url: `Patient/${p.id}` } },
+        { request: { method: "GET", url: "Patient/missing" } },
+      ],
+    },
+  })) as Bundle;
+  assert.equal(batch.type, "batch-response");
+  assert.equal(batch.entry?.length, 2);
+
+  const gql = await fetch(`${base}/$graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query: `{ Patient(id: "${p.id}") { id gender } }` }),
+  });
+  assert.equal(gql.status, 200);
+  assert.deepEqual(((await gql.json()) as { data: unknown }).data, { Patient: { id: p.id, gender: "male" } });
+
+  const formatted = await fetch(`${base}/Patient/${p.id}?_format=json`);
+  assert.equal(formatted.status, 200);
+  assert.equal(((await formatted.json()) as R).id, p.id);
+});
