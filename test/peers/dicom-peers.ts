@@ -65,11 +65,16 @@ export interface Orthanc extends Proc {
 }
 
 export async function startOrthanc(
-  opts: { aet?: string; modalities?: Record<string, [string, string, number]> } = {},
+  opts: {
+    aet?: string;
+    modalities?: Record<string, [string, string, number]>;
+    httpPort?: number;
+    dicomPort?: number;
+  } = {},
 ): Promise<Orthanc> {
   const dir = tempDir("harmony-orthanc-");
-  const httpPort = await freePort();
-  const dicomPort = await freePort();
+  const httpPort = opts.httpPort ?? (await freePort());
+  const dicomPort = opts.dicomPort ?? (await freePort());
   const aet = opts.aet ?? "ORTHANC";
   mkdirSync(join(dir, "db"));
   writeFileSync(
@@ -153,9 +158,9 @@ export interface StoreScp extends Proc {
   dir: string;
 }
 
-export async function startStorescp(aet = "STORESCP"): Promise<StoreScp> {
+export async function startStorescp(aet = "STORESCP", fixedPort?: number): Promise<StoreScp> {
   const dir = tempDir("harmony-storescp-");
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const p = run("storescp", ["-aet", aet, "-od", dir, String(port)], dir);
   await waitFor("storescp", p, () => echo(aet, port));
   return { ...p, aet, port, dir };
