@@ -211,6 +211,40 @@ network = "mgmt"
     ],
   },
   {
+    name: "a DIMSE endpoint on a port a network uses, bad AE titles and peers",
+    files: {
+      "config.toml":
+        MAIN.replace("bind_port = 0", "bind_port = 18556") +
+        `
+[pipelines.scp]
+endpoints = ["scp"]
+backends = ["b"]
+
+[endpoints.scp]
+service = "dicom"
+options = { port = 18556, local_aet = "WAY_TOO_LONG_AE_TITLE", peers = { X = "host:99999" } }
+
+[backends.b]
+service = "echo"
+`,
+    },
+    expect: [
+      {
+        file: "config.toml",
+        line: 14,
+        path: "endpoints.scp.options.port",
+        message: /port 18556 is already used by network "default"/,
+      },
+      {
+        file: "config.toml",
+        line: 14,
+        path: "endpoints.scp.options.local_aet",
+        message: /must NOT have more than 16 characters/,
+      },
+      { file: "config.toml", line: 14, path: "endpoints.scp.options.peers.X", message: /port 99999 is out of range/ },
+    ],
+  },
+  {
     name: "unknown keys warn but do not fail",
     files: { "config.toml": MAIN.replace('id = "t"', 'id = "t"\ncolour = "blue"') + ECHO("e", "/e", 'flavour = "x"') },
     expect: [

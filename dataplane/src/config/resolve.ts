@@ -131,8 +131,8 @@ export function resolveConfig(
     }
     if (spec.port !== 0) {
       const other = bound.get(spec.port);
-      if (other) at(["network", name, "http", "bind_port"], `port ${spec.port} is already used by network "${other}"`);
-      else bound.set(spec.port, name);
+      if (other) at(["network", name, "http", "bind_port"], `port ${spec.port} is already used by ${other}`);
+      else bound.set(spec.port, `network "${name}"`);
     }
     networks.set(name, spec);
   }
@@ -180,6 +180,19 @@ export function resolveConfig(
 
   const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
   const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
+  // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
+  // Read from the raw options, so a clash is reported even when other options are wrong too.
+  const ownListener = (service: string | undefined) => {
+    const plugin = service ? registry.endpoint(service) : undefined;
+    return plugin?.ownListener ? plugin : undefined;
+  };
+  for (const [name, e] of Object.entries(doc.endpoints ?? {})) {
+    const port: unknown = ownListener(e.service)?.listenPort?.((e.options ?? {}));
+    if (typeof port !== "number" || port === 0) continue;
+    const other = bound.get(port);
+    if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);
+    else bound.set(port, `endpoint "${name}"`);
+  }
   const middleware = new Map<string, ResolvedPlugin>();
   for (const [name, inst] of Object.entries(doc.middleware ?? {})) {
     const r = resolvePlugin(
@@ -264,10 +277,7 @@ export function resolveConfig(
     if (p.enabled === false) return undefined;
     if (!Array.isArray(p.endpoints)) return undefined; // schema reported it
     const nets = p.networks ?? [];
-    const listensOnItsOwn = p.endpoints.some((e) => {
-      const plugin = endpoints.get(e)?.plugin;
-      return plugin?.kind === "endpoint" && plugin.ownListener === true;
-    });
+    const listensOnItsOwn = p.endpoints.some((e) => ownListener(doc.endpoints?.[e]?.service) !== undefined);
     if (nets.length === 0 && !listensOnItsOwn) {
       at([...path, "networks"], "no networks: the pipeline is not served", "warning");
       return undefined;

@@ -63,6 +63,7 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
   type: "dicom",
   aliases: ["dicom_scp", "dimse"],
   ownListener: true,
+  listenPort: (o) => o.port,
   options: Options,
   check,
   create: (o, ctx) => {

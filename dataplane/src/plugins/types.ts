@@ -87,6 +87,8 @@ export interface EndpointPlugin<S extends TSchema = TSchema> extends PluginBase<
   kind: "endpoint";
   /** True when the endpoint listens on a port of its own (DIMSE) rather than on a network's HTTP listener. */
   ownListener?: boolean;
+  /** The port an own-listener endpoint binds (0 or undefined: none to check), for clash checks at load. */
+  listenPort?(options: Static<S>): number | undefined;
   create(options: Static<S>, ctx: BuildContext): EndpointInstance;
 }
 

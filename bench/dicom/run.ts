@@ -1,0 +1,237 @@
+/**
+ * DICOM throughput through the gateway next to the same peer direct, in one run:
+ *
+ *   C-FIND   N queries, one association, dcmjs-dimse as the SCU: direct to Orthanc's DIMSE port,
+ *            and through the gateway's SCP (`dicom` endpoint → `dicom` backend, a DIMSE proxy).
+ *   C-STORE  N small instances, one association, the same two ways.
+ *   WADO-RS  a study of S MiB retrieved R times: direct from Orthanc's DICOMweb, and through the
+ *            gateway (`dicomweb` endpoint → `dicomweb` backend).
+ *
+ * Rounds interleave direct and gateway; medians are reported with the ratio gateway/direct.
+ *
+ *   node --import tsx bench/dicom/run.ts [--rounds 5] [--finds 200] [--stores 200] [--study-mib 256]
+ */
+import { parseArgs } from "node:util";
+import { request } from "node:http";
+import { join } from "node:path";
+import { startOrthanc } from "../../test/peers/dicom-peers.js";
+import { makeInstance, multipartRelated, uid } from "../../test/dicom-files.js";
+import { baseConfig, freePort, memoryOf, startDataplane, writeTree } from "../../dataplane/test/helpers.js";
+import { Client, RawDataset, constants, requests } from "../../dataplane/src/protocols/dimse.js";
+import { parsePart10 } from "../../dataplane/src/protocols/part10.js";
+
+const { values: a } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    finds: { type: "string", default: "200" },
+    stores: { type: "string", default: "200" },
+    "study-mib": { type: "string", default: "256" },
+    retrieves: { type: "string", default: "3" },
+  },
+});
+const ROUNDS = Number(a.rounds);
+const FINDS = Number(a.finds);
+const STORES = Number(a.stores);
+const STUDY_MIB = Number(a["study-mib"]);
+const RETRIEVES = Number(a.retrieves);
+
+function association(
+  host: string,
+  port: number,
+  called: string,
+  add: (c: InstanceType<typeof Client>) => void,
+): Promise<void> {
+  const c = new Client();
+  add(c);
+  return new Promise((resolve, reject) => {
+    c.on("networkError", reject);
+    c.on("associationRejected", () => reject(new Error("association rejected")));
+    c.on("closed", () => resolve());
+    c.send(host, port, "BENCH", called, { associationTimeout: 600_000, pduTimeout: 600_000 });
+  });
+}
+
+async function finds(port: number, called: string): Promise<{ ops: number; matches: number }> {
+  let matches = 0;
+  let ok = 0;
+  await association("127.0.0.1", port, called, (c) => {
+    for (let i = 0; i < FINDS; i++) {
+      const r = requests.CFindRequest.createStudyFindRequest({
+        PatientID: "BENCH*",
+        StudyInstanceUID: "",
+        PatientName: "",
+      });
+      r.on("response", (x: { getStatus(): number; hasDataset(): boolean }) => {
+        if (x.getStatus() === constants.Status.Pending && x.hasDataset()) matches++;
+        if (x.getStatus() === constants.Status.Success) ok++;
+      });
+      c.addRequest(r);
+    }
+  });
+  if (ok !== FINDS) throw new Error(`${FINDS - ok} C-FINDs did not succeed`);
+  return { ops: ok, matches };
+}
+
+async function stores(port: number, called: string, round: number, label: string): Promise<number> {
+  let ok = 0;
+  await association("127.0.0.1", port, called, (c) => {
+    for (let i = 0; i < STORES; i++) {
+      const p = parsePart10(
+        makeInstance({
+          study: uid(`bench-store-${label}-${round}`),
+          series: uid(`bench-store-series-${label}-${round}`),
+          sop: uid(`bench-store-${label}-${round}-${i}`),
+          patientId: "BENCHSTORE",
+          patientName: "Bench^Store",
+          pixelBytes: 64 * 1024,
+        }),
+      );
+      const r = new requests.CStoreRequest(
+        new RawDataset(p.dataset, p.transferSyntax, { SOPClassUID: p.sopClass, SOPInstanceUID: p.sopInstance }),
+      );
+      r.on("response", (x: { getStatus(): number }) => {
+        if (x.getStatus() === constants.Status.Success) ok++;
+      });
+      c.addRequest(r);
+    }
+  });
+  if (ok !== STORES) throw new Error(`${STORES - ok} C-STOREs did not succeed`);
+  return ok;
+}
+
+function retrieve(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { accept: 'multipart/related; type="application/dicom"' } }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`${url}: ${res.statusCode}`));
+      let n = 0;
+      res.on("data", (c: Buffer) => (n += c.length));
+      res.on("end", () => resolve(n));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const time = async <T>(fn: () => Promise<T>) => {
+  const t0 = process.hrtime.bigint();
+  const r = await fn();
+  return { r, s: Number(process.hrtime.bigint() - t0) / 1e9 };
+};
+
+const orthanc = await startOrthanc();
+const scpPort = await freePort();
+const dir = writeTree({
+  "config.toml": baseConfig(`
+[pipelines.dicomweb]
+networks = ["default"]
+endpoints = ["dw"]
+backends = ["orthanc_web"]
+
+[endpoints.dw]
+service = "dicomweb"
+options = { path_prefix = "/dicomweb" }
+
+[backends.orthanc_web]
+service = "dicomweb"
+options = { base_url = "${orthanc.dicomweb}", headers_timeout_ms = 600000, body_timeout_ms = 600000 }
+
+[pipelines.dimse]
+endpoints = ["scp"]
+backends = ["orthanc_dimse"]
+
+[endpoints.scp]
+service = "dicom"
+options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+
+[backends.orthanc_dimse]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}" }
+`).replace('log_level = "info"', 'log_level = "warn"'),
+});
+const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_LOG_LEVEL: "warn" });
+await new Promise((r) => setTimeout(r, 500));
+
+try {
+  // Data: 20 small studies to find; one large study to retrieve.
+  for (let i = 0; i < 20; i++) {
+    const f = makeInstance({
+      study: uid(`bench-find-${i}`),
+      series: uid(`bench-find-s-${i}`),
+      sop: uid(`bench-find-i-${i}`),
+      patientId: `BENCH${i}`,
+      patientName: "Bench^Find",
+    });
+    await fetch(`${orthanc.http}/instances`, { method: "POST", body: f });
+  }
+  const STUDY = uid("bench-large");
+  const parts = Math.max(1, Math.round(STUDY_MIB / 32));
+  for (let i = 0; i < parts; i++) {
+    const { body, contentType } = multipartRelated([
+      makeInstance({
+        study: STUDY,
+        series: uid("bench-large-s"),
+        sop: uid(`bench-large-${i}`),
+        patientId: "BENCHBIG",
+        patientName: "Bench^Big",
+        pixelBytes: 32 * 1024 * 1024,
+      }),
+    ]);
+    const r = await fetch(`${orthanc.dicomweb}/studies`, {
+      method: "POST",
+      headers: { "content-type": contentType },
+      body,
+    });
+    if (r.status !== 200) throw new Error(`seeding the large study: ${r.status}`);
+  }
+
+  const rows: Record<string, { direct: number[]; gateway: number[]; unit: string }> = {
+    "C-FIND": { direct: [], gateway: [], unit: "ops/s" },
+    "C-STORE": { direct: [], gateway: [], unit: "ops/s" },
+    "WADO-RS": { direct: [], gateway: [], unit: "MB/s" },
+  };
+  const peak = { before: memoryOf(dp.pid).hwm, after: 0 };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
+    for (const who of order) {
+      const port = who === "direct" ? orthanc.dicomPort : scpPort;
+      const called = who === "direct" ? orthanc.aet : "HARMONY";
+      const f = await time(() => finds(port, called));
+      if (f.r.matches !== FINDS * 20) throw new Error(`${who}: ${f.r.matches} matches, expected ${FINDS * 20}`);
+      rows["C-FIND"]![who].push(FINDS / f.s);
+      const s = await time(() => stores(port, called, round, who));
+      rows["C-STORE"]![who].push(STORES / s.s);
+      const base = who === "direct" ? orthanc.dicomweb : dp.url("default", "/dicomweb");
+      let bytes = 0;
+      const w = await time(async () => {
+        for (let i = 0; i < RETRIEVES; i++) bytes += await retrieve(`${base}/studies/${STUDY}`);
+      });
+      rows["WADO-RS"]![who].push(bytes / 1e6 / w.s);
+    }
+    process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
+  }
+  peak.after = memoryOf(dp.pid).hwm;
+  const out = Object.entries(rows).map(([op, r]) => ({
+    op,
+    unit: r.unit,
+    direct: Number(median(r.direct).toFixed(1)),
+    gateway: Number(median(r.gateway).toFixed(1)),
+    ratio: Number((median(r.gateway) / median(r.direct)).toFixed(2)),
+  }));
+  console.table(out);
+  console.log(
+    JSON.stringify({
+      rounds: ROUNDS,
+      finds: FINDS,
+      stores: STORES,
+      study_mib: parts * 32,
+      retrieves: RETRIEVES,
+      gateway_peak_rss_mib: Math.round(peak.after / 2 ** 20),
+      results: out,
+    }),
+  );
+} finally {
+  await dp.stop();
+  await orthanc.stop();
+}
