@@ -219,8 +219,11 @@ try {
     gateway: Number(median(r.gateway).toFixed(1)),
     ratio: Number((median(r.gateway) / median(r.direct)).toFixed(2)),
   }));
-  console.table(out);
-  console.log(
+  for (const r of out)
+    process.stdout.write(
+      `${r.op.padEnd(8)} direct ${String(r.direct).padStart(9)} ${r.unit}  gateway ${String(r.gateway).padStart(9)} ${r.unit}  ratio ${r.ratio}\n`,
+    );
+  process.stdout.write(
     JSON.stringify({
       rounds: ROUNDS,
       finds: FINDS,
@@ -229,7 +232,7 @@ try {
       retrieves: RETRIEVES,
       gateway_peak_rss_mib: Math.round(peak.after / 2 ** 20),
       results: out,
-    }),
+    }) + "\n",
   );
 } finally {
   await dp.stop();
