@@ -64,3 +64,13 @@ test("children carry an owner reference and our labels, never the CR's", () => {
   assert.equal(s.metadata.ownerReferences[0]!.controller, true);
   assert.deepEqual(s.spec.ports, [{ name: "web", port: 8080, targetPort: 8080, protocol: "TCP" }]);
 });
+
+test("DICOM listeners go on the Service, not the pod template (a new one needs no rollout)", () => {
+  const s = serviceFor(gw, [11112, 104, 11112, 8080]) as { spec: { ports: { name: string; port: number }[] } };
+  assert.deepEqual(
+    s.spec.ports.map((p) => `${p.name}:${p.port}`),
+    ["web:8080", "dicom-104:104", "dicom-11112:11112"],
+  );
+  const before = JSON.stringify(deploymentFor(gw));
+  assert.equal(JSON.stringify(deploymentFor(gw)), before, "the Deployment does not depend on DICOM endpoints");
+});

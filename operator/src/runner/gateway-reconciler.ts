@@ -136,7 +136,14 @@ export async function reconcileGateway(
         reason: "Programmed",
         message: `config ${r.hash.slice(0, 12)} with ${renderedPipelines} pipeline(s)`,
       });
-      if (deps.manageWorkloads && (gw.spec.mode ?? "Deployment") === "Deployment") await applyWorkloads(deps, gw);
+      if (deps.manageWorkloads && (gw.spec.mode ?? "Deployment") === "Deployment") {
+        const programmed = new Set(r.pipelines.filter((o) => o.programmed).map((o) => `${o.namespace}/${o.name}`));
+        const dimsePorts = pipelines
+          .filter((p) => programmed.has(`${p.metadata.namespace}/${p.metadata.name}`))
+          .flatMap((p) => p.spec.endpoints.map((e) => caches.endpoints.get(e.name, p.metadata.namespace)))
+          .flatMap((e) => (e?.spec.service === "dicom" && e.spec.port ? [e.spec.port] : []));
+        await applyWorkloads(deps, gw, dimsePorts);
+      }
     }
   }
 
@@ -265,8 +272,8 @@ async function writeConfig(
   });
 }
 
-async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway): Promise<void> {
-  for (const obj of [deploymentFor(gw, deps.defaultImage), serviceFor(gw)]) {
+async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePorts: number[]): Promise<void> {
+  for (const obj of [deploymentFor(gw, deps.defaultImage), serviceFor(gw, dimsePorts)]) {
     const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
     const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
     const current = await deps.kube.objects

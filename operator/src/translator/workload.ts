@@ -100,7 +100,18 @@ export function deploymentFor(gw: HarmonyGateway, defaultImage = DEFAULT_IMAGE):
   };
 }
 
-export function serviceFor(gw: HarmonyGateway): Record<string, unknown> {
+/**
+ * `dimsePorts`: the DICOM listeners of the gateway's endpoints. They go on the Service only: a pod
+ * needs no containerPort to accept a connection, so a new DICOM endpoint reaches clients without
+ * rolling the Deployment (the data plane opens the port on hot reload).
+ */
+export function serviceFor(gw: HarmonyGateway, dimsePorts: number[] = []): Record<string, unknown> {
+  const http = gw.spec.networks.map((n) => ({ name: n.name, port: n.port, targetPort: n.port, protocol: "TCP" }));
+  const taken = new Set(http.map((p) => p.port));
+  const dimse = [...new Set(dimsePorts)]
+    .filter((p) => !taken.has(p))
+    .sort((a, b) => a - b)
+    .map((p) => ({ name: `dicom-${p}`, port: p, targetPort: p, protocol: "TCP", appProtocol: "dicom" }));
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -108,7 +119,7 @@ export function serviceFor(gw: HarmonyGateway): Record<string, unknown> {
     spec: {
       type: "ClusterIP",
       selector: { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" },
-      ports: gw.spec.networks.map((n) => ({ name: n.name, port: n.port, targetPort: n.port, protocol: "TCP" })),
+      ports: [...http, ...dimse],
     },
   };
 }
