@@ -57,9 +57,9 @@ async function finds(port: number, called: string): Promise<{ ops: number; match
   await association("127.0.0.1", port, called, (c) => {
     for (let i = 0; i < FINDS; i++) {
       const r = requests.CFindRequest.createStudyFindRequest({
-        PatientID: "BENCH*",
+        PatientID: "",
         StudyInstanceUID: "",
-        PatientName: "",
+        PatientName: "Bench^Find",
       });
       r.on("response", (x: { getStatus(): number; hasDataset(): boolean }) => {
         if (x.getStatus() === constants.Status.Pending && x.hasDataset()) matches++;
@@ -148,9 +148,9 @@ options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY"
 [backends.orthanc_dimse]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}" }
-`).replace('log_level = "info"', 'log_level = "warn"'),
+`).replace('log_level = "info"', 'log_level = "info"\naccess_log = false'),
 });
-const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_LOG_LEVEL: "warn" });
+const dp = await startDataplane(join(dir, "config.toml"));
 await new Promise((r) => setTimeout(r, 500));
 
 try {
