@@ -9,13 +9,22 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startDcmqrscp, startOrthanc, SAMPLES, type Dcmqrscp, type Orthanc } from "./peers/dicom-peers.js";
+import {
+  startDcmqrscp,
+  startOrthanc,
+  startWorklist,
+  SAMPLES,
+  type Dcmqrscp,
+  type Orthanc,
+  type Worklist,
+} from "./peers/dicom-peers.js";
 import { makeInstance, multipartRelated, splitMultipart, uid, uidsOf } from "./dicom-files.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 import { parsePart10 } from "../dataplane/src/protocols/part10.js";
 
 let orthanc: Orthanc;
 let qr: Dcmqrscp;
+let wl: Worklist;
 let dp: Dataplane;
 let pacs: string; // gateway → Orthanc DIMSE
 let archive: string; // gateway → dcmqrscp
@@ -35,6 +44,7 @@ function dciodvfyErrors(file: Buffer): string[] {
 before(async () => {
   orthanc = await startOrthanc();
   qr = await startDcmqrscp();
+  wl = await startWorklist();
   for (const f of [ct, mr])
     assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: f })).status, 200);
   const storescu = spawnSync("storescu", ["-aec", qr.aet, "127.0.0.1", String(qr.port), join(SAMPLES, "CT_small.dcm")]);
@@ -58,7 +68,8 @@ options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMO
     "config.toml": baseConfig(
       bridge("pacs", "/pacs", "127.0.0.1", orthanc.dicomPort, orthanc.aet) +
         bridge("archive", "/archive", "127.0.0.1", qr.port, qr.aet) +
-        bridge("dead", "/dead", "127.0.0.1", dead, "NOBODY"),
+        bridge("dead", "/dead", "127.0.0.1", dead, "NOBODY") +
+        bridge("worklist", "/worklist", "127.0.0.1", wl.port, wl.aet),
     ),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -70,6 +81,7 @@ after(async () => {
   await dp?.stop();
   await orthanc?.stop();
   await qr?.stop();
+  await wl?.stop();
 });
 
 test("QIDO-RS → C-FIND: the archive's answers as DICOM JSON, with RetrieveURLs on the gateway", async () => {
@@ -216,4 +228,23 @@ test("a DIMSE peer that is down is a 502 problem, not a hang", async () => {
   assert.equal(res.status, 502);
   const p = (await res.json()) as { detail: string };
   assert.match(p.detail, /NOBODY/);
+});
+
+test("UPS-RS workitem search → Modality Worklist C-FIND, with matching inside the sequence", async () => {
+  const all = await fetch(dp.url("default", "/worklist/workitems"));
+  assert.equal(all.status, 200);
+  const items = (await all.json()) as DicomJson[];
+  assert.ok(items.length >= 2);
+  assert.ok(
+    items.some((i) => JSON.stringify(i["00100010"]?.Value) === JSON.stringify([{ Alphabetic: "VIVALDI^ANTONIO" }])),
+  );
+  const sps = items[0]!["00400100"]!.Value![0] as DicomJson;
+  assert.ok(sps["00080060"], "Modality inside ScheduledProcedureStepSequence");
+  const mr = (await (
+    await fetch(dp.url("default", "/worklist/workitems?ScheduledProcedureStepSequence.Modality=MR"))
+  ).json()) as DicomJson[];
+  assert.ok(mr.length >= 1 && mr.length < items.length);
+  for (const i of mr) assert.equal((i["00400100"]!.Value![0] as DicomJson)["00080060"]!.Value![0], "MR");
+  const none = await fetch(dp.url("default", "/worklist/workitems?PatientID=nobody"));
+  assert.equal(none.status, 204);
 });

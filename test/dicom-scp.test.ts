@@ -15,10 +15,12 @@ import {
   startDcmqrscp,
   startOrthanc,
   startStorescp,
+  startWorklist,
   SAMPLES,
   type Dcmqrscp,
   type Orthanc,
   type StoreScp,
+  type Worklist,
 } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
@@ -27,6 +29,9 @@ import { parsePart10 } from "../dataplane/src/protocols/part10.js";
 let orthanc: Orthanc;
 let qr: Dcmqrscp;
 let storescp: StoreScp;
+let wl: Worklist;
+let wlPort: number; // SCP → wlmscpfs, C-ECHO passed on
+let deadEchoPort: number; // SCP → a peer that is not there, C-ECHO passed on
 let dp: Dataplane;
 let webPort: number; // SCP → Orthanc over DICOMweb
 let proxyPort: number; // SCP → dcmqrscp over DIMSE
@@ -61,6 +66,10 @@ before(async () => {
   orthanc = await startOrthanc();
   qr = await startDcmqrscp();
   storescp = await startStorescp();
+  wl = await startWorklist();
+  wlPort = await freePort();
+  deadEchoPort = await freePort();
+  const deadPort = await freePort();
   assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: readFileSync(MR_FILE) })).status, 200);
   webPort = await freePort();
   proxyPort = await freePort();
@@ -94,6 +103,30 @@ options = { port = ${proxyPort}, bind_address = "127.0.0.1", local_aet = "HARMON
 [backends.qr]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${qr.port}, aet = "${qr.aet}", local_aet = "HARMONY" }
+
+[pipelines.worklist]
+endpoints = ["scp_wl"]
+backends = ["wl"]
+
+[endpoints.scp_wl]
+service = "dicom"
+options = { port = ${wlPort}, bind_address = "127.0.0.1", local_aet = "HARMONY_WL", echo = "upstream" }
+
+[backends.wl]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${wl.port}, aet = "${wl.aet}" }
+
+[pipelines.dead_echo]
+endpoints = ["scp_dead"]
+backends = ["nobody"]
+
+[endpoints.scp_dead]
+service = "dicom"
+options = { port = ${deadEchoPort}, bind_address = "127.0.0.1", local_aet = "HARMONY_DEAD", echo = "upstream" }
+
+[backends.nobody]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${deadPort}, aet = "NOBODY", connect_timeout_ms = 1000 }
 `),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -103,7 +136,7 @@ options = { host = "127.0.0.1", port = ${qr.port}, aet = "${qr.aet}", local_aet 
 
 after(async () => {
   await dp?.stop();
-  await Promise.all([orthanc?.stop(), qr?.stop(), storescp?.stop()]);
+  await Promise.all([orthanc?.stop(), qr?.stop(), storescp?.stop(), wl?.stop()]);
 });
 
 test("C-ECHO; unknown calling or called AE titles are refused; a malformed PDU does not hurt", async () => {
@@ -345,4 +378,42 @@ test("Orthanc as a modality: echo, store and query through the gateway", async (
   });
   assert.equal(store.status, 200, await store.clone().text());
   assert.equal(((await store.json()) as { FailedInstancesCount: number }).FailedInstancesCount, 0);
+});
+
+test("Modality Worklist C-FIND through the gateway; a passed-on C-ECHO checks the whole path", async () => {
+  const keys = ["-W", "-k", "ScheduledProcedureStepSequence[0].Modality", "-k", "PatientName", "-k", "PatientID"];
+  const direct = await dcmtk("findscu", [...keys, "-aec", wl.aet, ...at(wl.port)]);
+  const via = await dcmtk("findscu", [...keys, "-aec", "HARMONY_WL", ...at(wlPort)]);
+  assert.equal(via.code, 0, via.out);
+  const pending = (out: string) => out.match(/Find Response: \d+ \(Pending\)/g)?.length ?? 0;
+  assert.ok(pending(direct.out) > 0, direct.out);
+  assert.equal(pending(via.out), pending(direct.out), "the same worklist items as asking wlmscpfs directly");
+  assert.match(via.out, /VIVALDI\^ANTONIO/);
+  const mr = await dcmtk("findscu", [
+    "-W",
+    "-k",
+    "ScheduledProcedureStepSequence[0].Modality=MR",
+    "-k",
+    "PatientName",
+    "-aec",
+    "HARMONY_WL",
+    ...at(wlPort),
+  ]);
+  const mrDirect = await dcmtk("findscu", [
+    "-W",
+    "-k",
+    "ScheduledProcedureStepSequence[0].Modality=MR",
+    "-k",
+    "PatientName",
+    "-aec",
+    wl.aet,
+    ...at(wl.port),
+  ]);
+  assert.equal(pending(mr.out), pending(mrDirect.out), "matching inside the sequence");
+  assert.ok(pending(mr.out) < pending(via.out));
+
+  assert.equal((await dcmtk("echoscu", ["-aec", "HARMONY_WL", ...at(wlPort)])).code, 0, "echo reaches wlmscpfs");
+  const dead = await dcmtk("echoscu", ["-v", "-aec", "HARMONY_DEAD", ...at(deadEchoPort)]);
+  assert.doesNotMatch(dead.out, /Received Echo Response \(Success\)/, "a dead backend fails the echo");
+  assert.match(dead.out, /Received Echo Response/, "but the gateway itself answered");
 });

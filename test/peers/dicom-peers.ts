@@ -165,3 +165,25 @@ export async function startStorescp(aet = "STORESCP", fixedPort?: number): Promi
   await waitFor("storescp", p, () => echo(aet, port));
   return { ...p, aet, port, dir };
 }
+
+export interface Worklist extends Proc {
+  aet: string;
+  port: number;
+}
+
+/** dcmtk's worklist SCP over dcmtk's own example worklist (VIVALDI^ANTONIO and others), AE WLAE. */
+export async function startWorklist(): Promise<Worklist> {
+  const dir = tempDir("harmony-wlm-");
+  const port = await freePort();
+  const db = join(dir, "WLAE");
+  mkdirSync(db);
+  writeFileSync(join(db, "lockfile"), "");
+  const examples = "/usr/share/doc/dcmtk/examples/wlistdb/OFFIS";
+  for (const n of [1, 2, 3, 4, 5]) {
+    const r = spawnSync("dump2dcm", [join(examples, `wklist${n}.dump`), join(db, `wklist${n}.wl`)]);
+    if (r.status !== 0) throw new Error(`dump2dcm wklist${n}: ${String(r.stderr)}`);
+  }
+  const p = run("wlmscpfs", ["-dfp", dir, String(port)], dir);
+  await waitFor("wlmscpfs", p, () => echo("WLAE", port));
+  return { ...p, aet: "WLAE", port };
+}

@@ -11,7 +11,7 @@ import dcmjs from "dcmjs";
 import type { BackendPlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { cFind, cGet, cStore, type Peer, type StoreItem } from "../protocols/dimse-client.js";
+import { cEcho, cFind, cGet, cStore, type Peer, type StoreItem } from "../protocols/dimse-client.js";
 import { isSuccess, isWarning, hex } from "../protocols/dimse.js";
 import {
   DEFAULT_KEYS,
@@ -73,6 +73,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
     };
     return {
       async handle(rctx) {
+        if (rctx.method === "OPTIONS") return echo(rctx, peer);
         const op = parseDicomwebRequest(rctx.method, rctx.subpath, rctx.search);
         const base = publicBase(rctx);
         if (op.kind === "search") return search(rctx, peer, op, base);
@@ -83,6 +84,16 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
     };
   },
 };
+
+/**
+ * OPTIONS reaches a backend only from inside the gateway (the HTTP endpoint answers browsers'
+ * itself): the `dicom` endpoint sends one for a C-ECHO with `echo = "upstream"`. It is a C-ECHO.
+ */
+async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
+  const status = await cEcho(peer);
+  if (!isSuccess(status)) throw dimseFailure("C-ECHO", status);
+  rctx.response = { status: 204, headers: { allow: "GET, HEAD, POST, OPTIONS", "x-request-id": rctx.id }, body: null };
+}
 
 function publicBase(rctx: RequestContext): string {
   const prefix = rctx.route.prefix === "/" ? "" : rctx.route.prefix;
@@ -108,11 +119,16 @@ function dimseFailure(what: string, status: number): HttpError {
 
 async function search(rctx: RequestContext, peer: Peer, op: SearchOp, base: string): Promise<void> {
   const keys =
-    op.includefield === "all" ? Object.values(DEFAULT_KEYS).flat() : [...DEFAULT_KEYS[op.level], ...op.includefield];
+    op.includefield === "all"
+      ? op.level === "WORKLIST"
+        ? DEFAULT_KEYS.WORKLIST
+        : [...DEFAULT_KEYS.STUDY, ...DEFAULT_KEYS.SERIES, ...DEFAULT_KEYS.IMAGE]
+      : [...DEFAULT_KEYS[op.level], ...op.includefield];
   const identifier: Record<string, unknown> = {};
-  for (const k of [...keys, "StudyInstanceUID", ...(op.level !== "STUDY" ? ["SeriesInstanceUID"] : [])])
-    identifier[k] = "";
-  Object.assign(identifier, op.match);
+  const uidKeys =
+    op.level === "WORKLIST" ? [] : ["StudyInstanceUID", ...(op.level !== "STUDY" ? ["SeriesInstanceUID"] : [])];
+  for (const k of [...keys, ...uidKeys]) setPath(identifier, k, "");
+  for (const [k, v] of Object.entries(op.match)) setPath(identifier, k, v);
   const { status, matches } = await cFind(peer, identifier, op.level);
   if (!isSuccess(status)) throw dimseFailure("C-FIND", status);
   const page = matches.slice(op.offset, op.limit === undefined ? undefined : op.offset + op.limit);
@@ -127,6 +143,7 @@ async function search(rctx: RequestContext, peer: Peer, op: SearchOp, base: stri
     const study = first(ds, "0020000D");
     const series = first(ds, "0020000E");
     const sop = first(ds, "00080018");
+    if (op.level === "WORKLIST") return ds;
     const url =
       op.level === "STUDY"
         ? `${base}/studies/${study}`
@@ -138,6 +155,18 @@ async function search(rctx: RequestContext, peer: Peer, op: SearchOp, base: stri
     return ds;
   });
   json(rctx, 200, out);
+}
+
+/** Sets `a.b` as a sequence with one item: `{a: [{b: value}]}` (C-FIND identifiers nest this way). */
+function setPath(target: Record<string, unknown>, path: string, value: string): void {
+  const [head, ...rest] = path.split(".");
+  if (rest.length === 0) {
+    target[head!] = value;
+    return;
+  }
+  const items = Array.isArray(target[head!]) ? (target[head!] as Record<string, unknown>[]) : [{}];
+  target[head!] = items;
+  setPath(items[0]!, rest.join("."), value);
 }
 
 const ACCEPT_DICOM =

@@ -187,7 +187,7 @@ export function resolveConfig(
     return plugin?.ownListener ? plugin : undefined;
   };
   for (const [name, e] of Object.entries(doc.endpoints ?? {})) {
-    const port: unknown = ownListener(e.service)?.listenPort?.((e.options ?? {}));
+    const port: unknown = ownListener(e.service)?.listenPort?.(e.options ?? {});
     if (typeof port !== "number" || port === 0) continue;
     const other = bound.get(port);
     if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);

@@ -31,6 +31,11 @@ const Options = Type.Object(
       default: {},
       description: 'C-MOVE destinations: AE title → "host:port".',
     }),
+    echo: Type.Union([Type.Literal("local"), Type.Literal("upstream")], {
+      default: "local",
+      description:
+        "C-ECHO answered here, or passed on to the backend (a C-ECHO there, an OPTIONS to a DICOMweb origin).",
+    }),
     max_pdu: Type.Integer({ minimum: 4096, maximum: 4194304, default: 65536, description: "Largest PDU we accept." }),
     association_timeout_ms: Type.Integer({
       minimum: 1,
@@ -87,6 +92,7 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
             checkCalledAet: o.check_called_aet,
             peers,
             maxPduLength: o.max_pdu,
+            echo: o.echo,
             associationTimeoutMs: o.association_timeout_ms,
             connectTimeoutMs: o.connect_timeout_ms,
             storeBatchBytes: o.store_batch_bytes,

@@ -1,6 +1,7 @@
 /**
  * `dicomweb` endpoint: a DICOMweb service root (PS3.18) under `path_prefix`: QIDO-RS and WADO-RS
- * (GET/HEAD), STOW-RS (POST on /studies[/{study}]), WADO-URI (GET /wado?requestType=WADO). Other
+ * (GET/HEAD), STOW-RS (POST on /studies[/{study}]), WADO-URI (GET /wado?requestType=WADO), UPS-RS
+ * workitem search (GET /workitems). Other
  * resources are 404 and other methods 405 here, before any middleware runs; browsers' CORS
  * preflights are answered here too, so a web viewer on another origin can use the gateway.
  */
@@ -42,6 +43,8 @@ const READ = [
   `/bulk(data)?/.+`,
   // WADO-URI
   `/wado`,
+  // UPS-RS workitem search (a DIMSE backend answers it from its Modality Worklist)
+  `/workitems`,
 ];
 const STORE = [`/studies`, `/studies/${UID}`];
 const readPaths = new RegExp(`^(?:${READ.join("|")})/?$`);

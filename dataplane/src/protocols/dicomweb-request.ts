@@ -8,11 +8,16 @@ import { HttpError } from "../pipeline/errors.js";
 import { attribute } from "./dicom-json.js";
 
 export type Level = "STUDY" | "SERIES" | "IMAGE";
+/** Modality Worklist: UPS-RS's workitem search (PS3.18 11.9) run as an MWL C-FIND (PS3.4 K). */
+export type SearchLevel = Level | "WORKLIST";
 
 export interface SearchOp {
   kind: "search";
-  level: Level;
-  /** Matching keys by keyword, DICOM-encoded ("a\\b" for a list, "*" wildcards, "x-y" ranges). */
+  level: SearchLevel;
+  /**
+   * Matching keys by keyword, DICOM-encoded ("a\\b" for a list, "*" wildcards, "x-y" ranges);
+   * a key inside a sequence is a dotted path, e.g. "ScheduledProcedureStepSequence.Modality".
+   */
   match: Record<string, string>;
   /** Extra return keys by keyword; "all" asks for every key this level knows. */
   includefield: string[] | "all";
@@ -39,7 +44,25 @@ export interface StoreOp {
 export type DicomwebOp = SearchOp | RetrieveOp | StoreOp;
 
 /** Return keys asked for by default (PS3.18 Table 10.6.3-3..5), beyond the path's own UIDs. */
-export const DEFAULT_KEYS: Record<Level, string[]> = {
+export const DEFAULT_KEYS: Record<SearchLevel, string[]> = {
+  WORKLIST: [
+    "AccessionNumber",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "RequestedProcedureID",
+    "RequestedProcedureDescription",
+    "ReferringPhysicianName",
+    "ScheduledProcedureStepSequence.Modality",
+    "ScheduledProcedureStepSequence.ScheduledStationAETitle",
+    "ScheduledProcedureStepSequence.ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepSequence.ScheduledProcedureStepStartTime",
+    "ScheduledProcedureStepSequence.ScheduledPerformingPhysicianName",
+    "ScheduledProcedureStepSequence.ScheduledProcedureStepDescription",
+    "ScheduledProcedureStepSequence.ScheduledProcedureStepID",
+  ],
   STUDY: [
     "StudyDate",
     "StudyTime",
@@ -83,7 +106,8 @@ export function parseDicomwebRequest(method: string, subpath: string, search: st
 
   // /studies[/{s}[/series[/{se}[/instances[/{i}]]]]] and the study-less /series, /instances
   const [a, s, b, se, c, i, d] = seg;
-  const search_ = (level: Level, fixed: Record<string, string>) => searchOp(level, fixed, params);
+  const search_ = (level: SearchLevel, fixed: Record<string, string>) => searchOp(level, fixed, params);
+  if (a === "workitems" && seg.length === 1) return search_("WORKLIST", {});
   if (a === "studies" && seg.length === 1) return search_("STUDY", {});
   if (a === "series" && seg.length === 1) return search_("SERIES", {});
   if (a === "instances" && seg.length === 1) return search_("IMAGE", {});
@@ -115,7 +139,7 @@ export function parseDicomwebRequest(method: string, subpath: string, search: st
   );
 }
 
-function searchOp(level: Level, fixed: Record<string, string>, params: URLSearchParams): SearchOp {
+function searchOp(level: SearchLevel, fixed: Record<string, string>, params: URLSearchParams): SearchOp {
   const match: Record<string, string> = { ...fixed };
   const include: string[] = [];
   let all = false;
@@ -133,7 +157,7 @@ function searchOp(level: Level, fixed: Record<string, string>, params: URLSearch
     if (SEARCH_CONTROL.has(k)) continue;
     const kw = keyword(k, "query parameter");
     // A list of UIDs is comma-separated in QIDO, backslash-separated in DIMSE (PS3.18 8.3.4.1).
-    const value = attribute(kw)?.vr === "UI" ? v.split(",").join("\\") : v;
+    const value = attribute(kw.split(".").pop()!)?.vr === "UI" ? v.split(",").join("\\") : v;
     match[kw] = match[kw] !== undefined && match[kw] !== value ? `${match[kw]}\\${value}` : value;
   }
   const int = (name: string) => {
@@ -152,8 +176,14 @@ function searchOp(level: Level, fixed: Record<string, string>, params: URLSearch
   };
 }
 
+/** A keyword or tag, or a dotted path of them into sequences, as keywords. */
 function keyword(name: string, what: string): string {
-  const a = attribute(name);
-  if (!a) throw new HttpError(400, `${what} "${name}" is not a DICOM attribute keyword or tag`);
-  return a.keyword;
+  return name
+    .split(".")
+    .map((part) => {
+      const a = attribute(part);
+      if (!a) throw new HttpError(400, `${what} "${name}" is not a DICOM attribute keyword or tag`);
+      return a.keyword;
+    })
+    .join(".");
 }

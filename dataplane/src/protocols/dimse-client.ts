@@ -5,7 +5,7 @@
  */
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { Client, Dataset, RawDataset, constants, isPending, requests, responses, type DimseDataset } from "./dimse.js";
-import type { Level } from "./dicomweb-request.js";
+import type { Level, SearchLevel } from "./dicomweb-request.js";
 
 export interface Peer {
   host: string;
@@ -64,7 +64,7 @@ export async function cEcho(peer: Peer): Promise<number> {
   return status;
 }
 
-const FIND_SOP = {
+const FIND_SOP: Record<Level, string> = {
   STUDY: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
   SERIES: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
   IMAGE: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
@@ -74,7 +74,7 @@ const FIND_SOP = {
 export async function cFind(
   peer: Peer,
   identifier: Record<string, unknown>,
-  level: Level | "WORKLIST",
+  level: SearchLevel,
 ): Promise<{ status: number; matches: Record<string, unknown>[] }> {
   const client = new Client();
   const req = new requests.CFindRequest();

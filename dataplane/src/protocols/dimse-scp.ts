@@ -34,6 +34,8 @@ export interface ScpSettings {
   /** C-MOVE destinations: AE title → host and port. */
   peers: Record<string, { host: string; port: number }>;
   maxPduLength: number;
+  /** "upstream": a C-ECHO is passed on (OPTIONS through the pipeline), so it checks the whole path. */
+  echo: "local" | "upstream";
   associationTimeoutMs: number;
   connectTimeoutMs: number;
   storeBatchBytes: number;
@@ -44,6 +46,7 @@ const { PresentationContextResult: PCR, RejectResult, RejectSource, RejectReason
 
 const VERIFICATION = "1.2.840.10008.1.1";
 const FIND = ["1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"]; // patient root, study root
+const WORKLIST = "1.2.840.10008.5.1.4.31";
 const MOVE = ["1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"];
 const GET = ["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"];
 /** Every storage SOP class lives under this root (PS3.4 B.5). */
@@ -182,7 +185,8 @@ class GatewayScp extends Scp {
       const ctx = association.getPresentationContext(c.id);
       const uid = ctx.getAbstractSyntaxUid();
       const proposed = ctx.getTransferSyntaxUids();
-      const serviceClass = uid === VERIFICATION || FIND.includes(uid) || MOVE.includes(uid) || GET.includes(uid);
+      const serviceClass =
+        uid === VERIFICATION || uid === WORKLIST || FIND.includes(uid) || MOVE.includes(uid) || GET.includes(uid);
       if (serviceClass) {
         const ts = UNCOMPRESSED.find((t) => proposed.includes(t));
         if (ts) ctx.setResult(PCR.Accept, ts);
@@ -205,9 +209,30 @@ class GatewayScp extends Scp {
     request: InstanceType<typeof requests.CEchoRequest>,
     callback: (r: InstanceType<typeof responses.CEchoResponse>) => void,
   ): void {
+    callback = this.answerOnce("C-ECHO", callback);
     const rsp = responses.CEchoResponse.fromRequest(request);
-    rsp.setStatus(Status.Success);
-    callback(rsp);
+    if (this.s.echo === "local") {
+      rsp.setStatus(Status.Success);
+      return callback(rsp);
+    }
+    void this.run({
+      method: "OPTIONS",
+      path: "/",
+      search: "",
+      headers: {},
+      clientAddress: this.address,
+      label: this.label("C-ECHO"),
+    }).then(
+      (res) => {
+        drain(res);
+        rsp.setStatus(res.status >= 200 && res.status < 300 ? Status.Success : 0x0110);
+        callback(rsp);
+      },
+      () => {
+        rsp.setStatus(0x0110);
+        callback(rsp);
+      },
+    );
   }
 
   private run(req: Parameters<InternalRun>[0]): Promise<ProxyResponse> {
@@ -259,7 +284,7 @@ class GatewayScp extends Scp {
     };
     void (async () => {
       const elements = request.getDataset()?.getElements() ?? {};
-      const q = findQuery(elements);
+      const q = findQuery(elements, request.getAffectedSopClassUid() === WORKLIST);
       if (!q) return callback([final(0xa900)]); // identifier does not match SOP class
       const res = await this.run({
         method: "GET",
@@ -279,7 +304,7 @@ class GatewayScp extends Scp {
       const wanted = new Set(Object.keys(elements));
       const pending = matches.map((m) => {
         const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(m);
-        const out: Elements = { QueryRetrieveLevel: q.level };
+        const out: Elements = q.level ? { QueryRetrieveLevel: q.level } : {};
         for (const [k, v] of Object.entries(natural)) if (wanted.has(k) && k !== "QueryRetrieveLevel") out[k] = v;
         const r = responses.CFindResponse.fromRequest(request);
         r.setDataset(new Dataset(out));
@@ -510,12 +535,16 @@ function str(v: unknown): string | undefined {
   return undefined;
 }
 
-function findQuery(el: Elements): { path: string; search: string; level: string; patientLevel: boolean } | undefined {
-  const level = str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY";
+function findQuery(
+  el: Elements,
+  worklist: boolean,
+): { path: string; search: string; level: string | undefined; patientLevel: boolean } | undefined {
+  const level = worklist ? "WORKLIST" : (str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY");
   const study = str(el.StudyInstanceUID);
   const series = str(el.SeriesInstanceUID);
   let path: string;
-  if (level === "PATIENT" || level === "STUDY") path = "/studies";
+  if (worklist) path = "/workitems";
+  else if (level === "PATIENT" || level === "STUDY") path = "/studies";
   else if (level === "SERIES") path = study && !study.includes("\\") ? `/studies/${study}/series` : "/series";
   else if (level === "IMAGE")
     path =
@@ -525,17 +554,33 @@ function findQuery(el: Elements): { path: string; search: string; level: string;
   else return undefined;
   const params = new URLSearchParams();
   const include: string[] = [];
-  for (const [k, v] of Object.entries(el)) {
-    if (k === "QueryRetrieveLevel" || k === "SpecificCharacterSet" || k.startsWith("_")) continue;
-    if (!attribute(k)) continue;
-    if (path.includes(`/${str(v)}/`) || path.endsWith(`/${str(v)}`)) continue; // already in the path
-    const value = pnOrString(v);
-    if (value === undefined || value === "") include.push(k);
-    else params.append(k, value.split("\\").join(attribute(k)?.vr === "UI" ? "," : "\\"));
-  }
+  // Keys inside a sequence item become dotted paths (PS3.18 8.3.4.1: "SequenceKeyword.Keyword").
+  const walk = (elements: Elements, prefix: string) => {
+    for (const [k, v] of Object.entries(elements)) {
+      if (k === "QueryRetrieveLevel" || k === "SpecificCharacterSet" || k.startsWith("_")) continue;
+      const a = attribute(k);
+      if (!a) continue;
+      if (a.vr === "SQ") {
+        const item = Array.isArray(v) ? (v[0] as Elements | undefined) : undefined;
+        if (item && Object.keys(item).some((x) => !x.startsWith("_"))) walk(item, `${prefix}${k}.`);
+        else include.push(prefix + k);
+        continue;
+      }
+      if (!prefix && (path.includes(`/${str(v)}/`) || path.endsWith(`/${str(v)}`))) continue; // already in the path
+      const value = pnOrString(v);
+      if (value === undefined || value === "") include.push(prefix + k);
+      else params.append(prefix + k, value.split("\\").join(a.vr === "UI" ? "," : "\\"));
+    }
+  };
+  walk(el, "");
   if (include.length) params.set("includefield", include.join(","));
   const search = params.toString();
-  return { path, search: search ? `?${search}` : "", level, patientLevel: level === "PATIENT" };
+  return {
+    path,
+    search: search ? `?${search}` : "",
+    level: worklist ? undefined : level,
+    patientLevel: level === "PATIENT",
+  };
 }
 
 function pnOrString(v: unknown): string | undefined {
