@@ -12,10 +12,12 @@ import { join } from "node:path";
 import {
   startDcmqrscp,
   startOrthanc,
+  startStorescp,
   startWorklist,
   SAMPLES,
   type Dcmqrscp,
   type Orthanc,
+  type StoreScp,
   type Worklist,
 } from "./peers/dicom-peers.js";
 import { makeInstance, multipartRelated, splitMultipart, uid, uidsOf } from "./dicom-files.js";
@@ -25,6 +27,7 @@ import { parsePart10 } from "../dataplane/src/protocols/part10.js";
 let orthanc: Orthanc;
 let qr: Dcmqrscp;
 let wl: Worklist;
+let wire: StoreScp; // storescp +B: keeps what the gateway sent, byte for byte
 let dp: Dataplane;
 let pacs: string; // gateway → Orthanc DIMSE
 let archive: string; // gateway → dcmqrscp
@@ -45,6 +48,7 @@ before(async () => {
   orthanc = await startOrthanc();
   qr = await startDcmqrscp();
   wl = await startWorklist();
+  wire = await startStorescp("WIRE", undefined, true);
   for (const f of [ct, mr])
     assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: f })).status, 200);
   const storescu = spawnSync("storescu", ["-aec", qr.aet, "127.0.0.1", String(qr.port), join(SAMPLES, "CT_small.dcm")]);
@@ -69,7 +73,8 @@ options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMO
       bridge("pacs", "/pacs", "127.0.0.1", orthanc.dicomPort, orthanc.aet) +
         bridge("archive", "/archive", "127.0.0.1", qr.port, qr.aet) +
         bridge("dead", "/dead", "127.0.0.1", dead, "NOBODY") +
-        bridge("worklist", "/worklist", "127.0.0.1", wl.port, wl.aet),
+        bridge("worklist", "/worklist", "127.0.0.1", wl.port, wl.aet) +
+        bridge("wire", "/wire", "127.0.0.1", wire.port, wire.aet),
     ),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -82,6 +87,7 @@ after(async () => {
   await orthanc?.stop();
   await qr?.stop();
   await wl?.stop();
+  await wire?.stop();
 });
 
 test("QIDO-RS → C-FIND: the archive's answers as DICOM JSON, with RetrieveURLs on the gateway", async () => {
@@ -213,6 +219,39 @@ test("STOW-RS → C-STORE: stored in the archive, refused for another study, rep
   assert.equal(failed.length, 1);
   assert.equal(failed[0]!["00081155"]!.Value![0], CT.sop);
   assert.equal(failed[0]!["00081197"]!.Value![0], 0xa900);
+
+  // A compressed instance (JPEG 2000) is stored in its own transfer syntax, never decoded on the way.
+  const j2k = readFileSync(join(SAMPLES, "JPEG2000.dcm"));
+  const compressed = multipartRelated([j2k]);
+  const c = await fetch(`${pacs}/studies`, {
+    method: "POST",
+    headers: { "content-type": compressed.contentType },
+    body: compressed.body,
+  });
+  assert.equal(c.status, 200, await c.clone().text());
+  const J2K = uidsOf(j2k);
+  const held = (await (
+    await fetch(`${orthanc.http}/tools/find`, {
+      method: "POST",
+      body: JSON.stringify({ Level: "Instance", Query: { SOPInstanceUID: J2K.sop } }),
+    })
+  ).json()) as string[];
+  const file = Buffer.from(await (await fetch(`${orthanc.http}/instances/${held[0]}/file`)).arrayBuffer());
+  // Orthanc keeps the syntax (its DCMTK re-encodes sequence lengths when it writes, so its file is
+  // not the reference for bytes; storescp +B below is).
+  assert.equal(parsePart10(file).transferSyntax, parsePart10(j2k).transferSyntax);
+  const sent = await fetch(dp.url("default", "/wire/studies"), {
+    method: "POST",
+    headers: { "content-type": compressed.contentType },
+    body: compressed.body,
+  });
+  assert.equal(sent.status, 200);
+  const [received] = readdirSync(wire.dir).filter((f) => f.includes(J2K.sop));
+  assert.ok(received, "storescp received it");
+  assert.ok(
+    parsePart10(readFileSync(join(wire.dir, received))).dataset.equals(parsePart10(j2k).dataset),
+    "on the wire, the data set is the client's, byte for byte",
+  );
 
   const junk = multipartRelated([Buffer.from("not dicom at all")]);
   const bad = await fetch(`${pacs}/studies`, {

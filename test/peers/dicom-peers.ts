@@ -158,10 +158,16 @@ export interface StoreScp extends Proc {
   dir: string;
 }
 
-export async function startStorescp(aet = "STORESCP", fixedPort?: number): Promise<StoreScp> {
+/**
+ * dcmtk's C-STORE SCP. `bitPreserving` writes each data set exactly as it arrived on the wire
+ * (storescp +B), which makes it the reference for "what did the gateway send".
+ */
+export async function startStorescp(aet = "STORESCP", fixedPort?: number, bitPreserving = false): Promise<StoreScp> {
   const dir = tempDir("harmony-storescp-");
   const port = fixedPort ?? (await freePort());
-  const p = run("storescp", ["-aet", aet, "-od", dir, String(port)], dir);
+  // +xa: accept every transfer syntax storescp knows, compressed ones included.
+  const args = ["-aet", aet, "-od", dir, ...(bitPreserving ? ["+B", "+xa"] : []), String(port)];
+  const p = run("storescp", args, dir);
   await waitFor("storescp", p, () => echo(aet, port));
   return { ...p, aet, port, dir };
 }

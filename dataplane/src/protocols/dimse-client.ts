@@ -4,7 +4,17 @@
  * error a gateway should answer with (502 or 504), naming the peer by AE title only.
  */
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { Client, Dataset, RawDataset, constants, isPending, requests, responses, type DimseDataset } from "./dimse.js";
+import {
+  Client,
+  Dataset,
+  RawDataset,
+  association,
+  constants,
+  isPending,
+  requests,
+  responses,
+  type DimseDataset,
+} from "./dimse.js";
 import type { Level, SearchLevel } from "./dicomweb-request.js";
 
 export interface Peer {
@@ -24,6 +34,11 @@ export interface Received {
 }
 
 type AnyClient = InstanceType<typeof Client>;
+
+const UNCOMPRESSED: string[] = [
+  constants.TransferSyntax.ImplicitVRLittleEndian,
+  constants.TransferSyntax.ExplicitVRLittleEndian,
+];
 
 function run(peer: Peer, client: AnyClient): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -167,12 +182,25 @@ export interface StoreItem {
 export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> {
   const client = new Client();
   const statuses = items.map(() => -1);
+  const proposed = new Set<string>();
   items.forEach((item, i) => {
     const ds = new RawDataset(item.dataset, item.transferSyntax, {
       SOPClassUID: item.sopClass,
       SOPInstanceUID: item.sopInstance,
-    });
+    }).seal();
     const req = new requests.CStoreRequest(ds);
+    // dcmjs-dimse proposes only the uncompressed syntaxes, and would try to decode a compressed
+    // instance into one; a context of its own with just its syntax lets it go as it is.
+    if (!UNCOMPRESSED.includes(item.transferSyntax)) {
+      const key = `${item.sopClass}|${item.transferSyntax}`;
+      if (!proposed.has(key)) {
+        proposed.add(key);
+        client.addAdditionalPresentationContext(
+          new association.PresentationContext(0, item.sopClass, item.transferSyntax),
+          true,
+        );
+      }
+    }
     req.on("response", (r: { getStatus(): number }) => (statuses[i] = r.getStatus()));
     client.addRequest(req);
   });

@@ -442,7 +442,7 @@ class GatewayScp extends Scp {
           new RawDataset(p10.dataset, p10.transferSyntax, {
             SOPClassUID: p10.sopClass,
             SOPInstanceUID: p10.sopInstance,
-          }),
+          }).seal(),
         );
         const st = await new Promise<number>((resolve) => {
           sub.on("response", (r: { getStatus(): number }) => resolve(r.getStatus()));

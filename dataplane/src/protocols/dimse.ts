@@ -8,7 +8,7 @@
  */
 import dimse from "dcmjs-dimse";
 
-export const { Client, Server, Scp, Dataset, requests, responses, constants } = dimse;
+export const { Client, Server, Scp, Dataset, requests, responses, constants, association } = dimse;
 export type DimseDataset = InstanceType<typeof Dataset>;
 
 dimse.log.setLevel("error");
@@ -40,7 +40,21 @@ export class RawDataset extends Dataset {
     Object.assign(super.getElements(), full.getElements());
   }
 
+  /**
+   * Seals a data set that is only to be relayed: asking for its elements then fails. dcmjs-dimse
+   * asks only when the peer accepted none of the proposed contexts in the data set's own transfer
+   * syntax and it wants to transcode, which (through its naturalizer) would drop private tags;
+   * failing that one C-STORE is better than storing an altered instance.
+   */
+  seal(): this {
+    this.sealed = true;
+    return this;
+  }
+  private sealed = false;
+
   override getElements(): Record<string, unknown> {
+    if (this.sealed)
+      throw new Error("not transcoding a relayed data set: the peer accepted none of its transfer syntax");
     this.ensureParsed();
     return super.getElements();
   }
