@@ -27,6 +27,7 @@ import { parsePart10 } from "../dataplane/src/protocols/part10.js";
 let orthanc: Orthanc;
 let qr: Dcmqrscp;
 let wl: Worklist;
+let movePorts: { pacs: number; archive: number };
 let wire: StoreScp; // storescp +B: keeps what the gateway sent, byte for byte
 let dp: Dataplane;
 let pacs: string; // gateway → Orthanc DIMSE
@@ -45,8 +46,9 @@ function dciodvfyErrors(file: Buffer): string[] {
 }
 
 before(async () => {
-  orthanc = await startOrthanc();
-  qr = await startDcmqrscp();
+  movePorts = { pacs: await freePort(), archive: await freePort() };
+  orthanc = await startOrthanc({ modalities: { MOVE_PACS: ["MOVE_PACS", "127.0.0.1", movePorts.pacs] } });
+  qr = await startDcmqrscp({ harmony: ["MOVE_QR", movePorts.archive] });
   wl = await startWorklist();
   wire = await startStorescp("WIRE", undefined, true);
   for (const f of [ct, mr])
@@ -54,7 +56,7 @@ before(async () => {
   const storescu = spawnSync("storescu", ["-aec", qr.aet, "127.0.0.1", String(qr.port), join(SAMPLES, "CT_small.dcm")]);
   assert.equal(storescu.status, 0, String(storescu.stderr));
   const dead = await freePort();
-  const bridge = (name: string, prefix: string, host: string, port: number, aet: string) => `
+  const bridge = (name: string, prefix: string, host: string, port: number, aet: string, extra = "") => `
 [pipelines.${name}]
 networks = ["default"]
 endpoints = ["${name}_in"]
@@ -66,7 +68,7 @@ options = { path_prefix = "${prefix}" }
 
 [backends.${name}_out]
 service = "dicom"
-options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMONY", connect_timeout_ms = 2000 }
+options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMONY", connect_timeout_ms = 2000${extra} }
 `;
   const dir = writeTree({
     "config.toml": baseConfig(
@@ -74,7 +76,23 @@ options = { host = "${host}", port = ${port}, aet = "${aet}", local_aet = "HARMO
         bridge("archive", "/archive", "127.0.0.1", qr.port, qr.aet) +
         bridge("dead", "/dead", "127.0.0.1", dead, "NOBODY") +
         bridge("worklist", "/worklist", "127.0.0.1", wl.port, wl.aet) +
-        bridge("wire", "/wire", "127.0.0.1", wire.port, wire.aet),
+        bridge("wire", "/wire", "127.0.0.1", wire.port, wire.aet) +
+        bridge(
+          "pacs_move",
+          "/pacs-move",
+          "127.0.0.1",
+          orthanc.dicomPort,
+          orthanc.aet,
+          `, retrieve = "move", move_aet = "MOVE_PACS", move_port = ${movePorts.pacs}, move_bind_address = "127.0.0.1"`,
+        ) +
+        bridge(
+          "archive_move",
+          "/archive-move",
+          "127.0.0.1",
+          qr.port,
+          qr.aet,
+          `, retrieve = "move", move_aet = "MOVE_QR", move_port = ${movePorts.archive}, move_bind_address = "127.0.0.1"`,
+        ),
     ),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -286,4 +304,30 @@ test("UPS-RS workitem search → Modality Worklist C-FIND, with matching inside 
   for (const i of mr) assert.equal((i["00400100"]!.Value![0] as DicomJson)["00080060"]!.Value![0], "MR");
   const none = await fetch(dp.url("default", "/worklist/workitems?PatientID=nobody"));
   assert.equal(none.status, 204);
+});
+
+test("WADO-RS → C-MOVE to the gateway's own receiver, for peers without C-GET", async () => {
+  for (const [base, file, u] of [
+    [dp.url("default", "/pacs-move"), ct, CT],
+    [dp.url("default", "/archive-move"), storedBy(qr.dir, CT.sop), CT],
+  ] as const) {
+    const res = await fetch(`${base}/studies/${u.study}/series/${u.series}/instances/${u.sop}`);
+    assert.equal(res.status, 200, `${base}: ${await res.clone().text()}`);
+    const parts = splitMultipart(Buffer.from(await res.arrayBuffer()), res.headers.get("content-type")!);
+    assert.equal(parts.length, 1);
+    assert.ok(parsePart10(parts[0]!).dataset.equals(withoutTrailingPadding(parsePart10(file).dataset)), base);
+  }
+  // Two at once through one receiver: each gets its own instances.
+  const [a, b] = await Promise.all(
+    [CT, MR].map((u) =>
+      fetch(`${dp.url("default", "/pacs-move")}/studies/${u.study}`).then(async (r) => ({
+        r,
+        body: Buffer.from(await r.arrayBuffer()),
+      })),
+    ),
+  );
+  assert.equal(parsePart10(splitMultipart(a!.body, a!.r.headers.get("content-type")!)[0]!).sopInstance, CT.sop);
+  assert.equal(parsePart10(splitMultipart(b!.body, b!.r.headers.get("content-type")!)[0]!).sopInstance, MR.sop);
+  const missing = await fetch(`${dp.url("default", "/pacs-move")}/studies/1.2.3.999`);
+  assert.equal(missing.status, 404);
 });

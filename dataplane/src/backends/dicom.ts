@@ -11,7 +11,25 @@ import dcmjs from "dcmjs";
 import type { BackendPlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { cEcho, cFind, cGet, cStore, type Peer, type StoreItem } from "../protocols/dimse-client.js";
+import {
+  cEcho,
+  cFind,
+  cGet,
+  cMove,
+  cStore,
+  type Peer,
+  type Received,
+  type StoreItem,
+} from "../protocols/dimse-client.js";
+import { MoveReceiver } from "../protocols/move-receiver.js";
+import type { Level } from "../protocols/dicomweb-request.js";
+
+/** Retrieves instances (C-GET, or C-MOVE to our receiver), handing each over as it arrives. */
+type Fetch = (
+  level: Level,
+  uids: { study: string; series?: string; sop?: string },
+  onInstance: (r: Received) => Promise<void>,
+) => Promise<{ status: number; completed: number; failed: number; warnings: number }>;
 import { isSuccess, isWarning, hex } from "../protocols/dimse.js";
 import {
   DEFAULT_KEYS,
@@ -43,6 +61,17 @@ const Options = Type.Object(
       default: 1024 * 1024 * 1024,
       description: "Largest single instance accepted from a STOW-RS upload.",
     }),
+    retrieve: Type.Union([Type.Literal("get"), Type.Literal("move")], {
+      default: "get",
+      description: "Retrieve with C-GET, or with C-MOVE to our own receiver (for peers without C-GET).",
+    }),
+    move_aet: Type.Optional(
+      Type.String({ ...AE, description: "Move destination AE title the peer knows us by (default local_aet)." }),
+    ),
+    move_port: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 65535, description: "Port our C-MOVE receiver listens on." }),
+    ),
+    move_bind_address: Type.String({ default: "0.0.0.0", description: "Address of the C-MOVE receiver." }),
     store_batch_bytes: Type.Integer({
       minimum: 1,
       default: 64 * 1024 * 1024,
@@ -62,6 +91,10 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
   type: "dicom",
   aliases: ["dicom_scu", "dimse"],
   options: Options,
+  check: (o) =>
+    o.retrieve === "move" && o.move_port === undefined
+      ? [{ path: ["move_port"], message: 'is required with retrieve = "move" (where the peer sends what we ask for)' }]
+      : [],
   create: (o, ctx) => {
     const peer: Peer = {
       host: o.host,
@@ -71,6 +104,16 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       connectTimeoutMs: o.connect_timeout_ms,
       associationTimeoutMs: o.association_timeout_ms,
     };
+    const receiver =
+      o.retrieve === "move"
+        ? ctx.resources.acquire(
+            `dimse-move-receiver:${o.move_bind_address}:${o.move_port}`,
+            () => new MoveReceiver(o.move_bind_address, o.move_port!, o.move_aet ?? o.local_aet, ctx.logger),
+          )
+        : undefined;
+    const fetch: Fetch = receiver
+      ? (level, uids, onInstance) => receiver.exclusive(onInstance, () => cMove(peer, level, uids, receiver.aet))
+      : (level, uids, onInstance) => cGet(peer, level, uids, onInstance);
     return {
       async handle(rctx) {
         if (rctx.method === "OPTIONS") return echo(rctx, peer);
@@ -78,7 +121,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         const base = publicBase(rctx);
         if (op.kind === "search") return search(rctx, peer, op, base);
         if (op.kind === "retrieve")
-          return op.metadata ? metadata(rctx, peer, op, base) : retrieve(rctx, peer, op, ctx.logger);
+          return op.metadata ? metadata(rctx, fetch, op, base) : retrieve(rctx, fetch, op, ctx.logger, peer.calledAet);
         return store(rctx, peer, op, o, base);
       },
     };
@@ -174,9 +217,10 @@ const ACCEPT_DICOM =
 
 async function retrieve(
   rctx: RequestContext,
-  peer: Peer,
+  fetch: Fetch,
   op: RetrieveOp,
   logger: { warn: (m: string, meta: object) => void },
+  sourceAet: string,
 ): Promise<void> {
   const accept = rctx.req.headers.accept;
   if (accept && !ACCEPT_DICOM.test(accept)) {
@@ -191,10 +235,10 @@ async function retrieve(
   const write = async (chunks: Buffer[]) => {
     for (const c of chunks) if (!body.write(c)) await new Promise<void>((r) => body.once("drain", r));
   };
-  const done = cGet(peer, op.level, op, async (r) => {
+  const done = fetch(op.level, op, async (r) => {
     started?.();
     await write(
-      writer.part(toPart10({ ...r, dataset: r.dataset.bytes ?? r.dataset.getDenaturalizedDataset() }, peer.calledAet)),
+      writer.part(toPart10({ ...r, dataset: r.dataset.bytes ?? r.dataset.getDenaturalizedDataset() }, sourceAet)),
     );
   });
   // Answer as soon as the first instance is here (or the C-GET is over): 404 is still possible
@@ -224,9 +268,9 @@ async function retrieve(
 /** Small binary values are inlined; pixel data and other bulk data are left out of metadata (no BulkDataURI to offer). */
 const MAX_INLINE = 8 * 1024;
 
-async function metadata(rctx: RequestContext, peer: Peer, op: RetrieveOp, base: string): Promise<void> {
+async function metadata(rctx: RequestContext, fetch: Fetch, op: RetrieveOp, base: string): Promise<void> {
   const out: DicomJsonDataset[] = [];
-  const r = await cGet(peer, op.level, op, async (inst) => {
+  const r = await fetch(op.level, op, async (inst) => {
     const elements = { ...inst.dataset.getElements() };
     for (const [k, v] of Object.entries(elements)) {
       const buffers = Array.isArray(v) && v.some((x) => x instanceof ArrayBuffer);

@@ -207,3 +207,32 @@ export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> 
   await run(peer, client);
   return statuses;
 }
+
+/** C-MOVE to `destination`; the instances arrive on a separate association (see MoveReceiver). */
+export async function cMove(
+  peer: Peer,
+  level: Level,
+  uids: { study: string; series?: string; sop?: string },
+  destination: string,
+): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
+  const client = new Client();
+  const req =
+    level === "STUDY"
+      ? requests.CMoveRequest.createStudyMoveRequest(destination, uids.study)
+      : level === "SERIES"
+        ? requests.CMoveRequest.createSeriesMoveRequest(destination, uids.study, uids.series!)
+        : requests.CMoveRequest.createImageMoveRequest(destination, uids.study, uids.series!, uids.sop!);
+  const result = { status: -1, completed: 0, failed: 0, warnings: 0 };
+  req.on(
+    "response",
+    (r: { getStatus(): number; getCompleted(): number; getFailures(): number; getWarnings(): number }) => {
+      result.status = r.getStatus();
+      result.completed = r.getCompleted() ?? result.completed;
+      result.failed = r.getFailures() ?? result.failed;
+      result.warnings = r.getWarnings() ?? result.warnings;
+    },
+  );
+  client.addRequest(req);
+  await run(peer, client);
+  return result;
+}
