@@ -36,8 +36,8 @@ export class RequestContext {
     readonly route: CompiledRoute,
     /** Request path without the query string. */
     readonly path: string,
-    /** Query string including the leading `?`, or "". */
-    readonly search: string,
+    /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
+    public search: string,
     readonly startNs: bigint,
     bodyLimit: number,
     /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */

@@ -11,12 +11,24 @@ import { fhirBackend } from "../backends/fhir.js";
 import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
 import { passthru } from "../middleware/passthru.js";
+import { jwtAuth } from "../middleware/jwt-auth.js";
+import { basicAuth } from "../middleware/basic-auth.js";
+import { apiKey } from "../middleware/api-key.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
 const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint, dicomEndpoint];
 const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
-const middleware: MiddlewarePlugin[] = [passthru, dicomFlatten, dicomUnflatten, dicomwebBridge, dicomToDicomweb];
+const middleware: MiddlewarePlugin[] = [
+  passthru,
+  jwtAuth,
+  basicAuth,
+  apiKey,
+  dicomFlatten,
+  dicomUnflatten,
+  dicomwebBridge,
+  dicomToDicomweb,
+];
 
 function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {
   const m = new Map<string, T>();
