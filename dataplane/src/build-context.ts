@@ -25,5 +25,9 @@ export function buildContextFactory(
     resources,
     resolvePath,
     readFile: (p) => readFile(resolvePath(p)),
+    table: (t) => {
+      const v = loaded.raw[t];
+      return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    },
   });
 }

@@ -14,6 +14,8 @@ import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
 import { apiKey } from "../middleware/api-key.js";
+import { policies } from "../middleware/policies.js";
+import { pathFilter } from "../middleware/path-filter.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
@@ -24,6 +26,8 @@ const middleware: MiddlewarePlugin[] = [
   jwtAuth,
   basicAuth,
   apiKey,
+  policies,
+  pathFilter,
   dicomFlatten,
   dicomUnflatten,
   dicomwebBridge,

@@ -26,6 +26,8 @@ export interface BuildContext {
    * will run on (the operator checks what it renders before writing it).
    */
   readFile(p: string): Buffer;
+  /** A named top-level table of the config (`policies`, `rules`, `mesh`...), as written. */
+  table(name: string): Record<string, unknown>;
 }
 
 /** A plugin-level validation failure, reported against `<table>.<name>.options.<path>`. */
