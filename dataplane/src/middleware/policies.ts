@@ -45,7 +45,7 @@ function compile(
   o.policies.forEach((p, i) => {
     const policy = typeof p === "string" ? policyTables[p] : p;
     if (!isTable(policy)) {
-      problems.push({ path: ["policies", i], message: `policy "${String(p)}" is not defined under [policies]` });
+      problems.push({ path: ["policies", i], message: `policy ${JSON.stringify(p)} is not defined under [policies]` });
       return;
     }
     if (policy.enabled === false) return;
@@ -54,11 +54,11 @@ function compile(
       problems.push({ path: ["policies", i, "rules"], message: "a policy needs a non-empty rules list" });
       return;
     }
-    list.forEach((r, j) => {
+    (list as unknown[]).forEach((r, j) => {
       const at = typeof p === "string" ? ["policies", i, `rules[${j}]`] : ["policies", i, "rules", j];
       const rule = typeof r === "string" ? ruleTables[r] : r;
       if (!isTable(rule)) {
-        problems.push({ path: at, message: `rule "${String(r)}" is not defined under [rules]` });
+        problems.push({ path: at, message: `rule ${JSON.stringify(r)} is not defined under [rules]` });
         return;
       }
       if (rule.enabled === false) return;

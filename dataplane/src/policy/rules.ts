@@ -63,7 +63,7 @@ function userRegex(p: string): RegExp {
 function matcher(t: unknown, value: unknown): (actual: string | undefined) => boolean {
   const type = t ?? "exact";
   if (type === "exists") return (a) => a !== undefined;
-  if (typeof value !== "string") throw new RuleError(`value is required for match_type ${String(type)}`);
+  if (typeof value !== "string") throw new RuleError(`value is required for match_type ${JSON.stringify(type)}`);
   if (type === "exact") return (a) => a !== undefined && a.toLowerCase() === value.toLowerCase();
   if (type === "contains") return (a) => a !== undefined && a.toLowerCase().includes(value.toLowerCase());
   if (type === "regex") {
