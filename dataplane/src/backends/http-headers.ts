@@ -34,7 +34,8 @@ export function endToEnd(
   const out: Record<string, string | string[]> = {};
   for (const k in headers) {
     const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || extra?.has(k)) continue;
+    // HTTP/2 pseudo-headers (:authority, :path...) describe this hop's request line, not a header.
+    if (v === undefined || HOP_BY_HOP.has(k) || extra?.has(k) || k.charCodeAt(0) === 58) continue;
     out[k] = v;
   }
   return out;

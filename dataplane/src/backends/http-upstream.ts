@@ -234,7 +234,8 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     const xff = req.headers["x-forwarded-for"];
     h["x-forwarded-for"] = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;
     h["x-forwarded-proto"] ??= rctx.secure ? "https" : "http";
-    if (req.headers.host) h["x-forwarded-host"] ??= req.headers.host;
+    const host = req.headers.host ?? (req.headers[":authority"] as string | undefined);
+    if (host) h["x-forwarded-host"] ??= host;
     h["x-request-id"] = rctx.id;
     h.traceparent = nextTraceparent(req.headers.traceparent);
     if (Buffer.isBuffer(body)) h["content-length"] = String(body.length);
@@ -255,7 +256,11 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
         return (Array.isArray(v) ? v[0] : v)?.split(",")[0]?.trim() || undefined;
       };
       const proto = fwd("x-forwarded-proto") ?? (rctx.secure ? "https" : "http");
-      const host = fwd("x-forwarded-host") ?? req.headers.host ?? upstreamHost;
+      const host =
+        fwd("x-forwarded-host") ??
+        req.headers.host ??
+        (req.headers[":authority"] as string | undefined) ??
+        upstreamHost;
       pub = `${proto}://${host}${prefix}`;
     }
     return { upstream: url.origin + upstreamPath, public: pub };

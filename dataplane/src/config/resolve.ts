@@ -3,6 +3,7 @@
  * checked without opening a socket: schema, references, plugin options, route and port clashes.
  * Both layouts (0.4 and newer) end up in one shape here; nothing downstream knows the difference.
  */
+import { createSecureContext } from "node:tls";
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
@@ -13,8 +14,13 @@ import type { AnyPlugin, BuildContext, OptionProblem } from "../plugins/types.js
 export interface ListenerSpec {
   address: string;
   port: number;
+  /** Absolute paths, checked to form a usable certificate and key at load. */
   certPath?: string;
   keyPath?: string;
+  http2?: boolean;
+  certReloadMs?: number;
+  /** Redirect everything to https on this port. */
+  forceHttpsPort?: number;
 }
 
 export interface ResolvedPipeline {
@@ -123,11 +129,30 @@ export function resolveConfig(
     }
     const spec: ListenerSpec = { address: http.bind_address ?? "0.0.0.0", port: http.bind_port ?? 8080 };
     if (http.cert_path || http.key_path) {
-      at(
-        ["network", name, "http", http.cert_path ? "cert_path" : "key_path"],
-        "HTTPS listeners are not available in this build",
-        "error",
-      );
+      if (!http.cert_path || !http.key_path) {
+        at(["network", name, "http", http.cert_path ? "key_path" : "cert_path"], "cert_path and key_path go together");
+      } else {
+        const ctx = buildCtx(`network.${name}`);
+        try {
+          createSecureContext({ cert: ctx.readFile(http.cert_path), key: ctx.readFile(http.key_path) });
+          spec.certPath = ctx.resolvePath(http.cert_path);
+          spec.keyPath = ctx.resolvePath(http.key_path);
+          spec.http2 = http.http2 ?? true;
+          spec.certReloadMs = http.cert_reload_ms ?? 5000;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          at(
+            ["network", name, "http", code === "ENOENT" ? "cert_path" : "key_path"],
+            code === "ENOENT"
+              ? `cannot read the certificate or key: ${(e as Error).message.replace(/^ENOENT: /, "")}`
+              : `certificate and key are not usable together: ${(e as Error).message}`,
+          );
+        }
+      }
+      if (http.force_https)
+        at(["network", name, "http", "force_https"], "redirects apply to plain listeners only", "warning");
+    } else if (http.force_https) {
+      spec.forceHttpsPort = http.https_port ?? 443;
     }
     if (spec.port !== 0) {
       const other = bound.get(spec.port);

@@ -68,7 +68,17 @@ export const HttpListener = Obj(
     bind_port: Type.Optional(Port("TCP port to listen on.")),
     cert_path: Type.Optional(Str("PEM certificate for HTTPS.")),
     key_path: Type.Optional(Str("PEM private key for HTTPS.")),
-    force_https: Type.Optional(Bool("Redirect plain HTTP to HTTPS.")),
+    force_https: Type.Optional(
+      Bool("On a listener without a certificate: answer every request with a 301 to https://."),
+    ),
+    https_port: Type.Optional(Port("Port the force_https redirect points at (default 443).")),
+    http2: Type.Optional(Bool("Offer HTTP/2 by ALPN on HTTPS listeners (default true).")),
+    cert_reload_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "How often certificate files are checked for a change (0: never; default 5000).",
+      }),
+    ),
   },
   "HTTP listener of a network.",
 );

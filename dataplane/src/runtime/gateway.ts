@@ -6,7 +6,7 @@
  * assignment. Requests already running keep the generation they started with; its exclusive
  * resources (connection pools) are closed when its last request finishes.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { isAbsolute, resolve } from "node:path";
 import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
@@ -25,14 +25,8 @@ import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
+import { bindListener, type BoundListener } from "./listeners.js";
 import { buildContextFactory } from "../build-context.js";
-
-/**
- * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
- * upstream read (64 KiB), so every chunk paused and resumed the upstream socket; 256 KiB lets a
- * chunk through and still bounds memory per connection (bench/README.md has the figures).
- */
-const SOCKET_HIGH_WATER_MARK = 256 * 1024;
 
 export interface ReloadResult {
   ok: boolean;
@@ -60,7 +54,7 @@ interface Listener {
   network: string;
   spec: ListenerSpec;
   fingerprint: string;
-  server: Server;
+  server: BoundListener;
 }
 
 export interface GatewayOptions {
@@ -249,7 +243,8 @@ export class Gateway {
   private async reconcileListeners(config: ResolvedConfig): Promise<void> {
     const wanted = new Map<string, ListenerSpec>();
     for (const [name, spec] of config.networks) if (spec) wanted.set(name, spec);
-    const fp = (s: ListenerSpec) => JSON.stringify([s.address, s.port, s.certPath, s.keyPath]);
+    const fp = (s: ListenerSpec) =>
+      JSON.stringify([s.address, s.port, s.certPath, s.keyPath, s.http2, s.certReloadMs, s.forceHttpsPort]);
 
     // Close listeners that go away or change first, so a changed network can take over its port.
     const toOpen: [string, ListenerSpec][] = [];
@@ -258,7 +253,7 @@ export class Gateway {
       if (!spec || fp(spec) !== l.fingerprint) {
         this.listeners.delete(name);
         // Requests already on the old socket may finish; the port itself is released right away.
-        void closeServer(l.server, config.shutdownTimeoutMs);
+        void l.server.close(config.shutdownTimeoutMs);
         this.opts.logger.info("listener closed", { network: name, address: l.spec.address, port: l.spec.port });
       }
     }
@@ -280,14 +275,14 @@ export class Gateway {
     } catch (e) {
       for (const l of opened) {
         this.listeners.delete(l.network);
-        await closeServer(l.server, 0);
+        await l.server.close(0);
       }
       throw e;
     }
   }
 
   /** Binds, retrying briefly while a just-closed listener still holds the port. */
-  private async listen(network: string, spec: ListenerSpec): Promise<Server> {
+  private async listen(network: string, spec: ListenerSpec): Promise<BoundListener> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.listenOnce(network, spec);
@@ -298,26 +293,8 @@ export class Gateway {
     }
   }
 
-  private listenOnce(network: string, spec: ListenerSpec): Promise<Server> {
-    const server = createServer(
-      { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000, highWaterMark: SOCKET_HIGH_WATER_MARK },
-      (req, res) => this.handle(network, req, res),
-    );
-    server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      if (socket.writable && !socket.destroyed) {
-        const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-        socket.end(
-          `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
-        );
-      } else socket.destroy();
-    });
-    return new Promise((resolveP, reject) => {
-      server.once("error", reject);
-      server.listen(spec.port, spec.address, () => {
-        server.off("error", reject);
-        resolveP(server);
-      });
-    });
+  private listenOnce(network: string, spec: ListenerSpec): Promise<BoundListener> {
+    return bindListener(spec, (req, res) => this.handle(network, req, res), this.opts.logger, network);
   }
 
   private handle(network: string, req: IncomingMessage, res: ServerResponse): void {
@@ -374,7 +351,7 @@ export class Gateway {
     const timeout = this.live?.gen.config.shutdownTimeoutMs ?? 30_000;
     const servers = [...this.listeners.values()].map((l) => l.server);
     this.listeners.clear();
-    await Promise.all(servers.map((s) => closeServer(s, timeout)));
+    await Promise.all(servers.map((s) => s.close(timeout)));
     await this.resources.closeAll();
     await this.accessLog.close();
   }
@@ -463,16 +440,3 @@ export class Gateway {
 }
 
 /** server.close() waits for every connection; idle keep-alive ones are closed now, busy ones after `graceMs`. */
-function closeServer(server: Server, graceMs: number): Promise<void> {
-  return new Promise((resolveP) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    server.close(() => {
-      clearTimeout(timer);
-      resolveP();
-    });
-    server.closeIdleConnections();
-    // Connections that finish a request during the grace period must not linger as idle keep-alive.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    server.once("close", () => clearInterval(sweep));
-  });
-}

@@ -1,0 +1,162 @@
+/**
+ * One network's listener: plain HTTP/1.1, HTTPS (TLS 1.2+), or HTTPS with HTTP/2 offered by ALPN
+ * beside HTTP/1.1. A TLS listener re-reads its certificate and key when the files change (cert-
+ * manager rotates them in place) and swaps them into new handshakes without a restart; a pair that
+ * does not load is logged and the old one kept. A plain listener with force_https answers every
+ * request with a redirect.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createSecureServer } from "node:http2";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import type { Logger } from "winston";
+import type { ListenerSpec } from "../config/resolve.js";
+
+/**
+ * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
+ * upstream read (64 KiB), so every chunk paused and resumed the upstream socket; 256 KiB lets a
+ * chunk through and still bounds memory per connection (bench/README.md has the figures).
+ */
+const SOCKET_HIGH_WATER_MARK = 256 * 1024;
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface BoundListener {
+  address(): AddressInfo | null;
+  /** Stops accepting; open connections get `graceMs` to finish. */
+  close(graceMs: number): Promise<void>;
+}
+
+function rejectMalformed(server: NetServer): void {
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+      );
+    } else socket.destroy();
+  });
+}
+
+function forceHttps(port: number): Handler {
+  return (req, res) => {
+    const host = (req.headers.host ?? "").replace(/:\d+$/, "");
+    if (!/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/.test(host)) {
+      res.writeHead(400, { "content-type": "text/plain", connection: "close" }).end("a Host header is required\n");
+      return;
+    }
+    const location = `https://${host}${port === 443 ? "" : `:${port}`}${req.url ?? "/"}`;
+    res.writeHead(301, { location, "content-length": "0" }).end();
+  };
+}
+
+export async function bindListener(
+  spec: ListenerSpec,
+  handler: Handler,
+  logger: Logger,
+  network: string,
+): Promise<BoundListener> {
+  const sockets = new Set<Socket>();
+  let server: NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+  let stopReload: (() => void) | undefined;
+  const opts = {
+    keepAliveTimeout: 65_000,
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+    highWaterMark: SOCKET_HIGH_WATER_MARK,
+  };
+
+  if (spec.certPath && spec.keyPath) {
+    const read = () => ({ cert: readFileSync(spec.certPath!), key: readFileSync(spec.keyPath!) });
+    const tls = { ...read(), minVersion: "TLSv1.2" as const };
+    if (spec.http2) {
+      server = createSecureServer(
+        { ...tls, allowHTTP1: true, settings: { enableConnectProtocol: false } },
+        handler as never,
+      );
+    } else {
+      server = createHttpsServer({ ...tls, ...opts }, handler);
+    }
+    rejectMalformed(server);
+    server.on("secureConnection", (s: Socket) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    });
+    server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
+    if (spec.certReloadMs) {
+      const digest = () => {
+        try {
+          return createHash("sha256")
+            .update(readFileSync(spec.certPath!))
+            .update(readFileSync(spec.keyPath!))
+            .digest("hex");
+        } catch {
+          return "unreadable";
+        }
+      };
+      let seen = digest();
+      const timer = setInterval(() => {
+        const now = digest();
+        if (now === seen) return;
+        seen = now;
+        try {
+          (server as unknown as { setSecureContext(o: object): void }).setSecureContext({
+            ...read(),
+            minVersion: "TLSv1.2",
+          });
+          logger.info("TLS certificate reloaded", { network, cert: spec.certPath });
+        } catch (e) {
+          logger.error("TLS certificate not reloaded; the previous one stays in use", {
+            network,
+            cert: spec.certPath,
+            error: (e as Error).message,
+          });
+        }
+      }, spec.certReloadMs);
+      timer.unref();
+      stopReload = () => clearInterval(timer);
+    }
+  } else {
+    server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : handler);
+    rejectMalformed(server);
+    server.on("connection", (s: Socket) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    });
+  }
+
+  await new Promise<void>((resolveP, reject) => {
+    server.once("error", reject);
+    server.listen(spec.port, spec.address, () => {
+      server.off("error", reject);
+      resolveP();
+    });
+  });
+
+  return {
+    address: () => server.address() as AddressInfo | null,
+    close: (graceMs) =>
+      new Promise<void>((resolveP) => {
+        stopReload?.();
+        const timer = setTimeout(() => {
+          server.closeAllConnections?.();
+          for (const s of sockets) s.destroy();
+        }, graceMs);
+        server.close(() => {
+          clearTimeout(timer);
+          clearInterval(sweep);
+          resolveP();
+        });
+        // Connections that finish a request during the grace period must not linger idle.
+        const idle = () => server.closeIdleConnections?.();
+        idle();
+        const sweep = setInterval(idle, 50);
+        if (!server.closeIdleConnections) {
+          // HTTP/2 sessions have no idle sweep: ask them to finish (GOAWAY) and let the timer cut the rest.
+          for (const s of sockets) (s as unknown as { session?: { close(): void } }).session?.close();
+        }
+      }),
+  };
+}
