@@ -158,14 +158,11 @@ test("HTTPS with HTTP/1.1: TLS 1.2 or later, the upstream gets the request", asy
   const { protocol } = await presented();
   assert.match(protocol ?? "", /^TLSv1\.[23]$/);
   const body = await new Promise<string>((resolve, reject) => {
-    const r = httpsRequest(
-      { host: "127.0.0.1", port: httpsPort, path: "/app/hello?x=1", ca: ca() },
-      (res) => {
-        let b = "";
-        res.on("data", (c: Buffer) => (b += c.toString()));
-        res.on("end", () => resolve(`${res.statusCode} ${b}`));
-      },
-    );
+    const r = httpsRequest({ host: "127.0.0.1", port: httpsPort, path: "/app/hello?x=1", ca: ca() }, (res) => {
+      let b = "";
+      res.on("data", (c: Buffer) => (b += c.toString()));
+      res.on("end", () => resolve(`${res.statusCode} ${b}`));
+    });
     r.on("error", reject);
     r.end();
   });

@@ -16,6 +16,7 @@ import { basicAuth } from "../middleware/basic-auth.js";
 import { apiKey } from "../middleware/api-key.js";
 import { policies } from "../middleware/policies.js";
 import { pathFilter } from "../middleware/path-filter.js";
+import { meshAuth } from "../middleware/mesh-auth.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
@@ -28,6 +29,7 @@ const middleware: MiddlewarePlugin[] = [
   apiKey,
   policies,
   pathFilter,
+  meshAuth,
   dicomFlatten,
   dicomUnflatten,
   dicomwebBridge,
