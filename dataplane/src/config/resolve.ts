@@ -21,6 +21,8 @@ export interface ListenerSpec {
   certReloadMs?: number;
   /** Redirect everything to https on this port. */
   forceHttpsPort?: number;
+  /** Time allowed for a request's headers (slowloris defence). */
+  headersTimeoutMs?: number;
 }
 
 export interface ResolvedPipeline {
@@ -47,6 +49,7 @@ export interface ResolvedConfig {
   accessLog: boolean;
   logFile: string | undefined;
   bodyLimit: number;
+  jsonDepthLimit: number;
   shutdownTimeoutMs: number;
   management:
     | { enabled: false }
@@ -127,7 +130,11 @@ export function resolveConfig(
       networks.set(name, undefined);
       continue;
     }
-    const spec: ListenerSpec = { address: http.bind_address ?? "0.0.0.0", port: http.bind_port ?? 8080 };
+    const spec: ListenerSpec = {
+      address: http.bind_address ?? "0.0.0.0",
+      port: http.bind_port ?? 8080,
+      headersTimeoutMs: doc.proxy?.client_header_timeout_ms ?? 60_000,
+    };
     if (http.cert_path || http.key_path) {
       if (!http.cert_path || !http.key_path) {
         at(["network", name, "http", http.cert_path ? "key_path" : "cert_path"], "cert_path and key_path go together");
@@ -448,6 +455,7 @@ export function resolveConfig(
     accessLog: logging.access_log ?? true,
     logFile: logging.log_to_file ? logging.log_file_path : undefined,
     bodyLimit: limits.max_body_size ?? DEFAULT_BODY_LIMIT,
+    jsonDepthLimit: limits.max_json_depth ?? 100,
     shutdownTimeoutMs: proxy.shutdown_timeout_ms ?? 30_000,
     management,
     networks,

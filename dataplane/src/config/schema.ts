@@ -32,6 +32,9 @@ export const ContentLimits = Obj(
     }),
     max_csv_rows: Type.Optional(Type.Integer({ minimum: 0, description: "Maximum CSV rows parsed." })),
     max_xml_depth: Type.Optional(Type.Integer({ minimum: 0, description: "Maximum XML nesting depth." })),
+    max_json_depth: Type.Optional(
+      Type.Integer({ minimum: 1, description: "Maximum JSON nesting depth a middleware will parse (default 100)." }),
+    ),
     max_multipart_files: Type.Optional(
       Type.Integer({ minimum: 0, description: "Maximum files in one multipart body." }),
     ),
@@ -52,6 +55,12 @@ export const ProxySection = Obj(
     jwks_cache_duration_hours: Type.Optional(Type.Number({ minimum: 0, description: "JWKS cache lifetime." })),
     store_dir: Type.Optional(Str("Accepted for compatibility; unused.")),
     content_limits: Type.Optional(Type.Partial(ContentLimits)),
+    client_header_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        description: "Time a client gets to send its request headers (slow clients are cut off; default 60000).",
+      }),
+    ),
     shutdown_timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 0,

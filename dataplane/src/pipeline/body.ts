@@ -17,6 +17,7 @@ export class RequestBody {
   constructor(
     private readonly req: IncomingMessage,
     private readonly limit: number,
+    private readonly depthLimit = 100,
   ) {}
 
   /** True when the client sent (or announced) a body. */
@@ -52,6 +53,12 @@ export class RequestBody {
     if (!this.isJson) return undefined;
     const buf = await this.buffer();
     if (buf.length === 0) return undefined;
+    const depth = jsonDepth(buf);
+    if (depth > this.depthLimit) {
+      throw new HttpError(400, `request body nests deeper than ${this.depthLimit} levels`, {
+        type: problemType("json-too-deep"),
+      });
+    }
     try {
       this.parsed = { value: JSON.parse(buf.toString("utf8")) };
     } catch (e) {
@@ -122,3 +129,24 @@ const tooLarge = (limit: number) =>
   new HttpError(413, `request body exceeds the limit of ${limit} bytes`, {
     type: problemType("body-too-large"),
   });
+
+/**
+ * Deepest nesting of a JSON text, counted without parsing (so a hostile body is refused before
+ * the parser recurses into it). Brackets inside strings do not count.
+ */
+export function jsonDepth(buf: Buffer): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}

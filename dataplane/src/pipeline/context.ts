@@ -39,13 +39,13 @@ export class RequestContext {
     /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
     public search: string,
     readonly startNs: bigint,
-    bodyLimit: number,
+    limits: { bodyLimit: number; jsonDepthLimit: number },
     /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */
     readonly internal = false,
   ) {
     const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
     this.subpath = p === "" ? "/" : p;
-    this.body = new RequestBody(req, bodyLimit);
+    this.body = new RequestBody(req, limits.bodyLimit, limits.jsonDepthLimit);
     this.clientAddress = req.socket.remoteAddress;
     this.secure = "encrypted" in req.socket;
   }

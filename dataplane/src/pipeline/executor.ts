@@ -19,6 +19,7 @@ export interface ExecutorDeps {
   /** Undefined when logging.access_log = false. */
   accessLog: AccessLog | undefined;
   bodyLimit: number;
+  jsonDepthLimit: number;
   onStart(): void;
   onEnd(): void;
 }
@@ -36,7 +37,7 @@ export async function execute(
 ): Promise<void> {
   const startNs = process.hrtime.bigint();
   const id = requestId(req.headers["x-request-id"]);
-  const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps.bodyLimit);
+  const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps);
   const pipeline = route.pipeline;
   deps.onStart();
   try {
@@ -176,7 +177,7 @@ export async function executeInternal(
     statusCode: 0,
   }) as unknown as ServerResponse;
   const id = requestId(undefined);
-  const ctx = new RequestContext(id, req, res, route, ireq.path, ireq.search, startNs, deps.bodyLimit, true);
+  const ctx = new RequestContext(id, req, res, route, ireq.path, ireq.search, startNs, deps, true);
   const pipeline = route.pipeline;
   deps.onStart();
   try {

@@ -26,6 +26,9 @@ import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
 import { bindListener, type BoundListener } from "./listeners.js";
+
+/** A path segment that is "." or "..", spelled plainly or percent-encoded. */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 import { buildContextFactory } from "../build-context.js";
 
 export interface ReloadResult {
@@ -202,6 +205,7 @@ export class Gateway {
       logger: this.opts.logger,
       accessLog: config.accessLog ? this.accessLog : undefined,
       bodyLimit: config.bodyLimit,
+      jsonDepthLimit: config.jsonDepthLimit,
       onStart: () => {
         live.inflight++;
         this.opts.metrics.inflight.inc();
@@ -244,7 +248,16 @@ export class Gateway {
     const wanted = new Map<string, ListenerSpec>();
     for (const [name, spec] of config.networks) if (spec) wanted.set(name, spec);
     const fp = (s: ListenerSpec) =>
-      JSON.stringify([s.address, s.port, s.certPath, s.keyPath, s.http2, s.certReloadMs, s.forceHttpsPort]);
+      JSON.stringify([
+        s.address,
+        s.port,
+        s.certPath,
+        s.keyPath,
+        s.http2,
+        s.certReloadMs,
+        s.forceHttpsPort,
+        s.headersTimeoutMs,
+      ]);
 
     // Close listeners that go away or change first, so a changed network can take over its port.
     const toOpen: [string, ListenerSpec][] = [];
@@ -304,6 +317,16 @@ export class Gateway {
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
     const table: RouteTable<CompiledRoute> | undefined = live.gen.tables.get(network);
+    if (DOT_SEGMENT.test(path)) {
+      // "/public/../admin" would match /public here and reach /admin upstream; refuse it.
+      this.opts.metrics.unrouted.inc({ network, status: "400" });
+      writeProblem(
+        res,
+        { status: 400, title: "Bad Request", detail: "dot segments (. and ..) are not accepted in paths" },
+        requestId(req.headers["x-request-id"]),
+      );
+      return;
+    }
     const m = path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path) : undefined;
     if (m && "route" in m) {
       void execute(m.route, req, res, path, q < 0 ? "" : url.slice(q), live.deps);

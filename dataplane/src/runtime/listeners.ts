@@ -32,10 +32,9 @@ export interface BoundListener {
 function rejectMalformed(server: NetServer): void {
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     if (socket.writable && !socket.destroyed) {
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
-      );
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const reason = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }[status];
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
 }
@@ -61,10 +60,13 @@ export async function bindListener(
   const sockets = new Set<Socket>();
   let server: NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
   let stopReload: (() => void) | undefined;
+  const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
     keepAliveTimeout: 65_000,
     requestTimeout: 0,
-    headersTimeout: 60_000,
+    headersTimeout,
+    // How often Node looks for clients past headersTimeout (default 30 s, too coarse for short limits).
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
     highWaterMark: SOCKET_HIGH_WATER_MARK,
   };
 
