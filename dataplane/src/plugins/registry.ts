@@ -17,6 +17,7 @@ import { apiKey } from "../middleware/api-key.js";
 import { policies } from "../middleware/policies.js";
 import { pathFilter } from "../middleware/path-filter.js";
 import { meshAuth } from "../middleware/mesh-auth.js";
+import { transform } from "../middleware/transform.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
@@ -30,6 +31,7 @@ const middleware: MiddlewarePlugin[] = [
   policies,
   pathFilter,
   meshAuth,
+  transform,
   dicomFlatten,
   dicomUnflatten,
   dicomwebBridge,
