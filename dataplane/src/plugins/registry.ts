@@ -18,6 +18,9 @@ import { policies } from "../middleware/policies.js";
 import { pathFilter } from "../middleware/path-filter.js";
 import { meshAuth } from "../middleware/mesh-auth.js";
 import { transform } from "../middleware/transform.js";
+import { logDump } from "../middleware/log-dump.js";
+import { webhook } from "../middleware/webhook.js";
+import { jsonExtractor } from "../middleware/json-extractor.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
@@ -32,6 +35,9 @@ const middleware: MiddlewarePlugin[] = [
   pathFilter,
   meshAuth,
   transform,
+  logDump,
+  webhook,
+  jsonExtractor,
   dicomFlatten,
   dicomUnflatten,
   dicomwebBridge,
