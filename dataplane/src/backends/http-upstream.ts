@@ -239,6 +239,9 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     h["x-request-id"] = rctx.id;
     h.traceparent = nextTraceparent(req.headers.traceparent);
     if (Buffer.isBuffer(body)) h["content-length"] = String(body.length);
+    // A middleware that replaced the body may have changed its type (CSV in, JSON out).
+    const ct = rctx.body.contentType;
+    if (ct && ct !== req.headers["content-type"]) h["content-type"] = ct;
     for (const k in extraHeaders) h[k.toLowerCase()] = extraHeaders[k]!;
     hooks.requestHeaders?.(h, rctx, basesFor(rctx));
     return h;

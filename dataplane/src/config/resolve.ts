@@ -4,6 +4,7 @@
  * Both layouts (0.4 and newer) end up in one shape here; nothing downstream knows the difference.
  */
 import { createSecureContext } from "node:tls";
+import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../pipeline/body-parse.js";
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
@@ -50,6 +51,7 @@ export interface ResolvedConfig {
   logFile: string | undefined;
   bodyLimit: number;
   jsonDepthLimit: number;
+  parseLimits: ParseLimits;
   shutdownTimeoutMs: number;
   management:
     | { enabled: false }
@@ -456,6 +458,12 @@ export function resolveConfig(
     logFile: logging.log_to_file ? logging.log_file_path : undefined,
     bodyLimit: limits.max_body_size ?? DEFAULT_BODY_LIMIT,
     jsonDepthLimit: limits.max_json_depth ?? 100,
+    parseLimits: {
+      maxXmlDepth: limits.max_xml_depth ?? DEFAULT_PARSE_LIMITS.maxXmlDepth,
+      maxCsvRows: limits.max_csv_rows ?? DEFAULT_PARSE_LIMITS.maxCsvRows,
+      maxMultipartFiles: limits.max_multipart_files ?? DEFAULT_PARSE_LIMITS.maxMultipartFiles,
+      maxFormFields: limits.max_form_fields ?? DEFAULT_PARSE_LIMITS.maxFormFields,
+    },
     shutdownTimeoutMs: proxy.shutdown_timeout_ms ?? 30_000,
     management,
     networks,

@@ -12,6 +12,7 @@ import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { readResponseJson, replaceResponseJson } from "../pipeline/response-body.js";
 import { chainr, checkChain, type ChainStep, type Json } from "../transform/jolt.js";
+import { parseBody } from "../pipeline/body-parse.js";
 
 const Options = Type.Object(
   {
@@ -96,8 +97,10 @@ export const transform: MiddlewarePlugin<typeof Options> = {
       ...(o.apply !== "right"
         ? {
             async onRequest(rctx: RequestContext) {
-              const body = (await rctx.body.json()) as Json | undefined;
-              if (body === undefined) return;
+              // JSON as it is; XML, form, CSV and multipart read as data first (bounded by content_limits).
+              const parsed = await parseBody(rctx.body, rctx.parseLimits);
+              if (!parsed || parsed.format === "binary") return;
+              const body = parsed.value as Json;
               const out = run(rctx, body, requestContext(rctx));
               if (out !== undefined) rctx.body.replaceJson(out);
             },

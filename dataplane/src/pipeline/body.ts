@@ -73,7 +73,10 @@ export class RequestBody {
   replace(body: Buffer | string, contentType?: string): void {
     this.buffered = typeof body === "string" ? Buffer.from(body) : body;
     this.parsed = undefined;
-    if (contentType) this.replacedType = contentType;
+    if (contentType) {
+      this.replacedType = contentType;
+      this.req.headers["content-type"] = contentType; // what the backend (and the log) should see
+    }
   }
 
   replaceJson(value: unknown): void {

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import { RequestBody } from "./body.js";
+import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./body-parse.js";
 import type { CompiledRoute } from "./compile.js";
 
 export interface ProxyResponse {
@@ -14,6 +15,8 @@ export class RequestContext {
   /** Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`). */
   readonly subpath: string;
   readonly body: RequestBody;
+  /** Bounds for reading bodies as data (pipeline/body-parse.ts). */
+  readonly parseLimits: ParseLimits;
   /** Set by a backend, or by middleware that answers without one. */
   response: ProxyResponse | undefined = undefined;
   /** True once something wrote the response to the client directly (streaming fast path). */
@@ -39,13 +42,14 @@ export class RequestContext {
     /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
     public search: string,
     readonly startNs: bigint,
-    limits: { bodyLimit: number; jsonDepthLimit: number },
+    limits: { bodyLimit: number; jsonDepthLimit: number; parseLimits?: ParseLimits },
     /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */
     readonly internal = false,
   ) {
     const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
     this.subpath = p === "" ? "/" : p;
     this.body = new RequestBody(req, limits.bodyLimit, limits.jsonDepthLimit);
+    this.parseLimits = limits.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.clientAddress = req.socket.remoteAddress;
     this.secure = "encrypted" in req.socket;
   }

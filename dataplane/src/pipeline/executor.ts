@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { InternalRequest } from "../plugins/types.js";
+import type { ParseLimits } from "./body-parse.js";
 import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
@@ -20,6 +21,7 @@ export interface ExecutorDeps {
   accessLog: AccessLog | undefined;
   bodyLimit: number;
   jsonDepthLimit: number;
+  parseLimits: ParseLimits;
   onStart(): void;
   onEnd(): void;
 }

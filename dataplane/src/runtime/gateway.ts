@@ -206,6 +206,7 @@ export class Gateway {
       accessLog: config.accessLog ? this.accessLog : undefined,
       bodyLimit: config.bodyLimit,
       jsonDepthLimit: config.jsonDepthLimit,
+      parseLimits: config.parseLimits,
       onStart: () => {
         live.inflight++;
         this.opts.metrics.inflight.inc();
