@@ -115,6 +115,14 @@ export interface Bases {
   public: string;
 }
 
+/** Headers a transform may not set: they frame the message or belong to the connection. */
+const HOP_OR_FRAMING = new Set(["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"]);
+
+function splitQuery(uri: string): [string, string | undefined] {
+  const i = uri.indexOf("?");
+  return i < 0 ? [uri, undefined] : [uri.slice(0, i), uri.slice(i)];
+}
+
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const RETRIABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
 
@@ -212,14 +220,21 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   const extraHeaders = o.headers ?? {};
 
   function upstreamPath(rctx: RequestContext): string {
+    const t = rctx.target;
     let p: string;
+    if (t.uri !== undefined) {
+      // A middleware chose the path below the base; the query follows unless it set one too.
+      const [tp, tq] = splitQuery(t.uri);
+      const path = (basePath + tp || "/") + (t.query ?? tq ?? rctx.search);
+      return hooks.upstreamPath ? hooks.upstreamPath(rctx, path, basePath) : path;
+    }
     if (o.strip_prefix) {
       const tail = rctx.path === rctx.route.prefix ? "" : rctx.subpath;
       p = basePath + o.prefix_rewrite + tail;
     } else {
       p = basePath + rctx.path;
     }
-    const path = (p || "/") + rctx.search;
+    const path = (p || "/") + (t.query ?? rctx.search);
     return hooks.upstreamPath ? hooks.upstreamPath(rctx, path, basePath) : path;
   }
 
@@ -243,6 +258,13 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     const ct = rctx.body.contentType;
     if (ct && ct !== req.headers["content-type"]) h["content-type"] = ct;
     for (const k in extraHeaders) h[k.toLowerCase()] = extraHeaders[k]!;
+    const th = rctx.target.headers;
+    for (const k in th) {
+      const name = k.toLowerCase();
+      if (HOP_OR_FRAMING.has(name)) continue;
+      if (th[k] === "") delete h[name];
+      else h[name] = th[k]!;
+    }
     hooks.requestHeaders?.(h, rctx, basesFor(rctx));
     return h;
   }
@@ -278,7 +300,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   async function handle(rctx: RequestContext): Promise<void> {
     if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx));
     const body = rctx.body.forUpstream();
-    const method = rctx.method;
+    const method = rctx.target.method ?? rctx.method;
     const opts: Dispatcher.DispatchOptions = {
       path: upstreamPath(rctx),
       method: method,

@@ -5,13 +5,13 @@
  * With `inject_context`, the spec sees `{ data, context }` (method, uri, query, headers; the
  * status on the way back) and its `data` output is the new body.
  */
-import { posix, isAbsolute } from "node:path";
 import { Type, type Static } from "@sinclair/typebox";
-import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
+import type { MiddlewarePlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { readResponseJson, replaceResponseJson } from "../pipeline/response-body.js";
-import { chainr, checkChain, type ChainStep, type Json } from "../transform/jolt.js";
+import { chainr, type Json } from "../transform/jolt.js";
+import { loadSpec } from "../transform/spec-file.js";
 import { parseBody } from "../pipeline/body-parse.js";
 
 const Options = Type.Object(
@@ -39,26 +39,6 @@ const Options = Type.Object(
   { additionalProperties: false },
 );
 type Options = Static<typeof Options>;
-
-function loadSpec(o: Options, ctx: BuildContext): { chain?: ChainStep[]; problems: OptionProblem[] } {
-  const path = isAbsolute(o.spec_path) ? o.spec_path : posix.join(ctx.transformsDir, o.spec_path);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(ctx.readFile(path).toString("utf8"));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return {
-      problems: [
-        {
-          path: ["spec_path"],
-          message: code ? `cannot read ${o.spec_path}: ${code}` : `${o.spec_path} is not JSON: ${(e as Error).message}`,
-        },
-      ],
-    };
-  }
-  const problems = checkChain(parsed).map((m) => ({ path: ["spec_path"], message: `${o.spec_path}${m}` }));
-  return problems.length ? { problems } : { chain: parsed as ChainStep[], problems: [] };
-}
 
 export const transform: MiddlewarePlugin<typeof Options> = {
   kind: "middleware",

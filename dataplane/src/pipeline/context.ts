@@ -11,6 +11,21 @@ export interface ProxyResponse {
   body: Buffer | Readable | null;
 }
 
+/**
+ * Changes middleware asks for in the request the backend sends (metadata_transform's
+ * `target_details`). The origin is not among them: which host a request may reach is the
+ * backend's configuration, never something a transform over request data decides.
+ */
+export interface TargetOverrides {
+  method?: string;
+  /** Path and query below the backend's base, starting with `/`. */
+  uri?: string;
+  /** Replaces the query string. */
+  query?: string;
+  /** Set (or, with "", remove) upstream request headers. */
+  headers?: Record<string, string>;
+}
+
 export class RequestContext {
   /** Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`). */
   readonly subpath: string;
@@ -27,6 +42,10 @@ export class RequestContext {
   upstreamNs: bigint | undefined = undefined;
   /** Free-form data middleware hands to later stages (claims, extracted fields). */
   readonly locals: Record<string, unknown> = {};
+  /** String key/values shared between middleware (the original's request and response metadata). */
+  readonly metadata: Record<string, string> = {};
+  /** Overrides for the upstream request, applied by HTTP backends. */
+  readonly target: TargetOverrides = {};
   /** Client address, read up front: undici sets `req.socket` to null when it destroys a streamed request body. */
   readonly clientAddress: string | undefined;
   /** True when the client connected over TLS (read up front for the same reason). */

@@ -18,6 +18,7 @@ import { policies } from "../middleware/policies.js";
 import { pathFilter } from "../middleware/path-filter.js";
 import { meshAuth } from "../middleware/mesh-auth.js";
 import { transform } from "../middleware/transform.js";
+import { metadataTransform } from "../middleware/metadata-transform.js";
 import { logDump } from "../middleware/log-dump.js";
 import { webhook } from "../middleware/webhook.js";
 import { jsonExtractor } from "../middleware/json-extractor.js";
@@ -35,6 +36,7 @@ const middleware: MiddlewarePlugin[] = [
   pathFilter,
   meshAuth,
   transform,
+  metadataTransform,
   logDump,
   webhook,
   jsonExtractor,
