@@ -199,6 +199,25 @@ test("HTTP/2 by ALPN: no pseudo-header leaks upstream", async () => {
   }
 });
 
+test("HTTP/2: a header list beyond 16 KiB or 128 fields is refused and the listener keeps serving", async () => {
+  const h2get = (headers: Record<string, string>) => {
+    const client = http2Connect(`https://127.0.0.1:${httpsPort}`, { ca: ca(), servername: "localhost" });
+    return new Promise<number>((resolve, reject) => {
+      const r = client.request({ ":path": "/app/limits", ":method": "GET", ...headers });
+      r.on("response", (h) => resolve(Number(h[":status"])));
+      r.on("error", reject);
+      r.on("close", () => reject(new Error(`stream closed with code ${r.rstCode}`)));
+      r.end();
+    }).finally(() => client.destroy());
+  };
+  // Over the advertised SETTINGS_MAX_HEADER_LIST_SIZE: 431, as HTTP/1.1 answers; over 128 pairs: refused stream.
+  assert.equal(await h2get({ "x-big": "a".repeat(20 * 1024) }), 431);
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 200; i++) many[`x-h${i}`] = "v";
+  await assert.rejects(h2get(many));
+  assert.equal(await h2get({ "x-small": "ok" }), 200);
+});
+
 test("TLS 1.1 and plain HTTP on the TLS port are refused", async () => {
   await assert.rejects(
     new Promise<void>((resolve, reject) => {

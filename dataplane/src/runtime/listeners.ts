@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { createSecureServer } from "node:http2";
+import { createSecureServer, type ServerHttp2Session } from "node:http2";
+import { writeProblem } from "../pipeline/errors.js";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
@@ -20,6 +21,29 @@ import type { ListenerSpec } from "../config/resolve.js";
  * chunk through and still bounds memory per connection (bench/README.md has the figures).
  */
 const SOCKET_HIGH_WATER_MARK = 256 * 1024;
+
+/** Node's HTTP/1.1 default (--max-http-header-size), applied to HTTP/2 as well. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+/** 431 for an HTTP/2 request whose header list is beyond MAX_HEADER_BYTES (RFC 9113 §6.5.2 counting). */
+function limitHttp2Headers(handler: Handler): Handler {
+  return (req, res) => {
+    if (req.httpVersionMajor === 2) {
+      let bytes = 0;
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        bytes += req.rawHeaders[i]!.length + req.rawHeaders[i + 1]!.length + 32;
+      if (bytes > MAX_HEADER_BYTES) {
+        writeProblem(
+          res,
+          { status: 431, title: "Request Header Fields Too Large", detail: `headers exceed ${MAX_HEADER_BYTES} bytes` },
+          "-",
+        );
+        return;
+      }
+    }
+    handler(req, res);
+  };
+}
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -75,9 +99,23 @@ export async function bindListener(
     const tls = { ...read(), minVersion: "TLSv1.2" as const };
     if (spec.http2) {
       server = createSecureServer(
-        { ...tls, allowHTTP1: true, settings: { enableConnectProtocol: false } },
-        handler as never,
+        {
+          ...tls,
+          allowHTTP1: true,
+          // The same bounds as the HTTP/1.1 listeners: 16 KiB of headers (advertised here and
+          // enforced by limitHttp2Headers, as nghttp2 does not), 128 pairs (a refused stream), and
+          // a cap on parallel streams so one connection cannot hold thousands.
+          maxHeaderListPairs: 128,
+          settings: { enableConnectProtocol: false, maxHeaderListSize: 16 * 1024, maxConcurrentStreams: 128 },
+          maxSessionMemory: 10,
+        },
+        limitHttp2Headers(handler) as never,
       );
+      // A session with no stream activity for as long as an HTTP/1.1 keep-alive lasts is closed,
+      // which also bounds a client that opens a session and never sends a request.
+      server.on("session", (session: ServerHttp2Session) => {
+        session.setTimeout(Math.max(headersTimeout, opts.keepAliveTimeout), () => session.close());
+      });
     } else {
       server = createHttpsServer({ ...tls, ...opts }, handler);
     }
