@@ -42,6 +42,7 @@ before(async () => {
         pipe("ctx", `{ spec_path = "with-context.json", apply = "left", inject_context = true }`, "echo") +
         pipe("soft", `{ spec_path = "strict.json", apply = "left", fail_on_error = false }`, "echo") +
         pipe("hard", `{ spec_path = "strict.json", apply = "left" }`, "echo") +
+        pipe("mod", `{ spec_path = "modify.json", apply = "left" }`, "echo") +
         `
 [backends.echo]
 service = "echo"
@@ -71,6 +72,13 @@ options = { base_url = "${upstream.url}" }
       },
     ]),
     "transforms/strict.json": JSON.stringify([{ operation: "cardinality", spec: { x: "SOME" } }]),
+    "transforms/modify.json": JSON.stringify([
+      {
+        operation: "modify-overwrite-beta",
+        spec: { name: { "*": { family: "=toUpper" } }, active: "=toBoolean", mrn: "=concat('MRN-', @(1,mrn))" },
+      },
+      { operation: "modify-default-beta", spec: { resourceType: "Patient", active: false } },
+    ]),
   });
   dp = await startDataplane(join(dir, "config.toml"));
 });
@@ -109,6 +117,17 @@ test("inject_context: the spec sees the request and its data output is the body"
   assert.deepEqual((JSON.parse(r.text) as { json: unknown }).json, { body: { a: 1 }, method: "POST" });
 });
 
+test("modify-*-beta: functions and lookups rewrite values in place", async () => {
+  const r = await post("/mod/x", { name: [{ family: "Doe" }], active: "true", mrn: 123 });
+  assert.equal(r.status, 200);
+  assert.deepEqual((JSON.parse(r.text) as { json: unknown }).json, {
+    name: [{ family: "DOE" }],
+    active: true,
+    mrn: "MRN-123",
+    resourceType: "Patient",
+  });
+});
+
 test("a transform that fails on a body: 500, or the body passes on with fail_on_error = false", async () => {
   const hard = await post("/hard/x", { x: [1] });
   assert.equal(hard.status, 500);
@@ -124,10 +143,12 @@ test("a missing or broken spec is a config error", async () => {
       pipe("a", `{ spec_path = "missing.json" }`, "echo") +
         pipe("b", `{ spec_path = "bad.json" }`, "echo") +
         pipe("c", `{ spec_path = "unknown-op.json" }`, "echo") +
+        pipe("d", `{ spec_path = "unknown-fn.json" }`, "echo") +
         `\n[backends.echo]\nservice = "echo"\n`,
     ),
     "transforms/bad.json": "{ not json",
-    "transforms/unknown-op.json": JSON.stringify([{ operation: "modify-overwrite-beta", spec: {} }]),
+    "transforms/unknown-op.json": JSON.stringify([{ operation: "transpose", spec: {} }]),
+    "transforms/unknown-fn.json": JSON.stringify([{ operation: "modify-overwrite-beta", spec: { a: "=fooBar" } }]),
   });
   const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
   const out = r.stdout + r.stderr;
@@ -136,6 +157,7 @@ test("a missing or broken spec is a config error", async () => {
   assert.match(out, /middleware\.b_t\.options\.spec_path: bad\.json is not JSON/);
   assert.match(
     out,
-    /middleware\.c_t\.options\.spec_path: unknown-op\.json\[0\]\.operation: "modify-overwrite-beta" is not supported/,
+    /middleware\.c_t\.options\.spec_path: unknown-op\.json\[0\]\.operation: "transpose" is not supported/,
   );
+  assert.match(out, /middleware\.d_t\.options\.spec_path: unknown-fn\.json\[0\]\.spec: unknown function "fooBar" at a/);
 });

@@ -1,9 +1,12 @@
 /**
  * JOLT (JSON-to-JSON transformation, bazaarvoice/jolt semantics) for the `transform` middleware:
- * `shift`, `default`, `remove`, `cardinality` and `sort`, chained as a list of
- * `{ operation, spec }`. Written here because no maintained JavaScript JOLT exists; measured
- * against JOLT's own test vectors (test/jolt-conformance.test.ts).
+ * `shift`, `default`, `remove`, `cardinality`, `sort` and the `modify-*-beta` operations
+ * (jolt-modify.ts), chained as a list of `{ operation, spec }`. Written here because no
+ * maintained JavaScript JOLT exists; measured against JOLT's own test vectors
+ * (test/jolt-conformance.test.ts).
  */
+
+import { checkModify, modify, modifyMode } from "./jolt-modify.js";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
@@ -16,7 +19,7 @@ const clone = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(
 // ---- keys: literals, wildcards, alternatives ----------------------------------------------
 
 /** One LHS alternative: literal text and `*`s. Captures are what each `*` matched. */
-interface KeyPattern {
+export interface KeyPattern {
   parts: string[]; // literal pieces around the stars
   stars: number;
   literal: boolean;
@@ -47,7 +50,7 @@ function splitUnescaped(s: string, sep: string): string[] {
   return out;
 }
 
-function keyPattern(alt: string): KeyPattern {
+export function keyPattern(alt: string): KeyPattern {
   const parts: string[] = [];
   let cur = "";
   let stars = 0;
@@ -65,7 +68,7 @@ function keyPattern(alt: string): KeyPattern {
 }
 
 /** Matches a key against a pattern; returns [whole, ...stars] or undefined. */
-function matchPattern(p: KeyPattern, key: string): string[] | undefined {
+export function matchPattern(p: KeyPattern, key: string): string[] | undefined {
   if (p.literal) return key === p.parts[0] ? [key] : undefined;
   // Left to right, each star takes as little as it can but at least one character (JOLT's rule).
   const caps: string[] = [key];
@@ -113,7 +116,7 @@ function matchKey(k: LhsKey, key: string): string[] | undefined {
 
 // ---- shift -----------------------------------------------------------------------------------
 
-interface Frame {
+export interface Frame {
   key: string;
   captures: string[];
   value: Json | undefined;
@@ -150,39 +153,49 @@ function parseRef(s: string, i: number): { n: number; m: number; end: number } {
   return { n: j > i + 1 ? Number(s.slice(i + 1, j)) : 0, m: 0, end: j };
 }
 
-/** `@`, `@n`... `@(n,path)`, `@path`: a value from the input tree. */
-function lookup(stack: Frame[], expr: string): Json | undefined {
+/** `@`, `@n`... `@(n,path)`, `@(path)`, `@path`: a value from the input tree. */
+export function lookup(stack: Frame[], expr: string): Json | undefined {
   let n = 0;
   let path = "";
   if (expr.startsWith("@(")) {
     const inner = expr.slice(2, expr.lastIndexOf(")"));
-    const comma = inner.indexOf(",");
-    n = Number(comma < 0 ? inner : inner.slice(0, comma));
-    path = comma < 0 ? "" : inner.slice(comma + 1).trim();
+    const m = /^\s*(\d+)\s*(?:,|$)/.exec(inner);
+    // Without a leading level, "@(a.b)" reads from the current level, as "@a.b" would.
+    n = m ? Number(m[1]) : 0;
+    path = (m ? inner.slice(m[0].length) : inner).trim();
   } else {
     const m = /^@(\d*)(.*)$/.exec(expr)!;
     n = m[1] ? Number(m[1]) : 0;
     path = m[2]!;
   }
   const f = stack[stack.length - 1 - n];
-  if (!f) return undefined;
-  let v = f.value;
+  return f ? readPath(f.value, path, stack) : undefined;
+}
+
+/** Walks `a.b[0].&1` down from a value; undefined when any step is missing. */
+export function readPath(from: Json | undefined, path: string, stack: Frame[]): Json | undefined {
+  let v = from;
   if (!path) return v;
   for (const seg of splitUnescaped(path, ".")) {
     const m = /^(.*?)((?:\[[^\]]*\])*)$/.exec(seg)!;
     const parts = [...(m[1] ? [m[1]] : []), ...(m[2]!.match(/\[[^\]]*\]/g) ?? []).map((b) => b.slice(1, -1))];
     for (const part of parts) {
       const key = evalSegment(part, stack);
-      if (Array.isArray(v)) v = v[Number(key)];
-      else if (isObj(v)) v = v[key];
+      if (key === undefined) return undefined;
+      // Own keys only: "constructor" or "__proto__" in a path must not reach Object.prototype.
+      if (Array.isArray(v)) v = /^\d+$/.test(key) ? v[Number(key)] : undefined;
+      else if (isObj(v)) v = Object.hasOwn(v, key) ? v[key] : undefined;
       else return undefined;
     }
   }
   return v;
 }
 
-/** A path segment's text with references substituted. */
-function evalSegment(seg: string, stack: Frame[]): string {
+/**
+ * A path segment's text with references substituted; undefined when an `@` in it finds nothing
+ * usable as a key (JOLT then skips the read or the write rather than using an empty key).
+ */
+function evalSegment(seg: string, stack: Frame[]): string | undefined {
   let out = "";
   for (let i = 0; i < seg.length;) {
     const c = seg[i]!;
@@ -204,8 +217,9 @@ function evalSegment(seg: string, stack: Frame[]): string {
       let end = i + 1;
       if (seg[end] === "(") end = seg.indexOf(")", end) + 1;
       else while (end < seg.length && /[^.[\]]/.test(seg[end]!)) end++;
-      const v = lookup(stack, seg.slice(i, end));
-      out += v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+      const key = keyOf(lookup(stack, seg.slice(i, end)));
+      if (key === undefined) return undefined;
+      out += key;
       i = end;
     } else {
       out += c;
@@ -215,23 +229,38 @@ function evalSegment(seg: string, stack: Frame[]): string {
   return out;
 }
 
+/** JOLT's TransposePathElement: a number is used as an (integer) index, a boolean by name. */
+function keyOf(v: Json | undefined): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "number") return String(Math.trunc(v));
+  if (typeof v === "boolean") return String(v);
+  return undefined;
+}
+
 type PathStep = { key: string } | { index: number } | { push: true };
 
-/** An output path: `a.b[&1].c[]`, `photos[0]`, `&1-&0.x`. */
-function outputPath(rhs: string, stack: Frame[]): PathStep[] {
+/**
+ * An output path: `a.b[&1].c[]`, `photos[0]`, `&1-&0.x`. Undefined when a reference in it does
+ * not resolve to a key or an index: JOLT then drops that write, the data decides, not the spec.
+ */
+function outputPath(rhs: string, stack: Frame[]): PathStep[] | undefined {
   const steps: PathStep[] = [];
   for (const seg of splitUnescaped(rhs, ".")) {
     if (seg === "") continue;
     // Brackets at the end (or alone) index into arrays.
     const m = /^(.*?)((?:\[[^\]]*\])*)$/.exec(seg)!;
-    if (m[1]) steps.push({ key: evalSegment(m[1], stack) });
+    if (m[1]) {
+      const key = evalSegment(m[1], stack);
+      if (key === undefined) return undefined;
+      steps.push({ key });
+    }
     for (const b of m[2]!.match(/\[[^\]]*\]/g) ?? []) {
       const inner = b.slice(1, -1);
       if (inner === "") steps.push({ push: true });
       else {
-        const idx = Number(evalSegment(inner, stack));
-        if (!Number.isInteger(idx) || idx < 0) throw new JoltError(`array index ${inner} is not a number`);
-        steps.push({ index: idx });
+        const idx = evalSegment(inner, stack);
+        if (idx === undefined || !/^\d+$/.test(idx)) return undefined;
+        steps.push({ index: Number(idx) });
       }
     }
   }
@@ -284,7 +313,8 @@ function writeAll(rhs: Json, value: Json, stack: Frame[], out: { root: Json }): 
   const targets = Array.isArray(rhs) ? rhs : [rhs];
   for (const t of targets) {
     if (typeof t !== "string") throw new JoltError("shift output paths are strings");
-    place(out, outputPath(t, stack), clone(value));
+    const steps = outputPath(t, stack);
+    if (steps) place(out, steps, clone(value));
   }
 }
 
@@ -314,7 +344,7 @@ function shiftNode(spec: Obj, input: Json | undefined, stack: Frame[], out: { ro
   const lhs = keys
     .filter((k) => !/^[$#@]/.test(k))
     .map((k) =>
-      k.startsWith("&") ? { ...lhsKey(evalSegment(k, stack).replace(/[*|\\]/g, "\\$&")), raw: k } : lhsKey(k),
+      k.startsWith("&") ? { ...lhsKey((evalSegment(k, stack) ?? "").replace(/[*|\\]/g, "\\$&")), raw: k } : lhsKey(k),
     );
   // A scalar is matched by its value, as if it were a key (`"true": {...}` under a boolean).
   const entries: [string, Json][] = Array.isArray(input)
@@ -365,8 +395,10 @@ export function shift(input: Json, spec: Json): Json {
   if (!isObj(spec)) throw new JoltError("a shift spec is an object");
   const out = { root: undefined as unknown as Json };
   autoArrays = new WeakSet();
-  const root = frame("root", ["root"], input);
-  shiftNode(spec, input, [root], out);
+  // JOLT puts the root on its walked path twice (the transform, then the root spec), so "@(n)"
+  // reaches the root at the level JOLT's specs count.
+  const root = () => frame("root", ["root"], input);
+  shiftNode(spec, input, [root(), root()], out);
   return out.root ?? null;
 }
 
@@ -526,7 +558,16 @@ export function sort(input: Json): Json {
 
 // ---- chain -----------------------------------------------------------------------------------
 
-export const OPERATIONS = ["shift", "default", "remove", "cardinality", "sort"] as const;
+export const OPERATIONS = [
+  "shift",
+  "default",
+  "remove",
+  "cardinality",
+  "sort",
+  "modify-overwrite-beta",
+  "modify-default-beta",
+  "modify-define-beta",
+] as const;
 
 export interface ChainStep {
   operation: string;
@@ -549,7 +590,10 @@ export function checkChain(chain: unknown): string[] {
       cardinalitytransform: "cardinality",
     };
     const name = known[op] ?? op;
-    if (!(OPERATIONS as readonly string[]).includes(name))
+    const mode = modifyMode(op);
+    // Modify specs are compiled now, so a bad key or an unknown function fails the config load.
+    if (mode && isObj(s.spec)) problems.push(...checkModify(s.spec, mode).map((p) => `[${i}].spec: ${p}`));
+    else if (!mode && !(OPERATIONS as readonly string[]).includes(name))
       problems.push(`[${i}].operation: "${s.operation}" is not supported (supported: ${OPERATIONS.join(", ")})`);
     else if (name !== "sort" && !isObj(s.spec)) problems.push(`[${i}].spec: must be an object`);
   });
@@ -561,11 +605,13 @@ export function chainr(input: Json, chain: ChainStep[]): Json {
   for (const step of chain) {
     const op = step.operation.replace(/^com\.bazaarvoice\.jolt\./, "").toLowerCase();
     const spec = step.spec ?? null;
+    const mode = modifyMode(op);
     if (op === "shift" || op === "shiftr") v = shift(v, spec);
     else if (op === "default" || op === "defaultr") v = applyDefault(v, spec);
     else if (op === "remove" || op === "removr") v = remove(v, spec);
     else if (op === "cardinality" || op === "cardinalitytransform") v = cardinality(v, spec);
     else if (op === "sort" || op === "sortr") v = sort(v);
+    else if (mode) v = modify(v, spec, mode);
     else throw new JoltError(`unsupported operation ${step.operation}`);
   }
   return v;
