@@ -116,8 +116,10 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       : (level, uids, onInstance) => cGet(peer, level, uids, onInstance);
     return {
       async handle(rctx) {
-        if (rctx.method === "OPTIONS") return echo(rctx, peer);
-        const op = parseDicomwebRequest(rctx.method, rctx.subpath, rctx.search);
+        const method = rctx.target.method ?? rctx.method;
+        if (method === "OPTIONS") return echo(rctx, peer);
+        const resource = rctx.resource;
+        const op = parseDicomwebRequest(method, resource.path, resource.search);
         const base = publicBase(rctx);
         if (op.kind === "search") return search(rctx, peer, op, base);
         if (op.kind === "retrieve")
@@ -222,7 +224,7 @@ async function retrieve(
   logger: { warn: (m: string, meta: object) => void },
   sourceAet: string,
 ): Promise<void> {
-  const accept = rctx.req.headers.accept;
+  const accept = rctx.header("accept");
   if (accept && !ACCEPT_DICOM.test(accept)) {
     throw new HttpError(406, `this origin returns multipart/related; type="application/dicom", not ${accept}`, {
       title: "Not Acceptable",

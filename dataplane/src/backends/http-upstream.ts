@@ -116,7 +116,15 @@ export interface Bases {
 }
 
 /** Headers a transform may not set: they frame the message or belong to the connection. */
-const HOP_OR_FRAMING = new Set(["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"]);
+const HOP_OR_FRAMING = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+]);
 
 function splitQuery(uri: string): [string, string | undefined] {
   const i = uri.indexOf("?");

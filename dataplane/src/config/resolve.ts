@@ -432,6 +432,14 @@ export function resolveConfig(
       checkMw(left, ["middleware", "left"]);
       checkMw(right, ["middleware", "right"]);
     }
+    for (const e of p.endpoints) {
+      const need = endpoints.get(e)?.plugin;
+      const required = need?.kind === "endpoint" ? need.requiresMiddleware : undefined;
+      if (!required) continue;
+      const has = (list: string[]) => list.some((m) => middleware.get(m)?.plugin.type === required);
+      if (!has(left) || !has(right))
+        err(["middleware"], `endpoint "${e}" (${need!.type}) needs a "${required}" middleware in this pipeline`);
+    }
     // Mesh: ingress verification runs first, egress signing last, on the request side.
     const mesh = resolveMesh(name, p);
     if (mesh === undefined) ok = false;

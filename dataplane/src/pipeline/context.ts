@@ -77,6 +77,23 @@ export class RequestContext {
     return this.req.method ?? "GET";
   }
 
+  /** The path (below the backend's base) and query a backend serves: the client's unless middleware set `target`. */
+  get resource(): { path: string; search: string } {
+    const uri = this.target.uri;
+    if (uri === undefined) return { path: this.subpath, search: this.target.query ?? this.search };
+    const q = uri.indexOf("?");
+    const path = q < 0 ? uri : uri.slice(0, q);
+    return { path, search: this.target.query ?? (q < 0 ? "" : uri.slice(q)) };
+  }
+
+  /** A request header as a backend should read it: `target.headers` first, then the client's. */
+  header(name: string): string | undefined {
+    const t = this.target.headers?.[name];
+    if (t !== undefined) return t === "" ? undefined : t;
+    const v = this.req.headers[name];
+    return Array.isArray(v) ? v.join(", ") : v;
+  }
+
   /**
    * True when no response middleware runs: a backend may then write the upstream response straight
    * to the client. Otherwise it hands over `ctx.response` (with a streaming body) for them to see.

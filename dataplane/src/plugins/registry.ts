@@ -5,6 +5,7 @@ import { echoEndpoint } from "../endpoints/echo.js";
 import { fhirEndpoint } from "../endpoints/fhir.js";
 import { dicomwebEndpoint } from "../endpoints/dicomweb.js";
 import { dicomEndpoint } from "../endpoints/dicom.js";
+import { jmixEndpoint } from "../endpoints/jmix.js";
 import { httpBackend } from "../backends/http.js";
 import { echoBackend } from "../backends/echo.js";
 import { fhirBackend } from "../backends/fhir.js";
@@ -19,13 +20,21 @@ import { pathFilter } from "../middleware/path-filter.js";
 import { meshAuth } from "../middleware/mesh-auth.js";
 import { transform } from "../middleware/transform.js";
 import { metadataTransform } from "../middleware/metadata-transform.js";
+import { jmixBuilder } from "../middleware/jmix-builder.js";
 import { logDump } from "../middleware/log-dump.js";
 import { webhook } from "../middleware/webhook.js";
 import { jsonExtractor } from "../middleware/json-extractor.js";
 import { dicomFlatten, dicomUnflatten } from "../middleware/dicom-flatten.js";
 import { dicomToDicomweb, dicomwebBridge } from "../middleware/bridge-compat.js";
 
-const endpoints: EndpointPlugin[] = [httpEndpoint, echoEndpoint, fhirEndpoint, dicomwebEndpoint, dicomEndpoint];
+const endpoints: EndpointPlugin[] = [
+  httpEndpoint,
+  echoEndpoint,
+  fhirEndpoint,
+  dicomwebEndpoint,
+  dicomEndpoint,
+  jmixEndpoint,
+];
 const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
 const middleware: MiddlewarePlugin[] = [
   passthru,
@@ -44,6 +53,7 @@ const middleware: MiddlewarePlugin[] = [
   dicomUnflatten,
   dicomwebBridge,
   dicomToDicomweb,
+  jmixBuilder,
 ];
 
 function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {

@@ -91,6 +91,8 @@ export interface EndpointPlugin<S extends TSchema = TSchema> extends PluginBase<
   ownListener?: boolean;
   /** The port an own-listener endpoint binds (0 or undefined: none to check), for clash checks at load. */
   listenPort?(options: Static<S>): number | undefined;
+  /** A middleware type its pipelines must list: the endpoint reads requests, that middleware serves them. */
+  requiresMiddleware?: string;
   create(options: Static<S>, ctx: BuildContext): EndpointInstance;
 }
 

@@ -1,0 +1,153 @@
+/**
+ * Archives in and out of the store. Out: a zip (stored, not deflated: DICOM pixel data rarely
+ * shrinks and the CPU is better spent elsewhere) streamed from the package's files as it is
+ * written, and a tar of payload/ for encryption. In: zip (yauzl) and tar.gz (tar-stream) uploads,
+ * unpacked entry by entry under limits, refusing what could escape the destination or hide
+ * something: absolute names, `..`, backslashes, links, devices, too many entries or bytes.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { PassThrough, Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { ZipArchive } from "archiver";
+import yauzl from "yauzl";
+import tarStream from "tar-stream";
+import type { PackageFile } from "./store.js";
+
+export function zipOf(files: PackageFile[], root: string): Readable {
+  const zip = new ZipArchive({ store: true });
+  for (const f of files) zip.file(f.abs, { name: `${root}/${f.rel}` });
+  void zip.finalize();
+  return zip;
+}
+
+export function tarOf(files: PackageFile[]): Readable {
+  const pack = tarStream.pack();
+  void (async () => {
+    try {
+      for (const f of files) {
+        const entry = pack.entry({ name: f.rel, size: f.size, mode: 0o644 });
+        await pipeline(createReadStream(f.abs), entry);
+      }
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+    }
+  })();
+  return pack as unknown as Readable;
+}
+
+export class ArchiveError extends Error {}
+
+export interface UnpackLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** The safe relative path for an archive entry name, or an ArchiveError saying why there is none. */
+export function entryPath(name: string): string {
+  if (name.includes("\0") || name.includes("\\")) throw new ArchiveError(`entry "${name}" has a forbidden character`);
+  if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) throw new ArchiveError(`entry "${name}" is an absolute path`);
+  const parts = name.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.some((p) => p === "..")) throw new ArchiveError(`entry "${name}" climbs out with ..`);
+  if (parts.length === 0) throw new ArchiveError(`entry "${name}" has no name`);
+  return parts.join("/");
+}
+
+class Budget {
+  entries = 0;
+  bytes = 0;
+  constructor(private readonly limits: UnpackLimits) {}
+  entry(): void {
+    if (++this.entries > this.limits.maxEntries) throw new ArchiveError(`more than ${this.limits.maxEntries} entries`);
+  }
+  /** Counts bytes as they are written, so a lying size header cannot get past the limit. */
+  meter(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _e, cb) => {
+        this.bytes += chunk.length;
+        if (this.bytes > this.limits.maxBytes)
+          cb(new ArchiveError(`more than ${this.limits.maxBytes} bytes uncompressed`));
+        else cb(null, chunk);
+      },
+    });
+  }
+}
+
+async function writeEntry(dest: string, rel: string, data: Readable, budget: Budget): Promise<void> {
+  const abs = join(dest, rel);
+  await mkdir(dirname(abs), { recursive: true });
+  // "wx": an entry named twice is refused rather than silently overwriting the first.
+  await pipeline(data, budget.meter(), createWriteStream(abs, { flags: "wx" }));
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+export async function unzip(file: string, dest: string, limits: UnpackLimits): Promise<void> {
+  const zip = await new Promise<yauzl.ZipFile>((res, rej) =>
+    yauzl.open(file, { lazyEntries: true, validateEntrySizes: true, strictFileNames: true }, (e, z) =>
+      e ? rej(new ArchiveError(`not a readable zip: ${e.message}`)) : res(z),
+    ),
+  );
+  const budget = new Budget(limits);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: unknown) => reject(e instanceof ArchiveError ? e : new ArchiveError((e as Error).message));
+      zip.on("error", fail);
+      zip.on("end", resolve);
+      zip.on("entry", (entry: yauzl.Entry) => {
+        void (async () => {
+          budget.entry();
+          const rel = entryPath(entry.fileName);
+          const type = (entry.externalFileAttributes >>> 16) & S_IFMT;
+          const isDir = entry.fileName.endsWith("/");
+          if (type !== 0 && type !== (isDir ? S_IFDIR : S_IFREG))
+            throw new ArchiveError(`entry "${entry.fileName}" is not a regular file or directory`);
+          if (isDir) await mkdir(join(dest, rel), { recursive: true });
+          else {
+            const stream = await new Promise<Readable>((res, rej) =>
+              zip.openReadStream(entry, (e, s) => (e ? rej(e) : res(s))),
+            );
+            await writeEntry(dest, rel, stream, budget);
+          }
+          zip.readEntry();
+        })().catch(fail);
+      });
+      zip.readEntry();
+    });
+  } finally {
+    zip.close();
+  }
+}
+
+export async function untarGz(body: Readable, dest: string, limits: UnpackLimits, gzip = true): Promise<void> {
+  const extract = tarStream.extract();
+  const budget = new Budget(limits);
+  const done = (async () => {
+    for await (const entry of extract) {
+      budget.entry();
+      const h = entry.header;
+      const rel = entryPath(h.name);
+      if (h.type === "directory") {
+        await mkdir(join(dest, rel), { recursive: true });
+        entry.resume();
+      } else if (h.type === "file") {
+        await writeEntry(dest, rel, entry as unknown as Readable, budget);
+      } else {
+        throw new ArchiveError(`entry "${h.name}" is a ${h.type}, not a regular file or directory`);
+      }
+    }
+  })();
+  const feed = pipeline(body, gzip ? createGunzip() : new PassThrough(), extract as unknown as NodeJS.WritableStream);
+  try {
+    await Promise.all([done, feed]);
+  } catch (e) {
+    extract.destroy();
+    if (e instanceof ArchiveError) throw e;
+    throw new ArchiveError(`not a readable ${gzip ? "tar.gz" : "tar"}: ${(e as Error).message}`);
+  }
+}

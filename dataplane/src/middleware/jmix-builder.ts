@@ -1,0 +1,333 @@
+/**
+ * `jmix_builder`: the work behind the `jmix` endpoint's API, placed in the pipeline after any
+ * authentication so that no package is served, built or accepted before it has run.
+ *
+ * Left: serves stored packages (zip streamed from the store as it is written) and manifests,
+ * answers study requests from the index, and accepts uploads (unpacked under limits, verified in
+ * full, then moved into the store: 201, or 400 with every problem, or 409). A study not in the
+ * store becomes a WADO-RS request for the whole study (`GET /studies/{uid}`, multipart DICOM) to
+ * the pipeline's backend: a `dicomweb` origin answers it over HTTP, a `dicom` one with C-GET or
+ * C-MOVE.
+ * Right: builds the package from that response one instance at a time, commits it, and serves it
+ * (or answers 201 for a prime).
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import type { KeyObject } from "node:crypto";
+import { join } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Type, type Static } from "@sinclair/typebox";
+import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
+import type { RequestContext } from "../pipeline/context.js";
+import { HttpError, problemType } from "../pipeline/errors.js";
+import { readSecret, secretProps } from "../plugins/secret.js";
+import { boundaryOf, readParts } from "../protocols/multipart.js";
+import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
+import { ArchiveError, unzip, untarGz, zipOf } from "../jmix/archive.js";
+import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
+import { parseKey } from "../jmix/crypto.js";
+import { JmixStore, PackageExistsError, type IndexEntry } from "../jmix/store.js";
+import { InvalidPackage, verifyPackage } from "../jmix/verify.js";
+
+const Party = Type.Object(
+  { id: Type.String({ minLength: 1 }), name: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+
+const Options = Type.Object(
+  {
+    store_dir: Type.Optional(
+      Type.String({ description: "Package store (default: <storage.options.path or ./tmp>/jmix-store)." }),
+    ),
+    skip_hashing: Type.Boolean({
+      default: false,
+      description: "No per-file hashes in files.json and no payload_hash (faster; no tamper evidence).",
+    }),
+    skip_listing: Type.Boolean({ default: false, description: "files.json lists metadata.json only." }),
+    sender: Type.Object(Party.properties, {
+      additionalProperties: false,
+      default: { id: "org:harmony-proxy", name: "Harmony Proxy" },
+    }),
+    receivers: Type.Array(Party, { minItems: 1, default: [{ id: "org:unspecified" }] }),
+    requester: Type.Optional(Party),
+    classification: Type.Union(
+      [Type.Literal("confidential"), Type.Literal("sensitive"), Type.Literal("de-identified")],
+      { default: "confidential" },
+    ),
+    ...secretProps("signing_key", "The sender's Ed25519 private key (PKCS#8 PEM) for assertions and JWS"),
+    key_reference: Type.Optional(Type.String({ description: "Where receivers can look the signing key up." })),
+    jws: Type.Boolean({ default: false, description: "Write manifest.jws (needs a signing key)." }),
+    ...secretProps(
+      "recipient_public_key",
+      "X25519 public key (PEM, or base64 of its 32 bytes) packages are encrypted to",
+    ),
+    ...secretProps("decryption_key", "This gateway's X25519 private key (PKCS#8 PEM) for encrypted uploads"),
+    max_upload_bytes: Type.Integer({ minimum: 1, default: 4 * 1024 ** 3 }),
+    max_package_bytes: Type.Integer({ minimum: 1, default: 8 * 1024 ** 3, description: "Uncompressed." }),
+    max_entries: Type.Integer({ minimum: 1, default: 100_000 }),
+    max_instance_bytes: Type.Integer({ minimum: 1, default: 2 * 1024 ** 3 }),
+  },
+  { additionalProperties: false },
+);
+type Options = Static<typeof Options>;
+
+interface Keys {
+  signing?: KeyObject;
+  recipient?: KeyObject;
+  decryption?: KeyObject;
+}
+
+function loadKeys(o: Options, ctx: BuildContext): { keys: Keys; problems: OptionProblem[] } {
+  const problems: OptionProblem[] = [];
+  const keys: Keys = {};
+  const one = (name: string, crv: "Ed25519" | "X25519", kind: "private" | "public"): KeyObject | undefined => {
+    const s = readSecret(o, name, ctx);
+    problems.push(...s.problems);
+    if (s.value === undefined) return undefined;
+    try {
+      return parseKey(s.value, crv, kind);
+    } catch (e) {
+      // The message names the key type, never the key material.
+      problems.push({
+        path: [name],
+        message: `is not a usable ${crv} ${kind} key: ${(e as Error).message.split("\n")[0]}`,
+      });
+      return undefined;
+    }
+  };
+  keys.signing = one("signing_key", "Ed25519", "private");
+  keys.recipient = one("recipient_public_key", "X25519", "public");
+  keys.decryption = one("decryption_key", "X25519", "private");
+  if (o.jws && !keys.signing && !problems.length)
+    problems.push({ path: ["jws"], message: "needs signing_key (or signing_key_file / signing_key_env)" });
+  return { keys, problems };
+}
+
+function storeDir(o: Options, ctx: BuildContext): string {
+  if (o.store_dir) return ctx.resolvePath(o.store_dir);
+  const storage = ctx.table("storage") as { options?: { path?: string } };
+  return ctx.resolvePath(join(storage.options?.path ?? "./tmp", "jmix-store"));
+}
+
+/** A byte counter that fails the stream past `limit` with 413. */
+function limitBytes(limit: number): Transform {
+  let n = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      if (n > limit) cb(new HttpError(413, `the upload is larger than ${limit} bytes`));
+      else cb(null, chunk);
+    },
+  });
+}
+
+const BUILD = "jmixBuild";
+
+export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
+  kind: "middleware",
+  type: "jmix_builder",
+  options: Options,
+  check: (o, ctx) => loadKeys(o, ctx).problems,
+  create: (o, ctx) => {
+    const { keys } = loadKeys(o, ctx);
+    const dir = storeDir(o, ctx);
+    const store = ctx.resources.acquire(`jmix-store:${dir}`, () =>
+      Object.assign(new JmixStore(dir, ctx.logger), { close: () => Promise.resolve() }),
+    );
+    const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes };
+
+    const apiBase = (rctx: RequestContext) => `${rctx.route.prefix === "/" ? "" : rctx.route.prefix}/api/jmix`;
+
+    async function serveZip(rctx: RequestContext, e: IndexEntry, head: boolean): Promise<void> {
+      const files = await store.files(e.id);
+      rctx.response = {
+        status: 200,
+        headers: {
+          "content-type": "application/zip",
+          "content-disposition": `attachment; filename="${e.id}.zip"`,
+          "x-jmix-id": e.id,
+          ...(e.study_uid ? { "x-jmix-study-uid": e.study_uid } : {}),
+        },
+        body: head ? null : zipOf(files, `${e.id}.jmix`),
+      };
+    }
+
+    function found(id: string): IndexEntry {
+      const e = store.get(id);
+      if (!e) throw new HttpError(404, `no JMIX package ${id}`);
+      return e;
+    }
+
+    function requestBuild(rctx: RequestContext, r: JmixRequest & { studyUid: string }): void {
+      // The backend sees a WADO-RS retrieve of the whole study, whatever the client asked.
+      rctx.target.method = "GET";
+      rctx.target.uri = `/studies/${r.studyUid}`;
+      rctx.target.query = "";
+      rctx.target.headers = { ...rctx.target.headers, accept: 'multipart/related; type="application/dicom"' };
+      rctx.body.replace(Buffer.alloc(0));
+      rctx.locals[BUILD] = r;
+    }
+
+    async function upload(rctx: RequestContext, format: "zip" | "tar.gz"): Promise<void> {
+      const body = rctx.body.forUpstream();
+      if (body === null) throw new HttpError(400, "the upload is empty");
+      const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+      const staging = await store.staging();
+      try {
+        const raw = join(staging, "raw");
+        await mkdir(raw);
+        try {
+          if (format === "zip") {
+            const file = join(staging, "upload.zip");
+            await pipeline(src, limitBytes(o.max_upload_bytes), createWriteStream(file));
+            await unzip(file, raw, limits);
+          } else {
+            await untarGz(src.pipe(limitBytes(o.max_upload_bytes)), raw, limits);
+          }
+        } catch (e) {
+          if (e instanceof ArchiveError)
+            throw new HttpError(400, `the archive was refused: ${e.message}`, { type: problemType("jmix-archive") });
+          throw e;
+        }
+        const scratch = join(staging, "scratch");
+        await mkdir(scratch);
+        let v;
+        try {
+          v = await verifyPackage(raw, scratch, { decryptionKey: keys.decryption, limits });
+        } catch (e) {
+          if (e instanceof InvalidPackage)
+            throw new HttpError(400, `the package is not valid JMIX: ${e.message}`, {
+              type: problemType("jmix-invalid"),
+            });
+          throw e;
+        }
+        if (store.get(v.id)) throw new PackageExistsError(v.id);
+        const entry = await store.commit(v.root, {
+          id: v.id,
+          ...(v.studyUid ? { study_uid: v.studyUid } : {}),
+          origin: "uploaded",
+          encrypted: v.encrypted,
+        });
+        ctx.logger.info("JMIX package stored", { request_id: rctx.id, id: entry.id, study_uid: entry.study_uid });
+        created(rctx, entry, { status: "stored" });
+      } catch (e) {
+        if (e instanceof PackageExistsError)
+          throw new HttpError(409, `package ${e.message} already exists`, { type: problemType("jmix-exists") });
+        throw e;
+      } finally {
+        await store.discard(staging);
+      }
+    }
+
+    function created(rctx: RequestContext, e: IndexEntry, extra: Record<string, unknown>): void {
+      const body = Buffer.from(JSON.stringify({ id: e.id, studyInstanceUid: e.study_uid, ...extra }));
+      rctx.response = {
+        status: 201,
+        headers: { "content-type": "application/json", location: `${apiBase(rctx)}/${e.id}` },
+        body,
+      };
+    }
+
+    async function build(rctx: RequestContext, r: JmixRequest & { studyUid: string }): Promise<IndexEntry> {
+      const res = rctx.response!;
+      const drain = () => {
+        if (res.body instanceof Readable) res.body.resume();
+      };
+      if (res.status === 404 || res.status === 204) {
+        drain();
+        throw new HttpError(404, `study ${r.studyUid} was not found at the origin`);
+      }
+      const boundary = boundaryOf(String(res.headers["content-type"] ?? ""));
+      if (res.status !== 200 || !boundary || res.body === null) {
+        drain();
+        throw new HttpError(
+          502,
+          `the origin answered ${res.status} (${String(res.headers["content-type"] ?? "no type")}) for study ${r.studyUid}`,
+        );
+      }
+      const opts: BuildOptions = {
+        skipHashing: "skipHashing" in r && r.skipHashing !== undefined ? r.skipHashing : o.skip_hashing,
+        skipListing: "skipListing" in r && r.skipListing !== undefined ? r.skipListing : o.skip_listing,
+        sender: o.sender,
+        receivers: o.receivers,
+        ...(o.requester ? { requester: o.requester } : {}),
+        classification: o.classification,
+        ...(keys.signing ? { signingKey: keys.signing } : {}),
+        ...(o.key_reference ? { keyReference: o.key_reference } : {}),
+        jws: o.jws,
+        ...(keys.recipient ? { encryptTo: keys.recipient } : {}),
+      };
+      const staging = await store.staging();
+      try {
+        const builder = new PackageBuilder(staging, opts, r.studyUid);
+        const body = Buffer.isBuffer(res.body) ? [res.body] : res.body;
+        for await (const part of readParts(body, boundary, o.max_instance_bytes)) await builder.addInstance(part.body);
+        const study = await builder.finish();
+        const e = await store.commit(staging, {
+          id: builder.id,
+          study_uid: study,
+          origin: "built",
+          encrypted: !!keys.recipient,
+        });
+        ctx.logger.info("JMIX package built", {
+          request_id: rctx.id,
+          id: e.id,
+          study_uid: study,
+          instances: builder.instances,
+          bytes: e.bytes,
+        });
+        return e;
+      } catch (e) {
+        await store.discard(staging);
+        if (e instanceof BuildError) throw new HttpError(502, `the study could not be packaged: ${e.message}`);
+        throw e;
+      }
+    }
+
+    return {
+      async onRequest(rctx) {
+        const r = rctx.locals[JMIX_LOCAL] as JmixRequest | undefined;
+        if (!r) return;
+        switch (r.op) {
+          case "get":
+            return serveZip(rctx, found(r.id), r.head);
+          case "manifest": {
+            const e = found(r.id);
+            const body = await readFile(join(store.dir(e.id), "manifest.json"));
+            rctx.response = {
+              status: 200,
+              headers: { "content-type": "application/json" },
+              body: r.head ? null : body,
+            };
+            if (r.head) rctx.response.headers["content-length"] = body.length;
+            return;
+          }
+          case "study": {
+            const hit = store.latestForStudy(r.studyUid);
+            return hit ? serveZip(rctx, hit, r.head) : requestBuild(rctx, r);
+          }
+          case "prime": {
+            const hit = store.latestForStudy(r.studyUid);
+            if (!hit) return requestBuild(rctx, r);
+            rctx.response = {
+              status: 200,
+              headers: { "content-type": "application/json", "content-location": `${apiBase(rctx)}/${hit.id}` },
+              body: Buffer.from(JSON.stringify({ id: hit.id, studyInstanceUid: hit.study_uid, status: "exists" })),
+            };
+            return;
+          }
+          case "upload":
+            return upload(rctx, r.format);
+        }
+      },
+      async onResponse(rctx) {
+        const r = rctx.locals[BUILD] as (JmixRequest & { studyUid: string }) | undefined;
+        if (!r || !rctx.response) return;
+        const e = await build(rctx, r);
+        if (r.op === "prime") created(rctx, e, { status: "built" });
+        else await serveZip(rctx, e, r.op === "study" && r.head);
+      },
+    };
+  },
+};
