@@ -4,7 +4,7 @@ CONFIG ?= examples/default/config.toml
 NPM_STAMP := node_modules/.harmony-installed
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers bench clean
+.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers lua images bundles bench clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -50,11 +50,29 @@ controlplane:
 peers:
 	bash test/peers/peers.sh install
 
+## Lua 5.4 and 5.1 (the Argo CD health check) and promtool (alert rules); installs what is missing.
+lua:
+	bash test/controlplane/lua.sh
+
 ## Everything CI runs: static checks, then every test over real sockets.
-test: install build lint typecheck format-check controlplane peers test-only
+test: install build lint typecheck format-check controlplane peers lua test-only
 
 test-only:
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
+
+IMAGE_TAG ?= 0.1.0
+BUNDLE_DIR ?= /tmp/harmony-bundles
+
+## Images (Docker with BuildKit). Their runtime stage is what scripts/runtime-bundle.sh builds.
+images:
+	docker build -f docker/dataplane.Dockerfile -t ghcr.io/runbeam/harmony-dataplane:$(IMAGE_TAG) .
+	docker build -f docker/operator.Dockerfile -t ghcr.io/runbeam/harmony-operator:$(IMAGE_TAG) .
+
+## The images' runtime folders without Docker (outside the repository on purpose).
+bundles: install
+	rm -rf $(BUNDLE_DIR)
+	bash scripts/runtime-bundle.sh dataplane $(BUNDLE_DIR)/dataplane
+	bash scripts/runtime-bundle.sh operator $(BUNDLE_DIR)/operator
 
 bench: build
 	bash bench/http-passthrough/run.sh

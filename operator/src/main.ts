@@ -9,6 +9,8 @@ import { parseNamespaces } from "./provider/cache.js";
 import { Controller } from "./runner/controller.js";
 import { LeaderElector } from "./leader/lease.js";
 import { OperatorMetrics } from "./metrics.js";
+import { SidecarWebhook } from "./webhook/server.js";
+import { WEBHOOK_FLAGS, WEBHOOK_HELP, webhookSettings } from "./webhook/flags.js";
 
 const HELP = `Usage: harmony-operator [options]
 
@@ -22,7 +24,7 @@ const HELP = `Usage: harmony-operator [options]
   --manage-workloads <bool> Run gateway Deployments and Services (default true)
   --image <ref>             Default data-plane image
   --identity <id>           Leader-election identity (default: hostname + pid)
-`;
+${WEBHOOK_HELP}`;
 
 async function main(): Promise<number> {
   const { values: a } = parseArgs({
@@ -37,6 +39,7 @@ async function main(): Promise<number> {
       "manage-workloads": { type: "string", default: "true" },
       image: { type: "string" },
       identity: { type: "string" },
+      ...WEBHOOK_FLAGS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -56,6 +59,13 @@ async function main(): Promise<number> {
     process.stderr.write(
       `harmony-operator: --relist-interval: "${a["relist-interval"]}" is not a duration of 1s or more\n`,
     );
+    return 2;
+  }
+  let webhookFlags;
+  try {
+    webhookFlags = webhookSettings(a, process.env.POD_NAMESPACE ?? "default");
+  } catch (e) {
+    process.stderr.write(`harmony-operator: ${(e as Error).message}\n`);
     return 2;
   }
   const kube = kubeClients(a.kubeconfig);
@@ -94,9 +104,16 @@ async function main(): Promise<number> {
         )
       : undefined;
 
+  const webhook = webhookFlags
+    ? new SidecarWebhook({ ...webhookFlags, kube, logger, defaultImage: a.image, registry: metrics.registry })
+    : undefined;
+
   const health = createServer((req, res) => {
     if (req.url === "/healthz") return void res.end("ok");
-    if (req.url === "/readyz") return void res.end("ok");
+    if (req.url === "/readyz") {
+      if (webhook && !webhook.ready) res.statusCode = 503;
+      return void res.end(res.statusCode === 503 ? "webhook not serving" : "ok");
+    }
     if (req.url === "/metrics") {
       void metrics.registry.metrics().then((text) => {
         res.setHeader("content-type", metrics.registry.contentType);
@@ -116,6 +133,9 @@ async function main(): Promise<number> {
     watch_namespaces: namespaces.length ? namespaces : "all",
   });
 
+  // Every replica serves the webhook, leader or not (see webhook/server.ts).
+  await webhook?.start();
+
   if (elector) elector.start();
   else await startController();
 
@@ -125,6 +145,7 @@ async function main(): Promise<number> {
       void (async () => {
         if (elector) await elector.stop();
         else await stopController();
+        await webhook?.stop();
         health.close();
         done(0);
       })();

@@ -1,0 +1,93 @@
+{{/* Chart name, truncated to the 63 characters a label value may hold. */}}
+{{- define "harmony.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the release name, plus the chart name unless the release name already has it. */}}
+{{- define "harmony.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "harmony.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: name and instance only, because a Deployment's selector is immutable. */}}
+{{- define "harmony.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "harmony.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "harmony.labels" -}}
+helm.sh/chart: {{ include "harmony.chart" . }}
+{{ include "harmony.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: harmony
+app.kubernetes.io/component: operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "harmony.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "harmony.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "harmony.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the operator does through the API, and nothing more (operator/src: informers on the three
+kinds, Secrets, its own ConfigMaps and the data-plane Pods; merge patches of status; server-side
+apply of ConfigMap, Secret, Deployment and Service, which needs create as well as patch; reads of
+Deployments and Services before applying them; Events). It never deletes: children go with their
+gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per watched namespace.
+*/}}
+{{- define "harmony.rules" -}}
+- apiGroups: ["harmony.runbeam.io"]
+  resources: ["harmonygateways", "harmonypipelines", "harmonyendpoints"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["harmony.runbeam.io"]
+  resources: ["harmonygateways/status", "harmonypipelines/status", "harmonyendpoints/status"]
+  verbs: ["patch"]
+# Children carry blockOwnerDeletion: clusters with OwnerReferencesPermissionEnforcement ask for this.
+- apiGroups: ["harmony.runbeam.io"]
+  resources: ["harmonygateways/finalizers"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["configmaps", "secrets"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- if .Values.operator.manageWorkloads }}
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
+{{- end }}

@@ -1,0 +1,83 @@
+/**
+ * What the sidecar injector adds to a pod, as an RFC 6902 JSON Patch. The container, its mounts and
+ * volumes are taken from the gateway's Deployment (translator/workload.ts), so Deployment and
+ * Sidecar mode run the same container spec; only names are prefixed, because a pod we did not
+ * write may already use "config", "tmp" or "dataplane".
+ */
+import type { V1Container, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
+import type { HarmonyGateway } from "../api/v1alpha1.js";
+import { deploymentFor } from "../translator/workload.js";
+
+export const SIDECAR_NAME = "harmony-dataplane";
+const VOLUME_PREFIX = "harmony-";
+
+export type JsonPatchOp = { op: "add"; path: string; value: unknown };
+
+export interface Injection {
+  /** Empty when the pod already has the sidecar. */
+  patch: JsonPatchOp[];
+  /** For the user (AdmissionResponse.warnings): port clashes the API server would not catch. */
+  warnings: string[];
+}
+
+/** The data-plane container and the volumes it mounts, as the gateway's Deployment has them. */
+export function sidecarFor(gw: HarmonyGateway, defaultImage?: string): { container: V1Container; volumes: V1Volume[] } {
+  const d = deploymentFor(gw, defaultImage) as unknown as { spec: { template: { spec: V1PodSpec } } };
+  const podSpec = structuredClone(d.spec.template.spec);
+  const container = podSpec.containers[0]!;
+  const rename = (n: string) => VOLUME_PREFIX + n;
+  container.name = SIDECAR_NAME;
+  container.volumeMounts = (container.volumeMounts ?? []).map((m) => ({ ...m, name: rename(m.name) }));
+  // The pod's securityContext belongs to the application; what the Deployment sets there for the
+  // data plane moves onto the container (fsGroup has no container-level form and is not needed:
+  // ConfigMap and Secret files are world-readable by default).
+  const psc = podSpec.securityContext ?? {};
+  container.securityContext = {
+    ...(psc.runAsNonRoot !== undefined ? { runAsNonRoot: psc.runAsNonRoot } : {}),
+    ...(psc.runAsUser !== undefined ? { runAsUser: psc.runAsUser } : {}),
+    ...(psc.runAsGroup !== undefined ? { runAsGroup: psc.runAsGroup } : {}),
+    ...(psc.seccompProfile ? { seccompProfile: psc.seccompProfile } : {}),
+    ...container.securityContext,
+  };
+  const volumes = (podSpec.volumes ?? []).map((v) => ({ ...v, name: rename(v.name) }));
+  return { container, volumes };
+}
+
+export function hasSidecar(pod: V1Pod): boolean {
+  return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === SIDECAR_NAME);
+}
+
+/** The patch that injects the sidecar into `pod`; idempotent (nothing for a pod that has it). */
+export function injectionPatch(pod: V1Pod, gw: HarmonyGateway, defaultImage?: string): Injection {
+  if (hasSidecar(pod)) return { patch: [], warnings: [] };
+  const { container, volumes } = sidecarFor(gw, defaultImage);
+  const others = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  const warnings: string[] = [];
+  const takenNames = new Set(others.flatMap((c) => (c.ports ?? []).map((p) => p.name).filter(Boolean)));
+  const takenPorts = new Map(
+    others.flatMap((c) => (c.ports ?? []).map((p) => [p.containerPort, c.name] as [number, string])),
+  );
+  container.ports = (container.ports ?? []).map((p) => {
+    const owner = takenPorts.get(p.containerPort);
+    if (owner) {
+      warnings.push(
+        `port ${p.containerPort} of the Harmony sidecar is also declared by container "${owner}"; one of them will fail to bind`,
+      );
+    }
+    // Port names must be unique in a pod, and a clash would get the pod rejected; the name is
+    // a convenience, the number is what matters.
+    if (p.name && takenNames.has(p.name)) {
+      const { name: _dropped, ...rest } = p;
+      return rest;
+    }
+    return p;
+  });
+
+  const patch: JsonPatchOp[] = [];
+  const existing = new Set((pod.spec?.volumes ?? []).map((v) => v.name));
+  const add = volumes.filter((v) => !existing.has(v.name));
+  if (!pod.spec?.volumes) patch.push({ op: "add", path: "/spec/volumes", value: add });
+  else for (const v of add) patch.push({ op: "add", path: "/spec/volumes/-", value: v });
+  patch.push({ op: "add", path: "/spec/containers/-", value: container });
+  return { patch, warnings };
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Builds the runtime folder of a Harmony image: exactly what the runtime stage of
+# docker/<workspace>.Dockerfile copies to /app, so it can be built and run without Docker.
+#
+#   scripts/runtime-bundle.sh <dataplane|operator> <outdir>
+#
+# <outdir> gets package.json, dist/ (compiled from the workspace's sources), the files it reads at run
+# time (the data plane's schema/) and node_modules/ with the
+# production dependencies at the versions package-lock.json pins (npm ci --omit=dev), laid out so that
+# `node <outdir>/dist/<entry>.js` resolves everything inside <outdir>: workspace links become real
+# copies, and nothing points back into the repository. Needs the repository's dev dependencies
+# installed (npm ci) for the TypeScript compiler, and the npm registry (or a warm npm cache).
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 <dataplane|operator> <outdir>" >&2
+  exit 2
+}
+die() {
+  echo "runtime-bundle: $*" >&2
+  exit 1
+}
+
+[ $# -eq 2 ] || usage
+ws=$1
+out=$2
+case "$ws" in
+  dataplane | operator) ;;
+  *) usage ;;
+esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+workspaces=(dataplane operator)
+tsc="$root/node_modules/.bin/tsc"
+[ -x "$tsc" ] || die "$tsc is missing; run npm ci in $root first"
+
+out=$(realpath -m "$out")
+case "$out/" in
+  "$root"/*) die "$out is inside the repository; npm and tsc would see the workspace around it" ;;
+esac
+mkdir -p "$out"
+[ -z "$(ls -A "$out")" ] || die "$out is not empty"
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/harmony-bundle.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+
+# Production dependencies of the one workspace, as locked. npm ci checks the lock against every
+# workspace's manifest, so all manifests go into the stage, but only $ws's tree is installed.
+cp "$root/package.json" "$root/package-lock.json" "$stage/"
+for w in "${workspaces[@]}"; do
+  mkdir -p "$stage/$w"
+  cp "$root/$w/package.json" "$stage/$w/"
+done
+# --ignore-scripts: no production dependency needs an install script (core-js-pure's only prints).
+(cd "$stage" && npm ci --omit=dev --workspace "$ws" --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
+
+# Files a workspace reads at run time beside dist/ (the data plane loads its JSON Schemas from schema/).
+RUNTIME_FILES=(package.json schema)
+
+compile() { # compile <workspace> <dest>: its sources to <dest>/dist, plus its runtime files
+  local f
+  for f in "${RUNTIME_FILES[@]}"; do
+    [ ! -e "$root/$1/$f" ] || cp -R "$root/$1/$f" "$2/"
+  done
+  "$tsc" -p "$root/$1/tsconfig.build.json" --outDir "$2/dist" --sourceMap false
+}
+
+# move_modules <from> <to>: a workspace's nested node_modules (versions that clash with what is
+# hoisted for other workspaces) into <to>; refuses to shadow a hoisted package of the same name.
+move_modules() {
+  local from=$1 to=$2 entry name
+  [ -d "$from" ] || return 0
+  mkdir -p "$to"
+  for entry in "$from"/* "$from"/@*/*; do
+    [ -e "$entry" ] || continue
+    name=${entry#"$from"/}
+    case "$name" in @*/*) ;; @*) continue ;; esac
+    [ ! -e "$to/$name" ] || die "$name is both hoisted and nested for $ws; the bundle cannot be flattened"
+    mkdir -p "$(dirname "$to/$name")"
+    mv "$entry" "$to/$name"
+  done
+}
+
+mv "$stage/node_modules" "$out/node_modules"
+# npm's hidden lockfile describes the stage's layout, not this one; npm reads it, node never does.
+rm -f "$out/node_modules/.package-lock.json"
+compile "$ws" "$out"
+move_modules "$stage/$ws/node_modules" "$out/node_modules"
+# Workspaces the bundle depends on are symlinks into the stage: replace each with a built copy.
+for link in "$out"/node_modules/@harmony/*; do
+  [ -L "$link" ] || continue
+  dep=$(basename "$link")
+  rm "$link"
+  [ "$dep" != "$ws" ] || continue
+  mkdir "$link"
+  compile "$dep" "$link"
+  move_modules "$stage/$dep/node_modules" "$link/node_modules"
+done
+rmdir "$out/node_modules/@harmony" 2>/dev/null || true
+
+# Every symlink left (node_modules/.bin) must stay inside the bundle.
+while IFS= read -r -d '' l; do
+  target=$(readlink -f "$l") || die "dangling symlink $l"
+  case "$target" in "$out"/*) ;; *) die "$l points outside the bundle ($target)" ;; esac
+done < <(find "$out" -type l -print0)
+
+echo "runtime-bundle: $ws → $out ($(du -sh "$out" | cut -f1))" >&2

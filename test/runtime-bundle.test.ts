@@ -1,0 +1,171 @@
+/**
+ * The images' runtime folders without Docker: scripts/runtime-bundle.sh builds exactly what the
+ * runtime stage of docker/<name>.Dockerfile copies, and the data plane must run from that folder
+ * with plain node — no repository, no dev dependencies, no symlink back into the workspace.
+ */
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { ROOT, freePort, http, sleep, tempDir } from "../dataplane/test/helpers.js";
+
+const SCRIPT = join(ROOT, "scripts/runtime-bundle.sh");
+const DEV_ONLY = ["typescript", "tsx", "esbuild", "eslint", "prettier", "typescript-eslint", "@eslint/js"];
+
+// Without NODE_PATH a module can only come from the bundle's own node_modules.
+const cleanEnv = (): NodeJS.ProcessEnv => {
+  const env = { ...process.env };
+  delete env.NODE_PATH;
+  delete env.NODE_OPTIONS; // the test runner's --import tsx must not help the bundle
+  return env;
+};
+
+function bundle(workspace: string): string {
+  const out = join(tempDir("harmony-bundle-"), "app");
+  const r = spawnSync("bash", [SCRIPT, workspace, out], { encoding: "utf8", env: cleanEnv(), timeout: 300_000 });
+  assert.equal(r.status, 0, `runtime-bundle.sh ${workspace} failed:\n${r.stdout}\n${r.stderr}`);
+  return out;
+}
+
+/** Every symlink in `dir` with where it points, for the "nothing leaves the bundle" check. */
+function symlinks(dir: string): { link: string; target: string }[] {
+  const found: { link: string; target: string }[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isSymbolicLink()) found.push({ link: p, target: realpathSync(p) });
+      else if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+function assertSelfContained(out: string): void {
+  for (const { link, target } of symlinks(out)) {
+    assert.ok(!relative(out, target).startsWith(".."), `${link} points outside the bundle, to ${target}`);
+  }
+  for (const dev of DEV_ONLY) {
+    assert.ok(!existsSync(join(out, "node_modules", dev)), `dev dependency ${dev} is in the bundle`);
+  }
+}
+
+let dataplaneOut: string;
+let operatorOut: string;
+
+before(() => {
+  dataplaneOut = bundle("dataplane");
+  operatorOut = bundle("operator");
+});
+
+test("the script refuses a non-empty or in-repository output folder and an unknown workspace", () => {
+  const run = (...args: string[]) => spawnSync("bash", [SCRIPT, ...args], { encoding: "utf8" });
+  assert.equal(run("gateway", tempDir()).status, 2);
+  const full = tempDir();
+  writeFileSync(join(full, "x"), "");
+  assert.match(run("dataplane", full).stderr, /is not empty/);
+  assert.match(run("dataplane", join(ROOT, ".tmp", "bundle-test")).stderr, /inside the repository/);
+});
+
+test("data-plane bundle: package.json, dist, schema and production node_modules only", () => {
+  assert.deepEqual(readdirSync(dataplaneOut).sort(), ["dist", "node_modules", "package.json", "schema"]);
+  // Read at run time (config validation), so it must ship beside dist/.
+  assert.ok(existsSync(join(dataplaneOut, "schema/harmony-config.schema.json")));
+  const pkg = JSON.parse(readFileSync(join(dataplaneOut, "package.json"), "utf8")) as {
+    name: string;
+    dependencies: Record<string, string>;
+  };
+  assert.equal(pkg.name, "@harmony/dataplane");
+  assert.ok(existsSync(join(dataplaneOut, "dist/cli.js")));
+  assert.ok(!existsSync(join(dataplaneOut, "dist/cli.js.map")), "source maps point at sources the image lacks");
+  for (const dep of Object.keys(pkg.dependencies)) {
+    assert.ok(existsSync(join(dataplaneOut, "node_modules", dep, "package.json")), `${dep} is missing`);
+  }
+  assert.ok(!existsSync(join(dataplaneOut, "node_modules/@harmony")));
+  assertSelfContained(dataplaneOut);
+});
+
+test("the bundled data plane serves the default example with plain node, from outside the repository", async (t) => {
+  const web = await freePort();
+  const mgmt = await freePort();
+  const conf = tempDir("harmony-bundle-conf-");
+  cpSync(join(ROOT, "examples/default"), conf, { recursive: true });
+  const rewrite = (file: string) =>
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8")
+        .replace(/bind_port = 8080/g, `bind_port = ${web}`)
+        .replace(/bind_port = 9090/g, `bind_port = ${mgmt}`)
+        .replace(/127\.0\.0\.1:8080/g, `127.0.0.1:${web}`),
+    );
+  rewrite(join(conf, "config.toml"));
+  rewrite(join(conf, "pipelines/proxy.toml"));
+
+  const proc = spawn(process.execPath, [join(dataplaneOut, "dist/cli.js"), "--config", join(conf, "config.toml")], {
+    cwd: conf,
+    env: cleanEnv(),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  proc.stdout.setEncoding("utf8").on("data", (c: string) => (log += c));
+  proc.stderr.setEncoding("utf8").on("data", (c: string) => (log += c));
+  t.after(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGKILL");
+      await once(proc, "exit");
+    }
+  });
+
+  const end = Date.now() + 30_000;
+  let health;
+  while (Date.now() < end && proc.exitCode === null) {
+    health = await http(`http://127.0.0.1:${mgmt}/healthz`).catch(() => undefined);
+    if (health?.status === 200) break;
+    await sleep(100);
+  }
+  assert.equal(health?.status, 200, `the bundled data plane did not come up:\n${log}`);
+
+  const echo = await http(`http://127.0.0.1:${web}/echo/hello?x=1`);
+  assert.equal(echo.status, 200, echo.text);
+  assert.match(echo.text, /\/hello/);
+  // Through the HTTP backend (undici) to the echo pipeline: the whole request path runs from the bundle.
+  const proxied = await http(`http://127.0.0.1:${web}/proxy/via-upstream`);
+  assert.equal(proxied.status, 200, proxied.text);
+  assert.match(proxied.text, /via-upstream/);
+  const info = await http(`http://127.0.0.1:${mgmt}/admin/info`);
+  assert.equal(info.status, 200);
+  assert.equal((info.json() as { version?: string }).version, "0.1.0");
+
+  proc.kill("SIGTERM");
+  const [code] = (await once(proc, "exit")) as [number | null];
+  assert.equal(code, 0, log);
+});
+
+test("operator bundle: the data plane's validator is a real copy inside it and every import resolves", () => {
+  assert.deepEqual(readdirSync(operatorOut).sort(), ["dist", "node_modules", "package.json"]);
+  const dp = join(operatorOut, "node_modules/@harmony/dataplane");
+  assert.ok(lstatSync(dp).isDirectory() && !lstatSync(dp).isSymbolicLink());
+  assert.ok(existsSync(join(dp, "dist/index.js")));
+  assert.ok(existsSync(join(operatorOut, "node_modules/node-forge/package.json")));
+  assert.ok(!existsSync(join(operatorOut, "node_modules/@types/node-forge")), "@types/node-forge is a dev dependency");
+  assert.ok(!existsSync(join(operatorOut, "node_modules/@harmony/operator")));
+  assertSelfContained(operatorOut);
+  // ESM links every static import before main() runs, so --help proves the whole graph resolves.
+  const r = spawnSync(process.execPath, [join(operatorOut, "dist/main.js"), "--help"], {
+    cwd: tempDir(),
+    env: cleanEnv(),
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /--webhook-port/);
+  // The operator validates every config it renders with the data plane's checker, which loads the
+  // config JSON Schema from disk: run that copy's --check on the default example.
+  const check = spawnSync(
+    process.execPath,
+    [join(dp, "dist/cli.js"), "--check", "--config", join(ROOT, "examples/default/config.toml")],
+    { cwd: tempDir(), env: cleanEnv(), encoding: "utf8" },
+  );
+  assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}`);
+});
