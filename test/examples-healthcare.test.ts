@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startFhirServer, type FhirPeer } from "./peers/fhir-server.js";
 import { startOrthanc, startStorescp, SAMPLES, type Orthanc, type StoreScp } from "./peers/dicom-peers.js";
@@ -99,4 +99,62 @@ test("examples/modality-to-dicomweb", () =>
       readdirSync(storescp.dir).some((f) => f.includes(MR.sop)),
       "storescp received the study",
     );
+  }));
+
+test("examples/jmix-export: a package over C-GET, then a FHIR ImagingStudy linking to it", () =>
+  withExample("jmix-export", async () => {
+    const store = join(ROOT, "examples/jmix-export/tmp");
+    try {
+      assert.equal(
+        (
+          await fetch(`${orthanc.http}/instances`, {
+            method: "POST",
+            body: readFileSync(join(SAMPLES, "MR_small.dcm")),
+          })
+        ).status,
+        200,
+      );
+      const pkg = await fetch(`${GW}/jmix/api/jmix?studyInstanceUid=${MR.study}`);
+      assert.equal(pkg.status, 200, await pkg.clone().text());
+      assert.equal(pkg.headers.get("content-type"), "application/zip");
+      const id = pkg.headers.get("x-jmix-id")!;
+      await pkg.arrayBuffer();
+
+      const res = await fetch(`${GW}/imaging/api/jmix/${id}/metadata`);
+      assert.equal(res.status, 200, await res.clone().text());
+      const study = (await res.json()) as {
+        resourceType: string;
+        id: string;
+        identifier: { system: string; value: string }[];
+        subject: { identifier: { value: string } };
+        series: { uid: string; modality: { code: string }; numberOfInstances: number }[];
+        contained: { resourceType: string; address: string }[];
+        endpoint: { reference: string }[];
+      };
+      assert.equal(study.resourceType, "ImagingStudy");
+      assert.deepEqual(study.identifier, [{ system: "urn:dicom:uid", value: `urn:oid:${MR.study}` }]);
+      assert.equal(study.subject.identifier.value, MR.patientId);
+      assert.deepEqual(
+        study.series.map((s) => [s.uid, s.modality.code, s.numberOfInstances]),
+        [[MR.series, "MR", 1]],
+      );
+      assert.deepEqual(study.endpoint, [{ reference: "#jmix" }]);
+      const address = study.contained[0]!.address;
+      assert.equal(address, `${GW}/jmix/api/jmix/${id}`);
+
+      // A real FHIR server accepts it, and the link it stores leads back to the package.
+      const put = await fetch(`${fhir.base}/ImagingStudy/${study.id}`, {
+        method: "PUT",
+        headers: { "content-type": "application/fhir+json" },
+        body: JSON.stringify(study),
+      });
+      assert.ok(put.status === 201 || put.status === 200, `${put.status} ${await put.clone().text()}`);
+      const stored = (await (await fetch(`${fhir.base}/ImagingStudy/${study.id}`)).json()) as typeof study;
+      const zip = await fetch(stored.contained[0]!.address);
+      assert.equal(zip.status, 200, await zip.clone().text());
+      assert.equal(zip.headers.get("x-jmix-id"), id);
+      await zip.arrayBuffer();
+    } finally {
+      rmSync(store, { recursive: true, force: true });
+    }
   }));

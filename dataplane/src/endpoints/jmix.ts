@@ -2,6 +2,8 @@
  * `jmix` endpoint: the JMIX HTTP API under `path_prefix` (spec docs/spec/api.md):
  *   GET|HEAD {p}/api/jmix/{id}                  the package as a zip (406 for another Accept)
  *   GET|HEAD {p}/api/jmix/{id}/manifest         its manifest.json
+ *   GET|HEAD {p}/api/jmix/{id}/metadata         its payload/metadata.json (not for encrypted
+ *                                               packages); an extension, for FHIR ImagingStudy
  *   GET|HEAD {p}/api/jmix?studyInstanceUid=…    the study's package, built on a miss
  *   GET|POST {p}/api/jmix/prime/{studyUid}      build (201) without downloading
  *   POST     {p}/api/jmix                       upload a zip or tar.gz (201, 400, 409, 415)
@@ -28,6 +30,7 @@ const Options = Type.Object(
 export type JmixRequest =
   | { op: "get"; id: string; head: boolean }
   | { op: "manifest"; id: string; head: boolean }
+  | { op: "metadata"; id: string; head: boolean }
   | { op: "study"; studyUid: string; head: boolean; skipHashing?: boolean; skipListing?: boolean }
   | { op: "prime"; studyUid: string; skipHashing?: boolean; skipListing?: boolean }
   | { op: "upload"; format: "zip" | "tar.gz" };
@@ -67,7 +70,8 @@ function resource(subpath: string): { a?: string; b?: string; allow: string[] } 
     if (b === undefined) throw new HttpError(404, "prime takes a StudyInstanceUID: /api/jmix/prime/{studyInstanceUid}");
     return { a, b, allow: ["GET", "POST", "OPTIONS"] };
   }
-  if (b !== undefined && b !== "manifest") throw new HttpError(404, `/api/jmix/{id}/${b} is not part of the JMIX API`);
+  if (b !== undefined && b !== "manifest" && b !== "metadata")
+    throw new HttpError(404, `/api/jmix/{id}/${b} is not part of the JMIX API`);
   return { a, b, allow: ["GET", "HEAD", "OPTIONS"] };
 }
 
@@ -103,9 +107,9 @@ function parse(ctx: RequestContext): JmixRequest {
   }
   if (a === "prime") return { op: "prime", studyUid: checkUid(b!), ...skip };
   if (!UUID.test(a)) throw new HttpError(400, `"${a}" is not a package id (a UUID)`);
-  if (b === "manifest") {
-    if (!accepts(accept, "application/json")) throw new HttpError(406, "a manifest is served as application/json");
-    return { op: "manifest", id: a.toLowerCase(), head };
+  if (b === "manifest" || b === "metadata") {
+    if (!accepts(accept, "application/json")) throw new HttpError(406, `${b} is served as application/json`);
+    return { op: b, id: a.toLowerCase(), head };
   }
   if (!accepts(accept, "application/zip")) throw new HttpError(406, "packages are served as application/zip");
   return { op: "get", id: a.toLowerCase(), head };

@@ -58,10 +58,26 @@ const str = (v: unknown): string | undefined => {
   return s === "" ? undefined : s;
 };
 
-function readHeader(bytes: Buffer): Natural {
+/** Most headers end well before this; pixel data after it is never copied to be parsed. */
+const HEADER_PREFIX = 1024 * 1024;
+
+function parseHeader(bytes: Buffer): Natural {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const dict = dcmjs.data.DicomMessage.readFile(ab, { untilTag: "7FE00010", ignoreErrors: true });
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
+}
+
+/** The attributes before the pixel data: from the first MiB when that holds them, else from all of it. */
+function readHeader(bytes: Buffer): Natural {
+  if (bytes.length > HEADER_PREFIX) {
+    try {
+      const h = parseHeader(bytes.subarray(0, HEADER_PREFIX));
+      if (h.SOPInstanceUID && h.StudyInstanceUID && h.SeriesInstanceUID) return h;
+    } catch {
+      // a header longer than the prefix: read the whole instance below
+    }
+  }
+  return parseHeader(bytes);
 }
 
 function personName(pn: string): { family?: string; given?: string[]; prefix?: string; suffix?: string; text: string } {

@@ -292,15 +292,18 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
         switch (r.op) {
           case "get":
             return serveZip(rctx, found(r.id), r.head);
-          case "manifest": {
+          case "manifest":
+          case "metadata": {
             const e = found(r.id);
-            const body = await readFile(join(store.dir(e.id), "manifest.json"));
+            const file = r.op === "manifest" ? "manifest.json" : "payload/metadata.json";
+            if (r.op === "metadata" && e.encrypted)
+              throw new HttpError(404, `package ${e.id} is encrypted; its metadata is inside the payload`);
+            const body = await readFile(join(store.dir(e.id), file));
             rctx.response = {
               status: 200,
-              headers: { "content-type": "application/json" },
+              headers: { "content-type": "application/json", "content-length": body.length },
               body: r.head ? null : body,
             };
-            if (r.head) rctx.response.headers["content-length"] = body.length;
             return;
           }
           case "study": {

@@ -18,6 +18,51 @@ export function boundaryOf(contentType: string | undefined): string | undefined 
     .find(Boolean);
 }
 
+/**
+ * Bytes received but not yet consumed. Appends grow the store geometrically, so a part of n bytes
+ * arriving in small chunks costs O(n) copying, not O(n²) as re-concatenating on each chunk would.
+ */
+class Pending {
+  private data = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  get view(): Buffer {
+    return this.data.subarray(this.start, this.end);
+  }
+
+  append(chunk: Buffer): void {
+    if (this.end + chunk.length > this.data.length) {
+      const live = this.length;
+      const next = Buffer.allocUnsafe(Math.max(live + chunk.length, live * 2, 64 * 1024));
+      this.data.copy(next, 0, this.start, this.end);
+      this.data = next;
+      this.start = 0;
+      this.end = live;
+    }
+    chunk.copy(this.data, this.end);
+    this.end += chunk.length;
+  }
+
+  skip(n: number): void {
+    this.start += n;
+  }
+
+  /** The next n bytes as a buffer of their own; what follows moves to fresh storage so it is never overwritten. */
+  take(n: number): Buffer {
+    const out = this.data.subarray(this.start, this.start + n);
+    const rest = Buffer.from(this.data.subarray(this.start + n, this.end));
+    this.data = rest;
+    this.start = 0;
+    this.end = rest.length;
+    return out;
+  }
+}
+
 /** Parts of a multipart body, in order; 400 on a malformed body, 413 on a part beyond `maxPartBytes`. */
 export async function* readParts(
   body: AsyncIterable<Buffer> | Iterable<Buffer>,
@@ -26,49 +71,52 @@ export async function* readParts(
 ): AsyncGenerator<Part> {
   const open = Buffer.from(`--${boundary}`);
   const delim = Buffer.from(`\r\n--${boundary}`);
-  let buf: Buffer = Buffer.alloc(0);
+  const buf = new Pending();
   let state: "preamble" | "headers" | "body" | "done" = "preamble";
   let headers: Record<string, string> = {};
   let scanFrom = 0;
   for await (const chunk of body) {
     if (state === "done") continue; // epilogue
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    buf.append(chunk);
     for (;;) {
       if (state === "preamble") {
-        const i = buf.indexOf(open);
+        const i = buf.view.indexOf(open);
         if (i < 0) break;
-        buf = buf.subarray(i + open.length);
+        buf.skip(i + open.length);
         state = "headers";
       }
       if (state === "headers") {
-        if (buf.length < 2) break;
-        if (buf.subarray(0, 2).toString("latin1") === "--") {
+        const view = buf.view;
+        if (view.length < 2) break;
+        if (view.toString("latin1", 0, 2) === "--") {
           state = "done";
           break;
         }
-        const end = buf.indexOf("\r\n\r\n");
+        const end = view.indexOf("\r\n\r\n");
         if (end < 0) {
-          if (buf.length > 16_384) throw new HttpError(400, "multipart part headers are too long or unterminated");
+          if (view.length > 16_384) throw new HttpError(400, "multipart part headers are too long or unterminated");
           break;
         }
         headers = {};
-        for (const line of buf.subarray(0, end).toString("latin1").split("\r\n")) {
+        for (const line of view.toString("latin1", 0, end).split("\r\n")) {
           const c = line.indexOf(":");
           if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
         }
-        buf = buf.subarray(end + 4);
+        buf.skip(end + 4);
         state = "body";
         scanFrom = 0;
       }
       if (state === "body") {
-        const end = buf.indexOf(delim, scanFrom);
+        const view = buf.view;
+        const end = view.indexOf(delim, scanFrom);
         if (end < 0) {
-          if (buf.length > maxPartBytes) throw new HttpError(413, `a multipart part exceeds ${maxPartBytes} bytes`);
-          scanFrom = Math.max(0, buf.length - delim.length);
+          if (view.length > maxPartBytes) throw new HttpError(413, `a multipart part exceeds ${maxPartBytes} bytes`);
+          scanFrom = Math.max(0, view.length - delim.length);
           break;
         }
-        yield { headers, body: Buffer.from(buf.subarray(0, end)) };
-        buf = buf.subarray(end + delim.length);
+        const partBody = buf.take(end);
+        buf.skip(delim.length);
+        yield { headers, body: partBody };
         state = "headers";
       }
     }
