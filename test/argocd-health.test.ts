@@ -7,11 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ROOT } from "../dataplane/test/helpers.js";
+import { run as runCommand } from "./support.js";
 
 const ARGOCD = join(ROOT, "charts/harmony/argocd");
 const SCRIPT = join(ARGOCD, "health.lua");
@@ -22,21 +22,7 @@ interface Case {
   inputPath: string;
 }
 
-function run(cmd: string, args: string[], input = ""): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    // A process that exits before reading its input must not fail the test with EPIPE; its exit
-    // code and output say what went wrong.
-    p.stdin.on("error", () => undefined);
-    p.stdin.end(input);
-  });
-}
+const run = (cmd: string, args: string[], input = "") => runCommand(cmd, args, { input });
 
 /** Path of an interpreter; lua.sh installs it when missing, so a missing Lua fails rather than skips. */
 async function interpreter(which: "lua" | "lua5.1"): Promise<string> {

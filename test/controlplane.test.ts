@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
+import { eventually as poll } from "./support.js";
 
 const exec = promisify(execFile);
 let cp: ControlPlane;
@@ -31,26 +32,11 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function eventually<T>(
+const eventually = <T>(
   what: string,
   fn: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 60_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`,
-  );
-}
+): Promise<T> => poll(what, fn, { timeoutMs, intervalMs: 250 });
 
 const configMap = (ns: string, name: string, ownerUid?: string) =>
   JSON.stringify({

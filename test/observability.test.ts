@@ -21,12 +21,12 @@ import {
   freePort,
   http,
   proxyPipeline,
-  sleep,
   startDataplane,
   startUpstream,
   tempDir,
   writeTree,
 } from "../dataplane/test/helpers.js";
+import { eventually as poll, run as runCommand } from "./support.js";
 
 const FILES = join(ROOT, "charts/harmony/files");
 const RULES_FILE = join(FILES, "prometheus-rules.yaml");
@@ -251,32 +251,10 @@ let dataplaneMetrics = "";
 let operatorMetrics = "";
 let promtool = "";
 
-function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[]) => runCommand(cmd, args);
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}: ${String(last)}\noperator log:\n${operatorLog.slice(-3000)}`);
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  poll(what, fn, { timeoutMs, intervalMs: 250, context: () => `operator log:\n${operatorLog.slice(-3000)}` });
 
 /** A data plane that has served a 200, a 502 (dead backend) and a 404 (no route), then its /metrics. */
 async function scrapeDataplane(): Promise<string> {

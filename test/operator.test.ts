@@ -12,6 +12,7 @@ import TOML from "@iarna/toml";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { startSyncer } from "./syncer.js";
 import { ROOT, freePort, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
+import { eventually as poll } from "./support.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;
@@ -23,22 +24,8 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(
-    `timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ""}\noperator log:\n${operatorLog.slice(-4000)}`,
-  );
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> =>
+  poll(what, fn, { timeoutMs, context: () => `operator log:\n${operatorLog.slice(-4000)}` });
 
 const getJson = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, "-o", "json"])) as T;
 type Cond = { type: string; status: string; reason: string; message: string };

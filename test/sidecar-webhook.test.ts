@@ -20,6 +20,7 @@ import { webhookSettings } from "../operator/src/webhook/flags.js";
 import { SIDECAR_NAME, injectionPatch, sidecarFor } from "../operator/src/webhook/inject.js";
 import { assessBundle, checkExternal, createBundle, issueServing } from "../operator/src/webhook/certs.js";
 import { deploymentFor } from "../operator/src/translator/workload.js";
+import { eventually as poll } from "./support.js";
 
 const CONFIG_NAME = "harmony-test-injector";
 const SECRET_NS = "harmony-system";
@@ -166,22 +167,8 @@ async function kubectl(args: string[], input?: string): Promise<string> {
 }
 const getJson = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, "-o", "json"])) as T;
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(
-    `timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}\noperator log:\n${operator?.log().slice(-4000) ?? ""}`,
-  );
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> =>
+  poll(what, fn, { timeoutMs, context: () => `operator log:\n${operator?.log().slice(-4000) ?? ""}` });
 
 async function startOperator(failurePolicy: "Fail" | "Ignore"): Promise<void> {
   const proc = spawn(

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../dataplane/test/helpers.js";
+import { run as runCommand } from "../support.js";
 
 export { freePort };
 
@@ -378,19 +379,8 @@ function get(
   });
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.on("error", () => undefined); // the command may exit before reading its input
-    p.stdin.end(input ?? "");
-  });
-}
+const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<KubectlResult> =>
+  runCommand(cmd, args, { env, input });
 
 function openssl(dir: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
