@@ -7,6 +7,9 @@
  * Deployment. The operator reconciling a gateway, a pipeline, a Secret reference, Deployments,
  * Services, Events and its Lease without one `forbidden` proves the RBAC is enough; `kubectl auth
  * can-i` proves it is not more. No kubelet runs, so the Deployment's pod is this local process.
+ * With `webhook.enabled` the same ServiceAccount creates the sidecar webhook's certificate Secret and
+ * MutatingWebhookConfiguration, and the API server calls the webhook (at a loopback URL, as no
+ * Service routes to this process) to inject the data plane into a labelled pod.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,17 +22,26 @@ import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { startControlPlane, freePort, type ControlPlane, type KubectlResult } from "./controlplane/controlplane.js";
 import { ROOT, sleep } from "../dataplane/test/helpers.js";
+import { WEBHOOK_FLAGS, webhookSettings } from "../operator/src/webhook/flags.js";
 
 const CHART = join(ROOT, "charts/harmony");
 const RELEASE = "harmony";
 const RELEASE_NS = "harmony-system";
 const SA = `system:serviceaccount:${RELEASE_NS}:${RELEASE}`;
 const KINDS = ["HarmonyEndpoint", "HarmonyGateway", "HarmonyPipeline"];
+/** The names the chart gives the webhook's objects (release "harmony": fullname "harmony"). */
+const WEBHOOK_CONFIG = `${RELEASE}-sidecar-injector`;
+const WEBHOOK_SECRET = `${RELEASE}-webhook-cert`;
+const WEBHOOK_SERVICE = `${RELEASE}-webhook`;
+const GATEWAY_LABEL = "harmony.runbeam.io/gateway";
+const SIDECAR = "harmony-dataplane";
 
 let cp: ControlPlane;
 let work: string;
 let operator: ChildProcess | undefined;
 let operatorLog = "";
+/** Container port of the webhook while the release has webhook.enabled (0: not yet). */
+let webhookPort = 0;
 
 interface Obj {
   apiVersion: string;
@@ -59,6 +71,18 @@ interface Container {
   resources: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext: Record<string, unknown>;
   volumeMounts: { name: string; mountPath: string }[];
+}
+interface Pod {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec: { containers: { name: string; image?: string }[]; volumes?: { name: string; emptyDir?: object }[] };
+}
+interface WebhookConfiguration extends Obj {
+  webhooks: {
+    name: string;
+    failurePolicy: string;
+    clientConfig: { url?: string; service?: unknown; caBundle?: string };
+    namespaceSelector?: unknown;
+  }[];
 }
 interface Deployment extends Obj {
   spec: {
@@ -195,7 +219,7 @@ async function serviceAccountKubeconfig(): Promise<string> {
  * expanded from the container env, as the kubelet does) plus a kubeconfig, since no service-account
  * volume is mounted outside a pod.
  */
-async function startOperatorFromDeployment(): Promise<number> {
+async function startOperatorFromDeployment(extraArgs: string[] = []): Promise<number> {
   await stopOperator();
   const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
   const c = d.spec.template.spec.containers[0]!;
@@ -208,7 +232,7 @@ async function startOperatorFromDeployment(): Promise<number> {
   operatorLog = "";
   operator = spawn(
     process.execPath,
-    ["--import", "tsx", join(ROOT, "operator/src/main.ts"), ...args, "--kubeconfig", saKubeconfig],
+    ["--import", "tsx", join(ROOT, "operator/src/main.ts"), ...args, ...extraArgs, "--kubeconfig", saKubeconfig],
     { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   operator.stdout!.setEncoding("utf8").on("data", (s: string) => (operatorLog += s));
@@ -242,6 +266,78 @@ function assertNoAccessErrors(): void {
   );
 }
 
+/**
+ * The chart's --webhook-* arguments as the operator parses them (operator/src/webhook/flags.ts), with
+ * $(POD_NAMESPACE) expanded as the kubelet would: a misspelt flag or a value the operator refuses
+ * fails here, not at the operator's start in a cluster.
+ */
+function chartWebhookSettings(args: string[]) {
+  const flags: Record<string, string> = {};
+  for (const a of args.filter((x) => x.startsWith("--webhook-"))) {
+    const m = /^--([a-z-]+)=(.*)$/s.exec(a);
+    assert.ok(m, `${a}: not --flag=value`);
+    assert.ok(m[1]! in WEBHOOK_FLAGS, `${a}: the operator has no --${m[1]} flag`);
+    assert.equal(flags[m[1]!], undefined, `${a}: given twice`);
+    flags[m[1]!] = m[2]!.replaceAll("$(POD_NAMESPACE)", RELEASE_NS);
+  }
+  return webhookSettings(flags, "not-the-pod-namespace");
+}
+
+/** The API server cannot reach a Service here (no kubelet, no kube-proxy): it calls this process. */
+const webhookUrlArgs = () => ["--webhook-url", `https://127.0.0.1:${webhookPort}/mutate-v1-pod`];
+
+const sidecarGateway = (ns: string, name: string) => ({
+  apiVersion: "harmony.runbeam.io/v1alpha1",
+  kind: "HarmonyGateway",
+  metadata: { name, namespace: ns },
+  spec: { mode: "Sidecar", networks: [{ name: "web", port: 8080 }], management: { port: 9090 } },
+});
+const appPod = (ns: string, name: string, gateway: string): Pod => ({
+  metadata: { name, namespace: ns, labels: { [GATEWAY_LABEL]: gateway } },
+  spec: { containers: [{ name: "app", image: "registry.example/app:1" }], volumes: [{ name: "data", emptyDir: {} }] },
+});
+const podJson = (p: Pod) => JSON.stringify({ apiVersion: "v1", kind: "Pod", ...p });
+const containerNames = (p: Pod) => p.spec.containers.map((c) => c.name);
+
+/**
+ * Waits until the API server calls the webhook with the configuration it holds now (it reads
+ * webhook configurations through an informer): a server-side dry run of `pod` (admission runs,
+ * nothing is stored) until `ready` accepts what would be stored.
+ */
+const dryRunUntil = (what: string, pod: Pod, ready: (stored: Pod) => boolean) =>
+  eventually(what, async () => {
+    const r = await cp.kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], podJson(pod));
+    if (r.code !== 0) throw new Error(r.stderr);
+    return ready(JSON.parse(r.stdout) as Pod) || undefined;
+  });
+
+/** Creates `pod` for real and returns it as the API server stored it. */
+async function createPod(pod: Pod): Promise<Pod> {
+  await kubectl(["create", "-f", "-"], podJson(pod));
+  return getJson<Pod>(["get", "pod", pod.metadata.name, "-n", pod.metadata.namespace!]);
+}
+
+/** The operator's webhook configuration, checked against the CA in the operator's Secret. */
+async function webhookConfigurationWithCa(): Promise<WebhookConfiguration> {
+  const cfg = await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
+  assert.equal(cfg.metadata.labels?.["app.kubernetes.io/managed-by"], "harmony-operator");
+  assert.equal(cfg.webhooks.length, 1);
+  const secret = await getJson<{ type: string; data: Record<string, string> }>([
+    "get",
+    "secret",
+    WEBHOOK_SECRET,
+    "-n",
+    RELEASE_NS,
+  ]);
+  assert.equal(secret.type, "kubernetes.io/tls");
+  for (const k of ["tls.crt", "tls.key", "ca.crt", "ca.key"]) assert.ok(secret.data[k], `the Secret has no ${k}`);
+  assert.ok(cfg.webhooks[0]!.clientConfig.caBundle, "no caBundle");
+  assert.equal(cfg.webhooks[0]!.clientConfig.caBundle, secret.data["ca.crt"], "caBundle is not the Secret's CA");
+  assert.match(Buffer.from(secret.data["ca.crt"]!, "base64").toString(), /^-----BEGIN CERTIFICATE-----/);
+  assert.equal(cfg.webhooks[0]!.clientConfig.url, webhookUrlArgs()[1]);
+  return cfg;
+}
+
 before(async () => {
   work = mkdtempSync(join(tmpdir(), "harmony-chart-"));
   cp = await startControlPlane();
@@ -265,6 +361,8 @@ test("helm lint --strict passes, with the defaults and with every option on", as
     "podDisruptionBudget.enabled=true,metrics.serviceMonitor.enabled=true,metrics.dataplanePodMonitor.enabled=true",
     "--set",
     "metrics.prometheusRule.enabled=true,grafanaDashboard.enabled=true,operator.manageWorkloads=false",
+    "--set",
+    "webhook.enabled=true,webhook.failurePolicy=Ignore,webhook.namespaceSelector=team=imaging",
   ]);
 });
 
@@ -274,6 +372,10 @@ test("values.schema.json refuses values the chart cannot use", async () => {
     ["replicas=2", /additional properties 'replicas' not allowed|replicas/],
     ["operator.watchNamespaces={Not_A_Namespace}", /watchNamespaces/],
     ["operator.relistInterval=often", /relistInterval/],
+    ["webhook.failurePolicy=fail", /webhook\.failurePolicy/],
+    ["webhook.missingGateway=ignore", /webhook\.missingGateway/],
+    ["webhook.port=0", /webhook\.port/],
+    ["webhook.namespace=x", /additional properties 'namespace' not allowed|namespace/],
   ] as const) {
     const r = await helmRaw(["template", RELEASE, CHART, "--set", set]);
     assert.notEqual(r.code, 0, `--set ${set} was accepted`);
@@ -426,6 +528,165 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.ok(
     find<Deployment>(noElection, "Deployment")!.spec.template.spec.containers[0]!.args.includes("--leader-elect=false"),
   );
+});
+
+test("helm template: the sidecar webhook is off by default; on, its flags, port, Service and name-bound RBAC", async () => {
+  const isWebhook = (o: Obj) => o.metadata.name.endsWith("-webhook") || o.metadata.name.includes("sidecar-injector");
+  const defaults = await render();
+  assert.deepEqual(
+    defaults.filter(isWebhook).map((o) => o.kind),
+    [],
+    "webhook objects rendered by default",
+  );
+  const dc = find<Deployment>(defaults, "Deployment")!.spec.template.spec.containers[0]!;
+  assert.deepEqual(
+    dc.args.filter((a) => a.startsWith("--webhook")),
+    [],
+  );
+  assert.deepEqual(
+    dc.ports.map((p) => p.name),
+    ["health"],
+  );
+  assert.equal(chartWebhookSettings(dc.args), undefined, "the operator would serve a webhook");
+
+  const on = await render("webhook.enabled=true");
+  // The operator makes the MutatingWebhookConfiguration and the certificate Secret itself.
+  assert.equal(find(on, "MutatingWebhookConfiguration"), undefined);
+  assert.equal(find(on, "ValidatingWebhookConfiguration"), undefined);
+  assert.equal(find(on, "Secret"), undefined);
+  assert.deepEqual(kindNames(on.filter(isWebhook)), [
+    "ClusterRole/harmony-webhook",
+    "ClusterRoleBinding/harmony-webhook",
+    "Role/harmony-webhook",
+    "RoleBinding/harmony-webhook",
+    "Service/harmony-webhook",
+  ]);
+  const d = find<Deployment>(on, "Deployment")!;
+  const c = d.spec.template.spec.containers[0]!;
+  assert.deepEqual(
+    c.args.filter((a) => a.startsWith("--webhook")),
+    [
+      "--webhook-port=9443",
+      `--webhook-config-name=${WEBHOOK_CONFIG}`,
+      `--webhook-service=$(POD_NAMESPACE)/${WEBHOOK_SERVICE}`,
+      `--webhook-cert-secret=$(POD_NAMESPACE)/${WEBHOOK_SECRET}`,
+      "--webhook-failure-policy=Fail",
+      "--webhook-missing-gateway=deny",
+    ],
+  );
+  assert.deepEqual(
+    c.ports.map((p) => [p.name, p.containerPort]),
+    [
+      ["health", 8081],
+      ["webhook", 9443],
+    ],
+  );
+  // What the operator makes of those arguments: the Service below, the Secret the Role names.
+  const settings = chartWebhookSettings(c.args)!;
+  assert.equal(settings.port, 9443);
+  assert.equal(settings.configName, WEBHOOK_CONFIG);
+  assert.deepEqual(settings.target, { service: { namespace: RELEASE_NS, name: WEBHOOK_SERVICE, port: 443 } });
+  assert.deepEqual(settings.certSecret, { namespace: RELEASE_NS, name: WEBHOOK_SECRET });
+  assert.equal(settings.failurePolicy, "Fail");
+  assert.equal(settings.onMissingGateway, "deny");
+  assert.deepEqual(settings.namespaceSelector, {}, "every namespace");
+
+  const svc = find(on, "Service", WEBHOOK_SERVICE, RELEASE_NS) as Obj & {
+    spec: { type: string; selector: Record<string, string>; ports: Record<string, unknown>[] };
+  };
+  assert.equal(svc.spec.type, "ClusterIP");
+  assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
+  assert.deepEqual(svc.spec.ports, [{ name: "https", port: 443, targetPort: "webhook", protocol: "TCP" }]);
+
+  // RBAC: exactly the calls of operator/src/webhook/server.ts, each bound to its object's name but
+  // create of the Secret (a POST carries no name). The configuration is created by server-side
+  // apply, whose create check carries the name, so that create is name-bound too.
+  const cr = find(on, "ClusterRole", "harmony-webhook") as Obj & { rules: Rule[] };
+  assert.deepEqual(cr.rules, [
+    {
+      apiGroups: ["admissionregistration.k8s.io"],
+      resources: ["mutatingwebhookconfigurations"],
+      resourceNames: [WEBHOOK_CONFIG],
+      verbs: ["get", "create", "patch"],
+    },
+  ]);
+  const role = find(on, "Role", "harmony-webhook", RELEASE_NS) as Obj & { rules: Rule[] };
+  assert.deepEqual(role.rules, [
+    { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+    { apiGroups: [""], resources: ["secrets"], resourceNames: [WEBHOOK_SECRET], verbs: ["get", "update"] },
+  ]);
+  for (const r of [...cr.rules, ...role.rules]) {
+    assert.ok(
+      ![...r.verbs, ...r.resources, ...r.apiGroups, ...(r.resourceNames ?? [])].includes("*"),
+      JSON.stringify(r),
+    );
+  }
+  for (const [kind, roleKind] of [
+    ["ClusterRoleBinding", "ClusterRole"],
+    ["RoleBinding", "Role"],
+  ] as const) {
+    const b = find(on, kind, "harmony-webhook") as Obj & {
+      roleRef: { kind: string; name: string };
+      subjects: { kind: string; name: string; namespace: string }[];
+    };
+    assert.deepEqual(b.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: roleKind, name: "harmony-webhook" });
+    assert.deepEqual(b.subjects, [{ kind: "ServiceAccount", name: RELEASE, namespace: RELEASE_NS }]);
+  }
+  // The webhook GETs the pod's HarmonyGateway: the operator's own rules grant that.
+  const main = (find(on, "ClusterRole", RELEASE) as Obj & { rules: Rule[] }).rules;
+  assert.ok(main.some((r) => r.resources.includes("harmonygateways") && r.verbs.includes("get")));
+
+  const tuned = await render(
+    "webhook.enabled=true,webhook.port=10443,webhook.failurePolicy=Ignore,webhook.missingGateway=admit",
+  );
+  const tc = find<Deployment>(tuned, "Deployment")!.spec.template.spec.containers[0]!;
+  const ts = chartWebhookSettings(tc.args)!;
+  assert.equal(ts.port, 10443);
+  assert.equal(tc.ports.find((p) => p.name === "webhook")?.containerPort, 10443);
+  assert.equal(ts.failurePolicy, "Ignore");
+  assert.equal(ts.onMissingGateway, "admit");
+  const own = await render("webhook.enabled=true", "webhook.namespaceSelector=harmony-injection=enabled");
+  assert.deepEqual(
+    chartWebhookSettings(find<Deployment>(own, "Deployment")!.spec.template.spec.containers[0]!.args)!
+      .namespaceSelector,
+    { matchLabels: { "harmony-injection": "enabled" } },
+  );
+
+  // Scoped: the gateway GET works in the watched namespaces only, so only their pods are sent; a
+  // namespaceSelector of one's own is narrowed to them. The configuration is cluster-scoped, so its
+  // ClusterRole stays, the only cluster-wide grant.
+  const scoped = await render("webhook.enabled=true", "operator.watchNamespaces={clinic,radiology}");
+  const sargs = find<Deployment>(scoped, "Deployment")!.spec.template.spec.containers[0]!.args;
+  assert.ok(
+    sargs.includes("--webhook-namespace-selector=kubernetes.io/metadata.name in (clinic,radiology)"),
+    sargs.join(" "),
+  );
+  assert.deepEqual(chartWebhookSettings(sargs)!.namespaceSelector, {
+    matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["clinic", "radiology"] }],
+  });
+  assert.deepEqual(
+    all(scoped, "ClusterRole").map((o) => o.metadata.name),
+    ["harmony-webhook"],
+  );
+  assert.deepEqual((find(scoped, "ClusterRole") as Obj & { rules: Rule[] }).rules, cr.rules);
+  assert.deepEqual((find(scoped, "Role", "harmony-webhook", RELEASE_NS) as Obj & { rules: Rule[] }).rules, role.rules);
+  const both = await render(
+    "webhook.enabled=true",
+    "webhook.namespaceSelector=harmony-injection=enabled",
+    "operator.watchNamespaces={clinic}",
+  );
+  assert.deepEqual(
+    chartWebhookSettings(find<Deployment>(both, "Deployment")!.spec.template.spec.containers[0]!.args)!
+      .namespaceSelector,
+    {
+      matchLabels: { "harmony-injection": "enabled" },
+      matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["clinic"] }],
+    },
+  );
+
+  // rbac.create=false: the Service and flags only.
+  const noRbac = await render("webhook.enabled=true,rbac.create=false");
+  assert.deepEqual(kindNames(noRbac.filter(isWebhook)), ["Service/harmony-webhook"]);
 });
 
 test("helm template: monitoring, PDB and dashboard are off by default and render from files/ when on", async () => {
@@ -690,9 +951,109 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
   );
 });
 
-test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the operator still reconciles", async () => {
+test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates its Secret and webhook configuration, and pods get the sidecar", async () => {
+  await stopOperator();
   const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
-  const healthPort = d.spec.template.spec.containers[0]!.ports[0]!.containerPort;
+  const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
+  webhookPort = await freePort();
+  const out = await helm([
+    "upgrade",
+    RELEASE,
+    CHART,
+    "--namespace",
+    RELEASE_NS,
+    "--set",
+    `operator.healthPort=${healthPort}`,
+    "--set",
+    `webhook.enabled=true,webhook.port=${webhookPort}`,
+  ]);
+  assert.match(out, new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG}`), "NOTES name what uninstall leaves");
+  const manifest = await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NS]);
+  assert.doesNotMatch(manifest, /kind: MutatingWebhookConfiguration/);
+  for (const [kind, ns] of [
+    ["mutatingwebhookconfiguration", []],
+    ["secret", ["-n", RELEASE_NS]],
+  ] as const) {
+    const name = kind === "secret" ? WEBHOOK_SECRET : WEBHOOK_CONFIG;
+    assert.notEqual(
+      (await cp.kubectl(["get", kind, name, ...ns])).code,
+      0,
+      `${kind} ${name} exists before the operator ran`,
+    );
+  }
+  await kubectl(["get", "service", WEBHOOK_SERVICE, "-n", RELEASE_NS]);
+
+  // /readyz answers 200 only once the webhook serves with its certificate and has applied its
+  // configuration: both writes went through with the chart's RBAC.
+  await startOperatorFromDeployment(webhookUrlArgs());
+  assert.match(operatorLog, /"message":"Webhook CA and certificate created"/);
+  assert.match(operatorLog, /"message":"Sidecar webhook serving"/);
+  const cfg = await webhookConfigurationWithCa();
+  const wh = cfg.webhooks[0]!;
+  assert.equal(wh.name, "sidecar.harmony.runbeam.io");
+  assert.equal(wh.failurePolicy, "Fail");
+  assert.deepEqual(wh.namespaceSelector, {});
+
+  // A Sidecar-mode gateway and a pod labelled for it: the API server stores the pod with the sidecar.
+  await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify(sidecarGateway("clinic", "side")));
+  await dryRunUntil("the API server to call the webhook", appPod("clinic", "probe", "side"), (p) =>
+    containerNames(p).includes(SIDECAR),
+  );
+  const stored = await createPod(appPod("clinic", "app-with-sidecar", "side"));
+  assert.deepEqual(containerNames(stored), ["app", SIDECAR]);
+  assert.deepEqual(
+    stored.spec.volumes?.map((v) => v.name),
+    ["data", "harmony-config", "harmony-secrets", "harmony-tmp"],
+  );
+  // The GET of the gateway is allowed: a missing one is a 404 (the webhook's own refusal), not a 403
+  // that would surface as a failed webhook call.
+  const orphan = await cp.kubectl(["create", "-f", "-"], podJson(appPod("clinic", "orphan", "nope")));
+  assert.notEqual(orphan.code, 0);
+  assert.match(orphan.stderr, /denied the request: HarmonyGateway clinic\/nope .* does not exist/);
+  // An unlabelled pod is not sent to the webhook at all.
+  const plain = appPod("clinic", "plain", "x");
+  delete plain.metadata.labels;
+  assert.deepEqual(containerNames(await createPod(plain)), ["app"]);
+  assertNoAccessErrors();
+
+  const kc = saKubeconfig;
+  const mwc = "mutatingwebhookconfigurations.admissionregistration.k8s.io";
+  for (const allowed of [
+    ["get", `secrets/${WEBHOOK_SECRET}`, "-n", RELEASE_NS],
+    ["update", `secrets/${WEBHOOK_SECRET}`, "-n", RELEASE_NS],
+    ["create", "secrets", "-n", RELEASE_NS],
+    ["get", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["patch", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["create", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["get", "harmonygateways.harmony.runbeam.io/side", "-n", "clinic"],
+  ]) {
+    assert.equal(await can(kc, ...allowed), true, `can-i ${allowed.join(" ")} should be yes`);
+  }
+  for (const denied of [
+    ["get", "secrets/other", "-n", RELEASE_NS],
+    ["get", "secrets", "-n", RELEASE_NS],
+    ["update", "secrets/other", "-n", RELEASE_NS],
+    ["get", `secrets/${WEBHOOK_SECRET}`, "-n", "clinic"],
+    ["delete", `secrets/${WEBHOOK_SECRET}`, "-n", RELEASE_NS],
+    ["patch", `${mwc}/other`],
+    ["get", `${mwc}/other`],
+    ["create", `${mwc}/other`],
+    ["create", mwc],
+    ["list", mwc],
+    ["watch", mwc],
+    ["update", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["delete", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["create", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
+    ["patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/other"],
+  ]) {
+    assert.equal(await can(kc, ...denied), false, `can-i ${denied.join(" ")} should be no`);
+  }
+});
+
+test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the operator still reconciles", async () => {
+  await stopOperator();
+  const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
+  const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
   await helm([
     "upgrade",
     RELEASE,
@@ -703,6 +1064,8 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
     `operator.healthPort=${healthPort}`,
     "--set",
     "operator.watchNamespaces={clinic}",
+    "--set",
+    `webhook.enabled=true,webhook.port=${webhookPort}`,
   ]);
   assert.notEqual((await cp.kubectl(["get", "clusterrole", RELEASE])).code, 0, "the ClusterRole outlived the upgrade");
   assert.notEqual((await cp.kubectl(["get", "clusterrolebinding", RELEASE])).code, 0);
@@ -725,8 +1088,31 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   );
   assert.equal(await can(kc, "list", "pods", "-n", "examples"), false);
 
-  await startOperatorFromDeployment();
+  // The webhook's writes with the scoped RBAC, from scratch: the release namespace is not watched,
+  // so the Secret's create, read and the configuration's apply rest on the webhook's own grants.
+  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found"]);
+  await kubectl(["delete", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS, "--ignore-not-found"]);
+  await startOperatorFromDeployment(webhookUrlArgs());
   assert.match(operatorLog, /"watch_namespaces":\["clinic"\]/);
+  assert.match(operatorLog, /"message":"Webhook CA and certificate created"/);
+  const cfg = await webhookConfigurationWithCa();
+  assert.deepEqual(cfg.webhooks[0]!.namespaceSelector, {
+    matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["clinic"] }],
+  });
+  await dryRunUntil("the API server to call the recreated webhook", appPod("clinic", "probe", "side"), (p) =>
+    containerNames(p).includes(SIDECAR),
+  );
+  assert.deepEqual(containerNames(await createPod(appPod("clinic", "scoped-app", "side"))), ["app", SIDECAR]);
+  // A pod in an unwatched namespace is not sent (the operator may not read gateways there, and with
+  // failurePolicy Fail a forbidden GET would refuse the pod): it is stored as it came.
+  await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify(sidecarGateway("examples", "side")));
+  const outside = appPod("examples", "outside", "side");
+  await dryRunUntil(
+    "the API server to leave pods outside clinic alone",
+    outside,
+    (p) => containerNames(p).length === 1,
+  );
+  assert.deepEqual(containerNames(await createPod(outside)), ["app"]);
   await kubectl([
     "patch",
     "harmonyendpoint",
@@ -759,4 +1145,15 @@ test("helm uninstall keeps the CRDs and the resources, and removes the operator'
   await kubectl(["get", "harmonygateway", "edge", "-n", "clinic"]);
   assert.notEqual((await cp.kubectl(["get", "role", RELEASE, "-n", "clinic"])).code, 0);
   assert.notEqual((await cp.kubectl(["get", "serviceaccount", RELEASE, "-n", RELEASE_NS])).code, 0);
+  for (const gone of [
+    ["clusterrole", "harmony-webhook"],
+    ["clusterrolebinding", "harmony-webhook"],
+    ["role", "harmony-webhook", "-n", RELEASE_NS],
+    ["service", WEBHOOK_SERVICE, "-n", RELEASE_NS],
+  ]) {
+    assert.notEqual((await cp.kubectl(["get", ...gone])).code, 0, `${gone.join(" ")} outlived the uninstall`);
+  }
+  // What the operator made, Helm does not own: the chart README's clean-up step removes it.
+  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
+  await kubectl(["delete", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS]);
 });

@@ -56,6 +56,23 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{/*
+The webhook's --webhook-namespace-selector: webhook.namespaceSelector, narrowed to the watched
+namespaces when there are any (the webhook GETs the pod's HarmonyGateway, which the operator may
+read only there; a pod elsewhere would fail the call and meet the failure policy). Empty: every
+namespace.
+*/}}
+{{- define "harmony.webhookNamespaceSelector" -}}
+{{- $parts := list }}
+{{- with trim .Values.webhook.namespaceSelector }}
+{{- $parts = append $parts . }}
+{{- end }}
+{{- with .Values.operator.watchNamespaces }}
+{{- $parts = append $parts (printf "kubernetes.io/metadata.name in (%s)" (join "," .)) }}
+{{- end }}
+{{- join "," $parts }}
+{{- end }}
+
+{{/*
 What the operator does through the API, and nothing more (operator/src: informers on the three
 kinds, Secrets, its own ConfigMaps and the data-plane Pods; merge patches of status; server-side
 apply of ConfigMap, Secret, Deployment and Service, which needs create as well as patch; reads of
