@@ -7,8 +7,9 @@ TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/
 .PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers lua images bundles bench clean
 
 install: $(NPM_STAMP)
-$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
+$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json scripts/patch-undici.mjs
 	npm ci --no-audit --no-fund
+	node scripts/patch-undici.mjs
 	@touch $@
 
 build: install

@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "bench/**/*.js", "bench/**/*.mjs"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "bench/**/*.js", "bench/**/*.mjs", "scripts/**/*.mjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { eventually as poll } from "./support.js";
+import { eventually as poll } from "../dataplane/test/helpers.js";
 
 const exec = promisify(execFile);
 let cp: ControlPlane;

@@ -26,7 +26,7 @@ import {
   tempDir,
   writeTree,
 } from "../dataplane/test/helpers.js";
-import { eventually as poll, run as runCommand } from "./support.js";
+import { eventually as poll, run as runCommand } from "../dataplane/test/helpers.js";
 
 const FILES = join(ROOT, "charts/harmony/files");
 const RULES_FILE = join(FILES, "prometheus-rules.yaml");

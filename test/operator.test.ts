@@ -12,7 +12,7 @@ import TOML from "@iarna/toml";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { startSyncer } from "./syncer.js";
 import { ROOT, freePort, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
-import { eventually as poll } from "./support.js";
+import { eventually as poll } from "../dataplane/test/helpers.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;

@@ -20,7 +20,7 @@ import { webhookSettings } from "../operator/src/webhook/flags.js";
 import { SIDECAR_NAME, injectionPatch, sidecarFor } from "../operator/src/webhook/inject.js";
 import { assessBundle, checkExternal, createBundle, issueServing } from "../operator/src/webhook/certs.js";
 import { deploymentFor } from "../operator/src/translator/workload.js";
-import { eventually as poll } from "./support.js";
+import { eventually as poll } from "../dataplane/test/helpers.js";
 
 const CONFIG_NAME = "harmony-test-injector";
 const SECRET_NS = "harmony-system";

@@ -123,7 +123,9 @@ options = { base_url = "${orthanc.dicomweb}", headers_timeout_ms = 600000, body_
         ["jmix-nohash", dp.url("default", `/n${r}/api/jmix?studyInstanceUid=${STUDY}&skip_hashing=true`)],
       ];
       for (const [name, url] of runs) {
-        const res = await get(url);
+        const res = await get(url).catch((e: Error) => {
+          throw new Error(`${name}: ${e.message}\n${dp.stderr().slice(-3000)}\n${JSON.stringify(dp.logs.slice(-5))}`);
+        });
         if (res.status !== 200 || res.bytes < studyBytes) throw new Error(`${name}: ${res.status}, ${res.bytes} bytes`);
         mbps[name]!.push(studyBytes / 1e6 / res.seconds);
         process.stderr.write(`round ${r + 1} ${name}: ${res.seconds.toFixed(2)} s\n`);

@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../dataplane/test/helpers.js";
-import { run as runCommand } from "../support.js";
+import { run as runCommand } from "../../dataplane/test/helpers.js";
 
 export { freePort };
 

@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID, type KeyObject } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import dcmjs from "dcmjs";
@@ -67,17 +67,21 @@ function parseHeader(bytes: Buffer): Natural {
   return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict);
 }
 
-/** The attributes before the pixel data: from the first MiB when that holds them, else from all of it. */
-function readHeader(bytes: Buffer): Natural {
-  if (bytes.length > HEADER_PREFIX) {
+/** The attributes before the pixel data: from the file's first MiB when that holds them, else from all of it. */
+async function readHeader(path: string, size: number): Promise<Natural> {
+  if (size > HEADER_PREFIX) {
+    const fh = await open(path, "r");
     try {
-      const h = parseHeader(bytes.subarray(0, HEADER_PREFIX));
+      const { buffer, bytesRead } = await fh.read(Buffer.alloc(HEADER_PREFIX), 0, HEADER_PREFIX, 0);
+      const h = parseHeader(buffer.subarray(0, bytesRead));
       if (h.SOPInstanceUID && h.StudyInstanceUID && h.SeriesInstanceUID) return h;
     } catch {
       // a header longer than the prefix: read the whole instance below
+    } finally {
+      await fh.close();
     }
   }
-  return parseHeader(bytes);
+  return parseHeader(await readFile(path));
 }
 
 function personName(pn: string): { family?: string; given?: string[]; prefix?: string; suffix?: string; text: string } {
@@ -126,11 +130,15 @@ export class PackageBuilder {
     return this.studyUid;
   }
 
-  async addInstance(bytes: Buffer): Promise<void> {
+  /**
+   * Takes one instance, already on disk in this package's directory (spooled there as it arrived):
+   * reads its header, checks it belongs to the study, and moves it to payload/dicom/<SOPInstanceUID>.dcm.
+   */
+  async addInstance(part: { path: string; size: number; sha256?: string }): Promise<void> {
     await this.ready;
     let h: Natural;
     try {
-      h = readHeader(bytes);
+      h = await readHeader(part.path, part.size);
     } catch (e) {
       throw new BuildError(`an instance is not readable DICOM: ${(e as Error).message}`);
     }
@@ -143,7 +151,10 @@ export class PackageBuilder {
     this.studyUid ??= study;
     if (study !== this.studyUid)
       throw new BuildError(`instance ${sop} belongs to study ${study}, not ${this.studyUid}`);
-    if (this.seen.has(sop)) return; // the same instance twice (a retried C-GET) is one file
+    if (this.seen.has(sop)) {
+      await rm(part.path); // the same instance twice (a retried C-GET) is one file
+      return;
+    }
     this.seen.add(sop);
     this.first ??= h;
     const s = this.series.get(series) ?? {
@@ -155,12 +166,12 @@ export class PackageBuilder {
     s.instance_count++;
     this.series.set(series, s);
     const file = `dicom/${sop}.dcm`;
-    await writeFile(join(this.payload, file), bytes, { flag: "wx" });
+    await rename(part.path, join(this.payload, file));
     if (!this.o.skipListing)
       this.listed.push({
         file,
-        ...(this.o.skipHashing ? {} : { hash: `sha256:${createHash("sha256").update(bytes).digest("hex")}` }),
-        size_bytes: bytes.length,
+        ...(this.o.skipHashing || !part.sha256 ? {} : { hash: `sha256:${part.sha256}` }),
+        size_bytes: part.size,
       });
   }
 

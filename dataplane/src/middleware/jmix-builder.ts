@@ -12,7 +12,7 @@
  * (or answers 201 for a prime).
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, rm } from "node:fs/promises";
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -22,7 +22,7 @@ import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/t
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
-import { boundaryOf, readParts } from "../protocols/multipart.js";
+import { boundaryOf, spoolParts } from "../protocols/multipart.js";
 import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
 import { ArchiveError, unzip, untarGz, zipOf } from "../jmix/archive.js";
 import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
@@ -262,7 +262,12 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
       try {
         const builder = new PackageBuilder(staging, opts, r.studyUid);
         const body = Buffer.isBuffer(res.body) ? [res.body] : res.body;
-        for await (const part of readParts(body, boundary, o.max_instance_bytes)) await builder.addInstance(part.body);
+        const incoming = join(staging, "incoming");
+        await mkdir(incoming);
+        // Instances go to disk as they arrive: memory holds a chunk, not an instance.
+        for await (const part of spoolParts(body, boundary, incoming, o.max_instance_bytes, !opts.skipHashing))
+          await builder.addInstance(part);
+        await rm(incoming, { recursive: true });
         const study = await builder.finish();
         const e = await store.commit(staging, {
           id: builder.id,
