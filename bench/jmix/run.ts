@@ -140,7 +140,7 @@ options = { base_url = "${orthanc.dicomweb}", headers_timeout_ms = 600000, body_
       say(`| ${name} | ${median(xs).toFixed(1)} | ${(median(xs) / direct).toFixed(2)} |`);
     say(
       `\ndata plane RSS: ${(rss0 / 2 ** 20).toFixed(0)} MiB at start, peak ${(mem.hwm / 2 ** 20).toFixed(0)} MiB` +
-        ` (instances of ${INSTANCE_MIB} MiB are held one at a time)`,
+        ` (instances spool to disk as they arrive)`,
     );
   } finally {
     for (const s of stops) await s().catch(() => undefined);

@@ -4,52 +4,17 @@
  * test/peers/peers.sh. Orthanc 1.10 cannot choose its bind address, so its DICOM port listens on
  * every interface; tests only ever connect to 127.0.0.1.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { freePort, sleep, tempDir } from "../../dataplane/test/helpers.js";
+import { freePort, tempDir } from "../../dataplane/test/helpers.js";
+import { run, waitFor, type Proc } from "./process.js";
 
 export const SAMPLES = join(
   process.env.HARMONY_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "harmony"),
   "peers/pydicom/test_files",
 );
-
-interface Proc {
-  proc: ChildProcess;
-  log: () => string;
-  stop(): Promise<void>;
-}
-
-function run(cmd: string, args: string[], cwd?: string): Proc {
-  const proc = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  proc.stdout.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-20_000)));
-  proc.stderr.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-20_000)));
-  proc.on("error", (e) => (log += `\nspawn failed: ${e.message}`));
-  return {
-    proc,
-    log: () => log,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 8000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
-async function waitFor(what: string, p: Proc, ok: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (p.proc.exitCode !== null) throw new Error(`${what} exited (${p.proc.exitCode}):\n${p.log()}`);
-    if (await Promise.resolve(ok()).catch(() => false)) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not become ready:\n${p.log()}`);
-}
 
 /** C-ECHO with dcmtk's echoscu: true when the SCP answered Success. */
 export function echo(aet: string, port: number): boolean {

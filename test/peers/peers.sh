@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Third-party healthcare peers for the tests: Orthanc with its DICOMweb plugin, dcmtk
 # (dcmqrscp, storescp and the SCU tools), dicom3tools (dciodvfy), and sample DICOM files from
-# Debian's python3-pydicom. The FHIR peer is an npm package (test/peers/fhir-server.ts).
+# Debian's python3-pydicom, and moto's S3-compatible server (PyPI, in a venv). The FHIR peer is an
+# npm package (test/peers/fhir-server.ts).
 #
 #   peers.sh install     install what is missing (Debian packages; sample files into the cache)
 #   peers.sh start       start Orthanc, dcmqrscp and storescp on non-default loopback ports (manual use)
@@ -20,6 +21,7 @@ ORTHANC_DICOM=${ORTHANC_DICOM:-14242}
 QR_PORT=${QR_PORT:-11112}
 STORESCP_PORT=${STORESCP_PORT:-11113}
 DICOMWEB_PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+MOTO_VERSION=5.2.5
 
 say() { printf 'peers: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -53,6 +55,15 @@ install() {
     rm -rf "$tmp"
   fi
   [ -f "$SAMPLES/CT_small.dcm" ] || { say "sample files missing in $SAMPLES"; exit 1; }
+  # S3-compatible object storage for the JMIX store tests: moto's server, in a venv of its own.
+  if [ ! -x "$CACHE/moto-venv/bin/moto_server" ]; then
+    say "installing moto[server] $MOTO_VERSION (PyPI) into $CACHE/moto-venv"
+    command -v python3 >/dev/null || { as_root apt-get update -qq && as_root apt-get install -y -qq python3 python3-venv >/dev/null; }
+    python3 -m venv "$CACHE/moto-venv" 2>/dev/null ||
+      { as_root apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$CACHE/moto-venv"; }
+    "$CACHE/moto-venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+  fi
+  [ -x "$CACHE/moto-venv/bin/moto_server" ] || { say "moto_server missing after the install"; exit 1; }
   say "ready (samples in $SAMPLES)"
 }
 

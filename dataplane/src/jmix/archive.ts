@@ -14,11 +14,12 @@ import { createGunzip } from "node:zlib";
 import { ZipArchive } from "archiver";
 import yauzl from "yauzl";
 import tarStream from "tar-stream";
-import type { PackageFile } from "./store.js";
+import type { PackageFile } from "./local-files.js";
 
-export function zipOf(files: PackageFile[], root: string): Readable {
+/** A zip of the files under the folder `root`, each opened when the zip reaches it. */
+export function zipOf(files: { rel: string; open(): Readable }[], root: string): Readable {
   const zip = new ZipArchive({ store: true });
-  for (const f of files) zip.file(f.abs, { name: `${root}/${f.rel}` });
+  for (const f of files) zip.append(f.open(), { name: `${root}/${f.rel}` });
   void zip.finalize();
   return zip;
 }

@@ -17,7 +17,8 @@ import dcmjs from "dcmjs";
 import { tarOf } from "./archive.js";
 import { checkJmix } from "./schemas.js";
 import { encryptTo, makeAssertion, signJws } from "./crypto.js";
-import { DICOM_UID, listFiles, type PackageFile } from "./store.js";
+import { DICOM_UID } from "./store.js";
+import { listFiles, type PackageFile } from "./local-files.js";
 
 export interface Party {
   id: string;

@@ -1,63 +1,64 @@
 /**
- * The filesystem store of JMIX packages:
- *   <root>/packages/<id>/   the package exactly as served (manifest.json, audit.json, payload/ …)
- *   <root>/index/<id>.json  what the index knows of it (study UID, origin, size), one file each so
- *                           a crash leaves at most one entry missing, never a corrupt index
- *   <root>/staging/         packages being built or unpacked; emptied at start
- * Packages enter only by rename from staging, so a reader never sees half a package. Ids must be
- * UUIDs and every path is resolved and checked to stay under the root.
+ * The JMIX package store: an in-memory index by id and by StudyInstanceUID over a PackageStorage
+ * (a filesystem, or S3-compatible object storage), and a local staging directory where packages
+ * are built and uploads unpacked and verified before they are committed. Ids must be UUIDs, so no
+ * id can name a path or an object key of its own choosing.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, lstatSync, existsSync } from "node:fs";
-import { mkdtemp, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Logger } from "winston";
+import { listFiles, within } from "./local-files.js";
+import type { IndexEntry, PackageStorage, StoredFile } from "./package-storage.js";
+
+export type { IndexEntry } from "./package-storage.js";
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A DICOM UID (PS3.5 §9): digits and dots, at most 64 characters. */
 export const DICOM_UID = /^[0-9]+(\.[0-9]+)*$/;
 
-export interface IndexEntry {
-  id: string;
-  study_uid?: string;
-  created_at: string;
-  origin: "built" | "uploaded";
-  encrypted: boolean;
-  bytes: number;
-}
-
 export class PackageExistsError extends Error {}
+
+export class StoreUnavailableError extends Error {}
+
+export interface StoredPackageFile extends StoredFile {
+  open(): Readable;
+}
 
 export class JmixStore {
   private readonly byId = new Map<string, IndexEntry>();
   private readonly byStudy = new Map<string, IndexEntry[]>();
-  readonly packages: string;
-  private readonly indexDir: string;
   private readonly stagingDir: string;
+  private loading: Promise<void> | undefined;
 
   constructor(
+    /** Local directory for staging (and, with filesystem storage, the packages themselves). */
     readonly root: string,
+    private readonly storage: PackageStorage,
     private readonly logger: Logger,
   ) {
-    this.packages = join(root, "packages");
-    this.indexDir = join(root, "index");
-    this.stagingDir = join(root, "staging");
-    for (const d of [this.packages, this.indexDir]) mkdirSync(d, { recursive: true });
+    // One staging directory per storage, so two stores sharing a store_dir never clear each other's.
+    this.stagingDir = join(root, storage.location.startsWith("s3://") ? "staging-s3" : "staging");
     rmSync(this.stagingDir, { recursive: true, force: true });
     mkdirSync(this.stagingDir, { recursive: true });
-    this.load();
+    void this.ready().catch(() => undefined); // start loading now; requests wait for it
   }
 
-  private load(): void {
-    for (const f of readdirSync(this.indexDir)) {
-      if (!f.endsWith(".json")) continue;
-      try {
-        const e = JSON.parse(readFileSync(join(this.indexDir, f), "utf8")) as IndexEntry;
-        if (!UUID.test(e.id) || !existsSync(join(this.packages, e.id))) continue;
-        this.remember(e);
-      } catch (err) {
-        this.logger.warn("JMIX index entry unreadable; skipped", { file: f, error: (err as Error).message });
-      }
-    }
+  /** Resolves once the index is loaded; a failed load is retried by the next caller. */
+  ready(): Promise<void> {
+    this.loading ??= this.storage.loadIndex().then(
+      (entries) => {
+        for (const e of entries) if (UUID.test(e.id)) this.remember(e);
+        this.logger.info("JMIX store ready", { location: this.storage.location, packages: this.byId.size });
+      },
+      (e: Error) => {
+        this.loading = undefined;
+        this.logger.error("JMIX store unavailable", { location: this.storage.location, error: e.message });
+        throw new StoreUnavailableError(`the package store is unavailable: ${e.message}`);
+      },
+    );
+    return this.loading;
   }
 
   private remember(e: IndexEntry): void {
@@ -70,10 +71,6 @@ export class JmixStore {
     }
   }
 
-  get size(): number {
-    return this.byId.size;
-  }
-
   get(id: string): IndexEntry | undefined {
     return UUID.test(id) ? this.byId.get(id.toLowerCase()) : undefined;
   }
@@ -83,13 +80,7 @@ export class JmixStore {
     return this.byStudy.get(uid)?.at(-1);
   }
 
-  /** The directory of a package; throws on anything but a UUID, so no id can name a path. */
-  dir(id: string): string {
-    if (!UUID.test(id)) throw new Error(`"${id}" is not a UUID`);
-    return join(this.packages, id.toLowerCase());
-  }
-
-  /** A fresh directory to build or unpack into, inside the store (same filesystem, so commit is a rename). */
+  /** A fresh local directory to build or unpack into. */
   staging(): Promise<string> {
     return mkdtemp(join(this.stagingDir, "p-"));
   }
@@ -98,59 +89,41 @@ export class JmixStore {
     return rm(within(this.stagingDir, dir), { recursive: true, force: true });
   }
 
-  /** Moves a complete package from staging into the store and indexes it. */
+  /** Hands a complete package from staging to the storage, then indexes it. */
   async commit(staged: string, e: Omit<IndexEntry, "created_at" | "bytes">): Promise<IndexEntry> {
-    const dest = this.dir(e.id);
-    if (this.byId.has(e.id.toLowerCase()) || existsSync(dest)) throw new PackageExistsError(e.id);
-    const bytes = (await listFiles(staged)).reduce((n, f) => n + f.size, 0);
-    const entry: IndexEntry = { ...e, id: e.id.toLowerCase(), created_at: new Date().toISOString(), bytes };
-    await rename(within(this.stagingDir, staged), dest);
-    const tmp = join(this.indexDir, `.${entry.id}.tmp`);
-    await writeFile(tmp, JSON.stringify(entry));
-    await rename(tmp, join(this.indexDir, `${entry.id}.json`));
+    const id = e.id.toLowerCase();
+    if (!UUID.test(id)) throw new Error(`"${e.id}" is not a UUID`);
+    if (this.byId.has(id) || (await this.storage.has(id))) throw new PackageExistsError(id);
+    const dir = within(this.stagingDir, staged);
+    const files = await listFiles(dir);
+    const entry: IndexEntry = {
+      ...e,
+      id,
+      created_at: new Date().toISOString(),
+      bytes: files.reduce((n, f) => n + f.size, 0),
+    };
+    await this.storage.put(id, dir, files);
+    await this.storage.putIndex(entry);
     this.remember(entry);
     return entry;
   }
 
-  /** Every file of a package, sorted by path. */
-  files(id: string): Promise<PackageFile[]> {
-    return listFiles(this.dir(id));
+  /** Every file of a package, sorted by path, each opened only when read. */
+  async files(id: string): Promise<StoredPackageFile[]> {
+    const files = await this.storage.list(this.checked(id));
+    return files.map((f) => ({ ...f, open: () => this.storage.open(id, f.rel) }));
   }
-}
 
-export interface PackageFile {
-  /** Path relative to the package root, with `/` separators. */
-  rel: string;
-  abs: string;
-  size: number;
-}
-
-/** Regular files under `dir`, sorted by relative path; anything else (links, devices) is an error. */
-export async function listFiles(dir: string, prefix = ""): Promise<PackageFile[]> {
-  const out: PackageFile[] = [];
-  for (const d of await readdir(dir, { withFileTypes: true })) {
-    const abs = join(dir, d.name);
-    const rel = prefix ? `${prefix}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...(await listFiles(abs, rel)));
-    else if (d.isFile()) out.push({ rel, abs, size: (await stat(abs)).size });
-    else throw new Error(`${rel} is neither a file nor a directory`);
+  read(id: string, rel: string): Promise<Buffer> {
+    return this.storage.read(this.checked(id), rel);
   }
-  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-}
 
-/** `p` resolved, if it is inside `root`; throws otherwise. */
-export function within(root: string, p: string): string {
-  const r = resolve(root);
-  const abs = resolve(r, p);
-  if (abs !== r && !abs.startsWith(r + sep)) throw new Error(`${p} is outside ${root}`);
-  return abs;
-}
+  private checked(id: string): string {
+    if (!UUID.test(id)) throw new Error(`"${id}" is not a UUID`);
+    return id.toLowerCase();
+  }
 
-/** Synchronous existence check that does not follow a final symlink. */
-export function isPlainFile(p: string): boolean {
-  try {
-    return lstatSync(p).isFile();
-  } catch {
-    return false;
+  close(): Promise<void> {
+    return this.storage.close();
   }
 }

@@ -12,7 +12,8 @@ import { untarGz, entryPath, ArchiveError, type UnpackLimits } from "./archive.j
 import { checkJmix } from "./schemas.js";
 import { checkAssertion, checkJws, decryptWith, okpPublicKey, type Assertion } from "./crypto.js";
 import { payloadHashOf, sha256File } from "./build.js";
-import { isPlainFile, listFiles, UUID } from "./store.js";
+import { UUID } from "./store.js";
+import { isPlainFile, listFiles } from "./local-files.js";
 
 export class InvalidPackage extends Error {
   constructor(readonly problems: string[]) {

@@ -12,7 +12,7 @@
  * (or answers 201 for a prime).
  */
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -27,7 +27,9 @@ import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
 import { ArchiveError, unzip, untarGz, zipOf } from "../jmix/archive.js";
 import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
 import { parseKey } from "../jmix/crypto.js";
-import { JmixStore, PackageExistsError, type IndexEntry } from "../jmix/store.js";
+import { JmixStore, PackageExistsError, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
+import { FilesystemStorage } from "../jmix/storage-fs.js";
+import { S3Storage, type S3Settings } from "../jmix/storage-s3.js";
 import { InvalidPackage, verifyPackage } from "../jmix/verify.js";
 
 const Party = Type.Object(
@@ -38,7 +40,30 @@ const Party = Type.Object(
 const Options = Type.Object(
   {
     store_dir: Type.Optional(
-      Type.String({ description: "Package store (default: <storage.options.path or ./tmp>/jmix-store)." }),
+      Type.String({
+        description:
+          "Local directory for staging and, with filesystem storage, the packages (default: <storage.options.path or ./tmp>/jmix-store).",
+      }),
+    ),
+    storage: Type.Union([Type.Literal("filesystem"), Type.Literal("s3")], {
+      default: "filesystem",
+      description: "Where stored packages live: store_dir, or S3-compatible object storage (s3).",
+    }),
+    s3: Type.Optional(
+      Type.Object(
+        {
+          bucket: Type.String({ minLength: 1 }),
+          prefix: Type.String({ default: "", description: "Key prefix, e.g. jmix/." }),
+          region: Type.String({ default: "us-east-1" }),
+          endpoint: Type.Optional(Type.String({ description: "For S3-compatible services (MinIO, Ceph RGW)." })),
+          force_path_style: Type.Optional(
+            Type.Boolean({ description: "Bucket in the path, not the host name (default: true with an endpoint)." }),
+          ),
+          ...secretProps("access_key_id", "The access key id (default: the AWS SDK's credential chain)"),
+          ...secretProps("secret_access_key", "The secret access key"),
+        },
+        { additionalProperties: false },
+      ),
     ),
     skip_hashing: Type.Boolean({
       default: false,
@@ -104,6 +129,29 @@ function loadKeys(o: Options, ctx: BuildContext): { keys: Keys; problems: Option
   return { keys, problems };
 }
 
+function s3Settings(o: Options, ctx: BuildContext): { settings?: S3Settings; problems: OptionProblem[] } {
+  if (!o.s3) return { problems: [{ path: ["s3"], message: 'is required with storage = "s3" (at least its bucket)' }] };
+  const id = readSecret(o.s3, "access_key_id", ctx);
+  const secret = readSecret(o.s3, "secret_access_key", ctx);
+  const problems = [...id.problems, ...secret.problems].map((p) => ({ ...p, path: ["s3", ...p.path] }));
+  if ((id.value === undefined) !== (secret.value === undefined))
+    problems.push({ path: ["s3"], message: "give both access_key_id and secret_access_key, or neither" });
+  if (o.s3.endpoint !== undefined && !/^https?:\/\//.test(o.s3.endpoint))
+    problems.push({ path: ["s3", "endpoint"], message: "must be an http:// or https:// URL" });
+  return {
+    problems,
+    settings: {
+      bucket: o.s3.bucket,
+      prefix: o.s3.prefix,
+      region: o.s3.region,
+      ...(o.s3.endpoint ? { endpoint: o.s3.endpoint } : {}),
+      forcePathStyle: o.s3.force_path_style ?? o.s3.endpoint !== undefined,
+      ...(id.value !== undefined ? { accessKeyId: id.value } : {}),
+      ...(secret.value !== undefined ? { secretAccessKey: secret.value } : {}),
+    },
+  };
+}
+
 function storeDir(o: Options, ctx: BuildContext): string {
   if (o.store_dir) return ctx.resolvePath(o.store_dir);
   const storage = ctx.table("storage") as { options?: { path?: string } };
@@ -128,12 +176,16 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
   kind: "middleware",
   type: "jmix_builder",
   options: Options,
-  check: (o, ctx) => loadKeys(o, ctx).problems,
+  check: (o, ctx) => [...loadKeys(o, ctx).problems, ...(o.storage === "s3" ? s3Settings(o, ctx).problems : [])],
   create: (o, ctx) => {
     const { keys } = loadKeys(o, ctx);
     const dir = storeDir(o, ctx);
-    const store = ctx.resources.acquire(`jmix-store:${dir}`, () =>
-      Object.assign(new JmixStore(dir, ctx.logger), { close: () => Promise.resolve() }),
+    const s3 = o.storage === "s3" ? s3Settings(o, ctx).settings : undefined;
+    // Pipelines naming the same store share one index (and reloads keep it).
+    const key = `jmix-store:${dir}:${s3 ? `s3://${s3.endpoint ?? "aws"}/${s3.bucket}/${s3.prefix}` : "fs"}`;
+    const store = ctx.resources.acquire(
+      key,
+      () => new JmixStore(dir, s3 ? new S3Storage(s3) : new FilesystemStorage(dir, ctx.logger), ctx.logger),
     );
     const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes };
 
@@ -294,6 +346,13 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
       async onRequest(rctx) {
         const r = rctx.locals[JMIX_LOCAL] as JmixRequest | undefined;
         if (!r) return;
+        try {
+          await store.ready();
+        } catch (e) {
+          if (e instanceof StoreUnavailableError)
+            throw new HttpError(503, e.message, { headers: { "retry-after": "5" } });
+          throw e;
+        }
         switch (r.op) {
           case "get":
             return serveZip(rctx, found(r.id), r.head);
@@ -303,7 +362,7 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
             const file = r.op === "manifest" ? "manifest.json" : "payload/metadata.json";
             if (r.op === "metadata" && e.encrypted)
               throw new HttpError(404, `package ${e.id} is encrypted; its metadata is inside the payload`);
-            const body = await readFile(join(store.dir(e.id), file));
+            const body = await store.read(e.id, file);
             rctx.response = {
               status: 200,
               headers: { "content-type": "application/json", "content-length": body.length },
