@@ -10,8 +10,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { ROOT } from "../dataplane/test/helpers.js";
-import { run as runCommand } from "../dataplane/test/helpers.js";
+import { ROOT, run as runCommand } from "../dataplane/test/helpers.js";
 
 const ARGOCD = join(ROOT, "charts/harmony/argocd");
 const SCRIPT = join(ARGOCD, "health.lua");

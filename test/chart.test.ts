@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { startControlPlane, freePort, type ControlPlane, type KubectlResult } from "./controlplane/controlplane.js";
-import { ROOT, sleep } from "../dataplane/test/helpers.js";
+import { ROOT, eventually as poll, run as runCommand } from "../dataplane/test/helpers.js";
 import { WEBHOOK_FLAGS, webhookSettings } from "../operator/src/webhook/flags.js";
 
 const CHART = join(ROOT, "charts/harmony");
@@ -100,17 +100,7 @@ interface Deployment extends Obj {
 }
 type Cond = { type: string; status: string; reason: string; message: string };
 
-function run(cmd: string, args: string[], env = cp.env): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-    p.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[], env = cp.env): Promise<KubectlResult> => runCommand(cmd, args, { env });
 
 const helmRaw = (args: string[]) => run(join(cp.binDir, "helm"), args);
 async function helm(args: string[]): Promise<string> {
@@ -148,22 +138,8 @@ const find = <T extends Obj = Obj>(objs: Obj[], kind: string, name?: string, ns?
 const all = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
 const kindNames = (objs: Obj[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(
-    `timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ""}\noperator log:\n${operatorLog.slice(-4000)}`,
-  );
-}
+const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  poll(what, fn, { timeoutMs, intervalMs: 250, context: () => `operator log:\n${operatorLog.slice(-4000)}` });
 
 async function condition(kind: string, ns: string, name: string, type: string) {
   const o = await getJson<{

@@ -25,8 +25,9 @@ import {
   startUpstream,
   tempDir,
   writeTree,
+  eventually as poll,
+  run as runCommand,
 } from "../dataplane/test/helpers.js";
-import { eventually as poll, run as runCommand } from "../dataplane/test/helpers.js";
 
 const FILES = join(ROOT, "charts/harmony/files");
 const RULES_FILE = join(FILES, "prometheus-rules.yaml");

@@ -11,8 +11,16 @@ import { join } from "node:path";
 import TOML from "@iarna/toml";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { startSyncer } from "./syncer.js";
-import { ROOT, freePort, http, sleep, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
-import { eventually as poll } from "../dataplane/test/helpers.js";
+import {
+  ROOT,
+  eventually as poll,
+  freePort,
+  http,
+  sleep,
+  startDataplane,
+  startUpstream,
+  tempDir,
+} from "../dataplane/test/helpers.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;

@@ -13,14 +13,13 @@ import { connect } from "node:tls";
 import { join } from "node:path";
 import type { V1Container, V1MutatingWebhookConfiguration, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { ROOT, freePort, sleep } from "../dataplane/test/helpers.js";
+import { ROOT, eventually as poll, freePort, sleep } from "../dataplane/test/helpers.js";
 import type { HarmonyGateway } from "../operator/src/api/v1alpha1.js";
 import { parseLabelSelector } from "../operator/src/webhook/config.js";
 import { webhookSettings } from "../operator/src/webhook/flags.js";
 import { SIDECAR_NAME, injectionPatch, sidecarFor } from "../operator/src/webhook/inject.js";
 import { assessBundle, checkExternal, createBundle, issueServing } from "../operator/src/webhook/certs.js";
 import { deploymentFor } from "../operator/src/translator/workload.js";
-import { eventually as poll } from "../dataplane/test/helpers.js";
 
 const CONFIG_NAME = "harmony-test-injector";
 const SECRET_NS = "harmony-system";

@@ -170,7 +170,7 @@ connect_timeout_ms = -1
         line: 9,
         path: "endpoints.e.service",
         message:
-          /unknown endpoint service "carrier_pigeon" \(available: dicom, dicom_scp, dicomweb, dimse, echo, fhir, http\)/,
+          /unknown endpoint service "carrier_pigeon" \(available: dicom, dicom_scp, dicomweb, dimse, echo, fhir, http, jmix\)/,
       },
       { file: "config.toml", line: 14, path: "backends.b.options.base_url", message: /http:\/\/ or https:\/\// },
       { file: "config.toml", line: 15, path: "backends.b.options.connect_timeout_ms", message: /must be >= 1/ },

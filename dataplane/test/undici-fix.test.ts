@@ -8,8 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT } from "./helpers.js";
-import { run } from "./helpers.js";
+import { ROOT, run } from "./helpers.js";
 import { undiciFixApplied } from "../src/runtime/undici-fix.js";
 
 const CHILD = `

@@ -20,8 +20,7 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../../dataplane/test/helpers.js";
-import { run as runCommand } from "../../dataplane/test/helpers.js";
+import { freePort, run as runCommand } from "../../dataplane/test/helpers.js";
 
 export { freePort };
 
