@@ -287,15 +287,7 @@ async function scrapeOperator(): Promise<string> {
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
     return r.stdout;
   };
-  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-  await kubectl([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/harmonygateways.harmony.runbeam.io",
-    "crd/harmonypipelines.harmony.runbeam.io",
-    "crd/harmonyendpoints.harmony.runbeam.io",
-  ]);
+  await cp.installCrds();
   const port = await freePort();
   operator = spawn(
     process.execPath,

@@ -51,8 +51,7 @@ const programmed = async (ns: string, name: string) => {
 
 before(async () => {
   cp = await startControlPlane();
-  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/harmonygateways.harmony.runbeam.io"]);
+  await cp.installCrds();
   for (const ns of ["fa", "fb", "fc"]) await kubectl(["create", "namespace", ns]);
   proxy = await startFaultProxy(cp);
   operator = spawn(

@@ -91,8 +91,7 @@ const configMapExists = async (ns: string, name: string) =>
 
 before(async () => {
   cp = await startControlPlane();
-  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/harmonygateways.harmony.runbeam.io"]);
+  await cp.installCrds();
 });
 
 after(async () => {

@@ -51,15 +51,7 @@ const condition = async (kind: string, ns: string, name: string, type: string) =
 
 before(async () => {
   cp = await startControlPlane({ controllerManager: true });
-  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-  await kubectl([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/harmonygateways.harmony.runbeam.io",
-    "crd/harmonypipelines.harmony.runbeam.io",
-    "crd/harmonyendpoints.harmony.runbeam.io",
-  ]);
+  await cp.installCrds();
   operator = spawn(
     process.execPath,
     [

@@ -275,8 +275,7 @@ async function createPod(pod: V1Pod): Promise<{ code: number; stderr: string; st
 before(async () => {
   cp = await startControlPlane();
   webhookPort = await freePort();
-  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/harmonygateways.harmony.runbeam.io"]);
+  await cp.installCrds();
   await kubectl(["create", "namespace", SECRET_NS]);
   await kubectl(["create", "namespace", SELECTED]);
   await kubectl(["label", "namespace", SELECTED, "harmony-injection=enabled"]);

@@ -24,6 +24,8 @@ import { freePort, run as runCommand } from "../../dataplane/test/helpers.js";
 
 export { freePort };
 
+const CRDS_DIR = fileURLToPath(new URL("../../crds", import.meta.url));
+const CRD_NAMES = ["harmonygateways", "harmonypipelines", "harmonyendpoints"].map((k) => `${k}.harmony.runbeam.io`);
 const BUILD_SCRIPT = fileURLToPath(new URL("./build.sh", import.meta.url));
 const STOP_GRACE_MS = 10_000;
 const READY_TIMEOUT_MS = 90_000;
@@ -50,6 +52,8 @@ export interface ControlPlane {
   env: NodeJS.ProcessEnv;
   /** Runs `kubectl --kubeconfig <kubeconfig> ...args` (kubectl from `env.PATH`); never rejects on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  /** Applies crds/ (server-side) and waits until the API server serves all three kinds. */
+  installCrds(): Promise<void>;
   /** Stops kube-apiserver only and starts it again on the same port with the same flags; resolves once /readyz is ok. */
   restartApiserver(): Promise<void>;
   /** Stops every process (SIGTERM, then SIGKILL) and removes the temp dir. Idempotent. */
@@ -321,6 +325,15 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
       dir,
       env,
       kubectl: (args, input) => run("kubectl", ["--kubeconfig", kubeconfig, ...args], env, input),
+      async installCrds() {
+        for (const args of [
+          ["apply", "--server-side", "-f", CRDS_DIR],
+          ["wait", "--for=condition=Established", "--timeout=60s", ...CRD_NAMES.map((n) => `crd/${n}`)],
+        ]) {
+          const r = await run("kubectl", ["--kubeconfig", kubeconfig, ...args], env);
+          if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+        }
+      },
       async restartApiserver() {
         await stopProc("kube-apiserver");
         await startApiserver();
