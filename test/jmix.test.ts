@@ -12,6 +12,8 @@ import { createHash, generateKeyPairSync, verify } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32, gzipSync } from "node:zlib";
+import { connect } from "node:net";
+import { once } from "node:events";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import yauzl from "yauzl";
@@ -19,7 +21,15 @@ import tarStream from "tar-stream";
 import { compactVerify } from "jose";
 import { startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
-import { ROOT, baseConfig, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
+import {
+  ROOT,
+  baseConfig,
+  eventually,
+  startDataplane,
+  tempDir,
+  writeTree,
+  type Dataplane,
+} from "../dataplane/test/helpers.js";
 
 const STUDY_DIR = join(SAMPLES, "dicomdirtests/98892003");
 const walk = (d: string): string[] =>
@@ -492,6 +502,26 @@ test("hostile archives: zip-slip, absolute paths, links, junk, no manifest; noth
   assert.ok(!existsSync("/tmp/harmony-evil.txt"));
   assert.deepEqual(readdirSync(join(store, "staging")), [], "staging is cleaned up");
   // The plane keeps serving.
+  assert.equal((await fetch(receiver.url("default", `/inbox/api/jmix/${built.id}/manifest`))).status, 200);
+});
+
+test("an upload the client abandons halfway is cleaned up, not left hanging", async () => {
+  const staging = join(receiverConfig, "..", "store", "staging");
+  const tgz = await makeTarGz([{ name: "manifest.json", data: Buffer.alloc(256 * 1024, 0x20) }]);
+  const sock = connect(receiver.ports.default!, "127.0.0.1");
+  await once(sock, "connect");
+  sock.write(
+    "POST /inbox/api/jmix HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+  );
+  const half = tgz.subarray(0, tgz.length >> 1);
+  sock.write(`${half.length.toString(16)}\r\n`);
+  sock.write(half);
+  sock.write("\r\n");
+  await eventually("the upload to reach staging", () => readdirSync(staging).length > 0 || undefined);
+  sock.destroy();
+  await eventually("staging to be emptied", () => readdirSync(staging).length === 0 || undefined, {
+    timeoutMs: 10_000,
+  });
   assert.equal((await fetch(receiver.url("default", `/inbox/api/jmix/${built.id}/manifest`))).status, 200);
 });
 

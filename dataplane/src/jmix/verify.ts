@@ -8,6 +8,7 @@
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { KeyObject } from "node:crypto";
+import { pipeline } from "node:stream/promises";
 import { untarGz, entryPath, ArchiveError, type UnpackLimits } from "./archive.js";
 import { checkJmix } from "./schemas.js";
 import { checkAssertion, checkJws, decryptWith, okpPublicKey, type Assertion } from "./crypto.js";
@@ -86,7 +87,10 @@ export async function verifyPackage(
     payload = join(scratch, "payload");
     try {
       const decipher = decryptWith(opts.decryptionKey, encryption);
-      await untarGz(createReadStream(encryptedFile).pipe(decipher), payload, opts.limits, false);
+      await Promise.all([
+        untarGz(decipher, payload, opts.limits, false),
+        pipeline(createReadStream(encryptedFile), decipher),
+      ]);
     } catch (e) {
       if (e instanceof ArchiveError && !/Unsupported state|authenticate/i.test(e.message))
         throw new InvalidPackage([...problems, `the decrypted payload is not a safe tar: ${e.message}`]);

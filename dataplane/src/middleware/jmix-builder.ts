@@ -235,7 +235,9 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
             await pipeline(src, limitBytes(o.max_upload_bytes), createWriteStream(file));
             await unzip(file, raw, limits);
           } else {
-            await untarGz(src.pipe(limitBytes(o.max_upload_bytes)), raw, limits);
+            // pipeline(), not pipe(): a client that aborts must fail the unpacking, not stall it.
+            const limited = limitBytes(o.max_upload_bytes);
+            await Promise.all([untarGz(limited, raw, limits), pipeline(src, limited)]);
           }
         } catch (e) {
           if (e instanceof ArchiveError)
