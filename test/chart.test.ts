@@ -109,6 +109,15 @@ async function helm(args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** helm upgrade with `sets`, keeping the operator's health port (the tests run it outside the cluster on that port). */
+async function upgradeKeepingHealthPort(sets: string[]): Promise<string> {
+  const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
+  const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
+  const args = ["upgrade", RELEASE, CHART, "--namespace", RELEASE_NS, "--set", `operator.healthPort=${healthPort}`];
+  for (const set of sets) args.push("--set", set);
+  return helm(args);
+}
+
 async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
@@ -929,20 +938,8 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
 
 test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates its Secret and webhook configuration, and pods get the sidecar", async () => {
   await stopOperator();
-  const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
-  const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
   webhookPort = await freePort();
-  const out = await helm([
-    "upgrade",
-    RELEASE,
-    CHART,
-    "--namespace",
-    RELEASE_NS,
-    "--set",
-    `operator.healthPort=${healthPort}`,
-    "--set",
-    `webhook.enabled=true,webhook.port=${webhookPort}`,
-  ]);
+  const out = await upgradeKeepingHealthPort([`webhook.enabled=true,webhook.port=${webhookPort}`]);
   assert.match(out, new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG}`), "NOTES name what uninstall leaves");
   const manifest = await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NS]);
   assert.doesNotMatch(manifest, /kind: MutatingWebhookConfiguration/);
@@ -1028,19 +1025,8 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
 
 test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the operator still reconciles", async () => {
   await stopOperator();
-  const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
-  const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
-  await helm([
-    "upgrade",
-    RELEASE,
-    CHART,
-    "--namespace",
-    RELEASE_NS,
-    "--set",
-    `operator.healthPort=${healthPort}`,
-    "--set",
+  await upgradeKeepingHealthPort([
     "operator.watchNamespaces={clinic}",
-    "--set",
     `webhook.enabled=true,webhook.port=${webhookPort}`,
   ]);
   assert.notEqual((await cp.kubectl(["get", "clusterrole", RELEASE])).code, 0, "the ClusterRole outlived the upgrade");

@@ -71,37 +71,24 @@ async function main(): Promise<void> {
       const r = await fetch(`${orthanc.http}/instances`, { method: "POST", body: inst });
       if (!r.ok) throw new Error(`Orthanc refused instance ${i}: ${r.status}`);
     }
+    // A fresh store per round and path: a built study is served from the index afterwards.
+    const jmixPipeline = (name: string) => `
+[pipelines.${name}]
+networks = ["default"]
+endpoints = ["${name}_in"]
+middleware = ["${name}_b"]
+backends = ["orthanc"]
+
+[endpoints.${name}_in]
+service = "jmix"
+options = { path_prefix = "/${name}" }
+
+[middleware.${name}_b]
+type = "jmix_builder"
+options = { store_dir = "store-${name}" }
+`;
     const pipelines = [];
-    for (let r = 0; r < ROUNDS; r++)
-      pipelines.push(`
-[pipelines.j${r}]
-networks = ["default"]
-endpoints = ["j${r}_in"]
-middleware = ["j${r}_b"]
-backends = ["orthanc"]
-
-[endpoints.j${r}_in]
-service = "jmix"
-options = { path_prefix = "/j${r}" }
-
-[middleware.j${r}_b]
-type = "jmix_builder"
-options = { store_dir = "store-${r}" }
-
-[pipelines.n${r}]
-networks = ["default"]
-endpoints = ["n${r}_in"]
-middleware = ["n${r}_b"]
-backends = ["orthanc"]
-
-[endpoints.n${r}_in]
-service = "jmix"
-options = { path_prefix = "/n${r}" }
-
-[middleware.n${r}_b]
-type = "jmix_builder"
-options = { store_dir = "store-nohash-${r}" }
-`);
+    for (let r = 0; r < ROUNDS; r++) pipelines.push(jmixPipeline(`j${r}`), jmixPipeline(`n${r}`));
     const dir = writeTree({
       "config.toml": baseConfig(
         pipelines.join("") +
