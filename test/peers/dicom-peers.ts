@@ -11,10 +11,13 @@ import { join } from "node:path";
 import { freePort, tempDir } from "../../dataplane/test/helpers.js";
 import { run, waitFor, type Proc } from "./process.js";
 
-export const SAMPLES = join(
+const PEERS_CACHE = join(
   process.env.HARMONY_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "harmony"),
-  "peers/pydicom/test_files",
+  "peers",
 );
+export const SAMPLES = join(PEERS_CACHE, "pydicom/test_files");
+/** The Python with pynetdicom, pydicom and dicomweb-client (installed by peers.sh into a venv). */
+export const PEER_PYTHON = join(PEERS_CACHE, "dicom-venv/bin/python");
 
 /** C-ECHO with dcmtk's echoscu: true when the SCP answered Success. */
 export function echo(aet: string, port: number): boolean {

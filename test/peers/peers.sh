@@ -2,12 +2,13 @@
 # Third-party healthcare peers for the tests: Orthanc with its DICOMweb plugin, dcmtk
 # (dcmqrscp, storescp and the SCU tools), dicom3tools (dciodvfy), and sample DICOM files from
 # Debian's python3-pydicom, and moto's S3-compatible server (PyPI, in a venv). The FHIR peer is an
-# npm package (test/peers/fhir-server.ts).
+# npm package (test/peers/fhir-server.ts). pynetdicom, pydicom and dicomweb-client (PyPI) in a venv.
 #
 #   peers.sh install     install what is missing (Debian packages; sample files into the cache)
 #   peers.sh start       start Orthanc, dcmqrscp and storescp on non-default loopback ports (manual use)
 #   peers.sh stop        stop them by PID
 #   peers.sh samples     print the directory of the sample .dcm files
+#   peers.sh python      print the python that has pynetdicom, pydicom and dicomweb-client
 #
 # Tests start their own peers on free ports through test/peers/dicom-peers.ts; this script is
 # what installs them (make peers, .ci/run) and what a developer runs to poke at them by hand.
@@ -22,6 +23,11 @@ QR_PORT=${QR_PORT:-11112}
 STORESCP_PORT=${STORESCP_PORT:-11113}
 DICOMWEB_PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 MOTO_VERSION=5.2.5
+# Independent DICOM implementations in Python: pynetdicom (DIMSE SCU/SCP), pydicom (data sets),
+# dicomweb-client (DICOMweb). One venv: $CACHE/dicom-venv/bin/python.
+PYNETDICOM_VERSION=3.0.4
+PYDICOM_VERSION=3.0.2
+DICOMWEB_CLIENT_VERSION=0.61.2
 
 say() { printf 'peers: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -64,6 +70,15 @@ install() {
     "$CACHE/moto-venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
   fi
   [ -x "$CACHE/moto-venv/bin/moto_server" ] || { say "moto_server missing after the install"; exit 1; }
+  local dv="$CACHE/dicom-venv" want="pynetdicom==$PYNETDICOM_VERSION pydicom==$PYDICOM_VERSION dicomweb-client==$DICOMWEB_CLIENT_VERSION"
+  if [ "$(cat "$dv/.harmony-pins" 2>/dev/null)" != "$want" ]; then
+    say "installing $want (PyPI) into $dv"
+    python3 -m venv "$dv" 2>/dev/null || { as_root apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$dv"; }
+    # shellcheck disable=SC2086
+    "$dv/bin/pip" install -q $want
+    printf '%s' "$want" > "$dv/.harmony-pins"
+  fi
+  "$dv/bin/python" -c "import pynetdicom, pydicom, dicomweb_client" || { say "dicom-venv is incomplete"; exit 1; }
   say "ready (samples in $SAMPLES)"
 }
 
@@ -109,5 +124,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   samples) echo "$SAMPLES" ;;
-  *) echo "usage: $0 install|start|stop|samples" >&2; exit 2 ;;
+  python) echo "$CACHE/dicom-venv/bin/python" ;;
+  *) echo "usage: $0 install|start|stop|samples|python" >&2; exit 2 ;;
 esac
