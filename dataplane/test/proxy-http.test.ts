@@ -342,7 +342,12 @@ describe("http proxy", { timeout: 60_000 }, () => {
       ["/api", "/"],
       ["/api/", "/"],
       ["/api/a/b/c", "/a/b/c"],
-      ["/api/a%20b/c%2Fd/%E2%9C%93", "/a%20b/c%2Fd/%E2%9C%93"],
+      ["/api/a%20b/c%2Cd/%E2%9C%93", "/a%20b/c%2Cd/%E2%9C%93"],
+      // The canonical path is what goes upstream: unreserved escapes decoded, the rest upper-case, `//` merged.
+      ["/api/%61%62c/x%2cy%e2%9c%93", "/abc/x%2Cy%E2%9C%93"],
+      ["//api//a///b/", "/a/b/"],
+      ["/rw//users/%37", "/v2/users/7"],
+      ["/keep//users", "/keep/users"],
       ["/api/apiish", "/apiish"],
       ["/rw", "/v2"],
       ["/rw/users/7", "/v2/users/7"],

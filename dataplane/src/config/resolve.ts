@@ -5,6 +5,7 @@
  */
 import { createSecureContext } from "node:tls";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../pipeline/body-parse.js";
+import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from "../pipeline/canonical-path.js";
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
@@ -53,6 +54,8 @@ export interface ResolvedConfig {
   jsonDepthLimit: number;
   parseLimits: ParseLimits;
   shutdownTimeoutMs: number;
+  /** How request paths are made canonical (`proxy.path_normalization`). */
+  pathNormalization: PathNormalization;
   management:
     | { enabled: false }
     | { enabled: true; basePath: string; network: string; token: string | undefined; tokenSource: string | undefined };
@@ -473,6 +476,11 @@ export function resolveConfig(
       maxFormFields: limits.max_form_fields ?? DEFAULT_PARSE_LIMITS.maxFormFields,
     },
     shutdownTimeoutMs: proxy.shutdown_timeout_ms ?? 30_000,
+    pathNormalization: {
+      encodedSlash: proxy.path_normalization?.encoded_slash ?? DEFAULT_PATH_NORMALIZATION.encodedSlash,
+      semicolon: proxy.path_normalization?.semicolon ?? DEFAULT_PATH_NORMALIZATION.semicolon,
+      caseInsensitive: proxy.path_normalization?.case_insensitive ?? DEFAULT_PATH_NORMALIZATION.caseInsensitive,
+    },
     management,
     networks,
     pipelines,

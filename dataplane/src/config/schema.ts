@@ -43,6 +43,27 @@ export const ContentLimits = Obj(
   "Request body limits (newer layout).",
 );
 
+export const PathNormalizationSection = Obj(
+  {
+    encoded_slash: Type.Optional(
+      Type.Union([Type.Literal("reject"), Type.Literal("decode"), Type.Literal("keep")], {
+        description:
+          "Encoded / and \\ (%2F, %5C) in a path: reject (400, default); decode (%2F becomes a separator, %5C is still 400); keep (forwarded encoded: only for upstreams that never decode them).",
+      }),
+    ),
+    semicolon: Type.Optional(
+      Type.Union([Type.Literal("reject"), Type.Literal("strip"), Type.Literal("keep")], {
+        description:
+          "';' parameters in path segments: reject (400, default); strip (removed from every segment before matching and forwarding); keep (ordinary characters).",
+      }),
+    ),
+    case_insensitive: Type.Optional(
+      Bool("Routes, policies path rules and path_filter ignore case (default false); the path is forwarded as sent."),
+    ),
+  },
+  "How request paths are made canonical before routing, policies, path_filter, logging and forwarding.",
+);
+
 export const ProxySection = Obj(
   {
     id: Type.Optional(Str("Proxy identifier (0.4 layout).", { minLength: 1 })),
@@ -67,6 +88,7 @@ export const ProxySection = Obj(
         description: "How long SIGTERM waits for in-flight requests before closing them.",
       }),
     ),
+    path_normalization: Type.Optional(PathNormalizationSection),
   },
   "Process-wide settings.",
 );

@@ -8,7 +8,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import type { MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { RuleError, pathPattern } from "../policy/rules.js";
+import { RuleError, pathPattern, type PathPattern } from "../policy/rules.js";
 
 const Options = Type.Object(
   {
@@ -25,9 +25,9 @@ const Options = Type.Object(
 );
 type Options = Static<typeof Options>;
 
-function compile(o: Options): { rules: { allow: boolean; re: RegExp }[]; problems: OptionProblem[] } {
+function compile(o: Options): { rules: { allow: boolean; re: PathPattern }[]; problems: OptionProblem[] } {
   const problems: OptionProblem[] = [];
-  const rules: { allow: boolean; re: RegExp }[] = [];
+  const rules: { allow: boolean; re: PathPattern }[] = [];
   o.rules.forEach((r, i) => {
     const allow = typeof r === "string" || "allow" in r;
     const pattern = typeof r === "string" ? r : "allow" in r ? r.allow : r.deny;
@@ -50,20 +50,12 @@ export const pathFilter: MiddlewarePlugin<typeof Options> = {
     const { rules } = compile(o);
     return {
       onRequest(rctx) {
-        // Match what the upstream will act on: decoded, and never with dot segments or encoded
-        // separators, which an upstream may resolve into a path this filter never saw.
-        if (/%2f|%5c|%00/i.test(rctx.subpath))
-          throw new HttpError(400, "encoded path separators are not accepted", { type: problemType("bad-path") });
-        let decoded: string;
-        try {
-          decoded = decodeURIComponent(rctx.subpath);
-        } catch {
-          throw new HttpError(400, "the path is not valid percent-encoding", { type: problemType("bad-path") });
-        }
-        if (/(^|\/)\.\.?(\/|$)/.test(decoded) || decoded.includes("\\"))
-          throw new HttpError(400, "dot segments are not accepted in paths", { type: problemType("bad-path") });
-        const path = decoded.length > 1 ? decoded.replace(/\/+$/, "") : decoded;
-        const hit = rules.find((r) => r.re.test(path));
+        // The canonical path (pipeline/canonical-path.ts) is what the upstream gets: decoded where
+        // that is safe, slashes merged, and never with dot segments or encoded separators (those
+        // were refused or resolved before routing), so a spelling cannot slip past these rules.
+        const sub = rctx.subpath;
+        const path = sub.length > 1 && sub.endsWith("/") ? sub.slice(0, -1) : sub;
+        const hit = rules.find((r) => r.re.test(path, rctx.caseInsensitivePaths));
         if (!hit) throw new HttpError(404, `${rctx.path} is not served here`, { type: problemType("path-filtered") });
         if (!hit.allow) throw new HttpError(403, `${rctx.path} is not allowed`, { type: problemType("path-filtered") });
       },

@@ -85,7 +85,7 @@ export function compileGeneration(
   }
 
   const tables = new Map<string, RouteTable<CompiledRoute>>();
-  for (const name of config.networks.keys()) tables.set(name, new RouteTable());
+  for (const name of config.networks.keys()) tables.set(name, new RouteTable(config.pathNormalization.caseInsensitive));
   const managementPaths = config.management.enabled
     ? [config.management.basePath, "/healthz", "/readyz", "/metrics"]
     : [];

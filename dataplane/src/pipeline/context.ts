@@ -27,8 +27,13 @@ export interface TargetOverrides {
 }
 
 export class RequestContext {
-  /** Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`). */
+  /**
+   * Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`).
+   * Canonical, like `path`.
+   */
   readonly subpath: string;
+  /** Path rules ignore case (proxy.path_normalization.case_insensitive); the path itself keeps it. */
+  readonly caseInsensitivePaths: boolean;
   readonly body: RequestBody;
   /** Bounds for reading bodies as data (pipeline/body-parse.ts). */
   readonly parseLimits: ParseLimits;
@@ -56,12 +61,15 @@ export class RequestContext {
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly route: CompiledRoute,
-    /** Request path without the query string. */
+    /**
+     * Request path without the query string, in canonical form (pipeline/canonical-path.ts): what
+     * routing, path rules and the access log saw, and what HTTP backends forward.
+     */
     readonly path: string,
     /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
     public search: string,
     readonly startNs: bigint,
-    limits: { bodyLimit: number; jsonDepthLimit: number; parseLimits?: ParseLimits },
+    limits: { bodyLimit: number; jsonDepthLimit: number; parseLimits?: ParseLimits; caseInsensitivePaths?: boolean },
     /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */
     readonly internal = false,
   ) {
@@ -69,6 +77,7 @@ export class RequestContext {
     this.subpath = p === "" ? "/" : p;
     this.body = new RequestBody(req, limits.bodyLimit, limits.jsonDepthLimit);
     this.parseLimits = limits.parseLimits ?? DEFAULT_PARSE_LIMITS;
+    this.caseInsensitivePaths = limits.caseInsensitivePaths ?? false;
     this.clientAddress = req.socket.remoteAddress;
     this.secure = "encrypted" in req.socket;
   }

@@ -22,6 +22,8 @@ export interface ExecutorDeps {
   bodyLimit: number;
   jsonDepthLimit: number;
   parseLimits: ParseLimits;
+  /** proxy.path_normalization.case_insensitive: path rules ignore case. */
+  caseInsensitivePaths: boolean;
   onStart(): void;
   onEnd(): void;
 }
@@ -33,6 +35,7 @@ export async function execute(
   route: CompiledRoute,
   req: IncomingMessage,
   res: ServerResponse,
+  /** The canonical path (pipeline/canonical-path.ts) the route was matched on. */
   path: string,
   search: string,
   deps: ExecutorDeps,

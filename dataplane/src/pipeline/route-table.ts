@@ -2,6 +2,8 @@
  * Per-network route table: longest matching prefix first, then method. Built once per config
  * generation so the hot path is a short loop over precomputed entries.
  */
+import { canonicalLiteral } from "./canonical-path.js";
+
 export interface RouteEntry<R> {
   prefix: string;
   methods: ReadonlySet<string> | "*";
@@ -11,28 +13,37 @@ export interface RouteEntry<R> {
 export type MatchResult<R> = { route: R } | { allow: string[] } | undefined;
 
 export class RouteTable<R> {
-  private readonly entries: RouteEntry<R>[] = [];
+  private readonly entries: (RouteEntry<R> & { key: string })[] = [];
+
+  /**
+   * `caseInsensitive` (proxy.path_normalization.case_insensitive): prefixes match in any case.
+   * Canonical paths are ASCII, so lower-casing keeps their length and the prefix slices stay right.
+   */
+  constructor(private readonly caseInsensitive = false) {}
 
   add(entry: RouteEntry<R>): void {
-    this.entries.push(entry);
+    this.entries.push({ ...entry, key: this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix });
     // Longest prefix first; stable for equal lengths so config order breaks ties.
     this.entries.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
   /** The entry already claiming `method` on `prefix`, if any. */
   conflict(prefix: string, methods: ReadonlySet<string> | "*"): RouteEntry<R> | undefined {
+    const key = this.caseInsensitive ? prefix.toLowerCase() : prefix;
     return this.entries.find(
       (e) =>
-        e.prefix === prefix &&
+        e.key === key &&
         (e.methods === "*" || methods === "*" || [...methods].some((m) => (e.methods as ReadonlySet<string>).has(m))),
     );
   }
 
+  /** `path` is the request's canonical path (pipeline/canonical-path.ts). */
   match(method: string, path: string): MatchResult<R> {
     let allowFrom: RouteEntry<R>[] | undefined;
     let allowLen = -1;
+    if (this.caseInsensitive) path = path.toLowerCase();
     for (const e of this.entries) {
-      const p = e.prefix;
+      const p = e.key;
       const hit =
         p === "/" || path === p || (path.length > p.length && path.startsWith(p) && path.charCodeAt(p.length) === 47);
       if (!hit) continue;
@@ -57,9 +68,12 @@ export class RouteTable<R> {
   }
 }
 
-/** Normalises a configured prefix: leading slash, no trailing slash (except root). */
+/**
+ * Normalises a configured prefix: leading slash, no trailing slash (except root), and spelled the
+ * way canonical request paths are (`/%C3%A9` for `/é`), or it could never match.
+ */
 export function normalizePrefix(prefix: string): string {
-  let p = prefix.trim();
+  let p = canonicalLiteral(prefix.trim());
   if (!p.startsWith("/")) p = "/" + p;
   while (p.length > 1 && p.endsWith("/")) p = p.slice(0, -1);
   return p;

@@ -5,6 +5,7 @@
 import type { RequestContext } from "../pipeline/context.js";
 import { cidrList, matches } from "./client-ip.js";
 import type { RateLimiter } from "./rate-limit.js";
+import { canonicalLiteral } from "../pipeline/canonical-path.js";
 
 export type Verdict = "allow" | "deny" | "none";
 
@@ -38,17 +39,37 @@ const strings = (o: Opts, key: string, required = true): string[] => {
 };
 const on = (hit: boolean, m: "allow" | "deny"): Verdict => (hit ? m : "none");
 
-/** `/Patient/{id}`, `/api/{*rest}` (matchit syntax) → a regular expression for a whole path. */
-export function pathPattern(p: string): RegExp {
-  if (!p.startsWith("/")) throw new RuleError(`path pattern "${p}" must start with /`);
-  const re = p
-    .split(/(\{\*?[A-Za-z_][A-Za-z0-9_]*\})/)
-    .map((part) =>
-      part.startsWith("{*") ? ".*" : part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^$()|[\]\\]/g, "\\$&"),
-    )
-    .join("");
-  return new RegExp(`^${re}$`);
+/**
+ * A path pattern (`/Patient/{id}`, `/api/{*rest}`, matchit syntax) for a whole canonical path.
+ * Literal parts are put in canonical form too (pipeline/canonical-path.ts), so `/é` matches the
+ * `/%C3%A9` a client sends; with case-insensitive paths the second expression is used.
+ */
+export class PathPattern {
+  private readonly exact: RegExp;
+  private readonly anyCase: RegExp;
+  constructor(readonly source: string) {
+    if (!source.startsWith("/")) throw new RuleError(`path pattern "${source}" must start with /`);
+    const re = source
+      .split(/(\{\*?[A-Za-z_][A-Za-z0-9_]*\})/)
+      .map((part) =>
+        part.startsWith("{*")
+          ? ".*"
+          : part.startsWith("{")
+            ? "[^/]+"
+            : canonicalLiteral(part).replace(/[.*+?^$()|[\]\\]/g, "\\$&"),
+      )
+      .join("");
+    this.exact = new RegExp(`^${re}$`);
+    this.anyCase = new RegExp(`^${re}$`, "i");
+  }
+
+  /** `path` is canonical; `caseInsensitive` is proxy.path_normalization.case_insensitive. */
+  test(path: string, caseInsensitive: boolean): boolean {
+    return (caseInsensitive ? this.anyCase : this.exact).test(path);
+  }
 }
+
+export const pathPattern = (p: string): PathPattern => new PathPattern(p);
 
 /** "/re/flags" or a plain string (matched as a substring, case-insensitively). */
 function userRegex(p: string): RegExp {
@@ -151,9 +172,10 @@ export function makeRule(
     case "path": {
       const m = mode(o);
       const res = strings(o, "paths").map(pathPattern);
+      // The canonical path (pipeline/canonical-path.ts): every spelling of /admin is /admin here.
       return rule((i) =>
         on(
-          res.some((r) => r.test(i.ctx.subpath)),
+          res.some((r) => r.test(i.ctx.subpath, i.ctx.caseInsensitivePaths)),
           m,
         ),
       );

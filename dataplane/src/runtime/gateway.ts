@@ -15,7 +15,8 @@ import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/
 import { ConfigWatcher, listFiles } from "../config/watch.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
 import { execute, executeInternal, type ExecutorDeps } from "../pipeline/executor.js";
-import { writeProblem } from "../pipeline/errors.js";
+import { problemType, writeProblem } from "../pipeline/errors.js";
+import { PathError, canonicalPath } from "../pipeline/canonical-path.js";
 import { requestId } from "../pipeline/trace.js";
 import type { RouteTable } from "../pipeline/route-table.js";
 import type { Registry } from "../plugins/registry.js";
@@ -27,8 +28,6 @@ import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
 import { bindListener, type BoundListener } from "./listeners.js";
 
-/** A path segment that is "." or "..", spelled plainly or percent-encoded. */
-const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
 import { buildContextFactory } from "../build-context.js";
 
 export interface ReloadResult {
@@ -207,6 +206,7 @@ export class Gateway {
       bodyLimit: config.bodyLimit,
       jsonDepthLimit: config.jsonDepthLimit,
       parseLimits: config.parseLimits,
+      caseInsensitivePaths: config.pathNormalization.caseInsensitive,
       onStart: () => {
         live.inflight++;
         this.opts.metrics.inflight.inc();
@@ -316,17 +316,24 @@ export class Gateway {
     if (this.stopping) res.setHeader("connection", "close");
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const raw = q < 0 ? url : url.slice(0, q);
     const table: RouteTable<CompiledRoute> | undefined = live.gen.tables.get(network);
-    if (DOT_SEGMENT.test(path)) {
-      // "/public/../admin" would match /public here and reach /admin upstream; refuse it.
-      this.opts.metrics.unrouted.inc({ network, status: "400" });
-      writeProblem(
-        res,
-        { status: 400, title: "Bad Request", detail: "dot segments (. and ..) are not accepted in paths" },
-        requestId(req.headers["x-request-id"]),
-      );
-      return;
+    let path = raw;
+    if (raw.charCodeAt(0) === 47) {
+      // The one canonical form routing, policies, path_filter, the access log and the upstream
+      // request all use ("/x/%2e%2e%2fadmin" must not match /x here and reach /admin upstream).
+      try {
+        path = canonicalPath(raw, live.gen.config.pathNormalization);
+      } catch (e) {
+        if (!(e instanceof PathError)) throw e;
+        this.opts.metrics.unrouted.inc({ network, status: "400" });
+        writeProblem(
+          res,
+          { status: 400, title: "Bad Request", type: problemType("bad-path"), detail: e.message },
+          requestId(req.headers["x-request-id"]),
+        );
+        return;
+      }
     }
     const m = path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path) : undefined;
     if (m && "route" in m) {
