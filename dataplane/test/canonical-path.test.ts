@@ -122,3 +122,64 @@ test("configured literals and path patterns are matched in canonical form", () =
   assert.ok(p.test("/b%C3%BCcher/1", true), "case-insensitive matching");
   assert.ok(pathPattern("/%61dmin").test("/admin", false));
 });
+
+test("property: whatever comes in, what comes out is stable and decodes to no dot segment or separator", () => {
+  // A seeded generator (mulberry32) over the pieces path tricks are made of.
+  let seed = 20261205;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const atoms = [
+    "/",
+    "//",
+    ".",
+    "..",
+    "a",
+    "B",
+    "%2e",
+    "%2E",
+    "%2f",
+    "%5c",
+    "%25",
+    "%c0%ae",
+    "%61",
+    ";",
+    ";x",
+    "\\",
+    "%3b",
+    "%20",
+    "~",
+    "%e2%9c%93",
+  ];
+  let accepted = 0;
+  for (let n = 0; n < 20_000; n++) {
+    let p = "/";
+    const len = 1 + Math.floor(rand() * 8);
+    for (let i = 0; i < len; i++) p += atoms[Math.floor(rand() * atoms.length)];
+    for (const o of [
+      opts(),
+      opts({ encodedSlash: "decode", semicolon: "strip" }),
+      opts({ encodedSlash: "keep", semicolon: "keep" }),
+    ]) {
+      let c: string;
+      try {
+        c = canonicalPath(p, o);
+      } catch (e) {
+        assert.ok(e instanceof PathError, `${p}: ${String(e)}`);
+        continue;
+      }
+      accepted++;
+      assert.equal(canonicalPath(c, o), c, `${p} → ${c} is a fixed point`);
+      assert.ok(!c.includes("//"), `${p} → ${c}`);
+      // An upstream that decodes once (and treats %2F and %5C as separators) finds no dot segment.
+      const decoded = decodeURIComponent(c).split(/[/\\]/);
+      assert.ok(!decoded.includes(".") && !decoded.includes(".."), `${p} → ${c}`);
+      if (o.encodedSlash !== "keep") assert.ok(!/%2F|%5C/i.test(c), `${p} → ${c}`);
+      if (o.semicolon !== "keep") assert.ok(!c.includes(";"), `${p} → ${c}`);
+    }
+  }
+  assert.ok(accepted > 1000, `${accepted} accepted`);
+});

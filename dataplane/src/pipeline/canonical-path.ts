@@ -46,9 +46,7 @@ export class PathError extends Error {
 
 const PERCENT = 37;
 const HASH = 35;
-const DOT = 46;
 const SLASH = 47;
-const SEMICOLON = 59;
 const BACKSLASH = 92;
 
 /** Characters that stand for themselves in a canonical path (RFC 3986 pchar, plus `/`). */
@@ -62,6 +60,7 @@ for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 for (const ch of "!$&'()*+,;=:@/") PCHAR[ch.charCodeAt(0)] = 1;
 
 const HEX = "0123456789ABCDEF";
+const DOT_SEGMENTS = "dot segments (. and ..) are not accepted in paths";
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -73,20 +72,19 @@ export function canonicalPath(raw: string, opts: PathNormalization = DEFAULT_PAT
   return rebuild(raw, opts);
 }
 
-/** One pass, no allocation: only pchars, no `;`, no `//`, no segment starting with `.`. */
+/**
+ * Already canonical: segments of pchars other than `;`, none empty (no `//`) or starting with `.`.
+ * Each repetition starts at a `/` the character class cannot match, so the match is linear; one
+ * compiled expression measured about twice as fast as a charCodeAt loop here.
+ */
+const CANONICAL = /^(?:\/(?![/.])[A-Za-z0-9\-._~!$&'()*+,=:@]*)+$/;
+
 function isCanonical(p: string): boolean {
-  const n = p.length;
-  if (n === 0 || p.charCodeAt(0) !== SLASH) return false;
-  for (let i = 0; i < n; i++) {
-    const c = p.charCodeAt(i);
-    if (c >= 128 || PCHAR[c] === 0 || c === SEMICOLON) return false;
-    if (c === SLASH && i + 1 < n) {
-      const d = p.charCodeAt(i + 1);
-      if (d === SLASH || d === DOT) return false;
-    }
-  }
-  return true;
+  return CANONICAL.test(p);
 }
+
+/** A segment that needs no decoding or encoding (it may still be `.` or `..`). */
+const PLAIN_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,=:@]*$/;
 
 function rebuild(raw: string, opts: PathNormalization): string {
   if (raw.charCodeAt(0) !== SLASH) throw new PathError("the path must start with /");
@@ -99,7 +97,12 @@ function rebuild(raw: string, opts: PathNormalization): string {
       if (opts.semicolon === "reject") throw new PathError("';' parameters are not accepted in paths");
       if (opts.semicolon === "strip") seg = seg.slice(0, semi);
     }
-    pieces.push(...decodeSegment(seg, opts));
+    if (PLAIN_SEGMENT.test(seg)) {
+      if (seg === "." || seg === "..") throw new PathError(DOT_SEGMENTS);
+      pieces.push(seg);
+    } else {
+      for (const piece of decodeSegment(seg, opts)) pieces.push(piece);
+    }
   }
   // Empty pieces are merged slashes (or segments that were only parameters); one at the end is
   // the trailing slash, which names a different resource on many servers and is kept.
@@ -132,10 +135,12 @@ function decodeSegment(seg: string, opts: PathNormalization): string[] {
     bytes.push(c);
     escaped.push(false);
   }
-  try {
-    utf8.decode(Uint8Array.from(bytes));
-  } catch {
-    throw new PathError("the path does not decode to UTF-8 (overlong or invalid byte sequences)");
+  if (bytes.some((b) => b >= 0x80)) {
+    try {
+      utf8.decode(Uint8Array.from(bytes));
+    } catch {
+      throw new PathError("the path does not decode to UTF-8 (overlong or invalid byte sequences)");
+    }
   }
   const pieces: string[] = [];
   let cur = "";
@@ -169,8 +174,7 @@ function decodeSegment(seg: string, opts: PathNormalization): string[] {
 }
 
 function checkDots(parts: string[]): void {
-  for (const p of parts)
-    if (p === "." || p === "..") throw new PathError("dot segments (. and ..) are not accepted in paths");
+  for (const p of parts) if (p === "." || p === "..") throw new PathError(DOT_SEGMENTS);
 }
 
 function hexByte(s: string, i: number): number {
