@@ -102,6 +102,13 @@ test("left target_details: method, path, query and headers of the upstream reque
   assert.equal(r.headers["x-upstream-secret"], undefined);
 });
 
+test("a uri from the transform is forwarded in canonical form", async () => {
+  seen.length = 0;
+  const r = await http(dp.url("default", "/route/x?to=/%2561dmin//%252a"));
+  assert.equal(r.status, 200);
+  assert.equal(seen[0]!.url, "/base/admin/%2A?to=/%2561dmin//%252a");
+});
+
 test("keys the spec leaves out keep their value", async () => {
   seen.length = 0;
   const r = await http(dp.url("default", "/route/a/b?x=1"), { method: "DELETE" });
@@ -123,6 +130,9 @@ test("an output that picks the origin or escapes the base path fails the request
   assert.equal(traversal.status, 500);
   const authority = await http(dp.url("default", "/route/x?to=//evil.example/x"));
   assert.equal(authority.status, 500);
+  // The uri's path gets the client path's canonical form: encoded dot segments and slashes too.
+  for (const to of ["/%252e%252e/admin", "/x/..%252fadmin", "/%25c0%25ae%25c0%25ae/admin", "/a;b"])
+    assert.equal((await http(dp.url("default", `/route/x?to=${to}`))).status, 500, to);
   const injected = await http(dp.url("default", "/badheader/x?v=a%0d%0aX-Evil:%201"));
   assert.equal(injected.status, 500);
   assert.equal(seen.length, 0, "nothing reached the upstream");

@@ -20,6 +20,7 @@ import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { chainr, type ChainStep, type Json } from "../transform/jolt.js";
 import { loadSpec } from "../transform/spec-file.js";
+import { PathError, canonicalPath } from "../pipeline/canonical-path.js";
 
 const Options = Type.Object(
   {
@@ -113,7 +114,17 @@ function applyTarget(rctx: RequestContext, out: Record<string, Json>): void {
     if (!uri.startsWith("/") || uri.startsWith("//") || /[\s#]/.test(uri) || hasControl(uri))
       throw new OutputError(`uri "${uri}" must be a path starting with a single /`);
     if (/(^|\/)\.\.?(\/|$|\?)/.test(uri.split("?")[0]! + "/")) throw new OutputError(`uri "${uri}" has dot segments`);
-    rctx.target.uri = uri;
+    // A uri is often built from request data (a query parameter): its path gets the client path's
+    // canonical form, or `%2e%2e` could reach an upstream that decodes it into `..`.
+    const q = uri.indexOf("?");
+    let path: string;
+    try {
+      path = canonicalPath(q < 0 ? uri : uri.slice(0, q), rctx.pathNormalization);
+    } catch (e) {
+      if (!(e instanceof PathError)) throw e;
+      throw new OutputError(`uri "${uri}": ${e.message}`);
+    }
+    rctx.target.uri = q < 0 ? path : path + uri.slice(q);
   }
   if (out.query_params !== undefined && out.query_params !== null) {
     const q = out.query_params;

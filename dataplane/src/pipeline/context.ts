@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import { RequestBody } from "./body.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./body-parse.js";
 import type { CompiledRoute } from "./compile.js";
+import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from "./canonical-path.js";
 
 export interface ProxyResponse {
   status: number;
@@ -32,8 +33,8 @@ export class RequestContext {
    * Canonical, like `path`.
    */
   readonly subpath: string;
-  /** Path rules ignore case (proxy.path_normalization.case_insensitive); the path itself keeps it. */
-  readonly caseInsensitivePaths: boolean;
+  /** proxy.path_normalization: how `path` was made canonical, for paths middleware makes up. */
+  readonly pathNormalization: PathNormalization;
   readonly body: RequestBody;
   /** Bounds for reading bodies as data (pipeline/body-parse.ts). */
   readonly parseLimits: ParseLimits;
@@ -69,7 +70,12 @@ export class RequestContext {
     /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
     public search: string,
     readonly startNs: bigint,
-    limits: { bodyLimit: number; jsonDepthLimit: number; parseLimits?: ParseLimits; caseInsensitivePaths?: boolean },
+    limits: {
+      bodyLimit: number;
+      jsonDepthLimit: number;
+      parseLimits?: ParseLimits;
+      pathNormalization?: PathNormalization;
+    },
     /** True for requests that came from another protocol (DIMSE) rather than an HTTP client. */
     readonly internal = false,
   ) {
@@ -77,9 +83,14 @@ export class RequestContext {
     this.subpath = p === "" ? "/" : p;
     this.body = new RequestBody(req, limits.bodyLimit, limits.jsonDepthLimit);
     this.parseLimits = limits.parseLimits ?? DEFAULT_PARSE_LIMITS;
-    this.caseInsensitivePaths = limits.caseInsensitivePaths ?? false;
+    this.pathNormalization = limits.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     this.clientAddress = req.socket.remoteAddress;
     this.secure = "encrypted" in req.socket;
+  }
+
+  /** Path rules ignore case (proxy.path_normalization.case_insensitive); the path itself keeps it. */
+  get caseInsensitivePaths(): boolean {
+    return this.pathNormalization.caseInsensitive;
   }
 
   get method(): string {

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { InternalRequest } from "../plugins/types.js";
 import type { ParseLimits } from "./body-parse.js";
+import type { PathNormalization } from "./canonical-path.js";
 import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
@@ -22,8 +23,8 @@ export interface ExecutorDeps {
   bodyLimit: number;
   jsonDepthLimit: number;
   parseLimits: ParseLimits;
-  /** proxy.path_normalization.case_insensitive: path rules ignore case. */
-  caseInsensitivePaths: boolean;
+  /** proxy.path_normalization (the gateway applied it before routing; middleware may need it too). */
+  pathNormalization: PathNormalization;
   onStart(): void;
   onEnd(): void;
 }

@@ -206,7 +206,7 @@ export class Gateway {
       bodyLimit: config.bodyLimit,
       jsonDepthLimit: config.jsonDepthLimit,
       parseLimits: config.parseLimits,
-      caseInsensitivePaths: config.pathNormalization.caseInsensitive,
+      pathNormalization: config.pathNormalization,
       onStart: () => {
         live.inflight++;
         this.opts.metrics.inflight.inc();
