@@ -28,6 +28,7 @@ import { SharedResources } from "./resources.js";
 import { bindListener } from "./listeners.js";
 import { ListenerSet, type ListenerChange } from "./listener-set.js";
 import { isLoopbackAddress } from "./loopback.js";
+import { dropConnectionNamed, malformedHead } from "./request-guard.js";
 
 /** A path segment that is "." or "..", spelled plainly or percent-encoded. */
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
@@ -287,6 +288,14 @@ export class Gateway {
   private handle(network: string, req: IncomingMessage, res: ServerResponse): void {
     const live = this.live!;
     if (this.stopping) res.setHeader("connection", "close");
+    const malformed = malformedHead(req);
+    if (malformed) {
+      this.opts.metrics.unrouted.inc({ network, status: "400" });
+      const problem = { status: 400, title: "Bad Request", detail: malformed, headers: { connection: "close" } };
+      writeProblem(res, problem, requestId(req.headers["x-request-id"]));
+      return;
+    }
+    dropConnectionNamed(req.headers);
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
@@ -380,6 +389,10 @@ export class Gateway {
       basePath: () => (this.live?.gen.config.management.enabled ? this.live.gen.config.management.basePath : "/admin"),
       token: () => (this.live?.gen.config.management.enabled ? this.live.gen.config.management.token : undefined),
       loopbackOnly: () => this.live?.managementLoopback ?? true,
+      hostPolicy: () => {
+        const mg = this.live?.gen.config.management;
+        return { loopback: this.live?.managementLoopback ?? true, allowed: mg?.enabled ? mg.allowedHosts : [] };
+      },
       readiness: () => {
         if (this.stopping) return { ready: false, reason: "shutting down" };
         if (!this.live) return { ready: false, reason: "no config loaded" };
