@@ -50,3 +50,23 @@ export function responseHeaders(
   out["x-request-id"] = requestId;
   return out;
 }
+
+/** RFC 8187 attr-char: what an ext-value may carry unencoded. */
+const ATTR_CHAR = /[A-Za-z0-9!#$&+\-.^_`|~]/;
+
+/**
+ * A value the gateway puts in a request header (a JWT claim, a mesh identity). Printable ASCII goes
+ * as it is; anything else (non-Latin-1 text such as "José 山田", control characters, edge
+ * whitespace) cannot go on the wire as is, so it is sent as an RFC 8187 ext-value:
+ * `UTF-8''Jos%C3%A9%20%E5%B1%B1%E7%94%B0`. A plain value that happens to start with "UTF-8''" is
+ * encoded too, so a receiver can always tell the two apart by that prefix.
+ */
+export function headerValue(v: string): string {
+  if (v === "" || (/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(v) && !/^utf-8''/i.test(v))) return v;
+  let out = "UTF-8''";
+  for (const byte of Buffer.from(v, "utf8")) {
+    const ch = String.fromCharCode(byte);
+    out += byte < 0x80 && ATTR_CHAR.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}

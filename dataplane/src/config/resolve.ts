@@ -58,7 +58,15 @@ export interface ResolvedConfig {
   pathNormalization: PathNormalization;
   management:
     | { enabled: false }
-    | { enabled: true; basePath: string; network: string; token: string | undefined; tokenSource: string | undefined };
+    | {
+        enabled: true;
+        basePath: string;
+        network: string;
+        token: string | undefined;
+        tokenSource: string | undefined;
+        /** management.allowed_hosts as written. */
+        allowedHosts: string[];
+      };
   networks: Map<string, ListenerSpec | undefined>;
   pipelines: ResolvedPipeline[];
   endpoints: Map<string, ResolvedPlugin>;
@@ -199,7 +207,8 @@ export function resolveConfig(
     }
     const basePath = "/" + (mg.base_path ?? "admin").replace(/^\/+|\/+$/g, "");
     if (basePath === "/") at(["management", "base_path"], "must not be empty");
-    if (network) management = { enabled: true, basePath, network, token, tokenSource };
+    const allowedHosts = mg.allowed_hosts ?? [];
+    if (network) management = { enabled: true, basePath, network, token, tokenSource, allowedHosts };
   }
 
   // 0.4 registration tables: harmless unless they ask for something we cannot load.

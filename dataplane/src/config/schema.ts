@@ -193,6 +193,12 @@ export const ManagementSection = Obj(
     token: Type.Optional(Str("Bearer token required on /admin/* (prefer token_file or token_env).")),
     token_file: Type.Optional(Str("File holding the admin bearer token.")),
     token_env: Type.Optional(Str("Environment variable holding the admin bearer token.")),
+    allowed_hosts: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description:
+          "Host names (or IP literals) management answers to, beside localhost, 127.0.0.1 and ::1 when bound to loopback. Other Host headers get 421 (DNS rebinding); set it when management is reached under a name beyond loopback. Empty and not on loopback: any Host.",
+      }),
+    ),
   },
   "Management API.",
 );

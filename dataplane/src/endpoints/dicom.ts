@@ -72,9 +72,11 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
   options: Options,
   check,
   create: (o, ctx) => {
+    // Keyed by address and port (ports are unique within a config), so a reload that keeps them
+    // keeps the bound socket even when the endpoint is renamed; port 0 is any port, one per endpoint.
     const listener = ctx.resources.acquire(
-      `dimse-listener:${o.bind_address}:${o.port}:${ctx.name}`,
-      () => new DimseListener(o.bind_address, o.port),
+      `dimse-listener:${o.bind_address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
+      () => new DimseListener(o.bind_address, o.port, ctx.logger),
     );
     const peers = Object.fromEntries(
       Object.entries(o.peers).map(([aet, addr]) => {
@@ -84,6 +86,8 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
     );
     return {
       routes: [],
+      listen: () => listener.bind(),
+      listening: () => listener.isListening(),
       serve(run) {
         listener.configure(
           {

@@ -8,6 +8,7 @@ import type { Metrics } from "../observability/metrics.js";
 import { writeProblem } from "../pipeline/errors.js";
 import { requestId } from "../pipeline/trace.js";
 import { redact } from "./redact.js";
+import { refuseByHost } from "./hosts.js";
 import type { ManagementView } from "./view.js";
 
 export function createManagementApp(view: ManagementView, metrics: Metrics): express.Express {
@@ -27,6 +28,22 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
       ...(r.reason ? { reason: r.reason } : {}),
       ...(r.configHash ? { config_hash: r.configHash } : {}),
     });
+  });
+  // Probes stay answerable under any Host (kubelet sends the pod IP); everything below is checked.
+  app.use((req, res, next) => {
+    const origin = req.headers.origin;
+    const refused = refuseByHost(view.hostPolicy(), req.method, req.headers.host, origin);
+    if (!refused) return next();
+    view.logger().warn("management request refused", { status: refused.status, host: req.headers.host, origin });
+    writeProblem(
+      res,
+      {
+        status: refused.status,
+        title: refused.status === 421 ? "Misdirected Request" : "Forbidden",
+        detail: refused.detail,
+      },
+      requestId(req.headers["x-request-id"]),
+    );
   });
   app.get("/metrics", async (_req, res, next) => {
     try {

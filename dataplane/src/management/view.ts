@@ -1,11 +1,14 @@
 /** What the management API may see of the running gateway; keeps api.ts free of runtime internals. */
 import type { Logger } from "winston";
 import type { ReloadResult } from "../runtime/gateway.js";
+import type { HostPolicy } from "./hosts.js";
 
 export interface ManagementView {
   basePath(): string;
   token(): string | undefined;
   loopbackOnly(): boolean;
+  /** What the Host and Origin checks allow (management/hosts.ts). */
+  hostPolicy(): HostPolicy;
   readiness(): { ready: boolean; reason?: string; configHash?: string };
   info(): {
     id: string;

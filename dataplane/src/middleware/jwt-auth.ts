@@ -20,6 +20,7 @@ import {
 import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
+import { headerValue } from "../backends/http-headers.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 
 const HS = ["HS256", "HS384", "HS512"];
@@ -207,7 +208,7 @@ export const jwtAuth: MiddlewarePlugin<typeof Options> = {
         for (const [claim, header] of Object.entries(o.claims_to_headers)) {
           const v = payload[claim];
           if (v === undefined) delete rctx.req.headers[header.toLowerCase()];
-          else rctx.req.headers[header.toLowerCase()] = typeof v === "string" ? v : JSON.stringify(v);
+          else rctx.req.headers[header.toLowerCase()] = headerValue(typeof v === "string" ? v : JSON.stringify(v));
         }
       },
     };

@@ -14,6 +14,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { SignJWT, jwtVerify, errors as joseErrors } from "jose";
 import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
+import { headerValue } from "../backends/http-headers.js";
 import { readSecret } from "../plugins/secret.js";
 
 export const MESH_HEADER = "x-harmony-mesh";
@@ -117,7 +118,7 @@ export const meshAuth: MiddlewarePlugin<typeof Options> = {
             clockTolerance: 30,
             requiredClaims: ["sub", "exp", "iat"],
           });
-          rctx.req.headers[MESH_SOURCE_HEADER] = String(payload.sub);
+          rctx.req.headers[MESH_SOURCE_HEADER] = headerValue(String(payload.sub));
           rctx.locals.mesh = payload;
         } catch (e) {
           throw new HttpError(

@@ -79,6 +79,13 @@ export interface EndpointInstance {
    * contains the endpoint goes live, with the way to run requests through its pipeline.
    */
   serve?(run: InternalRun): void;
+  /**
+   * For endpoints that listen on their own: binds the listener before a generation containing the
+   * endpoint goes live; a rejection fails the reload and the previous generation keeps serving.
+   */
+  listen?(): Promise<void>;
+  /** Whether that listener is bound now (readiness is false while it is not). */
+  listening?(): boolean;
   /** Runs before the middleware chain (protocol-specific ingestion). */
   onRequest?(ctx: RequestContext): void | Promise<void>;
   /** Renders an error in the protocol's own shape; default is application/problem+json. */

@@ -74,19 +74,32 @@ export class DimseListener {
   constructor(
     readonly host: string,
     readonly port: number,
+    private readonly logger: Logger,
   ) {}
+
+  /** Binds once; rejects (and may be tried again) when the address cannot be bound. */
+  bind(): Promise<void> {
+    this.listening ??= this.listen().catch((e: unknown) => {
+      this.listening = undefined;
+      this.server = undefined;
+      throw e;
+    });
+    return this.listening;
+  }
+
+  isListening(): boolean {
+    return this.server?.listening === true;
+  }
 
   configure(settings: ScpSettings, run: InternalRun): void {
     this.settings = settings;
     this.run = run;
-    this.listening ??= this.listen().catch((e: unknown) => {
-      settings.logger.error("DICOM listener failed", { address: `${this.host}:${this.port}`, error: String(e) });
-      this.listening = undefined;
-    });
   }
 
   private listen(): Promise<void> {
     const server = createServer((socket) => {
+      // Bound for a generation that has not gone live yet (its reload may still fail): not ours to serve.
+      if (!this.settings || !this.run) return socket.destroy();
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
       // The first PDU must be an A-ASSOCIATE-RQ (type 0x01) of sane length; anything else is not a
@@ -100,7 +113,7 @@ export class DimseListener {
           socket.destroy();
         }
       });
-      const s = this.settings!;
+      const s = this.settings;
       // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
       new GatewayScp(socket, this, {
         associationTimeout: s.associationTimeoutMs,
@@ -113,11 +126,9 @@ export class DimseListener {
       server.once("error", reject);
       server.listen(this.port, this.host, () => {
         server.off("error", reject);
-        this.settings?.logger.info("DICOM listener started", {
-          address: this.host,
-          port: this.boundPort(),
-          aet: this.settings.aet,
-        });
+        // An error after listening (EMFILE on accept) must not become an uncaught exception.
+        server.on("error", (e) => this.logger.error("DICOM listener error", { address: this.host, error: e.message }));
+        this.logger.info("DICOM listener started", { address: this.host, port: this.boundPort() });
         resolve();
       });
     });

@@ -1,16 +1,16 @@
 /**
  * The running data plane: owns the listeners, the live config generation and reloads.
  *
- * A reload builds and validates a whole new generation before anything changes; then listeners
- * whose network section changed are rebound, and the generation pointer is swapped in one
- * assignment. Requests already running keep the generation they started with; its exclusive
+ * A reload builds and validates a whole new generation before anything changes; then every
+ * listener it needs is bound beside the old ones (runtime/listener-set.ts), and only when all of
+ * them are bound is the generation pointer swapped in one assignment and the old listeners closed. Requests already running keep the generation they started with; its exclusive
  * resources (connection pools) are closed when its last request finishes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isAbsolute, resolve } from "node:path";
 import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
-import { resolveConfig, type ListenerSpec, type ResolvedConfig } from "../config/resolve.js";
+import { resolveConfig, type ListenerSpec } from "../config/resolve.js";
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
 import { ConfigWatcher, listFiles } from "../config/watch.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
@@ -26,7 +26,10 @@ import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
-import { bindListener, type BoundListener } from "./listeners.js";
+import { bindListener } from "./listeners.js";
+import { ListenerSet, type ListenerChange } from "./listener-set.js";
+import { isLoopbackAddress } from "./loopback.js";
+import { dropConnectionNamed, malformedHead } from "./request-guard.js";
 
 import { buildContextFactory } from "../build-context.js";
 
@@ -50,13 +53,8 @@ interface Live {
   inflight: number;
   retired: boolean;
   deps: ExecutorDeps;
-}
-
-interface Listener {
-  network: string;
-  spec: ListenerSpec;
-  fingerprint: string;
-  server: BoundListener;
+  /** The management network's bind address resolves to loopback addresses only. */
+  managementLoopback: boolean;
 }
 
 export interface GatewayOptions {
@@ -73,7 +71,7 @@ export interface GatewayOptions {
 export class Gateway {
   private live: Live | undefined;
   private readonly draining = new Set<Live>();
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners: ListenerSet;
   private readonly resources = new SharedResources();
   private readonly accessLog = new AccessLog();
   private readonly management;
@@ -87,6 +85,10 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     this.configFile = resolve(opts.configFile);
     this.management = createManagementApp(this.view(), opts.metrics);
+    this.listeners = new ListenerSet(
+      (network, spec) => bindListener(spec, (req, res) => this.handle(network, req, res), opts.logger, network),
+      opts.logger,
+    );
   }
 
   /** Loads the config and binds every listener; throws with every problem listed if it cannot. */
@@ -133,8 +135,9 @@ export class Gateway {
 
     const prev = this.live;
     const next = built.live;
+    let change: ListenerChange;
     try {
-      await this.reconcileListeners(next.gen.config);
+      change = await this.bindListeners(next);
     } catch (e) {
       await this.resources.retain(this.keysInUse());
       const result: ReloadResult = {
@@ -150,6 +153,7 @@ export class Gateway {
       });
       return result;
     }
+    change.commit();
     this.live = next; // the swap
     // Endpoints with listeners of their own (DIMSE) now run requests through this generation.
     for (const route of next.gen.internal) route.endpoint.serve?.((req) => executeInternal(route, req, next.deps));
@@ -199,6 +203,7 @@ export class Gateway {
       inflight: 0,
       retired: false,
       deps: undefined as unknown as ExecutorDeps,
+      managementLoopback: false,
     };
     live.deps = {
       logger: this.opts.logger,
@@ -245,75 +250,52 @@ export class Gateway {
 
   // ---- listeners ---------------------------------------------------------------------------
 
-  private async reconcileListeners(config: ResolvedConfig): Promise<void> {
+  /**
+   * Binds everything `next` listens on while the current generation keeps serving: the endpoints
+   * with listeners of their own (DIMSE), then the networks' HTTP listeners. Rejects, with the old
+   * listeners serving as before, when any of them cannot be bound.
+   */
+  private async bindListeners(next: Live): Promise<ListenerChange> {
+    const config = next.gen.config;
+    for (const route of next.gen.internal) {
+      try {
+        await route.endpoint.listen?.();
+      } catch (e) {
+        throw new Error(`endpoint "${route.endpointName}": ${(e as Error).message}`);
+      }
+    }
     const wanted = new Map<string, ListenerSpec>();
     for (const [name, spec] of config.networks) if (spec) wanted.set(name, spec);
-    const fp = (s: ListenerSpec) =>
-      JSON.stringify([
-        s.address,
-        s.port,
-        s.certPath,
-        s.keyPath,
-        s.http2,
-        s.certReloadMs,
-        s.forceHttpsPort,
-        s.headersTimeoutMs,
-      ]);
-
-    // Close listeners that go away or change first, so a changed network can take over its port.
-    const toOpen: [string, ListenerSpec][] = [];
-    for (const [name, l] of this.listeners) {
-      const spec = wanted.get(name);
-      if (!spec || fp(spec) !== l.fingerprint) {
-        this.listeners.delete(name);
-        // Requests already on the old socket may finish; the port itself is released right away.
-        void l.server.close(config.shutdownTimeoutMs);
-        this.opts.logger.info("listener closed", { network: name, address: l.spec.address, port: l.spec.port });
-      }
-    }
-    for (const [name, spec] of wanted) if (!this.listeners.has(name)) toOpen.push([name, spec]);
-    const opened: Listener[] = [];
-    try {
-      for (const [name, spec] of toOpen) {
-        const server = await this.listen(name, spec);
-        const l = { network: name, spec, fingerprint: fp(spec), server };
-        opened.push(l);
-        this.listeners.set(name, l);
-        const addr = server.address();
-        this.opts.logger.info("listener started", {
-          network: name,
-          address: spec.address,
-          port: typeof addr === "object" && addr ? addr.port : spec.port,
-        });
-      }
-    } catch (e) {
-      for (const l of opened) {
-        this.listeners.delete(l.network);
-        await l.server.close(0);
-      }
-      throw e;
-    }
+    const mg = config.management;
+    const mgSpec = mg.enabled ? wanted.get(mg.network) : undefined;
+    next.managementLoopback = mgSpec ? await isLoopbackAddress(mgSpec.address) : true;
+    return this.listeners.stage(wanted, config.shutdownTimeoutMs);
   }
 
-  /** Binds, retrying briefly while a just-closed listener still holds the port. */
-  private async listen(network: string, spec: ListenerSpec): Promise<BoundListener> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.listenOnce(network, spec);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+  /** Configured listeners that are not bound right now (readiness), as "name (address:port)". */
+  private unbound(live: Live): string[] {
+    const out: string[] = [];
+    for (const [name, spec] of live.gen.config.networks) {
+      if (spec && !this.listeners.get(name)?.server.address())
+        out.push(`network "${name}" (${spec.address}:${spec.port})`);
     }
-  }
-
-  private listenOnce(network: string, spec: ListenerSpec): Promise<BoundListener> {
-    return bindListener(spec, (req, res) => this.handle(network, req, res), this.opts.logger, network);
+    for (const route of live.gen.internal) {
+      if (route.endpoint.listening?.() === false) out.push(`endpoint "${route.endpointName}"`);
+    }
+    return out;
   }
 
   private handle(network: string, req: IncomingMessage, res: ServerResponse): void {
     const live = this.live!;
     if (this.stopping) res.setHeader("connection", "close");
+    const malformed = malformedHead(req);
+    if (malformed) {
+      this.opts.metrics.unrouted.inc({ network, status: "400" });
+      const problem = { status: 400, title: "Bad Request", detail: malformed, headers: { connection: "close" } };
+      writeProblem(res, problem, requestId(req.headers["x-request-id"]));
+      return;
+    }
+    dropConnectionNamed(req.headers);
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const raw = q < 0 ? url : url.slice(0, q);
@@ -365,9 +347,9 @@ export class Gateway {
   /** Addresses actually bound, by network (port 0 in config becomes a real port). */
   boundPorts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [name, l] of this.listeners) {
+    for (const l of this.listeners.values()) {
       const a = l.server.address();
-      if (typeof a === "object" && a) out[name] = a.port;
+      if (typeof a === "object" && a) out[l.network] = a.port;
     }
     return out;
   }
@@ -380,8 +362,7 @@ export class Gateway {
     this.stopping = true;
     this.watcher?.close();
     const timeout = this.live?.gen.config.shutdownTimeoutMs ?? 30_000;
-    const servers = [...this.listeners.values()].map((l) => l.server);
-    this.listeners.clear();
+    const servers = this.listeners.clear().map((l) => l.server);
     await Promise.all(servers.map((s) => s.close(timeout)));
     await this.resources.closeAll();
     await this.accessLog.close();
@@ -414,15 +395,17 @@ export class Gateway {
     return {
       basePath: () => (this.live?.gen.config.management.enabled ? this.live.gen.config.management.basePath : "/admin"),
       token: () => (this.live?.gen.config.management.enabled ? this.live.gen.config.management.token : undefined),
-      loopbackOnly: () => {
+      loopbackOnly: () => this.live?.managementLoopback ?? true,
+      hostPolicy: () => {
         const mg = this.live?.gen.config.management;
-        if (!mg?.enabled) return true;
-        const spec = this.live!.gen.config.networks.get(mg.network);
-        return !!spec && /^(127\.|::1$|localhost$)/.test(spec.address);
+        return { loopback: this.live?.managementLoopback ?? true, allowed: mg?.enabled ? mg.allowedHosts : [] };
       },
       readiness: () => {
         if (this.stopping) return { ready: false, reason: "shutting down" };
         if (!this.live) return { ready: false, reason: "no config loaded" };
+        const unbound = this.unbound(this.live);
+        if (unbound.length)
+          return { ready: false, reason: `not listening: ${unbound.join(", ")}`, configHash: this.live.hash };
         return { ready: true, configHash: this.live.hash };
       },
       info: () => {

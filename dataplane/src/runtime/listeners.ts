@@ -171,6 +171,8 @@ export async function bindListener(
     server.once("error", reject);
     server.listen(spec.port, spec.address, () => {
       server.off("error", reject);
+      // An error after listening (EMFILE on accept) must not become an uncaught exception.
+      server.on("error", (e: Error) => logger.error("listener error", { network, error: e.message }));
       resolveP();
     });
   });
