@@ -6,7 +6,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { baseConfig, startDataplane, startUpstream, writeTree, type Dataplane } from "./helpers.js";
+import { baseConfig, runCli, startDataplane, startUpstream, writeTree, type Dataplane } from "./helpers.js";
 import { rawExchange } from "../../test/hostile/harness.js";
 
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -179,4 +179,27 @@ describe("keep %2F and ;", () => {
     assert.equal((await get(dp, "/up/x/..%2fadmin")).status, 400);
     assert.equal((await get(dp, "/up/x%2f..%2fadmin")).status, 400);
   });
+});
+
+test("path_normalization is checked at load: known values pass cleanly, others name the key", async () => {
+  const check = (table: string) =>
+    runCli([
+      "--check",
+      "--config",
+      join(
+        writeTree({
+          "config.toml": baseConfig().replace(
+            "shutdown_timeout_ms = 5000\n",
+            `shutdown_timeout_ms = 5000\n\n[proxy.path_normalization]\n${table}\n`,
+          ),
+        }),
+        "config.toml",
+      ),
+    ]);
+  const good = await check('encoded_slash = "decode"\nsemicolon = "strip"\ncase_insensitive = true');
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, / 0 warning\(s\)/);
+  const bad = await check('encoded_slash = "sometimes"');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stdout + bad.stderr, /proxy\.path_normalization\.encoded_slash/);
 });

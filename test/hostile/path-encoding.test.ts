@@ -16,6 +16,8 @@ import {
   freePort,
   http,
   startDataplane,
+  startUpstream,
+  tempDir,
   writeTree,
   type Dataplane,
 } from "../../dataplane/test/helpers.js";
@@ -235,4 +237,72 @@ test("no spelling of a denied path reaches the file behind policies or path_filt
     assert.equal(pub.text, PUBLIC_BODY, "the public file is still served after the corpus");
   }
   await assertStillServes(dp, "default", "/public/index.txt");
+});
+
+/** Runs one of dcmtk's tools; resolves with its exit code and output. */
+function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(tool, args);
+    let out = "";
+    p.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    p.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    p.on("close", (code) => resolve({ code, out }));
+  });
+}
+
+test("a DIMSE identifier cannot put a traversal into the DICOMweb path the gateway requests", async () => {
+  // The `dicom` endpoint turns a C-GET into GET /studies/<StudyInstanceUID>: the UID comes from
+  // the modality, so ".." would ask the DICOMweb upstream for /dicom-web/ itself.
+  const seen: string[] = [];
+  const upstream = await startUpstream((req, res) => {
+    seen.push(req.url ?? "");
+    res.statusCode = 404;
+    res.end();
+  });
+  const port = await freePort();
+  const dir = writeTree({
+    "config.toml": baseConfig(`
+[pipelines.modality]
+endpoints = ["scp"]
+backends = ["web"]
+
+[endpoints.scp]
+service = "dicom"
+options = { port = ${port}, bind_address = "127.0.0.1", local_aet = "HARMONY", allowed_aets = ["GETSCU"] }
+
+[backends.web]
+service = "dicomweb"
+options = { base_url = "${upstream.url}/dicom-web" }
+`),
+  });
+  const gw = await startDataplane(join(dir, "config.toml"));
+  try {
+    await gw.waitForLog((l) => l.message === "DICOM listener started" && l.port === port);
+    const get = (uid: string) =>
+      dcmtk("getscu", [
+        "-S",
+        "-aet",
+        "GETSCU",
+        "-aec",
+        "HARMONY",
+        "-od",
+        tempDir("harmony-getscu-"),
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        `StudyInstanceUID=${uid}`,
+        "127.0.0.1",
+        String(port),
+      ]);
+    await get("..");
+    await get("1.2.3");
+    await gw.waitForLog((l) => l.message === "access" && l.path === "/studies/1.2.3");
+    assert.deepEqual(seen, ["/dicom-web/studies/1.2.3"], "only the real UID reached the upstream");
+    const refused = gw.logs.find((l) => l.message === "access" && l.status === 400);
+    assert.deepEqual([refused?.pipeline, refused?.path], ["modality", "/studies/.."]);
+    assert.equal(gw.proc.exitCode, null);
+  } finally {
+    await gw.stop();
+    await upstream.close();
+  }
 });

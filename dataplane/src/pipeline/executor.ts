@@ -7,12 +7,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { InternalRequest } from "../plugins/types.js";
 import type { ParseLimits } from "./body-parse.js";
-import type { PathNormalization } from "./canonical-path.js";
 import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
 import { RequestContext, type ProxyResponse } from "./context.js";
-import { ClientGoneError, HttpError, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
+import { ClientGoneError, HttpError, problemType, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
+import { PathError, canonicalPath, type PathNormalization } from "./canonical-path.js";
 import { requestId } from "./trace.js";
 import type { AccessLog } from "../observability/access-log.js";
 
@@ -166,11 +166,21 @@ export async function executeInternal(
   deps: ExecutorDeps,
 ): Promise<ProxyResponse> {
   const startNs = process.hrtime.bigint();
+  // The same canonical path as an HTTP client's: a DIMSE identifier's UIDs end up in it, and a
+  // "UID" of "../../x" must not reach a DICOMweb upstream as a traversal.
+  let path = ireq.path;
+  let badPath: PathError | undefined;
+  try {
+    path = canonicalPath(ireq.path, deps.pathNormalization);
+  } catch (e) {
+    if (!(e instanceof PathError)) throw e;
+    badPath = e;
+  }
   const headers: Record<string, string> = { ...ireq.headers };
   if (ireq.body) headers["content-length"] = String(ireq.body.length);
   const req = Object.assign(Readable.from(ireq.body ? [ireq.body] : []), {
     method: ireq.method,
-    url: ireq.path + ireq.search,
+    url: path + ireq.search,
     headers,
     httpVersion: "1.1",
     socket: { remoteAddress: ireq.clientAddress },
@@ -183,10 +193,11 @@ export async function executeInternal(
     statusCode: 0,
   }) as unknown as ServerResponse;
   const id = requestId(undefined);
-  const ctx = new RequestContext(id, req, res, route, ireq.path, ireq.search, startNs, deps, true);
+  const ctx = new RequestContext(id, req, res, route, path, ireq.search, startNs, deps, true);
   const pipeline = route.pipeline;
   deps.onStart();
   try {
+    if (badPath) throw new HttpError(400, badPath.message, { type: problemType("bad-path") });
     for (let i = 0; i < pipeline.left.length && !ctx.response; i++) await pipeline.left[i]!(ctx);
     if (!ctx.response) {
       if (!pipeline.backend) throw new HttpError(502, `pipeline "${pipeline.name}" has no backend`);
