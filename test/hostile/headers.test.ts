@@ -47,6 +47,23 @@ options = { secret_file = "hs.secret", algorithms = ["HS256"], claims_to_headers
 service = "http"
 options = { base_url = "${upstream.url}" }
 
+[mesh.clinical]
+type = "http"
+provider = "local"
+jwt_secret = "${SECRET}"
+ingress = ["mesh_ingress"]
+
+[pipelines.meshed]
+networks = ["default"]
+endpoints = ["mesh_in"]
+backends = ["id_out"]
+[pipelines.meshed.mesh.ingress.mesh_ingress]
+type = "http"
+urls = ["http://127.0.0.1/mesh"]
+[endpoints.mesh_in]
+service = "http"
+options = { path_prefix = "/mesh" }
+
 [pipelines.open]
 networks = ["default"]
 endpoints = ["open_in"]
@@ -94,6 +111,34 @@ test("Connection: x-user cannot strip the identity header jwt_auth sets, nor smu
   const plain = await seen({ authorization: bearer, connection: "x-private", "x-private": "1", "x-public": "2" });
   assert.equal(plain["x-private"], undefined);
   assert.equal(plain["x-public"], "2");
+  await assertStillServes(dp, "default", "/open");
+});
+
+test("Connection: x-harmony-mesh-source cannot strip the mesh identity, nor keep a forged one", async () => {
+  const meshToken = (sub: string) =>
+    new SignJWT({ mesh_id: "clinical" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("clinical")
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(SECRET));
+  const send = async (headers: Record<string, string>) => {
+    const r = await http(dp.url("default", "/mesh/x"), { headers });
+    assert.equal(r.status, 200, r.text);
+    return r.json() as Record<string, string>;
+  };
+  const got = await send({
+    "x-harmony-mesh": await meshToken("gateway-a"),
+    connection: "x-harmony-mesh-source",
+    "x-harmony-mesh-source": "forged",
+  });
+  assert.equal(got["x-harmony-mesh-source"], "gateway-a");
+  assert.equal(got["x-harmony-mesh"], undefined, "the mesh token itself does not travel on");
+  const unsigned = await send({ connection: "x-user", "x-harmony-mesh-source": "forged" });
+  assert.equal(unsigned["x-harmony-mesh-source"], undefined, "without a token there is no source");
+  const named = await send({ "x-harmony-mesh": await meshToken("Zürich gw") });
+  assert.equal(named["x-harmony-mesh-source"], "UTF-8''Z%C3%BCrich%20gw");
   await assertStillServes(dp, "default", "/open");
 });
 

@@ -32,9 +32,10 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
   // Probes stay answerable under any Host (kubelet sends the pod IP); everything below is checked.
   app.use((req, res, next) => {
     const origin = req.headers.origin;
-    const refused = refuseByHost(view.hostPolicy(), req.method, req.headers.host, origin);
+    const host = req.headers.host ?? (req.headers[":authority"] as string | undefined); // HTTP/2 has no Host
+    const refused = refuseByHost(view.hostPolicy(), req.method, host, origin);
     if (!refused) return next();
-    view.logger().warn("management request refused", { status: refused.status, host: req.headers.host, origin });
+    view.logger().warn("management request refused", { status: refused.status, host, origin });
     writeProblem(
       res,
       {

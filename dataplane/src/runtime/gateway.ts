@@ -3,8 +3,9 @@
  *
  * A reload builds and validates a whole new generation before anything changes; then every
  * listener it needs is bound beside the old ones (runtime/listener-set.ts), and only when all of
- * them are bound is the generation pointer swapped in one assignment and the old listeners closed. Requests already running keep the generation they started with; its exclusive
- * resources (connection pools) are closed when its last request finishes.
+ * them are bound is the generation pointer swapped in one assignment and the old listeners closed.
+ * Requests already running keep the generation they started with; its exclusive resources
+ * (connection pools) are closed when its last request finishes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isAbsolute, resolve } from "node:path";
@@ -286,7 +287,12 @@ export class Gateway {
   }
 
   private handle(network: string, req: IncomingMessage, res: ServerResponse): void {
-    const live = this.live!;
+    const live = this.live;
+    if (!live) {
+      // Listeners are bound before the first generation goes live; a request in that gap waits for nothing.
+      writeProblem(res, { status: 503, title: "Service Unavailable", detail: "starting" }, requestId(undefined));
+      return;
+    }
     if (this.stopping) res.setHeader("connection", "close");
     const malformed = malformedHead(req);
     if (malformed) {

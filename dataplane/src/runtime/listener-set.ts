@@ -21,10 +21,9 @@ export interface Listener {
 
 export type Bind = (network: string, spec: ListenerSpec) => Promise<BoundListener>;
 
-/** A staged change: `commit` makes it the live set and closes what it replaced; `abort` undoes it. */
+/** A staged change: `commit` makes it the live set and closes what it replaced. */
 export interface ListenerChange {
   commit(): void;
-  abort(): Promise<void>;
 }
 
 /** Every setting counts: a field added to ListenerSpec later rebinds when it changes, with no list to keep. */
@@ -141,7 +140,6 @@ export class ListenerSet {
           this.logger.info("listener started", { network: name, address: l.spec.address, port: addr?.port });
         }
       },
-      abort: undo,
     };
   }
 

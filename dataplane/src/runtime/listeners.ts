@@ -168,9 +168,14 @@ export async function bindListener(
   }
 
   await new Promise<void>((resolveP, reject) => {
-    server.once("error", reject);
+    const failed = (e: Error) => {
+      // A server that never listened must not keep re-reading its certificate.
+      stopReload?.();
+      reject(e);
+    };
+    server.once("error", failed);
     server.listen(spec.port, spec.address, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       // An error after listening (EMFILE on accept) must not become an uncaught exception.
       server.on("error", (e: Error) => logger.error("listener error", { network, error: e.message }));
       resolveP();

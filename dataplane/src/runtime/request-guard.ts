@@ -29,6 +29,8 @@ export function malformedHead(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
+const ONLY_PERSISTENCE = /^\s*(?:keep-alive|close)\s*$/i;
+
 /**
  * Removes the headers the client named in Connection (RFC 9110 §7.6.1), leaving only close /
  * keep-alive there. Done here, before middleware runs, so a client's "Connection: x-user" removes
@@ -37,7 +39,8 @@ export function malformedHead(req: IncomingMessage): string | undefined {
  */
 export function dropConnectionNamed(headers: IncomingMessage["headers"]): void {
   const c = headers.connection;
-  if (c === undefined) return;
+  // The common cases, absent or a lone "keep-alive" / "close", name nothing: no split, no rewrite.
+  if (c === undefined || c === "keep-alive" || c === "close" || ONLY_PERSISTENCE.test(c)) return;
   const kept: string[] = [];
   for (const t of c.split(",")) {
     const k = t.trim().toLowerCase();
