@@ -81,7 +81,10 @@ export async function reconcileGateway(
   const secretLookup = (ns: string, n: string) => {
     const s = caches.secrets.get(n, ns);
     if (!s?.data) return undefined;
-    return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+    return {
+      data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")])),
+      revision: `${s.metadata?.uid ?? ""}/${s.metadata?.resourceVersion ?? ""}`,
+    };
   };
   const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup);
 
