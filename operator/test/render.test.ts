@@ -180,7 +180,7 @@ test("problems read in spec paths; unknown option keys are refused with the clos
   const typo = outcome(r, "typo");
   assert.equal(typo.programmed, false);
   assert.equal(typo.failure?.reason, "InvalidOptions");
-  const msg = typo.failure!.message;
+  const msg = typo.failure.message;
   assert.match(msg, /spec\.middleware\[1\]\.options\.audiance: unknown option; did you mean "audience"\?/);
   assert.match(msg, /spec\.middleware\[1\]\.options\.isuer: unknown option; did you mean "issuer"\?/);
   assert.match(msg, /spec\.backends\[0\]\.options\.retrys: unknown option; did you mean "retries"\?/);

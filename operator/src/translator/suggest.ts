@@ -42,7 +42,7 @@ type Schema = TSchema & {
 
 /** Keys the schema knows for the object at `path` below it (unions contribute every branch's). */
 export function keysAt(schema: TSchema, path: readonly (string | number)[]): Set<string> {
-  let level: Schema[] = [schema as Schema];
+  let level: Schema[] = [schema];
   const expand = (s: Schema[]): Schema[] => s.flatMap((x) => [x, ...expand([...(x.anyOf ?? []), ...(x.allOf ?? [])])]);
   for (const part of path) {
     level = expand(level).flatMap((s) => {
