@@ -23,17 +23,18 @@ test("typed fields become data-plane options and win over free-form ones", () =>
   });
 });
 
-test("a valid endpoint is accepted; an unknown option is refused with a suggestion", () => {
+test("a valid endpoint is accepted; an unknown option is a warning with a suggestion", () => {
   assert.deepEqual(checkEndpoint(ep({ service: "http", pathPrefix: "/x" })), {
     ok: true,
     reason: "Accepted",
     message: "http endpoint accepted",
     issues: [],
   });
-  // An unknown option is refused (the data plane would ignore it), with the closest known key.
+  // An unknown option is a warning on the status (admission refuses it), with the closest known key.
   const typo = checkEndpoint(ep({ service: "http", pathPrefix: "/x", options: { bogus: 1, path_prefx: "/y" } }));
-  assert.equal(typo.ok, false);
-  assert.match(typo.message, /spec\.options\.bogus: unknown option(;|$)/);
+  assert.equal(typo.ok, true);
+  assert.ok(typo.issues.every((i) => i.unknownOption));
+  assert.match(typo.message, /warnings: .*spec\.options\.bogus: unknown option(;|$)/);
   assert.match(typo.message, /spec\.options\.path_prefx: unknown option; did you mean "path_prefix"\?/);
 });
 

@@ -187,11 +187,12 @@ export async function reconcileGateway(
       pc.push({ type: "Accepted", status: "False", reason: o.failure.reason, message: o.failure.message });
       pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
     } else {
+      const warnings = o.warnings?.length ? `; warnings: ${o.warnings.join("; ")}` : "";
       pc.push({
         type: "Accepted",
         status: "True",
         reason: "Accepted",
-        message: `attached to HarmonyGateway ${namespace}/${name}`,
+        message: `attached to HarmonyGateway ${namespace}/${name}${warnings}`,
       });
       pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
     }

@@ -39,6 +39,8 @@ export interface PipelineOutcome {
   programmed: boolean;
   /** Which condition failed and why, when not programmed. */
   failure?: { condition: "Accepted" | "ResolvedRefs"; reason: string; message: string };
+  /** Data-plane warnings about the pipeline, in spec paths. */
+  warnings?: string[];
 }
 
 export interface RenderResult {
@@ -108,11 +110,17 @@ export function render(
         return v;
       },
     });
-    // Unknown option keys count as errors (see SpecPaths.issue).
-    const errors = check.problems.filter((x) => x.severity === "error" || x.message === "unknown key");
+    const errors = check.problems.filter((x) => x.severity === "error");
     const describe = (x: Problem) => formatIssue(paths.get(posix.basename(x.file))?.issue(x) ?? fallback(x));
     if (errors.length === 0) {
       for (const o of outcomes.values()) if (!o.failure) o.programmed = true;
+      // Warnings (unknown option keys above all) go on the pipeline's status: the data plane
+      // ignores what it does not know, and the user should hear that a misspelt option is off.
+      for (const x of check.problems) {
+        const p = sorted.find((y) => pipelineKey(y) === posix.basename(x.file));
+        const o = p && outcomes.get(id(p));
+        if (o) o.warnings = [...(o.warnings ?? []), describe(x)];
+      }
       return {
         files: { ...files },
         secrets: secretData,
@@ -150,10 +158,12 @@ export function render(
       }
       delete files[pipelineKey(p)];
       for (const k of Object.keys(secretData)) if (k.startsWith(id(p) + ".")) delete secretData[k];
+      // A misspelt option is often why a required one is missing: name both.
+      const unknown = check.problems.filter((x) => x.message === "unknown key" && posix.basename(x.file) === file);
       outcomes.get(id(p))!.failure = {
         condition: "Accepted",
         reason: reasonFor(problems),
-        message: problems.map(describe).join("; "),
+        message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
     main = renderMain(gateway, revisionsInUse());
@@ -183,6 +193,7 @@ const fallback = (p: Problem) => ({
   message: p.message,
   severity: p.severity,
   secret: false,
+  unknownOption: false,
 });
 
 function reasonFor(problems: Problem[]): string {

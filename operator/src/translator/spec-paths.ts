@@ -24,8 +24,11 @@ export interface SpecIssue {
   severity: "error" | "warning";
   /** The problem lies under a Secret's value (only the cluster can tell; admission skips it). */
   secret: boolean;
-  /** Under an endpoint (a HarmonyEndpoint's own admission reports it, not its pipelines'). */
-  entry?: SpecPathEntry;
+  /**
+   * An option key the plugin does not know. The data plane ignores those (a warning), so a misspelt
+   * security option is silently off: admission refuses them, status conditions show them.
+   */
+  unknownOption: boolean;
 }
 
 /** A display path's parts: `a."b.c"[0].d` → ["a", "b.c", 0, "d"]. */
@@ -60,15 +63,13 @@ export class SpecPaths {
     return r ? r.entry.spec + r.rest : path;
   }
 
-  /**
-   * A data-plane problem in spec terms. Unknown option keys become errors with the closest known
-   * key: the data plane ignores them, so a misspelt security option would silently be off.
-   */
+  /** A data-plane problem in spec terms; an unknown option key comes with the closest known key. */
   issue(p: Problem): SpecIssue {
     const r = this.resolve(p.path);
     const path = r ? r.entry.spec + r.rest : p.path;
     const secret = Boolean(r?.entry.secretOption) || /\.secretOptions\[/.test(path);
-    if (p.message !== "unknown key") return { path, message: p.message, severity: p.severity, secret, entry: r?.entry };
+    if (p.message !== "unknown key")
+      return { path, message: p.message, severity: p.severity, secret, unknownOption: false };
     let hint: string | undefined;
     if (r?.entry.secretOption !== undefined && r.rest === "") {
       // `<option>_file` is what we wrote; the user wrote `<option>`: suggest among secret-capable options.
@@ -82,9 +83,9 @@ export class SpecPaths {
     return {
       path,
       message: `unknown option${hint ? `; did you mean "${hint}"?` : ""}`,
-      severity: "error",
+      severity: p.severity,
       secret: false,
-      entry: r?.entry,
+      unknownOption: true,
     };
   }
 }

@@ -29,8 +29,16 @@ import {
   type BundleVerdict,
   type CertBundle,
 } from "./certs.js";
-import { WEBHOOK_PATH, webhookConfiguration, type FailurePolicy, type WebhookTarget } from "./config.js";
+import {
+  VALIDATE_PATH,
+  WEBHOOK_PATH,
+  validatingConfiguration,
+  webhookConfiguration,
+  type FailurePolicy,
+  type WebhookTarget,
+} from "./config.js";
 import { hasSidecar, injectionPatch } from "./inject.js";
+import { validationResponse, type ValidationRequest } from "./validate.js";
 
 const FIELD_MANAGER = "harmony-operator-webhook";
 const MAX_BODY = 8 * 1024 * 1024;
@@ -48,6 +56,8 @@ export interface SidecarWebhookOptions {
   target: WebhookTarget;
   /** A labelled pod whose gateway does not exist: refuse it (default) or admit it without a sidecar. */
   onMissingGateway: MissingGateway;
+  /** Validate Harmony resources at admission (VALIDATE_PATH) through this ValidatingWebhookConfiguration. */
+  validation?: { configName: string; failurePolicy: FailurePolicy };
   defaultImage?: string;
   /**
    * How often the Secret and the webhook configuration are read back (default 10 min): picks up a
@@ -66,7 +76,7 @@ interface AdmissionRequest {
   dryRun?: boolean;
 }
 
-interface AdmissionResponse {
+export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
   patchType?: "JSONPatch";
@@ -103,6 +113,7 @@ export class SidecarWebhook {
   private timer: NodeJS.Timeout | undefined;
   private readonly hosts: string[];
   private readonly admissions: client.Counter<"result">;
+  private readonly validations: client.Counter<"kind" | "result">;
   ready = false;
 
   constructor(private readonly o: SidecarWebhookOptions) {
@@ -111,6 +122,12 @@ export class SidecarWebhook {
       name: "harmony_operator_webhook_admissions_total",
       help: "Pod admissions handled by the sidecar injector, by result (injected, unchanged, denied, error).",
       labelNames: ["result"] as const,
+      registers: o.registry ? [o.registry] : [],
+    });
+    this.validations = new client.Counter({
+      name: "harmony_operator_webhook_validations_total",
+      help: "Harmony resources checked at admission, by kind and result (allowed, denied, error).",
+      labelNames: ["kind", "result"] as const,
       registers: o.registry ? [o.registry] : [],
     });
   }
@@ -140,6 +157,7 @@ export class SidecarWebhook {
       path: WEBHOOK_PATH,
       configuration: this.o.configName,
       failure_policy: this.o.failurePolicy,
+      validating_configuration: this.o.validation?.configName ?? "(off)",
       target: this.o.target.url ?? `service ${this.o.target.service?.namespace}/${this.o.target.service?.name}`,
     });
     this.schedule();
@@ -245,15 +263,36 @@ export class SidecarWebhook {
     }
   }
 
-  /** Server-side apply when something we own differs (or `force`); a steady state makes no write. */
+  /** Both configurations (the validating one when enabled). */
   private async applyConfiguration(force: boolean): Promise<void> {
-    const desired = webhookConfiguration({
-      name: this.o.configName,
-      caPem: this.bundle!.caPem,
-      target: this.o.target,
-      failurePolicy: this.o.failurePolicy,
-      namespaceSelector: this.o.namespaceSelector,
-    });
+    await this.applyOne(
+      webhookConfiguration({
+        name: this.o.configName,
+        caPem: this.bundle!.caPem,
+        target: this.o.target,
+        failurePolicy: this.o.failurePolicy,
+        namespaceSelector: this.o.namespaceSelector,
+      }),
+      force,
+    );
+    if (this.o.validation) {
+      await this.applyOne(
+        validatingConfiguration({
+          name: this.o.validation.configName,
+          caPem: this.bundle!.caPem,
+          target: this.o.target,
+          failurePolicy: this.o.validation.failurePolicy,
+        }),
+        force,
+      );
+    }
+  }
+
+  /** Server-side apply when something we own differs (or `force`); a steady state makes no write. */
+  private async applyOne(
+    desired: Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string } },
+    force: boolean,
+  ): Promise<void> {
     if (!force) {
       const current = await this.o.kube.objects.read(desired).catch((e: unknown) => {
         if ((e as { code?: number }).code === 404) return undefined;
@@ -263,7 +302,7 @@ export class SidecarWebhook {
       const want = (desired.webhooks as Record<string, unknown>[])[0]!;
       const same =
         w &&
-        ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector"].every(
+        ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector", "rules"].every(
           (k) => JSON.stringify(w[k]) === JSON.stringify(want[k]),
         );
       if (same) return;
@@ -277,10 +316,11 @@ export class SidecarWebhook {
       res.end("ok");
       return;
     }
-    if (path !== WEBHOOK_PATH) return void sendJson(res, 404, { message: `no handler for ${path}` });
+    const validate = path === VALIDATE_PATH && this.o.validation !== undefined;
+    if (path !== WEBHOOK_PATH && !validate) return void sendJson(res, 404, { message: `no handler for ${path}` });
     if (req.method !== "POST") return void sendJson(res, 405, { message: "POST an AdmissionReview" });
     void readJson(req)
-      .then((body) => this.review(body))
+      .then((body) => (validate ? this.validate(body) : this.review(body)))
       .then(
         (review) => sendJson(res, 200, review),
         (e: unknown) => {
@@ -292,6 +332,31 @@ export class SidecarWebhook {
           sendJson(res, status, { message: (e as Error).message });
         },
       );
+  }
+
+  /** Harmony resources: the data plane's checker, answered in spec paths (webhook/validate.ts). */
+  private validate(body: unknown): Record<string, unknown> {
+    const review = body as { apiVersion?: string; kind?: string; request?: ValidationRequest };
+    if (review?.kind !== "AdmissionReview" || !review.request?.uid) {
+      throw new HttpError(400, "expected an AdmissionReview with a request");
+    }
+    const kind = review.request.kind?.kind ?? "unknown";
+    let response: AdmissionResponse;
+    try {
+      response = validationResponse(review.request);
+    } catch (e) {
+      this.validations.inc({ kind, result: "error" });
+      throw e;
+    }
+    this.validations.inc({ kind, result: response.allowed ? "allowed" : "denied" });
+    if (!response.allowed) {
+      this.o.logger.info("Harmony resource refused at admission", {
+        kind,
+        name: `${review.request.namespace ?? ""}/${review.request.name ?? ""}`,
+        reason: response.status?.message,
+      });
+    }
+    return { apiVersion: review.apiVersion ?? "admission.k8s.io/v1", kind: "AdmissionReview", response };
   }
 
   private async review(body: unknown): Promise<Record<string, unknown>> {
