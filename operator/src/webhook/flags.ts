@@ -20,6 +20,9 @@ export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the admission web
   --validating-config-name <n>
                             ValidatingWebhookConfiguration for Harmony resources, served by the same
                             server (default harmony-validator; "" = do not validate at admission)
+  --validating-config-external <bool>
+                            The ValidatingWebhookConfiguration is installed by someone else (the Helm
+                            chart): the operator only keeps its caBundle (default false: it applies it whole)
   --validating-failure-policy <Fail|Ignore>
                             Harmony writes while no operator answers: refused, or admitted unchecked
                             (default Fail; only Harmony resources are sent)
@@ -39,6 +42,7 @@ export const WEBHOOK_FLAGS = {
   "webhook-missing-gateway": { type: "string", default: "deny" },
   "validating-config-name": { type: "string", default: "harmony-validator" },
   "validating-failure-policy": { type: "string", default: "Fail" },
+  "validating-config-external": { type: "string", default: "false" },
 } as const;
 
 type Flags = { [K in keyof typeof WEBHOOK_FLAGS]?: string | undefined };
@@ -70,6 +74,10 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
   const validatingName = f["validating-config-name"] ?? "harmony-validator";
   if (validatingName && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(validatingName)) {
     throw new Error(`--validating-config-name: "${validatingName}" is not a valid name`);
+  }
+  const external = f["validating-config-external"] ?? "false";
+  if (external !== "true" && external !== "false") {
+    throw new Error(`--validating-config-external: "${external}" is neither true nor false`);
   }
   const missing = f["webhook-missing-gateway"] ?? "deny";
   if (missing !== "deny" && missing !== "admit") {
@@ -105,6 +113,14 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
     namespaceSelector,
     target,
     onMissingGateway: missing,
-    ...(validatingName ? { validation: { configName: validatingName, failurePolicy: validatingPolicy } } : {}),
+    ...(validatingName
+      ? {
+          validation: {
+            configName: validatingName,
+            failurePolicy: validatingPolicy,
+            ...(external === "true" ? { external: true } : {}),
+          },
+        }
+      : {}),
   };
 }

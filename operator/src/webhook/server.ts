@@ -57,7 +57,12 @@ export interface SidecarWebhookOptions {
   /** A labelled pod whose gateway does not exist: refuse it (default) or admit it without a sidecar. */
   onMissingGateway: MissingGateway;
   /** Validate Harmony resources at admission (VALIDATE_PATH) through this ValidatingWebhookConfiguration. */
-  validation?: { configName: string; failurePolicy: FailurePolicy };
+  validation?: {
+    configName: string;
+    failurePolicy: FailurePolicy;
+    /** The configuration is installed by someone else (the chart): only its caBundle is ours. */
+    external?: boolean;
+  };
   defaultImage?: string;
   /**
    * How often the Secret and the webhook configuration are read back (default 10 min): picks up a
@@ -275,23 +280,32 @@ export class SidecarWebhook {
       }),
       force,
     );
-    if (this.o.validation) {
-      await this.applyOne(
-        validatingConfiguration({
-          name: this.o.validation.configName,
-          caPem: this.bundle!.caPem,
-          target: this.o.target,
-          failurePolicy: this.o.validation.failurePolicy,
-        }),
-        force,
-      );
-    }
+    const v = this.o.validation;
+    if (!v) return;
+    const full = validatingConfiguration({
+      name: v.configName,
+      caPem: this.bundle!.caPem,
+      target: this.o.target,
+      failurePolicy: v.failurePolicy,
+    });
+    if (!v.external) return this.applyOne(full, force);
+    // Someone else (the Helm chart) owns the configuration: apply only the caBundle field, so its
+    // owner keeps everything else and removes the whole object when it is uninstalled.
+    const [wh] = full.webhooks as { name: string; clientConfig: { caBundle: string } }[];
+    const partial = {
+      apiVersion: full.apiVersion,
+      kind: full.kind,
+      metadata: { name: v.configName },
+      webhooks: [{ name: wh!.name, clientConfig: { caBundle: wh!.clientConfig.caBundle } }],
+    };
+    await this.applyOne(partial, force, ["clientConfig.caBundle"]);
   }
 
   /** Server-side apply when something we own differs (or `force`); a steady state makes no write. */
   private async applyOne(
     desired: Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string } },
     force: boolean,
+    compare = ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector", "rules"],
   ): Promise<void> {
     if (!force) {
       const current = await this.o.kube.objects.read(desired).catch((e: unknown) => {
@@ -300,12 +314,10 @@ export class SidecarWebhook {
       });
       const w = (current as { webhooks?: Record<string, unknown>[] } | undefined)?.webhooks?.[0];
       const want = (desired.webhooks as Record<string, unknown>[])[0]!;
-      const same =
-        w &&
-        ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector", "rules"].every(
-          (k) => JSON.stringify(w[k]) === JSON.stringify(want[k]),
-        );
-      if (same) return;
+      const at = (o: Record<string, unknown> | undefined, path: string) =>
+        path.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
+      const same = compare.every((k) => JSON.stringify(at(w, k)) === JSON.stringify(at(want, k)));
+      if (w && same) return;
     }
     await this.o.kube.objects.patch(desired, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
