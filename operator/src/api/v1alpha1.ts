@@ -203,7 +203,7 @@ export const HarmonyGatewaySpec = Obj(
       {
         // 9090 when unset: the management listener is always there.
         rule: "self.networks.all(n, n.port != (has(self.management) && has(self.management.port) ? self.management.port : 9090))",
-        message: "management.port (default 9090) must differ from every network port",
+        message: "management.port must differ from every network port (it is 9090 when unset)",
         fieldPath: ".management.port",
       },
     ],
