@@ -220,3 +220,24 @@ test("the real data plane serves a render from a kubelet-style mount and reports
   const ready = (await http(`http://127.0.0.1:${ports.mgmt}/readyz`)).json() as { config_hash: string };
   assert.equal(ready.config_hash, r.hash, "the data plane reports exactly the hash the operator computed");
 });
+
+test("a gateway the CRD's CEL rules would refuse (stored before them) gets problems in spec paths, not a render", () => {
+  const gw = gateway();
+  gw.spec.networks = [
+    { name: "management", port: 8080 },
+    { name: "8443", port: 8443 },
+    { name: "patient-records-public", port: 8081, bindAddress: "localhost" },
+    { name: "patient-records-private", port: 9090 },
+  ];
+  gw.spec.management = undefined;
+  const r = render(gw, [pipeline("good", {})], lookup, noSecrets);
+  assert.deepEqual(r.files, {}, "nothing rendered");
+  assert.deepEqual(r.gatewayProblems, [
+    'spec.networks[0].name: "management" is reserved for the management listener',
+    `spec.networks[1].name: the first 15 characters ("8443") name a container port: they need a letter, and no '--' or trailing '-'`,
+    'spec.networks[2].bindAddress: "localhost" is not an IPv4 or IPv6 address',
+    'spec.networks[3].name: its first 15 characters are those of spec.networks[2].name ("patient-records")',
+    "spec.networks[3].port: 9090 is the management port",
+  ]);
+  assert.equal(outcome(r, "good").programmed, false);
+});

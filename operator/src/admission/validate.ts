@@ -8,6 +8,7 @@ import { posix } from "node:path";
 import { checkConfig, memoryFs } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline, HarmonyResource } from "../api/v1alpha1.js";
 import { checkEndpoint } from "../translator/endpoint.js";
+import { gatewaySpecIssues } from "../translator/gateway-checks.js";
 import { CONFIG_DIR, SECRET_DIR, pipelineKey, renderMain, renderPipeline } from "../translator/render.js";
 import { formatIssue, type SpecIssue } from "../translator/spec-paths.js";
 
@@ -44,6 +45,12 @@ function verdict(issues: SpecIssue[]): Verdict {
 
 /** config.toml as the gateway renders it, alone. */
 function checkGateway(gw: HarmonyGateway): SpecIssue[] {
+  // The CRD's CEL rules say the same; these hold where the CRDs are older than the operator.
+  const unusable = gatewaySpecIssues(gw).map((text) => {
+    const [path, ...rest] = text.split(": ");
+    return { path: path!, message: rest.join(": "), severity: "error" as const, secret: false, unknownOption: false };
+  });
+  if (unusable.length) return unusable;
   const main = renderMain(gw, []);
   const file = posix.join(CONFIG_DIR, "config.toml");
   const r = checkConfig(file, { fs: memoryFs({ [file]: main.toml }) });

@@ -15,6 +15,7 @@ import { checkConfig, createRegistry, memoryFs, type Problem } from "@harmony/da
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import { ENDPOINT_FIELDS, endpointOptions } from "./endpoint.js";
 import { SpecPaths, formatIssue } from "./spec-paths.js";
+import { gatewaySpecIssues } from "./gateway-checks.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
@@ -67,6 +68,16 @@ export function render(
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
 ): RenderResult {
+  const unusable = gatewaySpecIssues(gateway);
+  if (unusable.length) {
+    const pipelines_ = pipelines.map((p) => ({
+      namespace: p.metadata.namespace ?? "",
+      name: p.metadata.name ?? "",
+      generation: p.metadata.generation,
+      programmed: false,
+    }));
+    return { files: {}, secrets: {}, hash: "", pipelines: pipelines_, gatewayProblems: unusable };
+  }
   const outcomes = new Map<string, PipelineOutcome>();
   const files: Record<string, string> = {};
   const secretData: Record<string, Buffer> = {};
