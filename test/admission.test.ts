@@ -8,6 +8,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { ROOT, eventually as poll, freePort, sleep } from "../dataplane/test/helpers.js";
@@ -18,6 +19,7 @@ const VALIDATOR = "harmony-test-validator";
 
 let cp: ControlPlane;
 let operator: { proc: ChildProcess; log: () => string } | undefined;
+let webhookPort = 0;
 
 const eventually = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> =>
   poll(what, fn, { timeoutMs, context: () => `operator log:\n${operator?.log().slice(-4000) ?? ""}` });
@@ -67,7 +69,7 @@ const misspeltJwt = pipeline("jwt-typo", {
 });
 
 async function startOperator(): Promise<void> {
-  const port = await freePort();
+  const port = (webhookPort = await freePort());
   const proc = spawn(
     process.execPath,
     [
@@ -263,4 +265,52 @@ test("bindAddress must be an IP, network ports must not take the management port
   // The same gateway on other ports is fine.
   const ok = await apply(gateway("g6", { networks: [{ name: "web", port: 9090 }], management: { port: 9100 } }));
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+/** POSTs `body` to the validating webhook directly, trusting the CA in the operator's Secret. */
+async function postValidate(body: string): Promise<{ status: number; json: unknown }> {
+  const secret = JSON.parse(
+    await kubectl(["get", "secret", "harmony-webhook-cert", "-n", "harmony-system", "-o", "json"]),
+  ) as {
+    data: Record<string, string>;
+  };
+  const ca = Buffer.from(secret.data["ca.crt"]!, "base64").toString();
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `https://127.0.0.1:${webhookPort}/validate-harmony-v1alpha1`,
+      { method: "POST", ca, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (c: string) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as unknown }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test("the webhook answers garbage with a 4xx/5xx (the API server's failurePolicy decides), and keeps serving", async () => {
+  const review = (object: unknown, operation = "CREATE", oldObject?: unknown) =>
+    JSON.stringify({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: { uid: "u-1", kind: { kind: "HarmonyPipeline" }, operation, namespace: NS, object, oldObject },
+    });
+  assert.equal((await postValidate("not json")).status, 400);
+  assert.equal((await postValidate(JSON.stringify({ kind: "AdmissionReview" }))).status, 400);
+  // An object the API server's schema would have refused never reaches us that way; sent directly,
+  // it is a failed check, not a crash.
+  const broken = await postValidate(review({ apiVersion: API, kind: "HarmonyPipeline", metadata: {}, spec: {} }));
+  assert.ok(broken.status >= 400, String(broken.status));
+  // Still serving: a real review gets its verdict.
+  const typo = await postValidate(review(misspeltJwt));
+  assert.equal(typo.status, 200);
+  const response = (typo.json as { response: { uid: string; allowed: boolean; status: { message: string } } }).response;
+  assert.equal(response.uid, "u-1");
+  assert.equal(response.allowed, false);
+  assert.match(response.status.message, /options\.audiance: unknown option; did you mean "audience"\?/);
+  // An update that leaves spec alone (a label, a finalizer) is admitted even for a spec that would not be.
+  const relabel = await postValidate(review(misspeltJwt, "UPDATE", misspeltJwt));
+  assert.equal((relabel.json as { response: { allowed: boolean } }).response.allowed, true);
 });
