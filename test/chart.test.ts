@@ -1068,7 +1068,7 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     ["list", "secrets", "-n", RELEASE_NS],
     ["watch", "secrets", "-n", RELEASE_NS],
     ["update", "secrets/other", "-n", RELEASE_NS],
-    ["get", `secrets/${WEBHOOK_SECRET}`, "-n", "clinic"],
+    ["update", `secrets/${WEBHOOK_SECRET}`, "-n", "clinic"],
     ["delete", `secrets/${WEBHOOK_SECRET}`, "-n", RELEASE_NS],
     ["patch", `${mwc}/other`],
     ["get", `${mwc}/other`],

@@ -14,7 +14,6 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { V1LabelSelector, V1Pod, V1Secret } from "@kubernetes/client-node";
-import { PatchStrategy } from "@kubernetes/client-node";
 import client from "prom-client";
 import type { Logger } from "winston";
 import { GROUP, VERSION, type HarmonyGateway } from "../api/v1alpha1.js";
@@ -29,19 +28,11 @@ import {
   type BundleVerdict,
   type CertBundle,
 } from "./certs.js";
-import {
-  VALIDATE_PATH,
-  WEBHOOK_PATH,
-  validatingConfiguration,
-  webhookConfiguration,
-  type FailurePolicy,
-  type WebhookTarget,
-} from "./config.js";
+import { VALIDATE_PATH, WEBHOOK_PATH, type FailurePolicy, type WebhookTarget } from "./config.js";
+import { applyConfigurations } from "./apply.js";
+import { HttpError, readJson, sendJson } from "./http.js";
 import { hasSidecar, injectionPatch } from "./inject.js";
 import { validationResponse, type ValidationRequest } from "./validate.js";
-
-const FIELD_MANAGER = "harmony-operator-webhook";
-const MAX_BODY = 8 * 1024 * 1024;
 
 export type MissingGateway = "deny" | "admit";
 
@@ -91,15 +82,6 @@ export interface AdmissionResponse {
 }
 
 type Outcome = "injected" | "unchanged" | "denied";
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Names the serving certificate must cover for `target`. */
 export function certHosts(target: WebhookTarget): string[] {
@@ -268,58 +250,8 @@ export class SidecarWebhook {
     }
   }
 
-  /** Both configurations (the validating one when enabled). */
   private async applyConfiguration(force: boolean): Promise<void> {
-    await this.applyOne(
-      webhookConfiguration({
-        name: this.o.configName,
-        caPem: this.bundle!.caPem,
-        target: this.o.target,
-        failurePolicy: this.o.failurePolicy,
-        namespaceSelector: this.o.namespaceSelector,
-      }),
-      force,
-    );
-    const v = this.o.validation;
-    if (!v) return;
-    const full = validatingConfiguration({
-      name: v.configName,
-      caPem: this.bundle!.caPem,
-      target: this.o.target,
-      failurePolicy: v.failurePolicy,
-    });
-    if (!v.external) return this.applyOne(full, force);
-    // Someone else (the Helm chart) owns the configuration: apply only the caBundle field, so its
-    // owner keeps everything else and removes the whole object when it is uninstalled.
-    const [wh] = full.webhooks as { name: string; clientConfig: { caBundle: string } }[];
-    const partial = {
-      apiVersion: full.apiVersion,
-      kind: full.kind,
-      metadata: { name: v.configName },
-      webhooks: [{ name: wh!.name, clientConfig: { caBundle: wh!.clientConfig.caBundle } }],
-    };
-    await this.applyOne(partial, force, ["clientConfig.caBundle"]);
-  }
-
-  /** Server-side apply when something we own differs (or `force`); a steady state makes no write. */
-  private async applyOne(
-    desired: Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string } },
-    force: boolean,
-    compare = ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector", "rules"],
-  ): Promise<void> {
-    if (!force) {
-      const current = await this.o.kube.objects.read(desired).catch((e: unknown) => {
-        if ((e as { code?: number }).code === 404) return undefined;
-        throw e;
-      });
-      const w = (current as { webhooks?: Record<string, unknown>[] } | undefined)?.webhooks?.[0];
-      const want = (desired.webhooks as Record<string, unknown>[])[0]!;
-      const at = (o: Record<string, unknown> | undefined, path: string) =>
-        path.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
-      const same = compare.every((k) => JSON.stringify(at(w, k)) === JSON.stringify(at(want, k)));
-      if (w && same) return;
-    }
-    await this.o.kube.objects.patch(desired, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    await applyConfigurations(this.o, this.bundle!.caPem, force);
   }
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
@@ -452,32 +384,4 @@ function toSecretData(b: CertBundle): Record<string, string> {
     [SECRET_KEYS.ca]: enc(b.caPem),
     [SECRET_KEYS.caKey]: enc(b.caKeyPem),
   };
-}
-
-function readJson(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `request body over ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on("end", () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
-      } catch {
-        reject(new HttpError(400, "request body is not JSON"));
-      }
-    });
-    req.on("error", reject);
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }
