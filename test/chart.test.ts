@@ -33,6 +33,7 @@ const KINDS = ["HarmonyEndpoint", "HarmonyGateway", "HarmonyPipeline"];
 const WEBHOOK_CONFIG = `${RELEASE}-sidecar-injector`;
 const WEBHOOK_SECRET = `${RELEASE}-webhook-cert`;
 const WEBHOOK_SERVICE = `${RELEASE}-webhook`;
+const VALIDATOR = `${RELEASE}-validator`;
 const GATEWAY_LABEL = "harmony.runbeam.io/gateway";
 const SIDECAR = "harmony-dataplane";
 
@@ -258,7 +259,7 @@ function assertNoAccessErrors(): void {
  */
 function chartWebhookSettings(args: string[]) {
   const flags: Record<string, string> = {};
-  for (const a of args.filter((x) => x.startsWith("--webhook-"))) {
+  for (const a of args.filter((x) => x.startsWith("--webhook-") || x.startsWith("--validating-"))) {
     const m = /^--([a-z-]+)=(.*)$/s.exec(a);
     assert.ok(m, `${a}: not --flag=value`);
     assert.ok(m[1]! in WEBHOOK_FLAGS, `${a}: the operator has no --${m[1]} flag`);
@@ -469,7 +470,8 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
       .sort();
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonygateways"), ["get", "list", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonypipelines/status"), ["patch"]);
-  assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "list", "patch", "watch"]);
+  // Secrets are read one at a time, never listed or watched (no cache of every Secret).
+  assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "list", "patch", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "pods"), ["list", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create"]);
@@ -516,7 +518,10 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
 });
 
 test("helm template: the sidecar webhook is off by default; on, its flags, port, Service and name-bound RBAC", async () => {
-  const isWebhook = (o: Obj) => o.metadata.name.endsWith("-webhook") || o.metadata.name.includes("sidecar-injector");
+  const isWebhook = (o: Obj) =>
+    o.metadata.name.endsWith("-webhook") ||
+    o.metadata.name.includes("sidecar-injector") ||
+    o.metadata.name.endsWith("-validator");
   const defaults = await render();
   assert.deepEqual(
     defaults.filter(isWebhook).map((o) => o.kind),
@@ -535,9 +540,9 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   assert.equal(chartWebhookSettings(dc.args), undefined, "the operator would serve a webhook");
 
   const on = await render("webhook.enabled=true");
-  // The operator makes the MutatingWebhookConfiguration and the certificate Secret itself.
+  // The operator makes the MutatingWebhookConfiguration and the certificate Secret itself; the
+  // ValidatingWebhookConfiguration is the chart's (uninstall removes it), with no caBundle.
   assert.equal(find(on, "MutatingWebhookConfiguration"), undefined);
-  assert.equal(find(on, "ValidatingWebhookConfiguration"), undefined);
   assert.equal(find(on, "Secret"), undefined);
   assert.deepEqual(kindNames(on.filter(isWebhook)), [
     "ClusterRole/harmony-webhook",
@@ -545,7 +550,27 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
     "Role/harmony-webhook",
     "RoleBinding/harmony-webhook",
     "Service/harmony-webhook",
+    `ValidatingWebhookConfiguration/${VALIDATOR}`,
   ]);
+  const vwc = find(on, "ValidatingWebhookConfiguration", VALIDATOR) as Obj & {
+    webhooks: {
+      name: string;
+      failurePolicy: string;
+      clientConfig: Record<string, unknown>;
+      rules: { apiGroups: string[]; resources: string[]; operations: string[] }[];
+    }[];
+  };
+  assert.equal(vwc.webhooks.length, 1);
+  assert.equal(vwc.webhooks[0]!.name, "validate.harmony.runbeam.io");
+  assert.equal(vwc.webhooks[0]!.failurePolicy, "Fail");
+  assert.deepEqual(vwc.webhooks[0]!.clientConfig, {
+    service: { namespace: RELEASE_NS, name: WEBHOOK_SERVICE, path: "/validate-harmony-v1alpha1", port: 443 },
+  });
+  // Harmony's kinds only: Fail can never block pods or anything else the cluster runs on.
+  assert.deepEqual(
+    vwc.webhooks[0]!.rules.map((r) => [r.apiGroups, r.resources, r.operations]),
+    [[["harmony.runbeam.io"], ["harmonygateways", "harmonypipelines", "harmonyendpoints"], ["CREATE", "UPDATE"]]],
+  );
   const d = find<Deployment>(on, "Deployment")!;
   const c = d.spec.template.spec.containers[0]!;
   assert.deepEqual(
@@ -575,6 +600,15 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   assert.equal(settings.failurePolicy, "Fail");
   assert.equal(settings.onMissingGateway, "deny");
   assert.deepEqual(settings.namespaceSelector, {}, "every namespace");
+  assert.deepEqual(settings.validation, { configName: VALIDATOR, failurePolicy: "Fail", external: true });
+  const noValidation = await render("webhook.enabled=true,webhook.validation.enabled=false");
+  assert.equal(find(noValidation, "ValidatingWebhookConfiguration"), undefined);
+  const nvArgs = find<Deployment>(noValidation, "Deployment")!.spec.template.spec.containers[0]!.args;
+  assert.equal(chartWebhookSettings(nvArgs)!.validation, undefined);
+  assert.deepEqual(
+    (find(noValidation, "ClusterRole", "harmony-webhook") as Obj & { rules: Rule[] }).rules.map((r) => r.resources),
+    [["mutatingwebhookconfigurations"]],
+  );
 
   const svc = find(on, "Service", WEBHOOK_SERVICE, RELEASE_NS) as Obj & {
     spec: { type: string; selector: Record<string, string>; ports: Record<string, unknown>[] };
@@ -593,6 +627,12 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
       resources: ["mutatingwebhookconfigurations"],
       resourceNames: [WEBHOOK_CONFIG],
       verbs: ["get", "create", "patch"],
+    },
+    {
+      apiGroups: ["admissionregistration.k8s.io"],
+      resources: ["validatingwebhookconfigurations"],
+      resourceNames: [VALIDATOR],
+      verbs: ["get", "patch"],
     },
   ]);
   const role = find(on, "Role", "harmony-webhook", RELEASE_NS) as Obj & { rules: Rule[] };
@@ -671,7 +711,10 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
 
   // rbac.create=false: the Service and flags only.
   const noRbac = await render("webhook.enabled=true,rbac.create=false");
-  assert.deepEqual(kindNames(noRbac.filter(isWebhook)), ["Service/harmony-webhook"]);
+  assert.deepEqual(kindNames(noRbac.filter(isWebhook)), [
+    "Service/harmony-webhook",
+    `ValidatingWebhookConfiguration/${VALIDATOR}`,
+  ]);
 });
 
 test("helm template: monitoring, PDB and dashboard are off by default and render from files/ when on", async () => {
@@ -902,7 +945,10 @@ test("examples/kubernetes pass a server-side dry run, and the operator accepts t
 
 test("kubectl auth can-i: the ServiceAccount may do what the operator does and nothing it must not", async () => {
   const kc = saKubeconfig;
-  assert.equal(await can(kc, "list", "secrets", "--all-namespaces"), true);
+  // Secrets: one GET at a time, never a list or watch of them all.
+  assert.equal(await can(kc, "get", "secrets", "-n", "clinic"), true);
+  assert.equal(await can(kc, "list", "secrets", "--all-namespaces"), false);
+  assert.equal(await can(kc, "watch", "secrets", "-n", "clinic"), false);
   assert.equal(
     await can(kc, "patch", "harmonygateways.harmony.runbeam.io", "--subresource=status", "-n", "clinic"),
     true,
@@ -914,7 +960,7 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
     ["create", "customresourcedefinitions.apiextensions.k8s.io"],
     ["create", "pods", "--subresource=exec", "-n", "clinic"],
     ["create", "pods", "-n", "clinic"],
-    ["get", "secrets", "-n", "clinic"],
+    ["list", "secrets", "-n", "clinic"],
     ["delete", "secrets", "-n", "clinic"],
     ["delete", "configmaps", "-n", "clinic"],
     ["update", "harmonygateways.harmony.runbeam.io", "-n", "clinic"],
@@ -939,7 +985,11 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
 test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates its Secret and webhook configuration, and pods get the sidecar", async () => {
   await stopOperator();
   webhookPort = await freePort();
-  const out = await upgradeKeepingHealthPort([`webhook.enabled=true,webhook.port=${webhookPort}`]);
+  // No kubelet or kube-proxy here: the API server cannot reach the chart's Service, so the
+  // validating webhook (which the chart points at it) is set to Ignore for the rest of the suite.
+  const out = await upgradeKeepingHealthPort([
+    `webhook.enabled=true,webhook.port=${webhookPort},webhook.validation.failurePolicy=Ignore`,
+  ]);
   assert.match(out, new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG}`), "NOTES name what uninstall leaves");
   const manifest = await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NS]);
   assert.doesNotMatch(manifest, /kind: MutatingWebhookConfiguration/);
@@ -966,6 +1016,15 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
   assert.equal(wh.name, "sidecar.harmony.runbeam.io");
   assert.equal(wh.failurePolicy, "Fail");
   assert.deepEqual(wh.namespaceSelector, {});
+  // The chart's ValidatingWebhookConfiguration got the CA from the operator; Helm still owns the rest.
+  assert.match(manifest, new RegExp(`kind: ValidatingWebhookConfiguration\\n[^]*name: ${VALIDATOR}`));
+  const vwc = await eventually("the operator to inject the validator's caBundle", async () => {
+    const v = await getJson<WebhookConfiguration>(["get", "validatingwebhookconfiguration", VALIDATOR]);
+    return v.webhooks[0]?.clientConfig.caBundle ? v : undefined;
+  });
+  assert.equal(vwc.webhooks[0]!.clientConfig.caBundle, cfg.webhooks[0]!.clientConfig.caBundle);
+  assert.equal((vwc.webhooks[0]!.clientConfig as { service?: { name: string } }).service?.name, WEBHOOK_SERVICE);
+  assert.equal(vwc.webhooks[0]!.failurePolicy, "Ignore");
 
   // A Sidecar-mode gateway and a pod labelled for it: the API server stores the pod with the sidecar.
   await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify(sidecarGateway("clinic", "side")));
@@ -998,15 +1057,18 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     ["get", `${mwc}/${WEBHOOK_CONFIG}`],
     ["patch", `${mwc}/${WEBHOOK_CONFIG}`],
     ["create", `${mwc}/${WEBHOOK_CONFIG}`],
+    ["get", `validatingwebhookconfigurations.admissionregistration.k8s.io/${VALIDATOR}`],
+    ["patch", `validatingwebhookconfigurations.admissionregistration.k8s.io/${VALIDATOR}`],
     ["get", "harmonygateways.harmony.runbeam.io/side", "-n", "clinic"],
   ]) {
     assert.equal(await can(kc, ...allowed), true, `can-i ${allowed.join(" ")} should be yes`);
   }
   for (const denied of [
-    ["get", "secrets/other", "-n", RELEASE_NS],
-    ["get", "secrets", "-n", RELEASE_NS],
+    // (get of a Secret by name is the operator's, cluster-wide: secretKeyRefs are read on demand.)
+    ["list", "secrets", "-n", RELEASE_NS],
+    ["watch", "secrets", "-n", RELEASE_NS],
     ["update", "secrets/other", "-n", RELEASE_NS],
-    ["get", `secrets/${WEBHOOK_SECRET}`, "-n", "clinic"],
+    ["update", `secrets/${WEBHOOK_SECRET}`, "-n", "clinic"],
     ["delete", `secrets/${WEBHOOK_SECRET}`, "-n", RELEASE_NS],
     ["patch", `${mwc}/other`],
     ["get", `${mwc}/other`],
@@ -1018,6 +1080,7 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     ["delete", `${mwc}/${WEBHOOK_CONFIG}`],
     ["create", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
     ["patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/other"],
+    ["delete", `validatingwebhookconfigurations.admissionregistration.k8s.io/${VALIDATOR}`],
   ]) {
     assert.equal(await can(kc, ...denied), false, `can-i ${denied.join(" ")} should be no`);
   }
@@ -1027,7 +1090,7 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await stopOperator();
   await upgradeKeepingHealthPort([
     "operator.watchNamespaces={clinic}",
-    `webhook.enabled=true,webhook.port=${webhookPort}`,
+    `webhook.enabled=true,webhook.port=${webhookPort},webhook.validation.failurePolicy=Ignore`,
   ]);
   assert.notEqual((await cp.kubectl(["get", "clusterrole", RELEASE])).code, 0, "the ClusterRole outlived the upgrade");
   assert.notEqual((await cp.kubectl(["get", "clusterrolebinding", RELEASE])).code, 0);
@@ -1035,7 +1098,7 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await kubectl(["get", "rolebinding", RELEASE, "-n", "clinic"]);
 
   const kc = saKubeconfig;
-  assert.equal(await can(kc, "list", "secrets", "-n", "clinic"), true);
+  assert.equal(await can(kc, "get", "secrets", "-n", "clinic"), true);
   assert.equal(
     await can(kc, "patch", "harmonypipelines.harmony.runbeam.io", "--subresource=status", "-n", "clinic"),
     true,
@@ -1112,6 +1175,7 @@ test("helm uninstall keeps the CRDs and the resources, and removes the operator'
     ["clusterrolebinding", "harmony-webhook"],
     ["role", "harmony-webhook", "-n", RELEASE_NS],
     ["service", WEBHOOK_SERVICE, "-n", RELEASE_NS],
+    ["validatingwebhookconfiguration", VALIDATOR],
   ]) {
     assert.notEqual((await cp.kubectl(["get", ...gone])).code, 0, `${gone.join(" ")} outlived the uninstall`);
   }

@@ -487,7 +487,7 @@ test("endpoint status: the data plane's verdict and its users; a gateway edit re
     return r.c?.status === "False" ? r.c : undefined;
   });
   assert.equal(broken.reason, "InvalidOptions");
-  assert.equal(broken.message, "spec.options.methods: must NOT have fewer than 1 items");
+  assert.equal(broken.message, "spec.methods: must NOT have fewer than 1 items");
   const usedBy = async (name: string) =>
     (await getJson<{ status?: { pipelines?: number } }>(["get", "harmonyendpoint", name, "-n", ns])).status?.pipelines;
   await eventually("shared used by one pipeline", async () => ((await usedBy("shared")) === 1 ? true : undefined));

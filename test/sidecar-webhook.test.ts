@@ -107,6 +107,9 @@ test("the sidecar is the gateway Deployment's container, renamed so it cannot cl
     volumes.map((v) => v.name),
     ["harmony-config", "harmony-secrets", "harmony-tmp"],
   );
+  // No fsGroup of ours in the application's pod, so the Deployment's group-only 0440 would lock the
+  // data plane out of root-owned files: 0444, and only the sidecar mounts the volume.
+  assert.equal(volumes.find((v) => v.secret)?.secret?.defaultMode, 0o444);
   // The pod-level hardening of the Deployment moves onto the container: the pod is the application's.
   assert.equal(container.securityContext?.runAsNonRoot, true);
   assert.equal(container.securityContext?.runAsUser, 65532);

@@ -1,7 +1,7 @@
 /** The data plane as a library: what the operator and tools may use. */
 export { checkConfig, type CheckResult, type CheckOptions } from "./check.js";
 export { memoryFs, diskFs, type ConfigFs } from "./config/load.js";
-export { formatProblem, type Problem } from "./config/problems.js";
+export { displayPath, formatProblem, type Problem } from "./config/problems.js";
 export { configJsonSchema } from "./config/schema.js";
 export type { HarmonyConfig } from "./config/schema.js";
 export { createRegistry } from "./plugins/registry.js";

@@ -17,6 +17,9 @@ const HELP = `Usage: harmony-operator [options]
   --kubeconfig <file>       Kubeconfig (default: in-cluster, then $KUBECONFIG)
   --watch-namespaces <list> Comma-separated namespaces to watch (default: all; env WATCH_NAMESPACES)
   --relist-interval <dur>   Full relist of every watch, e.g. 90s or 5m (default 5m)
+  --secret-recheck-interval <dur>
+                            How often gateways that use Secrets re-read them to pick up new values
+                            (default 60s; Secrets are read on demand, never listed or watched)
   --leader-elect <bool>     Run leader election on a Lease (default true)
   --lease-namespace <ns>    Namespace of the Lease (default: $POD_NAMESPACE or default)
   --health-port <port>      /healthz, /readyz and /metrics (default 8081; 0 = ephemeral)
@@ -32,6 +35,7 @@ async function main(): Promise<number> {
       kubeconfig: { type: "string" },
       "watch-namespaces": { type: "string" },
       "relist-interval": { type: "string", default: "5m" },
+      "secret-recheck-interval": { type: "string", default: "60s" },
       "leader-elect": { type: "string", default: "true" },
       "lease-namespace": { type: "string" },
       "health-port": { type: "string", default: "8081" },
@@ -61,6 +65,13 @@ async function main(): Promise<number> {
     );
     return 2;
   }
+  const secretRecheckMs = parseDuration(a["secret-recheck-interval"]);
+  if (secretRecheckMs === undefined || secretRecheckMs < 1000) {
+    process.stderr.write(
+      `harmony-operator: --secret-recheck-interval: "${a["secret-recheck-interval"]}" is not a duration of 1s or more\n`,
+    );
+    return 2;
+  }
   let webhookFlags;
   try {
     webhookFlags = webhookSettings(a, process.env.POD_NAMESPACE ?? "default");
@@ -79,6 +90,7 @@ async function main(): Promise<number> {
       metrics,
       namespaces,
       relistMs,
+      secretRecheckMs,
       manageWorkloads: a["manage-workloads"] !== "false",
       defaultImage: a.image,
     });

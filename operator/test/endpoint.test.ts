@@ -23,22 +23,26 @@ test("typed fields become data-plane options and win over free-form ones", () =>
   });
 });
 
-test("a valid endpoint is accepted; warnings are carried in the message", () => {
+test("a valid endpoint is accepted; an unknown option is a warning with a suggestion", () => {
   assert.deepEqual(checkEndpoint(ep({ service: "http", pathPrefix: "/x" })), {
     ok: true,
     reason: "Accepted",
     message: "http endpoint accepted",
+    issues: [],
   });
-  const warned = checkEndpoint(ep({ service: "http", pathPrefix: "/x", options: { bogus: 1 } }));
-  assert.equal(warned.ok, true);
-  assert.match(warned.message, /warnings: spec\.options.*bogus/);
+  // An unknown option is a warning on the status (admission refuses it), with the closest known key.
+  const typo = checkEndpoint(ep({ service: "http", pathPrefix: "/x", options: { bogus: 1, path_prefx: "/y" } }));
+  assert.equal(typo.ok, true);
+  assert.ok(typo.issues.every((i) => i.unknownOption));
+  assert.match(typo.message, /warnings: .*spec\.options\.bogus: unknown option(;|$)/);
+  assert.match(typo.message, /spec\.options\.path_prefx: unknown option; did you mean "path_prefix"\?/);
 });
 
 test("bad options are reported with the user's key path", () => {
   const v = checkEndpoint(ep({ service: "http", pathPrefix: "/x", methods: [] }));
   assert.equal(v.ok, false);
   assert.equal(v.reason, "InvalidOptions");
-  assert.equal(v.message, "spec.options.methods: must NOT have fewer than 1 items");
+  assert.equal(v.message, "spec.methods: must NOT have fewer than 1 items");
 });
 
 test("watch namespaces: a comma list, trimmed, de-duplicated; empty means all", () => {

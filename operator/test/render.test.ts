@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import TOML from "@iarna/toml";
 import { render, type RenderResult } from "../src/translator/render.js";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../src/api/v1alpha1.js";
@@ -72,10 +73,7 @@ test("valid pipelines render; each broken one is reported on itself and left out
   const badType = outcome(r, "bad-type");
   assert.equal(badType.programmed, false);
   assert.equal(badType.failure?.reason, "UnsupportedValue");
-  assert.match(
-    badType.failure.message,
-    /middleware\."ns\.bad-type\.middleware\.m"\.type: unknown middleware type "carrier_pigeon"/,
-  );
+  assert.match(badType.failure.message, /spec\.middleware\[0\]\.type: unknown middleware type "carrier_pigeon"/);
 
   assert.deepEqual(outcome(r, "no-endpoint").failure, {
     condition: "ResolvedRefs",
@@ -107,37 +105,92 @@ test("the render is deterministic", () => {
   assert.equal(one.hash, two.hash);
 });
 
-test("secret options become mounted files; their content moves the hash; a missing one is a ResolvedRefs failure", () => {
+test("secret options become mounted files; their revision moves the hash; a missing one is a ResolvedRefs failure", () => {
   const backendSecret = pipeline("s", {
-    backends: [
+    middleware: [
       {
-        service: "http",
-        url: "http://127.0.0.1:1",
-        secretOptions: [{ option: "token", secretKeyRef: { name: "creds", key: "pw" } }],
+        name: "auth",
+        type: "basic_auth",
+        secretOptions: [
+          { option: "username", secretKeyRef: { name: "creds", key: "user" } },
+          { option: "password", secretKeyRef: { name: "creds", key: "pw" } },
+        ],
       },
     ],
   });
-  const secretsV1 = (ns: string, n: string) =>
-    ns === "ns" && n === "creds" ? { pw: Buffer.from("hunter2") } : undefined;
-  const secretsV2 = (ns: string, n: string) =>
-    ns === "ns" && n === "creds" ? { pw: Buffer.from("hunter3") } : undefined;
+  const creds = (pw: string, revision: string) => (ns: string, n: string) =>
+    ns === "ns" && n === "creds" ? { data: { user: Buffer.from("alice"), pw: Buffer.from(pw) }, revision } : undefined;
 
-  const r1 = render(gateway(), [backendSecret], lookup, secretsV1);
-  // The http backend does not know token_file yet: an unknown key is a warning, so it renders.
+  const r1 = render(gateway(), [backendSecret], lookup, creds("hunter2", "uid-1/41"));
   assert.equal(outcome(r1, "s").programmed, true, JSON.stringify(r1.pipelines));
-  assert.deepEqual(Object.keys(r1.secrets), ["ns.s.backend.token"]);
-  assert.equal(r1.secrets["ns.s.backend.token"]!.toString(), "hunter2");
+  assert.deepEqual(Object.keys(r1.secrets).sort(), ["ns.s.middleware.auth.password", "ns.s.middleware.auth.username"]);
+  assert.equal(r1.secrets["ns.s.middleware.auth.password"]!.toString(), "hunter2");
   for (const text of Object.values(r1.files)) assert.ok(!text.includes("hunter2"), "secret value in a ConfigMap");
-  assert.match(r1.files["pipeline.ns.s.toml"]!, /token_file = "\/etc\/harmony\/secrets\/ns\.s\.backend\.token"/);
-  const r2 = render(gateway(), [backendSecret], lookup, secretsV2);
-  assert.notEqual(r1.hash, r2.hash, "a changed Secret value changes the config hash");
+  assert.match(
+    r1.files["pipeline.ns.s.toml"]!,
+    /password_file = "\/etc\/harmony\/secrets\/ns\.s\.middleware\.auth\.password"/,
+  );
+  // The ConfigMap must not carry a digest anyone who reads ConfigMaps could test password guesses
+  // against: the old header was sha256 over sorted "key\0value\0" pairs.
+  const old = createHash("sha256");
+  for (const [k, v] of Object.entries(r1.secrets).sort(([a], [b]) => a.localeCompare(b)))
+    old.update(k).update("\0").update(v).update("\0");
+  const oldDigest = old.digest("hex");
+  for (const text of Object.values(r1.files))
+    assert.ok(!text.includes(oldDigest), "value-derived digest in a ConfigMap");
+  assert.notEqual(r1.hash, createHash("sha256").update(oldDigest).digest("hex"));
+  // Same value under a new revision of the Secret: a reload; same revision: the same bytes.
+  const r2 = render(gateway(), [backendSecret], lookup, creds("hunter3", "uid-1/42"));
+  assert.notEqual(r1.hash, r2.hash, "a changed Secret changes the config hash");
+  assert.equal(render(gateway(), [backendSecret], lookup, creds("hunter2", "uid-1/41")).hash, r1.hash);
 
   const missing = render(gateway(), [backendSecret], lookup, noSecrets);
   assert.deepEqual(outcome(missing, "s").failure, {
     condition: "ResolvedRefs",
     reason: "SecretNotFound",
-    message: "spec.backends[0].secretOptions[0]: no Secret ns/creds",
+    message: "spec.middleware[0].secretOptions[0]: no Secret ns/creds",
   });
+});
+
+test("problems read in spec paths; unknown option keys are reported with the closest known key", () => {
+  const r = render(
+    gateway(),
+    [
+      pipeline("typo", {
+        middleware: [
+          { name: "ok", type: "passthru" },
+          { name: "auth", type: "jwt_auth", options: { jwks_url: "https://idp/jwks", audiance: "api", isuer: "idp" } },
+        ],
+        backends: [{ service: "http", url: "http://x", options: { retrys: 2 } }],
+      }),
+      pipeline("typo-secret", {
+        endpoints: [{ name: "other" }],
+        middleware: [
+          {
+            name: "auth",
+            type: "jwt_auth",
+            secretOptions: [{ option: "secert", secretKeyRef: { name: "k", key: "k" } }],
+          },
+        ],
+      }),
+    ],
+    lookup,
+    () => ({ data: { k: Buffer.from("0123456789abcdef0123456789abcdef") }, revision: "u/1" }),
+  );
+  // The data plane ignores unknown keys, so they render, but the status says so, with a suggestion
+  // (admission refuses them: test/admission.test.ts).
+  const typo = outcome(r, "typo");
+  assert.equal(typo.programmed, true);
+  const msg = (typo.warnings ?? []).join("\n");
+  assert.match(msg, /spec\.middleware\[1\]\.options\.audiance: unknown option; did you mean "audience"\?/);
+  assert.match(msg, /spec\.middleware\[1\]\.options\.isuer: unknown option; did you mean "issuer"\?/);
+  assert.match(msg, /spec\.backends\[0\]\.options\.retrys: unknown option; did you mean "retries"\?/);
+  assert.doesNotMatch(msg, /ns\.typo\.|pipeline\.ns|\.toml/, "no rendered-TOML names or files");
+  // No key at all is an error, and the misspelt secret option is named as the likely cause.
+  assert.match(
+    outcome(r, "typo-secret").failure?.message ?? "",
+    /spec\.middleware\[0\]\.secretOptions\[0\]\.option: unknown option; did you mean "secret"\?/,
+  );
 });
 
 test("the real data plane serves a render from a kubelet-style mount and reports its hash", async (t) => {
@@ -166,4 +219,25 @@ test("the real data plane serves a render from a kubelet-style mount and reports
   assert.equal(res.text, "upstream got /patients?x=1");
   const ready = (await http(`http://127.0.0.1:${ports.mgmt}/readyz`)).json() as { config_hash: string };
   assert.equal(ready.config_hash, r.hash, "the data plane reports exactly the hash the operator computed");
+});
+
+test("a gateway the CRD's CEL rules would refuse (stored before them) gets problems in spec paths, not a render", () => {
+  const gw = gateway();
+  gw.spec.networks = [
+    { name: "management", port: 8080 },
+    { name: "8443", port: 8443 },
+    { name: "patient-records-public", port: 8081, bindAddress: "localhost" },
+    { name: "patient-records-private", port: 9090 },
+  ];
+  gw.spec.management = undefined;
+  const r = render(gw, [pipeline("good", {})], lookup, noSecrets);
+  assert.deepEqual(r.files, {}, "nothing rendered");
+  assert.deepEqual(r.gatewayProblems, [
+    'spec.networks[0].name: "management" is reserved for the management listener',
+    `spec.networks[1].name: the first 15 characters ("8443") name a container port: they need a letter, and no '--' or trailing '-'`,
+    'spec.networks[2].bindAddress: "localhost" is not an IPv4 or IPv6 address',
+    'spec.networks[3].name: its first 15 characters are those of spec.networks[2].name ("patient-records")',
+    "spec.networks[3].port: 9090 is the management port",
+  ]);
+  assert.equal(outcome(r, "good").programmed, false);
 });

@@ -40,7 +40,7 @@ test("config and secrets are directory mounts (no subPath), so changes reach pod
   for (const m of c.volumeMounts) assert.equal(m.subPath, undefined);
   assert.deepEqual(pod.volumes, [
     { name: "config", configMap: { name: "edge-harmony-config" } },
-    { name: "secrets", secret: { secretName: "edge-harmony-secrets" } },
+    { name: "secrets", secret: { secretName: "edge-harmony-secrets", defaultMode: 0o440 } },
     { name: "tmp", emptyDir: {} },
   ]);
   assert.deepEqual(c.readinessProbe, {
@@ -49,6 +49,8 @@ test("config and secrets are directory mounts (no subPath), so changes reach pod
     failureThreshold: 2,
   });
   assert.equal(pod.securityContext.runAsNonRoot, true);
+  // Secret files are 0440, so the data plane reads them through the group the pod's fsGroup sets.
+  assert.equal(pod.securityContext.fsGroup, pod.securityContext.runAsGroup);
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.deepEqual(c.resources, { limits: { memory: "256Mi" } });
 });

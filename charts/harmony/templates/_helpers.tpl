@@ -91,8 +91,13 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
   resources: ["harmonygateways/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
-  resources: ["configmaps", "secrets"]
+  resources: ["configmaps"]
   verbs: ["list", "watch", "create", "patch"]
+# Secrets are read one by one when a render needs them, never listed or watched: the operator holds
+# only the Secrets gateways reference, not every Secret in its namespaces.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]

@@ -35,6 +35,13 @@ const List = <T extends TSchema>(item: T, description: string, extra: Extra = {}
   Type.Array(item, { description, ...extra });
 
 const NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/** A DNS-1123 subdomain: what Kubernetes accepts as an object name. */
+const SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/** The data plane's own listener; a network of that name would replace it (render.ts MANAGEMENT_NETWORK). */
+const RESERVED_NETWORK = "management";
+/** The Deployment names each network's container port after its first 15 characters (IANA_SVC_NAME). */
+const PORT_NAME = (v: string) => `(${v}.size() > 15 ? ${v}.substring(0, 15) : ${v})`;
 
 // ---- shared ---------------------------------------------------------------------------------
 
@@ -100,9 +107,28 @@ const CommonStatus = {
 
 export const GatewayNetwork = Obj(
   {
-    name: Str("Network name; pipelines attach to it by name.", { pattern: NAME, maxLength: 63 }),
+    name: Str("Network name; pipelines attach to it by name.", {
+      pattern: NAME,
+      maxLength: 63,
+      "x-kubernetes-validations": [
+        {
+          rule: `self != '${RESERVED_NETWORK}'`,
+          message: `"${RESERVED_NETWORK}" is reserved for the management listener`,
+        },
+        {
+          // Its first 15 characters name a container port: a letter, no "--", no trailing "-".
+          rule: `${PORT_NAME("self")}.matches('[a-z]') && !${PORT_NAME("self")}.contains('--') && !${PORT_NAME("self")}.endsWith('-')`,
+          message: "the first 15 characters name a container port: they need a letter, and no '--' or trailing '-'",
+        },
+      ],
+    }),
     port: Int("Container port the listener binds.", { minimum: 1, maximum: 65535 }),
-    bindAddress: Type.Optional(Str("Address to bind inside the pod (default 0.0.0.0).")),
+    bindAddress: Type.Optional(
+      Str("IP address to bind inside the pod (default 0.0.0.0).", {
+        maxLength: 45,
+        "x-kubernetes-validations": [{ rule: "isIP(self)", message: "must be an IPv4 or IPv6 address" }],
+      }),
+    ),
   },
   "A listener of the data plane.",
 );
@@ -134,6 +160,10 @@ export const HarmonyGatewaySpec = Obj(
       "x-kubernetes-list-map-keys": ["name"],
       "x-kubernetes-validations": [
         { rule: "self.all(a, self.exists_one(b, b.port == a.port))", message: "each network needs its own port" },
+        {
+          rule: `self.all(a, self.exists_one(b, ${PORT_NAME("b.name")} == ${PORT_NAME("a.name")}))`,
+          message: "network names must differ in their first 15 characters (they name container ports)",
+        },
       ],
     }),
     management: Type.Optional(
@@ -171,8 +201,9 @@ export const HarmonyGatewaySpec = Obj(
   {
     "x-kubernetes-validations": [
       {
-        rule: "!has(self.management) || !has(self.management.port) || self.networks.all(n, n.port != self.management.port)",
-        message: "management.port must differ from every network port",
+        // 9090 when unset: the management listener is always there.
+        rule: "self.networks.all(n, n.port != (has(self.management) && has(self.management.port) ? self.management.port : 9090))",
+        message: "management.port must differ from every network port (it is 9090 when unset)",
         fieldPath: ".management.port",
       },
     ],
@@ -255,13 +286,29 @@ export const HarmonyPipelineSpec = Obj(
   {
     gatewayRef: Obj(
       {
-        name: Str("HarmonyGateway name.", { minLength: 1 }),
-        namespace: Type.Optional(Str("Gateway namespace (default: this pipeline's; the gateway must allow it).")),
+        name: Str("HarmonyGateway name.", { minLength: 1, maxLength: 253, pattern: SUBDOMAIN }),
+        namespace: Type.Optional(
+          Str("Gateway namespace (default: this pipeline's; the gateway must allow it).", {
+            maxLength: 63,
+            pattern: NAME,
+          }),
+        ),
       },
       "The gateway that serves this pipeline.",
     ),
     description: Type.Optional(Str("What the pipeline is for.")),
-    networks: Type.Optional(List(Str("Network name."), "Gateway networks to serve on (default: all of them).")),
+    networks: Type.Optional(
+      List(
+        Str("Network name.", {
+          pattern: NAME,
+          maxLength: 63,
+          "x-kubernetes-validations": [
+            { rule: `self != '${RESERVED_NETWORK}'`, message: `"${RESERVED_NETWORK}" is the management listener` },
+          ],
+        }),
+        "Gateway networks to serve on (default: all of them).",
+      ),
+    ),
     endpoints: List(
       Obj({ name: Str("HarmonyEndpoint name in this namespace.", { minLength: 1 }) }, "Endpoint reference."),
       "Entry points.",

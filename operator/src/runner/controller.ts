@@ -3,7 +3,7 @@
  * gateway keys it can affect; the reconciler then looks at the whole current state (level-based),
  * so a lost or duplicated event changes nothing.
  */
-import type { KubernetesObject, V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { KubernetesObject, V1ConfigMap, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "winston";
 import { GROUP, VERSION, type HarmonyEndpoint, type HarmonyGateway, type HarmonyPipeline } from "../api/v1alpha1.js";
 import { makeCache, type Cache, type CacheSpec } from "../provider/cache.js";
@@ -24,6 +24,8 @@ export interface ControllerOptions {
   defaultImage?: string;
   workers?: number;
   relistMs?: number;
+  /** See ReconcilerDeps.secretRecheckMs. */
+  secretRecheckMs?: number;
   probe?: ReconcilerDeps["probe"];
 }
 
@@ -80,20 +82,11 @@ export class Controller {
       ...crd("harmonyendpoints"),
       onChange: (e) => {
         this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
-        this.enqueueUsersOf("endpoint", e.metadata.namespace, e.metadata.name);
+        this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
       },
     });
-    const secrets = cache<V1Secret>({
-      name: "secrets",
-      path: core("secrets"),
-      list: (ns) => (ns ? kube.core.listNamespacedSecret({ namespace: ns }) : kube.core.listSecretForAllNamespaces()),
-      onChange: (o) => {
-        const owner = o.metadata?.labels?.[GATEWAY_LABEL];
-        if (owner && o.metadata?.labels?.["app.kubernetes.io/managed-by"] === MANAGED_BY)
-          this.enqueueGateway(o.metadata?.namespace, owner);
-        else this.enqueueUsersOf("secret", o.metadata?.namespace, o.metadata?.name);
-      },
-    });
+    // No Secret informer: it would hold every Secret in the cluster. The reconciler GETs the few
+    // it renders (ReconcilerDeps.readSecret).
     const configMaps = cache<V1ConfigMap>({
       name: "configmaps",
       path: core("configmaps"),
@@ -114,7 +107,7 @@ export class Controller {
           : kube.core.listPodForAllNamespaces({ labelSelector: GATEWAY_LABEL }),
       onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
     });
-    this.caches = { gateways, pipelines, endpoints, secrets, configMaps, pods };
+    this.caches = { gateways, pipelines, endpoints, configMaps, pods };
   }
 
   async start(): Promise<void> {
@@ -138,16 +131,11 @@ export class Controller {
     if (ns && name) this.queue.add(`gateway/${ns}/${name}`);
   }
 
-  /** Gateways of the pipelines that reference this endpoint or secret. */
-  private enqueueUsersOf(kind: "endpoint" | "secret", ns: string | undefined, name: string | undefined): void {
+  /** Gateways of the pipelines that reference this endpoint. */
+  private enqueueUsersOf(ns: string | undefined, name: string | undefined): void {
     for (const p of this.caches?.pipelines.list(ns) ?? []) {
-      const uses =
-        kind === "endpoint"
-          ? p.spec.endpoints.some((e) => e.name === name)
-          : [...(p.spec.middleware ?? []), ...p.spec.backends].some((m) =>
-              (m.secretOptions ?? []).some((so) => so.secretKeyRef.name === name),
-            );
-      if (uses) this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
+      if (p.spec.endpoints.some((e) => e.name === name))
+        this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
     }
   }
 
@@ -212,6 +200,12 @@ export class Controller {
       manageWorkloads: this.opts.manageWorkloads ?? true,
       defaultImage: this.opts.defaultImage,
       probe: this.opts.probe ?? probeReadyz,
+      readSecret: (namespace, name) =>
+        this.opts.kube.core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => {
+          if ((e as { code?: number }).code === 404) return undefined;
+          throw e;
+        }),
+      secretRecheckMs: this.opts.secretRecheckMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
     };
   }

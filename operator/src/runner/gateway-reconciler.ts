@@ -38,7 +38,6 @@ export interface Caches {
   gateways: Cache<HarmonyGateway & KubernetesObject>;
   pipelines: Cache<HarmonyPipeline & KubernetesObject>;
   endpoints: Cache<HarmonyEndpoint & KubernetesObject>;
-  secrets: Cache<V1Secret>;
   configMaps: Cache<V1ConfigMap>;
   pods: Cache<V1Pod>;
 }
@@ -50,6 +49,14 @@ export interface ReconcilerDeps {
   /** Run Deployment/Service (off in tests without a kubelet where only config is wanted). */
   manageWorkloads: boolean;
   defaultImage?: string;
+  /**
+   * One Secret, read when a render needs it (undefined when it does not exist). Secrets are not
+   * cached: the operator holds only those its gateways use, only while it renders, and needs no
+   * list or watch on Secrets at all.
+   */
+  readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
+  /** How soon a gateway that uses Secrets is rendered again, to pick up changed values (no watch sees them). */
+  secretRecheckMs?: number;
   /** Asks a data-plane pod which config it serves (GET /readyz). */
   probe: (podIP: string, port: number) => Promise<string | undefined>;
   metrics?: { writes: (kind: string) => void };
@@ -78,10 +85,17 @@ export async function reconcileGateway(
   if (!gw || gw.metadata.deletionTimestamp) return {}; // children go with it (ownerReferences)
 
   const pipelines = attachedPipelines(gw, caches.pipelines.list());
+  const used = referencedSecrets(pipelines);
+  const read = new Map(
+    await Promise.all(used.map(async ([ns, n]) => [`${ns}/${n}`, await deps.readSecret(ns, n)] as const)),
+  );
   const secretLookup = (ns: string, n: string) => {
-    const s = caches.secrets.get(n, ns);
+    const s = read.get(`${ns}/${n}`);
     if (!s?.data) return undefined;
-    return Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+    return {
+      data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")])),
+      revision: `${s.metadata?.uid ?? ""}/${s.metadata?.resourceVersion ?? ""}`,
+    };
   };
   const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup);
 
@@ -184,11 +198,12 @@ export async function reconcileGateway(
       pc.push({ type: "Accepted", status: "False", reason: o.failure.reason, message: o.failure.message });
       pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
     } else {
+      const warnings = o.warnings?.length ? `; warnings: ${o.warnings.join("; ")}` : "";
       pc.push({
         type: "Accepted",
         status: "True",
         reason: "Accepted",
-        message: `attached to HarmonyGateway ${namespace}/${name}`,
+        message: `attached to HarmonyGateway ${namespace}/${name}${warnings}`,
       });
       pc.push({ type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "all references found" });
     }
@@ -228,7 +243,21 @@ export async function reconcileGateway(
   });
   // While pods exist that do not serve the config yet, look again soon: a hot reload shows in the
   // probe, not in any event. With no pods at all, the pod informer wakes us when one appears.
-  return total > 0 && serving < total ? { requeueAfterMs: 1000 } : {};
+  if (total > 0 && serving < total) return { requeueAfterMs: 1000 };
+  // Secret values change without an event we see; the kubelet takes about as long to update a
+  // mounted Secret, so rechecking at this pace adds little to a rotation.
+  return used.length ? { requeueAfterMs: deps.secretRecheckMs ?? 60_000 } : {};
+}
+
+/** [namespace, name] of every Secret the pipelines' secretOptions name, once each. */
+export function referencedSecrets(pipelines: readonly HarmonyPipeline[]): [string, string][] {
+  const keys = new Set<string>();
+  for (const p of pipelines) {
+    for (const part of [...(p.spec.middleware ?? []), ...p.spec.backends]) {
+      for (const so of part.secretOptions ?? []) keys.add(`${p.metadata.namespace}/${so.secretKeyRef.name}`);
+    }
+  }
+  return [...keys].sort().map((k) => k.split("/") as [string, string]);
 }
 
 async function writeConfig(
@@ -241,7 +270,7 @@ async function writeConfig(
   const secretsHash = createHash("sha256");
   for (const k of Object.keys(r.secrets).sort()) secretsHash.update(k).update("\0").update(r.secrets[k]!);
   const sHash = secretsHash.digest("hex");
-  const existingSecret = deps.caches.secrets.get(secretName(gw), ns);
+  const existingSecret = await deps.readSecret(ns, secretName(gw));
   if (existingSecret?.metadata?.annotations?.[HASH_ANNOTATION] !== sHash) {
     await apply(deps, {
       apiVersion: "v1",

@@ -5,16 +5,24 @@
  * before a pipeline uses it, in the same words the pipeline's status would.
  */
 import TOML from "@iarna/toml";
-import { checkConfig, memoryFs } from "@harmony/dataplane";
+import { checkConfig, createRegistry, memoryFs } from "@harmony/dataplane";
 import type { HarmonyEndpoint } from "../api/v1alpha1.js";
+import { SpecPaths, formatIssue, type SpecIssue } from "./spec-paths.js";
+
+/** Data-plane endpoint options the typed spec fields become. */
+export const ENDPOINT_FIELDS = {
+  path_prefix: "pathPrefix",
+  methods: "methods",
+  local_aet: "aeTitle",
+  port: "port",
+} as const;
 
 /** Typed spec fields win over the free-form `options` they duplicate. */
 export function endpointOptions(spec: HarmonyEndpoint["spec"]): Record<string, unknown> {
   const options: Record<string, unknown> = { ...(spec.options ?? {}) };
-  if (spec.pathPrefix !== undefined) options.path_prefix = spec.pathPrefix;
-  if (spec.methods !== undefined) options.methods = spec.methods;
-  if (spec.aeTitle !== undefined) options.local_aet = spec.aeTitle;
-  if (spec.port !== undefined) options.port = spec.port;
+  for (const [opt, field] of Object.entries(ENDPOINT_FIELDS)) {
+    if (spec[field] !== undefined) options[opt] = spec[field];
+  }
   return options;
 }
 
@@ -22,7 +30,11 @@ export interface EndpointVerdict {
   ok: boolean;
   reason: "Accepted" | "UnsupportedValue" | "InvalidOptions";
   message: string;
+  /** Every problem, in spec paths (unknown option keys are errors). */
+  issues: SpecIssue[];
 }
+
+const registry = createRegistry();
 
 export function checkEndpoint(ep: HarmonyEndpoint): EndpointVerdict {
   const doc = {
@@ -32,22 +44,29 @@ export function checkEndpoint(ep: HarmonyEndpoint): EndpointVerdict {
     endpoints: { endpoint: { service: ep.spec.service, options: endpointOptions(ep.spec) } },
     backends: { b: { service: "echo" } },
   };
+  // Key paths as the user wrote them: spec.options.x, not the throwaway config's endpoints.endpoint.options.x.
+  const paths = new SpecPaths();
+  paths.add(["endpoints", "endpoint"], "spec");
+  paths.add(["endpoints", "endpoint", "options"], "spec.options", {
+    schema: registry.endpoint(ep.spec.service)?.options,
+  });
+  for (const [opt, field] of Object.entries(ENDPOINT_FIELDS)) {
+    paths.add(["endpoints", "endpoint", "options", opt], `spec.${field}`);
+  }
   const file = "/endpoint.toml";
   const r = checkConfig(file, { fs: memoryFs({ [file]: TOML.stringify(doc as TOML.JsonMap) }) });
-  const mine = r.problems.filter((p) => p.path.startsWith("endpoints.endpoint"));
-  // Key paths as the user wrote them: spec.options.x, not the throwaway config's endpoints.endpoint.options.x.
-  const say = (ps: typeof mine) =>
-    ps.map((p) => `${p.path.replace(/^endpoints\.endpoint/, "spec")}: ${p.message}`).join("; ");
-  const errors = mine.filter((p) => p.severity === "error");
+  const issues = r.problems.filter((p) => p.path.startsWith("endpoints.endpoint")).map((p) => paths.issue(p));
+  const say = (is: SpecIssue[]) => is.map(formatIssue).join("; ");
+  const errors = issues.filter((p) => p.severity === "error");
   if (errors.length === 0) {
-    const warnings = say(mine);
+    const warnings = say(issues);
     return {
       ok: true,
       reason: "Accepted",
       message: `${ep.spec.service} endpoint accepted${warnings ? `; warnings: ${warnings}` : ""}`,
+      issues,
     };
   }
-  const message = say(errors);
   const unsupported = errors.some((p) => /unknown endpoint service|not available in this build/.test(p.message));
-  return { ok: false, reason: unsupported ? "UnsupportedValue" : "InvalidOptions", message };
+  return { ok: false, reason: unsupported ? "UnsupportedValue" : "InvalidOptions", message: say(errors), issues };
 }

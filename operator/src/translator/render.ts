@@ -8,18 +8,29 @@
  * render. Output is deterministic: same inputs, same bytes, same hash.
  */
 import { createHash } from "node:crypto";
+import type { TSchema } from "@sinclair/typebox";
 import { posix } from "node:path";
 import TOML from "@iarna/toml";
-import { checkConfig, memoryFs, formatProblem, type Problem } from "@harmony/dataplane";
+import { checkConfig, createRegistry, memoryFs, type Problem } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
-import { endpointOptions } from "./endpoint.js";
+import { ENDPOINT_FIELDS, endpointOptions } from "./endpoint.js";
+import { SpecPaths, formatIssue } from "./spec-paths.js";
+import { gatewaySpecIssues } from "./gateway-checks.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
 export const SECRET_DIR = "/etc/harmony/secrets";
 export const MANAGEMENT_NETWORK = "management";
 
-export type SecretLookup = (namespace: string, name: string) => Record<string, Buffer> | undefined;
+/** A Secret's data, and what identifies this revision of it (`<uid>/<resourceVersion>`). */
+export interface SecretRevision {
+  data: Record<string, Buffer>;
+  revision: string;
+}
+export type SecretLookup = (namespace: string, name: string) => SecretRevision | undefined;
+
+/** Option schemas of the plugins, for "did you mean". */
+const registry = createRegistry();
 
 export interface PipelineOutcome {
   namespace: string;
@@ -29,6 +40,8 @@ export interface PipelineOutcome {
   programmed: boolean;
   /** Which condition failed and why, when not programmed. */
   failure?: { condition: "Accepted" | "ResolvedRefs"; reason: string; message: string };
+  /** Data-plane warnings about the pipeline, in spec paths. */
+  warnings?: string[];
 }
 
 export interface RenderResult {
@@ -55,9 +68,22 @@ export function render(
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
 ): RenderResult {
+  const unusable = gatewaySpecIssues(gateway);
+  if (unusable.length) {
+    const pipelines_ = pipelines.map((p) => ({
+      namespace: p.metadata.namespace ?? "",
+      name: p.metadata.name ?? "",
+      generation: p.metadata.generation,
+      programmed: false,
+    }));
+    return { files: {}, secrets: {}, hash: "", pipelines: pipelines_, gatewayProblems: unusable };
+  }
   const outcomes = new Map<string, PipelineOutcome>();
   const files: Record<string, string> = {};
   const secretData: Record<string, Buffer> = {};
+  /** Per file: how its keys map back to spec paths, and which Secret revisions it uses. */
+  const paths = new Map<string, SpecPaths>();
+  const revisions = new Map<string, string[]>();
   const sorted = [...pipelines].sort((a, b) => id(a).localeCompare(id(b)));
 
   const gatewayNetworks = gateway.spec.networks.map((n) => n.name);
@@ -75,13 +101,17 @@ export function render(
       continue;
     }
     files[pipelineKey(p)] = r.toml;
+    paths.set(pipelineKey(p), r.paths);
+    revisions.set(pipelineKey(p), r.revisions);
     Object.assign(secretData, r.secrets);
   }
 
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
-  let main = renderMain(gateway, secretData);
+  const revisionsInUse = () => Object.keys(files).flatMap((f) => revisions.get(f) ?? []);
+  let main = renderMain(gateway, revisionsInUse());
+  paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
-    files["config.toml"] = main;
+    files["config.toml"] = main.toml;
     const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
       fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
       readFile: (path) => {
@@ -92,8 +122,16 @@ export function render(
       },
     });
     const errors = check.problems.filter((x) => x.severity === "error");
+    const describe = (x: Problem) => formatIssue(paths.get(posix.basename(x.file))?.issue(x) ?? fallback(x));
     if (errors.length === 0) {
       for (const o of outcomes.values()) if (!o.failure) o.programmed = true;
+      // Warnings (unknown option keys above all) go on the pipeline's status: the data plane
+      // ignores what it does not know, and the user should hear that a misspelt option is off.
+      for (const x of check.problems) {
+        const p = sorted.find((y) => pipelineKey(y) === posix.basename(x.file));
+        const o = p && outcomes.get(id(p));
+        if (o) o.warnings = [...(o.warnings ?? []), describe(x)];
+      }
       return {
         files: { ...files },
         secrets: secretData,
@@ -131,13 +169,15 @@ export function render(
       }
       delete files[pipelineKey(p)];
       for (const k of Object.keys(secretData)) if (k.startsWith(id(p) + ".")) delete secretData[k];
+      // A misspelt option is often why a required one is missing: name both.
+      const unknown = check.problems.filter((x) => x.message === "unknown key" && posix.basename(x.file) === file);
       outcomes.get(id(p))!.failure = {
         condition: "Accepted",
         reason: reasonFor(problems),
-        message: problems.map(describe).join("; "),
+        message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
-    main = renderMain(gateway, secretData);
+    main = renderMain(gateway, revisionsInUse());
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
 }
@@ -158,8 +198,14 @@ function groupByFile(problems: Problem[]): Map<string, Problem[]> {
   return m;
 }
 
-/** A problem as a pipeline's status shows it: the data plane's key path, not our generated names. */
-const describe = (p: Problem) => formatProblem({ ...p, file: posix.basename(p.file) });
+/** A problem in a file we did not record paths for (none today): its key path as it is. */
+const fallback = (p: Problem) => ({
+  path: p.path || posix.basename(p.file),
+  message: p.message,
+  severity: p.severity,
+  secret: false,
+  unknownOption: false,
+});
 
 function reasonFor(problems: Problem[]): string {
   const text = problems.map((p) => p.message).join(" ");
@@ -169,32 +215,46 @@ function reasonFor(problems: Problem[]): string {
   return "InvalidOptions";
 }
 
-function renderMain(gateway: HarmonyGateway, secrets: Record<string, Buffer>): string {
+/** config.toml: the gateway's own part. */
+export function renderMain(gateway: HarmonyGateway, secretRevisions: string[]): { toml: string; paths: SpecPaths } {
   const spec = gateway.spec;
+  const paths = new SpecPaths();
   const network: Table = {};
-  for (const n of spec.networks)
+  for (const [i, n] of spec.networks.entries()) {
     network[n.name] = { http: { bind_address: n.bindAddress ?? "0.0.0.0", bind_port: n.port } };
+    paths.add(["network", n.name], `spec.networks[${i}]`);
+    paths.add(["network", n.name, "http", "bind_address"], `spec.networks[${i}].bindAddress`);
+    paths.add(["network", n.name, "http", "bind_port"], `spec.networks[${i}].port`);
+  }
+  // Set last: a network of this name (refused at admission) must not replace the management listener.
   network[MANAGEMENT_NETWORK] = { http: { bind_address: "0.0.0.0", bind_port: spec.management?.port ?? 9090 } };
+  paths.add(["network", MANAGEMENT_NETWORK], "spec.management");
+  paths.add(["network", MANAGEMENT_NETWORK, "http", "bind_port"], "spec.management.port");
+  paths.add(["management", "base_path"], "spec.management.basePath");
+  paths.add(["logging", "log_level"], "spec.logLevel");
   const doc: Table = {
     proxy: { id: `${gateway.metadata.namespace}/${gateway.metadata.name}`, pipelines_path: "." },
     logging: { log_level: spec.logLevel ?? "info" },
     management: { enabled: true, network: MANAGEMENT_NETWORK, base_path: spec.management?.basePath ?? "/admin" },
     network,
   };
-  // Secret values live in files; their digest sits here so a changed Secret changes the config
-  // hash, the data plane reloads, and Ready can tell when the new values are live.
-  const digest = createHash("sha256");
-  for (const k of Object.keys(secrets).sort()) digest.update(k).update("\0").update(secrets[k]!).update("\0");
+  // Secret values live in files; which revisions of the Secrets they came from sits here, so a
+  // changed Secret changes the config hash, the data plane reloads, and Ready can tell when the new
+  // values are live. Revisions (uid and resourceVersion), never the values: anyone who may read
+  // ConfigMaps could test guesses against a digest of the values offline.
+  const revisions = [...new Set(secretRevisions)].sort();
+  const digest = createHash("sha256").update(revisions.join("\n")).digest("hex");
   const header =
     `# Rendered by the Harmony operator from HarmonyGateway ${gateway.metadata.namespace}/${gateway.metadata.name}; do not edit.\n` +
-    (Object.keys(secrets).length ? `# secrets sha256:${digest.digest("hex")}\n` : "");
-  return header + toToml(doc);
+    (revisions.length ? `# secret revisions sha256:${digest}\n` : "");
+  return { toml: header + toToml(doc), paths };
 }
 
-type PipelineRender =
-  { toml: string; secrets: Record<string, Buffer> } | { failure: NonNullable<PipelineOutcome["failure"]> };
+export type PipelineRender =
+  | { toml: string; secrets: Record<string, Buffer>; paths: SpecPaths; revisions: string[] }
+  | { failure: NonNullable<PipelineOutcome["failure"]> };
 
-function renderPipeline(
+export function renderPipeline(
   p: HarmonyPipeline,
   gatewayNetworks: string[],
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
@@ -214,15 +274,23 @@ function renderPipeline(
     };
   }
   const secretFiles: Record<string, Buffer> = {};
+  const revisions: string[] = [];
+  const paths = new SpecPaths();
   const withSecrets = (
+    table: string,
+    tomlName: string,
+    schema: TSchema | undefined,
     field: string,
     options: Record<string, unknown> | undefined,
     secretOptions: { option: string; secretKeyRef: { name: string; key: string } }[] | undefined,
     part: string,
   ): Record<string, unknown> | { failure: NonNullable<PipelineOutcome["failure"]> } => {
     const out: Record<string, unknown> = { ...(options ?? {}) };
+    paths.add([table, tomlName], field);
+    paths.add([table, tomlName, "options"], `${field}.options`, { schema });
     for (const [i, so] of (secretOptions ?? []).entries()) {
-      const data = secrets(ns, so.secretKeyRef.name);
+      const found = secrets(ns, so.secretKeyRef.name);
+      const data = found?.data;
       const value = data?.[so.secretKeyRef.key];
       if (!value) {
         return {
@@ -235,7 +303,14 @@ function renderPipeline(
       }
       const key = `${id(p, part)}.${so.option}`;
       secretFiles[key] = value;
+      revisions.push(`${ns}/${so.secretKeyRef.name}@${found!.revision}`);
       out[`${so.option}_file`] = posix.join(SECRET_DIR, key);
+      for (const opt of [so.option, `${so.option}_file`]) {
+        paths.add([table, tomlName, "options", opt], `${field}.secretOptions[${i}].option`, {
+          schema,
+          secretOption: so.option,
+        });
+      }
     }
     return out;
   };
@@ -255,21 +330,49 @@ function renderPipeline(
     }
     const name = id(p, `endpoint.${ref.name}`);
     endpointNames.push(name);
+    // The endpoint's options are the HarmonyEndpoint's, typed fields included (endpointOptions).
+    const at = `HarmonyEndpoint ${ns}/${ref.name}: spec`;
+    paths.add(["endpoints", name], `spec.endpoints[${i}]`);
+    paths.add(["endpoints", name, "service"], `${at}.service`);
+    paths.add(["endpoints", name, "options"], `${at}.options`, { schema: registry.endpoint(ep.spec.service)?.options });
+    for (const [opt, field] of Object.entries(ENDPOINT_FIELDS))
+      paths.add(["endpoints", name, "options", opt], `${at}.${field}`);
     (doc.endpoints as Table)[name] = { service: ep.spec.service, options: endpointOptions(ep.spec) };
   }
   const middlewareNames: string[] = [];
   for (const [i, m] of (spec.middleware ?? []).entries()) {
-    const options = withSecrets(`spec.middleware[${i}]`, m.options, m.secretOptions, `middleware.${m.name}`);
-    if ("failure" in options) return options as { failure: NonNullable<PipelineOutcome["failure"]> };
     const name = id(p, `middleware.${m.name}`);
+    const schema = registry.middleware(m.type)?.options;
+    const options = withSecrets(
+      "middleware",
+      name,
+      schema,
+      `spec.middleware[${i}]`,
+      m.options,
+      m.secretOptions,
+      `middleware.${m.name}`,
+    );
+    if ("failure" in options) return options as { failure: NonNullable<PipelineOutcome["failure"]> };
+    paths.add(["middleware", name, "type"], `spec.middleware[${i}].type`);
     middlewareNames.push(name);
     (doc.middleware as Table)[name] = { type: m.type, options };
   }
   const b = spec.backends[0]!;
-  const backendOptions = withSecrets("spec.backends[0]", b.options, b.secretOptions, "backend");
+  const backendName = id(p, "backend");
+  const backendSchema = registry.backend(b.service)?.options;
+  const backendOptions = withSecrets(
+    "backends",
+    backendName,
+    backendSchema,
+    "spec.backends[0]",
+    b.options,
+    b.secretOptions,
+    "backend",
+  );
   if ("failure" in backendOptions) return backendOptions as { failure: NonNullable<PipelineOutcome["failure"]> };
   if (b.url !== undefined) backendOptions.base_url = b.url;
-  const backendName = id(p, "backend");
+  paths.add(["backends", backendName, "service"], "spec.backends[0].service");
+  if (b.url !== undefined) paths.add(["backends", backendName, "options", "base_url"], "spec.backends[0].url");
   (doc.backends as Table)[backendName] = { service: b.service, options: backendOptions };
   (doc.pipelines as Table)[id(p)] = {
     description: spec.description ?? `HarmonyPipeline ${ns}/${p.metadata.name}`,
@@ -278,10 +381,15 @@ function renderPipeline(
     middleware: middlewareNames,
     backends: [backendName],
   };
+  paths.add(["pipelines", id(p)], "spec");
+  paths.add(["pipelines", id(p), "networks"], "spec.networks");
+  paths.add(["pipelines", id(p), "description"], "spec.description");
   for (const k of ["endpoints", "middleware", "backends"]) if (Object.keys(doc[k] as Table).length === 0) delete doc[k];
   return {
     toml: `# HarmonyPipeline ${ns}/${p.metadata.name}\n` + toToml(doc),
     secrets: secretFiles,
+    paths,
+    revisions,
   };
 }
 

@@ -9,6 +9,8 @@ import { CONFIG_DIR, SECRET_DIR } from "./render.js";
 export const DEFAULT_IMAGE = "ghcr.io/runbeam/harmony-dataplane:0.1.0";
 export const MANAGED_BY = "harmony-operator";
 export const GATEWAY_LABEL = "harmony.runbeam.io/gateway";
+/** Secret files: 0440, read through the pod's fsGroup (Kubernetes' default is 0644). */
+export const SECRET_MODE = 0o440;
 
 export const configMapName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-config`;
 export const secretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-secrets`;
@@ -91,7 +93,8 @@ export function deploymentFor(gw: HarmonyGateway, defaultImage = DEFAULT_IMAGE):
           ],
           volumes: [
             { name: "config", configMap: { name: configMapName(gw) } },
-            { name: "secrets", secret: { secretName: secretName(gw) } },
+            // Owner-and-group readable only: the pod's fsGroup (65532, the data plane's group) owns the files.
+            { name: "secrets", secret: { secretName: secretName(gw), defaultMode: SECRET_MODE } },
             { name: "tmp", emptyDir: {} },
           ],
         },

@@ -4,10 +4,13 @@
  * CA in its Secret, with no separate step to keep in sync.
  */
 import type { V1LabelSelector, V1LabelSelectorRequirement } from "@kubernetes/client-node";
+import { GROUP, VERSION } from "../api/v1alpha1.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 
 export const WEBHOOK_NAME = "sidecar.harmony.runbeam.io";
 export const WEBHOOK_PATH = "/mutate-v1-pod";
+export const VALIDATING_WEBHOOK_NAME = "validate.harmony.runbeam.io";
+export const VALIDATE_PATH = "/validate-harmony-v1alpha1";
 
 export type FailurePolicy = "Fail" | "Ignore";
 
@@ -129,5 +132,59 @@ export function parseLabelSelector(s: string): V1LabelSelector {
   return {
     ...(Object.keys(matchLabels).length ? { matchLabels } : {}),
     ...(matchExpressions.length ? { matchExpressions } : {}),
+  };
+}
+
+/** The target with its path set to `path` (the URL's origin is shared by both webhooks). */
+function clientConfig(target: WebhookTarget, path: string, caPem: string): Record<string, unknown> {
+  const caBundle = Buffer.from(caPem).toString("base64");
+  if (target.url) {
+    const u = new URL(target.url);
+    u.pathname = path;
+    return { url: u.toString(), caBundle };
+  }
+  return { service: { ...target.service!, path }, caBundle };
+}
+
+/**
+ * The ValidatingWebhookConfiguration: Harmony's own resources only (never pods or anything else a
+ * cluster needs to run), so failurePolicy Fail blocks nothing but Harmony writes while no operator
+ * answers. Status writes go to the status subresource and are not sent.
+ */
+export function validatingConfiguration(o: {
+  name: string;
+  caPem: string;
+  target: WebhookTarget;
+  failurePolicy: FailurePolicy;
+  timeoutSeconds?: number;
+}): Record<string, unknown> & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels: Record<string, string> };
+} {
+  return {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingWebhookConfiguration",
+    metadata: { name: o.name, labels: { "app.kubernetes.io/managed-by": MANAGED_BY } },
+    webhooks: [
+      {
+        name: VALIDATING_WEBHOOK_NAME,
+        admissionReviewVersions: ["v1"],
+        sideEffects: "None",
+        failurePolicy: o.failurePolicy,
+        matchPolicy: "Equivalent",
+        timeoutSeconds: o.timeoutSeconds ?? 10,
+        clientConfig: clientConfig(o.target, VALIDATE_PATH, o.caPem),
+        rules: [
+          {
+            operations: ["CREATE", "UPDATE"],
+            apiGroups: [GROUP],
+            apiVersions: [VERSION],
+            resources: ["harmonygateways", "harmonypipelines", "harmonyendpoints"],
+            scope: "Namespaced",
+          },
+        ],
+      },
+    ],
   };
 }

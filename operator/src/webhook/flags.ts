@@ -2,19 +2,30 @@
 import { WEBHOOK_PATH, parseLabelSelector, type WebhookTarget } from "./config.js";
 import type { SidecarWebhookOptions } from "./server.js";
 
-export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the sidecar-injection webhook (HTTPS) on this port; off when unset
+export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the admission webhooks (HTTPS: sidecar injection, validation of Harmony
+                            resources) on this port; off when unset
   --webhook-config-name <n> MutatingWebhookConfiguration the operator creates and keeps in sync
                             (default harmony-sidecar-injector)
   --webhook-cert-secret <s> [namespace/]name of the Secret with the webhook CA and certificate
                             (default harmony-webhook-cert in $POD_NAMESPACE or default)
   --webhook-service <s>     [namespace/]name of the Service the API server calls, port 443
                             (default harmony-operator-webhook in $POD_NAMESPACE or default)
-  --webhook-url <url>       Call the webhook at this https URL instead of the Service (out of cluster, tests)
+  --webhook-url <url>       Call the webhook at this https URL instead of the Service (out of cluster, tests);
+                            validation is called at the same origin
   --webhook-failure-policy <Fail|Ignore>
                             What the API server does when it cannot reach the webhook (default Fail)
   --webhook-namespace-selector <sel>
                             Only pods in namespaces matching this label selector, e.g.
                             "harmony-injection=enabled" (default: every namespace)
+  --validating-config-name <n>
+                            ValidatingWebhookConfiguration for Harmony resources, served by the same
+                            server (default harmony-validator; "" = do not validate at admission)
+  --validating-config-external <bool>
+                            The ValidatingWebhookConfiguration is installed by someone else (the Helm
+                            chart): the operator only keeps its caBundle (default false: it applies it whole)
+  --validating-failure-policy <Fail|Ignore>
+                            Harmony writes while no operator answers: refused, or admitted unchecked
+                            (default Fail; only Harmony resources are sent)
   --webhook-missing-gateway <deny|admit>
                             A labelled pod whose HarmonyGateway does not exist: refuse it, or admit it
                             without a sidecar and with a warning (default deny)
@@ -29,6 +40,9 @@ export const WEBHOOK_FLAGS = {
   "webhook-failure-policy": { type: "string", default: "Fail" },
   "webhook-namespace-selector": { type: "string", default: "" },
   "webhook-missing-gateway": { type: "string", default: "deny" },
+  "validating-config-name": { type: "string", default: "harmony-validator" },
+  "validating-failure-policy": { type: "string", default: "Fail" },
+  "validating-config-external": { type: "string", default: "false" },
 } as const;
 
 type Flags = { [K in keyof typeof WEBHOOK_FLAGS]?: string | undefined };
@@ -52,6 +66,18 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
   const policy = f["webhook-failure-policy"] ?? "Fail";
   if (policy !== "Fail" && policy !== "Ignore") {
     throw new Error(`--webhook-failure-policy: "${policy}" is neither Fail nor Ignore`);
+  }
+  const validatingPolicy = f["validating-failure-policy"] ?? "Fail";
+  if (validatingPolicy !== "Fail" && validatingPolicy !== "Ignore") {
+    throw new Error(`--validating-failure-policy: "${validatingPolicy}" is neither Fail nor Ignore`);
+  }
+  const validatingName = f["validating-config-name"] ?? "harmony-validator";
+  if (validatingName && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(validatingName)) {
+    throw new Error(`--validating-config-name: "${validatingName}" is not a valid name`);
+  }
+  const external = f["validating-config-external"] ?? "false";
+  if (external !== "true" && external !== "false") {
+    throw new Error(`--validating-config-external: "${external}" is neither true nor false`);
   }
   const missing = f["webhook-missing-gateway"] ?? "deny";
   if (missing !== "deny" && missing !== "admit") {
@@ -87,5 +113,14 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
     namespaceSelector,
     target,
     onMissingGateway: missing,
+    ...(validatingName
+      ? {
+          validation: {
+            configName: validatingName,
+            failurePolicy: validatingPolicy,
+            ...(external === "true" ? { external: true } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -39,7 +39,14 @@ export function sidecarFor(gw: HarmonyGateway, defaultImage?: string): { contain
     ...(psc.seccompProfile ? { seccompProfile: psc.seccompProfile } : {}),
     ...container.securityContext,
   };
-  const volumes = (podSpec.volumes ?? []).map((v) => ({ ...v, name: rename(v.name) }));
+  // The application's pod has no fsGroup of ours, so the files stay root-owned: group-only modes
+  // would lock the data plane out. 0444: readable by whichever container mounts the volume, and
+  // only the sidecar does.
+  const volumes = (podSpec.volumes ?? []).map((v) => ({
+    ...v,
+    name: rename(v.name),
+    ...(v.secret ? { secret: { ...v.secret, defaultMode: 0o444 } } : {}),
+  }));
   return { container, volumes };
 }
 

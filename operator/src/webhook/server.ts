@@ -14,7 +14,6 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { V1LabelSelector, V1Pod, V1Secret } from "@kubernetes/client-node";
-import { PatchStrategy } from "@kubernetes/client-node";
 import client from "prom-client";
 import type { Logger } from "winston";
 import { GROUP, VERSION, type HarmonyGateway } from "../api/v1alpha1.js";
@@ -29,11 +28,11 @@ import {
   type BundleVerdict,
   type CertBundle,
 } from "./certs.js";
-import { WEBHOOK_PATH, webhookConfiguration, type FailurePolicy, type WebhookTarget } from "./config.js";
+import { VALIDATE_PATH, WEBHOOK_PATH, type FailurePolicy, type WebhookTarget } from "./config.js";
+import { applyConfigurations } from "./apply.js";
+import { HttpError, readJson, sendJson } from "./http.js";
 import { hasSidecar, injectionPatch } from "./inject.js";
-
-const FIELD_MANAGER = "harmony-operator-webhook";
-const MAX_BODY = 8 * 1024 * 1024;
+import { validationResponse, type ValidationRequest } from "./validate.js";
 
 export type MissingGateway = "deny" | "admit";
 
@@ -48,6 +47,13 @@ export interface SidecarWebhookOptions {
   target: WebhookTarget;
   /** A labelled pod whose gateway does not exist: refuse it (default) or admit it without a sidecar. */
   onMissingGateway: MissingGateway;
+  /** Validate Harmony resources at admission (VALIDATE_PATH) through this ValidatingWebhookConfiguration. */
+  validation?: {
+    configName: string;
+    failurePolicy: FailurePolicy;
+    /** The configuration is installed by someone else (the chart): only its caBundle is ours. */
+    external?: boolean;
+  };
   defaultImage?: string;
   /**
    * How often the Secret and the webhook configuration are read back (default 10 min): picks up a
@@ -66,7 +72,7 @@ interface AdmissionRequest {
   dryRun?: boolean;
 }
 
-interface AdmissionResponse {
+export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
   patchType?: "JSONPatch";
@@ -76,15 +82,6 @@ interface AdmissionResponse {
 }
 
 type Outcome = "injected" | "unchanged" | "denied";
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Names the serving certificate must cover for `target`. */
 export function certHosts(target: WebhookTarget): string[] {
@@ -103,6 +100,7 @@ export class SidecarWebhook {
   private timer: NodeJS.Timeout | undefined;
   private readonly hosts: string[];
   private readonly admissions: client.Counter<"result">;
+  private readonly validations: client.Counter<"kind" | "result">;
   ready = false;
 
   constructor(private readonly o: SidecarWebhookOptions) {
@@ -111,6 +109,12 @@ export class SidecarWebhook {
       name: "harmony_operator_webhook_admissions_total",
       help: "Pod admissions handled by the sidecar injector, by result (injected, unchanged, denied, error).",
       labelNames: ["result"] as const,
+      registers: o.registry ? [o.registry] : [],
+    });
+    this.validations = new client.Counter({
+      name: "harmony_operator_webhook_validations_total",
+      help: "Harmony resources checked at admission, by kind and result (allowed, denied, error).",
+      labelNames: ["kind", "result"] as const,
       registers: o.registry ? [o.registry] : [],
     });
   }
@@ -140,6 +144,7 @@ export class SidecarWebhook {
       path: WEBHOOK_PATH,
       configuration: this.o.configName,
       failure_policy: this.o.failurePolicy,
+      validating_configuration: this.o.validation?.configName ?? "(off)",
       target: this.o.target.url ?? `service ${this.o.target.service?.namespace}/${this.o.target.service?.name}`,
     });
     this.schedule();
@@ -245,30 +250,8 @@ export class SidecarWebhook {
     }
   }
 
-  /** Server-side apply when something we own differs (or `force`); a steady state makes no write. */
   private async applyConfiguration(force: boolean): Promise<void> {
-    const desired = webhookConfiguration({
-      name: this.o.configName,
-      caPem: this.bundle!.caPem,
-      target: this.o.target,
-      failurePolicy: this.o.failurePolicy,
-      namespaceSelector: this.o.namespaceSelector,
-    });
-    if (!force) {
-      const current = await this.o.kube.objects.read(desired).catch((e: unknown) => {
-        if ((e as { code?: number }).code === 404) return undefined;
-        throw e;
-      });
-      const w = (current as { webhooks?: Record<string, unknown>[] } | undefined)?.webhooks?.[0];
-      const want = (desired.webhooks as Record<string, unknown>[])[0]!;
-      const same =
-        w &&
-        ["clientConfig", "failurePolicy", "namespaceSelector", "objectSelector"].every(
-          (k) => JSON.stringify(w[k]) === JSON.stringify(want[k]),
-        );
-      if (same) return;
-    }
-    await this.o.kube.objects.patch(desired, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    await applyConfigurations(this.o, this.bundle!.caPem, force);
   }
 
   private serve(req: IncomingMessage, res: ServerResponse): void {
@@ -277,10 +260,11 @@ export class SidecarWebhook {
       res.end("ok");
       return;
     }
-    if (path !== WEBHOOK_PATH) return void sendJson(res, 404, { message: `no handler for ${path}` });
+    const validate = path === VALIDATE_PATH && this.o.validation !== undefined;
+    if (path !== WEBHOOK_PATH && !validate) return void sendJson(res, 404, { message: `no handler for ${path}` });
     if (req.method !== "POST") return void sendJson(res, 405, { message: "POST an AdmissionReview" });
     void readJson(req)
-      .then((body) => this.review(body))
+      .then((body) => (validate ? this.validate(body) : this.review(body)))
       .then(
         (review) => sendJson(res, 200, review),
         (e: unknown) => {
@@ -292,6 +276,31 @@ export class SidecarWebhook {
           sendJson(res, status, { message: (e as Error).message });
         },
       );
+  }
+
+  /** Harmony resources: the data plane's checker, answered in spec paths (webhook/validate.ts). */
+  private validate(body: unknown): Record<string, unknown> {
+    const review = body as { apiVersion?: string; kind?: string; request?: ValidationRequest };
+    if (review?.kind !== "AdmissionReview" || !review.request?.uid) {
+      throw new HttpError(400, "expected an AdmissionReview with a request");
+    }
+    const kind = review.request.kind?.kind ?? "unknown";
+    let response: AdmissionResponse;
+    try {
+      response = validationResponse(review.request);
+    } catch (e) {
+      this.validations.inc({ kind, result: "error" });
+      throw e;
+    }
+    this.validations.inc({ kind, result: response.allowed ? "allowed" : "denied" });
+    if (!response.allowed) {
+      this.o.logger.info("Harmony resource refused at admission", {
+        kind,
+        name: `${review.request.namespace ?? ""}/${review.request.name ?? ""}`,
+        reason: response.status?.message,
+      });
+    }
+    return { apiVersion: review.apiVersion ?? "admission.k8s.io/v1", kind: "AdmissionReview", response };
   }
 
   private async review(body: unknown): Promise<Record<string, unknown>> {
@@ -375,32 +384,4 @@ function toSecretData(b: CertBundle): Record<string, string> {
     [SECRET_KEYS.ca]: enc(b.caPem),
     [SECRET_KEYS.caKey]: enc(b.caKeyPem),
   };
-}
-
-function readJson(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `request body over ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on("end", () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
-      } catch {
-        reject(new HttpError(400, "request body is not JSON"));
-      }
-    });
-    req.on("error", reject);
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }
