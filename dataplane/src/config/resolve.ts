@@ -8,6 +8,8 @@ import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../pipeline/body-parse.j
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
+import { fromPeer, fromTarget, fromTcpConfig, optionKeys, overlay } from "./connections.js";
+import { notUsed } from "./not-used.js";
 import type { LoadedConfig } from "./load.js";
 import type { Registry } from "../plugins/registry.js";
 import type { AnyPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
@@ -112,6 +114,7 @@ export function resolveConfig(
     at(issue.path, issue.message, issue.unknownKey ? "warning" : "error");
   }
   const doc = loaded.raw as HarmonyConfig;
+  for (const n of notUsed(doc)) at(n.path, n.message, "warning");
 
   const proxy = doc.proxy ?? {};
   const id = proxy.id ?? proxy.name;
@@ -127,6 +130,12 @@ export function resolveConfig(
   for (const [name, net] of Object.entries(doc.network ?? {})) {
     if (net.enable_wireguard)
       at(["network", name, "enable_wireguard"], "WireGuard is not implemented; the flag is ignored", "warning");
+    if (net.http3)
+      at(
+        ["network", name, "http3"],
+        "HTTP/3 is not available in this build (Node has no QUIC); this listener is not started",
+        "warning",
+      );
     const http = net.http;
     if (!http) {
       networks.set(name, undefined);
@@ -212,20 +221,36 @@ export function resolveConfig(
     }
   }
 
-  const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
-  const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
-  // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
-  // Read from the raw options, so a clash is reported even when other options are wrong too.
   const ownListener = (service: string | undefined) => {
     const plugin = service ? registry.endpoint(service) : undefined;
     return plugin?.ownListener ? plugin : undefined;
   };
+  const connected = connectedOptions();
+  const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
+  const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
+  // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
+  // Read from the unvalidated options, so a clash is reported even when other options are wrong too.
   for (const [name, e] of Object.entries(doc.endpoints ?? {})) {
-    const port: unknown = ownListener(e.service)?.listenPort?.(e.options ?? {});
+    const port: unknown = ownListener(e.service)?.listenPort?.(connected.get(`endpoints\0${name}`) ?? {});
     if (typeof port !== "number" || port === 0) continue;
     const other = bound.get(port);
     if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);
     else bound.set(port, `endpoint "${name}"`);
+  }
+  for (const [name, net] of Object.entries(doc.network ?? {})) {
+    if (!net.tcp_config) continue;
+    const usedBy = Object.values(doc.pipelines ?? {}).some(
+      (p) =>
+        p.enabled !== false &&
+        p.networks?.includes(name) &&
+        p.endpoints?.some((e) => ownListener(doc.endpoints?.[e]?.service)),
+    );
+    if (!usedBy)
+      at(
+        ["network", name, "tcp_config"],
+        "no pipeline on this network has a DIMSE endpoint; nothing listens here",
+        "warning",
+      );
   }
   const middleware = new Map<string, ResolvedPlugin>();
   for (const [name, inst] of Object.entries(doc.middleware ?? {})) {
@@ -253,8 +278,67 @@ export function resolveConfig(
         ? registry.serviceTypes().filter((t) => registry.endpoint(t))
         : registry.serviceTypes().filter((t) => registry.backend(t));
     for (const [name, entry] of Object.entries(entries)) {
-      const r = resolvePlugin([table, name], name, entry.service, entry.options, find(entry.service), what, available);
+      const options = connected.get(`${table}\0${name}`) ?? entry.options;
+      const r = resolvePlugin([table, name], name, entry.service, options, find(entry.service), what, available);
       if (r) out.set(name, r);
+    }
+    return out;
+  }
+
+  /**
+   * Each endpoint's and backend's options with what its references supply filled in (target_ref,
+   * peer_ref, its network's tcp_config), keyed `table\0name`. Problems with the references are
+   * reported here, once per referring entry.
+   */
+  function connectedOptions(): Map<string, Record<string, unknown>> {
+    const out = new Map<string, Record<string, unknown>>();
+    const seen = new Set<string>();
+    const report = (
+      entryPath: Path,
+      p: { path: Path; absolute?: boolean; message: string; severity: Problem["severity"] },
+    ) => {
+      const path = p.absolute ? p.path : [...entryPath, ...p.path];
+      const key = `${displayPath(path)}|${p.message}`;
+      if (seen.has(key)) return; // a broken target shared by several backends is said once
+      seen.add(key);
+      at(path, p.message, p.severity);
+    };
+    // The tcp_config a DIMSE endpoint inherits: that of the first network of the first pipeline using it.
+    const tcpFor = new Map<string, { bind_address?: string; bind_port?: number }>();
+    for (const p of Object.values(doc.pipelines ?? {})) {
+      if (p.enabled === false || !Array.isArray(p.endpoints)) continue;
+      const tcp = (p.networks ?? []).map((n) => doc.network?.[n]?.tcp_config).find((t) => t !== undefined);
+      if (tcp) for (const e of p.endpoints) if (!tcpFor.has(e)) tcpFor.set(e, tcp);
+    }
+    for (const table of ["endpoints", "backends"] as const) {
+      for (const [name, entry] of Object.entries(doc[table] ?? {})) {
+        if (typeof entry.service !== "string") continue;
+        const plugin = table === "endpoints" ? registry.endpoint(entry.service) : registry.backend(entry.service);
+        if (!plugin) continue; // reported as an unknown service
+        const accepts = optionKeys(plugin.options);
+        const entryPath = [table, name];
+        let supplied: Record<string, unknown> = {};
+        if (table === "endpoints" && ownListener(entry.service)) supplied = fromTcpConfig(tcpFor.get(name), accepts);
+        if (entry.peer_ref !== undefined) {
+          if (table === "backends")
+            at([...entryPath, "peer_ref"], "peer_ref is for endpoints; backends use target_ref; not used", "warning");
+          else {
+            const r = fromPeer(doc, entry.peer_ref, accepts, entry.service);
+            r.problems.forEach((p) => report(entryPath, p));
+            supplied = overlay(supplied, r.options);
+          }
+        }
+        if (entry.target_ref !== undefined) {
+          if (table === "endpoints")
+            at([...entryPath, "target_ref"], "target_ref is for backends; endpoints use peer_ref; not used", "warning");
+          else {
+            const r = fromTarget(doc, entry.target_ref, accepts, entry.service);
+            r.problems.forEach((p) => report(entryPath, p));
+            supplied = r.options;
+          }
+        }
+        out.set(`${table}\0${name}`, overlay(supplied, entry.options ?? {}));
+      }
     }
     return out;
   }
@@ -379,10 +463,23 @@ export function resolveConfig(
       at([...path, ...sub], message);
       ok = false;
     };
+    // A network without an HTTP listener can still carry DIMSE endpoints (tcp_config or their own
+    // port); only endpoints that need the HTTP listener make it a problem.
+    const httpEndpoints = p.endpoints.filter((e) => !ownListener(doc.endpoints?.[e]?.service));
+    let served = httpEndpoints.length < p.endpoints.length;
     nets.forEach((n, i) => {
       if (!networks.has(n)) err(["networks", i], `network "${n}" is not defined`);
-      else if (!networks.get(n)) err(["networks", i], `network "${n}" has no HTTP listener`);
+      else if (networks.get(n)) served = true;
+      else if (httpEndpoints.length > 0 && doc.network?.[n]?.http3)
+        at(
+          [...path, "networks", i],
+          `network "${n}" has only an HTTP/3 listener, which this build does not start; ${httpEndpoints.join(", ")} not served there`,
+          "warning",
+        );
+      else if (httpEndpoints.length > 0)
+        err(["networks", i], `network "${n}" has no HTTP listener (endpoints ${httpEndpoints.join(", ")} need one)`);
     });
+    if (ok && !served) return undefined; // only HTTP/3 networks: warned above, nothing to serve
     p.endpoints.forEach((e, i) => {
       if (!doc.endpoints?.[e]) err(["endpoints", i], `endpoint "${e}" is not defined`);
       else if (!endpoints.has(e)) ok = false; // its own problem is already reported

@@ -385,7 +385,7 @@ export class Gateway {
   private watchedDirs(): string[] {
     const l = this.live?.loaded;
     if (!l) return [];
-    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir])];
+    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir, l.meshDir])];
   }
 
   /**
@@ -396,7 +396,12 @@ export class Gateway {
     const l = this.live?.loaded;
     if (!l) return [this.configFile];
     const toml = (n: string) => n.endsWith(".toml");
-    return [l.mainFile, ...listFiles(l.pipelinesDir, toml), ...listFiles(l.transformsDir, () => true)];
+    return [
+      l.mainFile,
+      ...listFiles(l.pipelinesDir, toml),
+      ...listFiles(l.transformsDir, () => true),
+      ...listFiles(l.meshDir, toml),
+    ];
   }
 
   private resolvePath(p: string): string {
