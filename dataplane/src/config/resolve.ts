@@ -225,6 +225,7 @@ export function resolveConfig(
     const plugin = service ? registry.endpoint(service) : undefined;
     return plugin?.ownListener ? plugin : undefined;
   };
+  const brokenRefs = new Set<string>();
   const connected = connectedOptions();
   const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
   const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
@@ -278,7 +279,9 @@ export function resolveConfig(
         ? registry.serviceTypes().filter((t) => registry.endpoint(t))
         : registry.serviceTypes().filter((t) => registry.backend(t));
     for (const [name, entry] of Object.entries(entries)) {
-      const options = connected.get(`${table}\0${name}`) ?? entry.options;
+      const key = `${table}\0${name}`;
+      if (brokenRefs.has(key)) continue; // its reference is reported; "base_url is required" would only repeat it
+      const options = connected.get(key) ?? entry.options;
       const r = resolvePlugin([table, name], name, entry.service, options, find(entry.service), what, available);
       if (r) out.set(name, r);
     }
@@ -325,6 +328,7 @@ export function resolveConfig(
           else {
             const r = fromPeer(doc, entry.peer_ref, accepts, entry.service);
             r.problems.forEach((p) => report(entryPath, p));
+            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
             supplied = overlay(supplied, r.options);
           }
         }
@@ -334,6 +338,7 @@ export function resolveConfig(
           else {
             const r = fromTarget(doc, entry.target_ref, accepts, entry.service);
             r.problems.forEach((p) => report(entryPath, p));
+            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
             supplied = r.options;
           }
         }

@@ -1,0 +1,276 @@
+/**
+ * Harmony 0.13 config elements, as the published examples write them (fixture tree
+ * fixtures/harmony-0.13): `--check` loads it with one warning per feature this build does not act
+ * on, and the running gateway resolves what it does — a target_ref backend reaches its upstream at
+ * the target's base path with the target's credentials, a mesh from mesh_path guards a pipeline,
+ * a table defined in two files takes the later file's version, and a network with no HTTP
+ * listener serves its DIMSE endpoints (peer_ref and tcp_config) to dcmtk's echoscu.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { SignJWT } from "jose";
+import {
+  ROOT,
+  freePort,
+  http,
+  runCli,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  writeTree,
+  type Dataplane,
+} from "./helpers.js";
+
+const FIXTURE = join(ROOT, "dataplane/test/fixtures/harmony-0.13");
+const TOKEN = "compat-upstream-token-3f9a";
+const MESH_SECRET = "healthcare-mesh-shared-secret-min-32-characters";
+
+/** The fixture tree in a temp dir, with text replaced in every file (ports, mostly). */
+export function fixtureCopy(replace: [string, string][] = []): string {
+  const dir = tempDir();
+  cpSync(FIXTURE, dir, { recursive: true });
+  for (const sub of ["", "pipelines", "mesh"]) {
+    for (const name of readdirSync(join(dir, sub)).filter((n) => n.endsWith(".toml"))) {
+      const file = join(dir, sub, name);
+      let text = readFileSync(file, "utf8");
+      for (const [from, to] of replace) text = text.split(from).join(to);
+      writeFileSync(file, text);
+    }
+  }
+  return dir;
+}
+
+function findLine(stderr: string, file: string, line: number, severity: string, path: string, message: RegExp) {
+  const prefix = `${file}:${line}:`;
+  return stderr
+    .split("\n")
+    .find((l) => l.startsWith(prefix) && l.includes(`: ${severity}: ${path}: `) && message.test(l));
+}
+
+test("--check: the 0.13 fixture loads; each feature this build does not run is one located warning", async () => {
+  const dir = fixtureCopy();
+  const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /: ok \(8 file\(s\), 6 pipeline\(s\), 7 warning\(s\)/);
+  const expected: [string, number, string, RegExp][] = [
+    ["config.toml", 9, "proxy.primary_provider", /"runbeam" is not used by this build/],
+    ["config.toml", 11, "provider.runbeam", /not used by this build: no provider polling/],
+    ["config.toml", 15, "runbeam", /not used by this build/],
+    ["config.toml", 29, "network.http_net.http3", /HTTP\/3 is not available .*not started/],
+    ["config.toml", 85, "remote_ingress.partner", /not used by this build/],
+    ["mesh/healthcare.toml", 10, "ingress.fhir_ingress", /not used by this build/],
+    [
+      "pipelines/z-shared.toml",
+      7,
+      "endpoints.shared_in",
+      /also defined in .*pipelines\/a-shared\.toml:7 with different content; .*pipelines\/z-shared\.toml:7 is read later and wins/,
+    ],
+  ];
+  for (const [file, line, path, message] of expected) {
+    assert.ok(
+      findLine(r.stderr, join(dir, file), line, "warning", path, message),
+      `expected ${file}:${line} ${path} ${message}; got:\n${r.stderr}`,
+    );
+  }
+  assert.doesNotMatch(r.stderr, /: error: /);
+  // Identical redefinitions (pipelines.shared, backends.shared_echo) pass without a word.
+  assert.doesNotMatch(r.stderr, /pipelines\.shared:|backends\.shared_echo:/);
+});
+
+interface Case {
+  name: string;
+  files: Record<string, string>;
+  /** [file, line, path, message]; all errors. */
+  expect: [string, number, string, RegExp][];
+}
+
+const MAIN = `[proxy]
+name = "t"
+
+[network.web.http]
+bind_address = "127.0.0.1"
+bind_port = 0
+
+[network.dimse.tcp_config]
+bind_address = "127.0.0.1"
+bind_port = 0
+`;
+
+const HTTP_PIPELINE = (backend: string, net = "web") => `
+[pipelines.p]
+networks = ["${net}"]
+endpoints = ["in"]
+backends = ["out"]
+
+[endpoints.in]
+service = "http"
+options = { path_prefix = "/p" }
+
+[backends.out]
+${backend}
+`;
+
+const cases: Case[] = [
+  {
+    name: "a target_ref to no target",
+    files: { "config.toml": MAIN + HTTP_PIPELINE('service = "http"\ntarget_ref = "nowhere"') },
+    expect: [["config.toml", 23, "backends.out.target_ref", /target "nowhere" is not defined/]],
+  },
+  {
+    name: "an http backend on a dicom target, a dicom target without a port",
+    files: {
+      "config.toml":
+        MAIN +
+        HTTP_PIPELINE('service = "http"\ntarget_ref = "pacs"') +
+        `
+[targets.pacs]
+connection.host = "127.0.0.1"
+connection.protocol = "dicom"
+
+[targets.pacs2]
+connection.host = "127.0.0.1"
+connection.protocol = "dicom"
+
+[backends.scu]
+service = "dicom"
+target_ref = "pacs2"
+options = { aet = "PACS" }
+`,
+    },
+    expect: [
+      [
+        "config.toml",
+        23,
+        "backends.out.target_ref",
+        /target "pacs" speaks dicom; service "http" needs an http or https target/,
+      ],
+      ["config.toml", 30, "targets.pacs2.connection.port", /is required for a dicom target/],
+    ],
+  },
+  {
+    name: "credentials that are not there",
+    files: {
+      "config.toml":
+        MAIN +
+        HTTP_PIPELINE('service = "http"\ntarget_ref = "api"') +
+        `
+[targets.api]
+connection.host = "127.0.0.1"
+authentication = "authentications.missing_token"
+
+[authentications.half]
+method = "bearer"
+`,
+    },
+    expect: [["config.toml", 27, "targets.api.authentication", /authentication "missing_token" is not defined/]],
+  },
+  {
+    name: "an HTTP endpoint on a network that only has tcp_config; a peer_ref to no peer",
+    files: {
+      "config.toml":
+        MAIN +
+        HTTP_PIPELINE('service = "echo"', "dimse") +
+        `
+[pipelines.scp]
+networks = ["dimse"]
+endpoints = ["scp"]
+backends = ["out"]
+
+[endpoints.scp]
+service = "dicom"
+peer_ref = "ghost"
+`,
+    },
+    expect: [
+      ["config.toml", 13, "pipelines.p.networks[0]", /network "dimse" has no HTTP listener \(endpoints in need one\)/],
+      ["config.toml", 31, "endpoints.scp.peer_ref", /peer "ghost" is not defined/],
+    ],
+  },
+];
+
+for (const c of cases) {
+  test(`--check reports: ${c.name}`, async () => {
+    const dir = writeTree(c.files);
+    const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
+    assert.equal(r.code, 1, `exit code; stderr:\n${r.stderr}`);
+    for (const [file, line, path, message] of c.expect) {
+      assert.ok(
+        findLine(r.stderr, join(dir, file), line, "error", path, message),
+        `expected ${file}:${line} error ${path} ${message}; got:\n${r.stderr}`,
+      );
+    }
+  });
+}
+
+describeRunning();
+
+function describeRunning() {
+  let dp: Dataplane;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let peerPort: number;
+  let tcpPort: number;
+  const seen: { url: string; authorization: string | undefined }[] = [];
+
+  before(async () => {
+    upstream = await startUpstream((req, res) => {
+      seen.push({ url: req.url!, authorization: req.headers.authorization });
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ upstream: req.url }));
+    });
+    peerPort = await freePort();
+    tcpPort = await freePort();
+    const dir = fixtureCopy([
+      ["bind_port = 8080", "bind_port = 0"],
+      ["connection.port = 8888", `connection.port = ${upstream.port}`],
+      ["connection.port = 11113", `connection.port = ${peerPort}`],
+      ["bind_port = 11112", `bind_port = ${tcpPort}`],
+    ]);
+    dp = await startDataplane(join(dir, "config.toml"));
+  });
+
+  after(async () => {
+    await dp?.stop();
+    await upstream?.close();
+  });
+
+  test("an http backend with target_ref reaches the target at its base path, with its bearer credentials", async () => {
+    const r = await http(dp.url("http_net", "/api/patients/7?_format=json"));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { upstream: "/api/v1/patients/7?_format=json" });
+    assert.deepEqual(seen.at(-1), { url: "/api/v1/patients/7?_format=json", authorization: `Bearer ${TOKEN}` });
+    const everything = JSON.stringify(dp.logs) + dp.stderr();
+    assert.ok(!everything.includes(TOKEN), "the target's token is never logged");
+  });
+
+  test("the mesh from mesh_path guards its pipeline: outsiders 403, a member's token 200", async () => {
+    assert.equal((await http(dp.url("http_net", "/mesh/x"))).status, 403);
+    const token = await new SignJWT({ mesh_id: "healthcare" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuer("healthcare")
+      .setSubject("partner-gateway")
+      .setIssuedAt()
+      .setExpirationTime("2m")
+      .sign(new TextEncoder().encode(MESH_SECRET));
+    const r = await http(dp.url("http_net", "/mesh/x"), { headers: { "x-harmony-mesh": token } });
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test("a table defined in two files serves the later file's version", async () => {
+    assert.equal((await http(dp.url("http_net", "/shared/x"))).status, 200);
+    assert.equal((await http(dp.url("http_net", "/old-shared/x"))).status, 404);
+  });
+
+  test("a network with no HTTP listener serves DIMSE: echoscu to the peer_ref and the tcp_config listeners", () => {
+    assert.equal(dp.ports.dicom_net, undefined, "no HTTP listener was opened for the DIMSE-only network");
+    for (const [aet, port] of [
+      ["HARMONY_SCP", peerPort],
+      ["HARMONY_TCP", tcpPort],
+    ] as const) {
+      const r = spawnSync("echoscu", ["-to", "5", "-aec", aet, "127.0.0.1", String(port)]);
+      assert.equal(r.status, 0, `${aet}@${port}: ${String(r.stderr)}`);
+    }
+  });
+}
