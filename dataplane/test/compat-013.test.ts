@@ -9,39 +9,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import {
-  ROOT,
-  freePort,
-  http,
-  runCli,
-  startDataplane,
-  startUpstream,
-  tempDir,
-  writeTree,
-  type Dataplane,
-} from "./helpers.js";
+import { freePort, http, runCli, startDataplane, startUpstream, writeTree, type Dataplane } from "./helpers.js";
+import { fixture013 } from "./fixture-013.js";
 
-const FIXTURE = join(ROOT, "dataplane/test/fixtures/harmony-0.13");
 const TOKEN = "compat-upstream-token-3f9a";
 const MESH_SECRET = "healthcare-mesh-shared-secret-min-32-characters";
-
-/** The fixture tree in a temp dir, with text replaced in every file (ports, mostly). */
-export function fixtureCopy(replace: [string, string][] = []): string {
-  const dir = tempDir();
-  cpSync(FIXTURE, dir, { recursive: true });
-  for (const sub of ["", "pipelines", "mesh"]) {
-    for (const name of readdirSync(join(dir, sub)).filter((n) => n.endsWith(".toml"))) {
-      const file = join(dir, sub, name);
-      let text = readFileSync(file, "utf8");
-      for (const [from, to] of replace) text = text.split(from).join(to);
-      writeFileSync(file, text);
-    }
-  }
-  return dir;
-}
 
 function findLine(stderr: string, file: string, line: number, severity: string, path: string, message: RegExp) {
   const prefix = `${file}:${line}:`;
@@ -51,7 +25,7 @@ function findLine(stderr: string, file: string, line: number, severity: string, 
 }
 
 test("--check: the 0.13 fixture loads; each feature this build does not run is one located warning", async () => {
-  const dir = fixtureCopy();
+  const dir = fixture013();
   const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /: ok \(8 file\(s\), 6 pipeline\(s\), 7 warning\(s\)/);
@@ -222,7 +196,7 @@ function describeRunning() {
     });
     peerPort = await freePort();
     tcpPort = await freePort();
-    const dir = fixtureCopy([
+    const dir = fixture013([
       ["bind_port = 8080", "bind_port = 0"],
       ["connection.port = 8888", `connection.port = ${upstream.port}`],
       ["connection.port = 11113", `connection.port = ${peerPort}`],
