@@ -6,7 +6,7 @@
  * a table defined in two files takes the later file's version, and a network with no HTTP
  * listener serves its DIMSE endpoints (peer_ref and tcp_config) to dcmtk's echoscu.
  */
-import { test, before, after } from "node:test";
+import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -179,9 +179,7 @@ for (const c of cases) {
   });
 }
 
-describeRunning();
-
-function describeRunning() {
+describe("the fixture, running", () => {
   let dp: Dataplane;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let peerPort: number;
@@ -247,4 +245,4 @@ function describeRunning() {
       assert.equal(r.status, 0, `${aet}@${port}: ${String(r.stderr)}`);
     }
   });
-}
+});
