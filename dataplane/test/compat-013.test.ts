@@ -179,6 +179,57 @@ for (const c of cases) {
   });
 }
 
+test("--check: documented Harmony types this build lacks load with warnings; their pipelines are left out", async () => {
+  const dir = writeTree({
+    "config.toml":
+      MAIN +
+      HTTP_PIPELINE('service = "echo"') +
+      `
+[pipelines.store]
+networks = ["web"]
+endpoints = ["store_in"]
+middleware = ["connect"]
+backends = ["files"]
+
+[endpoints.store_in]
+service = "http"
+options = { path_prefix = "/store" }
+
+[backends.files]
+service = "storage"
+options = { root = "./data" }
+
+[pipelines.cookies]
+networks = ["web"]
+endpoints = ["cookie_in"]
+middleware = ["cookie_check"]
+backends = ["out"]
+
+[endpoints.cookie_in]
+service = "http"
+options = { path_prefix = "/cookies" }
+
+[middleware.cookie_check]
+type = "cookie_auth"
+`,
+  });
+  const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /: ok \(1 file\(s\), 1 pipeline\(s\)/, "the echo pipeline still loads");
+  const file = join(dir, "config.toml");
+  for (const [line, path, message] of [
+    [24, "pipelines.store", /not served: it uses "files", "connect", not available in this build/],
+    [
+      35,
+      "backends.files.service",
+      /backend service "storage" is not available in this build; pipelines using "files" are not served/,
+    ],
+    [38, "pipelines.cookies", /not served: it uses "cookie_check", not available in this build/],
+    [49, "middleware.cookie_check.type", /middleware type "cookie_auth" is not available in this build/],
+  ] as const)
+    assert.ok(findLine(r.stderr, file, line, "warning", path, message), `${line} ${path}; got:\n${r.stderr}`);
+});
+
 describe("the fixture, running", () => {
   let dp: Dataplane;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;

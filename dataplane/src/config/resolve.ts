@@ -91,6 +91,23 @@ const HARMONY_MIDDLEWARE_TYPES = new Set([
   "cookie_auth",
 ]);
 
+/** Service types the Harmony docs describe; one missing here is "not available", not a typo. */
+const HARMONY_SERVICE_TYPES = new Set([
+  "http",
+  "echo",
+  "fhir",
+  "jmix",
+  "dicomweb",
+  "dicom",
+  "dicom_scp",
+  "dicom_scu",
+  "management",
+  "mock_dicom",
+  "storage",
+  "http3",
+  "jmix_backend",
+]);
+
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
 type Path = (string | number)[];
@@ -226,6 +243,8 @@ export function resolveConfig(
     return plugin?.ownListener ? plugin : undefined;
   };
   const brokenRefs = new Set<string>();
+  /** `table\0name` of entries whose type Harmony documents but this build lacks. */
+  const unavailable = new Set<string>();
   const connected = connectedOptions();
   const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
   const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
@@ -358,6 +377,20 @@ export function resolveConfig(
     available: string[],
   ): ResolvedPlugin | undefined {
     if (typeof type !== "string") return undefined; // Already reported by the schema.
+    const documented = (what === "middleware type" ? HARMONY_MIDDLEWARE_TYPES : HARMONY_SERVICE_TYPES).has(
+      type.toLowerCase(),
+    );
+    if (!plugin && documented) {
+      // A Harmony feature this build lacks: the config still loads (make check passes), and what
+      // depends on it is left out, loudly. Never served half-built: see resolvePipeline.
+      unavailable.add(`${String(path[0])}\0${name}`);
+      at(
+        [...path, what === "middleware type" ? "type" : "service"],
+        `${what} "${type}" is not available in this build; pipelines using "${name}" are not served`,
+        "warning",
+      );
+      return undefined;
+    }
     if (!plugin) {
       at(
         [...path, what === "middleware type" ? "type" : "service"],
@@ -485,14 +518,20 @@ export function resolveConfig(
         err(["networks", i], `network "${n}" has no HTTP listener (endpoints ${httpEndpoints.join(", ")} need one)`);
     });
     if (ok && !served) return undefined; // only HTTP/3 networks: warned above, nothing to serve
+    /** What this pipeline needs that this build does not have (each already warned about). */
+    const missing: string[] = [];
+    const failed = (table: string, n: string) => {
+      if (unavailable.has(`${table}\0${n}`)) missing.push(n);
+      else ok = false; // its own problem is already reported
+    };
     p.endpoints.forEach((e, i) => {
       if (!doc.endpoints?.[e]) err(["endpoints", i], `endpoint "${e}" is not defined`);
-      else if (!endpoints.has(e)) ok = false; // its own problem is already reported
+      else if (!endpoints.has(e)) failed("endpoints", e);
     });
     const backendNames = p.backends ?? [];
     backendNames.forEach((b, i) => {
       if (!doc.backends?.[b]) err(["backends", i], `backend "${b}" is not defined`);
-      else if (!backends.has(b)) ok = false;
+      else if (!backends.has(b)) failed("backends", b);
     });
     if (backendNames.length > 1)
       at([...path, "backends"], "only the first backend is called; the others are ignored", "warning");
@@ -511,7 +550,7 @@ export function resolveConfig(
       list.forEach((m, i) => {
         if (middleware.has(m)) return;
         if (doc.middleware?.[m]) {
-          ok = false; // reported on the instance
+          failed("middleware", m); // reported on the instance
           return;
         }
         // 0.4 compatibility: a bare type name stands for that type with default options.
@@ -520,12 +559,12 @@ export function resolveConfig(
           const r = resolvePlugin(["middleware", m], m, m, {}, plugin, "middleware type", registry.middlewareTypes());
           if (r) middleware.set(m, r);
           else ok = false;
+        } else if (HARMONY_MIDDLEWARE_TYPES.has(m.toLowerCase())) {
+          missing.push(m);
         } else {
           err(
             [...side, i],
-            HARMONY_MIDDLEWARE_TYPES.has(m)
-              ? `middleware type "${m}" is not available in this build`
-              : `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
+            `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
           );
         }
       });
@@ -549,6 +588,14 @@ export function resolveConfig(
       left = [...mesh.first, ...left, ...mesh.last];
     }
     if (!ok) return undefined;
+    if (missing.length > 0) {
+      at(
+        path,
+        `not served: it uses ${[...new Set(missing)].map((m) => `"${m}"`).join(", ")}, not available in this build`,
+        "warning",
+      );
+      return undefined;
+    }
     return {
       name,
       description: p.description ?? "",
