@@ -9,9 +9,22 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT } from "jose";
-import { freePort, http, runCli, startDataplane, startUpstream, writeTree, type Dataplane } from "./helpers.js";
+import {
+  freePort,
+  http,
+  runCli,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  writeTree,
+  type Dataplane,
+} from "./helpers.js";
 import { fixture013 } from "./fixture-013.js";
 
 const TOKEN = "compat-upstream-token-3f9a";
@@ -295,5 +308,111 @@ describe("the fixture, running", () => {
       const r = spawnSync("echoscu", ["-to", "5", "-aec", aet, "127.0.0.1", String(port)]);
       assert.equal(r.status, 0, `${aet}@${port}: ${String(r.stderr)}`);
     }
+  });
+});
+
+describe("an https target: verified with its CA, basic credentials, timeout_secs; backend options win", () => {
+  let dp: Dataplane;
+  let secure: Server;
+  let plain: Awaited<ReturnType<typeof startUpstream>>;
+  const pki = tempDir("harmony-pki-");
+  const sh = (cmd: string) => {
+    const r = spawnSync("bash", ["-c", cmd], { cwd: pki, encoding: "utf8" });
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+  };
+  const seen: Record<string, string | undefined>[] = [];
+
+  before(async () => {
+    const ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    sh(`openssl req -x509 ${ec} -days 2 -subj "/CN=Compat CA" -keyout ca.key -out ca.crt 2>/dev/null`);
+    sh(`openssl req ${ec} -subj "/CN=upstream" -keyout up.key -out up.csr 2>/dev/null`);
+    sh(
+      `openssl x509 -req -in up.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile <(printf "subjectAltName=DNS:localhost") -out up.crt 2>/dev/null`,
+    );
+    secure = createHttpsServer(
+      { cert: readFileSync(join(pki, "up.crt")), key: readFileSync(join(pki, "up.key")) },
+      (req, res) => {
+        if (req.url!.includes("/never")) return; // no answer: timeout_secs applies
+        seen.push({ url: req.url, authorization: req.headers.authorization, extra: req.headers["x-extra"] as string });
+        res.end("secure");
+      },
+    );
+    secure.listen(0, "127.0.0.1");
+    await once(secure, "listening");
+    const port = (secure.address() as AddressInfo).port;
+    plain = await startUpstream((_req, res) => res.end("plain"));
+    const target = (name: string, tls: string) => `
+[targets.${name}]
+connection.host = "localhost"
+connection.port = ${port}
+connection.protocol = "https"
+connection.base_path = "/r4/"
+${tls}
+timeout_secs = 1
+authentication = "clinic"
+`;
+    const route = (name: string, backend: string) => `
+[pipelines.${name}]
+networks = ["web"]
+endpoints = ["${name}_in"]
+backends = ["${name}_out"]
+[endpoints.${name}_in]
+service = "http"
+options = { path_prefix = "/${name}" }
+[backends.${name}_out]
+service = "http"
+${backend}
+`;
+    const dir = writeTree({
+      "ca.crt": readFileSync(join(pki, "ca.crt"), "utf8"),
+      "config.toml":
+        '[proxy]\nname = "tls"\n\n[network.web.http]\nbind_address = "127.0.0.1"\nbind_port = 0\n' +
+        target("trusted", 'connection.tls.ca_path = "ca.crt"') +
+        target("untrusted", "connection.tls.enabled = true") +
+        `
+[authentications.clinic]
+method = "basic"
+options.username = "harmony"
+options.password = "pa55:word"
+` +
+        route("secure", 'target_ref = "trusted"\noptions = { headers = { x-extra = "kept" } }') +
+        route("unverified", 'target_ref = "untrusted"') +
+        route("override", `target_ref = "trusted"\noptions = { base_url = "${plain.url}" }`),
+    });
+    dp = await startDataplane(join(dir, "config.toml"));
+  });
+
+  after(async () => {
+    await dp?.stop();
+    await plain?.close();
+    secure?.closeAllConnections();
+    secure?.close();
+  });
+
+  test("https with the target's CA, base path, basic credentials and the backend's own header", async () => {
+    const r = await http(dp.url("web", "/secure/Patient/1"));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, "secure");
+    assert.deepEqual(seen.at(-1), {
+      url: "/r4/Patient/1",
+      authorization: `Basic ${Buffer.from("harmony:pa55:word").toString("base64")}`,
+      extra: "kept",
+    });
+  });
+
+  test("a certificate the target does not vouch for is refused (502), never accepted silently", async () => {
+    const before = seen.length;
+    const r = await http(dp.url("web", "/unverified/Patient/1"));
+    assert.equal(r.status, 502, r.text);
+    assert.equal(seen.length, before);
+  });
+
+  test("timeout_secs bounds the wait for an answer (504)", async () => {
+    assert.equal((await http(dp.url("web", "/secure/never"))).status, 504);
+  });
+
+  test("options written on the backend win over the target's", async () => {
+    const r = await http(dp.url("web", "/override/x"));
+    assert.equal(r.text, "plain");
   });
 });
