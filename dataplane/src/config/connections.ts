@@ -57,10 +57,16 @@ function localName(ref: string): string | undefined {
 }
 
 /** What `[targets.<name>]` supplies to a backend whose option schema has the given keys. */
-export function fromTarget(doc: HarmonyConfig, ref: string, accepts: Set<string>, service: string): Supplied {
+export function fromTarget(
+  doc: HarmonyConfig,
+  ref: string,
+  accepts: Set<string>,
+  service: string,
+  refPath: Path = ["target_ref"],
+): Supplied {
   const problems: ConnectionProblem[] = [];
   const here = (message: string, severity: ConnectionProblem["severity"] = "error") =>
-    problems.push({ path: ["target_ref"], message, severity });
+    problems.push({ path: refPath, message, severity });
   const name = localName(ref);
   if (name === undefined) {
     here(`"${ref}" is a provider reference; this build resolves local targets only (write the target's name)`);
@@ -121,6 +127,41 @@ export function fromTarget(doc: HarmonyConfig, ref: string, accepts: Set<string>
   const options: Table = {};
   for (const [k, v] of Object.entries(offered)) if (v !== undefined && accepts.has(k)) options[k] = v;
   return { options, problems };
+}
+
+/**
+ * `targets = ["a", "b"]`: each target as one entry of the backend's `upstreams`; the first also
+ * supplies the backend-wide settings (base_url for validation, timeouts).
+ */
+export function fromTargets(doc: HarmonyConfig, refs: string[], accepts: Set<string>, service: string): Supplied {
+  if (!accepts.has("upstreams"))
+    return {
+      options: {},
+      problems: [
+        {
+          path: ["targets"],
+          message: `service "${service}" takes one target (target_ref); several targets are for http, fhir and dicomweb backends`,
+          severity: "error",
+        },
+      ],
+    };
+  const problems: ConnectionProblem[] = [];
+  const upstreams: Table[] = [];
+  let first: Table | undefined;
+  refs.forEach((ref, k) => {
+    const r = fromTarget(doc, ref, accepts, service, ["targets", k]);
+    problems.push(...r.problems);
+    if (typeof r.options.base_url !== "string") return;
+    first ??= r.options;
+    const { base_url, tls, headers } = r.options;
+    upstreams.push({ name: localName(ref) ?? ref, base_url, ...(tls ? { tls } : {}), ...(headers ? { headers } : {}) });
+  });
+  const names = refs.map((r) => localName(r) ?? r);
+  const dup = names.find((n, k) => names.indexOf(n) !== k);
+  if (dup) problems.push({ path: ["targets"], message: `target "${dup}" is listed twice`, severity: "error" });
+  if (!first) return { options: {}, problems };
+  const { tls: _tls, headers: _headers, ...shared } = first;
+  return { options: { ...shared, upstreams }, problems };
 }
 
 /** What `[peers.<name>]` supplies to an endpoint with its own listener. */

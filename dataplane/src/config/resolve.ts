@@ -8,7 +8,7 @@ import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../pipeline/body-parse.j
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
-import { fromPeer, fromTarget, fromTcpConfig, optionKeys, overlay } from "./connections.js";
+import { fromPeer, fromTarget, fromTargets, fromTcpConfig, optionKeys, overlay } from "./connections.js";
 import { notUsed } from "./not-used.js";
 import type { LoadedConfig } from "./load.js";
 import type { Registry } from "../plugins/registry.js";
@@ -349,6 +349,17 @@ export function resolveConfig(
             r.problems.forEach((p) => report(entryPath, p));
             if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
             supplied = overlay(supplied, r.options);
+          }
+        }
+        if (entry.targets !== undefined) {
+          if (table === "endpoints") at([...entryPath, "targets"], "targets is for backends; not used", "warning");
+          else if (entry.target_ref !== undefined)
+            at([...entryPath, "targets"], "give either target_ref or targets, not both");
+          else {
+            const r = fromTargets(doc, entry.targets, accepts, entry.service);
+            r.problems.forEach((p) => report(entryPath, p));
+            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
+            supplied = r.options;
           }
         }
         if (entry.target_ref !== undefined) {

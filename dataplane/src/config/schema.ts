@@ -274,6 +274,13 @@ export const ServiceRef = Obj(
         { minLength: 1 },
       ),
     ),
+    targets: Type.Optional(
+      Type.Array(Str("A [targets] entry.", { minLength: 1 }), {
+        minItems: 1,
+        description:
+          "Backends (http, fhir, dicomweb): several [targets] entries served as one, balanced (options.balance), with passive and optional active health and retries on another target.",
+      }),
+    ),
     peer_ref: Type.Optional(
       Str(
         "Endpoints: name of a [peers] entry whose host and port a `dicom` endpoint listens on; options written here win.",

@@ -180,7 +180,7 @@ export class Gateway {
 
   private build(): { ok: true; live: Live; problems: Problem[] } | { ok: false; problems: Problem[] } {
     const loaded = loadConfig(this.configFile);
-    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources);
+    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources, undefined, this.opts.metrics);
     const { config, problems } = resolveConfig(loaded, this.opts.registry, buildCtx);
     if (!config) return { ok: false, problems: sortProblems(problems, loaded.mainFile) };
     // Compiled even when resolving found errors, so route clashes are reported in the same pass.
