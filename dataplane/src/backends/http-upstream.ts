@@ -274,7 +274,8 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
 
   async function handle(rctx: RequestContext): Promise<void> {
     const tried = new Set<number>();
-    let i = balancer.pick(tried)!;
+    const single = upstreams.length === 1; // the common case: no choice to make, no balancer work
+    let i = single ? 0 : balancer.pick(tried)!;
     // The body is prepared once, for the first target chosen (its base, if the protocol rewrites URLs in it).
     if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx, upstreams[i]!));
     const body = rctx.body.forUpstream();
@@ -293,7 +294,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
         headers: upstreamHeaders(rctx, body, u),
         body,
       };
-      balancer.begin(i);
+      if (!single) balancer.begin(i);
       try {
         if (rctx.streamToClient) {
           await forwardToClient(
@@ -310,12 +311,12 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
         } else {
           await bufferedExchange(rctx, opts, u);
         }
-        balancer.end(i, "ok");
+        if (!single) balancer.end(i, "ok");
         counters?.[i]!.success.inc();
         return;
       } catch (e) {
         const targetFault = !(e instanceof ClientGoneError || rctx.res.destroyed || e instanceof HttpError);
-        balancer.end(i, targetFault ? "failed" : "neutral");
+        if (!single) balancer.end(i, targetFault ? "failed" : "neutral");
         if (e instanceof ClientGoneError || rctx.res.destroyed) throw e; // nobody left to answer
         if (state.started) {
           // Headers are out: the only honest signal left is to cut the connection.
@@ -340,10 +341,11 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
 
   /** Another target not tried yet; with one target (or all tried), the same one again after a pause. */
   function nextTarget(tried: Set<number>, current: number): number {
+    if (upstreams.length === 1) return current;
     const other = balancer.pick(tried);
     if (other !== undefined) return other;
     tried.clear();
-    return upstreams.length === 1 ? current : (balancer.pick(new Set([current])) ?? current);
+    return balancer.pick(new Set([current])) ?? current;
   }
 
   /** For pipelines whose response middleware needs the body: hand the response to the executor. */
