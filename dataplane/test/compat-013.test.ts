@@ -10,12 +10,13 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import {
+  eventually,
   freePort,
   http,
   runCli,
@@ -248,6 +249,7 @@ describe("the fixture, running", () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   let peerPort: number;
   let tcpPort: number;
+  let dir: string;
   const seen: { url: string; authorization: string | undefined }[] = [];
 
   before(async () => {
@@ -258,7 +260,7 @@ describe("the fixture, running", () => {
     });
     peerPort = await freePort();
     tcpPort = await freePort();
-    const dir = fixture013([
+    dir = fixture013([
       ["bind_port = 8080", "bind_port = 0"],
       ["connection.port = 8888", `connection.port = ${upstream.port}`],
       ["connection.port = 11113", `connection.port = ${peerPort}`],
@@ -292,6 +294,27 @@ describe("the fixture, running", () => {
       .sign(new TextEncoder().encode(MESH_SECRET));
     const r = await http(dp.url("http_net", "/mesh/x"), { headers: { "x-harmony-mesh": token } });
     assert.equal(r.status, 200, r.text);
+  });
+
+  test("a mesh file edited in mesh_path is reloaded: the old secret's tokens stop working", async () => {
+    const sign = (secret: string) =>
+      new SignJWT({ mesh_id: "healthcare" })
+        .setProtectedHeader({ alg: "HS256" })
+        .setIssuer("healthcare")
+        .setSubject("partner-gateway")
+        .setIssuedAt()
+        .setExpirationTime("2m")
+        .sign(new TextEncoder().encode(secret));
+    const rotated = "rotated-healthcare-mesh-secret-of-32-plus-bytes";
+    const file = join(dir, "mesh/healthcare.toml");
+    const loads = () => dp.logs.filter((l) => l.message === "config loaded").length;
+    const before = loads();
+    writeFileSync(file, readFileSync(file, "utf8").replace(MESH_SECRET, rotated));
+    await eventually("the edited mesh file to be loaded", () => loads() > before);
+    const old = await http(dp.url("http_net", "/mesh/x"), { headers: { "x-harmony-mesh": await sign(MESH_SECRET) } });
+    assert.equal(old.status, 401);
+    const fresh = await http(dp.url("http_net", "/mesh/x"), { headers: { "x-harmony-mesh": await sign(rotated) } });
+    assert.equal(fresh.status, 200, fresh.text);
   });
 
   test("a table defined in two files serves the later file's version", async () => {
