@@ -207,6 +207,32 @@ options = { aet = "PACS" }
 [backends.dup]
 service = "http"
 targets = ["x", "x"]
+
+[targets.s1]
+connection.host = "localhost"
+connection.protocol = "https"
+connection.tls.ca_path = "missing-ca.pem"
+
+[targets.s2]
+connection.host = "127.0.0.1"
+
+[pipelines.q]
+networks = ["default"]
+endpoints = ["q_in"]
+backends = ["secure", "lonely"]
+
+[endpoints.q_in]
+service = "http"
+options = { path_prefix = "/q" }
+
+[backends.secure]
+service = "http"
+targets = ["s1", "s2"]
+
+[backends.lonely]
+service = "http"
+target_ref = "s2"
+options = { health_check = { path = "/health" } }
 `,
   });
   const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
@@ -214,4 +240,9 @@ targets = ["x", "x"]
   assert.match(r.stderr, /backends\.pacs\.targets: service "dicom" takes one target \(target_ref\)/);
   assert.match(r.stderr, /backends\.dup\.targets\[0\]: target "x" is not defined/);
   assert.match(r.stderr, /backends\.dup\.targets: target "x" is listed twice/);
+  assert.match(
+    r.stderr,
+    /error: backends\.secure\.options\.upstreams\[0\]\.tls\.ca_path: cannot read missing-ca\.pem: ENOENT/,
+  );
+  assert.match(r.stderr, /warning: backends\.lonely\.options\.health_check: applies to a backend with several targets/);
 });

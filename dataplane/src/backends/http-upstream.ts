@@ -141,20 +141,30 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
       message: "must not carry credentials (they would show in logs); send them with a header",
     });
   if (url.search || url.hash) problems.push({ path: [key], message: "must not have a query or fragment" });
-  for (const f of ["ca_path", "cert_path", "key_path"] as const) {
-    const p = o.tls?.[f];
-    if (!p) continue;
-    try {
-      ctx.readFile(p);
-    } catch (e) {
-      problems.push({
-        path: ["tls", f],
-        message: `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
-      });
+  const tlsFiles = (tls: Options["tls"], at: (string | number)[]) => {
+    for (const f of ["ca_path", "cert_path", "key_path"] as const) {
+      const p = tls?.[f];
+      if (!p) continue;
+      try {
+        ctx.readFile(p);
+      } catch (e) {
+        problems.push({
+          path: [...at, f],
+          message: `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+        });
+      }
     }
-  }
-  if (Boolean(o.tls?.cert_path) !== Boolean(o.tls?.key_path))
-    problems.push({ path: ["tls"], message: "cert_path and key_path go together" });
+    if (Boolean(tls?.cert_path) !== Boolean(tls?.key_path))
+      problems.push({ path: at, message: "cert_path and key_path go together" });
+  };
+  tlsFiles(o.tls, ["tls"]);
+  (o.upstreams ?? []).forEach((u, k) => tlsFiles(u.tls, ["upstreams", k, "tls"]));
+  if ((o.upstreams?.length ?? 1) < 2 && o.health_check)
+    problems.push({
+      path: ["health_check"],
+      message: "applies to a backend with several targets; with one it is not used",
+      severity: "warning",
+    });
   (o.upstreams ?? []).forEach((u, k) => {
     let ok = false;
     try {
