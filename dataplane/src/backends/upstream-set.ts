@@ -120,6 +120,7 @@ export function createUpstreamSet(o: SetOptions, ctx: BuildContext): UpstreamSet
 class SharedSet {
   readonly balancer: Balancer;
   private timer: NodeJS.Timeout | undefined;
+  private first: NodeJS.Immediate | undefined;
 
   constructor(ctx: BuildContext, upstreams: Upstream[], o: SetOptions) {
     const onHealth = (t: TargetState, healthy: boolean) => {
@@ -158,13 +159,16 @@ class SharedSet {
             .catch(() => this.balancer.probe(i, false));
         });
       };
-      probeAll();
+      // Nothing is probed synchronously: validating a config (--check, the operator) builds this
+      // and closes it in the same tick, and must not send traffic to the targets.
+      this.first = setImmediate(probeAll);
       this.timer = setInterval(probeAll, hc.interval_secs * 1000);
       this.timer.unref();
     }
   }
 
   close(): Promise<void> {
+    clearImmediate(this.first);
     clearInterval(this.timer);
     return Promise.resolve();
   }
