@@ -8,7 +8,7 @@ import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "../pipeline/body-parse.j
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
-import { fromPeer, fromTarget, fromTargets, fromTcpConfig, optionKeys, overlay } from "./connections.js";
+import { idleTcpConfigs, resolveReferences } from "./references.js";
 import { notUsed } from "./not-used.js";
 import type { LoadedConfig } from "./load.js";
 import type { Registry } from "../plugins/registry.js";
@@ -242,10 +242,14 @@ export function resolveConfig(
     const plugin = service ? registry.endpoint(service) : undefined;
     return plugin?.ownListener ? plugin : undefined;
   };
-  const brokenRefs = new Set<string>();
+  const isOwnListener = (service: string | undefined) => ownListener(service) !== undefined;
+  // target_ref, targets, peer_ref and tcp_config filled into each entry's options (references.ts).
+  const refs = resolveReferences(doc, registry, isOwnListener);
+  for (const p of refs.problems) at(p.path, p.message, p.severity);
+  const brokenRefs = refs.broken;
+  const connected = refs.options;
   /** `table\0name` of entries whose type Harmony documents but this build lacks. */
   const unavailable = new Set<string>();
-  const connected = connectedOptions();
   const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
   const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
   // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
@@ -257,21 +261,7 @@ export function resolveConfig(
     if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);
     else bound.set(port, `endpoint "${name}"`);
   }
-  for (const [name, net] of Object.entries(doc.network ?? {})) {
-    if (!net.tcp_config) continue;
-    const usedBy = Object.values(doc.pipelines ?? {}).some(
-      (p) =>
-        p.enabled !== false &&
-        p.networks?.includes(name) &&
-        p.endpoints?.some((e) => ownListener(doc.endpoints?.[e]?.service)),
-    );
-    if (!usedBy)
-      at(
-        ["network", name, "tcp_config"],
-        "no pipeline on this network has a DIMSE endpoint; nothing listens here",
-        "warning",
-      );
-  }
+  for (const p of idleTcpConfigs(doc, isOwnListener)) at(p.path, p.message, "warning");
   const middleware = new Map<string, ResolvedPlugin>();
   for (const [name, inst] of Object.entries(doc.middleware ?? {})) {
     const r = resolvePlugin(
@@ -303,77 +293,6 @@ export function resolveConfig(
       const options = connected.get(key) ?? entry.options;
       const r = resolvePlugin([table, name], name, entry.service, options, find(entry.service), what, available);
       if (r) out.set(name, r);
-    }
-    return out;
-  }
-
-  /**
-   * Each endpoint's and backend's options with what its references supply filled in (target_ref,
-   * peer_ref, its network's tcp_config), keyed `table\0name`. Problems with the references are
-   * reported here, once per referring entry.
-   */
-  function connectedOptions(): Map<string, Record<string, unknown>> {
-    const out = new Map<string, Record<string, unknown>>();
-    const seen = new Set<string>();
-    const report = (
-      entryPath: Path,
-      p: { path: Path; absolute?: boolean; message: string; severity: Problem["severity"] },
-    ) => {
-      const path = p.absolute ? p.path : [...entryPath, ...p.path];
-      const key = `${displayPath(path)}|${p.message}`;
-      if (seen.has(key)) return; // a broken target shared by several backends is said once
-      seen.add(key);
-      at(path, p.message, p.severity);
-    };
-    // The tcp_config a DIMSE endpoint inherits: that of the first network of the first pipeline using it.
-    const tcpFor = new Map<string, { bind_address?: string; bind_port?: number }>();
-    for (const p of Object.values(doc.pipelines ?? {})) {
-      if (p.enabled === false || !Array.isArray(p.endpoints)) continue;
-      const tcp = (p.networks ?? []).map((n) => doc.network?.[n]?.tcp_config).find((t) => t !== undefined);
-      if (tcp) for (const e of p.endpoints) if (!tcpFor.has(e)) tcpFor.set(e, tcp);
-    }
-    for (const table of ["endpoints", "backends"] as const) {
-      for (const [name, entry] of Object.entries(doc[table] ?? {})) {
-        if (typeof entry.service !== "string") continue;
-        const plugin = table === "endpoints" ? registry.endpoint(entry.service) : registry.backend(entry.service);
-        if (!plugin) continue; // reported as an unknown service
-        const accepts = optionKeys(plugin.options);
-        const entryPath = [table, name];
-        let supplied: Record<string, unknown> = {};
-        if (table === "endpoints" && ownListener(entry.service)) supplied = fromTcpConfig(tcpFor.get(name), accepts);
-        if (entry.peer_ref !== undefined) {
-          if (table === "backends")
-            at([...entryPath, "peer_ref"], "peer_ref is for endpoints; backends use target_ref; not used", "warning");
-          else {
-            const r = fromPeer(doc, entry.peer_ref, accepts, entry.service);
-            r.problems.forEach((p) => report(entryPath, p));
-            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
-            supplied = overlay(supplied, r.options);
-          }
-        }
-        if (entry.targets !== undefined) {
-          if (table === "endpoints") at([...entryPath, "targets"], "targets is for backends; not used", "warning");
-          else if (entry.target_ref !== undefined)
-            at([...entryPath, "targets"], "give either target_ref or targets, not both");
-          else {
-            const r = fromTargets(doc, entry.targets, accepts, entry.service);
-            r.problems.forEach((p) => report(entryPath, p));
-            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
-            supplied = r.options;
-          }
-        }
-        if (entry.target_ref !== undefined) {
-          if (table === "endpoints")
-            at([...entryPath, "target_ref"], "target_ref is for backends; endpoints use peer_ref; not used", "warning");
-          else {
-            const r = fromTarget(doc, entry.target_ref, accepts, entry.service);
-            r.problems.forEach((p) => report(entryPath, p));
-            if (r.problems.some((p) => p.severity === "error")) brokenRefs.add(`${table}\0${name}`);
-            supplied = r.options;
-          }
-        }
-        out.set(`${table}\0${name}`, overlay(supplied, entry.options ?? {}));
-      }
     }
     return out;
   }
