@@ -82,6 +82,24 @@ test("examples/dicomweb-to-pacs", () =>
     assert.match(inst.headers.get("content-type") ?? "", /^multipart\/related/);
   }));
 
+test("examples/targets-and-peers: FHIR and PACS through target_ref, the modality listener through peer_ref", () =>
+  withExample("targets-and-peers", async (dp) => {
+    assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: ct })).status, 200);
+    const created = await fetch(`${GW}/fhir/Patient`, {
+      method: "POST",
+      headers: { "content-type": "application/fhir+json" },
+      body: JSON.stringify({ resourceType: "Patient", name: [{ family: "Targeted" }] }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    assert.match(created.headers.get("location") ?? "", /^http:\/\/127\.0\.0\.1:8080\/fhir\/Patient\//);
+    const res = await fetch(`${GW}/pacs/studies?PatientID=${CT.patientId}`);
+    assert.equal(res.status, 200);
+    const studies = (await res.json()) as Record<string, { Value: string[] }>[];
+    assert.equal(studies[0]!["0020000D"]!.Value[0], CT.study);
+    await dp.waitForLog((l) => l.message === "DICOM listener started");
+    assert.equal(spawnSync("echoscu", ["-aet", "MODALITY", "-aec", "HARMONY", "127.0.0.1", "11114"]).status, 0);
+  }));
+
 test("examples/modality-to-dicomweb", () =>
   withExample("modality-to-dicomweb", async (dp) => {
     await dp.waitForLog((l) => l.message === "DICOM listener started");

@@ -257,13 +257,39 @@ const run = (cmd: string, args: string[]) => runCommand(cmd, args);
 const eventually = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
   poll(what, fn, { timeoutMs, intervalMs: 250, context: () => `operator log:\n${operatorLog.slice(-3000)}` });
 
-/** A data plane that has served a 200, a 502 (dead backend) and a 404 (no route), then its /metrics. */
+/**
+ * A data plane that has served a 200, a 502 (dead backend), a 404 (no route) and a request over a
+ * multi-target backend, then its /metrics.
+ */
 async function scrapeDataplane(): Promise<string> {
   const upstream = await startUpstream((_req, res) => res.end("ok"));
   const dead = await freePort();
   const dir = writeTree({
     "config.toml": baseConfig(
-      proxyPipeline("api", "/api", upstream.url) + proxyPipeline("broken", "/broken", `http://127.0.0.1:${dead}`),
+      proxyPipeline("api", "/api", upstream.url) +
+        proxyPipeline("broken", "/broken", `http://127.0.0.1:${dead}`) +
+        `
+[targets.up]
+connection.host = "127.0.0.1"
+connection.port = ${upstream.port}
+
+[targets.down]
+connection.host = "127.0.0.1"
+connection.port = ${dead}
+
+[pipelines.pool]
+networks = ["default"]
+endpoints = ["pool_in"]
+backends = ["pool"]
+
+[endpoints.pool_in]
+service = "http"
+options = { path_prefix = "/pool" }
+
+[backends.pool]
+service = "http"
+targets = ["up", "down"]
+`,
     ),
   });
   const dp = await startDataplane(join(dir, "config.toml"));
@@ -271,6 +297,7 @@ async function scrapeDataplane(): Promise<string> {
     assert.equal((await http(dp.url("default", "/api/x"))).status, 200);
     assert.equal((await http(dp.url("default", "/broken/x"))).status, 502);
     assert.equal((await http(dp.url("default", "/nowhere"))).status, 404);
+    assert.equal((await http(dp.url("default", "/pool/x"))).status, 200);
     const r = await http(dp.url("management", "/metrics"));
     assert.equal(r.status, 200);
     return r.text;

@@ -5,6 +5,7 @@ import type { Logger } from "winston";
 import type { LoadedConfig } from "./config/load.js";
 import type { BuildContext } from "./plugins/types.js";
 import type { SharedResources } from "./runtime/resources.js";
+import type { Metrics } from "./observability/metrics.js";
 
 export type FileReader = (absolutePath: string) => Buffer;
 
@@ -15,6 +16,7 @@ export function buildContextFactory(
   logger: Logger,
   resources: SharedResources,
   readFile: FileReader = readFromDisk,
+  metrics?: Metrics,
 ): (name: string) => BuildContext {
   const resolvePath = (p: string) => (isAbsolute(p) ? p : resolve(loaded.baseDir, p));
   return (name) => ({
@@ -24,6 +26,7 @@ export function buildContextFactory(
     logger,
     resources,
     resolvePath,
+    ...(metrics ? { metrics } : {}),
     readFile: (p) => readFile(resolvePath(p)),
     table: (t) => {
       const v = loaded.raw[t];

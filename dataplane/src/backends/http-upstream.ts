@@ -4,9 +4,8 @@
  * socket leak when clients abort. The `http`, `fhir` and `dicomweb` backends are this plus their
  * protocol's hooks (request headers, absolute URLs in bodies rewritten to the proxy's own base).
  */
-import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
-import { Pool, errors as undiciErrors } from "undici";
+import { errors as undiciErrors } from "undici";
 import type { Dispatcher } from "undici";
 import type { OutgoingHttpHeaders } from "node:http";
 import type { BackendInstance, BuildContext, OptionProblem } from "../plugins/types.js";
@@ -15,6 +14,7 @@ import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
 import { forwardToClient, type ForwardState } from "./http-forward.js";
+import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
 
 export const httpUpstreamProperties = {
   base_url: Type.Optional(
@@ -52,7 +52,8 @@ export const httpUpstreamProperties = {
     minimum: 0,
     maximum: 10,
     default: 0,
-    description: "Retries on connection failures, idempotent methods only.",
+    description:
+      "Retries on connection failures, idempotent methods only (with several targets: at least one try on each other target).",
   }),
   retry_delay_ms: Type.Integer({
     minimum: 0,
@@ -62,20 +63,7 @@ export const httpUpstreamProperties = {
   headers: Type.Optional(
     Type.Record(Type.String(), Type.String(), { description: "Headers added to every upstream request." }),
   ),
-  tls: Type.Optional(
-    Type.Object(
-      {
-        insecure_skip_verify: Type.Optional(
-          Type.Boolean({ description: "Accept any upstream certificate (testing only)." }),
-        ),
-        ca_path: Type.Optional(Type.String({ description: "PEM CA bundle to verify the upstream with." })),
-        server_name: Type.Optional(Type.String({ description: "SNI and verification name." })),
-        cert_path: Type.Optional(Type.String({ description: "Client certificate (mTLS)." })),
-        key_path: Type.Optional(Type.String({ description: "Client key (mTLS)." })),
-      },
-      { additionalProperties: false },
-    ),
-  ),
+  ...upstreamSetProperties,
   trust_forwarded: Type.Boolean({
     default: false,
     description: "Take the public scheme and host from X-Forwarded-Proto/-Host (set behind an ingress that sets them).",
@@ -153,20 +141,40 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
       message: "must not carry credentials (they would show in logs); send them with a header",
     });
   if (url.search || url.hash) problems.push({ path: [key], message: "must not have a query or fragment" });
-  for (const f of ["ca_path", "cert_path", "key_path"] as const) {
-    const p = o.tls?.[f];
-    if (!p) continue;
-    try {
-      ctx.readFile(p);
-    } catch (e) {
-      problems.push({
-        path: ["tls", f],
-        message: `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
-      });
+  const tlsFiles = (tls: Options["tls"], at: (string | number)[]) => {
+    for (const f of ["ca_path", "cert_path", "key_path"] as const) {
+      const p = tls?.[f];
+      if (!p) continue;
+      try {
+        ctx.readFile(p);
+      } catch (e) {
+        problems.push({
+          path: [...at, f],
+          message: `cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+        });
+      }
     }
-  }
-  if (Boolean(o.tls?.cert_path) !== Boolean(o.tls?.key_path))
-    problems.push({ path: ["tls"], message: "cert_path and key_path go together" });
+    if (Boolean(tls?.cert_path) !== Boolean(tls?.key_path))
+      problems.push({ path: at, message: "cert_path and key_path go together" });
+  };
+  tlsFiles(o.tls, ["tls"]);
+  (o.upstreams ?? []).forEach((u, k) => tlsFiles(u.tls, ["upstreams", k, "tls"]));
+  if ((o.upstreams?.length ?? 1) < 2 && o.health_check)
+    problems.push({
+      path: ["health_check"],
+      message: "applies to a backend with several targets; with one it is not used",
+      severity: "warning",
+    });
+  (o.upstreams ?? []).forEach((u, k) => {
+    let ok = false;
+    try {
+      const p = new URL(u.base_url).protocol;
+      ok = p === "http:" || p === "https:";
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push({ path: ["upstreams", k, "base_url"], message: "must be an http:// or https:// URL" });
+  });
   if (o.public_base_url !== undefined) {
     try {
       const u = new URL(o.public_base_url);
@@ -182,52 +190,22 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
 const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
 export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: UpstreamHooks = {}): BackendInstance {
-  const url = new URL((o.base_url ?? o.target)!);
-  const basePath = url.pathname.replace(/\/+$/, "");
-  const upstreamHost = url.host;
-  const tls = o.tls ?? {};
-  const read = (p: string | undefined) => (p ? ctx.readFile(p) : undefined);
-  const connect = {
-    timeout: o.connect_timeout_ms,
-    ...(url.protocol === "https:"
-      ? {
-          rejectUnauthorized: !tls.insecure_skip_verify,
-          ca: read(tls.ca_path),
-          cert: read(tls.cert_path),
-          key: read(tls.key_path),
-          servername: tls.server_name ?? url.hostname,
-        }
-      : {}),
-  };
-  // Pools are shared across reloads while their settings are unchanged, so a reload keeps warm sockets.
-  const poolKey =
-    "http-pool:" +
-    createHash("sha256")
-      .update(
-        JSON.stringify([
-          url.origin,
-          o.max_connections,
-          o.keep_alive_timeout_ms,
-          o.headers_timeout_ms,
-          o.body_timeout_ms,
-          connect,
-        ]),
-      )
-      .digest("hex");
-  const pool = ctx.resources.acquire(
-    poolKey,
-    () =>
-      new Pool(url.origin, {
-        connections: o.max_connections,
-        keepAliveTimeout: o.keep_alive_timeout_ms,
-        headersTimeout: o.headers_timeout_ms,
-        bodyTimeout: o.body_timeout_ms,
-        connect,
-      }),
-  );
-  const extraHeaders = o.headers ?? {};
+  const { upstreams, balancer } = createUpstreamSet(o, ctx);
+  // Per-target counts only where there is a choice of target; label children bound once (hot path).
+  const counters =
+    upstreams.length > 1 && ctx.metrics
+      ? upstreams.map((u) => {
+          const c = ctx.metrics!.upstreamTargetRequests;
+          return {
+            success: c.labels(ctx.name, u.name, "success"),
+            retried: c.labels(ctx.name, u.name, "retried"),
+            failure: c.labels(ctx.name, u.name, "failure"),
+          };
+        })
+      : undefined;
 
-  function upstreamPath(rctx: RequestContext): string {
+  function upstreamPath(rctx: RequestContext, u: Upstream): string {
+    const basePath = u.basePath;
     const t = rctx.target;
     let p: string;
     if (t.uri !== undefined) {
@@ -249,10 +227,11 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   function upstreamHeaders(
     rctx: RequestContext,
     body: ReturnType<RequestContext["body"]["forUpstream"]>,
+    u: Upstream,
   ): Record<string, string | string[]> {
     const req = rctx.req;
     const h = endToEnd(req.headers);
-    if (!o.preserve_host) h.host = upstreamHost;
+    if (!o.preserve_host) h.host = u.url.host;
     const client = rctx.clientAddress ?? "";
     const xff = req.headers["x-forwarded-for"];
     h["x-forwarded-for"] = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;
@@ -265,7 +244,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     // A middleware that replaced the body may have changed its type (CSV in, JSON out).
     const ct = rctx.body.contentType;
     if (ct && ct !== req.headers["content-type"]) h["content-type"] = ct;
-    for (const k in extraHeaders) h[k.toLowerCase()] = extraHeaders[k]!;
+    for (const k in u.headers) h[k.toLowerCase()] = u.headers[k]!;
     const th = rctx.target.headers;
     for (const k in th) {
       const name = k.toLowerCase();
@@ -273,12 +252,13 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
       if (th[k] === "") delete h[name];
       else h[name] = th[k]!;
     }
-    hooks.requestHeaders?.(h, rctx, basesFor(rctx));
+    hooks.requestHeaders?.(h, rctx, basesFor(rctx, u));
     return h;
   }
 
   /** Upstream and public names of the route's root, for rewriting absolute URLs between them. */
-  function basesFor(rctx: RequestContext): Bases {
+  function basesFor(rctx: RequestContext, u: Upstream): Bases {
+    const basePath = u.basePath;
     const prefix = rctx.route.prefix === "/" ? "" : rctx.route.prefix;
     const upstreamPath = o.strip_prefix ? basePath + o.prefix_rewrite : basePath + prefix;
     let pub = o.public_base_url?.replace(/\/+$/, "");
@@ -290,64 +270,78 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
       };
       const proto = fwd("x-forwarded-proto") ?? (rctx.secure ? "https" : "http");
       const host =
-        fwd("x-forwarded-host") ??
-        req.headers.host ??
-        (req.headers[":authority"] as string | undefined) ??
-        upstreamHost;
+        fwd("x-forwarded-host") ?? req.headers.host ?? (req.headers[":authority"] as string | undefined) ?? u.url.host;
       pub = `${proto}://${host}${prefix}`;
     }
-    return { upstream: url.origin + upstreamPath, public: pub };
+    return { upstream: u.url.origin + upstreamPath, public: pub };
   }
 
   /** Response headers for the client, and the body rewrite the protocol asks for (if any). */
   const shapeResponse = hooks.response
-    ? (rctx: RequestContext, status: number, headers: OutgoingHttpHeaders) =>
-        hooks.response!(status, headers, rctx, basesFor(rctx))
+    ? (rctx: RequestContext, status: number, headers: OutgoingHttpHeaders, u: Upstream) =>
+        hooks.response!(status, headers, rctx, basesFor(rctx, u))
     : undefined;
 
   async function handle(rctx: RequestContext): Promise<void> {
-    if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx));
+    const tried = new Set<number>();
+    const single = upstreams.length === 1; // the common case: no choice to make, no balancer work
+    let i = single ? 0 : balancer.pick(tried)!;
+    // The body is prepared once, for the first target chosen (its base, if the protocol rewrites URLs in it).
+    if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx, upstreams[i]!));
     const body = rctx.body.forUpstream();
     const method = rctx.target.method ?? rctx.method;
-    const opts: Dispatcher.DispatchOptions = {
-      path: upstreamPath(rctx),
-      method: method,
-      headers: upstreamHeaders(rctx, body),
-      body,
-    };
     // A streamed request body can only be sent once; a buffered or empty one can be replayed.
-    const attempts = IDEMPOTENT.has(method) && (body === null || Buffer.isBuffer(body)) ? o.retries + 1 : 1;
+    const replayable = IDEMPOTENT.has(method) && (body === null || Buffer.isBuffer(body));
+    // With several targets a retry goes to another one; each other target gets at least one try.
+    const attempts = replayable ? Math.max(o.retries, upstreams.length - 1) + 1 : 1;
     const state: ForwardState = { started: false, status: 0 };
     for (let attempt = 1; ; attempt++) {
+      const u = upstreams[i]!;
+      tried.add(i);
+      const opts: Dispatcher.DispatchOptions = {
+        path: upstreamPath(rctx, u),
+        method: method,
+        headers: upstreamHeaders(rctx, body, u),
+        body,
+      };
+      if (!single) balancer.begin(i);
       try {
         if (rctx.streamToClient) {
           await forwardToClient(
-            pool,
+            u.pool,
             opts,
             rctx.res,
             rctx.id,
             state,
-            shapeResponse && ((st, h) => shapeResponse(rctx, st, h)),
+            shapeResponse && ((st, h) => shapeResponse(rctx, st, h, u)),
             (n) => ctx.logger.warn("Response too large to rewrite; sent unchanged", { request_id: rctx.id, bytes: n }),
           );
           rctx.responded = true;
           rctx.status = state.status;
         } else {
-          await bufferedExchange(rctx, opts);
+          await bufferedExchange(rctx, opts, u);
         }
+        if (!single) balancer.end(i, "ok");
+        counters?.[i]!.success.inc();
         return;
       } catch (e) {
+        const targetFault = !(e instanceof ClientGoneError || rctx.res.destroyed || e instanceof HttpError);
+        if (!single) balancer.end(i, targetFault ? "failed" : "neutral");
         if (e instanceof ClientGoneError || rctx.res.destroyed) throw e; // nobody left to answer
         if (state.started) {
           // Headers are out: the only honest signal left is to cut the connection.
+          counters?.[i]!.failure.inc();
           rctx.responded = true;
           rctx.status = state.status;
           rctx.res.destroy();
           throw upstreamError(e);
         }
         const code = (e as { code?: string }).code ?? "";
-        if (attempt < attempts && RETRIABLE.has(code)) {
-          await new Promise((r) => setTimeout(r, o.retry_delay_ms * 2 ** (attempt - 1)));
+        const next = attempt < attempts && RETRIABLE.has(code) ? nextTarget(tried, i) : undefined;
+        counters?.[i]![next === undefined ? "failure" : "retried"].inc();
+        if (next !== undefined) {
+          if (next === i) await new Promise((r) => setTimeout(r, o.retry_delay_ms * 2 ** (attempt - 1)));
+          i = next;
           continue;
         }
         throw upstreamError(e);
@@ -355,17 +349,26 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     }
   }
 
+  /** Another target not tried yet; with one target (or all tried), the same one again after a pause. */
+  function nextTarget(tried: Set<number>, current: number): number {
+    if (upstreams.length === 1) return current;
+    const other = balancer.pick(tried);
+    if (other !== undefined) return other;
+    tried.clear();
+    return balancer.pick(new Set([current])) ?? current;
+  }
+
   /** For pipelines whose response middleware needs the body: hand the response to the executor. */
-  async function bufferedExchange(rctx: RequestContext, opts: Dispatcher.DispatchOptions): Promise<void> {
+  async function bufferedExchange(rctx: RequestContext, opts: Dispatcher.DispatchOptions, u: Upstream): Promise<void> {
     const ac = new AbortController();
     const onClose = () => {
       if (!rctx.res.writableFinished) ac.abort();
     };
     rctx.res.once("close", onClose);
     try {
-      const r = await pool.request({ ...opts, signal: ac.signal });
+      const r = await u.pool.request({ ...opts, signal: ac.signal });
       const headers = responseHeaders(r.headers, rctx.id);
-      const rewrite = shapeResponse?.(rctx, r.statusCode, headers);
+      const rewrite = shapeResponse?.(rctx, r.statusCode, headers, u);
       if (rewrite && !headers["content-encoding"]) {
         const body = rewrite(await readAll(r.body, MAX_REWRITE_BYTES));
         headers["content-length"] = String(body.length);

@@ -1,9 +1,15 @@
 /**
- * Reads Harmony TOML from disk: the main file, then every *.toml in `proxy.pipelines_path` and
- * `proxy.transforms_path`, merged into one raw document. Nothing here judges the content beyond
- * TOML syntax and duplicate names; that is validate.ts's job. Every value keeps a way back to
- * the file and line it came from.
+ * Reads Harmony TOML from disk: the main file, then every *.toml in `proxy.pipelines_path`,
+ * `proxy.transforms_path` and `proxy.mesh_path`, merged into one raw document. Nothing here judges
+ * the content beyond TOML syntax and names defined twice; that is resolve.ts's job. Every value
+ * keeps a way back to the file and line it came from.
+ *
+ * A named table defined in two files is merged the way Harmony did (HashMap::extend: the later
+ * file's entry replaces the earlier one), files read in name order after the main file. Identical
+ * redefinitions pass silently; a differing one is a warning naming both places, since it usually
+ * means a copied pipeline file that drifted.
  */
+import { isDeepStrictEqual } from "node:util";
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
@@ -27,6 +33,9 @@ const MERGEABLE = [
   "peers",
   "authentications",
   "remote_ingress",
+  "provider",
+  "ingress",
+  "egress",
 ] as const;
 
 export interface SourceFile {
@@ -40,6 +49,7 @@ export interface LoadedConfig {
   baseDir: string;
   pipelinesDir: string;
   transformsDir: string;
+  meshDir: string;
   raw: Record<string, unknown>;
   sources: SourceFile[];
   /** sha256 over every TOML file read (names and content), in a stable order. */
@@ -121,9 +131,10 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
   };
   const pipelinesDir = dirOption("pipelines_path", "pipelines");
   const transformsDir = dirOption("transforms_path", "transforms");
+  const meshDir = dirOption("mesh_path", "mesh");
 
   const extraFiles = new Set<string>();
-  for (const dir of [pipelinesDir, transformsDir]) {
+  for (const dir of [pipelinesDir, transformsDir, meshDir]) {
     for (const f of listToml(fs, dir)) if (f !== main) extraFiles.add(f);
   }
   for (const file of [...extraFiles].sort()) {
@@ -147,16 +158,19 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
       for (const [name, entry] of Object.entries(value)) {
         const key = joinPath([section, name]);
         const prev = origins.get(key);
+        if (prev && isDeepStrictEqual(target[name], entry)) continue; // same table again: nothing to say
         if (prev) {
           const prevPos = sources.find((s) => s.file === prev)?.positions.get(key);
+          const pos = src.source.positions.get(key);
           problems.push({
-            severity: "error",
+            severity: "warning",
             file,
-            ...src.source.positions.get(key),
+            ...pos,
             path: displayPath([section, name]),
-            message: `defined twice: also in ${rel(prev)}${prevPos ? `:${prevPos.line}` : ""}`,
+            message:
+              `also defined in ${rel(prev)}${prevPos ? `:${prevPos.line}` : ""} with different content; ` +
+              `${rel(file)}${pos ? `:${pos.line}` : ""} is read later and wins (as in Harmony)`,
           });
-          continue;
         }
         origins.set(key, file);
         target[name] = entry;
@@ -181,6 +195,7 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
     baseDir,
     pipelinesDir,
     transformsDir,
+    meshDir,
     raw,
     sources,
     hash: hash.digest("hex"),

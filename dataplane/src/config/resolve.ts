@@ -9,6 +9,8 @@ import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from "../pipeline/
 import type { HarmonyConfig, LogLevel, PipelineSection } from "./schema.js";
 import { checkConfigSchema, checkOptions } from "./schema-check.js";
 import { displayPath, type Problem } from "./problems.js";
+import { idleTcpConfigs, resolveReferences } from "./references.js";
+import { notUsed } from "./not-used.js";
 import type { LoadedConfig } from "./load.js";
 import type { Registry } from "../plugins/registry.js";
 import type { AnyPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
@@ -100,6 +102,23 @@ const HARMONY_MIDDLEWARE_TYPES = new Set([
   "cookie_auth",
 ]);
 
+/** Service types the Harmony docs describe; one missing here is "not available", not a typo. */
+const HARMONY_SERVICE_TYPES = new Set([
+  "http",
+  "echo",
+  "fhir",
+  "jmix",
+  "dicomweb",
+  "dicom",
+  "dicom_scp",
+  "dicom_scu",
+  "management",
+  "mock_dicom",
+  "storage",
+  "http3",
+  "jmix_backend",
+]);
+
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024;
 
 type Path = (string | number)[];
@@ -123,6 +142,7 @@ export function resolveConfig(
     at(issue.path, issue.message, issue.unknownKey ? "warning" : "error");
   }
   const doc = loaded.raw as HarmonyConfig;
+  for (const n of notUsed(doc)) at(n.path, n.message, "warning");
 
   const proxy = doc.proxy ?? {};
   const id = proxy.id ?? proxy.name;
@@ -138,6 +158,12 @@ export function resolveConfig(
   for (const [name, net] of Object.entries(doc.network ?? {})) {
     if (net.enable_wireguard)
       at(["network", name, "enable_wireguard"], "WireGuard is not implemented; the flag is ignored", "warning");
+    if (net.http3)
+      at(
+        ["network", name, "http3"],
+        "HTTP/3 is not available in this build (Node has no QUIC); this listener is not started",
+        "warning",
+      );
     const http = net.http;
     if (!http) {
       networks.set(name, undefined);
@@ -224,21 +250,30 @@ export function resolveConfig(
     }
   }
 
-  const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
-  const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
-  // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
-  // Read from the raw options, so a clash is reported even when other options are wrong too.
   const ownListener = (service: string | undefined) => {
     const plugin = service ? registry.endpoint(service) : undefined;
     return plugin?.ownListener ? plugin : undefined;
   };
+  const isOwnListener = (service: string | undefined) => ownListener(service) !== undefined;
+  // target_ref, targets, peer_ref and tcp_config filled into each entry's options (references.ts).
+  const refs = resolveReferences(doc, registry, isOwnListener);
+  for (const p of refs.problems) at(p.path, p.message, p.severity);
+  const brokenRefs = refs.broken;
+  const connected = refs.options;
+  /** `table\0name` of entries whose type Harmony documents but this build lacks. */
+  const unavailable = new Set<string>();
+  const endpoints = resolvePlugins("endpoints", doc.endpoints ?? {}, (t) => registry.endpoint(t), "endpoint service");
+  const backends = resolvePlugins("backends", doc.backends ?? {}, (t) => registry.backend(t), "backend service");
+  // Endpoints with listeners of their own (DIMSE) share the port space with the networks.
+  // Read from the unvalidated options, so a clash is reported even when other options are wrong too.
   for (const [name, e] of Object.entries(doc.endpoints ?? {})) {
-    const port: unknown = ownListener(e.service)?.listenPort?.(e.options ?? {});
+    const port: unknown = ownListener(e.service)?.listenPort?.(connected.get(`endpoints\0${name}`) ?? {});
     if (typeof port !== "number" || port === 0) continue;
     const other = bound.get(port);
     if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);
     else bound.set(port, `endpoint "${name}"`);
   }
+  for (const p of idleTcpConfigs(doc, isOwnListener)) at(p.path, p.message, "warning");
   const middleware = new Map<string, ResolvedPlugin>();
   for (const [name, inst] of Object.entries(doc.middleware ?? {})) {
     const r = resolvePlugin(
@@ -265,7 +300,10 @@ export function resolveConfig(
         ? registry.serviceTypes().filter((t) => registry.endpoint(t))
         : registry.serviceTypes().filter((t) => registry.backend(t));
     for (const [name, entry] of Object.entries(entries)) {
-      const r = resolvePlugin([table, name], name, entry.service, entry.options, find(entry.service), what, available);
+      const key = `${table}\0${name}`;
+      if (brokenRefs.has(key)) continue; // its reference is reported; "base_url is required" would only repeat it
+      const options = connected.get(key) ?? entry.options;
+      const r = resolvePlugin([table, name], name, entry.service, options, find(entry.service), what, available);
       if (r) out.set(name, r);
     }
     return out;
@@ -281,6 +319,20 @@ export function resolveConfig(
     available: string[],
   ): ResolvedPlugin | undefined {
     if (typeof type !== "string") return undefined; // Already reported by the schema.
+    const documented = (what === "middleware type" ? HARMONY_MIDDLEWARE_TYPES : HARMONY_SERVICE_TYPES).has(
+      type.toLowerCase(),
+    );
+    if (!plugin && documented) {
+      // A Harmony feature this build lacks: the config still loads (make check passes), and what
+      // depends on it is left out, loudly. Never served half-built: see resolvePipeline.
+      unavailable.add(`${String(path[0])}\0${name}`);
+      at(
+        [...path, what === "middleware type" ? "type" : "service"],
+        `${what} "${type}" is not available in this build; pipelines using "${name}" are not served`,
+        "warning",
+      );
+      return undefined;
+    }
     if (!plugin) {
       at(
         [...path, what === "middleware type" ? "type" : "service"],
@@ -391,18 +443,37 @@ export function resolveConfig(
       at([...path, ...sub], message);
       ok = false;
     };
+    // A network without an HTTP listener can still carry DIMSE endpoints (tcp_config or their own
+    // port); only endpoints that need the HTTP listener make it a problem.
+    const httpEndpoints = p.endpoints.filter((e) => !ownListener(doc.endpoints?.[e]?.service));
+    let served = httpEndpoints.length < p.endpoints.length;
     nets.forEach((n, i) => {
       if (!networks.has(n)) err(["networks", i], `network "${n}" is not defined`);
-      else if (!networks.get(n)) err(["networks", i], `network "${n}" has no HTTP listener`);
+      else if (networks.get(n)) served = true;
+      else if (httpEndpoints.length > 0 && doc.network?.[n]?.http3)
+        at(
+          [...path, "networks", i],
+          `network "${n}" has only an HTTP/3 listener, which this build does not start; ${httpEndpoints.join(", ")} not served there`,
+          "warning",
+        );
+      else if (httpEndpoints.length > 0)
+        err(["networks", i], `network "${n}" has no HTTP listener (endpoints ${httpEndpoints.join(", ")} need one)`);
     });
+    if (ok && !served) return undefined; // only HTTP/3 networks: warned above, nothing to serve
+    /** What this pipeline needs that this build does not have (each already warned about). */
+    const missing: string[] = [];
+    const failed = (table: string, n: string) => {
+      if (unavailable.has(`${table}\0${n}`)) missing.push(n);
+      else ok = false; // its own problem is already reported
+    };
     p.endpoints.forEach((e, i) => {
       if (!doc.endpoints?.[e]) err(["endpoints", i], `endpoint "${e}" is not defined`);
-      else if (!endpoints.has(e)) ok = false; // its own problem is already reported
+      else if (!endpoints.has(e)) failed("endpoints", e);
     });
     const backendNames = p.backends ?? [];
     backendNames.forEach((b, i) => {
       if (!doc.backends?.[b]) err(["backends", i], `backend "${b}" is not defined`);
-      else if (!backends.has(b)) ok = false;
+      else if (!backends.has(b)) failed("backends", b);
     });
     if (backendNames.length > 1)
       at([...path, "backends"], "only the first backend is called; the others are ignored", "warning");
@@ -421,7 +492,7 @@ export function resolveConfig(
       list.forEach((m, i) => {
         if (middleware.has(m)) return;
         if (doc.middleware?.[m]) {
-          ok = false; // reported on the instance
+          failed("middleware", m); // reported on the instance
           return;
         }
         // 0.4 compatibility: a bare type name stands for that type with default options.
@@ -430,12 +501,12 @@ export function resolveConfig(
           const r = resolvePlugin(["middleware", m], m, m, {}, plugin, "middleware type", registry.middlewareTypes());
           if (r) middleware.set(m, r);
           else ok = false;
+        } else if (HARMONY_MIDDLEWARE_TYPES.has(m.toLowerCase())) {
+          missing.push(m);
         } else {
           err(
             [...side, i],
-            HARMONY_MIDDLEWARE_TYPES.has(m)
-              ? `middleware type "${m}" is not available in this build`
-              : `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
+            `middleware "${m}" is not defined (no [middleware.${m}] and no built-in type of that name)`,
           );
         }
       });
@@ -459,6 +530,14 @@ export function resolveConfig(
       left = [...mesh.first, ...left, ...mesh.last];
     }
     if (!ok) return undefined;
+    if (missing.length > 0) {
+      at(
+        path,
+        `not served: it uses ${[...new Set(missing)].map((m) => `"${m}"`).join(", ")}, not available in this build`,
+        "warning",
+      );
+      return undefined;
+    }
     return {
       name,
       description: p.description ?? "",

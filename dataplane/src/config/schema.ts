@@ -71,8 +71,14 @@ export const ProxySection = Obj(
     log_level: Type.Optional(LogLevel),
     pipelines_path: Type.Optional(Str("Directory of pipeline *.toml files, relative to this file.")),
     transforms_path: Type.Optional(Str("Directory of transform specs and *.toml files, relative to this file.")),
-    mesh_path: Type.Optional(Str("Directory of mesh *.toml files, relative to this file.")),
-    primary_provider: Type.Optional(Str("Configuration provider (runbeam, local, ...).")),
+    mesh_path: Type.Optional(
+      Str("Directory of mesh *.toml files ([mesh.*] tables), relative to this file (default mesh)."),
+    ),
+    primary_provider: Type.Optional(
+      Str(
+        'Configuration provider (runbeam, local, ...). This build reads files only: anything but "local" is reported once as not used.',
+      ),
+    ),
     jwks_cache_duration_hours: Type.Optional(Type.Number({ minimum: 0, description: "JWKS cache lifetime." })),
     store_dir: Type.Optional(Str("Accepted for compatibility; unused.")),
     content_limits: Type.Optional(Type.Partial(ContentLimits)),
@@ -114,13 +120,137 @@ export const HttpListener = Obj(
   "HTTP listener of a network.",
 );
 
+export const Http3Listener = Obj(
+  {
+    bind_address: Type.Optional(Str("Address to listen on (UDP).", { minLength: 1 })),
+    bind_port: Type.Optional(Port("UDP port to listen on.")),
+    cert_path: Type.Optional(Str("PEM certificate.")),
+    key_path: Type.Optional(Str("PEM private key.")),
+  },
+  "HTTP/3 (QUIC) listener. Accepted and reported with a warning: Node has no QUIC, so it is not started.",
+);
+
+export const TcpConfig = Obj(
+  {
+    bind_address: Type.Optional(Str("Address DIMSE endpoints on this network listen on.", { minLength: 1 })),
+    bind_port: Type.Optional(Port("Port DIMSE endpoints on this network listen on.")),
+  },
+  "DIMSE listener settings of a network: a `dicom` endpoint on one of its pipelines binds here unless its own options or peer_ref say otherwise. A network with only tcp_config serves DIMSE endpoints only.",
+);
+
+const Protocol = Type.Union([Type.Literal("http"), Type.Literal("https"), Type.Literal("dicom")], {
+  description: "What the connection speaks.",
+});
+
+export const ConnectionTls = Obj(
+  {
+    enabled: Type.Optional(Bool("Use TLS (an http connection becomes https).")),
+    insecure_skip_verify: Type.Optional(Bool("Accept any certificate (testing only).")),
+    ca_path: Type.Optional(Str("PEM CA bundle to verify the server with.")),
+    server_name: Type.Optional(Str("SNI and verification name.")),
+    cert_path: Type.Optional(Str("Client certificate (mutual TLS).")),
+    key_path: Type.Optional(Str("Client key (mutual TLS).")),
+  },
+  "TLS towards a target.",
+);
+
+export const TargetConnection = Obj(
+  {
+    host: Str("Host name or address.", { minLength: 1 }),
+    port: Type.Optional(Port("Port (default 80 for http, 443 for https; required for dicom).")),
+    protocol: Type.Optional(Protocol),
+    base_path: Type.Optional(Str("Path prefix on the server (http, https).")),
+    tls: Type.Optional(ConnectionTls),
+  },
+  "Where a target is.",
+);
+
+export const TargetSection = Obj(
+  {
+    connection: Type.Optional(TargetConnection),
+    timeout_secs: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, description: "Time allowed for a response (and between body chunks)." }),
+    ),
+    authentication: Type.Optional(
+      Str('Outbound credentials: "<id>" or "authentications.<id>" (http and https targets).'),
+    ),
+    description: Type.Optional(Str("Human-readable description.")),
+    type: Type.Optional(Str("0.4 layout: target type (informational).")),
+    url: Type.Optional(Str("0.4 layout: the target's URL, used as base_url when no connection is given.")),
+  },
+  "A named upstream that backends reference with target_ref (http, fhir, dicomweb: base_url, tls, timeouts and credentials; dicom: host and port).",
+);
+
+export const PeerSection = Obj(
+  {
+    connection: Type.Optional(
+      Obj(
+        {
+          host: Type.Optional(Str("Address to listen on.", { minLength: 1 })),
+          port: Type.Optional(Port("Port to listen on.")),
+          protocol: Type.Optional(Protocol),
+        },
+        "Where a peer listens.",
+      ),
+    ),
+    description: Type.Optional(Str("Human-readable description.")),
+  },
+  "A named listening address that endpoints reference with peer_ref (a `dicom` endpoint binds to its host and port).",
+);
+
+export const AuthenticationSection = Obj(
+  {
+    id: Type.Optional(Str("Identifier (informational).")),
+    method: Type.Union([Type.Literal("bearer"), Type.Literal("basic")], { description: "How credentials are sent." }),
+    options: Type.Optional(
+      Obj(
+        {
+          token: Type.Optional(Str("Bearer token.", { minLength: 1 })),
+          username: Type.Optional(Str("Basic user name.")),
+          password: Type.Optional(Str("Basic password.")),
+        },
+        "Credentials.",
+      ),
+    ),
+    description: Type.Optional(Str("Human-readable description.")),
+  },
+  "Outbound credentials; a target's `authentication` sends them as an Authorization header.",
+);
+
+export const ProviderSection = Obj(
+  {
+    api: Type.Optional(Str("Provider API base URL.")),
+    poll_interval_secs: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 3600, description: "Polling interval (0 disables)." }),
+    ),
+  },
+  "A configuration provider (Runbeam cloud). Accepted; this build reads configuration from files only and reports the table once as not used.",
+);
+
+export const RunbeamSection = Obj(
+  {
+    enabled: Type.Optional(Bool("Legacy Runbeam cloud connection.")),
+    cloud_api_base_url: Type.Optional(Str("Runbeam API base URL.")),
+    poll_interval_secs: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600, description: "Polling interval." })),
+  },
+  "Legacy Runbeam settings. Accepted; reported once as not used unless enabled = false.",
+);
+
+export const RemoteIngressSection = Obj(
+  {
+    urls: Type.Optional(Type.Array(Str("URL."), { description: "Where a remote mesh member is reached." })),
+    description: Type.Optional(Str("Human-readable description.")),
+  },
+  "A remote mesh ingress. Accepted; reported once as not used by this build.",
+);
+
 export const NetworkSection = Obj(
   {
     enable_wireguard: Type.Optional(Bool("Accepted for compatibility; WireGuard is not implemented.")),
     interface: Type.Optional(Str("WireGuard interface name (compatibility).", { minLength: 1 })),
     http: Type.Optional(HttpListener),
-    http3: Type.Optional(OpenTable("HTTP/3 listener (not implemented in this release).")),
-    tcp_config: Type.Optional(OpenTable("DIMSE TCP listener settings.")),
+    http3: Type.Optional(Http3Listener),
+    tcp_config: Type.Optional(TcpConfig),
     dicom: Type.Optional(OpenTable("DIMSE listener settings.")),
   },
   "A network: a set of listeners pipelines attach to.",
@@ -160,8 +290,27 @@ export const ServiceRef = Obj(
   {
     service: Str("Service type (http, echo, fhir, dicomweb, dicom, jmix, ...).", { minLength: 1 }),
     options: Type.Optional(OpenTable("Service options, validated by the service's own schema.")),
-    target_ref: Type.Optional(Str("Name of a [targets] entry (newer layout).")),
-    peer_ref: Type.Optional(Str("Name of a [peers] entry (newer layout).")),
+    target_ref: Type.Optional(
+      Str(
+        'Backends: name of a [targets] entry ("<name>" or "local.name.<name>") that supplies the connection options; options written here win.',
+        { minLength: 1 },
+      ),
+    ),
+    targets: Type.Optional(
+      Type.Array(Str("A [targets] entry.", { minLength: 1 }), {
+        minItems: 1,
+        description:
+          "Backends (http, fhir, dicomweb): several [targets] entries served as one, balanced (options.balance), with passive and optional active health and retries on another target.",
+      }),
+    ),
+    peer_ref: Type.Optional(
+      Str(
+        "Endpoints: name of a [peers] entry whose host and port a `dicom` endpoint listens on; options written here win.",
+        {
+          minLength: 1,
+        },
+      ),
+    ),
     description: Type.Optional(Str("Human-readable description.")),
   },
   "An endpoint or backend instance.",
@@ -236,18 +385,30 @@ export const HarmonyConfig = Obj(
     middleware: Type.Optional(NamedTables(MiddlewareInstance, "Middleware instances by name.")),
     middleware_types: Type.Optional(NamedTables(ModuleRef, "Middleware type registrations (0.4).")),
     services: Type.Optional(NamedTables(ModuleRef, "Service type registrations (0.4).")),
-    targets: Type.Optional(NamedTables(OpenTable("A target."), "Named upstream targets.")),
+    targets: Type.Optional(NamedTables(TargetSection, "Named upstream targets (backends: target_ref).")),
     policies: Type.Optional(NamedTables(OpenTable("A policy."), "Access policies by id.")),
     rules: Type.Optional(NamedTables(OpenTable("A policy rule."), "Policy rules by id.")),
     mesh: Type.Optional(NamedTables(OpenTable("A mesh."), "Mesh definitions.")),
-    provider: Type.Optional(NamedTables(OpenTable("A provider."), "Configuration providers.")),
-    runbeam: Type.Optional(OpenTable("Legacy Runbeam cloud settings.")),
-    authentications: Type.Optional(NamedTables(OpenTable("Credentials."), "Outbound credentials.")),
-    peers: Type.Optional(NamedTables(OpenTable("A peer."), "Named peers.")),
-    remote_ingress: Type.Optional(NamedTables(OpenTable("A remote ingress."), "Remote ingresses.")),
+    provider: Type.Optional(NamedTables(ProviderSection, "Configuration providers.")),
+    runbeam: Type.Optional(RunbeamSection),
+    authentications: Type.Optional(NamedTables(AuthenticationSection, "Outbound credentials by id.")),
+    peers: Type.Optional(NamedTables(PeerSection, "Named listening addresses (endpoints: peer_ref).")),
+    remote_ingress: Type.Optional(NamedTables(RemoteIngressSection, "Remote ingresses.")),
+    ingress: Type.Optional(
+      NamedTables(
+        OpenTable("A mesh ingress."),
+        "Mesh ingress definitions as mesh files write them. Accepted; this build declares them per pipeline ([pipelines.X.mesh.ingress]) and reports these once as not used.",
+      ),
+    ),
+    egress: Type.Optional(
+      NamedTables(
+        OpenTable("A mesh egress."),
+        "Mesh egress definitions as mesh files write them. Accepted; reported once as not used (see [pipelines.X.mesh.egress]).",
+      ),
+    ),
     middleware_legacy: Type.Optional(OpenTable("Legacy middleware settings (ignored).")),
   },
-  "Harmony proxy configuration (TOML). Main file plus every *.toml under proxy.pipelines_path and proxy.transforms_path.",
+  "Harmony proxy configuration (TOML). Main file plus every *.toml under proxy.pipelines_path, proxy.transforms_path and proxy.mesh_path; a table defined in two files takes the later file's version (with a warning).",
 );
 
 export type HarmonyConfig = Static<typeof HarmonyConfig>;
@@ -257,6 +418,8 @@ export type HttpListener = Static<typeof HttpListener>;
 export type ServiceRef = Static<typeof ServiceRef>;
 export type MiddlewareInstance = Static<typeof MiddlewareInstance>;
 export type LogLevel = Static<typeof LogLevel>;
+export type TargetSection = Static<typeof TargetSection>;
+export type PeerSection = Static<typeof PeerSection>;
 
 export const SCHEMA_ID = "https://harmony.runbeam.io/schemas/harmony-config.schema.json";
 

@@ -34,6 +34,20 @@ export class Metrics {
     BUCKETS,
   );
 
+  readonly upstreamTargetRequests = new client.Counter({
+    name: "harmony_upstream_target_requests_total",
+    help: "Attempts per target of a backend, by outcome (success; retried on another target; failure).",
+    labelNames: ["backend", "target", "outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamTargetHealthy = new client.Gauge({
+    name: "harmony_upstream_target_healthy",
+    help: "1 while a target of a multi-target backend is in rotation, 0 while ejected or failing its health check.",
+    labelNames: ["backend", "target"] as const,
+    registers: [this.registry],
+  });
+
   readonly inflight = new client.Gauge({
     name: "harmony_http_requests_in_flight",
     help: "Pipeline requests currently being handled.",

@@ -8,6 +8,7 @@ import type { Logger } from "winston";
 import type { ProxyResponse, RequestContext } from "../pipeline/context.js";
 import type { HarmonyProblem } from "../pipeline/errors.js";
 import type { SharedResources } from "../runtime/resources.js";
+import type { Metrics } from "../observability/metrics.js";
 import type { ServerResponse } from "node:http";
 
 /** What every plugin factory gets besides its options. */
@@ -28,6 +29,8 @@ export interface BuildContext {
   readFile(p: string): Buffer;
   /** A named top-level table of the config (`policies`, `rules`, `mesh`...), as written. */
   table(name: string): Record<string, unknown>;
+  /** The process's metrics, for plugins that report their own (absent when only checking a config). */
+  metrics?: Metrics;
 }
 
 /** A plugin-level validation failure, reported against `<table>.<name>.options.<path>`. */

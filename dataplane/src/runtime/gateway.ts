@@ -184,7 +184,7 @@ export class Gateway {
 
   private build(): { ok: true; live: Live; problems: Problem[] } | { ok: false; problems: Problem[] } {
     const loaded = loadConfig(this.configFile);
-    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources);
+    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources, undefined, this.opts.metrics);
     const { config, problems } = resolveConfig(loaded, this.opts.registry, buildCtx);
     if (!config) return { ok: false, problems: sortProblems(problems, loaded.mainFile) };
     // Compiled even when resolving found errors, so route clashes are reported in the same pass.
@@ -379,7 +379,7 @@ export class Gateway {
   private watchedDirs(): string[] {
     const l = this.live?.loaded;
     if (!l) return [];
-    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir])];
+    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir, l.meshDir])];
   }
 
   /**
@@ -390,7 +390,12 @@ export class Gateway {
     const l = this.live?.loaded;
     if (!l) return [this.configFile];
     const toml = (n: string) => n.endsWith(".toml");
-    return [l.mainFile, ...listFiles(l.pipelinesDir, toml), ...listFiles(l.transformsDir, () => true)];
+    return [
+      l.mainFile,
+      ...listFiles(l.pipelinesDir, toml),
+      ...listFiles(l.transformsDir, () => true),
+      ...listFiles(l.meshDir, toml),
+    ];
   }
 
   private resolvePath(p: string): string {
