@@ -205,6 +205,7 @@ export class Gateway {
       logger: this.opts.logger,
       accessLog: config.accessLog ? this.accessLog : undefined,
       bodyLimit: config.bodyLimit,
+      bodyTimeout: config.bodyTimeout,
       jsonDepthLimit: config.jsonDepthLimit,
       parseLimits: config.parseLimits,
       onStart: () => {
