@@ -88,9 +88,25 @@ const Options = Type.Object(
       "X25519 public key (PEM, or base64 of its 32 bytes) packages are encrypted to",
     ),
     ...secretProps("decryption_key", "This gateway's X25519 private key (PKCS#8 PEM) for encrypted uploads"),
-    max_upload_bytes: Type.Integer({ minimum: 1, default: 4 * 1024 ** 3 }),
-    max_package_bytes: Type.Integer({ minimum: 1, default: 8 * 1024 ** 3, description: "Uncompressed." }),
-    max_entries: Type.Integer({ minimum: 1, default: 100_000 }),
+    // Defaults sized for a large CT or MR study (a few thousand instances, a few GB), not beyond.
+    max_upload_bytes: Type.Integer({ minimum: 1, default: 2 * 1024 ** 3, description: "Upload size (413 beyond)." }),
+    max_package_bytes: Type.Integer({
+      minimum: 1,
+      default: 4 * 1024 ** 3,
+      description: "Bytes an upload may unpack to (400 beyond).",
+    }),
+    max_entries: Type.Integer({ minimum: 1, default: 20_000, description: "Entries in an uploaded archive." }),
+    max_compression_ratio: Type.Integer({
+      minimum: 1,
+      default: 100,
+      description:
+        "Unpacked : compressed size an upload may reach, per zip entry and in total (entries and archives under 1 MiB count as 1 MiB); DICOM rarely passes 10:1, a zip bomb passes 1000:1.",
+    }),
+    max_concurrent_uploads: Type.Integer({
+      minimum: 1,
+      default: 4,
+      description: "Uploads received and unpacked at once per store; more get 503 with Retry-After.",
+    }),
     max_instance_bytes: Type.Integer({ minimum: 1, default: 2 * 1024 ** 3 }),
   },
   { additionalProperties: false },
@@ -187,7 +203,9 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
       key,
       () => new JmixStore(dir, s3 ? new S3Storage(s3) : new FilesystemStorage(dir, ctx.logger), ctx.logger),
     );
-    const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes };
+    const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes, maxRatio: o.max_compression_ratio };
+    /** A last guard for messages that reach a client: the store's location is nobody's business. */
+    const clean = (message: string) => message.split(store.root).join("<store>");
 
     const apiBase = (rctx: RequestContext) => `${rctx.route.prefix === "/" ? "" : rctx.route.prefix}/api/jmix`;
 
@@ -224,6 +242,25 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
     async function upload(rctx: RequestContext, format: "zip" | "tar.gz"): Promise<void> {
       const body = rctx.body.forUpstream();
       if (body === null) throw new HttpError(400, "the upload is empty");
+      // Each upload holds up to max_package_bytes of disk while it unpacks: a few at a time.
+      if (!store.beginUpload(o.max_concurrent_uploads))
+        throw new HttpError(503, `${o.max_concurrent_uploads} uploads are in progress; retry later`, {
+          type: problemType("jmix-busy"),
+          // The body is not read: closing is cheaper than receiving gigabytes to discard them.
+          headers: { "retry-after": "30", connection: "close" },
+        });
+      try {
+        await unpackAndStore(rctx, format, body);
+      } finally {
+        store.endUpload();
+      }
+    }
+
+    async function unpackAndStore(
+      rctx: RequestContext,
+      format: "zip" | "tar.gz",
+      body: NonNullable<ReturnType<RequestContext["body"]["forUpstream"]>>,
+    ): Promise<void> {
       const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
       const staging = await store.staging();
       try {
@@ -241,7 +278,9 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
           }
         } catch (e) {
           if (e instanceof ArchiveError)
-            throw new HttpError(400, `the archive was refused: ${e.message}`, { type: problemType("jmix-archive") });
+            throw new HttpError(400, `the archive was refused: ${clean(e.message)}`, {
+              type: problemType("jmix-archive"),
+            });
           throw e;
         }
         const scratch = join(staging, "scratch");
@@ -251,7 +290,7 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
           v = await verifyPackage(raw, scratch, { decryptionKey: keys.decryption, limits });
         } catch (e) {
           if (e instanceof InvalidPackage)
-            throw new HttpError(400, `the package is not valid JMIX: ${e.message}`, {
+            throw new HttpError(400, `the package is not valid JMIX: ${clean(e.message)}`, {
               type: problemType("jmix-invalid"),
             });
           throw e;
