@@ -11,26 +11,24 @@
  * Right: builds the package from that response one instance at a time, commits it, and serves it
  * (or answers 201 for a prime).
  */
-import { createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import { Type, type Static } from "@sinclair/typebox";
 import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
-import { HttpError, problemType } from "../pipeline/errors.js";
+import { HttpError } from "../pipeline/errors.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 import { boundaryOf, spoolParts } from "../protocols/multipart.js";
 import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
-import { ArchiveError, unzip, untarGz, zipOf } from "../jmix/archive.js";
+import { zipOf } from "../jmix/archive.js";
 import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
 import { parseKey } from "../jmix/crypto.js";
-import { JmixStore, PackageExistsError, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
+import { JmixStore, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
 import { FilesystemStorage } from "../jmix/storage-fs.js";
 import { S3Storage, type S3Settings } from "../jmix/storage-s3.js";
-import { InvalidPackage, verifyPackage } from "../jmix/verify.js";
+import { receiveUpload, type UploadLimits } from "../jmix/upload.js";
 
 const Party = Type.Object(
   { id: Type.String({ minLength: 1 }), name: Type.Optional(Type.String()) },
@@ -174,18 +172,6 @@ function storeDir(o: Options, ctx: BuildContext): string {
   return ctx.resolvePath(join(storage.options?.path ?? "./tmp", "jmix-store"));
 }
 
-/** A byte counter that fails the stream past `limit` with 413. */
-function limitBytes(limit: number): Transform {
-  let n = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      if (n > limit) cb(new HttpError(413, `the upload is larger than ${limit} bytes`));
-      else cb(null, chunk);
-    },
-  });
-}
-
 const BUILD = "jmixBuild";
 
 export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
@@ -203,9 +189,11 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
       key,
       () => new JmixStore(dir, s3 ? new S3Storage(s3) : new FilesystemStorage(dir, ctx.logger), ctx.logger),
     );
-    const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes, maxRatio: o.max_compression_ratio };
-    /** A last guard for messages that reach a client: the store's location is nobody's business. */
-    const clean = (message: string) => message.split(store.root).join("<store>");
+    const uploadLimits: UploadLimits = {
+      maxUploadBytes: o.max_upload_bytes,
+      maxConcurrent: o.max_concurrent_uploads,
+      unpack: { maxEntries: o.max_entries, maxBytes: o.max_package_bytes, maxRatio: o.max_compression_ratio },
+    };
 
     const apiBase = (rctx: RequestContext) => `${rctx.route.prefix === "/" ? "" : rctx.route.prefix}/api/jmix`;
 
@@ -242,75 +230,9 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
     async function upload(rctx: RequestContext, format: "zip" | "tar.gz"): Promise<void> {
       const body = rctx.body.forUpstream();
       if (body === null) throw new HttpError(400, "the upload is empty");
-      // Each upload holds up to max_package_bytes of disk while it unpacks: a few at a time.
-      if (!store.beginUpload(o.max_concurrent_uploads))
-        throw new HttpError(503, `${o.max_concurrent_uploads} uploads are in progress; retry later`, {
-          type: problemType("jmix-busy"),
-          // The body is not read: closing is cheaper than receiving gigabytes to discard them.
-          headers: { "retry-after": "30", connection: "close" },
-        });
-      try {
-        await unpackAndStore(rctx, format, body);
-      } finally {
-        store.endUpload();
-      }
-    }
-
-    async function unpackAndStore(
-      rctx: RequestContext,
-      format: "zip" | "tar.gz",
-      body: NonNullable<ReturnType<RequestContext["body"]["forUpstream"]>>,
-    ): Promise<void> {
-      const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-      const staging = await store.staging();
-      try {
-        const raw = join(staging, "raw");
-        await mkdir(raw);
-        try {
-          if (format === "zip") {
-            const file = join(staging, "upload.zip");
-            await pipeline(src, limitBytes(o.max_upload_bytes), createWriteStream(file));
-            await unzip(file, raw, limits);
-          } else {
-            // pipeline(), not pipe(): a client that aborts must fail the unpacking, not stall it.
-            const limited = limitBytes(o.max_upload_bytes);
-            await Promise.all([untarGz(limited, raw, limits), pipeline(src, limited)]);
-          }
-        } catch (e) {
-          if (e instanceof ArchiveError)
-            throw new HttpError(400, `the archive was refused: ${clean(e.message)}`, {
-              type: problemType("jmix-archive"),
-            });
-          throw e;
-        }
-        const scratch = join(staging, "scratch");
-        await mkdir(scratch);
-        let v;
-        try {
-          v = await verifyPackage(raw, scratch, { decryptionKey: keys.decryption, limits });
-        } catch (e) {
-          if (e instanceof InvalidPackage)
-            throw new HttpError(400, `the package is not valid JMIX: ${clean(e.message)}`, {
-              type: problemType("jmix-invalid"),
-            });
-          throw e;
-        }
-        if (store.get(v.id)) throw new PackageExistsError(v.id);
-        const entry = await store.commit(v.root, {
-          id: v.id,
-          ...(v.studyUid ? { study_uid: v.studyUid } : {}),
-          origin: "uploaded",
-          encrypted: v.encrypted,
-        });
-        ctx.logger.info("JMIX package stored", { request_id: rctx.id, id: entry.id, study_uid: entry.study_uid });
-        created(rctx, entry, { status: "stored" });
-      } catch (e) {
-        if (e instanceof PackageExistsError)
-          throw new HttpError(409, `package ${e.message} already exists`, { type: problemType("jmix-exists") });
-        throw e;
-      } finally {
-        await store.discard(staging);
-      }
+      const entry = await receiveUpload(store, body, format, uploadLimits, keys.decryption);
+      ctx.logger.info("JMIX package stored", { request_id: rctx.id, id: entry.id, study_uid: entry.study_uid });
+      created(rctx, entry, { status: "stored" });
     }
 
     function created(rctx: RequestContext, e: IndexEntry, extra: Record<string, unknown>): void {
