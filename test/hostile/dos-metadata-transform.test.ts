@@ -27,6 +27,12 @@ before(async () => {
     res.setHeader("content-type", "application/json");
     res.end(JSON.stringify({ ok: true }));
   });
+  // An upstream that accepts tunnels (a forward proxy would): a CONNECT that reached it used to
+  // leave the request hanging with the upgraded socket held, one per request.
+  upstream.server.on("connect", (req: { method: string; url: string }, sock: import("node:net").Socket) => {
+    seen.push({ method: req.method, url: req.url });
+    sock.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+  });
   const dir = writeTree({
     "config.toml": baseConfig(`
 [pipelines.mt]
