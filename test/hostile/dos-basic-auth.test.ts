@@ -32,10 +32,12 @@ before(async () => {
   // Cost 10: each verification is a noticeable slice of CPU, as real deployments configure it.
   const slow = bcrypt.hashSync("right", 10);
   const fast = bcrypt.hashSync("right", 4);
+  const slowest = bcrypt.hashSync("right", 12);
   const config = baseConfig(
     pipeline("flood", `"flood_auth"`) +
       pipeline("guarded", `"guarded_auth"`) +
       pipeline("free", "") +
+      pipeline("narrow", `"narrow_auth"`) +
       `
 [backends.echo]
 service = "echo"
@@ -43,6 +45,10 @@ service = "echo"
 [middleware.flood_auth]
 type = "basic_auth"
 options = { users = { alice = "${slow}" }, failure_limit = 0 }
+
+[middleware.narrow_auth]
+type = "basic_auth"
+options = { users = { carol = "${slowest}" }, failure_limit = 0, max_pending = 2 }
 
 [middleware.guarded_auth]
 type = "basic_auth"
@@ -110,3 +116,28 @@ test("a client that keeps failing gets 429 with Retry-After; other clients do no
   assert.equal((await from("203.0.113.8", "bob", "right")).status, 200);
   await assertStillServes(dp, "default", "/free/x");
 });
+
+test(
+  "verifications beyond max_pending are refused with 503 and Retry-After, not queued",
+  { timeout: 120_000 },
+  async () => {
+    // Eight at once against a limit of two, each a cost-12 hash: the first two are still being
+    // verified when the others arrive.
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        http(dp.url("default", "/narrow/x"), { headers: basic("carol", "wrong"), agent: false }),
+      ),
+    );
+    const statuses = replies.map((r) => r.status).sort();
+    assert.ok(statuses.includes(503), `statuses: ${statuses.join(",")}`);
+    assert.ok(
+      statuses.every((s) => s === 401 || s === 503),
+      `statuses: ${statuses.join(",")}`,
+    );
+    const busy = replies.find((r) => r.status === 503)!;
+    assert.equal(busy.headers["retry-after"], "1");
+    assert.match(busy.headers["content-type"] ?? "", /problem\+json/);
+    // Once they are done, the slots are free again.
+    assert.equal((await http(dp.url("default", "/narrow/x"), { headers: basic("carol", "wrong") })).status, 401);
+  },
+);

@@ -50,6 +50,11 @@ const Options = Type.Object(
       default: 60_000,
       description: "Longest a failing client is refused; its failures are forgotten after as long without one.",
     }),
+    max_pending: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description: "Verifications of this middleware waiting or running at once; more get 503 with Retry-After.",
+    }),
     trusted_proxies: Type.Array(Type.String(), {
       default: [],
       description: "CIDRs of proxies in front whose X-Forwarded-For names the client (for the backoff).",
@@ -136,6 +141,21 @@ export const basicAuth: MiddlewarePlugin<typeof Options> = {
     const cache = new CredentialCache(o.cache_ttl_ms);
     const backoff = new FailureBackoff(o.failure_limit, o.max_backoff_ms);
     const trusted = o.trusted_proxies.length ? cidrList(o.trusted_proxies).list : undefined;
+    let pending = 0;
+    /** Runs a verification unless max_pending are already under way (then 503: memory and latency stay bounded). */
+    const verify = async (run: () => Promise<boolean>): Promise<boolean> => {
+      if (pending >= o.max_pending)
+        throw new HttpError(503, "too many credential checks are waiting; retry shortly", {
+          type: problemType("auth-busy"),
+          headers: { "retry-after": "1" },
+        });
+      pending++;
+      try {
+        return await run();
+      } finally {
+        pending--;
+      }
+    };
     return {
       async onRequest(rctx) {
         const client = clientIp(rctx.clientAddress, rctx.req.headers["x-forwarded-for"], trusted);
@@ -160,7 +180,7 @@ export const basicAuth: MiddlewarePlugin<typeof Options> = {
           rctx.locals.user = user;
           return;
         }
-        const ok = check ? await check(password) : (await bcryptVerify(decoded, DUMMY), false);
+        const ok = await verify(() => (check ? check(password) : bcryptVerify(decoded, DUMMY).then(() => false)));
         if (!ok) {
           backoff.failed(client);
           throw deny("wrong user name or password");
