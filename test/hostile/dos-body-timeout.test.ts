@@ -41,6 +41,11 @@ options = { base_url = "${upstream.url}" ${backendOptions} }
 
 before(async () => {
   upstream = await startUpstream((req, res) => {
+    // /stall/…: the upstream reads nothing for 1.5 s (three body timeouts), then everything.
+    if (req.url?.startsWith("/stall")) {
+      req.pause();
+      setTimeout(() => req.resume(), 1500);
+    }
     let bytes = 0;
     req.on("data", (c: Buffer) => (bytes += c.length));
     req.on("end", () => {
@@ -138,4 +143,13 @@ test("a body sent in pauses shorter than the limit, fast enough, goes through", 
   );
   assert.equal(r.status, 200, r.text.slice(0, 300));
   assert.match(r.text, new RegExp(`"bytes":${body.length}`));
+});
+
+test("an upstream that is slow to read does not count against the client", { timeout: 30_000 }, async () => {
+  // 16 MiB sent at once fills every buffer between client and upstream, so the proxy stops reading
+  // the client; that wait is the upstream's, not the client's, and must not end in 408.
+  const body = Buffer.alloc(16 * 1024 * 1024, 0x20);
+  const r = await http(dp.url("default", "/stream/stall"), { method: "POST", body, agent: false });
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  assert.equal((r.json() as { bytes: number }).bytes, body.length);
 });
