@@ -55,8 +55,10 @@ export function forwardToClient(
         controller = c;
         if (res.destroyed) c.abort(new ClientGoneError());
       },
-      onResponseStart(_c, statusCode, headers) {
+      onResponseStart(c, statusCode, headers) {
         if (statusCode < 200) return; // informational responses are not relayed
+        // Something else answered the client meanwhile (a client body timeout's 408).
+        if (res.headersSent) return c.abort(new ClientGoneError());
         state.status = statusCode;
         const out = responseHeaders(headers, requestId);
         const rewrite = shape?.(statusCode, out);

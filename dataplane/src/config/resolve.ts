@@ -53,6 +53,8 @@ export interface ResolvedConfig {
   accessLog: boolean;
   logFile: string | undefined;
   bodyLimit: number;
+  /** Client body timeout (pipeline/body-timeout.ts). */
+  bodyTimeout: { idleMs: number; minRate: number };
   jsonDepthLimit: number;
   parseLimits: ParseLimits;
   shutdownTimeoutMs: number;
@@ -556,6 +558,7 @@ export function resolveConfig(
     accessLog: logging.access_log ?? true,
     logFile: logging.log_to_file ? logging.log_file_path : undefined,
     bodyLimit: limits.max_body_size ?? DEFAULT_BODY_LIMIT,
+    bodyTimeout: { idleMs: proxy.client_body_timeout_ms ?? 60_000, minRate: proxy.client_body_min_rate ?? 500 },
     jsonDepthLimit: limits.max_json_depth ?? 100,
     parseLimits: {
       maxXmlDepth: limits.max_xml_depth ?? DEFAULT_PARSE_LIMITS.maxXmlDepth,

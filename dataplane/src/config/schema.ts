@@ -88,6 +88,20 @@ export const ProxySection = Obj(
         description: "Time a client gets to send its request headers (slow clients are cut off; default 60000).",
       }),
     ),
+    client_body_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          "Longest pause between two request body bytes before the client gets 408 and the connection (and any upstream request it feeds) is closed (default 60000; 0 disables this and client_body_min_rate).",
+      }),
+    ),
+    client_body_min_rate: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          "Bytes per second a request body must average: it gets client_body_timeout_ms plus 1 s per this many bytes in all, then 408 (default 500; 0 disables).",
+      }),
+    ),
     shutdown_timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 0,

@@ -3,10 +3,12 @@
  * shrinks and the CPU is better spent elsewhere) streamed from the package's files as it is
  * written, and a tar of payload/ for encryption. In: zip (yauzl) and tar.gz (tar-stream) uploads,
  * unpacked entry by entry under limits, refusing what could escape the destination or hide
- * something: absolute names, `..`, backslashes, links, devices, too many entries or bytes.
+ * something: absolute names, `..`, backslashes, links, devices, too many entries or bytes, or
+ * bytes out of proportion to the compressed input (a zip bomb: 1 MB of zeros deflates from 1 GB).
+ * Error messages name entries, never where on this server they were being written.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -45,6 +47,22 @@ export class ArchiveError extends Error {}
 export interface UnpackLimits {
   maxEntries: number;
   maxBytes: number;
+  /** Largest unpacked : packed ratio, for each zip entry and for the whole archive. */
+  maxRatio?: number;
+}
+
+/**
+ * Below this many packed bytes the ratio is taken against this instead: a small JSON entry or a
+ * small archive may compress far better than 100:1 honestly, and costs little either way.
+ */
+const RATIO_FLOOR = 1024 * 1024;
+
+/** An fs error's message holds the absolute path it failed on; clients get what failed, not where. */
+function reason(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === "EEXIST") return "an entry is named twice";
+  if (err.code && (err.syscall || err.path)) return `an entry could not be written (${err.code})`;
+  return err.message;
 }
 
 /** The safe relative path for an archive entry name, or an ArchiveError saying why there is none. */
@@ -60,7 +78,11 @@ export function entryPath(name: string): string {
 class Budget {
   entries = 0;
   bytes = 0;
-  constructor(private readonly limits: UnpackLimits) {}
+  constructor(
+    private readonly limits: UnpackLimits,
+    /** Compressed bytes read so far (or the archive's size). */
+    private readonly packed: () => number,
+  ) {}
   entry(): void {
     if (++this.entries > this.limits.maxEntries) throw new ArchiveError(`more than ${this.limits.maxEntries} entries`);
   }
@@ -69,8 +91,11 @@ class Budget {
     return new Transform({
       transform: (chunk: Buffer, _e, cb) => {
         this.bytes += chunk.length;
+        const ratio = this.limits.maxRatio;
         if (this.bytes > this.limits.maxBytes)
           cb(new ArchiveError(`more than ${this.limits.maxBytes} bytes uncompressed`));
+        else if (ratio && this.bytes > ratio * Math.max(this.packed(), RATIO_FLOOR))
+          cb(new ArchiveError(`the archive expands more than ${ratio} times its compressed size`));
         else cb(null, chunk);
       },
     });
@@ -94,10 +119,11 @@ export async function unzip(file: string, dest: string, limits: UnpackLimits): P
       e ? rej(new ArchiveError(`not a readable zip: ${e.message}`)) : res(z),
     ),
   );
-  const budget = new Budget(limits);
+  const size = (await stat(file)).size;
+  const budget = new Budget(limits, () => size);
   try {
     await new Promise<void>((resolve, reject) => {
-      const fail = (e: unknown) => reject(e instanceof ArchiveError ? e : new ArchiveError((e as Error).message));
+      const fail = (e: unknown) => reject(e instanceof ArchiveError ? e : new ArchiveError(reason(e)));
       zip.on("error", fail);
       zip.on("end", resolve);
       zip.on("entry", (entry: yauzl.Entry) => {
@@ -108,6 +134,10 @@ export async function unzip(file: string, dest: string, limits: UnpackLimits): P
           const isDir = entry.fileName.endsWith("/");
           if (type !== 0 && type !== (isDir ? S_IFDIR : S_IFREG))
             throw new ArchiveError(`entry "${entry.fileName}" is not a regular file or directory`);
+          // Refused on its header, before a byte is written (yauzl holds the entry to those sizes).
+          const ratio = limits.maxRatio;
+          if (ratio && entry.uncompressedSize > ratio * Math.max(entry.compressedSize, RATIO_FLOOR))
+            throw new ArchiveError(`entry "${entry.fileName}" expands more than ${ratio} times its compressed size`);
           if (isDir) await mkdir(join(dest, rel), { recursive: true });
           else {
             const stream = await new Promise<Readable>((res, rej) =>
@@ -127,7 +157,14 @@ export async function unzip(file: string, dest: string, limits: UnpackLimits): P
 
 export async function untarGz(body: Readable, dest: string, limits: UnpackLimits, gzip = true): Promise<void> {
   const extract = tarStream.extract();
-  const budget = new Budget(limits);
+  let packed = 0;
+  const budget = new Budget(limits, () => packed);
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      packed += chunk.length;
+      cb(null, chunk);
+    },
+  });
   const done = (async () => {
     for await (const entry of extract) {
       budget.entry();
@@ -143,12 +180,17 @@ export async function untarGz(body: Readable, dest: string, limits: UnpackLimits
       }
     }
   })();
-  const feed = pipeline(body, gzip ? createGunzip() : new PassThrough(), extract as unknown as NodeJS.WritableStream);
+  const feed = pipeline(
+    body,
+    count,
+    gzip ? createGunzip() : new PassThrough(),
+    extract as unknown as NodeJS.WritableStream,
+  );
   try {
     await Promise.all([done, feed]);
   } catch (e) {
     extract.destroy();
     if (e instanceof ArchiveError) throw e;
-    throw new ArchiveError(`not a readable ${gzip ? "tar.gz" : "tar"}: ${(e as Error).message}`);
+    throw new ArchiveError(`not a readable ${gzip ? "tar.gz" : "tar"}: ${reason(e)}`);
   }
 }

@@ -31,6 +31,8 @@ export class JmixStore {
   private readonly byStudy = new Map<string, IndexEntry[]>();
   private readonly stagingDir: string;
   private loading: Promise<void> | undefined;
+  /** Uploads being received and unpacked now (each holds disk and CPU until it ends). */
+  private uploads = 0;
 
   constructor(
     /** Local directory for staging (and, with filesystem storage, the packages themselves). */
@@ -78,6 +80,17 @@ export class JmixStore {
   /** The newest package of a study. */
   latestForStudy(uid: string): IndexEntry | undefined {
     return this.byStudy.get(uid)?.at(-1);
+  }
+
+  /** Takes an upload slot; false when `max` uploads are already in progress. */
+  beginUpload(max: number): boolean {
+    if (this.uploads >= max) return false;
+    this.uploads++;
+    return true;
+  }
+
+  endUpload(): void {
+    this.uploads--;
   }
 
   /** A fresh local directory to build or unpack into. */

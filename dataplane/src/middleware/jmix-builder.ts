@@ -11,26 +11,24 @@
  * Right: builds the package from that response one instance at a time, commits it, and serves it
  * (or answers 201 for a prime).
  */
-import { createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import { Type, type Static } from "@sinclair/typebox";
 import type { BuildContext, MiddlewarePlugin, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
-import { HttpError, problemType } from "../pipeline/errors.js";
+import { HttpError } from "../pipeline/errors.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 import { boundaryOf, spoolParts } from "../protocols/multipart.js";
 import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
-import { ArchiveError, unzip, untarGz, zipOf } from "../jmix/archive.js";
+import { zipOf } from "../jmix/archive.js";
 import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
 import { parseKey } from "../jmix/crypto.js";
-import { JmixStore, PackageExistsError, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
+import { JmixStore, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
 import { FilesystemStorage } from "../jmix/storage-fs.js";
 import { S3Storage, type S3Settings } from "../jmix/storage-s3.js";
-import { InvalidPackage, verifyPackage } from "../jmix/verify.js";
+import { receiveUpload, type UploadLimits } from "../jmix/upload.js";
 
 const Party = Type.Object(
   { id: Type.String({ minLength: 1 }), name: Type.Optional(Type.String()) },
@@ -88,9 +86,25 @@ const Options = Type.Object(
       "X25519 public key (PEM, or base64 of its 32 bytes) packages are encrypted to",
     ),
     ...secretProps("decryption_key", "This gateway's X25519 private key (PKCS#8 PEM) for encrypted uploads"),
-    max_upload_bytes: Type.Integer({ minimum: 1, default: 4 * 1024 ** 3 }),
-    max_package_bytes: Type.Integer({ minimum: 1, default: 8 * 1024 ** 3, description: "Uncompressed." }),
-    max_entries: Type.Integer({ minimum: 1, default: 100_000 }),
+    // Defaults sized for a large CT or MR study (a few thousand instances, a few GB), not beyond.
+    max_upload_bytes: Type.Integer({ minimum: 1, default: 2 * 1024 ** 3, description: "Upload size (413 beyond)." }),
+    max_package_bytes: Type.Integer({
+      minimum: 1,
+      default: 4 * 1024 ** 3,
+      description: "Bytes an upload may unpack to (400 beyond).",
+    }),
+    max_entries: Type.Integer({ minimum: 1, default: 20_000, description: "Entries in an uploaded archive." }),
+    max_compression_ratio: Type.Integer({
+      minimum: 1,
+      default: 100,
+      description:
+        "Unpacked : compressed size an upload may reach, per zip entry and in total (entries and archives under 1 MiB count as 1 MiB); DICOM rarely passes 10:1, a zip bomb passes 1000:1.",
+    }),
+    max_concurrent_uploads: Type.Integer({
+      minimum: 1,
+      default: 4,
+      description: "Uploads received and unpacked at once per store; more get 503 with Retry-After.",
+    }),
     max_instance_bytes: Type.Integer({ minimum: 1, default: 2 * 1024 ** 3 }),
   },
   { additionalProperties: false },
@@ -158,18 +172,6 @@ function storeDir(o: Options, ctx: BuildContext): string {
   return ctx.resolvePath(join(storage.options?.path ?? "./tmp", "jmix-store"));
 }
 
-/** A byte counter that fails the stream past `limit` with 413. */
-function limitBytes(limit: number): Transform {
-  let n = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      if (n > limit) cb(new HttpError(413, `the upload is larger than ${limit} bytes`));
-      else cb(null, chunk);
-    },
-  });
-}
-
 const BUILD = "jmixBuild";
 
 export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
@@ -187,7 +189,11 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
       key,
       () => new JmixStore(dir, s3 ? new S3Storage(s3) : new FilesystemStorage(dir, ctx.logger), ctx.logger),
     );
-    const limits = { maxEntries: o.max_entries, maxBytes: o.max_package_bytes };
+    const uploadLimits: UploadLimits = {
+      maxUploadBytes: o.max_upload_bytes,
+      maxConcurrent: o.max_concurrent_uploads,
+      unpack: { maxEntries: o.max_entries, maxBytes: o.max_package_bytes, maxRatio: o.max_compression_ratio },
+    };
 
     const apiBase = (rctx: RequestContext) => `${rctx.route.prefix === "/" ? "" : rctx.route.prefix}/api/jmix`;
 
@@ -224,54 +230,9 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
     async function upload(rctx: RequestContext, format: "zip" | "tar.gz"): Promise<void> {
       const body = rctx.body.forUpstream();
       if (body === null) throw new HttpError(400, "the upload is empty");
-      const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-      const staging = await store.staging();
-      try {
-        const raw = join(staging, "raw");
-        await mkdir(raw);
-        try {
-          if (format === "zip") {
-            const file = join(staging, "upload.zip");
-            await pipeline(src, limitBytes(o.max_upload_bytes), createWriteStream(file));
-            await unzip(file, raw, limits);
-          } else {
-            // pipeline(), not pipe(): a client that aborts must fail the unpacking, not stall it.
-            const limited = limitBytes(o.max_upload_bytes);
-            await Promise.all([untarGz(limited, raw, limits), pipeline(src, limited)]);
-          }
-        } catch (e) {
-          if (e instanceof ArchiveError)
-            throw new HttpError(400, `the archive was refused: ${e.message}`, { type: problemType("jmix-archive") });
-          throw e;
-        }
-        const scratch = join(staging, "scratch");
-        await mkdir(scratch);
-        let v;
-        try {
-          v = await verifyPackage(raw, scratch, { decryptionKey: keys.decryption, limits });
-        } catch (e) {
-          if (e instanceof InvalidPackage)
-            throw new HttpError(400, `the package is not valid JMIX: ${e.message}`, {
-              type: problemType("jmix-invalid"),
-            });
-          throw e;
-        }
-        if (store.get(v.id)) throw new PackageExistsError(v.id);
-        const entry = await store.commit(v.root, {
-          id: v.id,
-          ...(v.studyUid ? { study_uid: v.studyUid } : {}),
-          origin: "uploaded",
-          encrypted: v.encrypted,
-        });
-        ctx.logger.info("JMIX package stored", { request_id: rctx.id, id: entry.id, study_uid: entry.study_uid });
-        created(rctx, entry, { status: "stored" });
-      } catch (e) {
-        if (e instanceof PackageExistsError)
-          throw new HttpError(409, `package ${e.message} already exists`, { type: problemType("jmix-exists") });
-        throw e;
-      } finally {
-        await store.discard(staging);
-      }
+      const entry = await receiveUpload(store, body, format, uploadLimits, keys.decryption);
+      ctx.logger.info("JMIX package stored", { request_id: rctx.id, id: entry.id, study_uid: entry.study_uid });
+      created(rctx, entry, { status: "stored" });
     }
 
     function created(rctx: RequestContext, e: IndexEntry, extra: Record<string, unknown>): void {

@@ -11,7 +11,10 @@
  * Right: the spec sees `{ status, headers, metadata }` of the response; `headers` and `metadata`
  * in its output are applied to the response the client gets.
  * Only string values are taken from the output (a number or object where a string belongs is an
- * error), so a spec cannot smuggle structured data into a header.
+ * error), so a spec cannot smuggle structured data into a header. An output `method` must be one of
+ * `allowed_methods`: CONNECT (or any other verb an HTTP client library treats as a tunnel or
+ * upgrade) would leave the request hanging and the upstream socket leaked. An output `uri` is
+ * refused when it holds a dot segment in any spelling (`..`, `%2e%2e`, `%252e%252e`, `..;/`).
  */
 import { Type, type Static } from "@sinclair/typebox";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
@@ -33,6 +36,12 @@ const Options = Type.Object(
     transform_target: Type.Union([Type.Literal("target_details"), Type.Literal("metadata")], {
       default: "target_details",
       description: "Left side: rewrite the upstream request (target_details) or only the request metadata.",
+    }),
+    allowed_methods: Type.Array(Type.String({ pattern: "^[A-Za-z]+$" }), {
+      minItems: 1,
+      default: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+      description:
+        "Methods an output `method` may name (case-insensitive); any other fails the request with a 500 before anything is sent upstream.",
     }),
   },
   { additionalProperties: false },
@@ -99,21 +108,52 @@ const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20 || c
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** Percent-decodings tried before a path that still changes is refused outright. */
+const MAX_DECODES = 3;
+
+/**
+ * True when `path` holds a `.` or `..` segment in any spelling an upstream might decode it to:
+ * percent-encoded (`%2e%2e`), encoded twice (`%252e%252e`), with a path parameter after it
+ * (`..;/`, which Tomcat and Spring treat as `..`), or with a backslash for a slash. A path that
+ * does not percent-decode cleanly is refused too: an upstream's decoder might read it differently.
+ */
+export function hasDotSegment(path: string): boolean {
+  let p = path;
+  for (let i = 0; ; i++) {
+    if (p.includes("\\")) return true;
+    for (const seg of p.split("/")) {
+      const name = seg.split(";")[0]!;
+      if (name === "." || name === "..") return true;
+    }
+    let next: string;
+    try {
+      next = decodeURIComponent(p);
+    } catch {
+      return true;
+    }
+    if (next === p) return false;
+    if (i === MAX_DECODES) return true;
+    p = next;
+  }
+}
+
 /** Applies a target_details output to the request's upstream overrides. */
-function applyTarget(rctx: RequestContext, out: Record<string, Json>): void {
+function applyTarget(rctx: RequestContext, out: Record<string, Json>, methods: ReadonlySet<string>): void {
   if (optString(out.base_url, "base_url") !== undefined)
     throw new OutputError("base_url cannot be set by a transform (the backend's configuration decides the origin)");
   const method = optString(out.method, "method");
   if (method !== undefined) {
     if (!TOKEN.test(method)) throw new OutputError(`method "${method}" is not an HTTP method`);
-    rctx.target.method = method.toUpperCase();
+    const upper = method.toUpperCase();
+    if (!methods.has(upper)) throw new OutputError(`method "${method}" is not in allowed_methods`);
+    rctx.target.method = upper;
   }
   const uri = optString(out.uri, "uri");
   if (uri !== undefined) {
     // Same rules as a client's path: no authority, no dot segments, no control characters.
     if (!uri.startsWith("/") || uri.startsWith("//") || /[\s#]/.test(uri) || hasControl(uri))
       throw new OutputError(`uri "${uri}" must be a path starting with a single /`);
-    if (/(^|\/)\.\.?(\/|$|\?)/.test(uri.split("?")[0]! + "/")) throw new OutputError(`uri "${uri}" has dot segments`);
+    if (hasDotSegment(uri.split("?")[0]!)) throw new OutputError(`uri "${uri}" has dot segments`);
     // A uri is often built from request data (a query parameter): its path gets the client path's
     // canonical form, or `%2e%2e` could reach an upstream that decodes it into `..`.
     const q = uri.indexOf("?");
@@ -157,6 +197,7 @@ export const metadataTransform: MiddlewarePlugin<typeof Options> = {
   create: (o, ctx) => {
     const chain: ChainStep[] | undefined = loadSpec(o, ctx).chain;
     if (!chain) throw new Error("spec unavailable");
+    const methods = new Set(o.allowed_methods.map((m) => m.toUpperCase()));
 
     /** Runs the spec and applies its output; errors become a 500 or a logged no-op, as configured. */
     const run = (rctx: RequestContext, input: Json, apply: (out: Json) => void): void => {
@@ -188,7 +229,7 @@ export const metadataTransform: MiddlewarePlugin<typeof Options> = {
         cookies: cookies(rctx.req.headers.cookie),
         metadata: { ...rctx.metadata },
       };
-      run(rctx, input, (out) => applyTarget(rctx, asObject(out)));
+      run(rctx, input, (out) => applyTarget(rctx, asObject(out), methods));
     };
 
     const onResponse = (rctx: RequestContext): void => {

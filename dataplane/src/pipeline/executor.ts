@@ -13,6 +13,7 @@ import type { CompiledRoute } from "./compile.js";
 import { RequestContext, type ProxyResponse } from "./context.js";
 import { ClientGoneError, HttpError, problemType, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
 import { PathError, canonicalPath, type PathNormalization } from "./canonical-path.js";
+import { watchBody, type BodyTimeoutLimits } from "./body-timeout.js";
 import { requestId } from "./trace.js";
 import type { AccessLog } from "../observability/access-log.js";
 
@@ -25,6 +26,8 @@ export interface ExecutorDeps {
   parseLimits: ParseLimits;
   /** proxy.path_normalization (the gateway applied it before routing; middleware may need it too). */
   pathNormalization: PathNormalization;
+  /** proxy.client_body_timeout_ms / client_body_min_rate; undefined disables. */
+  bodyTimeout?: BodyTimeoutLimits;
   onStart(): void;
   onEnd(): void;
 }
@@ -45,6 +48,12 @@ export async function execute(
   const id = requestId(req.headers["x-request-id"]);
   const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps);
   const pipeline = route.pipeline;
+  let bodyTimedOut = false;
+  if (deps.bodyTimeout)
+    watchBody(req, deps.bodyTimeout, (why) => {
+      bodyTimedOut = true;
+      timeOutBody(ctx, why, deps.logger);
+    });
   deps.onStart();
   try {
     const ep = route.endpoint;
@@ -64,10 +73,31 @@ export async function execute(
       await send(ctx, ctx.response);
     }
   } catch (err) {
-    fail(ctx, err, deps.logger);
+    // After a body timeout whatever failed (a body read, the upstream exchange) failed because of it.
+    if (bodyTimedOut) ctx.status = 408;
+    else fail(ctx, err, deps.logger);
   } finally {
     finish(ctx, deps);
   }
+}
+
+/**
+ * The client's body stalled: answer 408 while nothing has been sent, then drop the connection.
+ * Destroying the request is what frees everything waiting on the body: a buffered read fails, and
+ * an upstream request streaming it is aborted, so its pooled socket is released rather than held
+ * for a body that never ends.
+ */
+function timeOutBody(ctx: RequestContext, why: string, logger: Logger): void {
+  const { req, res } = ctx;
+  logger.warn("request body timed out", { request_id: ctx.id, pipeline: ctx.route.pipeline.name, reason: why });
+  if (res.headersSent || res.destroyed) {
+    req.destroy();
+    return;
+  }
+  ctx.status = 408;
+  const problem = { status: 408, title: "Request Timeout", detail: why, type: problemType("body-timeout") };
+  writeProblem(res, { ...problem, headers: { connection: "close" } }, ctx.id);
+  res.once("finish", () => req.destroy());
 }
 
 async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {

@@ -210,6 +210,7 @@ export class Gateway {
       logger: this.opts.logger,
       accessLog: config.accessLog ? this.accessLog : undefined,
       bodyLimit: config.bodyLimit,
+      bodyTimeout: config.bodyTimeout,
       jsonDepthLimit: config.jsonDepthLimit,
       parseLimits: config.parseLimits,
       pathNormalization: config.pathNormalization,

@@ -87,6 +87,8 @@ export async function bindListener(
   const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
     keepAliveTimeout: 65_000,
+    // No cap on a whole request: it would cut long uploads. A stalled or crawling body is cut by
+    // proxy.client_body_timeout_ms / client_body_min_rate instead (pipeline/body-timeout.ts).
     requestTimeout: 0,
     headersTimeout,
     // How often Node looks for clients past headersTimeout (default 30 s, too coarse for short limits).
