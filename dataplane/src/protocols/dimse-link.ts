@@ -88,6 +88,11 @@ interface NetworkInternals {
 
 type Phase = "awaiting" | "associated" | "closing";
 
+interface DimseCommand {
+  getCommandFieldType(): number;
+  getStatus?(): number;
+}
+
 /** One connection's framing, queue and timers. */
 class Link {
   phase: Phase = "awaiting";
@@ -219,6 +224,9 @@ class Link {
     const a = this.acceptor;
     if (!a) return;
     this.idle = this.after(a.idleMs, () => {
+      // Waiting on the backend for an answer we owe is not idleness (the pipeline's own timeouts
+      // and association_max_ms bound that wait); a peer stuck half-way through a PDU is.
+      if (this.busy > 0 && !this.framer.partial) return void this.idle?.refresh();
       a.log("DICOM association aborted: idle", {
         client: this.socket.remoteAddress,
         partial_pdu: this.framer.partial,
@@ -236,6 +244,26 @@ class Link {
   /** A PDU went either way: the association is not idle. */
   activity(): void {
     this.idle?.refresh();
+  }
+
+  /** DIMSE requests received and not yet answered with a final response. */
+  private busy = 0;
+
+  /** A DIMSE message came in (before the library hands it on). */
+  received(command: DimseCommand): void {
+    const field = command.getCommandFieldType();
+    // Responses have bit 0x8000 set (PS3.7 E.1); C-CANCEL (0x0FFF) gets no response of its own.
+    if (!(field & 0x8000) && field !== 0x0fff) this.busy++;
+  }
+
+  /** A DIMSE message went out. */
+  sent(command: DimseCommand): void {
+    const field = command.getCommandFieldType();
+    if (!(field & 0x8000)) return;
+    const status = command.getStatus?.();
+    if (status === 0xff00 || status === 0xff01) return; // pending: more to come
+    this.busy = Math.max(0, this.busy - 1);
+    this.activity();
   }
 
   private after(ms: number, fn: () => void): NodeJS.Timeout {
@@ -319,15 +347,23 @@ export function installLink(network: object): void {
   };
 
   // Every PDU we send counts as activity; accepting, rejecting, releasing and aborting move the phase.
-  const wrap = (name: string, after: (link: Link, net: NetworkInternals) => void) => {
+  const wrap = (
+    name: string,
+    after: (link: Link, net: NetworkInternals, args: unknown[]) => void,
+    first: "before" | "after" = "after",
+  ) => {
     const original = proto[name] as (...args: unknown[]) => unknown;
     proto[name] = function (this: NetworkInternals, ...args: unknown[]) {
-      const r = original.apply(this, args);
       const link = linkOf(this);
-      if (link) after(link, this);
+      if (link && first === "before") after(link, this, args);
+      const r = original.apply(this, args);
+      if (link && first === "after") after(link, this, args);
       return r;
     };
   };
+  // Counted before the library hands a request on: a local answer (C-ECHO) is sent synchronously.
+  wrap("_performDimse", (link, _net, args) => link.received(args[1] as DimseCommand), "before");
+  wrap("_sendDimse", (link, _net, args) => link.sent((args[0] as { command: DimseCommand }).command));
   const recordMax = (link: Link, net: NetworkInternals) => {
     link.recvMax = net.association?.getMaxPduLength() ?? 0;
   };
