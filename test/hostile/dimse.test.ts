@@ -30,6 +30,7 @@ const MAX_PDU = 16384;
 const ARTIM_MS = 1000;
 const IDLE_MS = 1500;
 const MAX_ASSOCIATIONS = 8;
+const MAX_INSTANCE = 4 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 let orthanc: Orthanc;
@@ -74,6 +75,15 @@ function associateRq(called: string, calling = "ATTACKER", maxPdu = MAX_PDU): Bu
   h[0] = 0x01;
   h.writeUInt32BE(body.length, 2);
   return Buffer.concat([h, body]);
+}
+
+/** A P-DATA-TF PDU with one PDV: a data set fragment (not the last) of `size` bytes on context 1. */
+function datasetFragment(size: number): Buffer {
+  const pdv = Buffer.alloc(6 + size);
+  pdv.writeUInt32BE(size + 2, 0);
+  pdv[4] = 1; // presentation context
+  pdv[5] = 0x00; // data set, more fragments follow
+  return Buffer.concat([pdataHeader(pdv.length), pdv]);
 }
 
 /** A P-DATA-TF header announcing `length` bytes. */
@@ -185,6 +195,7 @@ artim_timeout_ms = ${ARTIM_MS}
 association_timeout_ms = ${IDLE_MS}
 max_associations = ${MAX_ASSOCIATIONS}
 max_associations_per_peer = 0
+max_instance_bytes = ${MAX_INSTANCE}
 
 [backends.orthanc]
 service = "dicomweb"
@@ -291,6 +302,29 @@ test("a 38 MiB push in one PDU is cut after the header; memory stays flat", { ti
   assert.ok(memoryOf(dp.pid).rss - rss < 32 * MiB, `RSS grew by ${(memoryOf(dp.pid).rss - rss) / MiB} MiB`);
   await stillServes();
 });
+
+test(
+  "a data set pushed in valid PDUs past max_instance_bytes is aborted; memory stays bounded",
+  { timeout: 60_000 },
+  async () => {
+    const rss = memoryOf(dp.pid).rss;
+    const since = dp.logs.length;
+    const fragment = datasetFragment(MAX_PDU - 12);
+    const count = Math.ceil((3 * MAX_INSTANCE) / fragment.length);
+    const reply = await rawExchange(
+      port,
+      [associateRq("HARMONY"), 300, ...Array.from({ length: count }, () => fragment)],
+      20_000,
+    );
+    assert.ok(reply.closed, "the connection was left open");
+    assert.ok(
+      dp.logs.slice(since).some((l) => l.message === "DICOM association aborted: data set too large"),
+      "not aborted for the data set's size",
+    );
+    assert.ok(memoryOf(dp.pid).rss - rss < 32 * MiB, "RSS grew");
+    await stillServes();
+  },
+);
 
 test("a PDU of an unknown type is aborted (unrecognized PDU)", { timeout: 60_000 }, async () => {
   const reply = await rawExchange(port, [Buffer.from([0x09, 0, 0, 0, 0, 4, 1, 2, 3, 4])], 10_000);

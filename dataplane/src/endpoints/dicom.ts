@@ -71,6 +71,12 @@ const Options = Type.Object(
       default: 16,
       description: "The same cap for one peer IP address. 0: no cap.",
     }),
+    max_instance_bytes: Type.Integer({
+      minimum: 1024,
+      default: 1024 * 1024 * 1024,
+      description:
+        "Largest data set one C-STORE may carry; it is gathered in memory before it is relayed, so a larger one aborts the association.",
+    }),
     connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000, description: "For C-MOVE sub-associations." }),
     store_batch_bytes: Type.Integer({
       minimum: 1,
@@ -127,6 +133,7 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
             associationMaxMs: o.association_max_ms,
             maxAssociations: o.max_associations,
             maxAssociationsPerPeer: o.max_associations_per_peer,
+            maxInstanceBytes: o.max_instance_bytes,
             connectTimeoutMs: o.connect_timeout_ms,
             storeBatchBytes: o.store_batch_bytes,
             logger: ctx.logger,

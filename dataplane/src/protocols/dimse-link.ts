@@ -53,6 +53,8 @@ export interface AcceptorLimits {
   idleMs: number;
   /** An association's whole life; 0: no limit. */
   maxMs: number;
+  /** Largest DIMSE data set (a C-STORE instance) gathered from P-DATA fragments; 0: no limit. */
+  maxMessageBytes?: number;
   /** Why a connection was cut (the peer's address only: never PDU content). */
   log: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -135,8 +137,37 @@ class Link {
     return undefined;
   }
 
+  /** Data set bytes of the DIMSE message being received. */
+  private messageBytes = 0;
+
+  /**
+   * The library gathers a message's fragments in memory until the last one, so each PDU is small
+   * but the message is not: its data set is counted here, PDV by PDV (PS3.8 9.3.5.1, E.2).
+   * False when it went over the cap.
+   */
+  private countMessage(pdu: Buffer): boolean {
+    const cap = this.acceptor?.maxMessageBytes ?? 0;
+    if (!cap) return true;
+    for (let at = 6; at + 6 <= pdu.length;) {
+      const length = pdu.readUInt32BE(at);
+      const control = pdu[at + 5]!;
+      if (!(control & 1)) this.messageBytes += Math.max(0, length - 2); // a data set fragment
+      if (this.messageBytes > cap) return false;
+      if (!(control & 1) && control & 2) this.messageBytes = 0; // its last fragment
+      at += 4 + length;
+    }
+    return true;
+  }
+
   private deliver(pdu: Buffer): void {
     const type = pdu[0]!;
+    if (type === T.PDATA && !this.countMessage(pdu)) {
+      this.acceptor!.log("DICOM association aborted: data set too large", {
+        client: this.socket.remoteAddress,
+        limit: this.acceptor!.maxMessageBytes,
+      });
+      return this.abort(0);
+    }
     this.activity();
     if (this.phase === "awaiting" && (type === T.RQ || type === T.AC)) this.associated();
     this.queued++;

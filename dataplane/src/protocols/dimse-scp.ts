@@ -47,6 +47,8 @@ export interface ScpSettings {
   /** Connections at once on this listener, and from one peer address; 0: no cap. */
   maxAssociations: number;
   maxAssociationsPerPeer: number;
+  /** Largest data set one C-STORE may carry. */
+  maxInstanceBytes: number;
   connectTimeoutMs: number;
   storeBatchBytes: number;
   logger: Logger;
@@ -115,6 +117,7 @@ export class DimseListener {
         artimMs: s.artimTimeoutMs,
         idleMs: s.associationTimeoutMs,
         maxMs: s.associationMaxMs,
+        maxMessageBytes: s.maxInstanceBytes,
         log: (message, fields) => this.settings?.logger.warn(message, fields),
       });
       // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
