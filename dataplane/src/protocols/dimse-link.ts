@@ -1,20 +1,13 @@
 /**
- * dcmjs-dimse's receive path and timers, owned here. The library's Network reads its socket
- * through a private accumulator that trusts the length in each PDU header and concatenates the
- * whole buffer on every chunk, and its timers only start on a client socket's 'connect' event, so
- * an accepted socket had none. This module replaces `_wrapSocket` (the one place the library
- * attaches to its socket) on the Network prototype that Scp and the Client's connection share:
- *
- * - framing by PduFramer: each header is judged (type allowed in the current phase, length under
- *   the cap) before its body is buffered; a violation sends an A-ABORT and closes;
- * - a P-DATA PDU may not exceed the maximum length we advertised (A-ASSOCIATE-AC/RQ user info);
- * - PDUs are handed to the library one at a time, and the socket is paused while a few wait, so a
- *   fast sender cannot queue unbounded work;
- * - on an accepted socket (registered by `acceptWith` before the Scp is built): the ARTIM timer
- *   (PS3.8 §9.1.5: the A-ASSOCIATE-RQ must arrive in time, and after we reject, release or abort,
- *   the peer must close in time), an idle timer (no PDU either way) and a lifetime cap.
- *
- * A requesting socket (our Client) keeps the library's own timeouts, unchanged.
+ * One DICOM Upper Layer connection under dcmjs-dimse (installed by dimse-network.ts): framing by
+ * PduFramer, with each header judged before its body is buffered (type allowed in the current
+ * phase, length under the cap: 256 KiB for association PDUs, the advertised maximum for P-DATA); a
+ * violation sends an A-ABORT and closes. PDUs go to the library one at a time, and the socket is
+ * paused while a few wait, so a fast sender cannot queue unbounded work. On an accepted socket
+ * (registered by `acceptWith` before the Scp is built): the ARTIM timer (PS3.8 §9.1.5: the
+ * A-ASSOCIATE-RQ must arrive in time, and after we reject, release or abort, the peer must close in
+ * time), an idle timer (no PDU either way while nothing is owed), a lifetime cap, and a cap on the
+ * data set gathered from P-DATA fragments.
  */
 import type { Socket } from "node:net";
 import dimse from "dcmjs-dimse";
@@ -61,13 +54,18 @@ export interface AcceptorLimits {
 
 const acceptors = new WeakMap<Socket, AcceptorLimits>();
 
+/** The limits `acceptWith` registered for `socket`; undefined for a socket we connected. */
+export function acceptorOf(socket: Socket): AcceptorLimits | undefined {
+  return acceptors.get(socket);
+}
+
 /** Marks an accepted socket; call before the Scp is constructed on it. */
 export function acceptWith(socket: Socket, limits: AcceptorLimits): void {
   acceptors.set(socket, limits);
 }
 
 /** What of dcmjs-dimse's Network this module touches. */
-interface NetworkInternals {
+export interface NetworkInternals {
   socket: Socket;
   association?: { getMaxPduLength(): number };
   connectTimeout: number;
@@ -90,13 +88,13 @@ interface NetworkInternals {
 
 type Phase = "awaiting" | "associated" | "closing";
 
-interface DimseCommand {
+export interface DimseCommand {
   getCommandFieldType(): number;
   getStatus?(): number;
 }
 
 /** One connection's framing, queue and timers. */
-class Link {
+export class Link {
   phase: Phase = "awaiting";
   /** The largest P-DATA we said we accept; known once our AC (or RQ) is sent. */
   recvMax: number | undefined;
@@ -309,100 +307,4 @@ class Link {
     this.timers.length = 0;
     this.idle = undefined;
   }
-}
-
-const links = new WeakMap<object, Link>();
-
-function linkOf(net: object): Link | undefined {
-  return links.get(net);
-}
-
-/** Replaces dcmjs-dimse's socket wrapping on `network` (the Network prototype). Idempotent. */
-export function installLink(network: object): void {
-  const proto = network as NetworkInternals & { __harmonyLink?: true };
-  if (proto.__harmonyLink) return;
-  proto.__harmonyLink = true;
-
-  proto._wrapSocket = function (this: NetworkInternals) {
-    const socket = this.socket;
-    const acceptor = acceptors.get(socket);
-    const link = new Link(this, acceptor);
-    links.set(this, link);
-
-    socket.on("data", (chunk: Buffer) => {
-      this.statistics.addBytesReceived(chunk.length);
-      link.push(chunk);
-    });
-    socket.on("error", (e: Error) => {
-      this._reset();
-      link.clearTimers();
-      this.emit("networkError", new Error(`${this.logId} -> Connection error: ${e.message}`));
-    });
-    socket.on("close", () => {
-      this._reset();
-      link.clearTimers();
-      this.emit("close");
-    });
-
-    if (acceptor) {
-      // The library would leave a networkError (a PDU it could not parse) with the socket open.
-      this.on("networkError", () => link.abort(0));
-      link.startArtim();
-      return;
-    }
-
-    // Requestor: the library's own timeouts, as it had them.
-    socket.setTimeout(this.connectTimeout);
-    socket.on("connect", () => {
-      this.connected = true;
-      this.connectedTime = Date.now();
-      this.emit("connect");
-    });
-    socket.on("timeout", () => {
-      this._reset();
-      this.emit("networkError", new Error(`${this.logId} -> Connection timeout`));
-    });
-    this.timeoutIntervalId = setInterval(() => {
-      const now = Date.now();
-      let error: string | undefined;
-      if (this.connected && !this.lastPduTime && now - this.connectedTime! >= this.associationTimeout)
-        error = `Exceeded association timeout (${this.associationTimeout})`;
-      else if (this.connected && this.lastPduTime && now - this.lastPduTime >= this.pduTimeout)
-        error = `Exceeded PDU timeout (${this.pduTimeout})`;
-      if (error) {
-        this.sendAbort();
-        this._reset();
-        this.emit("networkError", new Error(`Connection timeout: ${this.logId} -> ${error}`));
-      }
-    }, 1000);
-  };
-
-  // Every PDU we send counts as activity; accepting, rejecting, releasing and aborting move the phase.
-  const wrap = (
-    name: string,
-    after: (link: Link, net: NetworkInternals, args: unknown[]) => void,
-    first: "before" | "after" = "after",
-  ) => {
-    const original = proto[name] as (...args: unknown[]) => unknown;
-    proto[name] = function (this: NetworkInternals, ...args: unknown[]) {
-      const link = linkOf(this);
-      if (link && first === "before") after(link, this, args);
-      const r = original.apply(this, args);
-      if (link && first === "after") after(link, this, args);
-      return r;
-    };
-  };
-  // Counted before the library hands a request on: a local answer (C-ECHO) is sent synchronously.
-  wrap("_performDimse", (link, _net, args) => link.received(args[1] as DimseCommand), "before");
-  wrap("_sendDimse", (link, _net, args) => link.sent((args[0] as { command: DimseCommand }).command));
-  const recordMax = (link: Link, net: NetworkInternals) => {
-    link.recvMax = net.association?.getMaxPduLength() ?? 0;
-  };
-  wrap("_sendPdu", (link) => link.activity());
-  wrap("_sendPDataTF", (link) => link.activity());
-  wrap("sendAssociationRequest", recordMax);
-  wrap("sendAssociationAccept", recordMax);
-  wrap("sendAssociationReject", (link) => link.acceptor && link.closing());
-  wrap("sendAssociationReleaseResponse", (link) => link.acceptor && link.closing());
-  wrap("sendAbort", (link) => link.acceptor && link.closing());
 }
