@@ -153,6 +153,7 @@ test("C-ECHO; unknown calling or called AE titles are refused; a malformed PDU d
     const s = connect(webPort, "127.0.0.1", () =>
       s.write(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n\x01\x00\x00\x00\xff\xff")),
     );
+    s.resume(); // the gateway answers with an A-ABORT before it closes: read it, or the close is never seen
     s.on("error", () => undefined);
     s.on("close", () => resolve());
     s.setTimeout(10_000, () => {
@@ -163,6 +164,7 @@ test("C-ECHO; unknown calling or called AE titles are refused; a malformed PDU d
   // And a PDU that claims 4 GiB: refused at once, not awaited.
   await new Promise<void>((resolve, reject) => {
     const s = connect(webPort, "127.0.0.1", () => s.write(Buffer.from([0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00])));
+    s.resume();
     s.on("error", () => undefined);
     s.on("close", () => resolve());
     s.setTimeout(10_000, () => {

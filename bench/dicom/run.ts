@@ -10,6 +10,7 @@
  * Rounds interleave direct and gateway; medians are reported with the ratio gateway/direct.
  *
  *   node --import tsx bench/dicom/run.ts [--rounds 5] [--finds 200] [--stores 200] [--study-mib 256]
+ *     [--store-kib 64] [--only find,store,wado]
  */
 import { parseArgs } from "node:util";
 import { request } from "node:http";
@@ -27,6 +28,9 @@ const { values: a } = parseArgs({
     stores: { type: "string", default: "200" },
     "study-mib": { type: "string", default: "256" },
     retrieves: { type: "string", default: "3" },
+    "store-kib": { type: "string", default: "64" },
+    only: { type: "string", default: "find,store,wado" },
+    "store-backend": { type: "string", default: "dicomweb" },
   },
 });
 const ROUNDS = Number(a.rounds);
@@ -34,6 +38,14 @@ const FINDS = Number(a.finds);
 const STORES = Number(a.stores);
 const STUDY_MIB = Number(a["study-mib"]);
 const RETRIEVES = Number(a.retrieves);
+const STORE_KIB = Number(a["store-kib"]);
+/** Which operations to run: a C-STORE-only run measures the SCP's receive path alone. */
+const ONLY = new Set(a.only.split(","));
+/**
+ * Where the gateway's SCP relays C-STOREs: "dicomweb" (STOW-RS to Orthanc, the modality → DICOMweb
+ * bridge) or "dicom" (C-STORE to Orthanc's DIMSE port, the DIMSE proxy).
+ */
+const STORE_BACKEND = a["store-backend"];
 
 function association(
   host: string,
@@ -83,13 +95,14 @@ async function stores(port: number, called: string, round: number, label: string
           sop: uid(`bench-store-${label}-${round}-${i}`),
           patientId: "BENCHSTORE",
           patientName: "Bench^Store",
-          pixelBytes: 64 * 1024,
+          pixelBytes: STORE_KIB * 1024,
         }),
       );
       const r = new requests.CStoreRequest(
         new RawDataset(p.dataset, p.transferSyntax, { SOPClassUID: p.sopClass, SOPInstanceUID: p.sopInstance }),
       );
       r.on("response", (x: { getStatus(): number }) => {
+        if (process.env.BENCH_DEBUG) process.stderr.write(`store ${label} status ${x.getStatus()}\n`);
         if (x.getStatus() === constants.Status.Success) ok++;
       });
       c.addRequest(r);
@@ -122,6 +135,7 @@ const time = async <T>(fn: () => Promise<T>) => {
 
 const orthanc = await startOrthanc();
 const scpPort = await freePort();
+const scpWebPort = await freePort();
 const dir = writeTree({
   "config.toml": baseConfig(`
 [pipelines.dicomweb]
@@ -145,6 +159,14 @@ backends = ["orthanc_dimse"]
 service = "dicom"
 options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
 
+[pipelines.dimse_to_web]
+endpoints = ["scp_web"]
+backends = ["orthanc_web"]
+
+[endpoints.scp_web]
+service = "dicom"
+options = { port = ${scpWebPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+
 [backends.orthanc_dimse]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}" }
@@ -155,7 +177,7 @@ await new Promise((r) => setTimeout(r, 500));
 
 try {
   // Data: 20 small studies to find; one large study to retrieve.
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; ONLY.has("find") && i < 20; i++) {
     const f = makeInstance({
       study: uid(`bench-find-${i}`),
       series: uid(`bench-find-s-${i}`),
@@ -167,7 +189,7 @@ try {
   }
   const STUDY = uid("bench-large");
   const parts = Math.max(1, Math.round(STUDY_MIB / 32));
-  for (let i = 0; i < parts; i++) {
+  for (let i = 0; ONLY.has("wado") && i < parts; i++) {
     const { body, contentType } = multipartRelated([
       makeInstance({
         study: STUDY,
@@ -191,23 +213,33 @@ try {
     "C-STORE": { direct: [], gateway: [], unit: "ops/s" },
     "WADO-RS": { direct: [], gateway: [], unit: "MB/s" },
   };
+  if (!ONLY.has("find")) delete rows["C-FIND"];
+  if (!ONLY.has("store")) delete rows["C-STORE"];
+  if (!ONLY.has("wado")) delete rows["WADO-RS"];
   const peak = { before: memoryOf(dp.pid).hwm, after: 0 };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
     for (const who of order) {
       const port = who === "direct" ? orthanc.dicomPort : scpPort;
       const called = who === "direct" ? orthanc.aet : "HARMONY";
-      const f = await time(() => finds(port, called));
-      if (f.r.matches !== FINDS * 20) throw new Error(`${who}: ${f.r.matches} matches, expected ${FINDS * 20}`);
-      rows["C-FIND"]![who].push(FINDS / f.s);
-      const s = await time(() => stores(port, called, round, who));
-      rows["C-STORE"]![who].push(STORES / s.s);
-      const base = who === "direct" ? orthanc.dicomweb : dp.url("default", "/dicomweb");
-      let bytes = 0;
-      const w = await time(async () => {
-        for (let i = 0; i < RETRIEVES; i++) bytes += await retrieve(`${base}/studies/${STUDY}`);
-      });
-      rows["WADO-RS"]![who].push(bytes / 1e6 / w.s);
+      if (rows["C-FIND"]) {
+        const f = await time(() => finds(port, called));
+        if (f.r.matches !== FINDS * 20) throw new Error(`${who}: ${f.r.matches} matches, expected ${FINDS * 20}`);
+        rows["C-FIND"][who].push(FINDS / f.s);
+      }
+      if (rows["C-STORE"]) {
+        const storePort = who === "gateway" && STORE_BACKEND === "dicomweb" ? scpWebPort : port;
+        const s = await time(() => stores(storePort, called, round, who));
+        rows["C-STORE"][who].push(STORES / s.s);
+      }
+      if (rows["WADO-RS"]) {
+        const base = who === "direct" ? orthanc.dicomweb : dp.url("default", "/dicomweb");
+        let bytes = 0;
+        const w = await time(async () => {
+          for (let i = 0; i < RETRIEVES; i++) bytes += await retrieve(`${base}/studies/${STUDY}`);
+        });
+        rows["WADO-RS"][who].push(bytes / 1e6 / w.s);
+      }
     }
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
@@ -228,6 +260,8 @@ try {
       rounds: ROUNDS,
       finds: FINDS,
       stores: STORES,
+      store_kib: STORE_KIB,
+      store_backend: STORE_BACKEND,
       study_mib: parts * 32,
       retrieves: RETRIEVES,
       gateway_peak_rss_mib: Math.round(peak.after / 2 ** 20),

@@ -36,11 +36,46 @@ const Options = Type.Object(
       description:
         "C-ECHO answered here, or passed on to the backend (a C-ECHO there, an OPTIONS to a DICOMweb origin).",
     }),
-    max_pdu: Type.Integer({ minimum: 4096, maximum: 4194304, default: 65536, description: "Largest PDU we accept." }),
+    max_pdu: Type.Integer({
+      minimum: 4096,
+      maximum: 4194304,
+      default: 65536,
+      description:
+        "Largest P-DATA PDU we accept (advertised in the A-ASSOCIATE-AC, at most 262144); a larger one is aborted.",
+    }),
     association_timeout_ms: Type.Integer({
       minimum: 1,
       default: 60000,
-      description: "Idle limit within an association.",
+      description:
+        "Idle limit within an association: no PDU in either direction for this long, and it is aborted (A-ABORT).",
+    }),
+    artim_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 30000,
+      description:
+        "ARTIM timer (PS3.8 9.1.5): a connection whose A-ASSOCIATE-RQ is not complete this long after connecting is closed; also bounds the wait for the peer to close after a reject or release.",
+    }),
+    association_max_ms: Type.Integer({
+      minimum: 0,
+      default: 3600000,
+      description: "An association's whole life, however busy; then it is aborted. 0: no limit.",
+    }),
+    max_associations: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description:
+        "Connections this listener holds at once (associations and pending requests); beyond it new ones get an A-ASSOCIATE-RJ (transient, local limit exceeded). 0: no cap.",
+    }),
+    max_associations_per_peer: Type.Integer({
+      minimum: 0,
+      default: 16,
+      description: "The same cap for one peer IP address. 0: no cap.",
+    }),
+    max_instance_bytes: Type.Integer({
+      minimum: 1024,
+      default: 1024 * 1024 * 1024,
+      description:
+        "Largest data set one C-STORE may carry; it is gathered in memory before it is relayed, so a larger one aborts the association.",
     }),
     connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000, description: "For C-MOVE sub-associations." }),
     store_batch_bytes: Type.Integer({
@@ -98,6 +133,11 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
             maxPduLength: o.max_pdu,
             echo: o.echo,
             associationTimeoutMs: o.association_timeout_ms,
+            artimTimeoutMs: o.artim_timeout_ms,
+            associationMaxMs: o.association_max_ms,
+            maxAssociations: o.max_associations,
+            maxAssociationsPerPeer: o.max_associations_per_peer,
+            maxInstanceBytes: o.max_instance_bytes,
             connectTimeoutMs: o.connect_timeout_ms,
             storeBatchBytes: o.store_batch_bytes,
             logger: ctx.logger,

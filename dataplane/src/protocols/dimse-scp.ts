@@ -21,6 +21,8 @@ import type { InternalRun } from "../plugins/types.js";
 import type { ProxyResponse } from "../pipeline/context.js";
 import { Dataset, RawDataset, Scp, constants, requests, responses, type DimseDataset } from "./dimse.js";
 import { cStore, type Peer, type StoreItem } from "./dimse-client.js";
+import { acceptWith } from "./dimse-link.js";
+import { AssociationSlots } from "./dimse-limits.js";
 import { attribute, type DicomJsonDataset } from "./dicom-json.js";
 import { boundaryOf, readParts } from "./multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
@@ -36,7 +38,17 @@ export interface ScpSettings {
   maxPduLength: number;
   /** "upstream": a C-ECHO is passed on (OPTIONS through the pipeline), so it checks the whole path. */
   echo: "local" | "upstream";
+  /** No PDU either way for this long on an association: A-ABORT. */
   associationTimeoutMs: number;
+  /** ARTIM (PS3.8 §9.1.5): connect → association request, and our close → the peer's. */
+  artimTimeoutMs: number;
+  /** An association's whole life; 0: no limit. */
+  associationMaxMs: number;
+  /** Connections at once on this listener, and from one peer address; 0: no cap. */
+  maxAssociations: number;
+  maxAssociationsPerPeer: number;
+  /** Largest data set one C-STORE may carry. */
+  maxInstanceBytes: number;
   connectTimeoutMs: number;
   storeBatchBytes: number;
   logger: Logger;
@@ -63,6 +75,9 @@ export function dimseStatusFor(http: number): number {
   return 0xc001; // processing failure upstream (C-FIND: unable to process)
 }
 
+/** Refused connections allowed to linger beyond `maxAssociations` (see DimseListener.bound). */
+const REFUSED_ROOM = 64;
+
 /** One per bound address; config generations re-point it instead of re-binding. */
 export class DimseListener {
   private server: NetServer | undefined;
@@ -70,6 +85,7 @@ export class DimseListener {
   settings: ScpSettings | undefined;
   run: InternalRun | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly slots = new AssociationSlots();
 
   constructor(
     readonly host: string,
@@ -94,26 +110,29 @@ export class DimseListener {
   configure(settings: ScpSettings, run: InternalRun): void {
     this.settings = settings;
     this.run = run;
+    this.bound();
   }
 
   private listen(): Promise<void> {
     const server = createServer((socket) => {
       // Bound for a generation that has not gone live yet (its reload may still fail): not ours to serve.
       if (!this.settings || !this.run) return socket.destroy();
+      const s = this.settings;
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
-      // The first PDU must be an A-ASSOCIATE-RQ (type 0x01) of sane length; anything else is not a
-      // DICOM peer, and waiting for the length it claims would hold the socket until a timeout.
-      socket.once("data", (chunk: Buffer) => {
-        const length = chunk.length >= 6 ? chunk.readUInt32BE(2) : 0;
-        if (chunk[0] !== 0x01 || length > 1024 * 1024) {
-          this.settings?.logger.warn("DICOM connection refused: not an association request", {
-            client: socket.remoteAddress,
-          });
-          socket.destroy();
-        }
+      const full = this.slots.take(socket, { total: s.maxAssociations, perPeer: s.maxAssociationsPerPeer });
+      if (full) {
+        s.logger.warn("DICOM association refused: too many connections", { client: socket.remoteAddress, cap: full });
+        return;
+      }
+      // Framing caps and the ARTIM, idle and lifetime timers of protocols/dimse-link.ts.
+      acceptWith(socket, {
+        artimMs: s.artimTimeoutMs,
+        idleMs: s.associationTimeoutMs,
+        maxMs: s.associationMaxMs,
+        maxMessageBytes: s.maxInstanceBytes,
+        log: (message, fields) => this.settings?.logger.warn(message, fields),
       });
-      const s = this.settings;
       // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
       new GatewayScp(socket, this, {
         associationTimeout: s.associationTimeoutMs,
@@ -122,6 +141,7 @@ export class DimseListener {
       });
     });
     this.server = server;
+    this.bound();
     return new Promise((resolve, reject) => {
       server.once("error", reject);
       server.listen(this.port, this.host, () => {
@@ -132,6 +152,15 @@ export class DimseListener {
         resolve();
       });
     });
+  }
+
+  /**
+   * Refused connections linger a moment to read their A-ASSOCIATE-RJ; past this many in all, the
+   * kernel-level accept is dropped outright, so a flood costs no more descriptors than this.
+   */
+  private bound(): void {
+    const cap = this.settings?.maxAssociations ?? 0;
+    if (this.server) this.server.maxConnections = cap > 0 ? cap + REFUSED_ROOM : Infinity;
   }
 
   boundPort(): number | undefined {

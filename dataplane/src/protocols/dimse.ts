@@ -7,6 +7,7 @@
  * bytes again. The library's own logging (loglevel, to stdout) is turned down to errors.
  */
 import dimse from "dcmjs-dimse";
+import { installLink } from "./dimse-network.js";
 
 export const { Client, Server, Scp, Dataset, requests, responses, constants, association } = dimse;
 export type DimseDataset = InstanceType<typeof Dataset>;
@@ -92,6 +93,12 @@ const network = Object.getPrototypeOf(Scp.prototype) as NetworkProto;
 network.createDatasetFromStoreWritableStream = function (w, ctx, cb) {
   cb(new RawDataset(w.toBuffer(), ctx.getAcceptedTransferSyntaxUid()));
 };
+
+// The socket, framing and timers are ours (protocols/dimse-network.ts, dimse-link.ts). A peer's
+// A-ABORT closes the connection there; the library's default Scp.abort would only log that nobody
+// implemented it.
+installLink(network);
+Scp.prototype.abort = () => undefined;
 
 /** DIMSE status classes (PS3.7 Annex C). */
 export const isPending = (s: number) => s === 0xff00 || s === 0xff01;

@@ -9,6 +9,7 @@ import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Logger } from "winston";
 import { RawDataset, Scp, constants, responses, type DimseDataset } from "./dimse.js";
 import type { Received } from "./dimse-client.js";
+import { acceptWith } from "./dimse-link.js";
 
 const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
 const { PresentationContextResult: PCR, RejectResult, RejectSource, RejectReason, Status } = constants;
@@ -28,6 +29,13 @@ export class MoveReceiver {
     const server = createServer((socket) => {
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
+      // The peer is the PACS we asked to move: the framing caps and timers apply all the same.
+      acceptWith(socket, {
+        artimMs: 30_000,
+        idleMs: 60_000,
+        maxMs: 0,
+        log: (message, fields) => logger.warn(message, fields),
+      });
       new ReceiverScp(socket, this);
     });
     this.server = server;
