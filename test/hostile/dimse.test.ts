@@ -23,6 +23,7 @@ import {
   startUpstream,
   writeTree,
   type Dataplane,
+  type LogLine,
 } from "../../dataplane/test/helpers.js";
 import { assertStillServes, fdCount, rawExchange } from "./harness.js";
 
@@ -149,10 +150,17 @@ async function stillServes(): Promise<void> {
 const bytes = (text: string) => Buffer.from(text, "latin1");
 
 /** A log line since `since` saying a PDU announcing `length` was refused as too long. */
-function abortedFor(since: number, length: number): boolean {
-  return dp.logs
-    .slice(since)
-    .some((l) => l.message === "DICOM connection aborted: bad PDU" && l.kind === "too-long" && l.length === length);
+/** True once the data plane has logged the abort of a PDU announcing `length` (its log line may trail the close). */
+async function abortedFor(since: number, length: number): Promise<boolean> {
+  const hit = (l: LogLine) =>
+    dp.logs.indexOf(l) >= since &&
+    l.message === "DICOM connection aborted: bad PDU" &&
+    l.kind === "too-long" &&
+    l.length === length;
+  return dp.waitForLog(hit, 5_000).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** True when `reply` ends with an A-ABORT PDU. */
@@ -298,7 +306,7 @@ test("a 38 MiB push in one PDU is cut after the header; memory stays flat", { ti
   const reply = await rawExchange(port, [associateRq("HARMONY"), 300, pdataHeader(38 * MiB), ...push], 20_000);
   assert.ok(reply.closed, "the connection was left open");
   // The A-ABORT may be overtaken by the reset our close causes while the push goes on: the log says why.
-  assert.ok(abortedFor(since, 38 * MiB), "not aborted for its length");
+  assert.ok(await abortedFor(since, 38 * MiB), "not aborted for its length");
   assert.ok(memoryOf(dp.pid).rss - rss < 32 * MiB, `RSS grew by ${(memoryOf(dp.pid).rss - rss) / MiB} MiB`);
   await stillServes();
 });
