@@ -390,7 +390,9 @@ class GatewayScp extends Scp {
       method: "GET",
       path,
       search: "",
-      headers: { accept: 'multipart/related; type="application/dicom"' },
+      // As stored: an origin asked for its default (Explicit VR Little Endian) transcodes, and fails
+      // on what it cannot decode; sub-operations transcode uncompressed data themselves (dimse.ts).
+      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
       clientAddress: this.address,
       label: this.label(op),
     });

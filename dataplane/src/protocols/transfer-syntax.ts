@@ -196,7 +196,8 @@ class Reader {
     this.need(this.at + length);
     let value = this.b.subarray(this.at, this.at + length);
     this.at += length;
-    if (!this.enc.little && SWAP[vr]) value = swap(value, SWAP[vr]);
+    const width = SWAP[vr];
+    if (!this.enc.little && width) value = swap(value, width);
     if (group === 0x0028 && element === 0x0103 && value.length >= 2) this.pixelRepresentation = value.readUInt16LE(0);
     return { group, element, vr, value, undefinedLength: false };
   }
@@ -216,7 +217,8 @@ class Reader {
         const itemLength = r.u32(r.at + 4);
         r.at += 8;
         if (group === 0xfffe && element === 0xe0dd) return items; // sequence delimitation
-        if (group !== 0xfffe || element !== 0xe000) throw new TranscodeError("sequence holds something else than items");
+        if (group !== 0xfffe || element !== 0xe000)
+          throw new TranscodeError("sequence holds something else than items");
         items.push(itemLength === UNDEFINED ? r.readUntil(this.b.length, true) : r.readUntil(r.at + itemLength, false));
       }
       if (length === UNDEFINED) throw new TranscodeError("sequence without its delimiter");
@@ -282,7 +284,32 @@ class Writer {
     let value = e.value!;
     // A value too long for a short header (a wrong dictionary guess) travels as UN, which has a long one.
     const vr = this.enc.explicit && !LONG_VRS.has(e.vr) && value.length > 0xffff ? "UN" : e.vr;
-    if (!this.enc.little && SWAP[vr]) value = swap(value, SWAP[vr]);
+    const width = SWAP[vr];
+    if (!this.enc.little && width) value = swap(value, width);
     out.push(this.header(e, vr, value.length), value);
   }
+}
+
+/** At most 128 presentation contexts per association (odd IDs 1–255, PS3.8 §9.3.2.2). */
+export const MAX_CONTEXTS = 128;
+
+/**
+ * Presentation contexts for receiving instances of `sopClasses` in `syntaxes`: the uncompressed
+ * syntaxes share one context per class (we transcode between them), each compressed syntax gets
+ * a context of its own, since the peer accepts one syntax per context and sends each instance in
+ * a context of its own syntax. Undefined when that would not fit in `room` contexts.
+ */
+export function storageContexts(
+  sopClasses: string[],
+  syntaxes: readonly string[],
+  room: number,
+): { sopClass: string; syntaxes: string[] }[] | undefined {
+  const plain = syntaxes.filter(isUncompressed);
+  const compressed = syntaxes.filter((t) => !isUncompressed(t));
+  const out: { sopClass: string; syntaxes: string[] }[] = [];
+  for (const sopClass of new Set(sopClasses)) {
+    if (plain.length) out.push({ sopClass, syntaxes: plain });
+    for (const t of compressed) out.push({ sopClass, syntaxes: [t] });
+  }
+  return out.length <= room ? out : undefined;
 }

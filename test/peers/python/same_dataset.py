@@ -1,5 +1,5 @@
 """Compare two DICOM files with pydicom, an independent reader: every element of the two data sets
-(File Meta aside) must hold the same value. Public elements are compared as pydicom decodes them;
+(File Meta and trailing padding aside) must hold the same value. Public elements are compared as pydicom decodes them;
 private ones as their raw bytes (Implicit VR leaves their VR unknown, so decoding would differ).
 Prints the differences as JSON lines and a summary; exits 1 when there are any.
 Usage: same_dataset.py expected.dcm actual.dcm"""
@@ -25,6 +25,8 @@ def little_endian(value, vr):
 def values(ds, little, path=""):
     out = {}
     for tag in ds.keys():
+        if tag == 0xFFFCFFFC:
+            continue  # Data Set Trailing Padding: no meaning, archives drop it (PS3.10 §7.2)
         key = f"{path}{int(tag):08X}"
         raw = ds.get_item(tag)
         if tag.is_private and isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF:
