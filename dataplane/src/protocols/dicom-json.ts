@@ -33,16 +33,20 @@ export function toDicomJson(elements: Record<string, unknown>): DicomJsonDataset
 }
 
 function clean(el: DicomJsonDataset[string]): void {
-  if (!el.Value) return;
+  if (el.Value === null || el.Value === undefined) {
+    delete el.Value; // dcmjs makes a zero-length IS or DS `"Value": null`
+    return;
+  }
   let values = el.Value;
   if (el.vr === "SQ") {
     for (const item of values as DicomJsonDataset[]) for (const e of Object.values(item)) clean(e);
   } else if (NUMERIC.has(el.vr)) {
-    values = values.map((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v));
+    values = values.map((v) => (typeof v === "string" ? (v.trim() === "" ? null : Number(v)) : v));
   }
-  // An empty attribute has no Value at all in DICOM JSON (F.2.5), not [""].
-  values = values.filter((v) => v !== "" && v !== null && v !== undefined);
-  if (values.length === 0) delete el.Value;
+  // An empty attribute has no Value at all in DICOM JSON (F.2.5), not [""] or [null]; an empty
+  // value among others is null, in its place (ORIGINAL\\AXIAL has three values).
+  values = values.map((v) => (v === "" || v === undefined ? null : v));
+  if (values.every((v) => v === null)) delete el.Value;
   else el.Value = values;
 }
 

@@ -7,12 +7,32 @@
  * bytes again. The library's own logging (loglevel, to stdout) is turned down to errors.
  */
 import dimse from "dcmjs-dimse";
-import { DEFLATED_LE, EXPLICIT_LE, TranscodeError, canTranscode, transcode } from "./transfer-syntax.js";
+import { DEFLATED_LE, EXPLICIT_LE, TranscodeError, canTranscode, topLevelValue, transcode } from "./transfer-syntax.js";
+import { characterSets, redecode, usesCodeExtensions } from "./charset.js";
 
 export const { Client, Server, Scp, Dataset, requests, responses, constants, association, Transcoding } = dimse;
 export type DimseDataset = InstanceType<typeof Dataset>;
 
 dimse.log.setLevel("error");
+
+/**
+ * Every data set dcmjs-dimse parses (C-FIND responses, retrieved instances) goes through here.
+ * dcmjs decodes strings with the first SpecificCharacterSet only; with ISO 2022 code extensions
+ * (Japanese, Korean, Chinese, PS3.5 §6.1.2.5) the rest are decoded again from the bytes
+ * (charset.ts). dcmjs reports the result as ISO_IR 192, which it then is.
+ */
+type DatasetProto = {
+  _fromElementsBuffer(b: Buffer, ts: string, opts: unknown): Record<string, unknown>;
+};
+const datasetProto = Dataset.prototype as unknown as DatasetProto;
+const fromElementsBuffer = datasetProto._fromElementsBuffer;
+datasetProto._fromElementsBuffer = function (this: unknown, b: Buffer, ts: string, opts: unknown) {
+  const elements = fromElementsBuffer.call(this, b, ts, opts);
+  const declared = topLevelValue(b, ts, 0x0008, 0x0005);
+  const sets = declared ? characterSets(declared.toString("latin1").replace(/[\0 ]+$/, "")) : [];
+  if (usesCodeExtensions(sets)) redecode(elements, sets);
+  return elements;
+};
 
 /** A data set as received: its encoded bytes, parsed lazily. */
 export class RawDataset extends Dataset {

@@ -72,6 +72,20 @@ export function transcode(dataset: Buffer, from: string, to: string): Buffer {
   return deflated.length % 2 ? Buffer.concat([deflated, Buffer.alloc(1)]) : deflated;
 }
 
+/**
+ * The value of one top-level element, read without going further than it (elements are in tag
+ * order); undefined when absent. For what must be known before a parser has done its work.
+ */
+export function topLevelValue(dataset: Buffer, ts: string, group: number, element: number): Buffer | undefined {
+  if (!isUncompressed(ts) && ts !== EXPLICIT_LE) ts = EXPLICIT_LE; // compressed: Explicit VR LE outside pixel data
+  if (ts === DEFLATED_LE) return undefined; // not worth inflating for one element
+  try {
+    return new Reader(dataset, encodingOf(ts)).find(group, element)?.value;
+  } catch {
+    return undefined;
+  }
+}
+
 function inflate(b: Buffer): Buffer {
   try {
     // A deflated stream may be followed by a pad byte (even length, PS3.5 A.5): flush what is there.
@@ -150,6 +164,18 @@ class Reader {
 
   readAll(): Element[] {
     return this.readUntil(this.b.length, false);
+  }
+
+  find(group: number, element: number): Element | undefined {
+    const target = group * 0x10000 + element;
+    while (this.at + 8 <= this.b.length) {
+      const g = this.u16(this.at);
+      const e = this.u16(this.at + 2);
+      if (g * 0x10000 + e > target || g === 0xfffe) return undefined;
+      const el = this.readElement(g, e);
+      if (g === group && e === element) return el;
+    }
+    return undefined;
   }
 
   /** Elements up to `end`, or (`delimited`) up to an Item Delimitation Item. */
