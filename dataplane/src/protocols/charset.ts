@@ -35,7 +35,7 @@ const ESCAPES: Record<string, { label: string; twoByte?: "euc-jp" | "euc-jp-0212
   "(B": { label: "windows-1252" }, // ISO-IR 6 (ASCII) in G0
   "(J": { label: "windows-1252" }, // JIS X 0201 Romaji, ASCII but for two glyphs
   ")I": { label: "shift_jis" }, // JIS X 0201 Katakana in G1
-  "$B": { label: "euc-jp", twoByte: "euc-jp" }, // JIS X 0208 (ISO-IR 87)
+  $B: { label: "euc-jp", twoByte: "euc-jp" }, // JIS X 0208 (ISO-IR 87)
   "$(D": { label: "euc-jp", twoByte: "euc-jp-0212" }, // JIS X 0212 (ISO-IR 159)
   "$)C": { label: "euc-kr", twoByte: "gr" }, // KS X 1001 (ISO-IR 149) in G1
   "$)A": { label: "gb18030", twoByte: "gr" }, // GB 2312 (ISO-IR 58) in G1
@@ -52,7 +52,11 @@ const ESCAPES: Record<string, { label: string; twoByte?: "euc-jp" | "euc-jp-0212
   "-b": { label: "iso-8859-15" },
 };
 
-const norm = (term: string) => term.trim().replace(/^ISO 2022 /, "ISO_").replace(/ /g, "_");
+const norm = (term: string) =>
+  term
+    .trim()
+    .replace(/^ISO 2022 /, "ISO_")
+    .replace(/ /g, "_");
 
 /** The defined terms of SpecificCharacterSet, as a list (dcmjs gives a string or an array). */
 export function characterSets(value: unknown): string[] {
@@ -158,7 +162,8 @@ export function redecode(elements: Record<string, unknown>, sets: string[]): voi
       const names = Array.isArray(value) ? value : [value];
       for (const n of names)
         if (n && typeof n === "object")
-          for (const [k, c] of Object.entries(n as Record<string, unknown>)) (n as Record<string, unknown>)[k] = text(c);
+          for (const [k, c] of Object.entries(n as Record<string, unknown>))
+            (n as Record<string, unknown>)[k] = text(c);
     } else if (vr && STRING_VRS.has(vr)) {
       elements[key] = Array.isArray(value) ? value.map(text) : text(value);
     }

@@ -306,7 +306,10 @@ class GatewayScp extends Scp {
         const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(m);
         // dcmjs writes strings as UTF-8, so that is what the response declares, whatever the
         // origin's set was (DICOM JSON is UTF-8 already, PS3.18 F.2).
-        const out: Elements = { ...(q.level ? { QueryRetrieveLevel: q.level } : {}), SpecificCharacterSet: "ISO_IR 192" };
+        const out: Elements = {
+          ...(q.level ? { QueryRetrieveLevel: q.level } : {}),
+          SpecificCharacterSet: "ISO_IR 192",
+        };
         for (const [k, v] of Object.entries(natural))
           if (wanted.has(k) && k !== "QueryRetrieveLevel" && k !== "SpecificCharacterSet") out[k] = v;
         const r = responses.CFindResponse.fromRequest(request);
