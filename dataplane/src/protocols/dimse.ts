@@ -22,7 +22,7 @@ dimse.log.setLevel("error");
  * (charset.ts). dcmjs reports the result as ISO_IR 192, which it then is.
  */
 type DatasetProto = {
-  _fromElementsBuffer(b: Buffer, ts: string, opts: unknown): Record<string, unknown>;
+  _fromElementsBuffer: (this: unknown, b: Buffer, ts: string, opts: unknown) => Record<string, unknown>;
 };
 const datasetProto = Dataset.prototype as unknown as DatasetProto;
 const fromElementsBuffer = datasetProto._fromElementsBuffer;
