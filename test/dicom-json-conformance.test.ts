@@ -2,7 +2,8 @@
  * DICOM JSON (PS3.18 Annex F) and character sets against independent peers (issue 13): empty
  * values, empty values among several, ISO 2022 code extensions (Japanese, Korean) decoded to
  * Unicode, and C-FIND responses whose SpecificCharacterSet says how their bytes are encoded.
- * Instances are made by pydicom, held by Orthanc; queries come from pynetdicom.
+ * Instances are made by pydicom, held by Orthanc; queries come from pynetdicom. Also the C-FIND
+ * items of the issue's DIMSE part: the query models' levels and return keys reaching the origin.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -64,7 +65,13 @@ before(async () => {
     "PatientID=JSON-KR",
   ]);
   // Orthanc keeps Latin-1 in its index (Japanese does not survive it), so the origin-facing check uses this one.
-  de = await make("json-de", ["SpecificCharacterSet=ISO_IR 100", "PatientName=Müller^Jürgen", "PatientID=JSON-DE"]);
+  de = await make("json-de", [
+    "SpecificCharacterSet=ISO_IR 100",
+    "PatientName=Müller^Jürgen",
+    "PatientID=JSON-DE",
+    "StudyDescription=Conformance",
+    "InstitutionName=Harmony Hospital",
+  ]);
   proxyPort = await freePort();
   webPort = await freePort();
   const dicomBackend = `service = "dicom"
@@ -178,4 +185,41 @@ test("C-FIND responses through the SCP declare the character set their bytes are
     const pn = r.responses[0]!.identifier!["00100010"]?.Value?.[0] as { Alphabetic?: string } | undefined;
     assert.equal(pn?.Alphabetic, "Müller^Jürgen", `${aet}: ${JSON.stringify(r.responses[0])}`);
   }
+});
+
+test("Study Root C-FIND at PATIENT level is refused (0xA900); Patient Root still answers", async () => {
+  const study = await find(webPort, "HARMONY_WEB", ["QueryRetrieveLevel=PATIENT", "PatientID=JSON-DE"]);
+  assert.deepEqual(
+    study.responses.map((x) => x.status),
+    [0xa900],
+    JSON.stringify(study),
+  );
+  const patient = await find(webPort, "HARMONY_WEB", [
+    "--patient-root",
+    "QueryRetrieveLevel=PATIENT",
+    "PatientID=JSON-DE",
+    "PatientName=",
+  ]);
+  assert.deepEqual(
+    patient.responses.map((x) => x.status),
+    [0xff00, 0x0000],
+    JSON.stringify(patient),
+  );
+});
+
+test("C-FIND return keys reach a DICOMweb origin as repeated includefield parameters", async () => {
+  const r = await find(webPort, "HARMONY_WEB", [
+    "QueryRetrieveLevel=STUDY",
+    `StudyInstanceUID=${de.study}`,
+    "StudyDescription=",
+    "InstitutionName=",
+  ]);
+  assert.deepEqual(
+    r.responses.map((x) => x.status),
+    [0xff00, 0x0000],
+    JSON.stringify(r),
+  );
+  const id = r.responses[0]!.identifier!;
+  assert.deepEqual(id["00081030"]?.Value, ["Conformance"], JSON.stringify(id));
+  assert.deepEqual(id["00080080"]?.Value, ["Harmony Hospital"], JSON.stringify(id));
 });

@@ -284,7 +284,7 @@ class GatewayScp extends Scp {
     };
     void (async () => {
       const elements = request.getDataset()?.getElements() ?? {};
-      const q = findQuery(elements, request.getAffectedSopClassUid() === WORKLIST);
+      const q = findQuery(elements, request.getAffectedSopClassUid());
       if (!q) return callback([final(0xa900)]); // identifier does not match SOP class
       const res = await this.run({
         method: "GET",
@@ -545,9 +545,12 @@ function str(v: unknown): string | undefined {
 
 function findQuery(
   el: Elements,
-  worklist: boolean,
+  sopClass: string,
 ): { path: string; search: string; level: string | undefined; patientLevel: boolean } | undefined {
+  const worklist = sopClass === WORKLIST;
   const level = worklist ? "WORKLIST" : (str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY");
+  // The Study Root model has no PATIENT level (PS3.4 §C.6.2): "identifier does not match SOP class".
+  if (level === "PATIENT" && sopClass !== FIND[0]) return undefined;
   const study = str(el.StudyInstanceUID);
   const series = str(el.SeriesInstanceUID);
   let path: string;
@@ -581,7 +584,9 @@ function findQuery(
     }
   };
   walk(el, "");
-  if (include.length) params.set("includefield", include.join(","));
+  // One parameter per attribute: PS3.18 §8.3.4.3 allows a comma list too, but origins such as
+  // Orthanc read only the repeated form.
+  for (const k of include) params.append("includefield", k);
   const search = params.toString();
   return {
     path,
