@@ -293,3 +293,52 @@ test("WADO-RS via C-GET that cannot return every instance answers 206 with a War
   assert.ok(parts.length >= 1 && parts.length < mixed.instances.length, `${parts.length} parts`);
   for (const part of parts) assert.equal(parsePart10(part).transferSyntax, RLE);
 });
+
+interface GetResult {
+  responses: { status: number; remaining: number; completed: number; failed: number; failedUids: string[] | null }[];
+}
+
+async function getScu(uids: string, sopClasses: string[], syntaxes: string[]): Promise<GetResult> {
+  const r = await python("get_scu.py", [
+    "127.0.0.1",
+    String(scpPort),
+    "HARMONY",
+    tempDir("harmony-getscu-"),
+    uids,
+    sopClasses.join(","),
+    ...syntaxes,
+  ]);
+  assert.equal(r.code, 0, r.err);
+  return JSON.parse(r.out) as GetResult;
+}
+
+test("C-GET SCP: a list of Series UIDs retrieves each, and pending responses count the remaining sub-operations", async () => {
+  const a = byTs(EXPLICIT_LE);
+  const b = byTs(EXPLICIT_BE);
+  const r = await getScu(`${mixed.study}/${a.series}\\${b.series}`, [a.sopClass, b.sopClass], [IMPLICIT_LE]);
+  const final = r.responses.at(-1)!;
+  assert.deepEqual([final.status, final.completed, final.failed], [0, 2, 0], JSON.stringify(r));
+  assert.deepEqual(
+    r.responses.slice(0, -1).map((x) => x.remaining),
+    [1, 0],
+    JSON.stringify(r),
+  );
+});
+
+test("C-GET SCP: Patient Root at PATIENT level retrieves the patient's studies", async () => {
+  const ct = byTs(EXPLICIT_LE);
+  const r = await getScu(`PATIENT:${uidsOf(readFileSync(ct.file)).patientId}`, [ct.sopClass], [IMPLICIT_LE]);
+  const final = r.responses.at(-1)!;
+  // The SCU takes only the CT's SOP class: the CT goes, the other four cannot.
+  assert.deepEqual([final.completed, final.failed], [1, mixed.instances.length - 1], JSON.stringify(r));
+});
+
+test("C-GET SCP: the final response of a partly failed retrieve lists the Failed SOP Instance UIDs", async () => {
+  // The SCU takes MR only in Implicit VR: the Big Endian one is transcoded, the RLE one cannot be.
+  const be = byTs(EXPLICIT_BE);
+  const rle = byTs(RLE);
+  const r = await getScu(`${mixed.study}/${be.series}\\${rle.series}`, [be.sopClass], [IMPLICIT_LE]);
+  const final = r.responses.at(-1)!;
+  assert.deepEqual([final.status, final.completed, final.failed], [0xb000, 1, 1], JSON.stringify(r));
+  assert.deepEqual(final.failedUids, [rle.sop], JSON.stringify(r));
+});

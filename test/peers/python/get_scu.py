@@ -1,18 +1,24 @@
 """A C-GET SCU on pynetdicom that offers to receive only in the transfer syntaxes it is given
 (Implicit VR Little Endian by default), through the Study Root model. Writes every instance as it
 arrived to DIR and prints one JSON line: the final status and the sub-operation counts.
-Usage: get_scu.py HOST PORT CALLED_AET DIR STUDY[/SERIES[/SOP]] SOP_CLASS[,SOP_CLASS...] [TRANSFER_SYNTAX ...]"""
+UIDs may be lists (backslash-separated); PATIENT:<id> retrieves a patient through the Patient Root model.
+Usage: get_scu.py HOST PORT CALLED_AET DIR STUDY[/SERIES[/SOP]]|PATIENT:ID SOP_CLASS[,SOP_CLASS...] [TRANSFER_SYNTAX ...]"""
 import json
 import os
 import sys
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelGet,
+)
 
 host, port, called, out, uids, classes = sys.argv[1:7]
 syntaxes = sys.argv[7:] or ["1.2.840.10008.1.2"]
-study, series, sop = (uids.split("/") + [None, None])[:3]
+patient = uids[len("PATIENT:") :] if uids.startswith("PATIENT:") else None
+study, series, sop = (uids.split("/") + [None, None])[:3] if not patient else (None, None, None)
+model = PatientRootQueryRetrieveInformationModelGet if patient else StudyRootQueryRetrieveInformationModelGet
 
 
 def on_store(event):
@@ -22,7 +28,7 @@ def on_store(event):
 
 
 ae = AE(ae_title="GETSCU")
-ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+ae.add_requested_context(model)
 roles = []
 for c in classes.split(","):
     ae.add_requested_context(c, syntaxes)
@@ -32,14 +38,25 @@ if not assoc.is_established:
     print(json.dumps({"associated": False}))
     sys.exit(2)
 q = Dataset()
-q.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
-q.StudyInstanceUID = study
+if patient:
+    q.QueryRetrieveLevel = "PATIENT"
+    q.PatientID = patient
+else:
+    q.QueryRetrieveLevel = "IMAGE" if sop else "SERIES" if series else "STUDY"
+    q.StudyInstanceUID = study
 if series:
     q.SeriesInstanceUID = series
 if sop:
     q.SOPInstanceUID = sop
+def failed_uids(identifier):
+    if identifier is None or "FailedSOPInstanceUIDList" not in identifier:
+        return None
+    v = identifier.FailedSOPInstanceUIDList
+    return [str(v)] if isinstance(v, str) else [str(x) for x in v]
+
+
 result = {"associated": True, "responses": []}
-for status, _ in assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet):
+for status, identifier in assoc.send_c_get(q, model):
     if status is None:
         continue
     result["responses"].append(
@@ -49,6 +66,7 @@ for status, _ in assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet):
             "completed": status.get("NumberOfCompletedSuboperations"),
             "failed": status.get("NumberOfFailedSuboperations"),
             "warning": status.get("NumberOfWarningSuboperations"),
+            "failedUids": failed_uids(identifier),
         }
     )
 assoc.release()

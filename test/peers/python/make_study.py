@@ -1,4 +1,4 @@
-"""Puts sample instances into one study (new Study, Series and SOP Instance UIDs, derived from
+"""Puts sample instances into one study of one patient (new Study, Series and SOP Instance UIDs, derived from
 NAME), each kept in its own transfer syntax, and writes them to DIR; prints their UIDs as JSON.
 Usage: make_study.py NAME DIR FILE..."""
 import json
@@ -15,6 +15,8 @@ result = {"study": study, "instances": []}
 for i, path in enumerate(files):
     ds = pydicom.dcmread(path)
     ds.StudyInstanceUID = study
+    ds.PatientID = name  # one patient: archives such as Orthanc file studies under patients
+    ds.PatientName = name.upper()
     ds.SeriesInstanceUID = generate_uid(prefix, [name, "series", str(i)])
     ds.SOPInstanceUID = generate_uid(prefix, [name, "sop", str(i)])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
