@@ -342,3 +342,39 @@ test("C-GET SCP: the final response of a partly failed retrieve lists the Failed
   assert.deepEqual([final.status, final.completed, final.failed], [0xb000, 1, 1], JSON.stringify(r));
   assert.deepEqual(final.failedUids, [rle.sop], JSON.stringify(r));
 });
+
+test("dicomweb-client through the gateway to a PACS: STOW-RS, QIDO-RS, WADO-RS as stored and by default", async () => {
+  const made = await python("make_study.py", [
+    "dicomweb-client",
+    tempDir("harmony-dwc-"),
+    join(SAMPLES, "CT_small.dcm"),
+    join(SAMPLES, "MR_small_bigendian.dcm"),
+    join(SAMPLES, "MR_small_RLE.dcm"),
+  ]);
+  assert.equal(made.code, 0, made.err);
+  const study = JSON.parse(made.out) as { study: string; instances: Instance[] };
+  const r = await python("dicomweb_run.py", [pacs, ...study.instances.map((i) => i.file)]);
+  assert.equal(r.code, 0, r.err);
+  const out = JSON.parse(r.out) as {
+    stored: number;
+    failed: number;
+    search: string[];
+    asStored: Record<string, { transferSyntax: string; elements: boolean; pixels: boolean | null }>;
+    default: Record<string, { transferSyntax: string; elements: boolean; pixels: boolean | null }>;
+    metadata: string[];
+  };
+  assert.deepEqual([out.stored, out.failed], [3, 0], r.out);
+  assert.deepEqual(out.search, [study.study]);
+  assert.equal(out.metadata.length, 3);
+  for (const i of study.instances) {
+    const asStored = out.asStored[i.sop]!;
+    assert.ok(asStored.elements && asStored.pixels, `${i.source} as stored: ${r.out}`);
+    if (i.transferSyntax === RLE) assert.equal(asStored.transferSyntax, RLE);
+    const byDefault = out.default[i.sop];
+    // dicomweb-client's default asks for Explicit VR Little Endian: uncompressed ones come in it.
+    if (i.transferSyntax !== RLE) {
+      assert.equal(byDefault?.transferSyntax, EXPLICIT_LE, `${i.source}: ${r.out}`);
+      assert.ok(byDefault.elements && byDefault.pixels, `${i.source} by default: ${r.out}`);
+    }
+  }
+});

@@ -6,6 +6,7 @@
  * parsed only if someone asks for their elements; sending one that was not modified sends those
  * bytes again. The library's own logging (loglevel, to stdout) is turned down to errors.
  */
+import { createRequire } from "node:module";
 import dimse from "dcmjs-dimse";
 import { DEFLATED_LE, EXPLICIT_LE, TranscodeError, canTranscode, topLevelValue, transcode } from "./transfer-syntax.js";
 import { characterSets, redecode, usesCodeExtensions } from "./charset.js";
@@ -14,6 +15,12 @@ export const { Client, Server, Scp, Dataset, requests, responses, constants, ass
 export type DimseDataset = InstanceType<typeof Dataset>;
 
 dimse.log.setLevel("error");
+// dcmjs-dimse has a dcmjs of its own, whose log (to the console) warns about every data set with
+// more than one character set; those are handled below, so only its errors are worth a line.
+const innerDcmjs = createRequire(createRequire(import.meta.url).resolve("dcmjs-dimse"))("dcmjs") as {
+  log: { setLevel(level: string): void };
+};
+innerDcmjs.log.setLevel("error");
 
 /**
  * Every data set dcmjs-dimse parses (C-FIND responses, retrieved instances) goes through here.
