@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
 import { python } from "./peers/pynetdicom.js";
+import dcmjs from "dcmjs";
+import { splitMultipart } from "./dicom-files.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
@@ -31,16 +33,17 @@ let webPort: number; // SCP → `dicomweb` backend → Orthanc DICOMweb
 let jp: Made;
 let kr: Made;
 let de: Made;
+let ct: Made & { file: string };
 const JAPANESE = { Alphabetic: "Yamada^Tarou", Ideographic: "山田^太郎", Phonetic: "やまだ^たろう" }; // PS3.5 H.3.1
 const KOREAN = { Alphabetic: "Hong^Gildong", Ideographic: "洪^吉洞", Phonetic: "홍^길동" }; // PS3.5 I.2
 
-async function make(name: string, attrs: string[]): Promise<Made> {
+async function make(name: string, attrs: string[], sample = "MR_small.dcm"): Promise<Made & { file: string }> {
   const out = join(tempDir("harmony-json-"), `${name}.dcm`);
-  const r = await python("make_instance.py", [name, join(SAMPLES, "MR_small.dcm"), out, ...attrs]);
+  const r = await python("make_instance.py", [name, join(SAMPLES, sample), out, ...attrs]);
   assert.equal(r.code, 0, r.err);
   const res = await fetch(`${orthanc.http}/instances`, { method: "POST", body: readFileSync(out) });
   assert.equal(res.status, 200, await res.text());
-  return JSON.parse(r.out) as Made;
+  return { ...(JSON.parse(r.out) as Made), file: out };
 }
 
 async function find(port: number, aet: string, keys: string[]): Promise<FindResult> {
@@ -72,6 +75,7 @@ before(async () => {
     "StudyDescription=Conformance",
     "InstitutionName=Harmony Hospital",
   ]);
+  ct = await make("json-ct", [], "CT_small.dcm"); // GE private elements, 16-bit pixel data
   proxyPort = await freePort();
   webPort = await freePort();
   const dicomBackend = `service = "dicom"
@@ -222,4 +226,26 @@ test("C-FIND return keys reach a DICOMweb origin as repeated includefield parame
   const id = r.responses[0]!.identifier!;
   assert.deepEqual(id["00081030"]?.Value, ["Conformance"], JSON.stringify(id));
   assert.deepEqual(id["00080080"]?.Value, ["Harmony Hospital"], JSON.stringify(id));
+});
+
+test("metadata via C-GET keeps private elements and gives BulkDataURIs the gateway serves", async () => {
+  const res = await fetch(`${pacs}/studies/${ct.study}/series/${ct.series}/instances/${ct.sop}/metadata`);
+  assert.equal(res.status, 200);
+  const [ds] = (await res.json()) as (DicomJson & Record<string, { BulkDataURI?: string }>)[];
+  const file = readFileSync(ct.file);
+  const { dict } = dcmjs.data.DicomMessage.readFile(
+    file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength),
+  );
+  const privateTags = Object.keys(dict).filter((t) => parseInt(t.slice(0, 4), 16) % 2 === 1);
+  assert.ok(privateTags.length > 10);
+  for (const t of privateTags) assert.ok(ds![t], `private ${t} kept`);
+  assert.deepEqual(ds!["00090010"]?.Value, ["GEMS_IDEN_01"]);
+  const uri = ds!["7FE00010"]?.BulkDataURI;
+  assert.ok(uri?.startsWith(pacs), JSON.stringify(ds!["7FE00010"]));
+  const bulk = await fetch(uri!);
+  assert.equal(bulk.status, 200);
+  assert.match(bulk.headers.get("content-type") ?? "", /^multipart\/related; type="application\/octet-stream"/);
+  const [pixels] = splitMultipart(Buffer.from(await bulk.arrayBuffer()), bulk.headers.get("content-type")!);
+  const expected = Buffer.from((dict["7FE00010"]!.Value as ArrayBuffer[])[0]!);
+  assert.ok(pixels?.equals(expected), `pixel data: ${pixels?.length} bytes, expected ${expected.length}`);
 });

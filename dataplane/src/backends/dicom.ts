@@ -23,6 +23,7 @@ import {
   type StoreItem,
 } from "../protocols/dimse-client.js";
 import { MoveReceiver } from "../protocols/move-receiver.js";
+import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
 /** Retrieves instances (C-GET, or C-MOVE to our receiver), handing each over as it arrives. */
@@ -127,7 +128,11 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         const base = publicBase(rctx);
         if (op.kind === "search") return search(rctx, peer, op, base);
         if (op.kind === "retrieve")
-          return op.metadata ? metadata(rctx, fetch, op, base) : retrieve(rctx, fetch, op, ctx.logger, peer);
+          return op.bulkdata
+            ? bulkdata(rctx, fetch, { ...op, bulkdata: op.bulkdata })
+            : op.metadata
+              ? metadata(rctx, fetch, op, base, (st) => dimseFailure("C-GET", st), json)
+              : retrieve(rctx, fetch, op, ctx.logger, peer);
         return store(rctx, peer, op, o, base);
       },
     };
@@ -355,43 +360,6 @@ async function getOffer(peer: Peer, op: RetrieveOp, wanted: WantedSyntaxes): Pro
     sopClasses,
     transferSyntaxes: wanted.asStored ? [...UNCOMPRESSED, ...COMPRESSED] : [...wanted.syntaxes, ...UNCOMPRESSED],
   };
-}
-
-/** Small binary values are inlined; pixel data and other bulk data are left out of metadata (no BulkDataURI to offer). */
-const MAX_INLINE = 8 * 1024;
-
-async function metadata(rctx: RequestContext, fetch: Fetch, op: RetrieveOp, base: string): Promise<void> {
-  const out: DicomJsonDataset[] = [];
-  const r = await fetch(op.level, op, async (inst) => {
-    const elements = { ...inst.dataset.getElements() };
-    for (const [k, v] of Object.entries(elements)) {
-      const buffers = Array.isArray(v) && v.some((x) => x instanceof ArrayBuffer);
-      if (k === "PixelData" || (buffers && (v as ArrayBuffer[]).reduce((n, b) => n + b.byteLength, 0) > MAX_INLINE))
-        delete elements[k];
-    }
-    const ds = inlineBinaries(toDicomJson(elements));
-    ds["00081190"] = {
-      vr: "UR",
-      Value: [`${base}/studies/${first(ds, "0020000D")}/series/${first(ds, "0020000E")}/instances/${inst.sopInstance}`],
-    };
-    out.push(ds);
-    return Promise.resolve();
-  });
-  if (out.length === 0) {
-    if (!isSuccess(r.status) && r.completed === 0 && r.failed > 0) throw dimseFailure("C-GET", r.status);
-    throw new HttpError(404, "no instance matches");
-  }
-  json(rctx, 200, out);
-}
-
-function inlineBinaries(ds: DicomJsonDataset): DicomJsonDataset {
-  for (const el of Object.values(ds)) {
-    if (el.Value?.some((v) => v instanceof ArrayBuffer)) {
-      el.InlineBinary = Buffer.concat((el.Value as ArrayBuffer[]).map((b) => Buffer.from(b))).toString("base64");
-      delete el.Value;
-    } else if (el.vr === "SQ") for (const item of (el.Value ?? []) as DicomJsonDataset[]) inlineBinaries(item);
-  }
-  return ds;
 }
 
 interface StoreOutcome {

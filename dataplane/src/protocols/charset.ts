@@ -169,3 +169,25 @@ export function redecode(elements: Record<string, unknown>, sets: string[]): voi
     }
   }
 }
+
+/** The same for DICOM JSON as dcmjs's reader gives it (keys are tags, VRs are known). */
+export function redecodeJson(ds: Record<string, { vr: string; Value?: unknown[] }>, sets: string[]): void {
+  const text = (v: unknown) => {
+    if (typeof v !== "string" || !v.includes("\x1b")) return v;
+    const bytes = bytesAsRead(v, sets[0] ?? "");
+    return bytes ? decodeValue(bytes, sets) : v;
+  };
+  for (const el of Object.values(ds)) {
+    if (!el.Value) continue;
+    if (el.vr === "SQ") {
+      for (const item of el.Value) if (item && typeof item === "object") redecodeJson(item as typeof ds, sets);
+    } else if (el.vr === "PN") {
+      for (const n of el.Value)
+        if (n && typeof n === "object")
+          for (const [k, c] of Object.entries(n as Record<string, unknown>))
+            (n as Record<string, unknown>)[k] = text(c);
+    } else if (STRING_VRS.has(el.vr)) {
+      el.Value = el.Value.map(text);
+    }
+  }
+}

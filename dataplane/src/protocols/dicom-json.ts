@@ -32,7 +32,14 @@ export function toDicomJson(elements: Record<string, unknown>): DicomJsonDataset
   return out;
 }
 
+/** A DICOM JSON data set from dcmjs's reader, cleaned the same way (and without its `_rawValue`s). */
+export function cleanJson(ds: DicomJsonDataset): DicomJsonDataset {
+  for (const el of Object.values(ds)) clean(el);
+  return ds;
+}
+
 function clean(el: DicomJsonDataset[string]): void {
+  delete (el as { _rawValue?: unknown })._rawValue;
   if (el.Value === null || el.Value === undefined) {
     delete el.Value; // dcmjs makes a zero-length IS or DS `"Value": null`
     return;
