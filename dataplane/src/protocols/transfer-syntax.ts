@@ -96,6 +96,7 @@ function inflate(b: Buffer): Buffer {
 }
 
 const UNDEFINED = 0xffffffff;
+const MAX_DEPTH = 256;
 const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"]);
 /** Byte width of each value unit for VRs whose bytes depend on endianness. */
 const SWAP: Record<string, number> = {
@@ -229,10 +230,16 @@ class Reader {
   }
 
   /** Sequence items; a UN sequence's items are Implicit VR Little Endian whatever the syntax (PS3.5 §6.2.2). */
+  private depth = 0;
+
   private readItems(length: number, implicitItems: boolean): Element[][] {
+    // Nesting is recursion here: a crafted data set must not exhaust the stack (real ones, SR
+    // content trees included, stay far below this).
+    if (++this.depth > MAX_DEPTH) throw new TranscodeError(`sequences nested deeper than ${MAX_DEPTH}`);
     const r = implicitItems ? new Reader(this.b, { explicit: false, little: true }) : this;
     r.at = this.at;
     r.pixelRepresentation = this.pixelRepresentation;
+    r.depth = this.depth;
     const end = length === UNDEFINED ? this.b.length : this.at + length;
     this.need(end);
     const items: Element[][] = [];
@@ -251,6 +258,7 @@ class Reader {
       return items;
     } finally {
       this.at = r.at;
+      this.depth--;
     }
   }
 }
