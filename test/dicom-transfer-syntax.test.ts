@@ -25,6 +25,7 @@ const RLE = "1.2.840.10008.1.2.5";
 
 let orthanc: Orthanc;
 let implicitScp: PyStoreScp;
+let warningScp: PyStoreScp; // answers every C-STORE with 0xB000 (coercion of data elements)
 let dp: Dataplane;
 let scpPort: number; // gateway SCP → Orthanc over DICOMweb
 let pacs: string; // gateway DICOMweb → Orthanc over DIMSE
@@ -70,6 +71,7 @@ function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out
 before(async () => {
   orthanc = await startOrthanc();
   implicitScp = await startPyStoreScp("IMPLICIT");
+  warningScp = await startPyStoreScp("WARNING", [IMPLICIT_LE, EXPLICIT_LE], 0xb000);
   // One study holding every kind of syntax, each instance kept in its own.
   const made = await python("make_study.py", [
     "mixed",
@@ -130,6 +132,19 @@ options = { path_prefix = "/implicit" }
 [backends.implicit_out]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${implicitScp.port}, aet = "IMPLICIT", local_aet = "HARMONY" }
+
+[pipelines.warning]
+networks = ["default"]
+endpoints = ["warning_in"]
+backends = ["warning_out"]
+
+[endpoints.warning_in]
+service = "dicomweb"
+options = { path_prefix = "/warning" }
+
+[backends.warning_out]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${warningScp.port}, aet = "WARNING", local_aet = "HARMONY" }
 `),
   });
   dp = await startDataplane(join(dir, "config.toml"));
@@ -140,7 +155,7 @@ options = { host = "127.0.0.1", port = ${implicitScp.port}, aet = "IMPLICIT", lo
 
 after(async () => {
   await dp?.stop();
-  await Promise.all([orthanc?.stop(), implicitScp?.stop()]);
+  await Promise.all([orthanc?.stop(), implicitScp?.stop(), warningScp?.stop()]);
 });
 
 test("STOW-RS to an Implicit-only PACS: uncompressed instances are transcoded losslessly, compressed ones refused with 0xC122", async () => {
@@ -377,4 +392,20 @@ test("dicomweb-client through the gateway to a PACS: STOW-RS, QIDO-RS, WADO-RS a
       assert.ok(byDefault.elements && byDefault.pixels, `${i.source} by default: ${r.out}`);
     }
   }
+});
+
+test("STOW-RS: a PACS warning (0xB000) is 202 with WarningReason, not a plain 200", async () => {
+  const ct = byTs(EXPLICIT_LE);
+  const { body, contentType } = multipartRelated([readFileSync(ct.file)]);
+  const res = await fetch(dp.url("default", "/warning/studies"), {
+    method: "POST",
+    headers: { "content-type": contentType, accept: "application/dicom+json" },
+    body,
+  });
+  const json = (await res.json()) as Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>;
+  assert.equal(res.status, 202, JSON.stringify(json));
+  const ref = json["00081199"]?.Value?.[0];
+  assert.equal(ref?.["00081155"]?.Value?.[0], ct.sop);
+  assert.deepEqual(ref?.["00081196"]?.Value, [0xb000]);
+  assert.equal(json["00081198"], undefined);
 });

@@ -36,11 +36,16 @@ export interface PyStoreScp extends Proc {
   received(sop: string): string | undefined;
 }
 
-/** pynetdicom C-STORE SCP accepting only `syntaxes` (Implicit VR Little Endian by default). */
-export async function startPyStoreScp(aet: string, syntaxes: string[] = [IMPLICIT_LE]): Promise<PyStoreScp> {
+/** pynetdicom C-STORE SCP accepting only `syntaxes` (Implicit VR Little Endian by default), answering `status`. */
+export async function startPyStoreScp(
+  aet: string,
+  syntaxes: string[] = [IMPLICIT_LE],
+  status?: number,
+): Promise<PyStoreScp> {
   const dir = tempDir("harmony-pystorescp-");
   const port = await freePort();
-  const p = run(PEER_PYTHON, [join(SCRIPTS, "store_scp.py"), aet, String(port), dir, ...syntaxes], dir);
+  const args = [aet, String(port), dir, ...(status === undefined ? [] : [`--status=${status}`]), ...syntaxes];
+  const p = run(PEER_PYTHON, [join(SCRIPTS, "store_scp.py"), ...args], dir);
   await waitFor("pynetdicom store SCP", p, () => echo(aet, port), 30_000);
   return {
     ...p,
