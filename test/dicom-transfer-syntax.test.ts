@@ -71,7 +71,7 @@ function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out
 before(async () => {
   orthanc = await startOrthanc();
   implicitScp = await startPyStoreScp("IMPLICIT");
-  warningScp = await startPyStoreScp("WARNING", [IMPLICIT_LE, EXPLICIT_LE], 0xb000);
+  warningScp = await startPyStoreScp("WARNING", [EXPLICIT_LE], 0xb000);
   // One study holding every kind of syntax, each instance kept in its own.
   const made = await python("make_study.py", [
     "mixed",
