@@ -202,7 +202,10 @@ test("metadata → C-GET read as DICOM JSON", async () => {
   assert.equal(meta.length, 1);
   assert.equal(meta[0]!["00080018"]!.Value![0], CT.sop);
   assert.equal(meta[0]!["00280010"]!.Value![0], 128, "Rows as a number");
-  assert.equal(meta[0]!["7FE00010"], undefined, "pixel data is not inlined");
+  // Pixel data is not inlined: a BulkDataURI on the gateway stands for it.
+  const pixels = meta[0]!["7FE00010"] as { BulkDataURI?: string; InlineBinary?: string; Value?: unknown } | undefined;
+  assert.equal(pixels?.InlineBinary ?? pixels?.Value, undefined, "pixel data is not inlined");
+  assert.match(pixels?.BulkDataURI ?? "", /\/bulkdata\/7FE00010$/);
 });
 
 test("STOW-RS → C-STORE: stored in the archive, refused for another study, reported per instance", async () => {

@@ -17,11 +17,13 @@ import {
   cGet,
   cMove,
   cStore,
+  type GetOffer,
   type Peer,
   type Received,
   type StoreItem,
 } from "../protocols/dimse-client.js";
 import { MoveReceiver } from "../protocols/move-receiver.js";
+import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
 /** Retrieves instances (C-GET, or C-MOVE to our receiver), handing each over as it arrives. */
@@ -29,6 +31,7 @@ type Fetch = (
   level: Level,
   uids: { study: string; series?: string; sop?: string },
   onInstance: (r: Received) => Promise<void>,
+  offer?: GetOffer,
 ) => Promise<{ status: number; completed: number; failed: number; warnings: number }>;
 import { isSuccess, isWarning, hex } from "../protocols/dimse.js";
 import {
@@ -41,6 +44,8 @@ import {
 import { first, toDicomJson, type DicomJsonDataset } from "../protocols/dicom-json.js";
 import { MultipartWriter, boundaryOf, readParts } from "../protocols/multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "../protocols/part10.js";
+import { outputSyntax, wantedSyntaxes, wantsCompressed, type WantedSyntaxes } from "../protocols/accept-syntax.js";
+import { COMPRESSED, UNCOMPRESSED } from "../protocols/transfer-syntax.js";
 
 const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ ][\\x20-\\x5b\\x5d-\\x7e]*$" };
 
@@ -113,7 +118,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         : undefined;
     const fetch: Fetch = receiver
       ? (level, uids, onInstance) => receiver.exclusive(onInstance, () => cMove(peer, level, uids, receiver.aet))
-      : (level, uids, onInstance) => cGet(peer, level, uids, onInstance);
+      : (level, uids, onInstance, offer) => cGet(peer, level, uids, onInstance, offer);
     return {
       async handle(rctx) {
         const method = rctx.target.method ?? rctx.method;
@@ -123,7 +128,11 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         const base = publicBase(rctx);
         if (op.kind === "search") return search(rctx, peer, op, base);
         if (op.kind === "retrieve")
-          return op.metadata ? metadata(rctx, fetch, op, base) : retrieve(rctx, fetch, op, ctx.logger, peer.calledAet);
+          return op.bulkdata
+            ? bulkdata(rctx, fetch, { ...op, bulkdata: op.bulkdata })
+            : op.metadata
+              ? metadata(rctx, fetch, op, base, (st) => dimseFailure("C-GET", st), json)
+              : retrieve(rctx, fetch, op, ctx.logger, peer);
         return store(rctx, peer, op, o, base);
       },
     };
@@ -214,52 +223,117 @@ function setPath(target: Record<string, unknown>, path: string, value: string): 
   setPath(items[0]!, rest.join("."), value);
 }
 
-const ACCEPT_DICOM =
-  /(^|,)\s*(\*\/\*|multipart\/related(?![^,]*type=(?!"?application\/dicom"?)[^,;]*)|application\/dicom(?!\+))/i;
+/**
+ * WADO-RS answers are held up to this many bytes before the status line goes out, so a retrieve
+ * whose sub-operations partly fail can still say so (206 and a Warning, PS3.18 §10.4.1). Past it
+ * the answer streams (200) with backpressure to the peer, and a failure after that point ends the
+ * multipart body without its closing boundary, so that no client takes it for complete.
+ */
+const HOLD_BYTES = 32 * 1024 * 1024;
 
 async function retrieve(
   rctx: RequestContext,
   fetch: Fetch,
   op: RetrieveOp,
   logger: { warn: (m: string, meta: object) => void },
-  sourceAet: string,
+  peer: Peer,
 ): Promise<void> {
   const accept = rctx.header("accept");
-  if (accept && !ACCEPT_DICOM.test(accept)) {
+  const wanted = wantedSyntaxes(accept);
+  if (!wanted) {
     throw new HttpError(406, `this origin returns multipart/related; type="application/dicom", not ${accept}`, {
       title: "Not Acceptable",
     });
   }
+  const offer = wantsCompressed(wanted) ? await getOffer(peer, op, wanted) : undefined;
   const writer = new MultipartWriter("application/dicom");
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  let started: (() => void) | undefined;
-  const firstInstance = new Promise<void>((r) => (started = r));
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let streaming = false;
+  let overflow: (() => void) | undefined;
+  const overflowed = new Promise<void>((r) => (overflow = r));
+  let delivered = 0;
+  let undeliverable = 0;
   const write = async (chunks: Buffer[]) => {
+    if (!streaming) {
+      held.push(...chunks);
+      heldBytes += chunks.reduce((n, c) => n + c.length, 0);
+      if (heldBytes < HOLD_BYTES) return;
+      streaming = true;
+      chunks = held;
+      held = [];
+      overflow?.();
+    }
     for (const c of chunks) if (!body.write(c)) await new Promise<void>((r) => body.once("drain", r));
   };
-  const done = fetch(op.level, op, async (r) => {
-    started?.();
-    await write(
-      writer.part(toPart10({ ...r, dataset: r.dataset.bytes ?? r.dataset.getDenaturalizedDataset() }, sourceAet)),
-    );
-  });
-  // Answer as soon as the first instance is here (or the C-GET is over): 404 is still possible
-  // until then, and after it the rest streams through with backpressure to the peer.
-  const outcome = await Promise.race([firstInstance.then(() => undefined), done]);
+  const done = fetch(
+    op.level,
+    op,
+    async (r) => {
+      const ts = outputSyntax(r.transferSyntax, wanted);
+      if (!ts) {
+        undeliverable++; // compressed, and the client did not accept that syntax: never decoded here
+        return;
+      }
+      const dataset = ts === r.transferSyntax ? r.dataset.bytes : r.dataset.transcodedTo(ts)?.bytes;
+      delivered++;
+      await write(
+        writer.part(
+          toPart10(
+            { ...r, transferSyntax: ts, dataset: dataset ?? r.dataset.getDenaturalizedDataset() },
+            peer.calledAet,
+          ),
+        ),
+      );
+    },
+    offer,
+  );
+  const outcome = await Promise.race([overflowed.then(() => undefined), done]);
+  const headers = { "content-type": writer.contentType, "x-request-id": rctx.id };
   if (outcome) {
-    if (outcome.completed === 0 && outcome.failed === 0) throw new HttpError(404, "no instance matches");
-    if (!isSuccess(outcome.status) && !isWarning(outcome.status) && outcome.completed === 0)
+    const missing = outcome.failed + undeliverable;
+    if (delivered === 0) {
+      if (outcome.completed === 0 && outcome.failed === 0) throw new HttpError(404, "no instance matches");
+      if (outcome.failed === 0)
+        throw new HttpError(406, "no matching instance is available in an accepted transfer syntax", {
+          title: "Not Acceptable",
+        });
       throw dimseFailure("C-GET", outcome.status);
+    }
+    const partial = missing > 0;
+    if (partial)
+      logger.warn("WADO-RS retrieve is partial", {
+        request_id: rctx.id,
+        delivered,
+        failed: outcome.failed,
+        undeliverable,
+      });
+    rctx.response = {
+      status: partial ? 206 : 200,
+      headers: partial
+        ? {
+            ...headers,
+            warning: `299 harmony "${missing} of ${delivered + missing} instances could not be retrieved${undeliverable ? ` (${undeliverable} not in an accepted transfer syntax)` : ""}"`,
+          }
+        : headers,
+      body: Buffer.concat([...held, writer.end()]),
+    };
+    return;
   }
-  rctx.response = {
-    status: 200,
-    headers: { "content-type": writer.contentType, "x-request-id": rctx.id },
-    body,
-  };
+  rctx.response = { status: 200, headers, body };
   done.then(
     async (r) => {
-      if (r.failed > 0)
-        logger.warn("C-GET sub-operations failed", { request_id: rctx.id, failed: r.failed, completed: r.completed });
+      if (r.failed + undeliverable > 0) {
+        logger.warn("WADO-RS retrieve failed part-way; the answer is cut short", {
+          request_id: rctx.id,
+          failed: r.failed,
+          undeliverable,
+          delivered,
+        });
+        body.destroy(new Error("retrieve incomplete"));
+        return;
+      }
       await write([writer.end()]);
       body.end();
     },
@@ -267,41 +341,25 @@ async function retrieve(
   );
 }
 
-/** Small binary values are inlined; pixel data and other bulk data are left out of metadata (no BulkDataURI to offer). */
-const MAX_INLINE = 8 * 1024;
-
-async function metadata(rctx: RequestContext, fetch: Fetch, op: RetrieveOp, base: string): Promise<void> {
-  const out: DicomJsonDataset[] = [];
-  const r = await fetch(op.level, op, async (inst) => {
-    const elements = { ...inst.dataset.getElements() };
-    for (const [k, v] of Object.entries(elements)) {
-      const buffers = Array.isArray(v) && v.some((x) => x instanceof ArrayBuffer);
-      if (k === "PixelData" || (buffers && (v as ArrayBuffer[]).reduce((n, b) => n + b.byteLength, 0) > MAX_INLINE))
-        delete elements[k];
-    }
-    const ds = inlineBinaries(toDicomJson(elements));
-    ds["00081190"] = {
-      vr: "UR",
-      Value: [`${base}/studies/${first(ds, "0020000D")}/series/${first(ds, "0020000E")}/instances/${inst.sopInstance}`],
-    };
-    out.push(ds);
-    return Promise.resolve();
-  });
-  if (out.length === 0) {
-    if (!isSuccess(r.status) && r.completed === 0 && r.failed > 0) throw dimseFailure("C-GET", r.status);
-    throw new HttpError(404, "no instance matches");
-  }
-  json(rctx, 200, out);
-}
-
-function inlineBinaries(ds: DicomJsonDataset): DicomJsonDataset {
-  for (const el of Object.values(ds)) {
-    if (el.Value?.some((v) => v instanceof ArrayBuffer)) {
-      el.InlineBinary = Buffer.concat((el.Value as ArrayBuffer[]).map((b) => Buffer.from(b))).toString("base64");
-      delete el.Value;
-    } else if (el.vr === "SQ") for (const item of (el.Value ?? []) as DicomJsonDataset[]) inlineBinaries(item);
-  }
-  return ds;
+/**
+ * What a C-GET should offer to receive: the SOP classes in scope (asked with a C-FIND, since the
+ * contexts are fixed before the first instance arrives), each in every syntax the client takes.
+ * Undefined (dcmjs-dimse's default offer) when the C-FIND fails.
+ */
+async function getOffer(peer: Peer, op: RetrieveOp, wanted: WantedSyntaxes): Promise<GetOffer | undefined> {
+  const identifier: Record<string, unknown> = { StudyInstanceUID: op.study, SOPClassUID: "" };
+  if (op.series) identifier.SeriesInstanceUID = op.series;
+  if (op.sop) identifier.SOPInstanceUID = op.sop;
+  const found = await cFind(peer, identifier, "IMAGE").catch(() => undefined);
+  if (!found || !isSuccess(found.status)) return undefined;
+  const sopClasses = [
+    ...new Set(found.matches.map((m) => m.SOPClassUID).filter((v): v is string => typeof v === "string")),
+  ];
+  if (sopClasses.length === 0) return undefined;
+  return {
+    sopClasses,
+    transferSyntaxes: wanted.asStored ? [...UNCOMPRESSED, ...COMPRESSED] : [...wanted.syntaxes, ...UNCOMPRESSED],
+  };
 }
 
 interface StoreOutcome {
@@ -369,6 +427,8 @@ async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, 
       Value: ok.map((x) => ({
         ...ref(x),
         "00081190": { vr: "UR", Value: [`${base}/studies/${x.study}/instances/${x.sopInstance}`] },
+        // Stored with a warning (coerced, elements discarded, ...): WarningReason, PS3.18 §10.5.3.
+        ...(isWarning(x.status) ? { "00081196": { vr: "US", Value: [x.status] } } : {}),
       })),
     };
   if (failed.length)
@@ -377,7 +437,8 @@ async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, 
       Value: failed.map((x) => ({ ...ref(x), "00081197": { vr: "US", Value: [x.status] } })),
     };
   if (outcomes.length === 0) throw new HttpError(400, "STOW-RS request carried no instance");
-  json(rctx, failed.length === 0 ? 200 : ok.length === 0 ? 409 : 202, res);
+  const warned = ok.some((x) => isWarning(x.status));
+  json(rctx, failed.length === 0 && !warned ? 200 : ok.length === 0 ? 409 : 202, res);
 }
 
 /** StudyInstanceUID of a Part 10 file, read without parsing past it. */

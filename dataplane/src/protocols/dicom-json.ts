@@ -32,17 +32,28 @@ export function toDicomJson(elements: Record<string, unknown>): DicomJsonDataset
   return out;
 }
 
+/** A DICOM JSON data set from dcmjs's reader, cleaned the same way (and without its `_rawValue`s). */
+export function cleanJson(ds: DicomJsonDataset): DicomJsonDataset {
+  for (const el of Object.values(ds)) clean(el);
+  return ds;
+}
+
 function clean(el: DicomJsonDataset[string]): void {
-  if (!el.Value) return;
+  delete (el as { _rawValue?: unknown })._rawValue;
+  if (el.Value === null || el.Value === undefined) {
+    delete el.Value; // dcmjs makes a zero-length IS or DS `"Value": null`
+    return;
+  }
   let values = el.Value;
   if (el.vr === "SQ") {
     for (const item of values as DicomJsonDataset[]) for (const e of Object.values(item)) clean(e);
   } else if (NUMERIC.has(el.vr)) {
-    values = values.map((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v));
+    values = values.map((v) => (typeof v === "string" ? (v.trim() === "" ? null : Number(v)) : v));
   }
-  // An empty attribute has no Value at all in DICOM JSON (F.2.5), not [""].
-  values = values.filter((v) => v !== "" && v !== null && v !== undefined);
-  if (values.length === 0) delete el.Value;
+  // An empty attribute has no Value at all in DICOM JSON (F.2.5), not [""] or [null]; an empty
+  // value among others is null, in its place (ORIGINAL\\AXIAL has three values).
+  values = values.map((v) => (v === "" || v === undefined ? null : v));
+  if (values.every((v) => v === null)) delete el.Value;
   else el.Value = values;
 }
 

@@ -33,6 +33,8 @@ export interface RetrieveOp {
   sop?: string;
   /** metadata: DICOM JSON of each instance instead of the instances themselves. */
   metadata: boolean;
+  /** A top-level element's value (8 hex digits), the BulkDataURI the metadata gives. */
+  bulkdata?: string;
 }
 
 export interface StoreOp {
@@ -127,12 +129,14 @@ export function parseDicomwebRequest(method: string, subpath: string, search: st
           return { kind: "retrieve", level: "IMAGE", study: s, series: se, sop: i, metadata: false };
         if (d === "metadata" && seg.length === 7)
           return { kind: "retrieve", level: "IMAGE", study: s, series: se, sop: i, metadata: true };
+        if (d === "bulkdata" && seg.length === 8 && /^[0-9a-fA-F]{8}$/.test(seg[7]!))
+          return { kind: "retrieve", level: "IMAGE", study: s, series: se, sop: i, metadata: false, bulkdata: seg[7] };
       }
     }
   }
   throw new HttpError(
     406,
-    `${subpath} cannot be served from a DIMSE peer (frames, rendered and bulk data need a DICOMweb origin)`,
+    `${subpath} cannot be served from a DIMSE peer (frames and rendered need a DICOMweb origin)`,
     {
       title: "Not Acceptable",
     },

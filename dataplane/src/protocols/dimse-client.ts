@@ -16,6 +16,7 @@ import {
   type DimseDataset,
 } from "./dimse.js";
 import type { Level, SearchLevel } from "./dicomweb-request.js";
+import { IMPLICIT_LE, MAX_CONTEXTS, isUncompressed, sendableAs, storageContexts } from "./transfer-syntax.js";
 
 export interface Peer {
   host: string;
@@ -34,11 +35,6 @@ export interface Received {
 }
 
 type AnyClient = InstanceType<typeof Client>;
-
-const UNCOMPRESSED: string[] = [
-  constants.TransferSyntax.ImplicitVRLittleEndian,
-  constants.TransferSyntax.ExplicitVRLittleEndian,
-];
 
 function run(peer: Peer, client: AnyClient): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -108,15 +104,24 @@ export async function cFind(
   return { status, matches };
 }
 
+/** The storage SOP classes and transfer syntaxes a C-GET offers to receive instances in. */
+export interface GetOffer {
+  sopClasses: string[];
+  transferSyntaxes: readonly string[];
+}
+
 /**
  * C-GET: `onInstance` is awaited before each C-STORE sub-operation is acknowledged, so a slow
- * consumer slows the peer down instead of filling memory.
+ * consumer slows the peer down instead of filling memory. Without an `offer` (or when it does not
+ * fit in one association), dcmjs-dimse's default: every storage class in Implicit and Explicit VR
+ * Little Endian.
  */
 export async function cGet(
   peer: Peer,
   level: Level,
   uids: { study: string; series?: string; sop?: string },
   onInstance: (r: Received) => Promise<void>,
+  offer?: GetOffer,
 ): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
   const client = new Client();
   const req =
@@ -125,6 +130,11 @@ export async function cGet(
       : level === "SERIES"
         ? requests.CGetRequest.createSeriesGetRequest(uids.study, uids.series!)
         : requests.CGetRequest.createImageGetRequest(uids.study, uids.series!, uids.sop!);
+  const contexts = offer && storageContexts(offer.sopClasses, offer.transferSyntaxes, MAX_CONTEXTS - 1);
+  if (contexts) {
+    req.setAddStorageSopClassesToAssociation(false);
+    for (const c of contexts) client.addAdditionalPresentationContext(context(c.sopClass, c.syntaxes), true);
+  }
   const result = { status: -1, completed: 0, failed: 0, warnings: 0 };
   req.on(
     "response",
@@ -178,7 +188,23 @@ export interface StoreItem {
   dataset: Buffer;
 }
 
-/** C-STORE of several instances on one association; the status of each, in order. */
+const TRANSFER_SYNTAX_NOT_SUPPORTED = 0xc122;
+const PROCESSING_FAILURE = 0x0110;
+
+function context(sopClass: string, syntaxes: string[]): InstanceType<typeof association.PresentationContext> {
+  const pc = new association.PresentationContext(0, sopClass, syntaxes[0]);
+  for (const t of syntaxes.slice(1)) pc.addTransferSyntaxUid(t);
+  return pc;
+}
+
+/**
+ * C-STORE of several instances on one association; the status of each, in order. dcmjs-dimse
+ * proposes Implicit and Explicit VR Little Endian for each SOP class, and a context with just the
+ * instance's own syntax when that is another one. Whatever the peer accepts among the uncompressed
+ * syntaxes, the instance is transcoded losslessly (dimse.ts), so all of them are proposed: PS3.8
+ * §9.3.3.2 wants nothing proposed that cannot be sent. A context with just the instance's own
+ * syntax comes first, so an instance goes unchanged whenever the peer takes it as it is.
+ */
 export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> {
   const client = new Client();
   const statuses = items.map(() => -1);
@@ -189,23 +215,24 @@ export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> 
       SOPInstanceUID: item.sopInstance,
     }).seal();
     const req = new requests.CStoreRequest(ds);
-    // dcmjs-dimse proposes only the uncompressed syntaxes, and would try to decode a compressed
-    // instance into one; a context of its own with just its syntax lets it go as it is.
-    if (!UNCOMPRESSED.includes(item.transferSyntax)) {
-      const key = `${item.sopClass}|${item.transferSyntax}`;
-      if (!proposed.has(key)) {
-        proposed.add(key);
-        client.addAdditionalPresentationContext(
-          new association.PresentationContext(0, item.sopClass, item.transferSyntax),
-          true,
-        );
-      }
+    const key = `${item.sopClass}|${item.transferSyntax}`;
+    // (dcmjs-dimse adds a context of a compressed instance's own syntax itself.)
+    if (isUncompressed(item.transferSyntax) && item.transferSyntax !== IMPLICIT_LE && !proposed.has(key)) {
+      proposed.add(key);
+      client.addAdditionalPresentationContext(context(item.sopClass, sendableAs(item.transferSyntax)), true);
     }
     req.on("response", (r: { getStatus(): number }) => (statuses[i] = r.getStatus()));
     client.addRequest(req);
   });
-  await run(peer, client);
-  return statuses;
+  let broken = false;
+  await run(peer, client).catch((e: unknown) => {
+    if (statuses.every((st) => st === -1)) throw e;
+    broken = true;
+  });
+  // No response on an association that went well: dcmjs-dimse skipped the request, because the
+  // peer accepted no context it can go in without decoding it: PS3.4's "Referenced Transfer
+  // Syntax not supported". On one that broke, a processing failure. Never a negative status.
+  return statuses.map((st) => (st !== -1 ? st : broken ? PROCESSING_FAILURE : TRANSFER_SYNTAX_NOT_SUPPORTED));
 }
 
 /** C-MOVE to `destination`; the instances arrive on a separate association (see MoveReceiver). */

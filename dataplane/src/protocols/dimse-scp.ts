@@ -26,6 +26,7 @@ import { AssociationSlots } from "./dimse-limits.js";
 import { attribute, type DicomJsonDataset } from "./dicom-json.js";
 import { boundaryOf, readParts } from "./multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
+import { Progress, planRetrieve } from "./scp-retrieve.js";
 
 export interface ScpSettings {
   aet: string;
@@ -324,7 +325,7 @@ class GatewayScp extends Scp {
     };
     void (async () => {
       const elements = request.getDataset()?.getElements() ?? {};
-      const q = findQuery(elements, request.getAffectedSopClassUid() === WORKLIST);
+      const q = findQuery(elements, request.getAffectedSopClassUid());
       if (!q) return callback([final(0xa900)]); // identifier does not match SOP class
       const res = await this.run({
         method: "GET",
@@ -344,8 +345,14 @@ class GatewayScp extends Scp {
       const wanted = new Set(Object.keys(elements));
       const pending = matches.map((m) => {
         const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(m);
-        const out: Elements = q.level ? { QueryRetrieveLevel: q.level } : {};
-        for (const [k, v] of Object.entries(natural)) if (wanted.has(k) && k !== "QueryRetrieveLevel") out[k] = v;
+        // dcmjs writes strings as UTF-8, so that is what the response declares, whatever the
+        // origin's set was (DICOM JSON is UTF-8 already, PS3.18 F.2).
+        const out: Elements = {
+          ...(q.level ? { QueryRetrieveLevel: q.level } : {}),
+          SpecificCharacterSet: "ISO_IR 192",
+        };
+        for (const [k, v] of Object.entries(natural))
+          if (wanted.has(k) && k !== "QueryRetrieveLevel" && k !== "SpecificCharacterSet") out[k] = v;
         const r = responses.CFindResponse.fromRequest(request);
         r.setDataset(new Dataset(out));
         r.setStatus(Status.Pending);
@@ -415,39 +422,66 @@ class GatewayScp extends Scp {
     });
   }
 
-  /** Runs a WADO-RS retrieve for the identifier and yields the Part 10 instances as they stream in. */
-  private async retrieve(
-    op: "C-GET" | "C-MOVE",
-    request: AnyRequest,
-  ): Promise<{ status: number; instances?: AsyncGenerator<Buffer> }> {
-    const el = request.getDataset()?.getElements() ?? {};
-    const study = str(el.StudyInstanceUID);
-    const series = str(el.SeriesInstanceUID);
-    const sop = str(el.SOPInstanceUID);
-    if (!study) return { status: 0xa900 };
-    const path = `/studies/${study}` + (series ? `/series/${series}` + (sop ? `/instances/${sop}` : "") : "");
+  /** QIDO-RS through the pipeline, for planning a retrieve (scp-retrieve.ts). */
+  private async search(op: string, path: string, search: string): Promise<DicomJsonDataset[] | undefined> {
     const res = await this.run({
       method: "GET",
       path,
-      search: "",
-      headers: { accept: 'multipart/related; type="application/dicom"' },
+      search,
+      headers: { accept: "application/dicom+json" },
       clientAddress: this.address,
       label: this.label(op),
     });
-    if (res.status === 404) {
+    if (res.status === 204) return [];
+    if (res.status !== 200) {
       drain(res);
-      return { status: Status.Success }; // nothing matched: zero sub-operations
+      return undefined;
     }
-    const boundary = boundaryOf(String(res.headers["content-type"] ?? ""));
-    if (res.status !== 200 || !boundary || !res.body) {
-      drain(res);
-      return { status: res.status === 200 ? 0xc000 : dimseStatusFor(res.status) };
-    }
-    const source = Buffer.isBuffer(res.body) ? Readable.from([res.body]) : res.body;
+    return JSON.parse((await bodyOf(res)).toString("utf8")) as DicomJsonDataset[];
+  }
+
+  /** Runs the WADO-RS retrieves the identifier stands for and yields the Part 10 instances as they stream in. */
+  private async retrieve(
+    op: "C-GET" | "C-MOVE",
+    request: AnyRequest,
+  ): Promise<{ status: number; expected?: string[]; instances?: AsyncGenerator<Buffer> }> {
+    const el = request.getDataset()?.getElements() ?? {};
+    const plan = await planRetrieve(el, request.getAffectedSopClassUid(), (path, search) =>
+      this.search(op, path, search),
+    );
+    if ("status" in plan) return plan;
+    const fetchOne = async (path: string) => {
+      const res = await this.run({
+        method: "GET",
+        path,
+        search: "",
+        // As stored: an origin asked for its default (Explicit VR Little Endian) transcodes, and fails
+        // on what it cannot decode; sub-operations transcode uncompressed data themselves (dimse.ts).
+        headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+        clientAddress: this.address,
+        label: this.label(op),
+      });
+      const boundary = boundaryOf(String(res.headers["content-type"] ?? ""));
+      if ((res.status !== 200 && res.status !== 206) || !boundary || !res.body) {
+        drain(res);
+        return { status: res.status };
+      }
+      return { status: res.status, source: Buffer.isBuffer(res.body) ? Readable.from([res.body]) : res.body, boundary };
+    };
+    // The first retrieve is made before answering, so that a failure of the only one is a status.
+    const first = plan.paths.length ? await fetchOne(plan.paths[0]!) : undefined;
+    if (plan.paths.length === 1 && first && !first.source && first.status !== 404)
+      return { status: dimseStatusFor(first.status) || 0xc000 };
+    const rest = plan.paths.slice(1);
     async function* instances() {
-      for await (const part of readParts(source, boundary!, 4 * 1024 * 1024 * 1024)) yield part.body;
+      for (let next = first; next;) {
+        if (next.source)
+          for await (const part of readParts(next.source, next.boundary, 4 * 1024 * 1024 * 1024)) yield part.body;
+        const path = rest.shift();
+        next = path ? await fetchOne(path) : undefined;
+      }
     }
-    return { status: Status.Success, instances: instances() };
+    return { status: Status.Success, expected: plan.expected, instances: instances() };
   }
 
   override cGetRequest(
@@ -455,27 +489,19 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CGetResponse>[]) => void,
   ): void {
     callback = this.answerOnce("C-GET", callback);
-    const respond = (status: number, completed: number, failed: number, warnings = 0) => {
-      const r = responses.CGetResponse.fromRequest(request);
-      r.setStatus(status);
-      r.setCompleted(completed);
-      r.setFailures(failed);
-      r.setWarnings(warnings);
-      r.setRemaining(0);
-      return r;
-    };
+    const progress = new Progress();
+    const respond = (status: number) => progress.fill(responses.CGetResponse.fromRequest(request), status);
     void (async () => {
-      const { status, instances } = await this.retrieve("C-GET", request);
-      if (!instances) return callback([respond(status, 0, 0)]);
-      let completed = 0;
-      let failed = 0;
+      const { status, expected, instances } = await this.retrieve("C-GET", request);
+      if (!instances) return callback([respond(status)]);
+      progress.expect(expected);
       for await (const file of instances) {
         let p10;
         try {
           p10 = parsePart10(file);
         } catch (e) {
           if (!(e instanceof Part10Error)) throw e;
-          failed++;
+          progress.done(undefined, -1);
           continue;
         }
         const sub = new requests.CStoreRequest(
@@ -484,21 +510,33 @@ class GatewayScp extends Scp {
             SOPInstanceUID: p10.sopInstance,
           }).seal(),
         );
+        // No context for its SOP class at all: dcmjs-dimse would skip it without a word (and this
+        // would wait forever); it is a failed sub-operation.
+        if (!this.acceptedContextFor(sub)) {
+          progress.done(p10.sopInstance, -1);
+          this.sendPending("C-GET", request, respond(Status.Pending));
+          continue;
+        }
         const st = await new Promise<number>((resolve) => {
           sub.on("response", (r: { getStatus(): number }) => resolve(r.getStatus()));
           sub.on("done", () => resolve(-1));
           this.sendRequests(sub);
         });
-        if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
-        else failed++;
+        progress.done(p10.sopInstance, st);
         // The library's callback may be called once only (the final response); pendings go direct.
-        this.sendPending("C-GET", request, respond(Status.Pending, completed, failed));
+        this.sendPending("C-GET", request, respond(Status.Pending));
       }
-      callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
+      callback([respond(progress.finalStatus())]);
     })().catch((e: unknown) => {
       this.s.logger.error("C-GET failed", { error: String(e), calling: this.calling });
-      callback([respond(0xa701, 0, 0)]);
+      callback([respond(0xa701)]);
     });
+  }
+
+  private acceptedContextFor(request: unknown): unknown {
+    const a = (this as unknown as { association?: { getAcceptedPresentationContextFromRequest(r: unknown): unknown } })
+      .association;
+    return a?.getAcceptedPresentationContextFromRequest(request);
   }
 
   override cMoveRequest(
@@ -506,24 +544,18 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CMoveResponse>[]) => void,
   ): void {
     callback = this.answerOnce("C-MOVE", callback);
-    const respond = (status: number, completed: number, failed: number) => {
-      const r = responses.CMoveResponse.fromRequest(request);
-      r.setStatus(status);
-      r.setCompleted(completed);
-      r.setFailures(failed);
-      r.setWarnings(0);
-      r.setRemaining(0);
-      return r;
-    };
+    const progress = new Progress();
+    const respond = (status: number) => progress.fill(responses.CMoveResponse.fromRequest(request), status);
     void (async () => {
       const destination = str(request.getCommandDataset().getElement("MoveDestination"))?.trim() ?? "";
       const to = this.s.peers[destination];
       if (!to) {
         this.s.logger.warn("C-MOVE to an unknown destination", { destination, calling: this.calling });
-        return callback([respond(Status.MoveDestinationUnknown, 0, 0)]);
+        return callback([respond(Status.MoveDestinationUnknown)]);
       }
-      const { status, instances } = await this.retrieve("C-MOVE", request);
-      if (!instances) return callback([respond(status, 0, 0)]);
+      const { status, expected, instances } = await this.retrieve("C-MOVE", request);
+      if (!instances) return callback([respond(status)]);
+      progress.expect(expected);
       const peer: Peer = {
         host: to.host,
         port: to.port,
@@ -532,8 +564,6 @@ class GatewayScp extends Scp {
         connectTimeoutMs: this.s.connectTimeoutMs,
         associationTimeoutMs: this.s.associationTimeoutMs,
       };
-      let completed = 0;
-      let failed = 0;
       let batch: StoreItem[] = [];
       let bytes = 0;
       const flush = async () => {
@@ -542,12 +572,10 @@ class GatewayScp extends Scp {
           this.s.logger.warn("C-MOVE sub-association failed", { destination, error: String(e) });
           return batch.map(() => -1);
         });
-        for (const st of statuses)
-          if (st === Status.Success || (st & 0xf000) === 0xb000) completed++;
-          else failed++;
+        statuses.forEach((st, i) => progress.done(batch[i]!.sopInstance, st));
         batch = [];
         bytes = 0;
-        this.sendPending("C-GET", request, respond(Status.Pending, completed, failed));
+        this.sendPending("C-MOVE", request, respond(Status.Pending));
       };
       for await (const file of instances) {
         try {
@@ -556,15 +584,15 @@ class GatewayScp extends Scp {
           bytes += p10.dataset.length;
         } catch (e) {
           if (!(e instanceof Part10Error)) throw e;
-          failed++;
+          progress.done(undefined, -1);
         }
         if (bytes >= this.s.storeBatchBytes) await flush();
       }
       await flush();
-      callback([respond(failed ? (completed ? 0xb000 : 0xa702) : Status.Success, completed, failed)]);
+      callback([respond(progress.finalStatus())]);
     })().catch((e: unknown) => {
       this.s.logger.error("C-MOVE failed", { error: String(e), calling: this.calling });
-      callback([respond(0xa701, 0, 0)]);
+      callback([respond(0xa701)]);
     });
   }
 }
@@ -577,9 +605,12 @@ function str(v: unknown): string | undefined {
 
 function findQuery(
   el: Elements,
-  worklist: boolean,
+  sopClass: string,
 ): { path: string; search: string; level: string | undefined; patientLevel: boolean } | undefined {
+  const worklist = sopClass === WORKLIST;
   const level = worklist ? "WORKLIST" : (str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY");
+  // The Study Root model has no PATIENT level (PS3.4 §C.6.2): "identifier does not match SOP class".
+  if (level === "PATIENT" && sopClass !== FIND[0]) return undefined;
   const study = str(el.StudyInstanceUID);
   const series = str(el.SeriesInstanceUID);
   let path: string;
@@ -613,7 +644,9 @@ function findQuery(
     }
   };
   walk(el, "");
-  if (include.length) params.set("includefield", include.join(","));
+  // One parameter per attribute: PS3.18 §8.3.4.3 allows a comma list too, but origins such as
+  // Orthanc read only the repeated form.
+  for (const k of include) params.append("includefield", k);
   const search = params.toString();
   return {
     path,

@@ -6,13 +6,41 @@
  * parsed only if someone asks for their elements; sending one that was not modified sends those
  * bytes again. The library's own logging (loglevel, to stdout) is turned down to errors.
  */
+import { createRequire } from "node:module";
 import dimse from "dcmjs-dimse";
 import { installLink } from "./dimse-network.js";
+import { DEFLATED_LE, EXPLICIT_LE, TranscodeError, canTranscode, topLevelValue, transcode } from "./transfer-syntax.js";
+import { characterSets, redecode, usesCodeExtensions } from "./charset.js";
 
-export const { Client, Server, Scp, Dataset, requests, responses, constants, association } = dimse;
+export const { Client, Server, Scp, Dataset, requests, responses, constants, association, Transcoding } = dimse;
 export type DimseDataset = InstanceType<typeof Dataset>;
 
 dimse.log.setLevel("error");
+// dcmjs-dimse has a dcmjs of its own, whose log (to the console) warns about every data set with
+// more than one character set; those are handled below, so only its errors are worth a line.
+const innerDcmjs = createRequire(createRequire(import.meta.url).resolve("dcmjs-dimse"))("dcmjs") as {
+  log: { setLevel(level: string): void };
+};
+innerDcmjs.log.setLevel("error");
+
+/**
+ * Every data set dcmjs-dimse parses (C-FIND responses, retrieved instances) goes through here.
+ * dcmjs decodes strings with the first SpecificCharacterSet only; with ISO 2022 code extensions
+ * (Japanese, Korean, Chinese, PS3.5 §6.1.2.5) the rest are decoded again from the bytes
+ * (charset.ts). dcmjs reports the result as ISO_IR 192, which it then is.
+ */
+type DatasetProto = {
+  _fromElementsBuffer: (this: unknown, b: Buffer, ts: string, opts: unknown) => Record<string, unknown>;
+};
+const datasetProto = Dataset.prototype as unknown as DatasetProto;
+const fromElementsBuffer = datasetProto._fromElementsBuffer;
+datasetProto._fromElementsBuffer = function (this: unknown, b: Buffer, ts: string, opts: unknown) {
+  const elements = fromElementsBuffer.call(this, b, ts, opts);
+  const declared = topLevelValue(b, ts, 0x0008, 0x0005);
+  const sets = declared ? characterSets(declared.toString("latin1").replace(/[\0 ]+$/, "")) : [];
+  if (usesCodeExtensions(sets)) redecode(elements, sets);
+  return elements;
+};
 
 /** A data set as received: its encoded bytes, parsed lazily. */
 export class RawDataset extends Dataset {
@@ -34,11 +62,30 @@ export class RawDataset extends Dataset {
     return this.raw;
   }
 
+  /** The element values dcmjs-dimse was given, for a copy in another syntax. */
+  get knownElements(): Record<string, string> {
+    return this.known;
+  }
+
   private ensureParsed(): void {
     if (this.parsed || !this.raw) return;
     this.parsed = true;
-    const full = new Dataset(this.raw, this.getTransferSyntaxUid());
+    // dcmjs-dimse reads a Deflated data set as if it were plain Explicit VR Little Endian.
+    const ts = this.getTransferSyntaxUid();
+    const full =
+      ts === DEFLATED_LE
+        ? new Dataset(transcode(this.raw, DEFLATED_LE, EXPLICIT_LE), EXPLICIT_LE)
+        : new Dataset(this.raw, ts);
     Object.assign(super.getElements(), full.getElements());
+  }
+
+  /**
+   * The same data set in another transfer syntax, when that is lossless (between the uncompressed
+   * syntaxes, see transfer-syntax.ts); undefined when it is not, or the data set was modified.
+   */
+  transcodedTo(ts: string): RawDataset | undefined {
+    if (!this.raw || !canTranscode(this.getTransferSyntaxUid(), ts)) return undefined;
+    return new RawDataset(transcode(this.raw, this.getTransferSyntaxUid(), ts), ts, this.known);
   }
 
   /**
@@ -77,12 +124,27 @@ export class RawDataset extends Dataset {
   }
 }
 
+// When the accepted context's syntax differs from a data set's, dcmjs-dimse transcodes through
+// Transcoding.transcodeDataset (a naturalize/denaturalize round trip, which drops private tags).
+// A RawDataset is transcoded on its bytes instead, losslessly, or not at all: a compressed
+// instance is never decoded into another syntax (dcmjs-dimse then skips that one C-STORE, and the
+// sub-operation counts as failed).
+const transcodeDataset = Transcoding.transcodeDataset.bind(Transcoding);
+Transcoding.transcodeDataset = (ds: DimseDataset, ts: string, options?: Record<string, unknown>) => {
+  if (!(ds instanceof RawDataset)) return transcodeDataset(ds, ts, options);
+  const copy = ds.transcodedTo(ts);
+  if (copy) return copy;
+  if (ds.bytes) throw new TranscodeError(`not transcoding ${ds.getTransferSyntaxUid()} to ${ts}: not lossless`);
+  return transcodeDataset(ds, ts, options);
+};
+
 // Every received C-STORE data set (SCP side, and C-GET sub-operations on the SCU side) becomes a
 // RawDataset. Network is the common base of Scp and of the Client's connection.
 interface StoreStream {
   toBuffer(): Buffer;
 }
 type NetworkProto = {
+  sendAssociationRequest: unknown;
   createDatasetFromStoreWritableStream(
     w: StoreStream,
     ctx: { getAcceptedTransferSyntaxUid(): string },
@@ -105,3 +167,36 @@ export const isPending = (s: number) => s === 0xff00 || s === 0xff01;
 export const isSuccess = (s: number) => s === 0x0000;
 export const isWarning = (s: number) => s === 0x0001 || (s & 0xf000) === 0xb000 || s === 0x0107 || s === 0x0116;
 export const hex = (s: number) => "0x" + s.toString(16).padStart(4, "0").toUpperCase();
+
+/**
+ * A C-GET's instances come back as C-STORE sub-operations on the same association, for which the
+ * requestor must offer the SCP role of each storage SOP class (PS3.4 C.4.3.1, PS3.7 D.3.3.4).
+ * dcmjs-dimse sets that role only on the storage contexts it adds itself (Implicit and Explicit
+ * VR Little Endian for every class); contexts added for other syntaxes lose it. So an association
+ * that proposes a C-GET gets the role on every storage context, once per SOP class: role
+ * selection is per SOP class, and one item per class is what peers expect.
+ */
+const GET_SOP_CLASSES = new Set(["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"]);
+const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
+type AnyAssociation = InstanceType<typeof association.Association>;
+type RequestorProto = { sendAssociationRequest(a: AnyAssociation): void };
+const sendAssociationRequest = network.sendAssociationRequest as RequestorProto["sendAssociationRequest"];
+(network as unknown as RequestorProto).sendAssociationRequest = function (this: unknown, a: AnyAssociation) {
+  const contexts = a.getPresentationContexts().map((c: { id: number }) => a.getPresentationContext(c.id));
+  if (contexts.some((c) => GET_SOP_CLASSES.has(c.getAbstractSyntaxUid()))) {
+    const seen = new Set<string>();
+    for (const c of contexts) {
+      const uid = c.getAbstractSyntaxUid();
+      if (!uid.startsWith(STORAGE_ROOT)) continue;
+      if (seen.has(uid)) {
+        c.setUserRole(undefined as unknown as boolean);
+        c.setProviderRole(undefined as unknown as boolean);
+      } else {
+        seen.add(uid);
+        c.setUserRole(false);
+        c.setProviderRole(true);
+      }
+    }
+  }
+  sendAssociationRequest.call(this, a);
+};
