@@ -226,14 +226,22 @@ async function startOperatorFromDeployment(extraArgs: string[] = []): Promise<nu
   );
   operator.stdout!.setEncoding("utf8").on("data", (s: string) => (operatorLog += s));
   operator.stderr!.setEncoding("utf8").on("data", (s: string) => (operatorLog += s));
+  // An operator that exits fails the start at once rather than after the probes' timeout.
+  const exited = once(operator, "exit").then(([code]) => {
+    throw new Error(`operator exited (${String(code)})`);
+  });
+  exited.catch(() => undefined);
   // The kubelet's probes, on the paths and port the Deployment names.
   for (const probe of [c.livenessProbe, c.readinessProbe]) {
     assert.equal(probe.httpGet.port, "health");
-    await eventually(`operator ${probe.httpGet.path}`, async () => {
-      if (operator?.exitCode !== null) throw new Error(`operator exited (${operator?.exitCode})`);
-      const r = await fetch(`http://127.0.0.1:${healthPort}${probe.httpGet.path}`);
-      return r.status === 200;
-    });
+    await Promise.race([
+      exited,
+      eventually(`operator ${probe.httpGet.path}`, async () => {
+        if (operator?.exitCode !== null) throw new Error(`operator exited (${operator?.exitCode})`);
+        const r = await fetch(`http://127.0.0.1:${healthPort}${probe.httpGet.path}`);
+        return r.status === 200;
+      }),
+    ]);
   }
   return healthPort;
 }
@@ -1263,6 +1271,17 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await conditionIs("harmonyendpoint", "clinic", "api", "Accepted", "True");
   await conditionIs("harmonygateway", "clinic", "edge", "Programmed", "True");
   assertNoAccessErrors();
+
+  // The operator never makes the chart's configuration itself (a half one, or one that outlives
+  // the release): with it gone, the start fails and says whose it is.
+  await stopOperator();
+  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
+  await assert.rejects(startOperatorFromDeployment(webhookUrlArgs()), /operator exited \(1\)/);
+  assert.match(
+    operatorLog,
+    new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG} not found: it is installed with the operator`),
+  );
+  assert.notEqual((await cp.kubectl(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG])).code, 0);
 });
 
 test("helm uninstall keeps the CRDs and the resources, and removes the operator's access", async () => {
