@@ -1338,7 +1338,7 @@ test("kubectl apply -f crds/, then helm install with crds.enabled=false; a secon
   // are cluster-scoped and named after the release), scoped to its own namespaces, sharing the CRDs.
   const second = "harmony-second";
   const secondNs = "harmony-second-system";
-  const secondValues = ["crds.enabled=false", "operator.watchNamespaces={radiology}", "webhook.enabled=true"];
+  const secondValues = ["crds.enabled=false", "operator.watchNamespaces={radiology}"];
   await kubectl(["create", "namespace", "radiology"]);
   await helm([
     "install",
@@ -1351,7 +1351,43 @@ test("kubectl apply -f crds/, then helm install with crds.enabled=false; a secon
   ]);
   await kubectl(["get", "deployment", second, "-n", secondNs]);
   await kubectl(["get", "role", second, "-n", "radiology"]);
-  await kubectl(["get", "mutatingwebhookconfiguration", `${second}-sidecar-injector`]);
+
+  // Turning the webhook on over a configuration an older operator made itself (as every version
+  // before the chart owned it did): Helm refuses to take it over unless told to, as the chart
+  // README says; --take-ownership makes it the chart's, so uninstall removes it.
+  const injector = `${second}-sidecar-injector`;
+  const oldOwn = webhookConfiguration({
+    name: injector,
+    caPem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    target: { service: { namespace: secondNs, name: `${second}-webhook`, port: 443 } },
+    failurePolicy: "Fail",
+    namespaceSelector: {},
+  });
+  await kubectl(
+    ["apply", "--server-side", "--field-manager", "harmony-operator-webhook", "-f", "-"],
+    JSON.stringify(oldOwn),
+  );
+  const upgrade = [
+    "upgrade",
+    second,
+    CHART,
+    "--namespace",
+    secondNs,
+    ...[...secondValues, "webhook.enabled=true"].flatMap((v) => ["--set", v]),
+  ];
+  const notAdopted = await helmRaw(upgrade);
+  assert.notEqual(notAdopted.code, 0);
+  assert.match(
+    notAdopted.stderr,
+    new RegExp(`MutatingWebhookConfiguration "${injector}" .*exists and cannot be imported`),
+  );
+  await helm([...upgrade, "--take-ownership"]);
+  const adopted = await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", injector]);
+  assert.equal(adopted.metadata.annotations?.["meta.helm.sh/release-name"], second);
+  assert.equal(adopted.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
+  assert.deepEqual(adopted.webhooks[0]!.namespaceSelector, {
+    matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["radiology"] }],
+  });
   // ...whereas a second release that also wants to own the CRDs is refused.
   const third = await helmRaw([
     "install",
