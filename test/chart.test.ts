@@ -1194,10 +1194,17 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
 
 test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the operator still reconciles", async () => {
   await stopOperator();
+  const caBundle = async () =>
+    (await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG])).webhooks[0]!
+      .clientConfig.caBundle;
+  const oldCa = await caBundle();
+  assert.ok(oldCa);
   await upgradeKeepingHealthPort([
     "operator.watchNamespaces={clinic}",
     `webhook.enabled=true,webhook.port=${webhookPort},webhook.validation.failurePolicy=Ignore`,
   ]);
+  // Helm's upgrade changes what the chart renders and leaves the operator's caBundle alone.
+  assert.equal(await caBundle(), oldCa, "helm upgrade dropped the caBundle");
   assert.notEqual((await cp.kubectl(["get", "clusterrole", RELEASE])).code, 0, "the ClusterRole outlived the upgrade");
   assert.notEqual((await cp.kubectl(["get", "clusterrolebinding", RELEASE])).code, 0);
   await kubectl(["get", "role", RELEASE, "-n", "clinic"]);
@@ -1223,8 +1230,6 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   // so the Secret's create, read and the caBundle's patch rest on the webhook's own grants. A new
   // CA: the caBundle must follow it.
   await kubectl(["delete", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS, "--ignore-not-found"]);
-  const oldCa = (await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]))
-    .webhooks[0]!.clientConfig.caBundle;
   await routeWebhook("test-operator");
   await startOperatorFromDeployment(webhookUrlArgs());
   assert.match(operatorLog, /"watch_namespaces":\["clinic"\]/);
