@@ -113,6 +113,33 @@ test("the Progressing/Degraded boundary follows observedGeneration, whatever Rea
   assert.equal((await health(lua, broken)).status, "Progressing");
 });
 
+test("a reference not seen yet is Progressing (a first sync's transient), a real failure stays Degraded", async () => {
+  // Argo CD fails a sync whose wave holds a Degraded resource when a later wave follows: right after
+  // a sync creates endpoints, pipelines and gateways together, the operator reports these reasons
+  // for the moment it takes to see all of them.
+  const base = parse(readFileSync(join(ARGOCD, "testdata/pipeline-ready.yaml"), "utf8")) as {
+    status: { conditions: { type: string; status: string; reason: string; message: string }[] };
+  };
+  const withReady = (reason: string) => {
+    const o = structuredClone(base);
+    const ready = o.status.conditions.find((c) => c.type === "Ready")!;
+    ready.status = "False";
+    ready.reason = reason;
+    return o;
+  };
+  for (const which of ["lua5.1", "lua"] as const) {
+    const lua = await interpreter(which);
+    for (const reason of ["Unused", "EndpointNotFound", "GatewayNotFound", "WaitingForDataPlane"]) {
+      const h = await health(lua, withReady(reason));
+      assert.equal(h.status, "Progressing", `${which} ${reason}`);
+      assert.match(h.message, new RegExp(`^${reason}: `), "the message still says what is awaited");
+    }
+    for (const reason of ["InvalidSpec", "InvalidGateway", "UnsupportedValue", "SecretNotFound", "NoValidPipelines"]) {
+      assert.equal((await health(lua, withReady(reason))).status, "Degraded", `${which} ${reason}`);
+    }
+  }
+});
+
 test("the argocd-cm snippet in the README is health.lua verbatim, under all three keys", () => {
   const script = readFileSync(SCRIPT, "utf8");
   const readme = readFileSync(join(ARGOCD, "README.md"), "utf8");

@@ -16,13 +16,14 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { startControlPlane, freePort, type ControlPlane, type KubectlResult } from "./controlplane/controlplane.js";
 import { ROOT, eventually as poll, run as runCommand } from "../dataplane/test/helpers.js";
 import { WEBHOOK_FLAGS, webhookSettings } from "../operator/src/webhook/flags.js";
+import { parseLabelSelector, webhookConfiguration } from "../operator/src/webhook/config.js";
 
 const CHART = join(ROOT, "charts/harmony");
 const RELEASE = "harmony";
@@ -114,6 +115,8 @@ async function helm(args: string[]): Promise<string> {
 async function upgradeKeepingHealthPort(sets: string[]): Promise<string> {
   const d = await getJson<Deployment>(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
   const healthPort = d.spec.template.spec.containers[0]!.ports.find((p) => p.name === "health")!.containerPort;
+  if ((await cp.kubectl(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG])).code === 0)
+    await routeWebhook("service");
   const args = ["upgrade", RELEASE, CHART, "--namespace", RELEASE_NS, "--set", `operator.healthPort=${healthPort}`];
   for (const set of sets) args.push("--set", set);
   return helm(args);
@@ -223,14 +226,22 @@ async function startOperatorFromDeployment(extraArgs: string[] = []): Promise<nu
   );
   operator.stdout!.setEncoding("utf8").on("data", (s: string) => (operatorLog += s));
   operator.stderr!.setEncoding("utf8").on("data", (s: string) => (operatorLog += s));
+  // An operator that exits fails the start at once rather than after the probes' timeout.
+  const exited = once(operator, "exit").then(([code]) => {
+    throw new Error(`operator exited (${String(code)})`);
+  });
+  exited.catch(() => undefined);
   // The kubelet's probes, on the paths and port the Deployment names.
   for (const probe of [c.livenessProbe, c.readinessProbe]) {
     assert.equal(probe.httpGet.port, "health");
-    await eventually(`operator ${probe.httpGet.path}`, async () => {
-      if (operator?.exitCode !== null) throw new Error(`operator exited (${operator?.exitCode})`);
-      const r = await fetch(`http://127.0.0.1:${healthPort}${probe.httpGet.path}`);
-      return r.status === 200;
-    });
+    await Promise.race([
+      exited,
+      eventually(`operator ${probe.httpGet.path}`, async () => {
+        if (operator?.exitCode !== null) throw new Error(`operator exited (${operator?.exitCode})`);
+        const r = await fetch(`http://127.0.0.1:${healthPort}${probe.httpGet.path}`);
+        return r.status === 200;
+      }),
+    ]);
   }
   return healthPort;
 }
@@ -303,10 +314,38 @@ async function createPod(pod: Pod): Promise<Pod> {
   return getJson<Pod>(["get", "pod", pod.metadata.name, "-n", pod.metadata.namespace!]);
 }
 
-/** The operator's webhook configuration, checked against the CA in the operator's Secret. */
+/**
+ * Points the chart's MutatingWebhookConfiguration at this process (webhookUrlArgs) instead of the
+ * Service, as kube-proxy would route it in a cluster, or back at the Service as the chart has it
+ * (before a helm upgrade, whose three-way merge would add the Service next to the URL); everything
+ * else stays the chart's. A strategic merge by webhook name.
+ */
+async function routeWebhook(to: "test-operator" | "service"): Promise<void> {
+  const service = { namespace: RELEASE_NS, name: WEBHOOK_SERVICE, path: "/mutate-v1-pod", port: 443 };
+  const clientConfig = to === "service" ? { url: null, service } : { service: null, url: webhookUrlArgs()[1] };
+  const patch = { webhooks: [{ name: "sidecar.harmony.runbeam.io", clientConfig }] };
+  await kubectl([
+    "patch",
+    "mutatingwebhookconfiguration",
+    WEBHOOK_CONFIG,
+    "--type=strategic",
+    "-p",
+    JSON.stringify(patch),
+  ]);
+}
+
+/** The chart's webhook configuration, its caBundle checked against the CA in the operator's Secret. */
 async function webhookConfigurationWithCa(): Promise<WebhookConfiguration> {
-  const cfg = await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
-  assert.equal(cfg.metadata.labels?.["app.kubernetes.io/managed-by"], "harmony-operator");
+  const cfg = await eventually("the operator to fill in the caBundle", async () => {
+    const c = await getJson<WebhookConfiguration>([
+      "get",
+      "mutatingwebhookconfiguration",
+      WEBHOOK_CONFIG,
+      "--show-managed-fields",
+    ]);
+    return c.webhooks[0]?.clientConfig.caBundle ? c : undefined;
+  });
+  assert.equal(cfg.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
   assert.equal(cfg.webhooks.length, 1);
   const secret = await getJson<{ type: string; data: Record<string, string> }>([
     "get",
@@ -540,18 +579,35 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   assert.equal(chartWebhookSettings(dc.args), undefined, "the operator would serve a webhook");
 
   const on = await render("webhook.enabled=true");
-  // The operator makes the MutatingWebhookConfiguration and the certificate Secret itself; the
-  // ValidatingWebhookConfiguration is the chart's (uninstall removes it), with no caBundle.
-  assert.equal(find(on, "MutatingWebhookConfiguration"), undefined);
+  // Both webhook configurations are the chart's (uninstall removes them), with no caBundle; the
+  // operator makes the certificate Secret itself.
   assert.equal(find(on, "Secret"), undefined);
   assert.deepEqual(kindNames(on.filter(isWebhook)), [
     "ClusterRole/harmony-webhook",
     "ClusterRoleBinding/harmony-webhook",
+    `MutatingWebhookConfiguration/${WEBHOOK_CONFIG}`,
     "Role/harmony-webhook",
     "RoleBinding/harmony-webhook",
     "Service/harmony-webhook",
     `ValidatingWebhookConfiguration/${VALIDATOR}`,
   ]);
+  // The chart's MutatingWebhookConfiguration is what the operator's self-managed mode applies
+  // (operator/src/webhook/config.ts) but for caBundle and labels: the same rules, selectors, policy.
+  const mwc = find(on, "MutatingWebhookConfiguration", WEBHOOK_CONFIG) as WebhookConfiguration;
+  const selfManaged = webhookConfiguration({
+    name: WEBHOOK_CONFIG,
+    caPem: "x",
+    target: { service: { namespace: RELEASE_NS, name: WEBHOOK_SERVICE, port: 443 } },
+    failurePolicy: "Fail",
+    namespaceSelector: {},
+  }) as unknown as WebhookConfiguration;
+  const withoutCa = (w: WebhookConfiguration["webhooks"][number]) => ({
+    ...w,
+    clientConfig: { ...w.clientConfig, caBundle: undefined },
+  });
+  assert.deepEqual(mwc.webhooks.map(withoutCa), selfManaged.webhooks.map(withoutCa));
+  assert.equal(mwc.webhooks[0]!.clientConfig.caBundle, undefined);
+  assert.equal(mwc.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
   const vwc = find(on, "ValidatingWebhookConfiguration", VALIDATOR) as Obj & {
     webhooks: {
       name: string;
@@ -578,6 +634,7 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
     [
       "--webhook-port=9443",
       `--webhook-config-name=${WEBHOOK_CONFIG}`,
+      "--webhook-config-external=true",
       `--webhook-service=$(POD_NAMESPACE)/${WEBHOOK_SERVICE}`,
       `--webhook-cert-secret=$(POD_NAMESPACE)/${WEBHOOK_SECRET}`,
       "--webhook-failure-policy=Fail",
@@ -595,6 +652,7 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   const settings = chartWebhookSettings(c.args)!;
   assert.equal(settings.port, 9443);
   assert.equal(settings.configName, WEBHOOK_CONFIG);
+  assert.equal(settings.configExternal, true, "the operator would apply its own configuration");
   assert.deepEqual(settings.target, { service: { namespace: RELEASE_NS, name: WEBHOOK_SERVICE, port: 443 } });
   assert.deepEqual(settings.certSecret, { namespace: RELEASE_NS, name: WEBHOOK_SECRET });
   assert.equal(settings.failurePolicy, "Fail");
@@ -603,6 +661,7 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   assert.deepEqual(settings.validation, { configName: VALIDATOR, failurePolicy: "Fail", external: true });
   const noValidation = await render("webhook.enabled=true,webhook.validation.enabled=false");
   assert.equal(find(noValidation, "ValidatingWebhookConfiguration"), undefined);
+  assert.ok(find(noValidation, "MutatingWebhookConfiguration", WEBHOOK_CONFIG));
   const nvArgs = find<Deployment>(noValidation, "Deployment")!.spec.template.spec.containers[0]!.args;
   assert.equal(chartWebhookSettings(nvArgs)!.validation, undefined);
   assert.deepEqual(
@@ -618,15 +677,15 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   assert.deepEqual(svc.spec.ports, [{ name: "https", port: 443, targetPort: "webhook", protocol: "TCP" }]);
 
   // RBAC: exactly the calls of operator/src/webhook/server.ts, each bound to its object's name but
-  // create of the Secret (a POST carries no name). The configuration is created by server-side
-  // apply, whose create check carries the name, so that create is name-bound too.
+  // create of the Secret (a POST carries no name). Both configurations are the chart's: read and
+  // patched (their caBundle), never created.
   const cr = find(on, "ClusterRole", "harmony-webhook") as Obj & { rules: Rule[] };
   assert.deepEqual(cr.rules, [
     {
       apiGroups: ["admissionregistration.k8s.io"],
       resources: ["mutatingwebhookconfigurations"],
       resourceNames: [WEBHOOK_CONFIG],
-      verbs: ["get", "create", "patch"],
+      verbs: ["get", "patch"],
     },
     {
       apiGroups: ["admissionregistration.k8s.io"],
@@ -709,9 +768,38 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
     },
   );
 
-  // rbac.create=false: the Service and flags only.
+  // The chart renders the namespace selector the operator parses from the same flag: the chart's
+  // template parser (harmony.webhookNamespaceLabelSelector) and parseLabelSelector agree.
+  for (const sets of [
+    [],
+    ["webhook.namespaceSelector=harmony-injection=enabled"],
+    ["operator.watchNamespaces={clinic,radiology}"],
+    ["webhook.namespaceSelector=harmony-injection=enabled", "operator.watchNamespaces={clinic}"],
+    ["webhook.namespaceSelector=tier in (b\\, a\\,b)\\,!legacy\\,env!=dev\\,team\\,zone==eu"],
+  ]) {
+    const objs = await render("webhook.enabled=true", ...sets);
+    const args = find<Deployment>(objs, "Deployment")!.spec.template.spec.containers[0]!.args;
+    const flag = args.find((a) => a.startsWith("--webhook-namespace-selector="))?.slice(29) ?? "";
+    const rendered = (find(objs, "MutatingWebhookConfiguration") as WebhookConfiguration).webhooks[0]!;
+    assert.deepEqual(rendered.namespaceSelector, parseLabelSelector(flag), sets.join(" "));
+    assert.deepEqual(rendered.namespaceSelector, chartWebhookSettings(args)!.namespaceSelector);
+  }
+  const bad = await helmRaw([
+    "template",
+    RELEASE,
+    CHART,
+    "--set",
+    "webhook.enabled=true",
+    "--set",
+    "webhook.namespaceSelector=a b",
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /webhook.namespaceSelector "a b": "a b" is not key/);
+
+  // rbac.create=false: the configurations, Service and flags only.
   const noRbac = await render("webhook.enabled=true,rbac.create=false");
   assert.deepEqual(kindNames(noRbac.filter(isWebhook)), [
+    `MutatingWebhookConfiguration/${WEBHOOK_CONFIG}`,
     "Service/harmony-webhook",
     `ValidatingWebhookConfiguration/${VALIDATOR}`,
   ]);
@@ -761,6 +849,17 @@ test("helm template: monitoring, PDB and dashboard are off by default and render
   );
   assert.deepEqual((pdb2 as Obj & { spec: Record<string, unknown> }).spec.minAvailable, 1);
   assert.equal((pdb2 as Obj & { spec: Record<string, unknown> }).spec.maxUnavailable, undefined);
+  // The PDB selects this release's operator pods and no other's: the Deployment's own selector,
+  // release instance included, so two releases in one namespace do not share a budget.
+  const selector = (pdb.spec.selector as { matchLabels: Record<string, string> }).matchLabels;
+  assert.deepEqual(selector, find<Deployment>(on, "Deployment")!.spec.selector.matchLabels);
+  assert.equal(selector["app.kubernetes.io/instance"], RELEASE);
+  const other = docs(
+    await helm(["template", "second", CHART, "--namespace", RELEASE_NS, "--set", "podDisruptionBudget.enabled=true"]),
+  );
+  const otherSelector = (find(other, "PodDisruptionBudget") as Obj & { spec: { selector: { matchLabels: object } } })
+    .spec.selector.matchLabels;
+  assert.deepEqual(otherSelector, { ...selector, "app.kubernetes.io/instance": "second" });
 });
 
 test("deploy/kustomize/base is the chart's default install, regenerated without a difference", async () => {
@@ -779,8 +878,11 @@ test("deploy/kustomize/base is the chart's default install, regenerated without 
   }
   const built = docs(await kubectl(["kustomize", join(ROOT, "deploy/kustomize/base")]));
   const chart = await render();
-  assert.deepEqual(kindNames(built), kindNames(chart));
-  for (const o of built) {
+  // Plus the Namespace the chart leaves to `helm install --create-namespace`, first, so that one
+  // `kubectl apply -k` works on a fresh cluster.
+  assert.equal(`${built[0]!.kind}/${built[0]!.metadata.name}`, `Namespace/${RELEASE_NS}`);
+  assert.deepEqual(kindNames(built.slice(1)), kindNames(chart));
+  for (const o of built.slice(1)) {
     const twin = find(chart, o.kind, o.metadata.name)!;
     assert.equal(o.metadata.namespace, twin.metadata.namespace, `${o.kind}/${o.metadata.name}`);
     assert.equal(o.metadata.labels?.["app.kubernetes.io/managed-by"], "kustomize");
@@ -990,21 +1092,19 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
   const out = await upgradeKeepingHealthPort([
     `webhook.enabled=true,webhook.port=${webhookPort},webhook.validation.failurePolicy=Ignore`,
   ]);
-  assert.match(out, new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG}`), "NOTES name what uninstall leaves");
+  assert.match(out, new RegExp(`delete secret ${WEBHOOK_SECRET}`), "NOTES name what uninstall leaves");
+  // The chart owns the MutatingWebhookConfiguration (so uninstall removes it), with no caBundle yet.
   const manifest = await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NS]);
-  assert.doesNotMatch(manifest, /kind: MutatingWebhookConfiguration/);
-  for (const [kind, ns] of [
-    ["mutatingwebhookconfiguration", []],
-    ["secret", ["-n", RELEASE_NS]],
-  ] as const) {
-    const name = kind === "secret" ? WEBHOOK_SECRET : WEBHOOK_CONFIG;
-    assert.notEqual(
-      (await cp.kubectl(["get", kind, name, ...ns])).code,
-      0,
-      `${kind} ${name} exists before the operator ran`,
-    );
-  }
+  assert.match(manifest, new RegExp(`kind: MutatingWebhookConfiguration\\n[^]*name: ${WEBHOOK_CONFIG}`));
+  const installed = await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
+  assert.equal(installed.webhooks[0]!.clientConfig.caBundle, undefined);
+  assert.notEqual(
+    (await cp.kubectl(["get", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS])).code,
+    0,
+    `secret ${WEBHOOK_SECRET} exists before the operator ran`,
+  );
   await kubectl(["get", "service", WEBHOOK_SERVICE, "-n", RELEASE_NS]);
+  await routeWebhook("test-operator");
 
   // /readyz answers 200 only once the webhook serves with its certificate and has applied its
   // configuration: both writes went through with the chart's RBAC.
@@ -1013,6 +1113,12 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
   assert.match(operatorLog, /"message":"Sidecar webhook serving"/);
   const cfg = await webhookConfigurationWithCa();
   const wh = cfg.webhooks[0]!;
+  // The operator applied the caBundle and nothing else: Helm still owns the rest of the object.
+  const owners = (cfg.metadata as { managedFields?: { manager: string; fieldsV1?: unknown }[] }).managedFields ?? [];
+  const ours = owners.find((m) => m.manager === "harmony-operator-webhook");
+  assert.ok(ours, JSON.stringify(owners));
+  assert.doesNotMatch(JSON.stringify(ours.fieldsV1), /failurePolicy|namespaceSelector|rules|"f:url"|"f:service"/);
+  assert.match(JSON.stringify(ours.fieldsV1), /f:caBundle/);
   assert.equal(wh.name, "sidecar.harmony.runbeam.io");
   assert.equal(wh.failurePolicy, "Fail");
   assert.deepEqual(wh.namespaceSelector, {});
@@ -1056,7 +1162,6 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     ["create", "secrets", "-n", RELEASE_NS],
     ["get", `${mwc}/${WEBHOOK_CONFIG}`],
     ["patch", `${mwc}/${WEBHOOK_CONFIG}`],
-    ["create", `${mwc}/${WEBHOOK_CONFIG}`],
     ["get", `validatingwebhookconfigurations.admissionregistration.k8s.io/${VALIDATOR}`],
     ["patch", `validatingwebhookconfigurations.admissionregistration.k8s.io/${VALIDATOR}`],
     ["get", "harmonygateways.harmony.runbeam.io/side", "-n", "clinic"],
@@ -1076,6 +1181,7 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     ["create", mwc],
     ["list", mwc],
     ["watch", mwc],
+    ["create", `${mwc}/${WEBHOOK_CONFIG}`],
     ["update", `${mwc}/${WEBHOOK_CONFIG}`],
     ["delete", `${mwc}/${WEBHOOK_CONFIG}`],
     ["create", "validatingwebhookconfigurations.admissionregistration.k8s.io"],
@@ -1088,10 +1194,17 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
 
 test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the operator still reconciles", async () => {
   await stopOperator();
+  const caBundle = async () =>
+    (await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG])).webhooks[0]!
+      .clientConfig.caBundle;
+  const oldCa = await caBundle();
+  assert.ok(oldCa);
   await upgradeKeepingHealthPort([
     "operator.watchNamespaces={clinic}",
     `webhook.enabled=true,webhook.port=${webhookPort},webhook.validation.failurePolicy=Ignore`,
   ]);
+  // Helm's upgrade changes what the chart renders and leaves the operator's caBundle alone.
+  assert.equal(await caBundle(), oldCa, "helm upgrade dropped the caBundle");
   assert.notEqual((await cp.kubectl(["get", "clusterrole", RELEASE])).code, 0, "the ClusterRole outlived the upgrade");
   assert.notEqual((await cp.kubectl(["get", "clusterrolebinding", RELEASE])).code, 0);
   await kubectl(["get", "role", RELEASE, "-n", "clinic"]);
@@ -1114,13 +1227,15 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   assert.equal(await can(kc, "list", "pods", "-n", "examples"), false);
 
   // The webhook's writes with the scoped RBAC, from scratch: the release namespace is not watched,
-  // so the Secret's create, read and the configuration's apply rest on the webhook's own grants.
-  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found"]);
+  // so the Secret's create, read and the caBundle's patch rest on the webhook's own grants. A new
+  // CA: the caBundle must follow it.
   await kubectl(["delete", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS, "--ignore-not-found"]);
+  await routeWebhook("test-operator");
   await startOperatorFromDeployment(webhookUrlArgs());
   assert.match(operatorLog, /"watch_namespaces":\["clinic"\]/);
   assert.match(operatorLog, /"message":"Webhook CA and certificate created"/);
   const cfg = await webhookConfigurationWithCa();
+  assert.notEqual(cfg.webhooks[0]!.clientConfig.caBundle, oldCa, "the caBundle still names the old CA");
   assert.deepEqual(cfg.webhooks[0]!.namespaceSelector, {
     matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["clinic"] }],
   });
@@ -1161,6 +1276,17 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await conditionIs("harmonyendpoint", "clinic", "api", "Accepted", "True");
   await conditionIs("harmonygateway", "clinic", "edge", "Programmed", "True");
   assertNoAccessErrors();
+
+  // The operator never makes the chart's configuration itself (a half one, or one that outlives
+  // the release): with it gone, the start fails and says whose it is.
+  await stopOperator();
+  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
+  await assert.rejects(startOperatorFromDeployment(webhookUrlArgs()), /operator exited \(1\)/);
+  assert.match(
+    operatorLog,
+    new RegExp(`MutatingWebhookConfiguration ${WEBHOOK_CONFIG} not found: it is installed with the operator`),
+  );
+  assert.notEqual((await cp.kubectl(["get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG])).code, 0);
 });
 
 test("helm uninstall keeps the CRDs and the resources, and removes the operator's access", async () => {
@@ -1176,10 +1302,146 @@ test("helm uninstall keeps the CRDs and the resources, and removes the operator'
     ["role", "harmony-webhook", "-n", RELEASE_NS],
     ["service", WEBHOOK_SERVICE, "-n", RELEASE_NS],
     ["validatingwebhookconfiguration", VALIDATOR],
+    ["mutatingwebhookconfiguration", WEBHOOK_CONFIG],
   ]) {
     assert.notEqual((await cp.kubectl(["get", ...gone])).code, 0, `${gone.join(" ")} outlived the uninstall`);
   }
+  // No fail-closed webhook is left for labelled pods: with the operator gone they are created as
+  // they come (the API server drops the configuration from its informer a moment after the delete).
+  const after = appPod("clinic", "after-uninstall", "side");
+  await dryRunUntil("the API server to stop calling the removed webhook", after, (p) => containerNames(p).length === 1);
+  assert.deepEqual(containerNames(await createPod(after)), ["app"]);
   // What the operator made, Helm does not own: the chart README's clean-up step removes it.
-  await kubectl(["delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG]);
   await kubectl(["delete", "secret", WEBHOOK_SECRET, "-n", RELEASE_NS]);
+});
+
+test("kubectl apply -f crds/, then helm install with crds.enabled=false; a second release; adopting the CRDs", async () => {
+  // A fresh start: no CRDs (deleting one deletes its resources; nothing else in the suite needs them).
+  await kubectl(["delete", "-f", join(ROOT, "crds"), "--wait=true"]);
+  await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
+  const crdNames = KINDS.map((k) => `${k.toLowerCase()}s.harmony.runbeam.io`);
+
+  // With the default crds.enabled=true Helm refuses CRDs it did not create: the documented failure.
+  const refused = await helmRaw(["install", RELEASE, CHART, "--namespace", RELEASE_NS, "--create-namespace"]);
+  assert.notEqual(refused.code, 0);
+  assert.match(
+    refused.stderr,
+    /CustomResourceDefinition "harmony[a-z]+\.harmony\.runbeam\.io" .*exists and cannot be imported/,
+  );
+
+  // crds.enabled=false: the release installs the operator and leaves the CRDs to kubectl.
+  await helm(["install", RELEASE, CHART, "--namespace", RELEASE_NS, "--set", "crds.enabled=false"]);
+  const manifest = await helm(["get", "manifest", RELEASE, "--namespace", RELEASE_NS]);
+  assert.doesNotMatch(manifest, /kind: CustomResourceDefinition/);
+  await kubectl(["get", "deployment", RELEASE, "-n", RELEASE_NS]);
+  for (const name of crdNames) {
+    const crd = await getJson<Obj>(["get", "crd", name]);
+    assert.equal(crd.metadata.annotations?.["meta.helm.sh/release-name"], undefined, `${name} was taken over`);
+  }
+
+  // A second release in another namespace (its own name: ClusterRoles and webhook configurations
+  // are cluster-scoped and named after the release), scoped to its own namespaces, sharing the CRDs.
+  const second = "harmony-second";
+  const secondNs = "harmony-second-system";
+  const secondValues = ["crds.enabled=false", "operator.watchNamespaces={radiology}"];
+  await kubectl(["create", "namespace", "radiology"]);
+  await helm([
+    "install",
+    second,
+    CHART,
+    "--namespace",
+    secondNs,
+    "--create-namespace",
+    ...secondValues.flatMap((v) => ["--set", v]),
+  ]);
+  await kubectl(["get", "deployment", second, "-n", secondNs]);
+  await kubectl(["get", "role", second, "-n", "radiology"]);
+
+  // Turning the webhook on over a configuration an older operator made itself (as every version
+  // before the chart owned it did): Helm refuses to take it over unless told to, as the chart
+  // README says; --take-ownership makes it the chart's, so uninstall removes it.
+  const injector = `${second}-sidecar-injector`;
+  const oldOwn = webhookConfiguration({
+    name: injector,
+    caPem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    target: { service: { namespace: secondNs, name: `${second}-webhook`, port: 443 } },
+    failurePolicy: "Fail",
+    namespaceSelector: {},
+  });
+  await kubectl(
+    ["apply", "--server-side", "--field-manager", "harmony-operator-webhook", "-f", "-"],
+    JSON.stringify(oldOwn),
+  );
+  const upgrade = [
+    "upgrade",
+    second,
+    CHART,
+    "--namespace",
+    secondNs,
+    ...[...secondValues, "webhook.enabled=true"].flatMap((v) => ["--set", v]),
+  ];
+  const notAdopted = await helmRaw(upgrade);
+  assert.notEqual(notAdopted.code, 0);
+  assert.match(
+    notAdopted.stderr,
+    new RegExp(`MutatingWebhookConfiguration "${injector}" .*exists and cannot be imported`),
+  );
+  await helm([...upgrade, "--take-ownership"]);
+  const adopted = await getJson<WebhookConfiguration>(["get", "mutatingwebhookconfiguration", injector]);
+  assert.equal(adopted.metadata.annotations?.["meta.helm.sh/release-name"], second);
+  assert.equal(adopted.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
+  assert.deepEqual(adopted.webhooks[0]!.namespaceSelector, {
+    matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["radiology"] }],
+  });
+  // ...whereas a second release that also wants to own the CRDs is refused.
+  const third = await helmRaw([
+    "install",
+    "harmony-third",
+    CHART,
+    "--namespace",
+    "harmony-third",
+    "--create-namespace",
+  ]);
+  assert.notEqual(third.code, 0);
+  assert.match(third.stderr, /CustomResourceDefinition .* exists and cannot be imported/);
+
+  // Both uninstall cleanly, the CRDs untouched; then adopting the kubectl-applied CRDs with
+  // --take-ownership makes them the release's (kept on uninstall, upgraded by helm upgrade).
+  await helm(["uninstall", second, "--namespace", secondNs]);
+  await helm(["uninstall", RELEASE, "--namespace", RELEASE_NS]);
+  for (const name of crdNames) await kubectl(["get", "crd", name]);
+  assert.notEqual((await cp.kubectl(["get", "mutatingwebhookconfiguration", `${second}-sidecar-injector`])).code, 0);
+  await helm(["install", RELEASE, CHART, "--namespace", RELEASE_NS, "--take-ownership"]);
+  for (const name of crdNames) {
+    const crd = await getJson<Obj>(["get", "crd", name]);
+    assert.equal(crd.metadata.annotations?.["meta.helm.sh/release-name"], RELEASE);
+    assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+  }
+  await helm(["uninstall", RELEASE, "--namespace", RELEASE_NS]);
+  for (const name of crdNames) await kubectl(["get", "crd", name]);
+});
+
+test("kubectl apply -k: the kustomize base installs on a fresh cluster, its Namespace included", async () => {
+  // A fresh cluster as far as the base goes: no CRDs, and (through an overlay that moves the install,
+  // as the base's comment shows) a namespace that does not exist yet.
+  await kubectl(["delete", "-f", join(ROOT, "crds"), "--wait=true"]);
+  const ns = "harmony-kustomize";
+  assert.notEqual((await cp.kubectl(["get", "namespace", ns])).code, 0);
+  const overlay = join(work, "kustomize-overlay");
+  mkdirSync(overlay, { recursive: true });
+  writeFileSync(
+    join(overlay, "kustomization.yaml"),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${ns}\nresources:\n  - ${relative(overlay, join(ROOT, "deploy/kustomize/base"))}\n`,
+  );
+  const applied = await cp.kubectl(["apply", "--server-side", "-k", overlay]);
+  assert.equal(applied.code, 0, applied.stderr);
+  await kubectl(["get", "namespace", ns]);
+  await kubectl(["get", "deployment", RELEASE, "-n", ns]);
+  await kubectl(["get", "serviceaccount", RELEASE, "-n", ns]);
+  for (const k of KINDS) await kubectl(["get", "crd", `${k.toLowerCase()}s.harmony.runbeam.io`]);
+  const binding = await getJson<{ subjects: { namespace: string }[] }>(["get", "clusterrolebinding", RELEASE]);
+  assert.deepEqual(
+    binding.subjects.map((x) => x.namespace),
+    [ns],
+  );
 });

@@ -6,9 +6,14 @@
 -- The status is only trusted once the operator has seen the current spec
 -- (status.observedGeneration == metadata.generation); before that the resource is Progressing.
 -- Then the Ready condition decides: True is Healthy, False is Degraded with its reason and
--- message, except WaitingForDataPlane, which is what every rollout goes through (pods starting or
--- not yet serving the new config) and so is Progressing; a data plane that never comes up shows
--- as Degraded on its Deployment. Ready's message says what is served; the cause is usually on an
+-- message, except two kinds of reason that resolve themselves and so are Progressing:
+-- WaitingForDataPlane, which every rollout goes through (pods starting or not yet serving the new
+-- config; a data plane that never comes up shows as Degraded on its Deployment), and a Harmony
+-- resource waiting for another one (an endpoint no pipeline uses yet, a pipeline whose gateway or
+-- endpoint the operator has not seen yet): right after a sync creates them together, these hold
+-- for the moment the operator takes to see all of them, and a Degraded verdict then would fail a
+-- sync that has a later wave. One that never appears keeps the resource Progressing, with the
+-- reason in the message. Ready's message says what is served; the cause is usually on an
 -- earlier condition (Accepted, ResolvedRefs, Programmed), so the first of those that is False is
 -- added to the message.
 local hs = {}
@@ -62,7 +67,15 @@ if ready.status == "True" then
   return hs
 end
 
-if ready.reason == "WaitingForDataPlane" then
+-- Reasons that clear on their own once the operator has seen the rest of a sync (see above).
+local waiting = {
+  WaitingForDataPlane = true,
+  Unused = true,
+  EndpointNotFound = true,
+  GatewayNotFound = true,
+}
+
+if waiting[ready.reason] then
   hs.status = "Progressing"
 else
   hs.status = "Degraded"

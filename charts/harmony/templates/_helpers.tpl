@@ -113,3 +113,43 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
   verbs: ["get", "create", "patch"]
 {{- end }}
 {{- end }}
+
+{{/*
+harmony.webhookNamespaceSelector as the LabelSelector the operator's parseLabelSelector
+(operator/src/webhook/config.ts) makes of it, for the chart's MutatingWebhookConfiguration:
+key=value (or ==) into matchLabels; key!=value, key in (...), key notin (...), key and !key into
+matchExpressions, in order, with in/notin values deduplicated and sorted. test/chart.test.ts
+checks that both agree. Anything else fails the render, naming the part.
+*/}}
+{{- define "harmony.webhookNamespaceLabelSelector" -}}
+{{- $matchLabels := dict }}
+{{- $exprs := list }}
+{{- $sel := include "harmony.webhookNamespaceSelector" . }}
+{{- range $raw := regexFindAll "[^,(]*(\\([^)]*\\))?[^,]*" $sel -1 }}
+{{- $part := trim $raw }}
+{{- if not $part }}
+{{- else if regexMatch "^\\S+\\s+(in|notin)\\s*\\([^()]*\\)$" $part }}
+{{- $key := regexReplaceAll "^(\\S+)\\s+(in|notin)\\s*\\(([^()]*)\\)$" $part "${1}" }}
+{{- $op := ternary "In" "NotIn" (eq (regexReplaceAll "^(\\S+)\\s+(in|notin)\\s*\\(([^()]*)\\)$" $part "${2}") "in") }}
+{{- $values := list }}
+{{- range splitList "," (regexReplaceAll "^(\\S+)\\s+(in|notin)\\s*\\(([^()]*)\\)$" $part "${3}") }}
+{{- $values = append $values (trim .) }}
+{{- end }}
+{{- $exprs = append $exprs (dict "key" $key "operator" $op "values" ($values | uniq | sortAlpha)) }}
+{{- else if regexMatch "^[^=!\\s]+\\s*!=\\s*\\S*$" $part }}
+{{- $exprs = append $exprs (dict "key" (regexReplaceAll "^([^=!\\s]+)\\s*!=\\s*(\\S*)$" $part "${1}") "operator" "NotIn" "values" (list (regexReplaceAll "^([^=!\\s]+)\\s*!=\\s*(\\S*)$" $part "${2}"))) }}
+{{- else if regexMatch "^[^=!\\s]+\\s*==?\\s*\\S*$" $part }}
+{{- $_ := set $matchLabels (regexReplaceAll "^([^=!\\s]+)\\s*==?\\s*(\\S*)$" $part "${1}") (regexReplaceAll "^([^=!\\s]+)\\s*==?\\s*(\\S*)$" $part "${2}") }}
+{{- else if regexMatch "^!\\s*\\S+$" $part }}
+{{- $exprs = append $exprs (dict "key" (regexReplaceAll "^!\\s*(\\S+)$" $part "${1}") "operator" "DoesNotExist") }}
+{{- else if regexMatch "^\\S+$" $part }}
+{{- $exprs = append $exprs (dict "key" $part "operator" "Exists") }}
+{{- else }}
+{{- fail (printf "webhook.namespaceSelector %q: %q is not key, !key, key=value, key!=value, key in (...) or key notin (...)" $sel $part) }}
+{{- end }}
+{{- end }}
+{{- $out := dict }}
+{{- if $matchLabels }}{{ $_ := set $out "matchLabels" $matchLabels }}{{ end }}
+{{- if $exprs }}{{ $_ := set $out "matchExpressions" $exprs }}{{ end }}
+{{- toJson $out }}
+{{- end }}

@@ -6,6 +6,9 @@ export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the admission web
                             resources) on this port; off when unset
   --webhook-config-name <n> MutatingWebhookConfiguration the operator creates and keeps in sync
                             (default harmony-sidecar-injector)
+  --webhook-config-external <bool>
+                            The MutatingWebhookConfiguration is installed by someone else (the Helm
+                            chart): the operator only keeps its caBundle (default false: it applies it whole)
   --webhook-cert-secret <s> [namespace/]name of the Secret with the webhook CA and certificate
                             (default harmony-webhook-cert in $POD_NAMESPACE or default)
   --webhook-service <s>     [namespace/]name of the Service the API server calls, port 443
@@ -34,6 +37,7 @@ export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the admission web
 export const WEBHOOK_FLAGS = {
   "webhook-port": { type: "string" },
   "webhook-config-name": { type: "string", default: "harmony-sidecar-injector" },
+  "webhook-config-external": { type: "string", default: "false" },
   "webhook-cert-secret": { type: "string", default: "harmony-webhook-cert" },
   "webhook-service": { type: "string", default: "harmony-operator-webhook" },
   "webhook-url": { type: "string" },
@@ -75,10 +79,13 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
   if (validatingName && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(validatingName)) {
     throw new Error(`--validating-config-name: "${validatingName}" is not a valid name`);
   }
-  const external = f["validating-config-external"] ?? "false";
-  if (external !== "true" && external !== "false") {
-    throw new Error(`--validating-config-external: "${external}" is neither true nor false`);
-  }
+  const bool = (flag: "validating-config-external" | "webhook-config-external") => {
+    const v = f[flag] ?? "false";
+    if (v !== "true" && v !== "false") throw new Error(`--${flag}: "${v}" is neither true nor false`);
+    return v === "true";
+  };
+  const external = bool("validating-config-external");
+  const configExternal = bool("webhook-config-external");
   const missing = f["webhook-missing-gateway"] ?? "deny";
   if (missing !== "deny" && missing !== "admit") {
     throw new Error(`--webhook-missing-gateway: "${missing}" is neither deny nor admit`);
@@ -108,6 +115,7 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
   return {
     port,
     configName: f["webhook-config-name"] ?? "harmony-sidecar-injector",
+    ...(configExternal ? { configExternal: true } : {}),
     certSecret: ref("webhook-cert-secret", f["webhook-cert-secret"] ?? "harmony-webhook-cert"),
     failurePolicy: policy,
     namespaceSelector,
@@ -118,7 +126,7 @@ export function webhookSettings(f: Flags, defaultNamespace: string): WebhookSett
           validation: {
             configName: validatingName,
             failurePolicy: validatingPolicy,
-            ...(external === "true" ? { external: true } : {}),
+            ...(external ? { external: true } : {}),
           },
         }
       : {}),

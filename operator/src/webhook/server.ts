@@ -41,6 +41,12 @@ export interface SidecarWebhookOptions {
   logger: Logger;
   port: number;
   configName: string;
+  /**
+   * The MutatingWebhookConfiguration is installed by someone else (the Helm chart, so that
+   * uninstalling removes it): only its caBundle is ours, and failurePolicy and namespaceSelector
+   * are the installer's.
+   */
+  configExternal?: boolean;
   certSecret: { namespace: string; name: string };
   failurePolicy: FailurePolicy;
   namespaceSelector: V1LabelSelector;
