@@ -1,15 +1,25 @@
 # Harmony for Kubernetes. `make run` and `make test` are the two entry points a fresh machine needs.
 SHELL := /bin/bash
+
+# Node 24 LTS for every recipe: the system's node when it is >= 24, otherwise the official build that
+# scripts/ensure-node.sh fetches once into ${HARMONY_CACHE:-~/.cache/harmony}/node/. First on PATH, so
+# npm, npx, node and the processes the tests spawn all run on it (npm ci builds native code for its ABI).
+NODE_BIN := $(shell bash scripts/ensure-node.sh)
+ifeq ($(NODE_BIN),)
+$(error scripts/ensure-node.sh found no Node 24 and could not fetch one (see above))
+endif
+export PATH := $(NODE_BIN):$(PATH)
+NODE_VERSION := $(shell $(NODE_BIN)/node -v)
 CONFIG ?= examples/default/config.toml
-NPM_STAMP := node_modules/.harmony-installed
+# Per Node version: node_modules installed under another Node are installed again.
+NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
 .PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers lua images bundles bench clean
 
 install: $(NPM_STAMP)
-$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json scripts/patch-undici.mjs
+$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
 	npm ci --no-audit --no-fund
-	node scripts/patch-undici.mjs
 	@touch $@
 
 build: install

@@ -97,11 +97,6 @@ for link in "$out"/node_modules/@harmony/*; do
   move_modules "$stage/$dep/node_modules" "$link/node_modules"
 done
 rmdir "$out/node_modules/@harmony" 2>/dev/null || true
-# The undici fix every install gets (scripts/patch-undici.mjs), wherever undici landed.
-while IFS= read -r -d '' u; do
-  node "$root/scripts/patch-undici.mjs" "$(dirname "$u")"
-done < <(find "$out" -type d -name undici -path '*/node_modules/undici' -print0)
-
 # Every symlink left (node_modules/.bin) must stay inside the bundle.
 while IFS= read -r -d '' l; do
   target=$(readlink -f "$l") || die "dangling symlink $l"
