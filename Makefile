@@ -73,13 +73,30 @@ test-only:
 
 IMAGE_TAG ?= 0.1.0
 BUNDLE_DIR ?= /tmp/harmony-bundles
+# Where `make images` writes each image's SBOM (harmony-<name>.cdx.json).
+IMAGE_OUT ?= /tmp/harmony-images
+# The Dockerfiles' bases (build arguments): a mirror or a pinned digest goes here.
+BUILD_BASE ?= node:24-bookworm-slim
+NODE_BASE ?= gcr.io/distroless/nodejs24-debian12:nonroot
+# File mtimes and SBOM timestamps in images and bundles: the last commit's time, so a rebuild of one
+# commit gives the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 315532800)
+export SOURCE_DATE_EPOCH
+IMAGE_ARGS = --build-arg BUILD_BASE=$(BUILD_BASE) --build-arg NODE_BASE=$(NODE_BASE) \
+	--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
-## Images (Docker with BuildKit). Their runtime stage is what scripts/runtime-bundle.sh builds.
+## Images (Docker with BuildKit), each with its SBOM beside it in $(IMAGE_OUT). Their runtime stage
+## is what scripts/runtime-bundle.sh builds.
 images:
-	docker build -f docker/dataplane.Dockerfile -t ghcr.io/runbeam/harmony-dataplane:$(IMAGE_TAG) .
-	docker build -f docker/operator.Dockerfile -t ghcr.io/runbeam/harmony-operator:$(IMAGE_TAG) .
+	mkdir -p $(IMAGE_OUT)
+	for name in dataplane operator; do \
+	  docker build $(IMAGE_ARGS) -f docker/$$name.Dockerfile -t ghcr.io/runbeam/harmony-$$name:$(IMAGE_TAG) . && \
+	  docker build $(IMAGE_ARGS) -f docker/$$name.Dockerfile --target sbom --output type=local,dest=$(IMAGE_OUT) . \
+	  || exit 1; \
+	done
 
-## The images' runtime folders without Docker (outside the repository on purpose).
+## The images' runtime folders without Docker (outside the repository on purpose), each with
+## <folder>.cdx.json, its SBOM, beside it.
 bundles: install
 	rm -rf $(BUNDLE_DIR)
 	bash scripts/runtime-bundle.sh dataplane $(BUNDLE_DIR)/dataplane
