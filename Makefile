@@ -11,6 +11,8 @@ endif
 export PATH := $(NODE_BIN):$(PATH)
 NODE_VERSION := $(shell $(NODE_BIN)/node -v)
 CONFIG ?= examples/default/config.toml
+# V8 flags for the data plane, as its image sets them (docker/dataplane.Dockerfile, NODE_OPTIONS).
+DATAPLANE_NODE_FLAGS ?= --max-semi-space-size=2
 # Per Node version: node_modules installed under another Node are installed again.
 NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
@@ -27,7 +29,7 @@ build: install
 
 ## Start the data plane (default: the embedded example config).
 run: build
-	node dataplane/dist/cli.js --config $(CONFIG)
+	node $(DATAPLANE_NODE_FLAGS) dataplane/dist/cli.js --config $(CONFIG)
 
 ## Validate a config: exit 0 when valid, 1 when not (every problem printed).
 check: build
