@@ -80,10 +80,9 @@ IMAGE_OUT ?= /tmp/harmony-images
 # The Dockerfiles' bases (build arguments): a mirror or a pinned digest goes here.
 BUILD_BASE ?= node:24-bookworm-slim
 NODE_BASE ?= gcr.io/distroless/nodejs24-debian12:nonroot
-# File mtimes and SBOM timestamps in images and bundles: the last commit's time, so a rebuild of one
-# commit gives the same bytes.
+# File mtimes and SBOM timestamps in the images: the last commit's time, so a rebuild of one commit
+# gives the same bytes (scripts/runtime-bundle.sh defaults to the same for `make bundles`).
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 315532800)
-export SOURCE_DATE_EPOCH
 IMAGE_ARGS = --build-arg BUILD_BASE=$(BUILD_BASE) --build-arg NODE_BASE=$(NODE_BASE) \
 	--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
