@@ -1,15 +1,27 @@
 # Harmony for Kubernetes. `make run` and `make test` are the two entry points a fresh machine needs.
 SHELL := /bin/bash
+
+# Node 24 LTS for every recipe: the system's node when it is >= 24, otherwise the official build that
+# scripts/ensure-node.sh fetches once into ${HARMONY_CACHE:-~/.cache/harmony}/node/. First on PATH, so
+# npm, npx, node and the processes the tests spawn all run on it (npm ci builds native code for its ABI).
+NODE_BIN := $(shell bash scripts/ensure-node.sh)
+ifeq ($(NODE_BIN),)
+$(error scripts/ensure-node.sh found no Node 24 and could not fetch one (see above))
+endif
+export PATH := $(NODE_BIN):$(PATH)
+NODE_VERSION := $(shell $(NODE_BIN)/node -v)
 CONFIG ?= examples/default/config.toml
-NPM_STAMP := node_modules/.harmony-installed
+# V8 flags for the data plane, as its image sets them (docker/dataplane.Dockerfile, NODE_OPTIONS).
+DATAPLANE_NODE_FLAGS ?= --max-semi-space-size=2
+# Per Node version: node_modules installed under another Node are installed again.
+NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
 .PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers lua images bundles bench clean
 
 install: $(NPM_STAMP)
-$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json scripts/patch-undici.mjs
+$(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
 	npm ci --no-audit --no-fund
-	node scripts/patch-undici.mjs
 	@touch $@
 
 build: install
@@ -17,7 +29,7 @@ build: install
 
 ## Start the data plane (default: the embedded example config).
 run: build
-	node dataplane/dist/cli.js --config $(CONFIG)
+	node $(DATAPLANE_NODE_FLAGS) dataplane/dist/cli.js --config $(CONFIG)
 
 ## Validate a config: exit 0 when valid, 1 when not (every problem printed).
 check: build
@@ -63,13 +75,29 @@ test-only:
 
 IMAGE_TAG ?= 0.1.0
 BUNDLE_DIR ?= /tmp/harmony-bundles
+# Where `make images` writes each image's SBOM (harmony-<name>.cdx.json).
+IMAGE_OUT ?= /tmp/harmony-images
+# The Dockerfiles' bases (build arguments): a mirror or a pinned digest goes here.
+BUILD_BASE ?= node:24-bookworm-slim
+NODE_BASE ?= gcr.io/distroless/nodejs24-debian12:nonroot
+# File mtimes and SBOM timestamps in the images: the last commit's time, so a rebuild of one commit
+# gives the same bytes (scripts/runtime-bundle.sh defaults to the same for `make bundles`).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 315532800)
+IMAGE_ARGS = --build-arg BUILD_BASE=$(BUILD_BASE) --build-arg NODE_BASE=$(NODE_BASE) \
+	--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
-## Images (Docker with BuildKit). Their runtime stage is what scripts/runtime-bundle.sh builds.
+## Images (Docker with BuildKit), each with its SBOM beside it in $(IMAGE_OUT). Their runtime stage
+## is what scripts/runtime-bundle.sh builds.
 images:
-	docker build -f docker/dataplane.Dockerfile -t ghcr.io/runbeam/harmony-dataplane:$(IMAGE_TAG) .
-	docker build -f docker/operator.Dockerfile -t ghcr.io/runbeam/harmony-operator:$(IMAGE_TAG) .
+	mkdir -p $(IMAGE_OUT)
+	for name in dataplane operator; do \
+	  docker build $(IMAGE_ARGS) -f docker/$$name.Dockerfile -t ghcr.io/runbeam/harmony-$$name:$(IMAGE_TAG) . && \
+	  docker build $(IMAGE_ARGS) -f docker/$$name.Dockerfile --target sbom --output type=local,dest=$(IMAGE_OUT) . \
+	  || exit 1; \
+	done
 
-## The images' runtime folders without Docker (outside the repository on purpose).
+## The images' runtime folders without Docker (outside the repository on purpose), each with
+## <folder>.cdx.json, its SBOM, beside it.
 bundles: install
 	rm -rf $(BUNDLE_DIR)
 	bash scripts/runtime-bundle.sh dataplane $(BUNDLE_DIR)/dataplane

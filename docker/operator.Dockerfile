@@ -1,10 +1,14 @@
 # syntax=docker/dockerfile:1
-# The Harmony operator. Build from the repository root:
+# The Harmony operator. Build from the repository root (`make images` does this, and exports the SBOM):
 #   docker build -f docker/operator.Dockerfile -t ghcr.io/runbeam/harmony-operator:0.1.0 .
 # The runtime stage is exactly the folder scripts/runtime-bundle.sh builds (the data plane's config
 # validator comes along as node_modules/@harmony/dataplane); test/runtime-bundle.test.ts checks it.
+# Build arguments: as in dataplane.Dockerfile (BUILD_BASE, NODE_BASE, SOURCE_DATE_EPOCH).
+ARG BUILD_BASE=node:24-bookworm-slim
+ARG NODE_BASE=gcr.io/distroless/nodejs24-debian12:nonroot
 
-FROM node:20-bookworm-slim AS build
+FROM ${BUILD_BASE} AS build
+ARG SOURCE_DATE_EPOCH=315532800
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.base.json ./
 COPY dataplane/package.json dataplane/
@@ -13,12 +17,17 @@ RUN npm ci --no-audit --no-fund
 # The operator compiles against the data plane's sources (its config schema and validator).
 COPY dataplane/ dataplane/
 COPY operator/ operator/
-COPY scripts/runtime-bundle.sh scripts/
-RUN bash scripts/runtime-bundle.sh operator /out
+COPY scripts/runtime-bundle.sh scripts/sbom.mjs scripts/
+RUN bash scripts/runtime-bundle.sh operator /out/app
 
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+# The SBOM alone, to be exported beside the image (--target sbom --output type=local,dest=<dir>).
+FROM scratch AS sbom
+COPY --from=build /out/app.cdx.json /harmony-operator.cdx.json
+
+FROM ${NODE_BASE} AS runtime
 WORKDIR /app
-COPY --from=build /out/ ./
+COPY --from=build /out/app/ ./
+COPY --from=build /out/app.cdx.json /usr/share/harmony/sbom.cdx.json
 ENV NODE_ENV=production
 USER 65532:65532
 # 8081: /healthz, /readyz, /metrics. 9443: the sidecar-injection webhook when --webhook-port 9443.

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Builds the runtime folder of a Harmony image: exactly what the runtime stage of
-# docker/<workspace>.Dockerfile copies to /app, so it can be built and run without Docker.
+# docker/<workspace>.Dockerfile copies to /app, so it can be built and run without Docker, and its
+# SBOM beside it.
 #
 #   scripts/runtime-bundle.sh <dataplane|operator> <outdir>
+#
+# Reproducible: every file's mtime is SOURCE_DATE_EPOCH (default: the last commit's time, else
+# 1980-01-01), modes are normalised, and <outdir>.cdx.json is the CycloneDX SBOM of what <outdir>
+# holds (`npm sbom` over the installed production tree, shaped and made byte-stable by scripts/sbom.mjs).
 #
 # <outdir> gets package.json, dist/ (compiled from the workspace's sources), the files it reads at run
 # time (the data plane's schema/) and node_modules/ with the
@@ -35,6 +40,9 @@ tsc="$root/node_modules/.bin/tsc"
 [ -x "$tsc" ] || die "$tsc is missing; run npm ci in $root first"
 
 out=$(realpath -m "$out")
+sbom=$out.cdx.json
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 315532800)}
+[[ "$epoch" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be seconds since 1970, not '$epoch'"
 case "$out/" in
   "$root"/*) die "$out is inside the repository; npm and tsc would see the workspace around it" ;;
 esac
@@ -53,6 +61,24 @@ for w in "${workspaces[@]}"; do
 done
 # --ignore-scripts: no production dependency needs an install script (core-js-pure's only prints).
 (cd "$stage" && npm ci --omit=dev --workspace "$ws" --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
+
+# The SBOM of exactly that tree (npm sbom reads node_modules). npm checks the tree against the
+# manifests, so the stage's copies (the repository's are left alone) describe what was installed:
+# no devDependencies, only the workspaces npm ci linked, and a version on the root for its purl.
+# npm's --workspace filter is not used: it drops packages that the root's dev tools also use.
+ref=$(node -p 'const p = require(process.argv[1]); p.name + "@" + p.version' "$root/$ws/package.json")
+(
+  cd "$stage"
+  node --input-type=module - "${ref##*@}" <<'JS'
+import { readFileSync, writeFileSync, readdirSync, realpathSync } from "node:fs";
+import { basename } from "node:path";
+const edit = (file, f) => writeFileSync(file, JSON.stringify(f(JSON.parse(readFileSync(file, "utf8")))));
+const linked = readdirSync("node_modules/@harmony").map((l) => basename(realpathSync(`node_modules/@harmony/${l}`)));
+edit("package.json", ({ devDependencies, ...p }) => ({ ...p, version: process.argv[2], workspaces: linked }));
+for (const w of linked) edit(`${w}/package.json`, ({ devDependencies, ...p }) => p);
+JS
+  npm sbom --sbom-format cyclonedx --omit dev --loglevel=error
+) | node "$root/scripts/sbom.mjs" "$epoch" "$ref" >"$stage/sbom.json"
 
 # Files a workspace reads at run time beside dist/ (the data plane loads its JSON Schemas from schema/).
 RUNTIME_FILES=(package.json schema)
@@ -97,15 +123,16 @@ for link in "$out"/node_modules/@harmony/*; do
   move_modules "$stage/$dep/node_modules" "$link/node_modules"
 done
 rmdir "$out/node_modules/@harmony" 2>/dev/null || true
-# The undici fix every install gets (scripts/patch-undici.mjs), wherever undici landed.
-while IFS= read -r -d '' u; do
-  node "$root/scripts/patch-undici.mjs" "$(dirname "$u")"
-done < <(find "$out" -type d -name undici -path '*/node_modules/undici' -print0)
-
 # Every symlink left (node_modules/.bin) must stay inside the bundle.
 while IFS= read -r -d '' l; do
   target=$(readlink -f "$l") || die "dangling symlink $l"
   case "$target" in "$out"/*) ;; *) die "$l points outside the bundle ($target)" ;; esac
 done < <(find "$out" -type l -print0)
 
-echo "runtime-bundle: $ws → $out ($(du -sh "$out" | cut -f1))" >&2
+# Reproducible bytes and metadata: modes from the umask-independent rule, one mtime for everything.
+chmod -R u+rwX,go+rX,go-w "$out"
+mv "$stage/sbom.json" "$sbom"
+chmod 644 "$sbom"
+find "$out" "$sbom" -exec touch -h -d "@$epoch" {} +
+
+echo "runtime-bundle: $ws → $out ($(du -sh "$out" | cut -f1)), SBOM $sbom" >&2

@@ -1,13 +1,24 @@
 /**
  * The images' runtime folders without Docker: scripts/runtime-bundle.sh builds exactly what the
  * runtime stage of docker/<name>.Dockerfile copies, and the data plane must run from that folder
- * with plain node — no repository, no dev dependencies, no symlink back into the workspace.
+ * with plain node — no repository, no dev dependencies, no symlink back into the workspace. Beside
+ * each folder, <folder>.cdx.json is its SBOM, and a rebuild gives the same bytes.
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, existsSync, lstatSync, readFileSync, readdirSync, realpathSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  writeFileSync,
+} from "node:fs";
 import { join, relative } from "node:path";
 import { ROOT, freePort, http, sleep, tempDir } from "../dataplane/test/helpers.js";
 
@@ -22,9 +33,13 @@ const cleanEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
+// A fixed epoch, so the mtimes the script sets can be checked (and differ from any real build time).
+const EPOCH = 1_700_000_000;
+
 function bundle(workspace: string): string {
   const out = join(tempDir("harmony-bundle-"), "app");
-  const r = spawnSync("bash", [SCRIPT, workspace, out], { encoding: "utf8", env: cleanEnv(), timeout: 300_000 });
+  const env = { ...cleanEnv(), SOURCE_DATE_EPOCH: String(EPOCH) };
+  const r = spawnSync("bash", [SCRIPT, workspace, out], { encoding: "utf8", env, timeout: 300_000 });
   assert.equal(r.status, 0, `runtime-bundle.sh ${workspace} failed:\n${r.stdout}\n${r.stderr}`);
   return out;
 }
@@ -168,4 +183,77 @@ test("operator bundle: the data plane's validator is a real copy inside it and e
     { cwd: tempDir(), env: cleanEnv(), encoding: "utf8" },
   );
   assert.equal(check.status, 0, `${check.stdout}\n${check.stderr}`);
+});
+
+interface Bom {
+  serialNumber: string;
+  metadata: { timestamp: string; component: { "bom-ref": string; name: string; type: string } };
+  components: { "bom-ref": string; purl: string }[];
+}
+
+/** name@version of every package installed under `dir`/node_modules, nested ones included. */
+function installedPackages(dir: string): Set<string> {
+  const found = new Set<string>();
+  const walk = (nm: string) => {
+    if (!existsSync(nm)) return;
+    for (const e of readdirSync(nm)) {
+      if (e.startsWith(".")) continue;
+      const names = e.startsWith("@") ? readdirSync(join(nm, e)).map((x) => join(e, x)) : [e];
+      for (const n of names) {
+        const pj = join(nm, n, "package.json");
+        if (!existsSync(pj)) continue;
+        const { name, version } = JSON.parse(readFileSync(pj, "utf8")) as { name: string; version: string };
+        found.add(`${name}@${version}`);
+        walk(join(nm, n, "node_modules"));
+      }
+    }
+  };
+  walk(join(dir, "node_modules"));
+  return found;
+}
+
+for (const ws of ["dataplane", "operator"]) {
+  test(`${ws} bundle: the SBOM beside it lists exactly the packages it holds, with the workspace as subject`, () => {
+    const out = ws === "dataplane" ? dataplaneOut : operatorOut;
+    const bom = JSON.parse(readFileSync(`${out}.cdx.json`, "utf8")) as Bom;
+    assert.equal(bom.metadata.component["bom-ref"], `@harmony/${ws}@0.1.0`);
+    assert.equal(bom.metadata.component.name, `@harmony/${ws}`);
+    assert.equal(bom.metadata.component.type, "application");
+    const listed = bom.components.map((c) => c["bom-ref"]).sort();
+    assert.deepEqual(listed, [...installedPackages(out)].sort());
+    assert.ok(
+      listed.some((r) => r.startsWith("undici@8.")),
+      "undici 8 is what runs",
+    );
+    assert.equal(bom.metadata.timestamp, new Date(EPOCH * 1000).toISOString());
+    assert.match(bom.serialNumber, /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+}
+
+/** One hash over every entry's path, type, mode, mtime and content (or link target), in sorted order. */
+function treeDigest(dir: string): { digest: string; mtimes: Set<number> } {
+  const h = createHash("sha256");
+  const mtimes = new Set<number>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      mtimes.add(Math.floor(st.mtimeMs / 1000));
+      h.update(`${relative(dir, p)}\0${st.mode}\0${Math.floor(st.mtimeMs / 1000)}\0`);
+      if (st.isSymbolicLink()) h.update(readlinkSync(p));
+      else if (st.isDirectory()) walk(p);
+      else h.update(readFileSync(p));
+      h.update("\0");
+    }
+  };
+  walk(dir);
+  return { digest: h.digest("hex"), mtimes };
+}
+
+test("a second build of the data-plane bundle has the same bytes, modes and mtimes, SBOM included", () => {
+  const again = bundle("dataplane");
+  const first = treeDigest(dataplaneOut);
+  assert.deepEqual([...first.mtimes], [EPOCH], "every entry carries SOURCE_DATE_EPOCH as its mtime");
+  assert.equal(treeDigest(again).digest, first.digest);
+  assert.equal(readFileSync(`${again}.cdx.json`, "utf8"), readFileSync(`${dataplaneOut}.cdx.json`, "utf8"));
 });

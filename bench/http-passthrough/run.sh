@@ -28,6 +28,7 @@ DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
 WARMUP=${WARMUP:-1}
 TARGETS=${TARGETS:-"direct nginx harmony express-hpm"}
+HARMONY_NODE_FLAGS=${HARMONY_NODE_FLAGS-"--max-semi-space-size=2"}
 SIZES=${SIZES:-"1k 1m"}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -220,7 +221,8 @@ for t in $TARGETS; do
         die "harmony: config check failed: $HARMONY_CLI --config $HARMONY_TOML --check"
       fi
       # stdout is the JSON access log; stderr is everything else.
-      NODE_ENV=production taskset -c "$PROXY_CPU" node "$HARMONY_CLI" --config "$HARMONY_TOML" \
+      # V8 flags as the data-plane image sets them (docker/dataplane.Dockerfile NODE_OPTIONS).
+      NODE_ENV=production taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$HARMONY_CLI" --config "$HARMONY_TOML" \
         >"$WORK/harmony-access.log" 2>"$WORK/harmony-stderr.log" &
       pid=$!
       started harmony "$pid"

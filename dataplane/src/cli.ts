@@ -9,7 +9,6 @@ import { Gateway } from "./runtime/gateway.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { VERSION } from "./version.js";
-import { undiciFixApplied } from "./runtime/undici-fix.js";
 
 const HELP = `Usage: harmony-dataplane [--config <file>] [--check]
 
@@ -89,10 +88,6 @@ async function main(): Promise<number> {
     config: resolve(configFile),
     ports: gateway.boundPorts(),
   });
-  if (!undiciFixApplied())
-    logger.warn(
-      "undici lacks the fix for nodejs/undici#5360 (run node scripts/patch-undici.mjs after installing): an upstream closing its connection under backpressure can stop this process",
-    );
 
   process.on("SIGHUP", () => void gateway.reload("sighup"));
   return new Promise<number>((done) => {

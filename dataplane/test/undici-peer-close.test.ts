@@ -1,15 +1,17 @@
 /**
- * The undici the data plane runs carries the fix for nodejs/undici#5360 (scripts/patch-undici.mjs):
- * an upstream that answers with `Connection: close` and closes while the response body waits on
- * backpressure must not end the process. Each framing (Content-Length, chunked, EOF-delimited) is
- * run in a child process with the data plane's own undici against a real server on loopback; an
- * unpatched undici dies there with an AssertionError from the socket's 'end' handler.
+ * Regression for nodejs/undici#5360: an upstream that answers with `Connection: close` and closes
+ * while the response body waits on backpressure must not end the process. undici 7 died there with
+ * an AssertionError from the socket's 'end' handler (Harmony patched it at install until the move to
+ * Node 24); undici 8 carries the upstream fix (nodejs/undici#5474), unpatched. Each framing
+ * (Content-Length, chunked, EOF-delimited) runs in a child process with the data plane's own undici
+ * against a real server on loopback.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { ROOT, run } from "./helpers.js";
-import { undiciFixApplied } from "../src/runtime/undici-fix.js";
 
 const CHILD = `
 import { createServer } from "node:net";
@@ -37,8 +39,13 @@ server.listen(0, "127.0.0.1", async () => {
 });
 `;
 
-test("the installed undici has the fix", () => {
-  assert.ok(undiciFixApplied(), "run node scripts/patch-undici.mjs");
+test("the data plane runs undici 8 or newer (the line with the #5360 fix), as installed: no patch", () => {
+  const req = createRequire(join(ROOT, "dataplane", "package.json"));
+  const pkgFile = req.resolve("undici/package.json");
+  const { version } = JSON.parse(readFileSync(pkgFile, "utf8")) as { version: string };
+  assert.ok(Number(version.split(".")[0]) >= 8, `undici ${version}`);
+  const h1 = readFileSync(join(pkgFile, "..", "lib/dispatcher/client-h1.js"), "utf8");
+  assert.ok(!h1.includes("harmony: nodejs/undici#5360"), "undici carries Harmony's old install-time patch");
 });
 
 for (const kind of ["length", "chunked", "eof"]) {
