@@ -141,7 +141,7 @@ after(async () => {
   await cp?.stop();
 });
 
-test("a pipeline its gateway stops taking says why on every condition, once; deleting the gateway says GatewayNotFound", async () => {
+test("a pipeline its gateway stops taking (selector, allowed namespaces) says why on every condition, once", async () => {
   const ns = "detach";
   const other = "detach-other";
   await kubectl(["create", "namespace", ns]);
@@ -201,8 +201,15 @@ test("a pipeline its gateway stops taking says why on every condition, once; del
   const before = await rv();
   await sleep(3000);
   assert.equal(await rv(), before, "no steady-state status writes on a detached pipeline");
+});
 
-  // The gateway goes: the pipeline that was attached says so.
+test("a deleted gateway's pipelines say GatewayNotFound, not Programmed=True from before", async () => {
+  const ns = "gone";
+  await kubectl(["create", "namespace", ns]);
+  await apply(gateway(ns, "gw"), endpoint(ns, "ep"), pipeline(ns, "local", { name: "gw" }));
+  await eventually("local Programmed=True", async () =>
+    (await conditions("harmonypipeline", ns, "local")).Programmed?.status === "True" ? true : undefined,
+  );
   await kubectl(["delete", "harmonygateway", "gw", "-n", ns]);
   const gone = await eventually("local GatewayNotFound", async () => {
     const c = await conditions("harmonypipeline", ns, "local");
@@ -233,15 +240,13 @@ test("a pipeline moved to another gateway leaves the old gateway's config withou
   );
 });
 
-test("messages claim only what is true: excluded pipeline, first render, endpoint use", async () => {
+test("an excluded pipeline's Ready does not count pods serving a config it is not in", async () => {
   const ns = "words";
   await kubectl(["create", "namespace", ns]);
   await apply(
     gateway(ns, "gw"),
     endpoint(ns, "ep"),
     pipeline(ns, "bad", { name: "gw" }, { middleware: [{ name: "m", type: "carrier_pigeon" }] }),
-    // A gateway the data plane rejects from the start: there never was a config to keep.
-    gateway(ns, "broken", { management: { basePath: "/" } }),
   );
   const bad = await eventually("bad excluded", async () => {
     const c = await conditions("harmonypipeline", ns, "bad");
@@ -249,18 +254,36 @@ test("messages claim only what is true: excluded pipeline, first render, endpoin
   });
   assert.doesNotMatch(bad.Ready!.message, /pods serving/, "an excluded pipeline is served by no pod");
   assert.equal(bad.Ready!.message, "not served: left out of the gateway's config");
+});
 
+test("a gateway rejected on its first render does not claim a previous config keeps serving", async () => {
+  const ns = "first";
+  await kubectl(["create", "namespace", ns]);
+  // The data plane rejects an empty management base path: there never was a config to keep.
+  await apply(gateway(ns, "broken", { management: { basePath: "/" } }));
   const broken = await eventually("broken gateway InvalidGateway", async () => {
     const c = await conditions("harmonygateway", ns, "broken");
     return c.Programmed?.reason === "InvalidGateway" ? c : undefined;
   });
   assert.doesNotMatch(broken.Programmed!.message, /previous config keeps serving/);
   assert.match(broken.Programmed!.message, /no config has been written/);
+});
 
+test("an endpoint is InUse only while a programmed pipeline uses it", async () => {
+  const ns = "inuse";
+  await kubectl(["create", "namespace", ns]);
+  await apply(
+    gateway(ns, "gw"),
+    endpoint(ns, "ep"),
+    pipeline(ns, "bad", { name: "gw" }, { middleware: [{ name: "m", type: "carrier_pigeon" }] }),
+  );
+  await eventually("bad excluded", async () =>
+    (await conditions("harmonypipeline", ns, "bad")).Programmed?.reason === "UnsupportedValue" ? true : undefined,
+  );
   // The endpoint's only user is not programmed: not InUse.
   const ep = await eventually("endpoint Ready reported", async () => {
     const c = await conditions("harmonyendpoint", ns, "ep");
-    return c.Ready ? c.Ready : undefined;
+    return c.Ready?.message.includes("1 pipeline") ? c.Ready : undefined;
   });
   assert.deepEqual([ep.status, ep.reason], ["False", "NotProgrammed"]);
   // Fixed, the pipeline is programmed and the endpoint follows.
