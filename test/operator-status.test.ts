@@ -216,8 +216,8 @@ test("a deleted gateway's pipelines say GatewayNotFound, not Programmed=True fro
     return c.Accepted?.reason === "GatewayNotFound" ? c : undefined;
   });
   assert.deepEqual(
-    [gone.Programmed?.status, gone.Programmed?.reason, gone.Ready?.status],
-    ["False", "GatewayNotFound", "False"],
+    [gone.ResolvedRefs?.status, gone.Programmed?.status, gone.Programmed?.reason, gone.Ready?.status],
+    ["Unknown", "False", "GatewayNotFound", "False"],
   );
 });
 

@@ -39,6 +39,13 @@ export function attachment(gw: HarmonyGateway, p: HarmonyPipeline): Attachment {
 export function detachedConditions(a: Extract<Attachment, { attached: false }>): DesiredCondition[] {
   return [
     { type: "Accepted", status: "False", reason: a.reason, message: a.message },
+    // References are only resolved for a gateway that renders the pipeline.
+    {
+      type: "ResolvedRefs",
+      status: "Unknown",
+      reason: a.reason,
+      message: "not checked: no gateway takes this pipeline",
+    },
     { type: "Programmed", status: "False", reason: a.reason, message: "not in any gateway's config" },
     { type: "Ready", status: "False", reason: a.reason, message: "not served" },
   ];

@@ -45,6 +45,8 @@ export class Controller {
    * one's config now, not at the next relist.
    */
   private readonly gatewayRefs = new Map<string, string>();
+  /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
+  private readonly gatewaySeen = new Map<string, string>();
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
@@ -66,10 +68,17 @@ export class Controller {
     const gateways = cache<Gw>({
       name: "gateways",
       ...crd("harmonygateways"),
-      onChange: (o) => {
+      onChange: (o, verb) => {
         this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
         // Pipelines that reference it may have been attached or detached (deleted gateway,
-        // allowedNamespaces or pipelineSelector edited): each reports its own attachment.
+        // allowedNamespaces or pipelineSelector edited): each reports its own attachment. Only a
+        // spec change (generation), deletion or arrival can do that; our own status writes cannot,
+        // and re-checking every pipeline on each of them would be work for nothing at scale.
+        const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
+        const seen = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ? "deleting" : ""}`;
+        if (verb === "delete") this.gatewaySeen.delete(key);
+        else if (this.gatewaySeen.get(key) === seen) return;
+        else this.gatewaySeen.set(key, seen);
         this.enqueuePipelinesOf(o.metadata?.namespace, o.metadata?.name);
       },
     });
