@@ -513,7 +513,7 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "list", "patch", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "pods"), ["list", "watch"]);
-  assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create"]);
+  assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "services"), ["create", "get", "patch"]);
   for (const r of clusterRules) {

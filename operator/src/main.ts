@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import winston from "winston";
 import { kubeClients } from "./provider/kube.js";
 import { parseNamespaces } from "./provider/cache.js";
+import { ApiHealth } from "./provider/api-health.js";
 import { Controller } from "./runner/controller.js";
 import { LeaderElector } from "./leader/lease.js";
 import { OperatorMetrics } from "./metrics.js";
@@ -20,6 +21,7 @@ const HELP = `Usage: harmony-operator [options]
   --secret-recheck-interval <dur>
                             How often gateways that use Secrets re-read them to pick up new values
                             (default 60s; Secrets are read on demand, never listed or watched)
+  --api-check-interval <dur> How often /readyz re-checks API access (default 10s)
   --leader-elect <bool>     Run leader election on a Lease (default true)
   --lease-namespace <ns>    Namespace of the Lease (default: $POD_NAMESPACE or default)
   --health-port <port>      /healthz, /readyz and /metrics (default 8081; 0 = ephemeral)
@@ -36,6 +38,7 @@ async function main(): Promise<number> {
       "watch-namespaces": { type: "string" },
       "relist-interval": { type: "string", default: "5m" },
       "secret-recheck-interval": { type: "string", default: "60s" },
+      "api-check-interval": { type: "string", default: "10s" },
       "leader-elect": { type: "string", default: "true" },
       "lease-namespace": { type: "string" },
       "health-port": { type: "string", default: "8081" },
@@ -69,6 +72,13 @@ async function main(): Promise<number> {
   if (secretRecheckMs === undefined || secretRecheckMs < 1000) {
     process.stderr.write(
       `harmony-operator: --secret-recheck-interval: "${a["secret-recheck-interval"]}" is not a duration of 1s or more\n`,
+    );
+    return 2;
+  }
+  const apiCheckMs = parseDuration(a["api-check-interval"]);
+  if (apiCheckMs === undefined || apiCheckMs < 100) {
+    process.stderr.write(
+      `harmony-operator: --api-check-interval: "${a["api-check-interval"]}" is not a duration of 100ms or more\n`,
     );
     return 2;
   }
@@ -120,11 +130,19 @@ async function main(): Promise<number> {
     ? new SidecarWebhook({ ...webhookFlags, kube, logger, defaultImage: a.image, registry: metrics.registry })
     : undefined;
 
+  const api = new ApiHealth(kube.kc, { intervalMs: apiCheckMs, namespace: namespaces[0] }, logger);
+
   const health = createServer((req, res) => {
     if (req.url === "/healthz") return void res.end("ok");
     if (req.url === "/readyz") {
-      if (webhook && !webhook.ready) res.statusCode = 503;
-      return void res.end(res.statusCode === 503 ? "webhook not serving" : "ok");
+      // Ready = can do the job now: the API answers and allows it, the leader's caches have
+      // listed, and the webhook (when on) serves. The body says which is missing.
+      const problem =
+        api.problem ??
+        (controller && !controller.synced ? "informers not synced yet" : undefined) ??
+        (webhook && !webhook.ready ? "webhook not serving" : undefined);
+      if (problem) res.statusCode = 503;
+      return void res.end(problem ?? "ok");
     }
     if (req.url === "/metrics") {
       void metrics.registry.metrics().then((text) => {
@@ -145,6 +163,7 @@ async function main(): Promise<number> {
     watch_namespaces: namespaces.length ? namespaces : "all",
   });
 
+  await api.start();
   // Every replica serves the webhook, leader or not (see webhook/server.ts).
   await webhook?.start();
 
@@ -158,6 +177,7 @@ async function main(): Promise<number> {
         if (elector) await elector.stop();
         else await stopController();
         await webhook?.stop();
+        api.stop();
         health.close();
         done(0);
       })();

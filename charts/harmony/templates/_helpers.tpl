@@ -103,7 +103,8 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
   verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  # patch: a repeated Event bumps the count of the one already written (client-go's aggregation).
+  verbs: ["create", "patch"]
 {{- if .Values.operator.manageWorkloads }}
 - apiGroups: ["apps"]
   resources: ["deployments"]

@@ -12,6 +12,8 @@ export interface Cache<T extends KubernetesObject> {
   list(namespace?: string): readonly T[];
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Every underlying informer has listed at least once. */
+  isSynced(): boolean;
 }
 
 export interface CacheSpec<T extends KubernetesObject> {
@@ -51,6 +53,7 @@ export function makeCache<T extends KubernetesObject>(
     list: (ns) => (ns === undefined ? [...byNs.values()].flatMap((i) => i.list()) : (byNs.get(ns)?.list(ns) ?? [])),
     start: async () => void (await Promise.all([...byNs.values()].map((i) => i.start()))),
     stop: async () => void (await Promise.all([...byNs.values()].map((i) => i.stop()))),
+    isSynced: () => [...byNs.values()].every((i) => i.isSynced()),
   };
 }
 

@@ -70,6 +70,10 @@ export class ResilientInformer<T extends KubernetesObject> {
     await this.lw.stop();
   }
 
+  isSynced(): boolean {
+    return this.synced;
+  }
+
   get(name: string, namespace?: string): T | undefined {
     return this.lw.get(name, namespace);
   }

@@ -8,6 +8,7 @@ import {
   setHeaderOptions,
   type KubernetesObject,
 } from "@kubernetes/client-node";
+import { EventRecorder } from "./events.js";
 
 export interface KubeClients {
   kc: KubeConfig;
@@ -22,6 +23,7 @@ export interface KubeClients {
     name: string,
     body: object,
   ): Promise<void>;
+  /** Aggregated: a repeat bumps the count of the Event already written (see events.ts). */
   event(
     obj: { kind: string; apiVersion: string; metadata: { name?: string; namespace?: string; uid?: string } },
     type: "Normal" | "Warning",
@@ -37,6 +39,7 @@ export function kubeClients(kubeconfig?: string): KubeClients {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const objects = KubernetesObjectApi.makeApiClient(kc);
+  const events = new EventRecorder(core);
   return {
     kc,
     core,
@@ -48,29 +51,7 @@ export function kubeClients(kubeconfig?: string): KubeClients {
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
       );
     },
-    async event(obj, type, reason, message) {
-      const now = new Date().toISOString();
-      await core.createNamespacedEvent({
-        namespace: obj.metadata.namespace!,
-        body: {
-          metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
-          involvedObject: {
-            kind: obj.kind,
-            apiVersion: obj.apiVersion,
-            name: obj.metadata.name,
-            namespace: obj.metadata.namespace,
-            uid: obj.metadata.uid,
-          },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          source: { component: "harmony-operator" },
-          firstTimestamp: now as unknown as Date,
-          lastTimestamp: now as unknown as Date,
-          count: 1,
-        },
-      });
-    },
+    event: (obj, type, reason, message) => events.record(obj, type, reason, message),
   };
 }
 

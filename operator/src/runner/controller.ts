@@ -12,6 +12,7 @@ import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import { reconcileEndpoint } from "./endpoint-reconciler.js";
 import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
+import { attachment, detachedConditions, type Attachment } from "./attachment.js";
 import type { OperatorMetrics } from "../metrics.js";
 
 export interface ControllerOptions {
@@ -40,6 +41,14 @@ export class Controller {
   private workers: Promise<void>[] = [];
   /** Endpoints each pipeline referenced when last seen, so an edit that drops one still updates it. */
   private readonly endpointRefs = new Map<string, string[]>();
+  /**
+   * The gateway ("ns/name") each pipeline referenced when last seen: client-node's informer hands
+   * an update only the new object, and a pipeline moved to another gateway must leave the old
+   * one's config now, not at the next relist.
+   */
+  private readonly gatewayRefs = new Map<string, string>();
+  /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
+  private readonly gatewaySeen = new Map<string, string>();
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
@@ -61,15 +70,31 @@ export class Controller {
     const gateways = cache<Gw>({
       name: "gateways",
       ...crd("harmonygateways"),
-      onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.name),
+      onChange: (o, verb) => {
+        this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
+        // Pipelines that reference it may have been attached or detached (deleted gateway,
+        // allowedNamespaces or pipelineSelector edited): each reports its own attachment. Only a
+        // spec change (generation), deletion or arrival can do that; our own status writes cannot,
+        // and re-checking every pipeline on each of them would be work for nothing at scale.
+        const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
+        const seen = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ? "deleting" : ""}`;
+        if (verb === "delete") this.gatewaySeen.delete(key);
+        else if (this.gatewaySeen.get(key) === seen) return;
+        else this.gatewaySeen.set(key, seen);
+        this.enqueuePipelinesOf(o.metadata?.namespace, o.metadata?.name);
+      },
     });
     const pipelines = cache<Pl>({
       name: "pipelines",
       ...crd("harmonypipelines"),
       onChange: (p, verb) => {
-        this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
-        this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
         const key = `${p.metadata.namespace}/${p.metadata.name}`;
+        const gwKey = `${p.spec.gatewayRef.namespace ?? p.metadata.namespace}/${p.spec.gatewayRef.name}`;
+        const oldGw = this.gatewayRefs.get(key);
+        for (const g of new Set([gwKey, ...(oldGw ? [oldGw] : [])])) this.queue.add(`gateway/${g}`);
+        if (verb === "delete") this.gatewayRefs.delete(key);
+        else this.gatewayRefs.set(key, gwKey);
+        this.queue.add(`pipeline/${key}`);
         const now = verb === "delete" ? [] : p.spec.endpoints.map((e) => e.name);
         for (const e of new Set([...(this.endpointRefs.get(key) ?? []), ...now]))
           this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
@@ -120,6 +145,11 @@ export class Controller {
     this.workers = Array.from({ length: n }, () => this.work());
   }
 
+  /** Every informer has listed at least once (for /readyz). */
+  get synced(): boolean {
+    return Object.values(this.caches).every((c: Cache<KubernetesObject>) => c.isSynced());
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     this.queue.shutDown();
@@ -129,6 +159,14 @@ export class Controller {
 
   private enqueueGateway(ns: string | undefined, name: string | undefined): void {
     if (ns && name) this.queue.add(`gateway/${ns}/${name}`);
+  }
+
+  /** Pipelines whose gatewayRef names this gateway. */
+  private enqueuePipelinesOf(ns: string | undefined, name: string | undefined): void {
+    for (const p of this.caches?.pipelines.list() ?? []) {
+      if (p.spec.gatewayRef.name === name && (p.spec.gatewayRef.namespace ?? p.metadata.namespace) === ns)
+        this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
+    }
   }
 
   /** Gateways of the pipelines that reference this endpoint. */
@@ -168,27 +206,25 @@ export class Controller {
     }
   }
 
-  /** A pipeline whose gateway does not exist gets told so; the gateway reconcile handles the rest. */
+  /**
+   * A pipeline its gateway does not take (missing, being deleted, namespace not allowed, selector
+   * not matching) gets told so here, on every condition, so no Programmed=True from an earlier
+   * attachment survives; an attached one is the gateway reconcile's to report.
+   */
   private async reconcilePipeline(ns: string, name: string): Promise<{ requeueAfterMs?: number }> {
     const p = this.caches.pipelines.get(name, ns);
     if (!p) return {};
     const gwNs = p.spec.gatewayRef.namespace ?? ns;
-    if (this.caches.gateways.get(p.spec.gatewayRef.name, gwNs)) return {};
-    await writeStatus(
-      this.deps(),
-      p,
-      "harmonypipelines",
-      [
-        {
-          type: "Accepted",
-          status: "False",
+    const gw = this.caches.gateways.get(p.spec.gatewayRef.name, gwNs);
+    const verdict: Attachment = gw
+      ? attachment(gw, p)
+      : {
+          attached: false,
           reason: "GatewayNotFound",
           message: `spec.gatewayRef: HarmonyGateway ${gwNs}/${p.spec.gatewayRef.name} not found`,
-        },
-        { type: "Ready", status: "False", reason: "GatewayNotFound", message: "not served" },
-      ],
-      {},
-    );
+        };
+    if (verdict.attached) return {};
+    await writeStatus(this.deps(), p, "harmonypipelines", detachedConditions(verdict), {});
     return {};
   }
 

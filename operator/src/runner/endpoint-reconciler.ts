@@ -1,7 +1,7 @@
 /**
  * A HarmonyEndpoint's own status: Accepted says whether the data plane takes its options (checked
  * alone, so a typo shows on the endpoint even while no pipeline uses it); Ready says whether any
- * pipeline uses it. Whether traffic flows is for the pipelines and gateways that render it to say.
+ * programmed pipeline uses it. Whether traffic flows is for the pipelines and gateways that render it to say.
  */
 import { checkEndpoint } from "../translator/endpoint.js";
 import { writeStatus, type ReconcilerDeps } from "./gateway-reconciler.js";
@@ -27,6 +27,9 @@ export async function reconcileEndpoint(
     verdicts.set(key, v);
   }
   const users = deps.caches.pipelines.list(namespace).filter((p) => p.spec.endpoints.some((e) => e.name === name));
+  // InUse means traffic can reach it: only pipelines some gateway has programmed count. A
+  // pipeline's status write is an informer event that requeues its endpoints, so this follows.
+  const programmed = users.filter((p) => p.status?.conditions?.find((c) => c.type === "Programmed")?.status === "True");
   await writeStatus(
     deps,
     ep,
@@ -35,9 +38,21 @@ export async function reconcileEndpoint(
       { type: "Accepted", status: v.ok ? "True" : "False", reason: v.reason, message: v.message },
       !v.ok
         ? { type: "Ready", status: "False", reason: v.reason, message: "not accepted" }
-        : users.length
-          ? { type: "Ready", status: "True", reason: "InUse", message: `used by ${users.length} pipeline(s)` }
-          : { type: "Ready", status: "False", reason: "Unused", message: "no HarmonyPipeline uses this endpoint" },
+        : programmed.length
+          ? {
+              type: "Ready",
+              status: "True",
+              reason: "InUse",
+              message: `used by ${users.length} pipeline(s), ${programmed.length} of them programmed`,
+            }
+          : users.length
+            ? {
+                type: "Ready",
+                status: "False",
+                reason: "NotProgrammed",
+                message: `used by ${users.length} pipeline(s), none of them programmed into a gateway's config`,
+              }
+            : { type: "Ready", status: "False", reason: "Unused", message: "no HarmonyPipeline uses this endpoint" },
     ],
     { pipelines: users.length },
   );

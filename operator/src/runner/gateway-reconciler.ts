@@ -26,6 +26,7 @@ import {
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
+import { attachment } from "./attachment.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
@@ -64,15 +65,7 @@ export interface ReconcilerDeps {
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
 export function attachedPipelines(gw: HarmonyGateway, all: readonly HarmonyPipeline[]): HarmonyPipeline[] {
-  const ns = gw.metadata.namespace;
-  const allowed = new Set([ns, ...(gw.spec.allowedNamespaces ?? [])]);
-  const sel = gw.spec.pipelineSelector?.matchLabels ?? {};
-  return all.filter((p) => {
-    const refNs = p.spec.gatewayRef.namespace ?? p.metadata.namespace;
-    if (p.spec.gatewayRef.name !== gw.metadata.name || refNs !== ns) return false;
-    if (!allowed.has(p.metadata.namespace)) return false;
-    return Object.entries(sel).every(([k, v]) => p.metadata.labels?.[k] === v);
-  });
+  return all.filter((p) => attachment(gw, p).attached);
 }
 
 export async function reconcileGateway(
@@ -115,7 +108,10 @@ export async function reconcileGateway(
       type: "Programmed",
       status: "False",
       reason: "InvalidGateway",
-      message: "nothing written; the previous config keeps serving",
+      // On a first render there is no previous config to keep.
+      message: existing
+        ? "nothing written; the previous config keeps serving"
+        : "nothing written; no config has been written for this gateway yet",
     });
   } else {
     conditions.push({
@@ -218,20 +214,21 @@ export async function reconcileGateway(
             message: o.failure ? "left out of the gateway's config" : "the gateway's config was not written",
           },
     );
+    // Pod counts only mean something for a pipeline that is in the config those pods serve.
+    const podsServing = `${serving}/${desiredReplicas} pods serving config ${r.hash.slice(0, 12)}`;
     pc.push(
       inConfig && ready
-        ? {
-            type: "Ready",
-            status: "True",
-            reason: "Serving",
-            message: `${serving}/${desiredReplicas} pods serving config ${r.hash.slice(0, 12)}`,
-          }
-        : {
-            type: "Ready",
-            status: "False",
-            reason: o.failure?.reason ?? "WaitingForDataPlane",
-            message: `${serving}/${desiredReplicas} pods serving config ${r.hash.slice(0, 12)}`,
-          },
+        ? { type: "Ready", status: "True", reason: "Serving", message: podsServing }
+        : inConfig
+          ? { type: "Ready", status: "False", reason: "WaitingForDataPlane", message: podsServing }
+          : {
+              type: "Ready",
+              status: "False",
+              reason: o.failure?.reason ?? "GatewayNotProgrammed",
+              message: o.failure
+                ? "not served: left out of the gateway's config"
+                : "not served: the gateway's config was not written",
+            },
     );
     await writeStatus(deps, p, "harmonypipelines", pc, {});
   }
