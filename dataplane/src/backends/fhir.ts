@@ -2,12 +2,13 @@
  * `fhir` backend: a FHIR REST server upstream. Everything an HTTP upstream does, plus: absolute
  * URLs the server writes (Location, Content-Location, Bundle `link[].url`, `entry[].fullUrl`,
  * references) are moved from the server's base to the gateway's, so paging and follow-up requests
- * go through the gateway; and absolute gateway URLs in request bodies are moved back.
+ * go through the gateway; and absolute gateway URLs in request bodies are moved back. Response
+ * bodies (JSON and XML) are rewritten as they stream through: a large Bundle is not held whole.
  */
 import { Type } from "@sinclair/typebox";
 import type { BackendPlugin } from "../plugins/types.js";
 import { checkHttpUpstream, createHttpUpstream, httpUpstreamProperties } from "./http-upstream.js";
-import { jsonUrlRewriter, rewriteUrlHeader } from "./url-rewrite.js";
+import { jsonUrlRewriter, rewriteUrlHeader, urlRewriteStream, type RewriteSyntax } from "./url-rewrite.js";
 
 const Options = Type.Object(
   {
@@ -26,6 +27,15 @@ const Options = Type.Object(
 );
 
 const JSON_BODY = /^application\/(fhir\+)?json\b/i;
+const XML_BODY = /^(application\/(fhir\+)?xml|text\/xml)\b/i;
+
+/** Which syntax a response body's URLs are written in, by its media type; undefined: not rewritten. */
+function syntaxOf(contentType: unknown): RewriteSyntax | undefined {
+  if (typeof contentType !== "string") return undefined;
+  if (JSON_BODY.test(contentType)) return "json";
+  if (XML_BODY.test(contentType)) return "xml";
+  return undefined;
+}
 
 export const fhirBackend: BackendPlugin<typeof Options> = {
   kind: "backend",
@@ -37,7 +47,7 @@ export const fhirBackend: BackendPlugin<typeof Options> = {
     return createHttpUpstream(o, ctx, {
       requestHeaders(h) {
         h.accept ??= "application/fhir+json";
-        // Bodies are rewritten as text, so ask for them uncompressed.
+        // Bodies are rewritten as bytes, so ask for them uncompressed (a compressed one is decoded).
         if (o.rewrite_urls) delete h["accept-encoding"];
       },
       async beforeSend(rctx, bases) {
@@ -51,8 +61,8 @@ export const fhirBackend: BackendPlugin<typeof Options> = {
         const from = [bases.upstream, ...others];
         rewriteUrlHeader(headers, "location", from, bases.public);
         rewriteUrlHeader(headers, "content-location", from, bases.public);
-        const ct = headers["content-type"];
-        return typeof ct === "string" && JSON_BODY.test(ct) ? jsonUrlRewriter(from, bases.public) : undefined;
+        const syntax = syntaxOf(headers["content-type"]);
+        return syntax && urlRewriteStream(syntax, from, bases.public);
       },
     });
   },
