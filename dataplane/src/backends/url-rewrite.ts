@@ -13,44 +13,46 @@ import { Transform } from "node:stream";
 
 export type RewriteSyntax = "json" | "xml";
 
-/** One way a base is spelled in the body, and what takes its place. */
-interface Spelling {
-  /** The spelling as latin1 text (one char per byte), so the regex runs on raw bytes. */
-  match: string;
+/** One way a URL can start in the body (opening quote + the base as spelled), and what takes its place. */
+interface Pattern {
+  bytes: Buffer;
   replacement: Buffer;
 }
 
-/** A compiled rewrite: a regex over latin1 text and the replacement for each spelling it matches. */
+/** A compiled rewrite: byte patterns (longest first) and the bytes that may follow a base. */
 interface Rewrite {
-  pattern: RegExp;
-  replacements: Map<string, Buffer>;
-  /** Longest byte run a match (with its lookahead) can span: the stream keeps back one less. */
+  patterns: Pattern[];
+  /** `/`, `?`, `#` or a closing quote: the base ends there (and is not the start of a longer name). */
+  after: Set<number>;
+  /** JSON only: `\/` after the base also counts. */
+  escapedSlash: boolean;
+  /** Longest byte run a match and the bytes after it can span: the stream keeps back one less. */
   window: number;
 }
 
-const QUOTES = new Map(['"', "'"].map((q) => [q, Buffer.from(q)]));
-const latin1 = (s: string) => Buffer.from(s, "utf8").toString("latin1");
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const BACKSLASH = 0x5c;
+const SLASH = 0x2f;
 const jsonEscape = (s: string) => JSON.stringify(s).slice(1, -1);
 // Attribute values may be quoted either way; escape both quotes and what XML itself reserves.
 const XML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
 const xmlEscape = (s: string) => s.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]!);
 
-function spellings(syntax: RewriteSyntax, base: string, to: string): Spelling[] {
+/** [spelling in the body, replacement] pairs for one base. */
+function spellings(syntax: RewriteSyntax, base: string, to: string): [string, string][] {
   if (syntax === "json") {
     // A JSON string may escape `/` as `\/`; keep the escaping style the upstream used.
     const plain = jsonEscape(base);
     const target = jsonEscape(to);
     return [
-      { match: latin1(plain), replacement: Buffer.from(target) },
-      { match: latin1(plain.replaceAll("/", "\\/")), replacement: Buffer.from(target.replaceAll("/", "\\/")) },
+      [plain, target],
+      [plain.replaceAll("/", "\\/"), target.replaceAll("/", "\\/")],
     ];
   }
   // XML: the base as it is written, and escaped, both become the escaped target (valid in either quote).
-  const target = Buffer.from(xmlEscape(to));
+  const target = xmlEscape(to);
   return [
-    { match: latin1(base), replacement: target },
-    { match: latin1(xmlEscape(base)), replacement: target },
+    [base, target],
+    [xmlEscape(base), target],
   ];
 }
 
@@ -58,31 +60,48 @@ function compile(syntax: RewriteSyntax, from: readonly string[], to: string): Re
   const target = to.replace(/\/+$/, "");
   const bases = [...new Set(from.map((b) => b.replace(/\/+$/, "")))].filter((b) => b && b !== target);
   if (bases.length === 0) return undefined;
-  const replacements = new Map<string, Buffer>();
-  for (const b of bases) for (const s of spellings(syntax, b, target)) replacements.set(s.match, s.replacement);
-  // Longest first, so a base that extends another (…/fhir and …/fhir/R4) wins where both match.
-  const alts = [...replacements.keys()].sort((a, b) => b.length - a.length);
-  const quote = syntax === "json" ? '"' : `["']`;
-  const after = syntax === "json" ? `[/?#"]|\\\\/` : `[/?#"']`;
-  // The opening quote is part of the match (not a lookbehind): a chunk boundary may fall after it.
-  const pattern = new RegExp(`(${quote})(${alts.map(escapeRegExp).join("|")})(?=${after})`, "g");
-  // quote + longest spelling + a two-byte lookahead (`\/`)
-  return { pattern, replacements, window: 1 + alts[0]!.length + 2 };
+  const quotes = syntax === "json" ? ['"'] : ['"', "'"];
+  const byMatch = new Map<string, string>();
+  for (const b of bases)
+    for (const [spelled, replacement] of spellings(syntax, b, target))
+      for (const q of quotes) byMatch.set(q + spelled, q + replacement);
+  // The opening quote is part of the pattern: a chunk boundary may fall right after it. Longest
+  // first, so a base that extends another (…/fhir and …/fhir/R4) wins where both match.
+  const patterns = [...byMatch]
+    .map(([m, r]) => ({ bytes: Buffer.from(m), replacement: Buffer.from(r) }))
+    .sort((a, b) => b.bytes.length - a.bytes.length);
+  const after = new Set(Buffer.from(syntax === "json" ? '/?#"' : `/?#"'`));
+  return { patterns, after, escapedSlash: syntax === "json", window: patterns[0]!.bytes.length + 2 };
 }
 
 /**
- * Rewrites the matches that lie wholly inside `data` and start before `limit`; returns the output
- * pieces and how many bytes of `data` they consumed (the rest is kept for the next chunk).
+ * Rewrites the matches in `data` that start at or after `from` and before `limit` (each such match
+ * and the bytes after it lie wholly inside `data`); returns the output pieces and where they end
+ * (the rest is kept for the next chunk). Buffer.indexOf finds candidates without copying the chunk.
  */
-function scan(rw: Rewrite, data: Buffer, limit: number): { out: Buffer[]; consumed: number } {
-  const text = data.toString("latin1");
+function scan(rw: Rewrite, data: Buffer, from: number, limit: number): { out: Buffer[]; consumed: number } {
   const out: Buffer[] = [];
-  let pos = 0;
-  rw.pattern.lastIndex = 0;
-  for (let m = rw.pattern.exec(text); m && m.index < limit; m = rw.pattern.exec(text)) {
-    if (m.index > pos) out.push(data.subarray(pos, m.index));
-    out.push(QUOTES.get(m[1]!)!, rw.replacements.get(m[2]!)!);
-    pos = m.index + m[0].length;
+  const next = rw.patterns.map((p) => data.indexOf(p.bytes, from));
+  let pos = from;
+  for (;;) {
+    let k = -1;
+    for (let j = 0; j < next.length; j++) if (next[j]! >= 0 && (k < 0 || next[j]! < next[k]!)) k = j;
+    const at = k < 0 ? -1 : next[k]!;
+    if (at < 0 || at >= limit) break;
+    const p = rw.patterns[k]!;
+    const end = at + p.bytes.length;
+    const b = data[end];
+    const ends =
+      b !== undefined && (rw.after.has(b) || (rw.escapedSlash && b === BACKSLASH && data[end + 1] === SLASH));
+    if (!ends) {
+      next[k] = data.indexOf(p.bytes, at + 1);
+      continue;
+    }
+    if (at > pos) out.push(data.subarray(pos, at));
+    out.push(p.replacement);
+    pos = end;
+    for (let j = 0; j < next.length; j++)
+      if (next[j]! >= 0 && next[j]! < pos) next[j] = data.indexOf(rw.patterns[j]!.bytes, pos);
   }
   const consumed = Math.max(pos, limit);
   if (consumed > pos) out.push(data.subarray(pos, consumed));
@@ -94,7 +113,7 @@ export function urlRewriter(syntax: RewriteSyntax, from: readonly string[], to: 
   const rw = compile(syntax, from, to);
   if (!rw) return (b) => b;
   return (body) => {
-    const { out } = scan(rw, body, body.length);
+    const { out } = scan(rw, body, 0, body.length);
     return out.length === 1 && out[0]!.length === body.length ? body : Buffer.concat(out);
   };
 }
@@ -103,28 +122,36 @@ export const jsonUrlRewriter = (from: readonly string[], to: string) => urlRewri
 
 /**
  * A streaming rewrite of a response body. Undefined when there is nothing to rewrite (the base
- * already is the target), so the caller can keep the upstream's framing.
+ * already is the target), so the caller can keep the upstream's framing. Output pieces are views
+ * of the upstream's chunks: only the few bytes that may start a match at a chunk's end are copied.
  */
 export function urlRewriteStream(syntax: RewriteSyntax, from: readonly string[], to: string): Transform | undefined {
   const rw = compile(syntax, from, to);
   if (!rw) return undefined;
+  const keep = rw.window - 1; // a match starting before the last `keep` bytes is wholly visible
   let tail: Buffer = Buffer.alloc(0);
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      const data = tail.length ? Buffer.concat([tail, chunk]) : chunk;
-      // A match starting before `limit` is wholly visible (lookahead included), so it is decided now.
-      const limit = data.length - (rw.window - 1);
-      if (limit <= 0) {
-        tail = data;
-        return done();
+      let start = 0;
+      if (tail.length) {
+        if (chunk.length < keep) {
+          tail = Buffer.concat([tail, chunk]);
+          return done();
+        }
+        // Matches starting in the kept bytes, decided with the start of this chunk after them.
+        const head = Buffer.concat([tail, chunk.subarray(0, keep)]);
+        const { out, consumed } = scan(rw, head, 0, tail.length);
+        for (const b of out) this.push(b);
+        start = consumed - tail.length;
       }
-      const { out, consumed } = scan(rw, data, limit);
-      tail = Buffer.from(data.subarray(consumed)); // a copy: do not keep the whole chunk alive
+      const limit = chunk.length - keep;
+      const { out, consumed } = limit > start ? scan(rw, chunk, start, limit) : { out: [], consumed: start };
       for (const b of out) this.push(b);
+      tail = Buffer.from(chunk.subarray(consumed)); // a copy: the chunk itself is not kept alive
       done();
     },
     flush(done) {
-      if (tail.length) for (const b of scan(rw, tail, tail.length).out) this.push(b);
+      if (tail.length) for (const b of scan(rw, tail, 0, tail.length).out) this.push(b);
       done();
     },
   });
