@@ -15,7 +15,8 @@ const Options = Type.Object(
     ...httpUpstreamProperties,
     rewrite_urls: Type.Boolean({
       default: true,
-      description: "Rewrite absolute URLs between the server's base and the gateway's.",
+      description:
+        "Rewrite absolute URLs between the server's base and the gateway's (headers, JSON and XML bodies, streamed).",
     }),
     upstream_base_urls: Type.Optional(
       Type.Array(Type.String(), {
