@@ -52,6 +52,24 @@ options = { path_prefix = "/stream" }
 service = "fhir"
 options = { base_url = "${up.url}/fhir" }
 
+[pipelines.dumped]
+networks = ["default"]
+endpoints = ["dumped_in"]
+middleware = ["dump"]
+backends = ["dumped_out"]
+
+[endpoints.dumped_in]
+service = "fhir"
+options = { path_prefix = "/dumped" }
+
+[middleware.dump]
+type = "log_dump"
+options = { apply = "right", label = "rewritten" }
+
+[backends.dumped_out]
+service = "fhir"
+options = { base_url = "${up.url}/fhir" }
+
 [pipelines.xml]
 networks = ["default"]
 endpoints = ["xml_in"]
@@ -283,4 +301,21 @@ test("a gzip body the upstream sends anyway is decoded and rewritten", async () 
   assert.equal(got.status, 200);
   assert.equal(got.headers["content-encoding"], undefined);
   assert.equal((got.json() as Bundle).link[0]!.url, gw("/stream/Patient"));
+});
+
+test("with response middleware in the pipeline, they see the rewritten body and the client gets it", async () => {
+  const doc = JSON.stringify({
+    resourceType: "Bundle",
+    type: "searchset",
+    link: [{ relation: "self", url: `${upBase()}/Patient` }],
+  });
+  answer = (_req, res) => {
+    res.writeHead(200, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(doc) });
+    res.end(doc);
+  };
+  const got = await http(gw("/dumped/Patient"));
+  assert.equal(got.status, 200);
+  assert.equal((got.json() as Bundle).link[0]!.url, gw("/dumped/Patient"));
+  const dumped = await dp.waitForLog((l) => l.message === "log_dump" && l.label === "rewritten");
+  assert.equal((dumped.body as Bundle).link[0]!.url, gw("/dumped/Patient"));
 });
