@@ -100,16 +100,26 @@ export function forwardToClient(
         const out = responseHeaders(headers, requestId);
         const rewrite = shape?.(statusCode, out);
         rewriting = rewrite && rewriteBody(out, rewrite);
-        state.started = true;
-        res.writeHead(statusCode, out);
-        if (rewriting) {
-          // pipe() carries backpressure from the client back to the rewrite; see onResponseData for the rest.
-          rewriting.pipe(res);
-          rewriting.once("error", (e) => {
-            controller?.abort(e);
-            settle(e);
-          });
+        if (!rewriting) {
+          state.started = true;
+          res.writeHead(statusCode, out);
+          return;
         }
+        // The head goes out with the first rewritten bytes (or at the end of an empty body): a body
+        // that fails to decode before then is still answered with a proper error status.
+        const start = () => {
+          if (state.started) return;
+          state.started = true;
+          res.writeHead(statusCode, out);
+        };
+        rewriting.once("data", start); // before pipe()'s own listeners, so the head goes first
+        rewriting.once("end", start);
+        // pipe() carries backpressure from the client back to the rewrite; see onResponseData for the rest.
+        rewriting.pipe(res);
+        rewriting.on("error", (e) => {
+          controller?.abort(e);
+          settle(e);
+        });
       },
       onResponseData(c, chunk) {
         if (rewriting) {
