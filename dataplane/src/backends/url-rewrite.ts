@@ -130,8 +130,15 @@ export function urlRewriteStream(syntax: RewriteSyntax, from: readonly string[],
   if (!rw) return undefined;
   const keep = rw.window - 1; // a match starting before the last `keep` bytes is wholly visible
   let tail: Buffer = Buffer.alloc(0);
+  // One output buffer per input chunk: pushing each piece would make each one a write (and an
+  // HTTP chunk) of its own, which costs more than the copy.
+  const emit = (t: Transform, pieces: Buffer[]) => {
+    if (pieces.length === 1) t.push(pieces[0]);
+    else if (pieces.length > 1) t.push(Buffer.concat(pieces));
+  };
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
+      const pieces: Buffer[] = [];
       let start = 0;
       if (tail.length) {
         if (chunk.length < keep) {
@@ -141,17 +148,21 @@ export function urlRewriteStream(syntax: RewriteSyntax, from: readonly string[],
         // Matches starting in the kept bytes, decided with the start of this chunk after them.
         const head = Buffer.concat([tail, chunk.subarray(0, keep)]);
         const { out, consumed } = scan(rw, head, 0, tail.length);
-        for (const b of out) this.push(b);
+        pieces.push(...out);
         start = consumed - tail.length;
       }
       const limit = chunk.length - keep;
-      const { out, consumed } = limit > start ? scan(rw, chunk, start, limit) : { out: [], consumed: start };
-      for (const b of out) this.push(b);
-      tail = Buffer.from(chunk.subarray(consumed)); // a copy: the chunk itself is not kept alive
+      if (limit > start) {
+        const { out, consumed } = scan(rw, chunk, start, limit);
+        pieces.push(...out);
+        start = consumed;
+      }
+      tail = Buffer.from(chunk.subarray(start)); // a copy: the chunk itself is not kept alive
+      emit(this, pieces);
       done();
     },
     flush(done) {
-      if (tail.length) for (const b of scan(rw, tail, 0, tail.length).out) this.push(b);
+      if (tail.length) emit(this, scan(rw, tail, 0, tail.length).out);
       done();
     },
   });
