@@ -319,3 +319,26 @@ test("with response middleware in the pipeline, they see the rewritten body and 
   const dumped = await dp.waitForLog((l) => l.message === "log_dump" && l.label === "rewritten");
   assert.equal((dumped.body as Bundle).link[0]!.url, gw("/dumped/Patient"));
 });
+
+test("absolute gateway URLs in an XML request body are moved back to the server's base", async () => {
+  let received = "";
+  answer = (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      received = Buffer.concat(chunks).toString("utf8");
+      res.writeHead(201, { "content-type": "application/fhir+xml" });
+      res.end(received);
+    });
+  };
+  const pub = gw("/stream");
+  const doc = `<Observation xmlns="http://hl7.org/fhir"><status value="final"/><subject><reference value="${pub}/Patient/1"/></subject></Observation>`;
+  const res = await http(gw("/stream/Observation"), {
+    method: "POST",
+    headers: { "content-type": "application/fhir+xml" },
+    body: doc,
+  });
+  assert.equal(res.status, 201);
+  assert.equal(received, doc.replace(pub, upBase()), "the server got its own base");
+  assert.equal(res.text, doc, "and the client its own back");
+});

@@ -8,7 +8,7 @@
 import { Type } from "@sinclair/typebox";
 import type { BackendPlugin } from "../plugins/types.js";
 import { checkHttpUpstream, createHttpUpstream, httpUpstreamProperties } from "./http-upstream.js";
-import { jsonUrlRewriter, rewriteUrlHeader, urlRewriteStream, type RewriteSyntax } from "./url-rewrite.js";
+import { rewriteUrlHeader, urlRewriter, urlRewriteStream, type RewriteSyntax } from "./url-rewrite.js";
 
 const Options = Type.Object(
   {
@@ -52,9 +52,12 @@ export const fhirBackend: BackendPlugin<typeof Options> = {
         if (o.rewrite_urls) delete h["accept-encoding"];
       },
       async beforeSend(rctx, bases) {
-        if (!o.rewrite_urls || !rctx.body.present || !rctx.body.isJson) return;
+        if (!o.rewrite_urls || !rctx.body.present) return;
+        const syntax = rctx.body.isJson ? "json" : syntaxOf(rctx.body.contentType);
+        if (!syntax) return;
+        // Request bodies are held anyway (bounded by max_body_size) to be rewritten whole.
         const body = await rctx.body.buffer();
-        const out = jsonUrlRewriter([bases.public], bases.upstream)(body);
+        const out = urlRewriter(syntax, [bases.public], bases.upstream)(body);
         if (out !== body) rctx.body.replace(out);
       },
       response(_status, headers, _rctx, bases) {

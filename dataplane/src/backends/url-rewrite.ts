@@ -118,8 +118,6 @@ export function urlRewriter(syntax: RewriteSyntax, from: readonly string[], to: 
   };
 }
 
-export const jsonUrlRewriter = (from: readonly string[], to: string) => urlRewriter("json", from, to);
-
 /**
  * A streaming rewrite of a response body. Undefined when there is nothing to rewrite (the base
  * already is the target), so the caller can keep the upstream's framing. Output pieces are views
