@@ -55,6 +55,11 @@ export function rewriteBody(headers: OutgoingHttpHeaders, rewrite: Transform): D
   return Duplex.from({ writable: decoder, readable: rewrite });
 }
 
+/** HEAD answers and 204/304 carry no body: their headers (Content-Length included) stay as sent. */
+export function hasBody(method: string, status: number): boolean {
+  return method !== "HEAD" && status !== 204 && status !== 304;
+}
+
 /** Streams the upstream response into `res`; resolves when it has been fully written. */
 export function forwardToClient(
   dispatcher: Dispatcher,
@@ -78,7 +83,11 @@ export function forwardToClient(
       }
     };
     const onClose = () => {
-      if (!res.writableFinished) controller?.abort(new ClientGoneError());
+      if (res.writableFinished) return;
+      controller?.abort(new ClientGoneError());
+      // The upstream may be done already, with the rest of the body waiting in the rewrite for a
+      // client that is gone: nothing else would end this exchange.
+      if (rewriting) settle(new ClientGoneError());
     };
     res.once("close", onClose);
     const settle = (err?: Error) => {
@@ -98,8 +107,8 @@ export function forwardToClient(
         if (statusCode < 200) return; // informational responses are not relayed
         state.status = statusCode;
         const out = responseHeaders(headers, requestId);
-        const rewrite = shape?.(statusCode, out);
-        rewriting = rewrite && rewriteBody(out, rewrite);
+        const rewrite = shape?.(statusCode, out); // also rewrites URL headers, so called for every response
+        rewriting = rewrite && hasBody(opts.method, statusCode) ? rewriteBody(out, rewrite) : undefined;
         if (!rewriting) {
           state.started = true;
           res.writeHead(statusCode, out);

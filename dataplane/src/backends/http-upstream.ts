@@ -15,7 +15,7 @@ import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
-import { forwardToClient, rewriteBody, type ForwardState } from "./http-forward.js";
+import { forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 
 export const httpUpstreamProperties = {
   base_url: Type.Optional(
@@ -363,7 +363,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
       const r = await pool.request({ ...opts, signal: ac.signal });
       const headers = responseHeaders(r.headers, rctx.id);
       const rewrite = shapeResponse?.(rctx, r.statusCode, headers);
-      const rewriting = rewrite && rewriteBody(headers, rewrite);
+      const rewriting = rewrite && hasBody(opts.method, r.statusCode) ? rewriteBody(headers, rewrite) : undefined;
       // Still a stream: response middleware read it with their own bounds (response-body.ts).
       const body = rewriting ? pipeline(r.body, rewriting, () => {}) : r.body;
       rctx.response = { status: r.statusCode, headers, body };
