@@ -64,7 +64,9 @@ test("a gzip body that does not decode: a 502 before any byte of it, a cut conne
     res.writeHead(200, { "content-type": "application/fhir+json", "content-encoding": "gzip" });
     res.end(body);
   };
-  const r = await rawExchange(dp.ports.default!, ["GET /fhir/Patient HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"]);
+  const r = await rawExchange(dp.ports.default!, [
+    "GET /fhir/Patient HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+  ]);
   assert.equal(r.status, 502, r.text.slice(0, 300));
   assert.match(r.text, /OperationOutcome/);
   assert.ok(!r.text.includes(up.url) && !r.text.includes("127.0.0.1"), "the upstream address is not disclosed");
@@ -76,7 +78,9 @@ test("a gzip body that does not decode: a 502 before any byte of it, a cut conne
     res.writeHead(200, { "content-type": "application/fhir+json", "content-encoding": "gzip" });
     res.end(Buffer.concat([long.subarray(0, long.length - 64), Buffer.alloc(4096, 0xff)]));
   };
-  const cut = await rawExchange(dp.ports.default!, ["GET /fhir/Patient HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"]);
+  const cut = await rawExchange(dp.ports.default!, [
+    "GET /fhir/Patient HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+  ]);
   assert.equal(cut.status, 200);
   assert.equal(cut.closed, true, "the gateway closed the connection");
   assert.match(cut.text, /transfer-encoding: chunked/i);
