@@ -7,7 +7,7 @@
 import { Type } from "@sinclair/typebox";
 import type { BackendPlugin } from "../plugins/types.js";
 import { checkHttpUpstream, createHttpUpstream, httpUpstreamProperties } from "./http-upstream.js";
-import { jsonUrlRewriter, rewriteUrlHeader } from "./url-rewrite.js";
+import { rewriteUrlHeader, urlRewriteStream } from "./url-rewrite.js";
 
 const Options = Type.Object(
   {
@@ -46,7 +46,7 @@ export const dicomwebBackend: BackendPlugin<typeof Options> = {
         return path;
       },
       requestHeaders(h) {
-        if (o.rewrite_urls) delete h["accept-encoding"]; // DICOM JSON is rewritten as text
+        if (o.rewrite_urls) delete h["accept-encoding"]; // DICOM JSON is rewritten as bytes: ask for them uncompressed
       },
       response(_status, headers, _rctx, bases) {
         if (!o.rewrite_urls) return undefined;
@@ -54,7 +54,7 @@ export const dicomwebBackend: BackendPlugin<typeof Options> = {
         rewriteUrlHeader(headers, "location", from, bases.public);
         rewriteUrlHeader(headers, "content-location", from, bases.public);
         const ct = headers["content-type"];
-        return typeof ct === "string" && DICOM_JSON.test(ct) ? jsonUrlRewriter(from, bases.public) : undefined;
+        return typeof ct === "string" && DICOM_JSON.test(ct) ? urlRewriteStream("json", from, bases.public) : undefined;
       },
     });
   },

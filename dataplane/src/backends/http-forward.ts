@@ -8,6 +8,8 @@
  */
 import type { Dispatcher } from "undici";
 import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { Duplex, pipeline, type Transform } from "node:stream";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { responseHeaders } from "./http-headers.js";
 import { ClientGoneError } from "../pipeline/errors.js";
 
@@ -17,11 +19,46 @@ export interface ForwardState {
   status: number;
 }
 
-/** Given status and client-bound headers (editable), a rewrite of the whole body or undefined to stream. */
-export type ShapeResponse = (status: number, headers: OutgoingHttpHeaders) => ((body: Buffer) => Buffer) | undefined;
+/**
+ * Given status and client-bound headers (editable), a stream that rewrites the body, or undefined
+ * to relay it untouched.
+ */
+export type ShapeResponse = (status: number, headers: OutgoingHttpHeaders) => Transform | undefined;
 
-/** Bodies to rewrite are held whole up to this size; a larger one streams through as it came. */
-const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
+/**
+ * The body pipeline for a rewrite: the upstream's content coding (we ask for identity, but a
+ * server may compress anyway) is decoded first and the client gets the rewritten body
+ * uncompressed; an unknown coding cannot be rewritten, so the body is relayed as it came.
+ * Lengths change, so the body goes chunked.
+ */
+export function rewriteBody(headers: OutgoingHttpHeaders, rewrite: Transform): Duplex | undefined {
+  const coding = String(headers["content-encoding"] ?? "identity")
+    .toLowerCase()
+    .trim();
+  const decoder =
+    coding === "identity"
+      ? undefined
+      : coding === "gzip" || coding === "x-gzip"
+        ? createGunzip()
+        : coding === "deflate"
+          ? createInflate()
+          : coding === "br"
+            ? createBrotliDecompress()
+            : null;
+  if (decoder === null) return undefined;
+  delete headers["content-encoding"];
+  delete headers["content-length"];
+  delete headers["content-md5"];
+  if (!decoder) return rewrite;
+  // One stream for the caller: writes go to the decoder, reads come from the rewrite; errors travel both ways.
+  pipeline(decoder, rewrite, () => {});
+  return Duplex.from({ writable: decoder, readable: rewrite });
+}
+
+/** HEAD answers and 204/304 carry no body: their headers (Content-Length included) stay as sent. */
+export function hasBody(method: string, status: number): boolean {
+  return method !== "HEAD" && status !== 204 && status !== 304;
+}
 
 /** Streams the upstream response into `res`; resolves when it has been fully written. */
 export function forwardToClient(
@@ -31,21 +68,32 @@ export function forwardToClient(
   requestId: string,
   state: ForwardState,
   shape?: ShapeResponse,
-  onTooLargeToRewrite?: (bytes: number) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
-    let held:
-      { rewrite: (b: Buffer) => Buffer; headers: OutgoingHttpHeaders; chunks: Buffer[]; bytes: number } | undefined;
+    // The rewrite stream, when the body is rewritten: upstream chunks go in, `res` reads from it.
+    let rewriting: Duplex | undefined;
     let draining = false;
     const onDrain = () => controller?.resume();
+    const pause = (c: Dispatcher.DispatchController, from: NodeJS.EventEmitter) => {
+      c.pause();
+      if (!draining) {
+        draining = true;
+        from.on("drain", onDrain);
+      }
+    };
     const onClose = () => {
-      if (!res.writableFinished) controller?.abort(new ClientGoneError());
+      if (res.writableFinished) return;
+      controller?.abort(new ClientGoneError());
+      // The upstream may be done already, with the rest of the body waiting in the rewrite for a
+      // client that is gone: nothing else would end this exchange.
+      if (rewriting) settle(new ClientGoneError());
     };
     res.once("close", onClose);
     const settle = (err?: Error) => {
       res.off("close", onClose);
-      if (draining) res.off("drain", onDrain);
+      if (draining) (rewriting ?? res).off("drain", onDrain);
+      if (err) rewriting?.destroy(); // its held bytes go with it
       if (err) reject(err);
       else resolve();
     };
@@ -61,54 +109,43 @@ export function forwardToClient(
         if (res.headersSent) return c.abort(new ClientGoneError());
         state.status = statusCode;
         const out = responseHeaders(headers, requestId);
-        const rewrite = shape?.(statusCode, out);
-        if (rewrite && !out["content-encoding"]) {
-          held = { rewrite, headers: out, chunks: [], bytes: 0 };
+        const rewrite = shape?.(statusCode, out); // also rewrites URL headers, so called for every response
+        rewriting = rewrite && hasBody(opts.method, statusCode) ? rewriteBody(out, rewrite) : undefined;
+        if (!rewriting) {
+          state.started = true;
+          res.writeHead(statusCode, out);
           return;
         }
-        state.started = true;
-        res.writeHead(statusCode, out);
+        // The head goes out with the first rewritten bytes (or at the end of an empty body): a body
+        // that fails to decode before then is still answered with a proper error status.
+        const start = () => {
+          if (state.started) return;
+          state.started = true;
+          res.writeHead(statusCode, out);
+        };
+        rewriting.once("data", start); // before pipe()'s own listeners, so the head goes first
+        rewriting.once("end", start);
+        // pipe() carries backpressure from the client back to the rewrite; see onResponseData for the rest.
+        rewriting.pipe(res);
+        rewriting.on("error", (e) => {
+          controller?.abort(e);
+          settle(e);
+        });
       },
       onResponseData(c, chunk) {
-        if (held) {
-          held.chunks.push(chunk);
-          held.bytes += chunk.length;
-          if (held.bytes <= MAX_REWRITE_BYTES) return;
-          // Too big to hold: send what came so far unchanged and stream the rest.
-          onTooLargeToRewrite?.(held.bytes);
-          const { headers: h, chunks } = held;
-          held = undefined;
-          state.started = true;
-          res.writeHead(state.status, h);
-          for (const x of chunks) res.write(x);
-          return;
-        }
-        if (!res.write(chunk)) {
-          c.pause();
-          if (!draining) {
-            draining = true;
-            res.on("drain", onDrain);
-          }
-        }
+        if (rewriting) {
+          if (!rewriting.write(chunk)) pause(c, rewriting);
+        } else if (!res.write(chunk)) pause(c, res);
       },
       onResponseEnd() {
-        if (held) {
-          let body: Buffer;
-          try {
-            body = held.rewrite(Buffer.concat(held.chunks, held.bytes));
-          } catch (e) {
-            settle(e as Error);
-            return;
-          }
-          held.headers["content-length"] = String(body.length);
-          state.started = true;
-          res.writeHead(state.status, held.headers);
-          held = undefined;
-          res.end(body);
-        } else {
+        if (!rewriting) {
           res.end();
+          settle();
+          return;
         }
-        settle();
+        // Done once the rewrite has handed its last bytes to `res` (pipe ends it).
+        rewriting.once("end", () => settle());
+        rewriting.end();
       },
       onResponseError(_c, err) {
         settle(err);

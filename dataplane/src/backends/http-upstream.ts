@@ -8,12 +8,13 @@ import { Type, type Static } from "@sinclair/typebox";
 import { errors as undiciErrors } from "undici";
 import type { Dispatcher } from "undici";
 import type { OutgoingHttpHeaders } from "node:http";
+import { pipeline, type Transform } from "node:stream";
 import type { BackendInstance, BuildContext, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
-import { forwardToClient, type ForwardState } from "./http-forward.js";
+import { forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
 
 export const httpUpstreamProperties = {
@@ -88,12 +89,12 @@ export interface UpstreamHooks {
   beforeSend?(ctx: RequestContext, bases: Bases): Promise<void>;
   /**
    * Looks at a response's status and headers (already cleaned for the client; may edit them) and
-   * returns a rewrite of the whole body, or undefined to stream it untouched.
+   * returns a stream that rewrites the body on its way through, or undefined to relay it untouched.
    */
   response?(status: number, headers: OutgoingHttpHeaders, ctx: RequestContext, bases: Bases): BodyRewrite | undefined;
 }
 
-export type BodyRewrite = (body: Buffer) => Buffer;
+export type BodyRewrite = Transform;
 
 /** The two names of one resource tree: where the upstream serves it and where clients see it. */
 export interface Bases {
@@ -185,9 +186,6 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
   }
   return problems;
 }
-
-/** Body rewrites hold the whole response (the buffered path refuses beyond this; see http-forward.ts). */
-const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
 export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: UpstreamHooks = {}): BackendInstance {
   const { upstreams, balancer } = createUpstreamSet(o, ctx);
@@ -314,7 +312,6 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
             rctx.id,
             state,
             shapeResponse && ((st, h) => shapeResponse(rctx, st, h, u)),
-            (n) => ctx.logger.warn("Response too large to rewrite; sent unchanged", { request_id: rctx.id, bytes: n }),
           );
           rctx.responded = true;
           rctx.status = state.status;
@@ -369,13 +366,10 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
       const r = await u.pool.request({ ...opts, signal: ac.signal });
       const headers = responseHeaders(r.headers, rctx.id);
       const rewrite = shapeResponse?.(rctx, r.statusCode, headers, u);
-      if (rewrite && !headers["content-encoding"]) {
-        const body = rewrite(await readAll(r.body, MAX_REWRITE_BYTES));
-        headers["content-length"] = String(body.length);
-        rctx.response = { status: r.statusCode, headers, body };
-      } else {
-        rctx.response = { status: r.statusCode, headers, body: r.body };
-      }
+      const rewriting = rewrite && hasBody(opts.method, r.statusCode) ? rewriteBody(headers, rewrite) : undefined;
+      // Still a stream: response middleware read it with their own bounds (response-body.ts).
+      const body = rewriting ? pipeline(r.body, rewriting, () => {}) : r.body;
+      rctx.response = { status: r.statusCode, headers, body };
     } finally {
       // From here the executor pipes the body, and a pipeline aborts on close by itself.
       rctx.res.off("close", onClose);
@@ -383,17 +377,6 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   }
 
   return { handle };
-}
-
-async function readAll(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    n += c.length;
-    if (n > limit) throw new HttpError(502, `upstream response exceeds ${limit} bytes and cannot be rewritten`);
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks, n);
 }
 
 export function upstreamError(e: unknown): unknown {
