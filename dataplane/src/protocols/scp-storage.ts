@@ -2,8 +2,10 @@
  * `storage_dir` of a `dicom` endpoint: each instance a C-STORE brings is kept on disk as
  * {storage_dir}/{StudyInstanceUID}/{SOPInstanceUID}.dcm (Part 10), before it is relayed.
  *
- * The UIDs become path segments, so only plain UIDs are taken (digits and dots, at most 64, and
- * not "." or ".."): anything else could climb out of the directory and is refused. The file is
+ * The UIDs become path segments, so only plain UIDs are taken (digits in dot-separated
+ * components, at most 64 characters): anything else could climb out of the directory and is
+ * refused. (dcmjs drops non-UID characters as it reads a UI value, so "../x" arrives as "..",
+ * and "1.2.x" as "1.2."; both fail the check.) The file is
  * written under a temporary name, flushed, and renamed, so a reader never sees half an instance
  * and a crash leaves no truncated .dcm behind.
  */
@@ -12,8 +14,9 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
 
-const PLAIN_UID = /^[0-9.]{1,64}$/;
-const plain = (uid: string | undefined): uid is string => !!uid && PLAIN_UID.test(uid) && !/^\.+$/.test(uid);
+/** PS3.5 9.1: numeric components joined by single dots, at most 64 characters. */
+const PLAIN_UID = /^[0-9]+(\.[0-9]+)*$/;
+const plain = (uid: string | undefined): uid is string => !!uid && uid.length <= 64 && PLAIN_UID.test(uid);
 
 /** PS3.4 B.2.3: "Cannot understand" and "Out of resources". */
 const CANNOT_UNDERSTAND = 0xc000;
