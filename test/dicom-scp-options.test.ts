@@ -166,6 +166,24 @@ test("C-MOVE to an aet_table destination stores the study there (backend retriev
     dp.logs.some((l) => l.message === "C-MOVE receiver started" && l.port === receiverPort),
     "the backend's C-MOVE receiver listens on incoming_store_port",
   );
+  // The destination table holds AE titles only: no inherited key names a peer.
+  for (const aem of ["__proto__", "constructor"]) {
+    const odd = await dcmtk("movescu", [
+      "-S",
+      "-aet",
+      "MOVESCU",
+      "-aec",
+      "HARMONY",
+      "-aem",
+      aem,
+      "-k",
+      "QueryRetrieveLevel=STUDY",
+      "-k",
+      `StudyInstanceUID=${MR.study}`,
+      ...at(allPort),
+    ]);
+    assert.match(odd.out, /Refused: MoveDestinationUnknown/, odd.out);
+  }
 });
 
 test("enable_store = false: C-STORE is refused with 0x0122 and nothing reaches the PACS", async () => {
