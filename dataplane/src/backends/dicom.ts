@@ -23,6 +23,7 @@ import {
   type StoreItem,
 } from "../protocols/dimse-client.js";
 import { MoveReceiver } from "../protocols/move-receiver.js";
+import { harmonyOptions, harmonyProblems, retrieval } from "./dicom-harmony.js";
 import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
@@ -82,6 +83,7 @@ const Options = Type.Object(
       default: 64 * 1024 * 1024,
       description: "STOW-RS instances are sent in associations of about this many bytes.",
     }),
+    ...harmonyOptions,
   },
   { additionalProperties: false },
 );
@@ -96,11 +98,14 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
   type: "dicom",
   aliases: ["dicom_scu", "dimse"],
   options: Options,
-  check: (o) =>
-    o.retrieve === "move" && o.move_port === undefined
+  check: (o) => [
+    ...(retrieval(o).retrieve === "move" && retrieval(o).movePort === undefined
       ? [{ path: ["move_port"], message: 'is required with retrieve = "move" (where the peer sends what we ask for)' }]
-      : [],
+      : []),
+    ...harmonyProblems(o),
+  ],
   create: (o, ctx) => {
+    const { retrieve: mode, movePort } = retrieval(o);
     const peer: Peer = {
       host: o.host,
       port: o.port,
@@ -110,10 +115,10 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       associationTimeoutMs: o.association_timeout_ms,
     };
     const receiver =
-      o.retrieve === "move"
+      mode === "move"
         ? ctx.resources.acquire(
-            `dimse-move-receiver:${o.move_bind_address}:${o.move_port}`,
-            () => new MoveReceiver(o.move_bind_address, o.move_port!, o.move_aet ?? o.local_aet, ctx.logger),
+            `dimse-move-receiver:${o.move_bind_address}:${movePort}`,
+            () => new MoveReceiver(o.move_bind_address, movePort!, o.move_aet ?? o.local_aet, ctx.logger),
           )
         : undefined;
     const fetch: Fetch = receiver

@@ -2,11 +2,12 @@
  * `dicom` endpoint: a DIMSE SCP (C-ECHO, C-FIND, C-STORE, C-GET, C-MOVE) on its own TCP port and
  * AE title. Each operation runs through the pipeline as the DICOMweb request it stands for
  * (protocols/dimse-scp.ts), so the backend can be a DICOMweb origin (`dicomweb`), another DIMSE
- * peer (`dicom`), or anything else that speaks DICOMweb.
+ * peer (`dicom`), or anything else that speaks DICOMweb. Harmony 0.13's `dicom_scp` options
+ * (`enable_*`, `aet_table`, `storage_dir`) are read here too.
  */
-import { Type } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
 import type { EndpointPlugin, OptionProblem } from "../plugins/types.js";
-import { DimseListener } from "../protocols/dimse-scp.js";
+import { DimseListener, type MoveDestination } from "../protocols/dimse-scp.js";
 
 const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ \\\\][\\x20-\\x5b\\x5d-\\x7e]*$" };
 
@@ -31,6 +32,40 @@ const Options = Type.Object(
       default: {},
       description: 'C-MOVE destinations: AE title → "host:port".',
     }),
+    aet_table: Type.Record(
+      Type.String(),
+      Type.Object(
+        {
+          ae_title: Type.Optional(
+            Type.String({ ...AE, description: "AE title called on the destination (default: the key)." }),
+          ),
+          host: Type.String({ minLength: 1 }),
+          port: Type.Integer({ minimum: 1, maximum: 65535 }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: {},
+        description:
+          "C-MOVE destinations in Harmony's form: Move Destination AE title → { ae_title, host, port }; the same table as `peers`.",
+      },
+    ),
+    enable_echo: Type.Boolean({ default: true, description: "Offer C-ECHO (Verification)." }),
+    enable_find: Type.Boolean({ default: true, description: "Offer C-FIND (Query/Retrieve FIND and Worklist)." }),
+    enable_get: Type.Boolean({ default: true, description: "Offer C-GET." }),
+    enable_move: Type.Boolean({ default: true, description: "Offer C-MOVE." }),
+    enable_store: Type.Boolean({
+      default: true,
+      description:
+        "Accept C-STORE. Disabled, storage presentation contexts are rejected, or, while C-GET (which needs them for its sub-operations) is on, each C-STORE is answered 0x0122 (SOP class not supported).",
+    }),
+    storage_dir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "Each C-STORE received is also written here, as {StudyInstanceUID}/{SOPInstanceUID}.dcm (Part 10, atomically), before it is relayed; an instance whose UIDs are not plain ([0-9.]{1,64}) or that cannot be written is refused.",
+      }),
+    ),
     echo: Type.Union([Type.Literal("local"), Type.Literal("upstream")], {
       default: "local",
       description:
@@ -87,7 +122,7 @@ const Options = Type.Object(
   { additionalProperties: false },
 );
 
-function check(o: { peers: Record<string, string> }): OptionProblem[] {
+function check(o: Static<typeof Options>): OptionProblem[] {
   const problems: OptionProblem[] = [];
   for (const [aet, addr] of Object.entries(o.peers)) {
     if (aet.length < 1 || aet.length > 16)
@@ -95,7 +130,24 @@ function check(o: { peers: Record<string, string> }): OptionProblem[] {
     const port = Number(addr.split(":").pop());
     if (!(port >= 1 && port <= 65535)) problems.push({ path: ["peers", aet], message: `port ${port} is out of range` });
   }
+  for (const aet of Object.keys(o.aet_table)) {
+    if (aet.length < 1 || aet.length > 16)
+      problems.push({ path: ["aet_table", aet], message: "AE titles are 1 to 16 characters" });
+    // One destination, two addresses: which one a C-MOVE reaches would depend on merge order.
+    if (aet in o.peers) problems.push({ path: ["aet_table", aet], message: "is also in peers; give it once" });
+  }
   return problems;
+}
+
+/** `peers` and `aet_table` are two spellings of one table: Move Destination → where and whom to call. */
+function destinations(o: Static<typeof Options>): Record<string, MoveDestination> {
+  const out = Object.create(null) as Record<string, MoveDestination>;
+  for (const [aet, addr] of Object.entries(o.peers)) {
+    const i = addr.lastIndexOf(":");
+    out[aet] = { host: addr.slice(0, i), port: Number(addr.slice(i + 1)), aet };
+  }
+  for (const [aet, d] of Object.entries(o.aet_table)) out[aet] = { host: d.host, port: d.port, aet: d.ae_title ?? aet };
+  return out;
 }
 
 export const dicomEndpoint: EndpointPlugin<typeof Options> = {
@@ -113,12 +165,7 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
       `dimse-listener:${o.bind_address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
       () => new DimseListener(o.bind_address, o.port, ctx.logger),
     );
-    const peers = Object.fromEntries(
-      Object.entries(o.peers).map(([aet, addr]) => {
-        const i = addr.lastIndexOf(":");
-        return [aet, { host: addr.slice(0, i), port: Number(addr.slice(i + 1)) }];
-      }),
-    );
+    const peers = destinations(o);
     return {
       routes: [],
       listen: () => listener.bind(),
@@ -132,6 +179,14 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
             peers,
             maxPduLength: o.max_pdu,
             echo: o.echo,
+            services: {
+              echo: o.enable_echo,
+              find: o.enable_find,
+              get: o.enable_get,
+              move: o.enable_move,
+              store: o.enable_store,
+            },
+            storageDir: o.storage_dir,
             associationTimeoutMs: o.association_timeout_ms,
             artimTimeoutMs: o.artim_timeout_ms,
             associationMaxMs: o.association_max_ms,

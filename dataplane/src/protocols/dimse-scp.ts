@@ -27,6 +27,14 @@ import { attribute, type DicomJsonDataset } from "./dicom-json.js";
 import { boundaryOf, readParts } from "./multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
 import { Progress, planRetrieve } from "./scp-retrieve.js";
+import { keepInstance } from "./scp-storage.js";
+
+export interface MoveDestination {
+  host: string;
+  port: number;
+  /** AE title called on the sub-association. */
+  aet: string;
+}
 
 export interface ScpSettings {
   aet: string;
@@ -34,11 +42,15 @@ export interface ScpSettings {
   allowedAets: string[];
   /** Reject associations addressed to another AE title. */
   checkCalledAet: boolean;
-  /** C-MOVE destinations: AE title → host and port. */
-  peers: Record<string, { host: string; port: number }>;
+  /** C-MOVE destinations: Move Destination AE title → host, port and the AE title called there. */
+  peers: Record<string, MoveDestination>;
   maxPduLength: number;
   /** "upstream": a C-ECHO is passed on (OPTIONS through the pipeline), so it checks the whole path. */
   echo: "local" | "upstream";
+  /** DIMSE services offered; a disabled one's SOP classes are rejected at association. */
+  services: Record<"echo" | "find" | "get" | "move" | "store", boolean>;
+  /** Where received C-STOREs are also written (scp-storage.ts); undefined: nowhere. */
+  storageDir: string | undefined;
   /** No PDU either way for this long on an association: A-ABORT. */
   associationTimeoutMs: number;
   /** ARTIM (PS3.8 §9.1.5): connect → association request, and our close → the peer's. */
@@ -65,6 +77,8 @@ const GET = ["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"];
 /** Every storage SOP class lives under this root (PS3.4 B.5). */
 const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
 const UNCOMPRESSED = [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian];
+/** PS3.7 C.5.x general status: "Refused: SOP Class not supported". */
+const SOP_CLASS_NOT_SUPPORTED = 0x0122;
 
 /** HTTP status of the pipeline's answer → DIMSE failure status (PS3.4 C.4, Harmony's mapping). */
 export function dimseStatusFor(http: number): number {
@@ -226,13 +240,19 @@ class GatewayScp extends Scp {
       const ctx = association.getPresentationContext(c.id);
       const uid = ctx.getAbstractSyntaxUid();
       const proposed = ctx.getTransferSyntaxUids();
+      const on = s.services;
       const serviceClass =
-        uid === VERIFICATION || uid === WORKLIST || FIND.includes(uid) || MOVE.includes(uid) || GET.includes(uid);
+        (on.echo && uid === VERIFICATION) ||
+        (on.find && (uid === WORKLIST || FIND.includes(uid))) ||
+        (on.move && MOVE.includes(uid)) ||
+        (on.get && GET.includes(uid));
       if (serviceClass) {
         const ts = UNCOMPRESSED.find((t) => proposed.includes(t));
         if (ts) ctx.setResult(PCR.Accept, ts);
         else ctx.setResult(PCR.RejectTransferSyntaxesNotSupported);
-      } else if (uid.startsWith(STORAGE_ROOT)) {
+      } else if (uid.startsWith(STORAGE_ROOT) && (on.store || on.get)) {
+        // C-GET sends its instances back over storage contexts the SCU proposed, so with C-GET on they
+        // are accepted even when C-STORE is off (cStoreRequest then refuses each C-STORE).
         // Stored instances are relayed, not decoded: any transfer syntax will do, so take the SCU's first choice.
         ctx.setResult(PCR.Accept, proposed[0]);
       } else {
@@ -371,6 +391,11 @@ class GatewayScp extends Scp {
   ): void {
     callback = this.answerOnce("C-STORE", callback);
     const rsp = responses.CStoreResponse.fromRequest(request);
+    if (!this.s.services.store) {
+      this.s.logger.warn("C-STORE refused: enable_store is off", { calling: this.calling });
+      rsp.setStatus(SOP_CLASS_NOT_SUPPORTED);
+      return callback(rsp);
+    }
     void (async () => {
       const ds = request.getDataset()!;
       const bytes = ds instanceof RawDataset && ds.bytes ? ds.bytes : ds.getDenaturalizedDataset();
@@ -383,6 +408,17 @@ class GatewayScp extends Scp {
         },
         this.calling,
       );
+      if (this.s.storageDir !== undefined) {
+        const kept = await keepInstance(this.s.storageDir, file, request.getAffectedSopInstanceUid());
+        if (kept !== undefined) {
+          this.s.logger.warn("C-STORE refused: not written to storage_dir", {
+            reason: kept.reason,
+            calling: this.calling,
+          });
+          rsp.setStatus(kept.status);
+          return callback(rsp);
+        }
+      }
       const boundary = `harmony-${request.getAffectedSopInstanceUid()}`;
       const body = Buffer.concat([
         Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`),
@@ -548,7 +584,8 @@ class GatewayScp extends Scp {
     const respond = (status: number) => progress.fill(responses.CMoveResponse.fromRequest(request), status);
     void (async () => {
       const destination = str(request.getCommandDataset().getElement("MoveDestination"))?.trim() ?? "";
-      const to = this.s.peers[destination];
+      // Own keys only: a Move Destination of "__proto__" or "constructor" names no peer.
+      const to = Object.hasOwn(this.s.peers, destination) ? this.s.peers[destination] : undefined;
       if (!to) {
         this.s.logger.warn("C-MOVE to an unknown destination", { destination, calling: this.calling });
         return callback([respond(Status.MoveDestinationUnknown)]);
@@ -559,7 +596,7 @@ class GatewayScp extends Scp {
       const peer: Peer = {
         host: to.host,
         port: to.port,
-        calledAet: destination,
+        calledAet: to.aet,
         callingAet: this.s.aet,
         connectTimeoutMs: this.s.connectTimeoutMs,
         associationTimeoutMs: this.s.associationTimeoutMs,
