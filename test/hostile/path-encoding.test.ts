@@ -301,7 +301,8 @@ options = { base_url = "${upstream.url}/dicom-web" }
     assert.ok(seen.includes("/dicom-web/studies/1.2.3"), `the real UID was not retrieved: ${seen.join(", ")}`);
     for (const u of seen) assert.match(u, /^\/dicom-web\/studies\/1\.2\.3(\/|\?|$)/, `the upstream was asked for ${u}`);
     const refused = gw.logs.find((l) => l.message === "access" && l.status === 400);
-    assert.deepEqual([refused?.pipeline, refused?.path], ["modality", "/studies/.."]);
+    assert.equal(refused?.pipeline, "modality");
+    assert.match(String(refused?.path), /^\/studies\/\.\.(\/|$)/, "the traversal was refused with a 400");
     assert.equal(gw.proc.exitCode, null);
   } finally {
     await gw.stop();
