@@ -8,10 +8,9 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { startDcmqrscp, startStorescp, SAMPLES, type Dcmqrscp, type StoreScp } from "./peers/dicom-peers.js";
+import { dcmtk, startDcmqrscp, startStorescp, SAMPLES, type Dcmqrscp, type StoreScp } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
 import {
   baseConfig,
@@ -36,17 +35,6 @@ const CT_FILE = join(SAMPLES, "CT_small.dcm");
 const MR_FILE = join(SAMPLES, "MR_small.dcm");
 const CT = uidsOf(readFileSync(CT_FILE));
 const MR = uidsOf(readFileSync(MR_FILE));
-
-/** Runs a dcmtk tool; resolves with its exit code and output (never rejects). */
-function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(tool, args);
-    let out = "";
-    p.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (out += c.toString()));
-    p.on("close", (code) => resolve({ code, out }));
-  });
-}
 
 const at = (port: number) => ["127.0.0.1", String(port)];
 const studyFind = (port: number, study: string) =>

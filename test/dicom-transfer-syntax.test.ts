@@ -7,10 +7,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
+import { dcmtk, startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
 import { IMPLICIT_LE, python, sameDataset, startPyStoreScp, type PyStoreScp } from "./peers/pynetdicom.js";
 import { multipartRelated, splitMultipart, uidsOf } from "./dicom-files.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
@@ -56,16 +56,6 @@ function save(file: Buffer): string {
   const path = join(tempDir("harmony-ts-"), "object.dcm");
   writeFileSync(path, file);
   return path;
-}
-
-function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(tool, args);
-    let out = "";
-    p.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (out += c.toString()));
-    p.on("close", (code) => resolve({ code, out }));
-  });
 }
 
 before(async () => {

@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { dcmtk } from "../peers/dicom-peers.js";
 import { once } from "node:events";
 import { join } from "node:path";
 import {
@@ -238,17 +239,6 @@ test("no spelling of a denied path reaches the file behind policies or path_filt
   }
   await assertStillServes(dp, "default", "/public/index.txt");
 });
-
-/** Runs one of dcmtk's tools; resolves with its exit code and output. */
-function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(tool, args);
-    let out = "";
-    p.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    p.stderr.on("data", (c: Buffer) => (out += c.toString()));
-    p.on("close", (code) => resolve({ code, out }));
-  });
-}
 
 test("a DIMSE identifier cannot put a traversal into the DICOMweb path the gateway requests", async () => {
   // The `dicom` endpoint turns a C-GET into GET /studies/<StudyInstanceUID>: the UID comes from

@@ -4,7 +4,7 @@
  * test/peers/peers.sh. Orthanc 1.10 cannot choose its bind address, so its DICOM port listens on
  * every interface; tests only ever connect to 127.0.0.1.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,18 @@ const PEERS_CACHE = join(
 export const SAMPLES = join(PEERS_CACHE, "pydicom/test_files");
 /** The Python with pynetdicom, pydicom and dicomweb-client (installed by peers.sh into a venv). */
 export const PEER_PYTHON = join(PEERS_CACHE, "dicom-venv/bin/python");
+
+/** Runs one of dcmtk's tools; resolves with its exit code and output (never rejects). */
+export function dcmtk(tool: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(tool, args);
+    let out = "";
+    p.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    p.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    p.on("error", (e) => resolve({ code: null, out: String(e) }));
+    p.on("close", (code) => resolve({ code, out }));
+  });
+}
 
 /** C-ECHO with dcmtk's echoscu: true when the SCP answered Success. */
 export function echo(aet: string, port: number): boolean {
