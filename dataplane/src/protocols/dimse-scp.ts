@@ -27,6 +27,7 @@ import { attribute, type DicomJsonDataset } from "./dicom-json.js";
 import { boundaryOf, readParts } from "./multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
 import { Progress, planRetrieve } from "./scp-retrieve.js";
+import { storageSyntaxes } from "./storage-acceptance.js";
 
 export interface ScpSettings {
   aet: string;
@@ -222,6 +223,7 @@ class GatewayScp extends Scp {
       return;
     }
     association.setMaxPduLength(s.maxPduLength);
+    const storage = storageSyntaxes(association, STORAGE_ROOT);
     for (const c of association.getPresentationContexts()) {
       const ctx = association.getPresentationContext(c.id);
       const uid = ctx.getAbstractSyntaxUid();
@@ -233,8 +235,8 @@ class GatewayScp extends Scp {
         if (ts) ctx.setResult(PCR.Accept, ts);
         else ctx.setResult(PCR.RejectTransferSyntaxesNotSupported);
       } else if (uid.startsWith(STORAGE_ROOT)) {
-        // Stored instances are relayed, not decoded: any transfer syntax will do, so take the SCU's first choice.
-        ctx.setResult(PCR.Accept, proposed[0]);
+        // Stored instances are relayed, not decoded: see storage-acceptance.ts for the choice.
+        ctx.setResult(PCR.Accept, storage.get(c.id) ?? proposed[0]);
       } else {
         ctx.setResult(PCR.RejectAbstractSyntaxNotSupported);
       }

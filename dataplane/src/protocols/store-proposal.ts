@@ -8,8 +8,8 @@
  * the peer takes it as it is) and, when it is uncompressed, one of every uncompressed syntax,
  * which dimse.ts transcodes to losslessly. Data sets built here (not relayed) keep the default.
  */
-import { RawDataset, association, requests } from "./dimse.js";
-import { isUncompressed, sendableAs } from "./transfer-syntax.js";
+import { RawDataset, association, constants, requests } from "./dimse.js";
+import { canTranscode, isUncompressed, sendableAs } from "./transfer-syntax.js";
 
 type AnyAssociation = InstanceType<typeof association.Association>;
 type AnyRequest = InstanceType<typeof requests.CStoreRequest>;
@@ -46,4 +46,32 @@ proto.addPresentationContextFromRequest = function (this: AnyAssociation, reques
   const own = contextFor(this, sopClass, [stored]);
   if (isUncompressed(stored)) contextFor(this, sopClass, sendableAs(stored));
   return own;
+};
+
+/**
+ * The context a relayed instance goes on: one accepted in its own syntax, else (uncompressed) one
+ * accepted in another uncompressed syntax, transcoded losslessly; else none, and the C-STORE fails
+ * as "transfer syntax not supported" rather than going mis-encoded. dcmjs-dimse would fall back
+ * to the last accepted context of the SOP class whatever its syntax (a JPEG one for an
+ * uncompressed instance, say). Holds for the Client and for the SCP's C-GET sub-operations.
+ */
+type PickProto = { getAcceptedPresentationContextFromRequest(this: AnyAssociation, request: AnyRequest): unknown };
+const pickProto = association.Association.prototype as unknown as PickProto;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call(this) below
+const acceptedFor = pickProto.getAcceptedPresentationContextFromRequest;
+
+pickProto.getAcceptedPresentationContextFromRequest = function (this: AnyAssociation, request) {
+  const ds = request instanceof requests.CStoreRequest ? request.getDataset() : undefined;
+  if (!(ds instanceof RawDataset)) return acceptedFor.call(this, request);
+  const sopClass = request.getAffectedSopClassUid();
+  const stored = ds.getTransferSyntaxUid();
+  const accepted = (this.getPresentationContexts() as { id: number }[])
+    .map(({ id }) => this.getPresentationContext(id))
+    .filter(
+      (c) => c.getAbstractSyntaxUid() === sopClass && c.getResult() === constants.PresentationContextResult.Accept,
+    );
+  return (
+    accepted.find((c) => c.getAcceptedTransferSyntaxUid() === stored) ??
+    accepted.find((c) => canTranscode(stored, c.getAcceptedTransferSyntaxUid() ?? ""))
+  );
 };
