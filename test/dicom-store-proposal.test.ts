@@ -83,3 +83,15 @@ test("C-STORE of a JPEG instance proposes only JPEG for its class; an Implicit-o
   // Every uncompressed syntax is offered for the uncompressed instance.
   assert.deepEqual([...new Set(ctContexts.flatMap((c) => c.transferSyntaxes))].sort(), [...UNCOMPRESSED].sort());
 });
+
+test("STOW-RS of only a JPEG instance to an Implicit-only peer: no context accepted, a clean 409 with 0xC122", async () => {
+  const jpeg = readFileSync(join(SAMPLES, "SC_rgb_jpeg_dcmtk.dcm"));
+  const { status, json } = await stow([jpeg]);
+  assert.equal(status, 409, JSON.stringify(json));
+  const failed = json["00081198"]?.Value ?? [];
+  assert.equal(failed[0]!["00081155"]?.Value?.[0], uidsOf(jpeg).sop);
+  assert.equal(failed[0]!["00081197"]?.Value?.[0], 0xc122);
+  // The gateway still serves: the Implicit-only peer takes an uncompressed instance next.
+  const ct = readFileSync(join(SAMPLES, "CT_small.dcm"));
+  assert.equal((await stow([ct])).status, 200);
+});
