@@ -361,6 +361,21 @@ test("prime over DIMSE (C-GET): 201, then the package's DICOM data sets equal th
   }
 });
 
+test("prime over DIMSE keeps a JPEG instance as stored: the package carries its compressed bytes", async () => {
+  const jpeg = readFileSync(join(SAMPLES, "SC_rgb_jpeg_dcmtk.dcm"));
+  const u = uidsOf(jpeg);
+  const put = await fetch(`${orthanc.http}/instances`, { method: "POST", body: jpeg });
+  assert.equal(put.status, 200);
+  const r = await fetch(sender.url("default", `/dimse/api/jmix/prime/${u.study}`), { method: "POST" });
+  assert.equal(r.status, 201, await r.clone().text());
+  const { id } = (await r.json()) as { id: string };
+  const zip = await fetch(sender.url("default", `/dimse/api/jmix/${id}`));
+  const files = inPackage(await unzipAll(Buffer.from(await zip.arrayBuffer())), id);
+  const got = files.get(`payload/dicom/${u.sop}.dcm`);
+  assert.ok(got, "the JPEG instance is in the package");
+  assert.ok(dataset(got).equals(dataset(jpeg)), "JPEG data set bytes as stored (never transcoded)");
+});
+
 /** The data set after a Part 10 file's meta group. */
 function dataset(file: Buffer): Buffer {
   const metaLength = file.readUInt32LE(132 + 8);

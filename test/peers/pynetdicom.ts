@@ -5,7 +5,7 @@
  * offers one syntax), where Orthanc and dcmtk are lenient.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, tempDir } from "../../dataplane/test/helpers.js";
@@ -34,6 +34,8 @@ export interface PyStoreScp extends Proc {
   dir: string;
   /** The file the SCP wrote for an instance, once it is there. */
   received(sop: string): string | undefined;
+  /** The presentation contexts proposed on each association so far, oldest first. */
+  proposals(): { abstractSyntax: string; transferSyntaxes: string[] }[][];
 }
 
 /** pynetdicom C-STORE SCP accepting only `syntaxes` (Implicit VR Little Endian by default), answering `status`. */
@@ -53,6 +55,13 @@ export async function startPyStoreScp(
     port,
     dir,
     received: (sop) => (existsSync(join(dir, `${sop}.dcm`)) ? join(dir, `${sop}.dcm`) : undefined),
+    proposals: () =>
+      existsSync(join(dir, "proposed.jsonl"))
+        ? readFileSync(join(dir, "proposed.jsonl"), "utf8")
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as { abstractSyntax: string; transferSyntaxes: string[] }[])
+        : [],
   };
 }
 

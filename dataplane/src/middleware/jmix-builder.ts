@@ -218,11 +218,16 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
     }
 
     function requestBuild(rctx: RequestContext, r: JmixRequest & { studyUid: string }): void {
-      // The backend sees a WADO-RS retrieve of the whole study, whatever the client asked.
+      // The backend sees a WADO-RS retrieve of the whole study, whatever the client asked, with
+      // instances as stored (PS3.18 §8.7.3.5.2: without `transfer-syntax` a backend may well
+      // decompress to Explicit VR Little Endian); a package carries what the archive holds.
       rctx.target.method = "GET";
       rctx.target.uri = `/studies/${r.studyUid}`;
       rctx.target.query = "";
-      rctx.target.headers = { ...rctx.target.headers, accept: 'multipart/related; type="application/dicom"' };
+      rctx.target.headers = {
+        ...rctx.target.headers,
+        accept: 'multipart/related; type="application/dicom"; transfer-syntax=*',
+      };
       rctx.body.replace(Buffer.alloc(0));
       rctx.locals[BUILD] = r;
     }

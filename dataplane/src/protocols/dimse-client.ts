@@ -16,7 +16,8 @@ import {
   type DimseDataset,
 } from "./dimse.js";
 import type { Level, SearchLevel } from "./dicomweb-request.js";
-import { IMPLICIT_LE, MAX_CONTEXTS, isUncompressed, sendableAs, storageContexts } from "./transfer-syntax.js";
+import { MAX_CONTEXTS, storageContexts } from "./transfer-syntax.js";
+import "./store-proposal.js";
 
 export interface Peer {
   host: string;
@@ -198,29 +199,19 @@ function context(sopClass: string, syntaxes: string[]): InstanceType<typeof asso
 }
 
 /**
- * C-STORE of several instances on one association; the status of each, in order. dcmjs-dimse
- * proposes Implicit and Explicit VR Little Endian for each SOP class, and a context with just the
- * instance's own syntax when that is another one. Whatever the peer accepts among the uncompressed
- * syntaxes, the instance is transcoded losslessly (dimse.ts), so all of them are proposed: PS3.8
- * §9.3.3.2 wants nothing proposed that cannot be sent. A context with just the instance's own
- * syntax comes first, so an instance goes unchanged whenever the peer takes it as it is.
+ * C-STORE of several instances on one association; the status of each, in order. What is
+ * proposed for each instance is what it can be sent in (store-proposal.ts): its own syntax, and
+ * for an uncompressed one every uncompressed syntax, transcoded losslessly (dimse.ts).
  */
 export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> {
   const client = new Client();
   const statuses = items.map(() => -1);
-  const proposed = new Set<string>();
   items.forEach((item, i) => {
     const ds = new RawDataset(item.dataset, item.transferSyntax, {
       SOPClassUID: item.sopClass,
       SOPInstanceUID: item.sopInstance,
     }).seal();
     const req = new requests.CStoreRequest(ds);
-    const key = `${item.sopClass}|${item.transferSyntax}`;
-    // (dcmjs-dimse adds a context of a compressed instance's own syntax itself.)
-    if (isUncompressed(item.transferSyntax) && item.transferSyntax !== IMPLICIT_LE && !proposed.has(key)) {
-      proposed.add(key);
-      client.addAdditionalPresentationContext(context(item.sopClass, sendableAs(item.transferSyntax)), true);
-    }
     req.on("response", (r: { getStatus(): number }) => (statuses[i] = r.getStatus()));
     client.addRequest(req);
   });

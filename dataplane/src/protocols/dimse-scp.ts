@@ -28,6 +28,7 @@ import { boundaryOf, readParts } from "./multipart.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
 import { Progress, planRetrieve } from "./scp-retrieve.js";
 import { keepInstance } from "./scp-storage.js";
+import { storageSyntaxes } from "./storage-acceptance.js";
 
 export interface MoveDestination {
   host: string;
@@ -236,6 +237,7 @@ class GatewayScp extends Scp {
       return;
     }
     association.setMaxPduLength(s.maxPduLength);
+    const storage = storageSyntaxes(association, STORAGE_ROOT);
     for (const c of association.getPresentationContexts()) {
       const ctx = association.getPresentationContext(c.id);
       const uid = ctx.getAbstractSyntaxUid();
@@ -253,8 +255,8 @@ class GatewayScp extends Scp {
       } else if (uid.startsWith(STORAGE_ROOT) && (on.store || on.get)) {
         // C-GET sends its instances back over storage contexts the SCU proposed, so with C-GET on they
         // are accepted even when C-STORE is off (cStoreRequest then refuses each C-STORE).
-        // Stored instances are relayed, not decoded: any transfer syntax will do, so take the SCU's first choice.
-        ctx.setResult(PCR.Accept, proposed[0]);
+        // Stored instances are relayed, not decoded: see storage-acceptance.ts for the choice.
+        ctx.setResult(PCR.Accept, storage.get(c.id) ?? proposed[0]);
       } else {
         ctx.setResult(PCR.RejectAbstractSyntaxNotSupported);
       }

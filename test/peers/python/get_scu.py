@@ -2,6 +2,7 @@
 (Implicit VR Little Endian by default), through the Study Root model. Writes every instance as it
 arrived to DIR and prints one JSON line: the final status and the sub-operation counts.
 UIDs may be lists (backslash-separated); PATIENT:<id> retrieves a patient through the Patient Root model.
+A "|" among the transfer syntaxes starts another presentation context for each SOP class.
 Usage: get_scu.py HOST PORT CALLED_AET DIR STUDY[/SERIES[/SOP]]|PATIENT:ID SOP_CLASS[,SOP_CLASS...] [TRANSFER_SYNTAX ...]"""
 import json
 import os
@@ -15,7 +16,7 @@ from pynetdicom.sop_class import (
 )
 
 host, port, called, out, uids, classes = sys.argv[1:7]
-syntaxes = sys.argv[7:] or ["1.2.840.10008.1.2"]
+groups = [g.split() for g in " ".join(sys.argv[7:] or ["1.2.840.10008.1.2"]).split("|")]
 patient = uids[len("PATIENT:") :] if uids.startswith("PATIENT:") else None
 study, series, sop = (uids.split("/") + [None, None])[:3] if not patient else (None, None, None)
 model = PatientRootQueryRetrieveInformationModelGet if patient else StudyRootQueryRetrieveInformationModelGet
@@ -31,7 +32,8 @@ ae = AE(ae_title="GETSCU")
 ae.add_requested_context(model)
 roles = []
 for c in classes.split(","):
-    ae.add_requested_context(c, syntaxes)
+    for syntaxes in groups:
+        ae.add_requested_context(c, syntaxes)
     roles.append(build_role(c, scp_role=True))
 assoc = ae.associate(host, int(port), ae_title=called, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
 if not assoc.is_established:

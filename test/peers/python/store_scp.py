@@ -1,8 +1,10 @@
 """A C-STORE SCP on pynetdicom that accepts only the transfer syntaxes it is given (an Implicit
 VR Little Endian-only peer by default, the standard's baseline, PS3.5 §10.1), and writes each
-instance exactly as it arrived (File Meta + the received data set bytes) to DIR.
+instance exactly as it arrived (File Meta + the received data set bytes) to DIR, and each
+association's proposed presentation contexts, one JSON line per association, to DIR/proposed.jsonl.
 --status=0xB000 answers every C-STORE with that status (a PACS that coerces, warns or refuses).
 Usage: store_scp.py AET PORT DIR [--status=N] [TRANSFER_SYNTAX ...]"""
+import json
 import os
 import sys
 
@@ -24,10 +26,19 @@ def on_store(event):
     return status
 
 
+def on_requested(event):
+    contexts = [
+        {"abstractSyntax": str(cx.abstract_syntax), "transferSyntaxes": [str(t) for t in cx.transfer_syntax]}
+        for cx in event.assoc.requestor.requested_contexts
+    ]
+    with open(os.path.join(out, "proposed.jsonl"), "a") as f:
+        f.write(json.dumps(contexts) + "\n")
+
+
 ae = AE(ae_title=aet)
 for cx in StoragePresentationContexts:
     ae.add_supported_context(cx.abstract_syntax, syntaxes)
 for cx in VerificationPresentationContexts:
     ae.add_supported_context(cx.abstract_syntax)
 print(f"listening on {port}", flush=True)
-ae.start_server(("127.0.0.1", port), block=True, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+ae.start_server(("127.0.0.1", port), block=True, evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_REQUESTED, on_requested)])
