@@ -266,8 +266,10 @@ for t in $TARGETS; do
       start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true
       ;;
     floor)
+      # The data plane's V8 flags too: with them the gap to harmony is the pipeline's code alone
+      # (a 2 MiB young generation alone multiplies a Node proxy's GC time, see bench/README.md).
       NODE_ENV=production PORT=$FLOOR_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
-        taskset -c "$PROXY_CPU" node "$HERE/floor.mjs" >"$WORK/floor.log" 2>&1 &
+        taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$HERE/floor.mjs" >"$WORK/floor.log" 2>&1 &
       pid=$!
       started floor "$pid"
       wait_ready floor "$pid" "http://127.0.0.1:$FLOOR_PORT/1k" 15 "$WORK/floor.log"
