@@ -14,6 +14,7 @@
 #   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
 #   HARMONY_READY_TIMEOUT=60                   seconds to wait for harmony's /readyz
 #   HARMONY_BASE_CLI=<checkout>/dataplane/dist/cli.js  the `harmony-base` target's entry point
+#   HARMONY_BASE_NODE_FLAGS (default: HARMONY_NODE_FLAGS)  its node flags
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
 # 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor,
@@ -40,6 +41,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 HARMONY_READY_TIMEOUT=${HARMONY_READY_TIMEOUT:-60}
 HARMONY_CLI=${HARMONY_CLI:-$ROOT/dataplane/dist/cli.js}
 HARMONY_BASE_CLI=${HARMONY_BASE_CLI:-}
+HARMONY_BASE_NODE_FLAGS=${HARMONY_BASE_NODE_FLAGS-$HARMONY_NODE_FLAGS}
 
 UPSTREAM_PORT=19000
 DIRECT_PORT=19001
@@ -191,11 +193,11 @@ add_target() { # NAME PORT PID
   TARGETS_JSON+="{\"name\":\"$1\",\"url\":\"http://127.0.0.1:$2\",\"pid\":$3}"
 }
 
-# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG: one data plane as a target. Each gets its
+# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS: one data plane as a target. Each gets its
 # config in a directory of its own: the data plane watches its config for hot reload, and
 # nothing else (logs, results) may change next to it.
 start_harmony() {
-  local name=$1 cli=$2 port=$3 mport=$4 access=$5 toml pid desc
+  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 toml pid desc
   mkdir -p "$WORK/$name-config"
   toml=$WORK/$name-config/harmony.toml
   sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$port|g" \
@@ -207,7 +209,7 @@ start_harmony() {
   fi
   # stdout is the JSON access log; stderr is everything else.
   # V8 flags as the data-plane image sets them (docker/dataplane.Dockerfile NODE_OPTIONS).
-  NODE_ENV=production taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$cli" --config "$toml" \
+  NODE_ENV=production taskset -c "$PROXY_CPU" node $flags "$cli" --config "$toml" \
     >"$WORK/$name-access.log" 2>"$WORK/$name-stderr.log" &
   pid=$!
   started "$name" "$pid"
@@ -221,7 +223,7 @@ start_harmony() {
   # /readyz is on the management listener; also wait for the data listener.
   wait_ready "$name data listener" "$pid" "http://127.0.0.1:$port/1k" 15 "$WORK/$name-stderr.log"
   # The hash covers every .js of the build, not cli.js alone: two commits often share a cli.js.
-  desc="$name: $(realpath --relative-to="$ROOT" "$cli") (dist sha256 $(cd "$(dirname "$cli")" &&
+  desc="$name [node flags: ${flags:-none}]: $(realpath --relative-to="$ROOT" "$cli") (dist sha256 $(cd "$(dirname "$cli")" &&
     find . -name '*.js' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-12)), built $(date -u -r "$cli" +%FT%TZ)"
   HARMONY_DESC+="${HARMONY_DESC:+; }$desc"
   add_target "$name" "$port" "$pid"
@@ -258,12 +260,13 @@ for t in $TARGETS; do
       wait_ready nginx "$pid" "http://127.0.0.1:$NGINX_PORT/1k" 15 "$WORK/nginx/error.log"
       add_target nginx "$NGINX_PORT" "$pid"
       ;;
-    harmony) start_harmony harmony "$HARMONY_CLI" "$HARMONY_PORT" "$HARMONY_MGMT_PORT" true ;;
+    harmony) start_harmony harmony "$HARMONY_CLI" "$HARMONY_PORT" "$HARMONY_MGMT_PORT" true "$HARMONY_NODE_FLAGS" ;;
     harmony-nolog)
-      start_harmony harmony-nolog "$HARMONY_CLI" $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) false
+      start_harmony harmony-nolog "$HARMONY_CLI" $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) false "$HARMONY_NODE_FLAGS"
       ;;
     harmony-base)
-      start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true
+      start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \
+        "$HARMONY_BASE_NODE_FLAGS"
       ;;
     floor)
       # The data plane's V8 flags too: with them the gap to harmony is the pipeline's code alone
