@@ -313,6 +313,7 @@ def ratio(a, b):
 def add_round_ratios(records):
     by = {r["target"]: r for r in records if "rps" in r}
     nginx, direct, hpm = by.get("nginx"), by.get("direct"), by.get("express-hpm")
+    floor = by.get("floor")
     for r in records:
         if "rps" not in r:
             continue
@@ -326,6 +327,12 @@ def add_round_ratios(records):
             "mbps_vs_express_hpm": ratio(r["mbps"], hpm and hpm["mbps"]),
             # CPU per request of the process under test vs nginx's own, same round.
             "cpu_vs_nginx": ratio(cpu, nginx and nginx["cpu_us_per_req"]) if r["target"] != "direct" else None,
+            # Against the featureless node:http + undici proxy (issue 18): the pipeline's own cost.
+            "rps_vs_floor": ratio(r["rps"], floor and floor["rps"]),
+            "cpu_vs_floor": ratio(cpu, floor and floor["cpu_us_per_req"]) if r["target"] != "direct" else None,
+            "cpu_minus_floor_us": (cpu - floor["cpu_us_per_req"])
+            if floor and cpu is not None and floor["cpu_us_per_req"] is not None and r["target"] != "direct"
+            else None,
         }
 
 
@@ -431,6 +438,29 @@ def summarize(size, recs, target_names):
             + (" **WARNING: an idle target is busy; the other targets' numbers are disturbed.**"
                if max(worst.values()) > 5 else "")
         )
+    return lines
+
+
+def floor_lines(all_recs, target_names):
+    """Each Node target against `floor`, same round: what its features cost on top of the minimum."""
+    if "floor" not in target_names:
+        return []
+    lines = ["### Cost over the floor (node:http + undici, no features), median of per-round values", ""]
+    lines.append("| size | target | req/s ÷ floor | CPU/req ÷ floor | CPU µs/req − floor |")
+    lines.append("|---|---|---|---|---|")
+    for size in sorted({r["size"] for r in all_recs}):
+        for name in target_names:
+            if name in ("floor", "direct"):
+                continue
+            rs = [r for r in all_recs if r["size"] == size and r["target"] == name and "rps" in r]
+            if not rs:
+                continue
+            m = lambda k: med([r["ratios"].get(k) for r in rs])  # noqa: E731
+            lines.append(
+                f"| {size} | {name} | {fmt(m('rps_vs_floor'))} | {fmt(m('cpu_vs_floor'))} "
+                f"| {fmt(m('cpu_minus_floor_us'), 1)} |"
+            )
+    lines.append("")
     return lines
 
 
@@ -584,6 +614,7 @@ def main():
             md.append("Upstream sockets held after the phase (ESTABLISHED to the upstream; >128 suggests a leak): "
                       + ", ".join(f"{k} {v}" for k, v in held.items()) + ".")
         md.append("")
+    md.extend(floor_lines(turns, names))
     md.extend(goal_lines(turns, names))
     md.append("")
     md.append(f"Raw per-round results: `{args.out}`")

@@ -6,13 +6,19 @@
 #
 # Knobs (environment):
 #   ROUNDS=7 DURATION=5 CONNS=64 WARMUP=1     paired rounds, seconds per turn, wrk connections, warm-up s per turn
-#   TARGETS="direct nginx harmony express-hpm" subset/order of targets (nginx is the ratio baseline)
+#   TARGETS="direct nginx harmony express-hpm" subset/order of targets (nginx is the ratio baseline);
+#                                              also: floor (node:http + undici, no features),
+#                                              harmony-nolog (harmony with logging.access_log = false),
+#                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build)
 #   SIZES="1k 1m"                              body sizes
 #   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
 #   HARMONY_READY_TIMEOUT=60                   seconds to wait for harmony's /readyz
+#   HARMONY_BASE_CLI=<checkout>/dataplane/dist/cli.js  the `harmony-base` target's entry point
+#   HARMONY_BASE_NODE_FLAGS (default: HARMONY_NODE_FLAGS)  its node flags
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
-# 19180 harmony, 19190 harmony management, 19280 express-hpm.
+# 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor,
+# 19181/19191 harmony-nolog, 19182/19192 harmony-base.
 #
 # This is a benchmark, not a test: PASS/MISS against the project's targets is
 # reported, never turned into an exit code. The exit code is non-zero only when
@@ -34,6 +40,8 @@ PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 HARMONY_READY_TIMEOUT=${HARMONY_READY_TIMEOUT:-60}
 HARMONY_CLI=${HARMONY_CLI:-$ROOT/dataplane/dist/cli.js}
+HARMONY_BASE_CLI=${HARMONY_BASE_CLI:-}
+HARMONY_BASE_NODE_FLAGS=${HARMONY_BASE_NODE_FLAGS-$HARMONY_NODE_FLAGS}
 
 UPSTREAM_PORT=19000
 DIRECT_PORT=19001
@@ -41,6 +49,7 @@ NGINX_PORT=19080
 HARMONY_PORT=19180
 HARMONY_MGMT_PORT=19190
 EXPRESS_HPM_PORT=19280
+FLOOR_PORT=19380
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -55,7 +64,9 @@ for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; 
 done
 ((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
 for t in $TARGETS; do
-  case $t in direct | nginx | harmony | express-hpm) ;; *) die "unknown target '$t' in TARGETS" ;; esac
+  case $t in direct | nginx | harmony | harmony-nolog | harmony-base | express-hpm | floor) ;;
+    *) die "unknown target '$t' in TARGETS" ;;
+  esac
 done
 for s in $SIZES; do
   case $s in 1k | 1m) ;; *) die "unknown size '$s' in SIZES (1k, 1m)" ;; esac
@@ -79,7 +90,11 @@ for tool in wrk node python3 taskset curl; do
 done
 [[ -x $NGINX_BIN ]] || die "nginx not found after install"
 
-if has_target harmony && [[ ! -f $HARMONY_CLI ]]; then
+if has_target harmony-base; then
+  [[ -n $HARMONY_BASE_CLI && -f $HARMONY_BASE_CLI ]] ||
+    die "harmony-base: set HARMONY_BASE_CLI to a built dataplane/dist/cli.js (see bench/README.md, Baseline)"
+fi
+if { has_target harmony || has_target harmony-nolog; } && [[ ! -f $HARMONY_CLI ]]; then
   if [[ $HARMONY_CLI == "$ROOT/dataplane/dist/cli.js" ]]; then
     log "building the data plane (npm run build --workspace dataplane)"
     (cd "$ROOT" && npm run build --workspace dataplane) >&2 ||
@@ -90,7 +105,8 @@ if has_target harmony && [[ ! -f $HARMONY_CLI ]]; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $UPSTREAM_PORT $DIRECT_PORT $NGINX_PORT $HARMONY_PORT $HARMONY_MGMT_PORT $EXPRESS_HPM_PORT; do
+for p in $UPSTREAM_PORT $DIRECT_PORT $NGINX_PORT $HARMONY_PORT $HARMONY_MGMT_PORT $EXPRESS_HPM_PORT $FLOOR_PORT \
+  $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)); do
   port_in_use "$p" && die "127.0.0.1:$p is already in use (a previous run still alive?)"
 done
 
@@ -177,6 +193,42 @@ add_target() { # NAME PORT PID
   TARGETS_JSON+="{\"name\":\"$1\",\"url\":\"http://127.0.0.1:$2\",\"pid\":$3}"
 }
 
+# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS: one data plane as a target. Each gets its
+# config in a directory of its own: the data plane watches its config for hot reload, and
+# nothing else (logs, results) may change next to it.
+start_harmony() {
+  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 toml pid desc
+  mkdir -p "$WORK/$name-config"
+  toml=$WORK/$name-config/harmony.toml
+  sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$port|g" \
+    -e "s|@HARMONY_MGMT_PORT@|$mport|g" -e "s|@ACCESS_LOG@|$access|g" \
+    "$HERE/harmony.toml.tmpl" >"$toml"
+  if ! node "$cli" --config "$toml" --check >"$WORK/$name-check.log" 2>&1; then
+    cat "$WORK/$name-check.log" >&2
+    die "$name: config check failed: $cli --config $toml --check"
+  fi
+  # stdout is the JSON access log; stderr is everything else.
+  # V8 flags as the data-plane image sets them (docker/dataplane.Dockerfile NODE_OPTIONS).
+  NODE_ENV=production taskset -c "$PROXY_CPU" node $flags "$cli" --config "$toml" \
+    >"$WORK/$name-access.log" 2>"$WORK/$name-stderr.log" &
+  pid=$!
+  started "$name" "$pid"
+  log "$name: waiting up to ${HARMONY_READY_TIMEOUT}s for /readyz"
+  if ! (wait_ready "$name" "$pid" "http://127.0.0.1:$mport/readyz" \
+    "$HARMONY_READY_TIMEOUT" "$WORK/$name-stderr.log"); then
+    echo "--- $name stdout (tail) ---" >&2
+    tail -n 10 "$WORK/$name-access.log" >&2 || true
+    die "$name (the data plane) failed to start: $cli --config $toml"
+  fi
+  # /readyz is on the management listener; also wait for the data listener.
+  wait_ready "$name data listener" "$pid" "http://127.0.0.1:$port/1k" 15 "$WORK/$name-stderr.log"
+  # The hash covers every .js of the build, not cli.js alone: two commits often share a cli.js.
+  desc="$name [node flags: ${flags:-none}]: $(realpath --relative-to="$ROOT" "$cli") (dist sha256 $(cd "$(dirname "$cli")" &&
+    find . -name '*.js' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-12)), built $(date -u -r "$cli" +%FT%TZ)"
+  HARMONY_DESC+="${HARMONY_DESC:+; }$desc"
+  add_target "$name" "$port" "$pid"
+}
+
 HARMONY_DESC=""
 for t in $TARGETS; do
   case $t in
@@ -208,35 +260,23 @@ for t in $TARGETS; do
       wait_ready nginx "$pid" "http://127.0.0.1:$NGINX_PORT/1k" 15 "$WORK/nginx/error.log"
       add_target nginx "$NGINX_PORT" "$pid"
       ;;
-    harmony)
-      # The config gets a directory of its own: the data plane watches its config
-      # for hot reload, and nothing else (logs, results) may change next to it.
-      mkdir -p "$WORK/harmony-config"
-      HARMONY_TOML=$WORK/harmony-config/harmony.toml
-      sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$HARMONY_PORT|g" \
-        -e "s|@HARMONY_MGMT_PORT@|$HARMONY_MGMT_PORT|g" \
-        "$HERE/harmony.toml.tmpl" >"$HARMONY_TOML"
-      if ! node "$HARMONY_CLI" --config "$HARMONY_TOML" --check >"$WORK/harmony-check.log" 2>&1; then
-        cat "$WORK/harmony-check.log" >&2
-        die "harmony: config check failed: $HARMONY_CLI --config $HARMONY_TOML --check"
-      fi
-      # stdout is the JSON access log; stderr is everything else.
-      # V8 flags as the data-plane image sets them (docker/dataplane.Dockerfile NODE_OPTIONS).
-      NODE_ENV=production taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$HARMONY_CLI" --config "$HARMONY_TOML" \
-        >"$WORK/harmony-access.log" 2>"$WORK/harmony-stderr.log" &
+    harmony) start_harmony harmony "$HARMONY_CLI" "$HARMONY_PORT" "$HARMONY_MGMT_PORT" true "$HARMONY_NODE_FLAGS" ;;
+    harmony-nolog)
+      start_harmony harmony-nolog "$HARMONY_CLI" $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) false "$HARMONY_NODE_FLAGS"
+      ;;
+    harmony-base)
+      start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \
+        "$HARMONY_BASE_NODE_FLAGS"
+      ;;
+    floor)
+      # The data plane's V8 flags too: with them the gap to harmony is the pipeline's code alone
+      # (a 2 MiB young generation alone multiplies a Node proxy's GC time, see bench/README.md).
+      NODE_ENV=production PORT=$FLOOR_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
+        taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$HERE/floor.mjs" >"$WORK/floor.log" 2>&1 &
       pid=$!
-      started harmony "$pid"
-      log "harmony: waiting up to ${HARMONY_READY_TIMEOUT}s for /readyz"
-      if ! (wait_ready harmony "$pid" "http://127.0.0.1:$HARMONY_MGMT_PORT/readyz" \
-        "$HARMONY_READY_TIMEOUT" "$WORK/harmony-stderr.log"); then
-        echo "--- harmony stdout (tail) ---" >&2
-        tail -n 10 "$WORK/harmony-access.log" >&2 || true
-        die "harmony (the data plane) failed to start: $HARMONY_CLI --config $HARMONY_TOML"
-      fi
-      # /readyz is on the management listener; also wait for the data listener.
-      wait_ready "harmony data listener" "$pid" "http://127.0.0.1:$HARMONY_PORT/1k" 15 "$WORK/harmony-stderr.log"
-      HARMONY_DESC="$(realpath --relative-to="$ROOT" "$HARMONY_CLI") sha256 $(sha256sum "$HARMONY_CLI" | cut -c1-12), built $(date -u -r "$HARMONY_CLI" +%FT%TZ)"
-      add_target harmony "$HARMONY_PORT" "$pid"
+      started floor "$pid"
+      wait_ready floor "$pid" "http://127.0.0.1:$FLOOR_PORT/1k" 15 "$WORK/floor.log"
+      add_target floor "$FLOOR_PORT" "$pid"
       ;;
     express-hpm)
       NODE_ENV=production PORT=$EXPRESS_HPM_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
@@ -282,8 +322,9 @@ started rounds.py $!
 wait $! || rc=$?
 ((rc == 0)) || die "measurement aborted (rounds.py exit $rc)"
 
-if has_target harmony; then
-  log "harmony access log: $WORK/harmony-access.log ($(wc -l <"$WORK/harmony-access.log") lines, $(du -h "$WORK/harmony-access.log" | cut -f1))"
-fi
+for h in harmony harmony-nolog harmony-base; do
+  has_target $h || continue
+  log "$h access log: $WORK/$h-access.log ($(wc -l <"$WORK/$h-access.log") lines, $(du -h "$WORK/$h-access.log" | cut -f1))"
+done
 log "summary: $WORK/summary.md"
 log "raw per-round results: $RESULTS"

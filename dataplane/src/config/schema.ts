@@ -371,7 +371,9 @@ export const LoggingSection = Obj(
     log_level: Type.Optional(LogLevel),
     log_to_file: Type.Optional(Bool("Also write logs to log_file_path.")),
     log_file_path: Type.Optional(Str("Log file path.")),
-    access_log: Type.Optional(Bool("Write one access line per request (default true).")),
+    access_log: Type.Optional(
+      Bool("Write one JSON access line per request to stdout, batched per event-loop turn (default true)."),
+    ),
   },
   "Logging.",
 );

@@ -4,11 +4,13 @@
  * Application logs go through winston. Access lines do not: winston formats every line through an
  * object-mode stream, a timestamp transform and safe-stable-stringify, then writes it with one
  * synchronous syscall. Profiling the passthrough benchmark put that at about a tenth of the
- * proxy's CPU per request (bench/README.md). Here a line is one JSON.stringify of a flat object
- * and the lines of one event-loop turn leave in a single write. The line shape matches winston's
- * JSON format (level, message, timestamp), so one parser reads both.
+ * proxy's CPU per request (bench/README.md). Here a line is assembled by hand from its fixed fields
+ * (json-line.ts escapes the strings a client controls, without a JSON.stringify per field) and the
+ * lines of one event-loop turn leave in a single write. The line shape matches winston's JSON
+ * format (level, message, timestamp), so one parser reads both.
  */
-import { createWriteStream, type WriteStream } from "node:fs";
+import { appendFileSync, createWriteStream, type WriteStream } from "node:fs";
+import { jsonNumber, jsonString } from "./json-line.js";
 
 export interface AccessRecord {
   request_id: string;
@@ -21,9 +23,20 @@ export interface AccessRecord {
   endpoint: string;
   backend: string;
   client: string | undefined;
+  /** The DIMSE operation a request stands for (C-FIND, ...), for the `dicom` endpoint's requests. */
+  operation?: string;
 }
 
 const FLUSH_BYTES = 64 * 1024;
+
+// Logs with lines not yet written. A process that exits without close() (a fatal error, an
+// embedder's process.exit) still gets them out: stdout to a file or a pipe is written synchronously
+// on Linux, and the file copy is appended synchronously. One listener for all of them.
+const open = new Set<AccessLog>();
+let exitHooked = false;
+function flushAllAtExit(): void {
+  for (const log of open) log.flushSync();
+}
 
 export class AccessLog {
   private pending = "";
@@ -33,7 +46,13 @@ export class AccessLog {
   private stampMs = 0;
   private stamp = "";
 
-  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {}
+  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {
+    open.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on("exit", flushAllAtExit);
+    }
+  }
 
   /** Also append lines to `path` (logging.log_to_file), or stop doing so when undefined. */
   setFile(path: string | undefined): void {
@@ -45,7 +64,8 @@ export class AccessLog {
   }
 
   write(r: AccessRecord): void {
-    // Hand-assembled: only the strings a client controls go through JSON.stringify.
+    // Hand-assembled in the order winston's format had; every string a client can reach (path,
+    // request id, method, names, address) goes through jsonString.
     const now = Date.now();
     if (now !== this.stampMs) {
       this.stampMs = now;
@@ -53,12 +73,13 @@ export class AccessLog {
     }
     this.pending +=
       `{"level":"info","message":"access","component":"dataplane","timestamp":"${this.stamp}"` +
-      `,"request_id":${JSON.stringify(r.request_id)},"method":${JSON.stringify(r.method)}` +
-      `,"path":${JSON.stringify(r.path)},"status":${r.status},"duration_ms":${r.duration_ms}` +
-      (r.upstream_ms === undefined ? "" : `,"upstream_ms":${r.upstream_ms}`) +
-      `,"pipeline":${JSON.stringify(r.pipeline)},"endpoint":${JSON.stringify(r.endpoint)}` +
-      `,"backend":${JSON.stringify(r.backend)}` +
-      (r.client === undefined ? "" : `,"client":${JSON.stringify(r.client)}`) +
+      `,"request_id":${jsonString(r.request_id)},"method":${jsonString(r.method)}` +
+      `,"path":${jsonString(r.path)},"status":${jsonNumber(r.status)},"duration_ms":${jsonNumber(r.duration_ms)}` +
+      (r.upstream_ms === undefined ? "" : `,"upstream_ms":${jsonNumber(r.upstream_ms)}`) +
+      `,"pipeline":${jsonString(r.pipeline)},"endpoint":${jsonString(r.endpoint)}` +
+      `,"backend":${jsonString(r.backend)}` +
+      (r.client === undefined ? "" : `,"client":${jsonString(r.client)}`) +
+      (r.operation === undefined ? "" : `,"operation":${jsonString(r.operation)}`) +
       "}\n";
     if (this.pending.length >= FLUSH_BYTES) this.flush();
     else if (!this.scheduled) {
@@ -78,8 +99,18 @@ export class AccessLog {
     this.file?.write(chunk);
   }
 
+  /** At process exit: the event loop is gone, so only synchronous writes still land. */
+  flushSync(): void {
+    if (!this.pending) return;
+    const chunk = this.pending;
+    this.pending = "";
+    this.out.write(chunk);
+    if (this.filePath) appendFileSync(this.filePath, chunk);
+  }
+
   close(): Promise<void> {
     this.flush();
+    open.delete(this);
     const f = this.file;
     this.file = undefined;
     this.filePath = undefined;
