@@ -351,7 +351,7 @@ test("a labelled pod gets the data plane as a native sidecar and the gateway's c
     stored!.spec!.initContainers?.map((c) => c.name),
     [SIDECAR_NAME],
   );
-  const sc = stored!.spec!.initContainers![0]!;
+  const sc = stored!.spec!.initContainers[0]!;
   // restartPolicy Always makes it a sidecar (runs for the pod's life, does not hold a Job open);
   // the startup probe makes the kubelet wait for a ready proxy before it starts the app.
   assert.equal(sc.restartPolicy, "Always");
@@ -388,7 +388,7 @@ test("a labelled pod gets the data plane as a native sidecar and the gateway's c
     metadata: { name: "copy-of-injected", namespace: SELECTED, labels: stored!.metadata!.labels! },
     spec: {
       containers: stored!.spec!.containers,
-      initContainers: stored!.spec!.initContainers!,
+      initContainers: stored!.spec!.initContainers,
       volumes: stored!.spec!.volumes!,
     },
   };

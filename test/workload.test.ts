@@ -51,7 +51,7 @@ interface Deployment {
 interface PodSpec {
   nodeSelector?: Record<string, string>;
   tolerations?: unknown[];
-  affinity?: unknown;
+  affinity?: { podAntiAffinity?: unknown };
   topologySpreadConstraints?: { topologyKey: string; maxSkew: number }[];
   priorityClassName?: string;
 }
@@ -170,7 +170,7 @@ test("service, pod and PDB settings reach the live objects; removing them cleans
   assert.deepEqual(tpl.spec.tolerations, [
     { key: "dedicated", operator: "Equal", value: "harmony", effect: "NoSchedule" },
   ]);
-  assert.ok(tpl.spec.affinity && "podAntiAffinity" in tpl.spec.affinity);
+  assert.ok(tpl.spec.affinity?.podAntiAffinity);
   assert.deepEqual(
     tpl.spec.topologySpreadConstraints?.map((c) => [c.topologyKey, c.maxSkew]),
     [["topology.kubernetes.io/zone", 1]],
