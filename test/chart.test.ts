@@ -553,9 +553,7 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   const configOnly = (find(await render("operator.manageWorkloads=false"), "ClusterRole") as Obj & { rules: Rule[] })
     .rules;
   assert.ok(
-    !configOnly.some((r) =>
-      ["deployments", "services", "poddisruptionbudgets"].some((x) => r.resources.includes(x)),
-    ),
+    !configOnly.some((r) => ["deployments", "services", "poddisruptionbudgets"].some((x) => r.resources.includes(x))),
   );
   const noElection = await render("operator.leaderElection.enabled=false");
   assert.equal(find(noElection, "Role"), undefined);
