@@ -76,7 +76,11 @@ interface Container {
 }
 interface Pod {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec: { containers: { name: string; image?: string }[]; volumes?: { name: string; emptyDir?: object }[] };
+  spec: {
+    containers: { name: string; image?: string }[];
+    initContainers?: { name: string; restartPolicy?: string }[];
+    volumes?: { name: string; emptyDir?: object }[];
+  };
 }
 interface WebhookConfiguration extends Obj {
   webhooks: {
@@ -294,7 +298,8 @@ const appPod = (ns: string, name: string, gateway: string): Pod => ({
   spec: { containers: [{ name: "app", image: "registry.example/app:1" }], volumes: [{ name: "data", emptyDir: {} }] },
 });
 const podJson = (p: Pod) => JSON.stringify({ apiVersion: "v1", kind: "Pod", ...p });
-const containerNames = (p: Pod) => p.spec.containers.map((c) => c.name);
+/** Init containers first: the sidecar is a native one (an init container with restartPolicy Always). */
+const containerNames = (p: Pod) => [...(p.spec.initContainers ?? []), ...p.spec.containers].map((c) => c.name);
 
 /**
  * Waits until the API server calls the webhook with the configuration it holds now (it reads
@@ -1146,7 +1151,7 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     containerNames(p).includes(SIDECAR),
   );
   const stored = await createPod(appPod("clinic", "app-with-sidecar", "side"));
-  assert.deepEqual(containerNames(stored), ["app", SIDECAR]);
+  assert.deepEqual(containerNames(stored), [SIDECAR, "app"]);
   assert.deepEqual(
     stored.spec.volumes?.map((v) => v.name),
     ["data", "harmony-config", "harmony-secrets", "harmony-tmp"],
@@ -1250,7 +1255,7 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await dryRunUntil("the API server to call the recreated webhook", appPod("clinic", "probe", "side"), (p) =>
     containerNames(p).includes(SIDECAR),
   );
-  assert.deepEqual(containerNames(await createPod(appPod("clinic", "scoped-app", "side"))), ["app", SIDECAR]);
+  assert.deepEqual(containerNames(await createPod(appPod("clinic", "scoped-app", "side"))), [SIDECAR, "app"]);
   // A pod in an unwatched namespace is not sent (the operator may not read gateways there, and with
   // failurePolicy Fail a forbidden GET would refuse the pod): it is stored as it came.
   await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify(sidecarGateway("examples", "side")));
