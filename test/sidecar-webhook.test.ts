@@ -221,7 +221,9 @@ async function startOperator(failurePolicy: "Fail" | "Ignore"): Promise<void> {
     );
     if (r.code !== 0) return undefined;
     const pod = JSON.parse(r.stdout) as V1Pod;
-    return pod.spec?.initContainers?.some((c) => c.name === SIDECAR_NAME) ? true : undefined;
+    // Either form: this only waits for the webhook; the tests below check the shape.
+    const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+    return all.some((c) => c.name === SIDECAR_NAME) ? true : undefined;
   });
 }
 

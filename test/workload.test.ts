@@ -49,6 +49,7 @@ interface Deployment {
   };
 }
 interface PodSpec {
+  containers: { ports: { containerPort: number }[] }[];
   nodeSelector?: Record<string, string>;
   tolerations?: unknown[];
   affinity?: { podAntiAffinity?: unknown };
@@ -235,17 +236,17 @@ test("replicas unset: a scale by another field manager (an HPA) survives the nex
   assert.equal(created.spec.replicas, 1, "the API server's default");
   // What an HPA does: write the scale subresource under its own field manager.
   await kubectl(["scale", "deployment", "edge-harmony", "-n", ns, "--replicas=3"]);
-  // A spec change makes the operator apply the Deployment again (a new pod annotation rolls it).
-  await applyGateway(gateway(ns, "edge", { pod: { annotations: { rev: "2" } } }));
+  // A spec change makes the operator apply the Deployment again (a new port rolls it).
+  await applyGateway(gateway(ns, "edge", { networks: [{ name: "web", port: 8181 }] }));
   await reconciled(ns, "edge", await generation(ns, "edge"));
-  const after = await eventually("the Deployment with the new annotation", async () => {
+  const after = await eventually("the Deployment with the new port", async () => {
     const d = await getJson<Deployment>(["get", "deployment", "edge-harmony", "-n", ns]);
-    return d.spec.template.metadata.annotations?.rev === "2" ? d : undefined;
+    return d.spec.template.spec.containers[0]!.ports.some((p) => p.containerPort === 8181) ? d : undefined;
   });
   assert.equal(after.spec.replicas, 3, "the operator must not take replicas back");
 
   // Setting replicas in the gateway makes them the operator's again.
-  await applyGateway(gateway(ns, "edge", { replicas: 2, pod: { annotations: { rev: "2" } } }));
+  await applyGateway(gateway(ns, "edge", { replicas: 2, networks: [{ name: "web", port: 8181 }] }));
   await eventually("replicas 2 from the gateway", async () => {
     const d = await getJson<Deployment>(["get", "deployment", "edge-harmony", "-n", ns]);
     return d.spec.replicas === 2 ? true : undefined;
