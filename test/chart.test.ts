@@ -76,7 +76,11 @@ interface Container {
 }
 interface Pod {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec: { containers: { name: string; image?: string }[]; volumes?: { name: string; emptyDir?: object }[] };
+  spec: {
+    containers: { name: string; image?: string }[];
+    initContainers?: { name: string; restartPolicy?: string }[];
+    volumes?: { name: string; emptyDir?: object }[];
+  };
 }
 interface WebhookConfiguration extends Obj {
   webhooks: {
@@ -294,7 +298,8 @@ const appPod = (ns: string, name: string, gateway: string): Pod => ({
   spec: { containers: [{ name: "app", image: "registry.example/app:1" }], volumes: [{ name: "data", emptyDir: {} }] },
 });
 const podJson = (p: Pod) => JSON.stringify({ apiVersion: "v1", kind: "Pod", ...p });
-const containerNames = (p: Pod) => p.spec.containers.map((c) => c.name);
+/** Init containers first: the sidecar is a native one (an init container with restartPolicy Always). */
+const containerNames = (p: Pod) => [...(p.spec.initContainers ?? []), ...p.spec.containers].map((c) => c.name);
 
 /**
  * Waits until the API server calls the webhook with the configuration it holds now (it reads
@@ -516,9 +521,13 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "services"), ["create", "get", "patch"]);
+  // The one delete: a PDB the gateway's spec no longer asks for.
+  assert.deepEqual(verbsFor(clusterRules, "policy", "poddisruptionbudgets"), ["create", "delete", "get", "patch"]);
   for (const r of clusterRules) {
     assert.ok(!r.verbs.includes("*") && !r.resources.includes("*") && !r.apiGroups.includes("*"), JSON.stringify(r));
-    assert.ok(!r.verbs.some((v) => ["delete", "deletecollection", "escalate", "bind", "impersonate"].includes(v)));
+    const deletable = r.apiGroups.join() === "policy" && r.resources.join() === "poddisruptionbudgets";
+    assert.ok(!r.verbs.some((v) => ["deletecollection", "escalate", "bind", "impersonate"].includes(v)));
+    assert.ok(deletable || !r.verbs.includes("delete"), JSON.stringify(r));
     assert.ok(!r.resources.some((x) => x.startsWith("pods/") || x === "customresourcedefinitions"));
   }
   const lease = find(cluster, "Role", "harmony-leader-election", RELEASE_NS) as Obj & { rules: Rule[] };
@@ -548,7 +557,9 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   // Config only: nothing on Deployments or Services.
   const configOnly = (find(await render("operator.manageWorkloads=false"), "ClusterRole") as Obj & { rules: Rule[] })
     .rules;
-  assert.ok(!configOnly.some((r) => r.resources.includes("deployments") || r.resources.includes("services")));
+  assert.ok(
+    !configOnly.some((r) => ["deployments", "services", "poddisruptionbudgets"].some((x) => r.resources.includes(x))),
+  );
   const noElection = await render("operator.leaderElection.enabled=false");
   assert.equal(find(noElection, "Role"), undefined);
   assert.ok(
@@ -1056,6 +1067,7 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
     true,
   );
   assert.equal(await can(kc, "create", "deployments.apps", "-n", "clinic"), true);
+  assert.equal(await can(kc, "delete", "poddisruptionbudgets.policy", "-n", "clinic"), true);
   assert.equal(await can(kc, "update", "leases.coordination.k8s.io/harmony-operator", "-n", RELEASE_NS), true);
   for (const denied of [
     ["delete", "customresourcedefinitions.apiextensions.k8s.io"],
@@ -1068,6 +1080,7 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
     ["update", "harmonygateways.harmony.runbeam.io", "-n", "clinic"],
     ["delete", "harmonygateways.harmony.runbeam.io", "-n", "clinic"],
     ["delete", "deployments.apps", "-n", "clinic"],
+    ["deletecollection", "poddisruptionbudgets.policy", "-n", "clinic"],
     ["create", "clusterrolebindings.rbac.authorization.k8s.io"],
     ["escalate", "clusterroles.rbac.authorization.k8s.io"],
     ["impersonate", "users"],
@@ -1138,7 +1151,7 @@ test("helm upgrade webhook.enabled: as the ServiceAccount the operator creates i
     containerNames(p).includes(SIDECAR),
   );
   const stored = await createPod(appPod("clinic", "app-with-sidecar", "side"));
-  assert.deepEqual(containerNames(stored), ["app", SIDECAR]);
+  assert.deepEqual(containerNames(stored), [SIDECAR, "app"]);
   assert.deepEqual(
     stored.spec.volumes?.map((v) => v.name),
     ["data", "harmony-config", "harmony-secrets", "harmony-tmp"],
@@ -1242,7 +1255,7 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   await dryRunUntil("the API server to call the recreated webhook", appPod("clinic", "probe", "side"), (p) =>
     containerNames(p).includes(SIDECAR),
   );
-  assert.deepEqual(containerNames(await createPod(appPod("clinic", "scoped-app", "side"))), ["app", SIDECAR]);
+  assert.deepEqual(containerNames(await createPod(appPod("clinic", "scoped-app", "side"))), [SIDECAR, "app"]);
   // A pod in an unwatched namespace is not sent (the operator may not read gateways there, and with
   // failurePolicy Fail a forbidden GET would refuse the pod): it is stored as it came.
   await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify(sidecarGateway("examples", "side")));

@@ -118,7 +118,8 @@ test("the sidecar is the gateway Deployment's container, renamed so it cannot cl
   const pod = appPod("clinic", "p");
   pod.spec!.containers[0]!.ports = [{ name: "management", containerPort: 9090 }];
   const { patch, warnings } = injectionPatch(pod, gw, IMAGE);
-  const added = patch.find((op) => op.path === "/spec/containers/-")!.value as V1Container;
+  // Native sidecar by default: the pod has no init containers, so the list is added whole.
+  const added = (patch.find((op) => op.path === "/spec/initContainers")!.value as V1Container[])[0]!;
   // A duplicate port name would get the pod rejected; the number stays, with a warning about the bind.
   assert.deepEqual(
     added.ports!.find((p) => p.containerPort === 9090),
@@ -129,7 +130,7 @@ test("the sidecar is the gateway Deployment's container, renamed so it cannot cl
     patch.filter((op) => op.path === "/spec/volumes/-").map((op) => (op.value as { name: string }).name),
     ["harmony-config", "harmony-secrets", "harmony-tmp"],
   );
-  const injected: V1Pod = { ...pod, spec: { ...pod.spec!, containers: [...pod.spec!.containers, added] } };
+  const injected: V1Pod = { ...pod, spec: { ...pod.spec!, initContainers: [added] } };
   assert.deepEqual(injectionPatch(injected, gw, IMAGE).patch, [], "a pod that has the sidecar gets no second one");
   const bare: V1Pod = { metadata: {}, spec: { containers: [{ name: "app" }] } };
   assert.equal(injectionPatch(bare, gw).patch[0]!.path, "/spec/volumes", "no volumes yet: the array is added whole");
@@ -220,7 +221,9 @@ async function startOperator(failurePolicy: "Fail" | "Ignore"): Promise<void> {
     );
     if (r.code !== 0) return undefined;
     const pod = JSON.parse(r.stdout) as V1Pod;
-    return pod.spec?.containers.some((c) => c.name === SIDECAR_NAME) ? true : undefined;
+    // Either form: this only waits for the webhook; the tests below check the shape.
+    const all = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+    return all.some((c) => c.name === SIDECAR_NAME) ? true : undefined;
   });
 }
 
@@ -283,8 +286,11 @@ before(async () => {
   await kubectl(["create", "namespace", SELECTED]);
   await kubectl(["label", "namespace", SELECTED, "harmony-injection=enabled"]);
   await kubectl(["create", "namespace", UNSELECTED]);
+  const legacy = gateway(SELECTED, "legacy", "Sidecar");
+  legacy.spec.sidecar = { native: false };
   const docs = [
     gateway(SELECTED, "edge", "Sidecar"),
+    legacy,
     gateway(SELECTED, "classic", "Deployment"),
     gateway(UNSELECTED, "edge", "Sidecar"),
   ];
@@ -333,7 +339,7 @@ test("the operator applies its MutatingWebhookConfiguration from its flags, caBu
   assert.equal(served.checkIP("127.0.0.1"), "127.0.0.1");
 });
 
-test("a labelled pod gets the data-plane container and the gateway's config volumes", async () => {
+test("a labelled pod gets the data plane as a native sidecar and the gateway's config volumes", async () => {
   const { code, stderr, stored } = await createPod(
     appPod(SELECTED, "with-sidecar", { "harmony.runbeam.io/gateway": "edge" }),
   );
@@ -341,9 +347,18 @@ test("a labelled pod gets the data-plane container and the gateway's config volu
   const containers = stored!.spec!.containers;
   assert.deepEqual(
     containers.map((c) => c.name),
-    ["app", SIDECAR_NAME],
+    ["app"],
   );
-  const sc = containers[1]!;
+  assert.deepEqual(
+    stored!.spec!.initContainers?.map((c) => c.name),
+    [SIDECAR_NAME],
+  );
+  const sc = stored!.spec!.initContainers[0]!;
+  // restartPolicy Always makes it a sidecar (runs for the pod's life, does not hold a Job open);
+  // the startup probe makes the kubelet wait for a ready proxy before it starts the app.
+  assert.equal(sc.restartPolicy, "Always");
+  assert.deepEqual(sc.startupProbe?.httpGet, { path: "/readyz", port: 9090, scheme: "HTTP" });
+  assert.equal(sc.startupProbe?.periodSeconds, 1);
   const expected = sidecarFor(gateway(SELECTED, "edge", "Sidecar"), IMAGE).container;
   assert.equal(sc.image, IMAGE);
   assert.deepEqual(sc.args, ["--config", "/etc/harmony/config/config.toml"]);
@@ -373,12 +388,47 @@ test("a labelled pod gets the data-plane container and the gateway's config volu
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name: "copy-of-injected", namespace: SELECTED, labels: stored!.metadata!.labels! },
-    spec: { containers: stored!.spec!.containers, volumes: stored!.spec!.volumes! },
+    spec: {
+      containers: stored!.spec!.containers,
+      initContainers: stored!.spec!.initContainers,
+      volumes: stored!.spec!.volumes!,
+    },
   };
   const again = await createPod(copy);
   assert.equal(again.code, 0, again.stderr);
-  assert.equal(again.stored!.spec!.containers.filter((c) => c.name === SIDECAR_NAME).length, 1);
+  assert.equal(again.stored!.spec!.initContainers!.filter((c) => c.name === SIDECAR_NAME).length, 1);
+  assert.ok(!again.stored!.spec!.containers.some((c) => c.name === SIDECAR_NAME));
   assert.equal(again.stored!.spec!.volumes!.filter((v) => v.name === "harmony-config").length, 1);
+});
+
+test("a Job's pod: the sidecar goes before the pod's own init containers, and restartPolicy Never is kept", async () => {
+  const pod = appPod(SELECTED, "job-pod", { "harmony.runbeam.io/gateway": "edge" });
+  pod.spec!.restartPolicy = "Never";
+  pod.spec!.initContainers = [{ name: "migrate", image: "registry.example/migrate:1" }];
+  const { code, stderr, stored } = await createPod(pod);
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(
+    stored!.spec!.initContainers?.map((c) => [c.name, c.restartPolicy]),
+    [
+      [SIDECAR_NAME, "Always"],
+      ["migrate", undefined],
+    ],
+  );
+  assert.equal(stored!.spec!.restartPolicy, "Never");
+});
+
+test("sidecar.native false: the data plane is injected as a plain container (clusters before 1.29)", async () => {
+  const { code, stderr, stored } = await createPod(
+    appPod(SELECTED, "legacy-sidecar", { "harmony.runbeam.io/gateway": "legacy" }),
+  );
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(
+    stored!.spec!.containers.map((c) => c.name),
+    ["app", SIDECAR_NAME],
+  );
+  assert.equal(stored!.spec!.initContainers, undefined);
+  assert.equal(stored!.spec!.containers[1]!.restartPolicy, undefined);
+  assert.equal(stored!.spec!.containers[1]!.startupProbe, undefined);
 });
 
 test("pods the webhook must leave alone are stored unchanged", async () => {
@@ -476,7 +526,7 @@ test("restart: the stored certificate is reused, the configuration follows the n
   // (startOperator already saw a dry-run pod injected by the restarted webhook.)
   const r = await createPod(appPod(SELECTED, "after-restart", { "harmony.runbeam.io/gateway": "edge" }));
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(r.stored!.spec!.containers.some((c) => c.name === SIDECAR_NAME));
+  assert.ok(r.stored!.spec!.initContainers?.some((c) => c.name === SIDECAR_NAME));
 });
 
 test("failurePolicy Fail: with the operator down, a labelled pod is refused; others are not affected", async () => {

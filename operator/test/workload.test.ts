@@ -1,7 +1,7 @@
 /** The gateway's Deployment and Service: hot-reloadable mounts, hardened pod, our labels only. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { deploymentFor, serviceFor, childLabels } from "../src/translator/workload.js";
+import { deploymentFor, serviceFor, childLabels, workloadPlan } from "../src/translator/workload.js";
 import type { HarmonyGateway } from "../src/api/v1alpha1.js";
 
 const gw: HarmonyGateway = {
@@ -75,4 +75,38 @@ test("DICOM listeners go on the Service, not the pod template (a new one needs n
   );
   const before = JSON.stringify(deploymentFor(gw));
   assert.equal(JSON.stringify(deploymentFor(gw)), before, "the Deployment does not depend on DICOM endpoints");
+});
+
+test("user labels never replace ours (the selector and the operator's pod lookups depend on them)", () => {
+  const custom: HarmonyGateway = {
+    ...gw,
+    spec: {
+      ...gw.spec,
+      pod: { labels: { "harmony.runbeam.io/gateway": "other", team: "x" } },
+      service: { labels: { "app.kubernetes.io/managed-by": "helm" } },
+    },
+  };
+  const d = deploymentFor(custom) as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+  assert.equal(d.spec.template.metadata.labels["harmony.runbeam.io/gateway"], "edge");
+  assert.equal(d.spec.template.metadata.labels.team, "x");
+  const s = serviceFor(custom) as { metadata: { labels: Record<string, string> } };
+  assert.equal(s.metadata.labels["app.kubernetes.io/managed-by"], "harmony-operator");
+});
+
+test("replicas unset is left out of the Deployment (an HPA owns it); no PDB asked for means remove one", () => {
+  const { replicas: _r, ...rest } = gw.spec;
+  const auto: HarmonyGateway = { ...gw, spec: rest };
+  const plan = workloadPlan(auto, []);
+  assert.ok(!("replicas" in (plan.apply[0] as { spec: object }).spec));
+  assert.deepEqual(
+    plan.apply.map((o) => o.kind),
+    ["Deployment", "Service"],
+  );
+  assert.deepEqual(
+    plan.remove.map((r) => `${r.kind}/${r.metadata.name}`),
+    ["PodDisruptionBudget/edge-harmony"],
+  );
+  const withPdb = workloadPlan({ ...auto, spec: { ...rest, podDisruptionBudget: { maxUnavailable: "25%" } } }, []);
+  assert.deepEqual(withPdb.remove, []);
+  assert.deepEqual((withPdb.apply[2] as { spec: { maxUnavailable: string } }).spec.maxUnavailable, "25%");
 });

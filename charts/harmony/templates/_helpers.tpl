@@ -112,6 +112,10 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "create", "patch"]
+{{- /* delete: a gateway whose spec drops podDisruptionBudget loses the PDB the operator made (only ones it owns). */}}
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch", "delete"]
 {{- end }}
 {{- end }}
 

@@ -133,6 +133,89 @@ export const GatewayNetwork = Obj(
   "A listener of the data plane.",
 );
 
+const IntOrPercent = (description: string) =>
+  Type.Unsafe<number | string>({
+    "x-kubernetes-int-or-string": true,
+    // int-or-string allows exactly this anyOf; the shape is checked by CEL instead.
+    anyOf: [{ type: "integer" }, { type: "string" }],
+    description,
+    "x-kubernetes-validations": [
+      {
+        rule: "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",
+        message: "a non-negative number or a percentage such as 50%",
+      },
+    ],
+  });
+
+export const GatewayService = Obj(
+  {
+    type: Type.Optional(Enum(["ClusterIP", "NodePort", "LoadBalancer"], "Service type.", { default: "ClusterIP" })),
+    annotations: Type.Optional(StringMap("Annotations on the Service (cloud load-balancer settings, for example).")),
+    labels: Type.Optional(StringMap("Extra labels on the Service; the operator's own labels win on a clash.")),
+    loadBalancerClass: Type.Optional(Str("spec.loadBalancerClass (LoadBalancer only; immutable once set).")),
+    externalTrafficPolicy: Type.Optional(
+      Enum(["Cluster", "Local"], "spec.externalTrafficPolicy (NodePort and LoadBalancer only)."),
+    ),
+  },
+  "The data plane's Service (Deployment mode).",
+  {
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.loadBalancerClass) || (has(self.type) && self.type == 'LoadBalancer')",
+        message: "loadBalancerClass needs type LoadBalancer",
+      },
+      {
+        rule: "!has(self.externalTrafficPolicy) || (has(self.type) && self.type != 'ClusterIP')",
+        message: "externalTrafficPolicy needs type NodePort or LoadBalancer",
+      },
+    ],
+  },
+);
+
+export const GatewayPod = Obj(
+  {
+    annotations: Type.Optional(StringMap("Annotations on the data-plane pods.")),
+    labels: Type.Optional(StringMap("Extra labels on the data-plane pods; the operator's own labels win on a clash.")),
+    nodeSelector: Type.Optional(StringMap("Pod spec.nodeSelector.")),
+    tolerations: Type.Optional(List(FreeForm("A core/v1 Toleration."), "Pod spec.tolerations.")),
+    affinity: Type.Optional(FreeForm("Pod spec.affinity (core/v1 Affinity).")),
+    topologySpreadConstraints: Type.Optional(
+      List(FreeForm("A core/v1 TopologySpreadConstraint."), "Pod spec.topologySpreadConstraints."),
+    ),
+    priorityClassName: Type.Optional(Str("Pod spec.priorityClassName.")),
+  },
+  "Scheduling and metadata of the data-plane pods (Deployment mode). Changes roll the pods.",
+);
+
+export const GatewayPDB = Obj(
+  {
+    minAvailable: Type.Optional(IntOrPercent("Pods that must stay up during a voluntary disruption (number or %).")),
+    maxUnavailable: Type.Optional(IntOrPercent("Pods that may be down during a voluntary disruption (number or %).")),
+  },
+  "A PodDisruptionBudget for the data-plane pods (Deployment mode); removed when this is unset.",
+  {
+    "x-kubernetes-validations": [
+      {
+        rule: "has(self.minAvailable) != has(self.maxUnavailable)",
+        message: "set exactly one of minAvailable and maxUnavailable",
+      },
+    ],
+  },
+);
+
+export const GatewaySidecar = Obj(
+  {
+    native: Type.Optional(
+      Type.Boolean({
+        description:
+          "true: inject as a native sidecar (an init container with restartPolicy Always, Kubernetes >= 1.29): it starts, and passes its startup probe, before the app's containers, and does not keep a Job's pod running. false: a plain container, for older clusters.",
+        default: true,
+      }),
+    ),
+  },
+  "How the sidecar injector adds the data plane (Sidecar mode).",
+);
+
 export const HarmonyGatewaySpec = Obj(
   {
     mode: Type.Optional(
@@ -142,7 +225,13 @@ export const HarmonyGatewaySpec = Obj(
         { default: "Deployment" },
       ),
     ),
-    replicas: Type.Optional(Int("Data-plane replicas (Deployment mode).", { minimum: 0, default: 1 })),
+    // No default: unset means "not ours", so an HPA (or kubectl scale) owns the Deployment's replicas.
+    replicas: Type.Optional(
+      Int(
+        "Data-plane replicas (Deployment mode). Unset: the operator leaves spec.replicas of the Deployment alone (1 when created), so a HorizontalPodAutoscaler or kubectl scale owns it.",
+        { minimum: 0 },
+      ),
+    ),
     image: Type.Optional(Str("Data-plane image; the operator's default when empty.")),
     resources: Type.Optional(
       Obj(
@@ -166,6 +255,10 @@ export const HarmonyGatewaySpec = Obj(
         },
       ],
     }),
+    service: Type.Optional(GatewayService),
+    pod: Type.Optional(GatewayPod),
+    podDisruptionBudget: Type.Optional(GatewayPDB),
+    sidecar: Type.Optional(GatewaySidecar),
     management: Type.Optional(
       Obj(
         {

@@ -19,10 +19,9 @@ import {
   GATEWAY_LABEL,
   childLabels,
   configMapName,
-  deploymentFor,
   ownerReference,
   secretName,
-  serviceFor,
+  workloadPlan,
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
@@ -299,7 +298,8 @@ async function writeConfig(
 }
 
 async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePorts: number[]): Promise<void> {
-  for (const obj of [deploymentFor(gw, deps.defaultImage), serviceFor(gw, dimsePorts)]) {
+  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage);
+  for (const obj of plan.apply) {
     const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
     const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
     const current = await deps.kube.objects
@@ -315,6 +315,18 @@ async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePor
     if (current?.metadata?.annotations?.[SPEC_ANNOTATION] === specHash) continue;
     meta.annotations = { ...(meta.annotations ?? {}), [SPEC_ANNOTATION]: specHash };
     await apply(deps, obj);
+  }
+  for (const ref of plan.remove) {
+    const current = await deps.kube.objects.read(ref).catch((e: unknown) => {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw e;
+    });
+    // Only what this gateway made: a same-named object someone else owns is not ours to delete.
+    if (!current?.metadata?.ownerReferences?.some((o) => o.uid === gw.metadata.uid && o.controller)) continue;
+    await deps.kube.objects.delete(ref).catch((e: unknown) => {
+      if ((e as { code?: number }).code !== 404) throw e;
+    });
+    deps.metrics?.writes(ref.kind);
   }
 }
 

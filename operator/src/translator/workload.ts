@@ -46,6 +46,7 @@ const metadata = (gw: HarmonyGateway, name: string) => ({
 
 export function deploymentFor(gw: HarmonyGateway, defaultImage = DEFAULT_IMAGE): Record<string, unknown> {
   const spec = gw.spec;
+  const pod = spec.pod ?? {};
   const mgmtPort = spec.management?.port ?? 9090;
   const selector = { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" };
   return {
@@ -53,12 +54,19 @@ export function deploymentFor(gw: HarmonyGateway, defaultImage = DEFAULT_IMAGE):
     kind: "Deployment",
     metadata: metadata(gw, workloadName(gw)),
     spec: {
-      replicas: spec.replicas ?? 1,
+      // Unset: left out of the apply, so the field is not ours and an HPA's (or kubectl scale's)
+      // value survives every reconcile; the API server defaults it to 1 on create.
+      ...(spec.replicas !== undefined ? { replicas: spec.replicas } : {}),
       selector: { matchLabels: selector },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: childLabels(gw) },
+        metadata: {
+          // Ours last: the selector and the operator's pod lookups depend on them.
+          labels: { ...(pod.labels ?? {}), ...childLabels(gw) },
+          ...(pod.annotations && Object.keys(pod.annotations).length ? { annotations: pod.annotations } : {}),
+        },
         spec: {
+          ...scheduling(pod),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 65532,
@@ -115,14 +123,75 @@ export function serviceFor(gw: HarmonyGateway, dimsePorts: number[] = []): Recor
     .filter((p) => !taken.has(p))
     .sort((a, b) => a - b)
     .map((p) => ({ name: `dicom-${p}`, port: p, targetPort: p, protocol: "TCP", appProtocol: "dicom" }));
+  const svc = gw.spec.service ?? {};
+  const meta = metadata(gw, workloadName(gw));
   return {
     apiVersion: "v1",
     kind: "Service",
-    metadata: metadata(gw, workloadName(gw)),
+    metadata: {
+      ...meta,
+      labels: { ...(svc.labels ?? {}), ...meta.labels },
+      ...(svc.annotations && Object.keys(svc.annotations).length ? { annotations: svc.annotations } : {}),
+    },
     spec: {
-      type: "ClusterIP",
+      type: svc.type ?? "ClusterIP",
+      ...(svc.loadBalancerClass ? { loadBalancerClass: svc.loadBalancerClass } : {}),
+      ...(svc.externalTrafficPolicy ? { externalTrafficPolicy: svc.externalTrafficPolicy } : {}),
       selector: { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" },
       ports: [...http, ...dimse],
     },
   };
+}
+
+/** The gateway's PodDisruptionBudget, or undefined when it asks for none (then an existing one goes). */
+export function pdbFor(gw: HarmonyGateway): Record<string, unknown> | undefined {
+  const b = gw.spec.podDisruptionBudget;
+  if (!b || (b.minAvailable === undefined && b.maxUnavailable === undefined)) return undefined;
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: metadata(gw, workloadName(gw)),
+    spec: {
+      selector: { matchLabels: podSelector(gw) },
+      ...(b.minAvailable !== undefined ? { minAvailable: b.minAvailable } : { maxUnavailable: b.maxUnavailable }),
+    },
+  };
+}
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string };
+}
+
+/**
+ * Deployment mode's objects: what to apply, and what the spec no longer asks for and must go
+ * (only objects the operator made: the caller checks the ownerReference before deleting).
+ */
+export function workloadPlan(
+  gw: HarmonyGateway,
+  dimsePorts: number[],
+  defaultImage?: string,
+): { apply: Record<string, unknown>[]; remove: ObjectRef[] } {
+  const apply = [deploymentFor(gw, defaultImage), serviceFor(gw, dimsePorts)];
+  const pdb = pdbFor(gw);
+  const ref = { name: workloadName(gw), namespace: gw.metadata.namespace ?? "" };
+  if (pdb) apply.push(pdb);
+  return { apply, remove: pdb ? [] : [{ apiVersion: "policy/v1", kind: "PodDisruptionBudget", metadata: ref }] };
+}
+
+const podSelector = (gw: HarmonyGateway) => ({
+  "app.kubernetes.io/name": "harmony-dataplane",
+  [GATEWAY_LABEL]: gw.metadata.name ?? "",
+});
+
+/** Pod-spec scheduling fields, only those set (an empty list would still be a field we own). */
+function scheduling(pod: NonNullable<HarmonyGateway["spec"]["pod"]>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (pod.nodeSelector && Object.keys(pod.nodeSelector).length) out.nodeSelector = pod.nodeSelector;
+  if (pod.tolerations?.length) out.tolerations = pod.tolerations;
+  if (pod.affinity && Object.keys(pod.affinity).length) out.affinity = pod.affinity;
+  if (pod.topologySpreadConstraints?.length) out.topologySpreadConstraints = pod.topologySpreadConstraints;
+  if (pod.priorityClassName) out.priorityClassName = pod.priorityClassName;
+  return out;
 }

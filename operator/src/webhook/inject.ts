@@ -85,6 +85,24 @@ export function injectionPatch(pod: V1Pod, gw: HarmonyGateway, defaultImage?: st
   const add = volumes.filter((v) => !existing.has(v.name));
   if (!pod.spec?.volumes) patch.push({ op: "add", path: "/spec/volumes", value: add });
   else for (const v of add) patch.push({ op: "add", path: "/spec/volumes/-", value: v });
-  patch.push({ op: "add", path: "/spec/containers/-", value: container });
+  if (gw.spec.sidecar?.native === false) {
+    patch.push({ op: "add", path: "/spec/containers/-", value: container });
+  } else {
+    // Native sidecar: first among the init containers, so everything after it (their init
+    // containers, then the app) starts only once the proxy passed its startup probe; and the
+    // kubelet stops it when the app's containers end, so a Job's pod completes.
+    const native: V1Container = { ...container, restartPolicy: "Always", startupProbe: startupProbe(container) };
+    if (!pod.spec?.initContainers?.length) patch.push({ op: "add", path: "/spec/initContainers", value: [native] });
+    else patch.push({ op: "add", path: "/spec/initContainers/0", value: native });
+  }
   return { patch, warnings };
+}
+
+/**
+ * Ready (config loaded, listeners bound) before the next container starts. Polled every second
+ * for up to two minutes: a failing startup probe restarts the sidecar, so it must outlast a slow
+ * first config load.
+ */
+function startupProbe(c: V1Container): V1Container["startupProbe"] {
+  return { httpGet: { ...c.readinessProbe!.httpGet! }, periodSeconds: 1, failureThreshold: 120 };
 }
