@@ -41,7 +41,7 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 121_000;
 server.listen(PORT, HOST, () => {
-  console.log(`floor listening on http://${HOST}:${PORT} -> ${UPSTREAM} (pid ${process.pid})`);
+  process.stdout.write(`floor listening on http://${HOST}:${PORT} -> ${UPSTREAM} (pid ${process.pid})\n`);
 });
 
 for (const sig of ["SIGTERM", "SIGINT"]) {
