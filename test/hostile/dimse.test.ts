@@ -150,16 +150,21 @@ async function stillServes(): Promise<void> {
 const bytes = (text: string) => Buffer.from(text, "latin1");
 
 /** A log line since `since` saying a PDU announcing `length` was refused as too long. */
-/** True once the data plane has logged the abort of a PDU announcing `length` (its log line may trail the close). */
-async function abortedFor(since: number, length: number): Promise<boolean> {
-  const hit = (l: LogLine) =>
-    dp.logs.indexOf(l) >= since &&
-    l.message === "DICOM connection aborted: bad PDU" &&
-    l.kind === "too-long" &&
-    l.length === length;
-  return dp.waitForLog(hit, 5_000).then(
-    () => true,
-    () => false,
+/** True once the data plane logs a line matching `pred` at or after `since` (a log line may trail the close). */
+function logged(since: number, pred: (l: LogLine) => boolean): Promise<boolean> {
+  return dp
+    .waitForLog((l) => dp.logs.indexOf(l) >= since && pred(l), 5_000)
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
+/** True once the data plane has logged the abort of a PDU announcing `length`. */
+function abortedFor(since: number, length: number): Promise<boolean> {
+  return logged(
+    since,
+    (l) => l.message === "DICOM connection aborted: bad PDU" && l.kind === "too-long" && l.length === length,
   );
 }
 
@@ -326,7 +331,7 @@ test(
     );
     assert.ok(reply.closed, "the connection was left open");
     assert.ok(
-      dp.logs.slice(since).some((l) => l.message === "DICOM association aborted: data set too large"),
+      await logged(since, (l) => l.message === "DICOM association aborted: data set too large"),
       "not aborted for the data set's size",
     );
     assert.ok(memoryOf(dp.pid).rss - rss < 32 * MiB, "RSS grew");
