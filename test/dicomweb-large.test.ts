@@ -1,6 +1,6 @@
 /**
  * A 1 GiB study through the gateway in both directions (STOW-RS up, WADO-RS down) against Orthanc,
- * with the gateway's peak RSS growing by less than 64 MiB: multipart bodies stream, they are never
+ * with the gateway's peak RSS growing by less than 96 MiB: multipart bodies stream, they are never
  * held whole. The study is 16 generated 64 MiB instances, produced and checked part by part.
  */
 import { test, before, after } from "node:test";
@@ -15,7 +15,9 @@ import { baseConfig, memoryOf, startDataplane, writeTree, type Dataplane } from 
 
 const INSTANCES = 16;
 const PIXELS = 64 * 1024 * 1024; // 16 × 64 MiB = 1 GiB of pixel data
-const LIMIT = 64 * 1024 * 1024;
+// Node 20 grew 31–33 MiB here; Node 24 grows 42–75 MiB (its young generation; see bench/README.md,
+// "Node 24"), which a 64 MiB budget cannot hold reliably. Holding the body would cost ~1 GiB.
+const LIMIT = 96 * 1024 * 1024;
 const STUDY = uid("large-study");
 const SERIES = uid("large-series");
 const BOUNDARY = "harmony-large-study";
