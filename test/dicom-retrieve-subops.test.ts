@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
+import { scpToDicomwebPipeline, startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
 import { IMPLICIT_LE, EXPLICIT_LE, python, startPyStoreScp, type PyStoreScp } from "./peers/pynetdicom.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 import { parsePart10 } from "../dataplane/src/protocols/part10.js";
@@ -57,23 +57,7 @@ before(async () => {
   }
   scpPort = await freePort();
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.scp_web]
-endpoints = ["scp_web"]
-backends = ["orthanc_web"]
-
-[endpoints.scp_web]
-service = "dicom"
-[endpoints.scp_web.options]
-port = ${scpPort}
-bind_address = "127.0.0.1"
-local_aet = "HARMONY"
-peers = { DEST = "127.0.0.1:${dest.port}" }
-
-[backends.orthanc_web]
-service = "dicomweb"
-options = { base_url = "${orthanc.dicomweb}" }
-`),
+    "config.toml": baseConfig(scpToDicomwebPipeline(scpPort, orthanc.dicomweb, { DEST: dest.port })),
   });
   dp = await startDataplane(join(dir, "config.toml"));
   await dp.waitForLog((l) => l.message === "DICOM listener started" && l.port === scpPort);

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { SAMPLES } from "./peers/dicom-peers.js";
+import { dicomwebToDimsePipeline, SAMPLES } from "./peers/dicom-peers.js";
 import { startPyStoreScp, type PyStoreScp } from "./peers/pynetdicom.js";
 import { multipartRelated, uidsOf } from "./dicom-files.js";
 import { baseConfig, startDataplane, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
@@ -22,20 +22,9 @@ let dp: Dataplane;
 before(async () => {
   implicitScp = await startPyStoreScp("IMPLICIT");
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.implicit]
-networks = ["default"]
-endpoints = ["implicit_in"]
-backends = ["implicit_out"]
-
-[endpoints.implicit_in]
-service = "dicomweb"
-options = { path_prefix = "/implicit" }
-
-[backends.implicit_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${implicitScp.port}, aet = "IMPLICIT", local_aet = "HARMONY" }
-`),
+    "config.toml": baseConfig(
+      dicomwebToDimsePipeline("implicit", "/implicit", { port: implicitScp.port, aet: "IMPLICIT" }),
+    ),
   });
   dp = await startDataplane(join(dir, "config.toml"));
 });

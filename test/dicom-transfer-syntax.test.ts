@@ -10,7 +10,14 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dcmtk, startOrthanc, SAMPLES, type Orthanc } from "./peers/dicom-peers.js";
+import {
+  dcmtk,
+  dicomwebToDimsePipeline,
+  scpToDicomwebPipeline,
+  startOrthanc,
+  SAMPLES,
+  type Orthanc,
+} from "./peers/dicom-peers.js";
 import { IMPLICIT_LE, python, sameDataset, startPyStoreScp, type PyStoreScp } from "./peers/pynetdicom.js";
 import { multipartRelated, splitMultipart, uidsOf } from "./dicom-files.js";
 import { baseConfig, freePort, startDataplane, tempDir, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
@@ -80,62 +87,12 @@ before(async () => {
   }
   scpPort = await freePort();
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.scp_web]
-endpoints = ["scp_web"]
-backends = ["orthanc_web"]
-
-[endpoints.scp_web]
-service = "dicom"
-[endpoints.scp_web.options]
-port = ${scpPort}
-bind_address = "127.0.0.1"
-local_aet = "HARMONY"
-peers = { IMPLICIT = "127.0.0.1:${implicitScp.port}" }
-
-[backends.orthanc_web]
-service = "dicomweb"
-options = { base_url = "${orthanc.dicomweb}" }
-
-[pipelines.pacs]
-networks = ["default"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-
-[endpoints.pacs_in]
-service = "dicomweb"
-options = { path_prefix = "/pacs" }
-
-[backends.pacs_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}", local_aet = "HARMONY" }
-
-[pipelines.implicit]
-networks = ["default"]
-endpoints = ["implicit_in"]
-backends = ["implicit_out"]
-
-[endpoints.implicit_in]
-service = "dicomweb"
-options = { path_prefix = "/implicit" }
-
-[backends.implicit_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${implicitScp.port}, aet = "IMPLICIT", local_aet = "HARMONY" }
-
-[pipelines.warning]
-networks = ["default"]
-endpoints = ["warning_in"]
-backends = ["warning_out"]
-
-[endpoints.warning_in]
-service = "dicomweb"
-options = { path_prefix = "/warning" }
-
-[backends.warning_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${warningScp.port}, aet = "WARNING", local_aet = "HARMONY" }
-`),
+    "config.toml": baseConfig(
+      scpToDicomwebPipeline(scpPort, orthanc.dicomweb, { IMPLICIT: implicitScp.port }) +
+        dicomwebToDimsePipeline("pacs", "/pacs", { port: orthanc.dicomPort, aet: orthanc.aet }) +
+        dicomwebToDimsePipeline("implicit", "/implicit", { port: implicitScp.port, aet: "IMPLICIT" }) +
+        dicomwebToDimsePipeline("warning", "/warning", { port: warningScp.port, aet: "WARNING" }),
+    ),
   });
   dp = await startDataplane(join(dir, "config.toml"));
   await dp.waitForLog((l) => l.message === "DICOM listener started" && l.port === scpPort);

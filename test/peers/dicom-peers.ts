@@ -173,3 +173,53 @@ export async function startWorklist(): Promise<Worklist> {
   await waitFor("wlmscpfs", p, () => echo("WLAE", port));
   return { ...p, aet: "WLAE", port };
 }
+
+/**
+ * TOML for a pipeline that serves DICOMweb at `prefix` from a DIMSE peer (the `dicom` backend):
+ * `[pipelines.<name>]` with `<name>_in` and `<name>_out`.
+ */
+export function dicomwebToDimsePipeline(name: string, prefix: string, peer: { port: number; aet: string }): string {
+  return `
+[pipelines.${name}]
+networks = ["default"]
+endpoints = ["${name}_in"]
+backends = ["${name}_out"]
+
+[endpoints.${name}_in]
+service = "dicomweb"
+options = { path_prefix = "${prefix}" }
+
+[backends.${name}_out]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", local_aet = "HARMONY" }
+`;
+}
+
+/**
+ * TOML for a DIMSE SCP (AE HARMONY on 127.0.0.1:`port`) in front of a DICOMweb origin:
+ * `[pipelines.scp_web]`. `moveDestinations` are the C-MOVE destinations (`{ AE: port }` on 127.0.0.1).
+ */
+export function scpToDicomwebPipeline(
+  port: number,
+  dicomweb: string,
+  moveDestinations: Record<string, number> = {},
+): string {
+  const peers = Object.entries(moveDestinations).map(([ae, p]) => `${ae} = "127.0.0.1:${p}"`);
+  return `
+[pipelines.scp_web]
+endpoints = ["scp_web"]
+backends = ["scp_web_origin"]
+
+[endpoints.scp_web]
+service = "dicom"
+[endpoints.scp_web.options]
+port = ${port}
+bind_address = "127.0.0.1"
+local_aet = "HARMONY"
+${peers.length ? `peers = { ${peers.join(", ")} }` : ""}
+
+[backends.scp_web_origin]
+service = "dicomweb"
+options = { base_url = "${dicomweb}" }
+`;
+}
