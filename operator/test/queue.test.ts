@@ -61,3 +61,13 @@ test("shutDown releases waiting workers", async () => {
   q.shutDown();
   assert.equal(await pending, undefined);
 });
+
+test("addAfter keeps the earliest deadline: a short requeue is not swallowed by a long one", async () => {
+  const q = new WorkQueue();
+  q.addAfter("gateway/ns/a", 60_000); // e.g. the Secret re-check
+  q.addAfter("gateway/ns/a", 20); // pods not serving yet: look again soon
+  q.addAfter("gateway/ns/a", 30_000); // a later request does not push it back
+  const got = await Promise.race([q.get(), new Promise((r) => setTimeout(() => r("timeout"), 2000))]);
+  assert.equal(got, "gateway/ns/a");
+  q.shutDown();
+});

@@ -16,7 +16,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   private waiters: ((key: string | undefined) => void)[] = [];
   private closed = false;
   private tokens: number;
@@ -51,13 +51,20 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.closed) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key)) return; // the earlier timer will add it
-    const t = setTimeout(() => {
+    // One timer per key, for the earliest deadline asked (as client-go's delaying queue): a later
+    // request is covered by an earlier timer, an earlier one replaces a later timer.
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending) {
+      if (pending.at <= at) return;
+      clearTimeout(pending.timer);
+    }
+    const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, ms);
-    t.unref();
-    this.timers.set(key, t);
+    timer.unref();
+    this.timers.set(key, { timer, at });
   }
 
   /** Re-adds after the key's backoff (or the bucket's, whichever is longer). */
@@ -104,7 +111,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.closed = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     for (const w of this.waiters) w(undefined);
     this.waiters = [];
