@@ -292,6 +292,18 @@ test("every problem is reported in one run", async () => {
   assert.match(r.stderr, /invalid \(4 error\(s\)/);
 });
 
+test("a value outside a union of constants names the allowed values", async () => {
+  // Regression: ajv only hands the failing union (parentSchema) to the message builder when verbose,
+  // so every such error used to read "must be a different shape".
+  const dir = writeTree({
+    "config.toml": `[proxy]\nid = "x"\nlog_level = "loud"\n`,
+  });
+  const r = await runCli(["--check", "--config", join(dir, "config.toml")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /proxy\.log_level: must be one of "trace", "debug", "info", "warn"/);
+  assert.doesNotMatch(r.stderr, /a different shape/);
+});
+
 test("--version, --help and bad flags", async () => {
   const v = await runCli(["--version"]);
   assert.equal(v.code, 0);

@@ -11,7 +11,9 @@ import { SCHEMA_FILE } from "./schema-gen.js";
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+// verbose: an "anyOf" error then carries its parentSchema, which describeAnyOf needs to name the
+// allowed values (errors are only turned into messages here; their data never reaches a log).
+const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, verbose: true });
 addFormats(ajv);
 
 let configValidator: ValidateFunction | undefined;
