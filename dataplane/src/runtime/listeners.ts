@@ -97,8 +97,18 @@ export async function bindListener(
   };
 
   if (spec.certPath && spec.keyPath) {
-    const read = () => ({ cert: readFileSync(spec.certPath!), key: readFileSync(spec.keyPath!) });
-    const tls = { ...read(), minVersion: "TLSv1.2" as const };
+    // A harmony_network listener also trusts its network's bundle, re-read with the pair on rotation.
+    const caPath = spec.harmony?.caPath;
+    const read = () => ({
+      cert: readFileSync(spec.certPath!),
+      key: readFileSync(spec.keyPath!),
+      ...(caPath ? { ca: readFileSync(caPath) } : {}),
+    });
+    // The client certificate is requested and verified, but a handshake without one still
+    // completes: the one unauthenticated path (the signed export) is served, everything else is
+    // refused per request with a problem naming why (network/guard.ts), which a TLS alert cannot say.
+    const mtls = caPath ? { requestCert: true, rejectUnauthorized: false } : {};
+    const tls = { ...read(), ...mtls, minVersion: "TLSv1.2" as const };
     if (spec.http2) {
       server = createSecureServer(
         {
@@ -130,10 +140,9 @@ export async function bindListener(
     if (spec.certReloadMs) {
       const digest = () => {
         try {
-          return createHash("sha256")
-            .update(readFileSync(spec.certPath!))
-            .update(readFileSync(spec.keyPath!))
-            .digest("hex");
+          const h = createHash("sha256").update(readFileSync(spec.certPath!)).update(readFileSync(spec.keyPath!));
+          if (caPath) h.update(readFileSync(caPath));
+          return h.digest("hex");
         } catch {
           return "unreadable";
         }
