@@ -166,7 +166,7 @@ options = { base_url = "${fhirBase}" }
   return files;
 }
 
-function netTable(g: Gw): string {
+export function netTable(g: Gw): string {
   return `[harmony_networks.${NETWORK}]
 domain = "${DOMAIN}"
 org = "${g.org}"
