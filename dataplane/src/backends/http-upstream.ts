@@ -203,7 +203,7 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
 export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: UpstreamHooks = {}): BackendInstance {
   let peerTls: PeerTls | undefined;
   const raw = o.base_url ?? o.target;
-  if (isHarmonyUri(raw)) {
+  if (raw !== undefined && isHarmonyUri(raw)) {
     const r = resolveHarmonyUri(ctx.harmonyNetworks(), raw);
     if (!r.ok) {
       const err = () => new HttpError(502, r.error, { type: problemType("network-target") });

@@ -10,7 +10,7 @@ import { networkForUri } from "./config.js";
 import type { DirectoryEntry } from "./directory.js";
 import { identityOf } from "./identity.js";
 
-export const isHarmonyUri = (s: string | undefined): s is string => s?.startsWith("harmony://") ?? false;
+export const isHarmonyUri = (s: string | undefined): boolean => s?.startsWith("harmony://") ?? false;
 
 /** TLS settings of a connection to a peer gateway. */
 export interface PeerTls {
@@ -19,7 +19,7 @@ export interface PeerTls {
   ca: Buffer;
   /** The SPIFFE URI the server must present. */
   identity: string;
-  checkServerIdentity(host: string, cert: PeerCertificate): Error | undefined;
+  checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
 }
 
 export type Resolution =

@@ -62,7 +62,7 @@ export class TlsBridge {
       secure.pipe(plain);
       plain.resume();
     });
-    secure.on("error", (e) => {
+    secure.on("error", (e: Error) => {
       this.logger.warn("DICOM TLS connection to peer gateway failed", {
         peer: this.tls.identity,
         address: `${this.host}:${this.port}`,
