@@ -15,16 +15,18 @@ import { createLogger } from "../dataplane/src/observability/logger.js";
 import { identityOf } from "../dataplane/src/network/identity.js";
 import { SAMPLES, dcmtk, echo, startOrthanc, type Orthanc } from "./peers/dicom-peers.js";
 import { createCa, issueLeaf, spiffe, type Leaf } from "./network-pki.js";
-import { DOMAIN, NETWORK, netTable, networkFiles, type NetworkFiles } from "./network-fixture.js";
+import { DOMAIN, NETWORK, mtls, netTable, networkFiles, type NetworkFiles } from "./network-fixture.js";
 
 const CT_FILE = join(SAMPLES, "CT_small.dcm");
 const MR_FILE = join(SAMPLES, "MR_small.dcm");
 const B_PACS = `harmony://${DOMAIN}/org-b/pacs`;
+const B_WEB = `harmony://${DOMAIN}/org-b/dicomweb`;
 const NO_STORE = {
   name: "a-may-query-but-not-store-at-b-pacs",
   action: "deny",
   source: { orgs: ["org-a"] },
-  destination: { endpoints: [B_PACS] },
+  // The same PACS over DIMSE and over DICOMweb: STOW-RS counts as C-STORE.
+  destination: { endpoints: [B_PACS, B_WEB] },
   operations: [{ protocol: "dicom", commands: ["C-STORE"] }],
 };
 
@@ -55,7 +57,16 @@ before(async () => {
     ae_title: "PACS-B",
     identity: spiffe(DOMAIN, "org-b", "gw-b"),
   };
-  for (const g of [net.a, net.b]) net.writeDirectory(g, [NO_STORE], [pacs]);
+  const web = {
+    ...pacs,
+    uri: B_WEB,
+    endpoint: "dicomweb",
+    protocol: "dicomweb",
+    port: net.b.port,
+    path_prefix: "/org-b/dicomweb",
+    ae_title: undefined,
+  };
+  for (const g of [net.a, net.b]) net.writeDirectory(g, [NO_STORE], [pacs, web]);
   const head = (id: string) => `[proxy]
 id = "${id}"
 [logging]
@@ -84,6 +95,21 @@ backends = ["pacs_out"]
 service = "dicom"
 options = { local_aet = "PACS-B" }
 [backends.pacs_out]
+service = "dicomweb"
+options = { base_url = "${orthanc.dicomweb}" }
+[network.inter]
+harmony_network = "${NETWORK}"
+[network.inter.http]
+bind_address = "127.0.0.1"
+bind_port = ${net.b.port}
+[pipelines.web]
+networks = ["inter"]
+endpoints = ["web_in"]
+backends = ["web_out"]
+[endpoints.web_in]
+service = "dicomweb"
+options = { path_prefix = "/org-b/dicomweb" }
+[backends.web_out]
 service = "dicomweb"
 options = { base_url = "${orthanc.dicomweb}" }
 `,
@@ -141,6 +167,41 @@ test("C-STORE from org A is refused by the rule at B (0x0124, audit line), and O
   assert.equal(line.rule, NO_STORE.name);
   assert.equal(line.peer, spiffe(DOMAIN, "org-a", "gw-a"));
   assert.equal(line.destination, B_PACS);
+  const stored = (await (await fetch(`${orthanc.http}/instances`)).json()) as string[];
+  assert.equal(stored.length, 1, "only the instance stored at set-up");
+});
+
+test("DICOMweb on B's inter-gateway listener: QIDO (C-FIND) and WADO (C-GET) allowed, STOW (C-STORE) denied by the same rule", async () => {
+  const as = { ca: net.ca.certPem, client: net.a.leaf };
+  const qido = await mtls(net.b.port, "/org-b/dicomweb/studies", {
+    ...as,
+    headers: { accept: "application/dicom+json" },
+  });
+  assert.equal(qido.status, 200, qido.text);
+  const studies = qido.json() as Record<string, { Value?: string[] }>[];
+  assert.equal(studies.length, 1);
+  const study = studies[0]!["0020000D"]!.Value![0]!;
+  const wado = await mtls(net.b.port, `/org-b/dicomweb/studies/${study}/metadata`, {
+    ...as,
+    headers: { accept: "application/dicom+json" },
+  });
+  assert.equal(wado.status, 200, wado.text);
+  const boundary = "netdp";
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\ncontent-type: application/dicom\r\n\r\n`),
+    readFileSync(MR_FILE),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const stow = await mtls(net.b.port, "/org-b/dicomweb/studies", {
+    ...as,
+    method: "POST",
+    headers: { "content-type": `multipart/related; type="application/dicom"; boundary=${boundary}` },
+    body,
+  });
+  assert.equal(stow.status, 403, stow.text);
+  assert.equal(stow.headers["content-type"], "application/problem+json");
+  assert.equal(stow.headers["x-harmony-policy-rule"], NO_STORE.name);
+  assert.match(stow.text, /C-STORE/);
   const stored = (await (await fetch(`${orthanc.http}/instances`)).json()) as string[];
   assert.equal(stored.length, 1, "only the instance stored at set-up");
 });

@@ -185,7 +185,7 @@ export_path = "${join(g.dir, "export.jws")}"
 export function mtls(
   port: number,
   path: string,
-  opts: { ca: string; client?: Leaf; method?: string; body?: string; headers?: Record<string, string> },
+  opts: { ca: string; client?: Leaf; method?: string; body?: string | Buffer; headers?: Record<string, string> },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = request(
