@@ -105,7 +105,6 @@ harmony_network = "${NETWORK}"
 [network.inter.http]
 bind_address = "127.0.0.1"
 bind_port = ${a.port}
-cert_reload_ms = 200
 ${netTable(a)}
 [pipelines.to_b]
 networks = ["default"]
@@ -143,7 +142,6 @@ harmony_network = "${NETWORK}"
 [network.inter.http]
 bind_address = "127.0.0.1"
 bind_port = ${b.port}
-cert_reload_ms = 200
 ${netTable(b)}
 [pipelines.fhir]
 networks = ["inter"]

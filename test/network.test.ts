@@ -7,7 +7,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, http, startDataplane, stopAll, type Dataplane } from "../dataplane/test/helpers.js";
 import { startFhirServer, type FhirPeer } from "./peers/fhir-server.js";
@@ -145,6 +145,40 @@ test("directory changes take effect without a restart (policy at B, resolution a
   assert.deepEqual([a.pid, b.pid], pids);
   assert.equal(a.proc.exitCode, null);
   assert.equal(b.proc.exitCode, null);
+});
+
+test("files that do not load are reported with their path while the last good state keeps serving", async () => {
+  const rejected = (d: Dataplane, n: number) =>
+    eventually(
+      "a rejected reload",
+      () => d.logs.filter((l) => l.message === "config rejected; the previous config keeps serving").slice(n)[0],
+    );
+  const rejections = (d: Dataplane) =>
+    d.logs.filter((l) => l.message === "config rejected; the previous config keeps serving").length;
+  const directory = join(net.b.dir, "directory.json");
+  const good = readFileSync(directory);
+  let n = rejections(b);
+  writeFileSync(directory, "{ not json");
+  let line = await rejected(b, n);
+  assert.match(JSON.stringify(line.problems), new RegExp(`${directory.replace(/[.]/g, "\\.")}: not JSON`));
+  assert.equal((await viaA(`/Patient/${patientId}`)).status, 200, "B still serves with its last good directory");
+  const loads = (d: Dataplane) => d.logs.filter((l) => l.message === "config loaded").length;
+  let before = loads(b);
+  writeFileSync(directory, good);
+  await eventually("B to load again", () => loads(b) > before);
+
+  // A valid certificate of the network, but for another org: refused, and never served.
+  const cert = join(net.b.dir, "tls.crt");
+  const goodLeaf = net.b.leaf;
+  n = rejections(b);
+  net.writeLeaf(net.b, issueLeaf(net.ca, [spiffe(DOMAIN, "org-c", "gw-b")]));
+  line = await rejected(b, n);
+  assert.match(JSON.stringify(line.problems), /is for org \\"org-c\\", not \\"org-b\\"/);
+  assert.match(JSON.stringify(line.problems), new RegExp(cert.replace(/[.]/g, "\\.")));
+  assert.equal((await viaA(`/Patient/${patientId}`)).status, 200, "A still reaches B as gw-b");
+  before = loads(b);
+  net.writeLeaf(net.b, goodLeaf);
+  await eventually("B to load again", () => loads(b) > before);
 });
 
 test("CA rotation (bundle old+new, new leaves, bundle new only) without a failed request", async () => {

@@ -230,7 +230,8 @@ export function resolveConfig(
         // HTTP/1.1 only: peers are other gateways' keep-alive pools, and one protocol keeps the
         // per-connection identity check in one place.
         spec.http2 = false;
-        spec.certReloadMs = http.cert_reload_ms ?? 5000;
+        // No polling of its own: the gateway hands it the material each config build validated.
+        spec.certReloadMs = 0;
         spec.harmony = { network: hn.name, caPath: hn.bundlePath };
       }
     }

@@ -157,6 +157,11 @@ export class Gateway {
     }
     change.commit();
     this.live = next; // the swap
+    // Inter-gateway listeners take the identity and bundle this build validated (a rotation).
+    for (const l of this.listeners.values()) {
+      const n = l.spec.harmony && next.gen.config.harmonyNetworks.get(l.spec.harmony.network);
+      if (n) l.server.setTls?.({ cert: n.cert, key: n.key, ca: n.ca });
+    }
     // Endpoints with listeners of their own (DIMSE) now run requests through this generation.
     for (const route of next.gen.internal) route.endpoint.serve?.((req) => executeInternal(route, req, next.deps));
     const logFile = next.gen.config.logFile ? this.resolvePath(next.gen.config.logFile) : undefined;

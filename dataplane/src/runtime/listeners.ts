@@ -49,6 +49,11 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export interface BoundListener {
   address(): AddressInfo | null;
+  /**
+   * TLS listeners: swaps in new key material for new handshakes (open connections keep theirs).
+   * The gateway calls it for harmony_network listeners with what a config build validated.
+   */
+  setTls?(material: { cert: Buffer; key: Buffer; ca?: Buffer }): void;
   /** Stops accepting; open connections get `graceMs` to finish. */
   close(graceMs: number): Promise<void>;
 }
@@ -193,7 +198,20 @@ export async function bindListener(
     });
   });
 
+  let applied = "";
+  const setTls = (m: { cert: Buffer; key: Buffer; ca?: Buffer }) => {
+    const h = createHash("sha256").update(m.cert).update(m.key);
+    if (m.ca) h.update(m.ca);
+    const digest = h.digest("hex");
+    if (digest === applied) return;
+    const first = applied === "";
+    applied = digest;
+    if (first) return; // what the listener was bound with
+    (server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...m, minVersion: "TLSv1.2" });
+    logger.info("TLS certificate reloaded", { network, cert: spec.certPath });
+  };
   return {
+    ...(spec.certPath ? { setTls } : {}),
     address: () => server.address() as AddressInfo | null,
     close: (graceMs) =>
       new Promise<void>((resolveP) => {
