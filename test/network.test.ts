@@ -9,6 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import { eventually, http, startDataplane, stopAll, type Dataplane } from "../dataplane/test/helpers.js";
 import { startFhirServer, type FhirPeer } from "./peers/fhir-server.js";
 import { createCa, issueLeaf, spiffe } from "./network-pki.js";
@@ -147,6 +148,17 @@ test("directory changes take effect without a restart (policy at B, resolution a
   assert.equal(b.proc.exitCode, null);
 });
 
+/** The URI SANs of the certificate a fresh TLS handshake with `port` presents. */
+function presentedSan(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+      resolve(s.getPeerCertificate().subjectaltname ?? "");
+      s.destroy();
+    });
+    s.on("error", reject);
+  });
+}
+
 test("files that do not load are reported with their path while the last good state keeps serving", async () => {
   const rejected = (d: Dataplane, n: number) =>
     eventually(
@@ -176,6 +188,8 @@ test("files that do not load are reported with their path while the last good st
   assert.match(JSON.stringify(line.problems), /is for org \\"org-c\\", not \\"org-b\\"/);
   assert.match(JSON.stringify(line.problems), new RegExp(cert.replace(/[.]/g, "\\.")));
   assert.equal((await viaA(`/Patient/${patientId}`)).status, 200, "A still reaches B as gw-b");
+  // A new handshake still gets the last good certificate (a pooled connection would prove nothing).
+  assert.match(await presentedSan(net.b.port), /org\/org-b\/gateway\/gw-b/);
   before = loads(b);
   net.writeLeaf(net.b, goodLeaf);
   await eventually("B to load again", () => loads(b) > before);
