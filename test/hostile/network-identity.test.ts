@@ -10,15 +10,29 @@ import { writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { once } from "node:events";
 import { join } from "node:path";
-import { http, startDataplane, startUpstream, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
+import {
+  freePort,
+  http,
+  startDataplane,
+  startUpstream,
+  stopAll,
+  type Dataplane,
+} from "../../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Leaf } from "../network-pki.js";
 import { DOMAIN, mtls, networkFiles, type NetworkFiles } from "../network-fixture.js";
 import { assertStillServes, rawExchange } from "./harness.js";
+import { connect as tlsConnect } from "node:tls";
+import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
+import { identityOf } from "../../dataplane/src/network/identity.js";
+import { createLogger } from "../../dataplane/src/observability/logger.js";
+import { cEcho } from "../../dataplane/src/protocols/dimse-client.js";
+import { echo } from "../peers/dicom-peers.js";
 
 let net: NetworkFiles;
 let a: Dataplane;
 let b: Dataplane;
 let impostorHits = 0;
+let bDicom = 0;
 const stops: (() => unknown)[] = [];
 
 /** A legitimate call from org A's identity still gets through B (to its upstream, which answers 200). */
@@ -55,7 +69,37 @@ before(async () => {
     path_prefix: "/fake",
   };
   net.writeDirectory(net.a, [], [...net.entries, impostorEntry]);
-  writeFileSync(join(net.b.dir, "harmony.toml"), net.configB(`${upstream.url}/fhir`));
+  bDicom = await freePort();
+  const pacsEntry = {
+    ...net.entries[0]!,
+    uri: `harmony://${DOMAIN}/org-b/pacs`,
+    endpoint: "pacs",
+    protocol: "dicom",
+    port: bDicom,
+    path_prefix: undefined,
+    ae_title: "PACS-B",
+  };
+  net.writeDirectory(net.b, [], [...net.entries, pacsEntry]);
+  writeFileSync(
+    join(net.b.dir, "harmony.toml"),
+    net.configB(`${upstream.url}/fhir`) +
+      `[network.dimse]
+harmony_network = "hospitals"
+[network.dimse.tcp_config]
+bind_address = "127.0.0.1"
+bind_port = ${bDicom}
+[pipelines.pacs]
+networks = ["dimse"]
+endpoints = ["pacs_in"]
+backends = ["pacs_out"]
+[endpoints.pacs_in]
+service = "dicom"
+options = { local_aet = "PACS-B" }
+[backends.pacs_out]
+service = "dicomweb"
+options = { base_url = "${upstream.url}/dicom-web" }
+`,
+  );
   writeFileSync(
     join(net.a.dir, "harmony.toml"),
     net.configA() +
@@ -144,4 +188,64 @@ test("client side: a server at the directory address with another identity is re
   assert.equal(r.status, 502, r.text);
   assert.equal(impostorHits, 0);
   await assertStillServes(a, "management", "/healthz");
+});
+
+/** C-ECHO to B's DICOM TLS port through a bridge holding `leaf`: the status, or the failure. */
+async function echoAs(leaf: Leaf, ca: string): Promise<number | string> {
+  const want = spiffe(DOMAIN, "org-b", "gw-b");
+  const bridge = new TlsBridge(
+    "127.0.0.1",
+    bDicom,
+    {
+      cert: Buffer.from(leaf.certPem),
+      key: Buffer.from(leaf.keyPem),
+      ca: Buffer.from(ca),
+      identity: want,
+      checkServerIdentity: (_h, c) =>
+        identityOf(c.subjectaltname, DOMAIN)?.uri === want ? undefined : new Error("wrong server"),
+    },
+    5000,
+    createLogger("error"),
+  );
+  try {
+    const port = await bridge.localPort();
+    return await cEcho({
+      host: "127.0.0.1",
+      port,
+      calledAet: "PACS-B",
+      callingAet: "ATTACKER",
+      connectTimeoutMs: 5000,
+      associationTimeoutMs: 5000,
+    });
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await bridge.close();
+  }
+}
+
+test("DICOM TLS: no certificate, another CA, an unknown org or plain DIMSE get no association", async () => {
+  // No client certificate: the handshake is refused, not a byte of DIMSE is answered.
+  const got = await new Promise<number>((resolve) => {
+    let n = 0;
+    const s = tlsConnect({ host: "127.0.0.1", port: bDicom, ca: net.ca.certPem, checkServerIdentity: () => undefined });
+    s.on("secureConnect", () => s.write(Buffer.from([0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0, 1, 0, 0])));
+    s.on("data", (c: Buffer) => (n += c.length));
+    s.on("error", () => undefined);
+    s.on("close", () => resolve(n));
+  });
+  assert.equal(got, 0);
+  // No C-ECHO response comes back: the connection is refused (-1: closed without one) or fails.
+  for (const leaf of [
+    issueLeaf(createCa("rogue CA"), [spiffe(DOMAIN, "org-a", "gw-a")]),
+    issueLeaf(net.ca, [spiffe(DOMAIN, "org-z", "gw-z")]),
+  ]) {
+    const r = await echoAs(leaf, net.ca.certPem);
+    assert.ok(r === -1 || typeof r === "string", `got C-ECHO status ${String(r)}`);
+  }
+  assert.equal(echo("PACS-B", bDicom), false);
+  await b.waitForLog((l) => l.message === "network peer refused" && l.protocol === "dicom");
+  // A member of the network still associates (C-ECHO, allowed by default within the group).
+  assert.equal(await echoAs(net.a.leaf, net.ca.certPem), 0);
+  await bStillServesPeers();
 });
