@@ -8,7 +8,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, startDataplane, stopAll, tempDir, type Dataplane } from "../dataplane/test/helpers.js";
+import { X509Certificate } from "node:crypto";
+import { connect as tlsConnect } from "node:tls";
+import { eventually, freePort, startDataplane, stopAll, tempDir, type Dataplane } from "../dataplane/test/helpers.js";
 import { Client, requests } from "../dataplane/src/protocols/dimse.js";
 import { TlsBridge } from "../dataplane/src/network/tls-bridge.js";
 import { createLogger } from "../dataplane/src/observability/logger.js";
@@ -264,5 +266,51 @@ test("the refusal's Error Comment names the rule; a peer of an unknown org gets 
   assert.equal(rogue.status, -1, JSON.stringify(rogue));
   // Plain DIMSE on the TLS port gets nowhere either.
   assert.equal(echo("PACS-B", bDicom), false);
+  assert.equal(b.proc.exitCode, null);
+});
+
+test("B's identity rotates on its DICOM TLS listener without a restart; C-FIND keeps working", async () => {
+  const loads = () => b.logs.filter((l) => l.message === "config loaded").length;
+  const before = loads();
+  const fresh = issueLeaf(net.ca, [spiffe(DOMAIN, "org-b", "gw-b")]);
+  net.writeLeaf(net.b, fresh);
+  await eventually("B to reload", () => loads() > before);
+  const presented = await new Promise<string>((resolve, reject) => {
+    const s = tlsConnect(
+      {
+        host: "127.0.0.1",
+        port: bDicom,
+        ca: net.ca.certPem,
+        cert: net.a.leaf.certPem,
+        key: net.a.leaf.keyPem,
+        checkServerIdentity: () => undefined,
+      },
+      () => {
+        resolve(s.getPeerCertificate().fingerprint256);
+        s.destroy();
+      },
+    );
+    s.on("error", reject);
+  });
+  assert.equal(presented, new X509Certificate(fresh.certPem).fingerprint256);
+  await b.waitForLog((l) => l.message === "DICOM TLS certificate reloaded");
+  const dir = tempDir("harmony-net-findscu-");
+  const r = await dcmtk("findscu", [
+    "-S",
+    "-aet",
+    "MODALITY",
+    "-aec",
+    "GW-A",
+    "-X",
+    "-od",
+    dir,
+    "-k",
+    "QueryRetrieveLevel=STUDY",
+    "-k",
+    "StudyInstanceUID",
+    ...at(aDicom),
+  ]);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(readdirSync(dir).length, 1);
   assert.equal(b.proc.exitCode, null);
 });
