@@ -177,6 +177,8 @@ export function resolveConfig(
         "HTTP/3 is not available in this build (Node has no QUIC); this listener is not started",
         "warning",
       );
+    if (net.harmony_network !== undefined && !doc.harmony_networks?.[net.harmony_network])
+      at(["network", name, "harmony_network"], `[harmony_networks.${net.harmony_network}] is not defined`);
     const http = net.http;
     if (!http) {
       networks.set(name, undefined);
@@ -215,8 +217,6 @@ export function resolveConfig(
     }
     if (net.harmony_network !== undefined) {
       const hn = harmonyNetworks.get(net.harmony_network);
-      if (!doc.harmony_networks?.[net.harmony_network])
-        at(["network", name, "harmony_network"], `[harmony_networks.${net.harmony_network}] is not defined`);
       if (http.cert_path || http.force_https)
         at(
           ["network", name, "http"],
