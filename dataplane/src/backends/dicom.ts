@@ -112,6 +112,11 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
   options: Options,
   check: (o, ctx) => [
     ...peerProblems(o, ctx),
+    // C-MOVE makes the peer connect back to our receiver: across a network that is another
+    // association in the other direction, which the network's listeners do not carry.
+    ...(o.target !== undefined && retrieval(o).retrieve === "move"
+      ? [{ path: ["retrieve"], message: 'a harmony:// target retrieves with C-GET; use retrieve = "get"' }]
+      : []),
     ...(retrieval(o).retrieve === "move" && retrieval(o).movePort === undefined
       ? [{ path: ["move_port"], message: 'is required with retrieve = "move" (where the peer sends what we ask for)' }]
       : []),
