@@ -123,3 +123,40 @@ options = { target = "harmony://h.example/org-b/x" }
   assert.equal(r3.code, 0, r3.stderr);
   assert.match(r3.stdout + r3.stderr, /is not in the directory of network h/);
 });
+
+test("a dicom backend with a harmony:// target: the entry must be dicom, and C-MOVE is refused", async () => {
+  const pacs = {
+    uri: "harmony://h.example/org-b/pacs",
+    org: "org-b",
+    endpoint: "pacs",
+    protocol: "dicom",
+    address: "127.0.0.1",
+    port: 11112,
+    ae_title: "PACS",
+    identity: spiffe("h.example", "org-b", "gw-b"),
+  };
+  const web = { ...pacs, uri: "harmony://h.example/org-b/web", protocol: "dicomweb", path_prefix: "/web" };
+  const files = { "directory.json": directory.replace('"entries":[]', `"entries":${JSON.stringify([pacs, web])}`) };
+  const backend = (options: string) =>
+    config(`[pipelines.d]
+endpoints = ["d_in"]
+backends = ["d_out"]
+[endpoints.d_in]
+service = "dicom"
+options = { port = 0, bind_address = "127.0.0.1" }
+[backends.d_out]
+service = "dicom"
+options = { ${options} }
+`);
+  const ok = await check(backend('target = "harmony://h.example/org-b/pacs"'), files);
+  assert.equal(ok.code, 0, ok.stderr);
+  const move = await check(
+    backend('target = "harmony://h.example/org-b/pacs", retrieve = "move", move_port = 11113'),
+    files,
+  );
+  assert.equal(move.code, 1);
+  assert.match(move.stderr, /backends\.d_out\.options\.retrieve.*retrieves with C-GET/);
+  const notDicom = await check(backend('target = "harmony://h.example/org-b/web"'), files);
+  assert.equal(notDicom.code, 1);
+  assert.match(notDicom.stderr, /is a dicomweb endpoint, not dicom/);
+});
