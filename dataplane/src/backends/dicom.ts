@@ -24,6 +24,7 @@ import {
 } from "../protocols/dimse-client.js";
 import { MoveReceiver } from "../protocols/move-receiver.js";
 import { harmonyOptions, harmonyProblems, retrieval } from "./dicom-harmony.js";
+import { networkPeer, peerProblems } from "./dicom-network.js";
 import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
@@ -52,9 +53,20 @@ const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^
 
 const Options = Type.Object(
   {
-    host: Type.String({ minLength: 1, description: "The DIMSE peer's host." }),
-    port: Type.Integer({ minimum: 1, maximum: 65535, description: "The DIMSE peer's port." }),
-    aet: Type.String({ ...AE, description: "The peer's AE title (called AE)." }),
+    host: Type.Optional(Type.String({ minLength: 1, description: "The DIMSE peer's host (required without target)." })),
+    port: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 65535, description: "The DIMSE peer's port (required without target)." }),
+    ),
+    aet: Type.Optional(
+      Type.String({ ...AE, description: "The peer's AE title (called AE; required without target)." }),
+    ),
+    target: Type.Optional(
+      Type.String({
+        pattern: "^harmony://",
+        description:
+          "harmony://<domain>/<org>/<endpoint> of a dicom endpoint: host, port and called AE come from the network's directory, and the association runs over mutual TLS to the peer gateway (its SPIFFE identity checked).",
+      }),
+    ),
     local_aet: Type.String({ ...AE, default: "HARMONY", description: "Our AE title (calling AE)." }),
     connect_timeout_ms: Type.Integer({ minimum: 1, default: 5000 }),
     association_timeout_ms: Type.Integer({
@@ -98,7 +110,13 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
   type: "dicom",
   aliases: ["dicom_scu", "dimse"],
   options: Options,
-  check: (o) => [
+  check: (o, ctx) => [
+    ...peerProblems(o, ctx),
+    // C-MOVE makes the peer connect back to our receiver: across a network that is another
+    // association in the other direction, which the network's listeners do not carry.
+    ...(o.target !== undefined && retrieval(o).retrieve === "move"
+      ? [{ path: ["retrieve"], message: 'a harmony:// target retrieves with C-GET; use retrieve = "get"' }]
+      : []),
     ...(retrieval(o).retrieve === "move" && retrieval(o).movePort === undefined
       ? [{ path: ["move_port"], message: 'is required with retrieve = "move" (where the peer sends what we ask for)' }]
       : []),
@@ -106,14 +124,21 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
   ],
   create: (o, ctx) => {
     const { retrieve: mode, movePort } = retrieval(o);
+    const viaNetwork = networkPeer(o, ctx);
+    if (viaNetwork && !viaNetwork.ok) {
+      const error = viaNetwork.error;
+      return { handle: () => Promise.reject(new HttpError(502, error, { type: problemType("network-target") })) };
+    }
     const peer: Peer = {
-      host: o.host,
-      port: o.port,
-      calledAet: o.aet,
+      host: o.host ?? "",
+      port: o.port ?? 0,
+      calledAet: o.aet ?? "",
       callingAet: o.local_aet,
       connectTimeoutMs: o.connect_timeout_ms,
       associationTimeoutMs: o.association_timeout_ms,
+      ...(viaNetwork?.peer ?? {}),
     };
+    const bridge = viaNetwork?.bridge;
     const receiver =
       mode === "move"
         ? ctx.resources.acquire(
@@ -126,6 +151,8 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       : (level, uids, onInstance, offer) => cGet(peer, level, uids, onInstance, offer);
     return {
       async handle(rctx) {
+        // A harmony:// target: the DIMSE client calls the loopback end of the TLS bridge.
+        if (bridge) peer.port = await bridge.localPort();
         const method = rctx.target.method ?? rctx.method;
         if (method === "OPTIONS") return echo(rctx, peer);
         const resource = rctx.resource;

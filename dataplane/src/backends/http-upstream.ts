@@ -16,12 +16,18 @@ import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
 import { forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
+import { entryBaseUrl, isHarmonyUri, resolveHarmonyUri, type PeerTls } from "../network/target.js";
 
 export const httpUpstreamProperties = {
   base_url: Type.Optional(
     Type.String({ description: "Upstream base URL (http or https), e.g. http://10.0.0.5:8080/api." }),
   ),
-  target: Type.Optional(Type.String({ description: "Alias of base_url." })),
+  target: Type.Optional(
+    Type.String({
+      description:
+        'Alias of base_url, or "harmony://<domain>/<org>/<endpoint>": resolved through that network\'s directory and reached with mutual TLS.',
+    }),
+  ),
   strip_prefix: Type.Boolean({ default: true, description: "Drop the endpoint's path prefix before forwarding." }),
   prefix_rewrite: Type.String({ default: "", description: "Put this in place of the stripped prefix." }),
   preserve_host: Type.Boolean({
@@ -127,6 +133,13 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
   const raw = o.base_url ?? o.target;
   if (!raw) return [{ path: ["base_url"], message: "is required (the upstream URL)" }];
   const key = o.base_url ? "base_url" : "target";
+  if (isHarmonyUri(raw)) {
+    if (o.upstreams) return [{ path: [key], message: "a harmony:// target cannot be combined with targets" }];
+    const r = resolveHarmonyUri(ctx.harmonyNetworks(), raw);
+    if (r.ok) return [];
+    // Not in the directory (yet) is not a config error: requests get 502 until the operator adds it.
+    return [{ path: [key], message: r.error, severity: r.noNetwork ? "error" : "warning" }];
+  }
   let url: URL;
   try {
     url = new URL(raw);
@@ -188,7 +201,18 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
 }
 
 export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: UpstreamHooks = {}): BackendInstance {
-  const { upstreams, balancer } = createUpstreamSet(o, ctx);
+  let peerTls: PeerTls | undefined;
+  const raw = o.base_url ?? o.target;
+  if (raw !== undefined && isHarmonyUri(raw)) {
+    const r = resolveHarmonyUri(ctx.harmonyNetworks(), raw);
+    if (!r.ok) {
+      const err = () => new HttpError(502, r.error, { type: problemType("network-target") });
+      return { handle: () => Promise.reject(err()) };
+    }
+    o = { ...o, base_url: entryBaseUrl(r.entry), target: undefined };
+    peerTls = r.tls;
+  }
+  const { upstreams, balancer } = createUpstreamSet(o, ctx, peerTls);
   // Per-target counts only where there is a choice of target; label children bound once (hot path).
   const counters =
     upstreams.length > 1 && ctx.metrics

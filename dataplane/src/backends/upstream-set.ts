@@ -10,6 +10,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { Pool } from "undici";
 import type { BuildContext } from "../plugins/types.js";
 import { Balancer, type TargetState } from "./balancer.js";
+import type { PeerTls } from "../network/target.js";
 
 const TlsOptions = Type.Object(
   {
@@ -90,7 +91,7 @@ export interface UpstreamSet {
   balancer: Balancer;
 }
 
-export function createUpstreamSet(o: SetOptions, ctx: BuildContext): UpstreamSet {
+export function createUpstreamSet(o: SetOptions, ctx: BuildContext, peerTls?: PeerTls): UpstreamSet {
   const list = o.upstreams ?? [{ name: ctx.name, base_url: (o.base_url ?? o.target)!, tls: o.tls, headers: {} }];
   const upstreams = list.map((u) => {
     const url = new URL(u.base_url);
@@ -98,7 +99,7 @@ export function createUpstreamSet(o: SetOptions, ctx: BuildContext): UpstreamSet
       name: u.name,
       url,
       basePath: url.pathname.replace(/\/+$/, ""),
-      pool: pool(o, ctx, url, u.tls ?? o.tls ?? {}),
+      pool: pool(o, ctx, url, u.tls ?? o.tls ?? {}, peerTls),
       headers: { ...(o.headers ?? {}), ...(u.headers ?? {}) },
     };
   });
@@ -174,19 +175,35 @@ class SharedSet {
   }
 }
 
-function pool(o: SetOptions, ctx: BuildContext, url: URL, tls: Static<typeof TlsOptions>): Pool {
+function pool(
+  o: SetOptions,
+  ctx: BuildContext,
+  url: URL,
+  tls: Static<typeof TlsOptions>,
+  peerTls: PeerTls | undefined,
+): Pool {
   const read = (p: string | undefined) => (p ? ctx.readFile(p) : undefined);
   const connect = {
     timeout: o.connect_timeout_ms,
-    ...(url.protocol === "https:"
+    ...(peerTls
       ? {
-          rejectUnauthorized: !tls.insecure_skip_verify,
-          ca: read(tls.ca_path),
-          cert: read(tls.cert_path),
-          key: read(tls.key_path),
-          servername: tls.server_name ?? url.hostname,
+          // A peer gateway (harmony:// target): mutual TLS, server named by its SPIFFE identity.
+          rejectUnauthorized: true,
+          ca: peerTls.ca,
+          cert: peerTls.cert,
+          key: peerTls.key,
+          peerIdentity: peerTls.identity,
+          checkServerIdentity: peerTls.checkServerIdentity,
         }
-      : {}),
+      : url.protocol === "https:"
+        ? {
+            rejectUnauthorized: !tls.insecure_skip_verify,
+            ca: read(tls.ca_path),
+            cert: read(tls.cert_path),
+            key: read(tls.key_path),
+            servername: tls.server_name ?? url.hostname,
+          }
+        : {}),
   };
   // Pools are shared across reloads while their settings are unchanged, so a reload keeps warm sockets.
   const poolKey =

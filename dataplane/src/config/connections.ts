@@ -193,10 +193,13 @@ export function fromPeer(doc: HarmonyConfig, ref: string, accepts: Set<string>, 
 
 /** What a network's `[tcp_config]` supplies to a DIMSE endpoint of one of its pipelines. */
 export function fromTcpConfig(
-  tcp: { bind_address?: string; bind_port?: number } | undefined,
+  tcp: { bind_address?: string; bind_port?: number; harmony_network?: string } | undefined,
   accepts: Set<string>,
 ): Table {
-  return tcp ? listenerOptions(tcp.bind_address, tcp.bind_port, accepts) : {};
+  if (!tcp) return {};
+  const out = listenerOptions(tcp.bind_address, tcp.bind_port, accepts);
+  if (tcp.harmony_network !== undefined && accepts.has("harmony_network")) out.harmony_network = tcp.harmony_network;
+  return out;
 }
 
 function listenerOptions(host: string | undefined, port: number | undefined, accepts: Set<string>): Table {

@@ -51,10 +51,12 @@ export function resolveReferences(
   };
 
   // The tcp_config a DIMSE endpoint inherits: that of the first network of the first pipeline using it.
-  const tcpFor = new Map<string, { bind_address?: string; bind_port?: number }>();
+  // A harmony_network on that network comes with it (the endpoint then serves DICOM over TLS).
+  const tcpFor = new Map<string, { bind_address?: string; bind_port?: number; harmony_network?: string }>();
   for (const p of Object.values(doc.pipelines ?? {})) {
     if (p.enabled === false || !Array.isArray(p.endpoints)) continue;
-    const tcp = (p.networks ?? []).map((n) => doc.network?.[n]?.tcp_config).find((t) => t !== undefined);
+    const net = (p.networks ?? []).map((n) => doc.network?.[n]).find((t) => t?.tcp_config !== undefined);
+    const tcp = net?.tcp_config && { ...net.tcp_config, harmony_network: net.harmony_network };
     if (tcp) for (const e of p.endpoints) if (!tcpFor.has(e)) tcpFor.set(e, tcp);
   }
 

@@ -12,6 +12,7 @@ import { displayPath, type Problem } from "./problems.js";
 import { idleTcpConfigs, resolveReferences } from "./references.js";
 import { notUsed } from "./not-used.js";
 import type { LoadedConfig } from "./load.js";
+import type { HarmonyNetwork } from "../network/config.js";
 import type { Registry } from "../plugins/registry.js";
 import type { AnyPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
 
@@ -27,6 +28,11 @@ export interface ListenerSpec {
   forceHttpsPort?: number;
   /** Time allowed for a request's headers (slowloris defence). */
   headersTimeoutMs?: number;
+  /**
+   * `harmony_network`: the inter-gateway listener of that network. certPath/keyPath are its
+   * identity; a client certificate is requested and verified against this trust bundle.
+   */
+  harmony?: { network: string; caPath: string };
 }
 
 export interface ResolvedPipeline {
@@ -72,6 +78,8 @@ export interface ResolvedConfig {
         allowedHosts: string[];
       };
   networks: Map<string, ListenerSpec | undefined>;
+  /** `[harmony_networks.*]` that loaded. */
+  harmonyNetworks: ReadonlyMap<string, HarmonyNetwork>;
   pipelines: ResolvedPipeline[];
   endpoints: Map<string, ResolvedPlugin>;
   backends: Map<string, ResolvedPlugin>;
@@ -154,7 +162,10 @@ export function resolveConfig(
   if (logging.log_to_file && !logging.log_file_path)
     at(["logging", "log_file_path"], "is required when log_to_file = true");
 
-  // Networks and their listeners.
+  // Harmony networks (identity, trust bundle, directory), then the networks and their listeners.
+  const harmonyCtx = buildCtx("harmony_networks");
+  const harmonyNetworks = harmonyCtx.harmonyNetworks();
+  for (const p of harmonyCtx.harmonyNetworkProblems()) at(p.path, p.message);
   const networks = new Map<string, ListenerSpec | undefined>();
   const bound = new Map<number, string>();
   for (const [name, net] of Object.entries(doc.network ?? {})) {
@@ -166,6 +177,8 @@ export function resolveConfig(
         "HTTP/3 is not available in this build (Node has no QUIC); this listener is not started",
         "warning",
       );
+    if (net.harmony_network !== undefined && !doc.harmony_networks?.[net.harmony_network])
+      at(["network", name, "harmony_network"], `[harmony_networks.${net.harmony_network}] is not defined`);
     const http = net.http;
     if (!http) {
       networks.set(name, undefined);
@@ -201,6 +214,26 @@ export function resolveConfig(
         at(["network", name, "http", "force_https"], "redirects apply to plain listeners only", "warning");
     } else if (http.force_https) {
       spec.forceHttpsPort = http.https_port ?? 443;
+    }
+    if (net.harmony_network !== undefined) {
+      const hn = harmonyNetworks.get(net.harmony_network);
+      if (http.cert_path || http.force_https)
+        at(
+          ["network", name, "http"],
+          "cert_path, key_path and force_https are not used: the listener serves the network identity certificate",
+          "warning",
+        );
+      delete spec.forceHttpsPort;
+      if (hn) {
+        spec.certPath = hn.certPath;
+        spec.keyPath = hn.keyPath;
+        // HTTP/1.1 only: peers are other gateways' keep-alive pools, and one protocol keeps the
+        // per-connection identity check in one place.
+        spec.http2 = false;
+        // No polling of its own: the gateway hands it the material each config build validated.
+        spec.certReloadMs = 0;
+        spec.harmony = { network: hn.name, caPath: hn.bundlePath };
+      }
     }
     if (spec.port !== 0) {
       const other = bound.get(spec.port);
@@ -574,6 +607,7 @@ export function resolveConfig(
     },
     management,
     networks,
+    harmonyNetworks,
     pipelines,
     endpoints,
     backends,

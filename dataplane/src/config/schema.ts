@@ -266,8 +266,44 @@ export const NetworkSection = Obj(
     http3: Type.Optional(Http3Listener),
     tcp_config: Type.Optional(TcpConfig),
     dicom: Type.Optional(OpenTable("DIMSE listener settings.")),
+    harmony_network: Type.Optional(
+      Str(
+        "Makes this the inter-gateway listener of that [harmony_networks] entry: the HTTP listener serves HTTPS with the network identity certificate, requires a client certificate verified against the trust bundle, and evaluates the directory's policies on the caller's SPIFFE identity (the listener's own cert_path/key_path are not used).",
+        { minLength: 1 },
+      ),
+    ),
   },
   "A network: a set of listeners pipelines attach to.",
+);
+
+export const HarmonyNetworkSection = Obj(
+  {
+    domain: Str("The network's DNS domain: endpoint URIs are harmony://<domain>/<org>/<endpoint>.", {
+      minLength: 1,
+      pattern: "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+    }),
+    org: Str("This gateway's org (its namespace); must equal the org in its identity certificate's SPIFFE URI.", {
+      minLength: 1,
+      pattern: "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+    }),
+    cert_path: Str(
+      "PEM identity certificate (leaf, then chain) with URI SAN spiffe://<domain>/org/<org>/gateway/<name>.",
+      {
+        minLength: 1,
+      },
+    ),
+    key_path: Str("PEM private key of the identity certificate.", { minLength: 1 }),
+    trust_bundle_path: Str("PEM CA certificates peers are verified against (several during a CA rotation).", {
+      minLength: 1,
+    }),
+    directory_path: Str("directory.json written by the operator: endpoints, groups and policies of the network.", {
+      minLength: 1,
+    }),
+    export_path: Type.Optional(
+      Str("Signed export (JWS) served as-is at GET /.well-known/harmony/<network>/export.jws.", { minLength: 1 }),
+    ),
+  },
+  "A Harmony network this gateway is a member of. Every file is re-read when it changes: a file that does not load is reported with its path and the last good state keeps serving.",
 );
 
 export const MiddlewareSplit = Obj(
@@ -409,6 +445,9 @@ export const HarmonyConfig = Obj(
     runbeam: Type.Optional(RunbeamSection),
     authentications: Type.Optional(NamedTables(AuthenticationSection, "Outbound credentials by id.")),
     peers: Type.Optional(NamedTables(PeerSection, "Named listening addresses (endpoints: peer_ref).")),
+    harmony_networks: Type.Optional(
+      NamedTables(HarmonyNetworkSection, "Harmony networks (mTLS identity, directory, policies) by name."),
+    ),
     remote_ingress: Type.Optional(NamedTables(RemoteIngressSection, "Remote ingresses.")),
     ingress: Type.Optional(
       NamedTables(
@@ -436,6 +475,7 @@ export type MiddlewareInstance = Static<typeof MiddlewareInstance>;
 export type LogLevel = Static<typeof LogLevel>;
 export type TargetSection = Static<typeof TargetSection>;
 export type PeerSection = Static<typeof PeerSection>;
+export type HarmonyNetworkSection = Static<typeof HarmonyNetworkSection>;
 
 export const SCHEMA_ID = "https://harmony.runbeam.io/schemas/harmony-config.schema.json";
 

@@ -6,7 +6,7 @@
  * (`enable_*`, `aet_table`, `storage_dir`) are read here too.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import type { EndpointPlugin, OptionProblem } from "../plugins/types.js";
+import type { BuildContext, EndpointPlugin, OptionProblem } from "../plugins/types.js";
 import { DimseListener, type MoveDestination } from "../protocols/dimse-scp.js";
 
 const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ \\\\][\\x20-\\x5b\\x5d-\\x7e]*$" };
@@ -118,12 +118,21 @@ const Options = Type.Object(
       default: 64 * 1024 * 1024,
       description: "C-MOVE instances per sub-association, by size.",
     }),
+    harmony_network: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "Serve DICOM over TLS to peer gateways of this [harmony_networks] entry only (client certificate required and verified; every DIMSE command checked against the directory's policies). Filled in from the network's harmony_network when the endpoint listens on its tcp_config.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
-function check(o: Static<typeof Options>): OptionProblem[] {
+function check(o: Static<typeof Options>, ctx: BuildContext): OptionProblem[] {
   const problems: OptionProblem[] = [];
+  if (o.harmony_network !== undefined && !ctx.harmonyNetworks().has(o.harmony_network))
+    problems.push({ path: ["harmony_network"], message: `harmony network "${o.harmony_network}" is not loaded` });
   for (const [aet, addr] of Object.entries(o.peers)) {
     if (aet.length < 1 || aet.length > 16)
       problems.push({ path: ["peers", aet], message: "AE titles are 1 to 16 characters" });
@@ -161,9 +170,12 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
   create: (o, ctx) => {
     // Keyed by address and port (ports are unique within a config), so a reload that keeps them
     // keeps the bound socket even when the endpoint is renamed; port 0 is any port, one per endpoint.
+    const net = o.harmony_network !== undefined ? ctx.harmonyNetworks().get(o.harmony_network) : undefined;
+    const tls = net ? { cert: net.cert, key: net.key, ca: net.ca } : undefined;
+    // TLS or not is part of the key: a listener changing mode is a new listener.
     const listener = ctx.resources.acquire(
-      `dimse-listener:${o.bind_address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
-      () => new DimseListener(o.bind_address, o.port, ctx.logger),
+      `dimse-listener:${tls ? "tls:" : ""}${o.bind_address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
+      () => new DimseListener(o.bind_address, o.port, ctx.logger, tls),
     );
     const peers = destinations(o);
     return {
@@ -196,8 +208,10 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
             connectTimeoutMs: o.connect_timeout_ms,
             storeBatchBytes: o.store_batch_bytes,
             logger: ctx.logger,
+            ...(net ? { network: { net, aet: o.local_aet } } : {}),
           },
           run,
+          tls,
         );
       },
     };

@@ -10,6 +10,7 @@ import type { HarmonyProblem } from "../pipeline/errors.js";
 import type { SharedResources } from "../runtime/resources.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ServerResponse } from "node:http";
+import type { HarmonyNetwork, NetworkProblem } from "../network/config.js";
 
 /** What every plugin factory gets besides its options. */
 export interface BuildContext {
@@ -31,6 +32,10 @@ export interface BuildContext {
   table(name: string): Record<string, unknown>;
   /** The process's metrics, for plugins that report their own (absent when only checking a config). */
   metrics?: Metrics;
+  /** `[harmony_networks.*]` that loaded (identity, directory, policies), for harmony:// targets. */
+  harmonyNetworks(): ReadonlyMap<string, HarmonyNetwork>;
+  /** Why a `[harmony_networks.*]` entry did not load (reported once, by the resolver). */
+  harmonyNetworkProblems(): NetworkProblem[];
 }
 
 /** A plugin-level validation failure, reported against `<table>.<name>.options.<path>`. */

@@ -14,6 +14,12 @@
  * middleware sees one kind of request. HTTP statuses become DIMSE statuses on the way back.
  */
 import { createServer, type Server as NetServer, type Socket } from "node:net";
+import {
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TlsOptions as TlsServerOptions,
+  type TLSSocket,
+} from "node:tls";
 import { Readable } from "node:stream";
 import dcmjs from "dcmjs";
 import type { Logger } from "winston";
@@ -29,6 +35,9 @@ import { Part10Error, parsePart10, toPart10 } from "./part10.js";
 import { Progress, planRetrieve } from "./scp-retrieve.js";
 import { keepInstance } from "./scp-storage.js";
 import { storageSyntaxes } from "./storage-acceptance.js";
+import { admitPeer, refusal, type DimseGate } from "../network/dimse-gate.js";
+import type { Identity } from "../network/identity.js";
+import type { DicomCommand } from "../network/operations.js";
 
 export interface MoveDestination {
   host: string;
@@ -66,6 +75,15 @@ export interface ScpSettings {
   connectTimeoutMs: number;
   storeBatchBytes: number;
   logger: Logger;
+  /** On a harmony_network listener: peer identity and network policy (network/dimse-gate.ts). */
+  network?: DimseGate;
+}
+
+/** TLS material of a listener serving DICOM over TLS (a harmony_network identity and bundle). */
+export interface DimseTls {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
 }
 
 const { PresentationContextResult: PCR, RejectResult, RejectSource, RejectReason, Status, TransferSyntax } = constants;
@@ -107,6 +125,8 @@ export class DimseListener {
     readonly host: string,
     readonly port: number,
     private readonly logger: Logger,
+    /** DICOM over TLS with a client certificate required; updated by configure() on rotation. */
+    private tls?: DimseTls,
   ) {}
 
   /** Binds once; rejects (and may be tried again) when the address cannot be bound. */
@@ -123,17 +143,28 @@ export class DimseListener {
     return this.server?.listening === true;
   }
 
-  configure(settings: ScpSettings, run: InternalRun): void {
+  configure(settings: ScpSettings, run: InternalRun, tls?: DimseTls): void {
     this.settings = settings;
     this.run = run;
     this.bound();
+    if (tls && this.tls && !sameTls(tls, this.tls)) {
+      // A rotated identity or bundle: new handshakes use it, associations already open go on.
+      this.tls = tls;
+      (this.server as TlsServer | undefined)?.setSecureContext(tlsOptions(tls));
+      settings.logger.info("DICOM TLS certificate reloaded", { address: this.host, port: this.boundPort() });
+    }
   }
 
   private listen(): Promise<void> {
-    const server = createServer((socket) => {
+    const accept = (socket: Socket) => {
       // Bound for a generation that has not gone live yet (its reload may still fail): not ours to serve.
       if (!this.settings || !this.run) return socket.destroy();
       const s = this.settings;
+      let peer: Identity | undefined;
+      if (this.tls) {
+        peer = s.network ? admitPeer(s.network, socket as TLSSocket, s.logger) : undefined;
+        if (!peer) return socket.destroy();
+      }
       this.sockets.add(socket);
       socket.on("close", () => this.sockets.delete(socket));
       const full = this.slots.take(socket, { total: s.maxAssociations, perPeer: s.maxAssociationsPerPeer });
@@ -150,12 +181,26 @@ export class DimseListener {
         log: (message, fields) => this.settings?.logger.warn(message, fields),
       });
       // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
-      new GatewayScp(socket, this, {
-        associationTimeout: s.associationTimeoutMs,
-        pduTimeout: s.associationTimeoutMs,
-        connectTimeout: s.connectTimeoutMs,
-      });
-    });
+      new GatewayScp(
+        socket,
+        this,
+        {
+          associationTimeout: s.associationTimeoutMs,
+          pduTimeout: s.associationTimeoutMs,
+          connectTimeout: s.connectTimeoutMs,
+        },
+        peer,
+      );
+    };
+    let server: NetServer;
+    if (this.tls) {
+      const tlsServer = createTlsServer(tlsOptions(this.tls));
+      tlsServer.on("secureConnection", accept);
+      tlsServer.on("tlsClientError", (e: Error, socket: TLSSocket) =>
+        this.logger.debug("DICOM TLS handshake refused", { client: socket.remoteAddress, error: e.message }),
+      );
+      server = tlsServer;
+    } else server = createServer(accept);
     this.server = server;
     this.bound();
     return new Promise((resolve, reject) => {
@@ -190,6 +235,13 @@ export class DimseListener {
   }
 }
 
+function tlsOptions(t: DimseTls): TlsServerOptions {
+  // The handshake itself refuses a peer without a certificate of the network's CAs.
+  return { cert: t.cert, key: t.key, ca: t.ca, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" };
+}
+
+const sameTls = (a: DimseTls, b: DimseTls) => a.cert.equals(b.cert) && a.key.equals(b.key) && a.ca.equals(b.ca);
+
 type Elements = Record<string, unknown>;
 interface AnyRequest {
   getDataset(): DimseDataset | undefined;
@@ -206,9 +258,32 @@ class GatewayScp extends Scp {
     socket: Socket,
     private readonly listener: DimseListener,
     opts: Record<string, unknown>,
+    /** The verified peer gateway, on a harmony_network listener. */
+    private readonly peer?: Identity,
   ) {
     super(socket, opts);
     this.address = socket.remoteAddress;
+  }
+
+  /**
+   * Network policy for one DIMSE command: undefined when it may run, else the Error Comment of
+   * its refusal (sent with status 0x0124, Refused: Not Authorized).
+   */
+  private refused(command: DicomCommand): string | undefined {
+    const gate = this.s.network;
+    if (!gate || !this.peer) return undefined;
+    return refusal(gate, this.peer, command, this.calling, this.s.logger);
+  }
+
+  /** Answers a refused command: `fresh` makes the protocol's response for the request. */
+  private refuse<R extends { setStatus(s: number): void; setErrorComment(c: string): void }>(
+    fresh: () => R,
+    comment: string,
+  ): R {
+    const r = fresh();
+    r.setStatus(Status.NotAuthorized);
+    r.setErrorComment(comment);
+    return r;
   }
 
   private get s(): ScpSettings {
@@ -273,6 +348,8 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CEchoResponse>) => void,
   ): void {
     callback = this.answerOnce("C-ECHO", callback);
+    const echoDenied = this.refused("C-ECHO");
+    if (echoDenied) return callback(this.refuse(() => responses.CEchoResponse.fromRequest(request), echoDenied));
     const rsp = responses.CEchoResponse.fromRequest(request);
     if (this.s.echo === "local") {
       rsp.setStatus(Status.Success);
@@ -340,6 +417,8 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CFindResponse>[]) => void,
   ): void {
     callback = this.answerOnce("C-FIND", callback);
+    const findDenied = this.refused("C-FIND");
+    if (findDenied) return callback([this.refuse(() => responses.CFindResponse.fromRequest(request), findDenied)]);
     const final = (status: number) => {
       const r = responses.CFindResponse.fromRequest(request);
       r.setStatus(status);
@@ -392,6 +471,8 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CStoreResponse>) => void,
   ): void {
     callback = this.answerOnce("C-STORE", callback);
+    const storeDenied = this.refused("C-STORE");
+    if (storeDenied) return callback(this.refuse(() => responses.CStoreResponse.fromRequest(request), storeDenied));
     const rsp = responses.CStoreResponse.fromRequest(request);
     if (!this.s.services.store) {
       this.s.logger.warn("C-STORE refused: enable_store is off", { calling: this.calling });
@@ -527,6 +608,8 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CGetResponse>[]) => void,
   ): void {
     callback = this.answerOnce("C-GET", callback);
+    const getDenied = this.refused("C-GET");
+    if (getDenied) return callback([this.refuse(() => responses.CGetResponse.fromRequest(request), getDenied)]);
     const progress = new Progress();
     const respond = (status: number) => progress.fill(responses.CGetResponse.fromRequest(request), status);
     void (async () => {
@@ -582,6 +665,8 @@ class GatewayScp extends Scp {
     callback: (r: InstanceType<typeof responses.CMoveResponse>[]) => void,
   ): void {
     callback = this.answerOnce("C-MOVE", callback);
+    const moveDenied = this.refused("C-MOVE");
+    if (moveDenied) return callback([this.refuse(() => responses.CMoveResponse.fromRequest(request), moveDenied)]);
     const progress = new Progress();
     const respond = (status: number) => progress.fill(responses.CMoveResponse.fromRequest(request), status);
     void (async () => {

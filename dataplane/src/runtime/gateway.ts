@@ -8,7 +8,7 @@
  * (connection pools) are closed when its last request finishes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { resolveConfig, type ListenerSpec } from "../config/resolve.js";
@@ -31,6 +31,7 @@ import { bindListener } from "./listeners.js";
 import { ListenerSet, type ListenerChange } from "./listener-set.js";
 import { isLoopbackAddress } from "./loopback.js";
 import { dropConnectionNamed, malformedHead } from "./request-guard.js";
+import { guardRequest } from "../network/guard.js";
 
 import { buildContextFactory } from "../build-context.js";
 
@@ -156,6 +157,11 @@ export class Gateway {
     }
     change.commit();
     this.live = next; // the swap
+    // Inter-gateway listeners take the identity and bundle this build validated (a rotation).
+    for (const l of this.listeners.values()) {
+      const n = l.spec.harmony && next.gen.config.harmonyNetworks.get(l.spec.harmony.network);
+      if (n) l.server.setTls?.({ cert: n.cert, key: n.key, ca: n.ca });
+    }
     // Endpoints with listeners of their own (DIMSE) now run requests through this generation.
     for (const route of next.gen.internal) route.endpoint.serve?.((req) => executeInternal(route, req, next.deps));
     const logFile = next.gen.config.logFile ? this.resolvePath(next.gen.config.logFile) : undefined;
@@ -324,6 +330,17 @@ export class Gateway {
         return;
       }
     }
+    const harmony = this.listeners.get(network)?.spec.harmony;
+    if (harmony) {
+      // An inter-gateway listener: verified peer identity and network policy before anything else.
+      const net = live.gen.config.harmonyNetworks.get(harmony.network);
+      const id = requestId(req.headers["x-request-id"]);
+      if (!net) {
+        writeProblem(res, { status: 503, title: "Service Unavailable", detail: "network not loaded" }, id);
+        return;
+      }
+      if (!guardRequest(net, req, res, path, id, this.opts.logger)) return;
+    }
     const m = path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path) : undefined;
     if (m && "route" in m) {
       void execute(m.route, req, res, path, q < 0 ? "" : url.slice(q), live.deps);
@@ -380,7 +397,7 @@ export class Gateway {
   private watchedDirs(): string[] {
     const l = this.live?.loaded;
     if (!l) return [];
-    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir, l.meshDir])];
+    return [...new Set([l.baseDir, l.pipelinesDir, l.transformsDir, l.meshDir, ...this.harmonyFiles().map(dirname)])];
   }
 
   /**
@@ -396,7 +413,16 @@ export class Gateway {
       ...listFiles(l.pipelinesDir, toml),
       ...listFiles(l.transformsDir, () => true),
       ...listFiles(l.meshDir, toml),
+      ...this.harmonyFiles(),
     ];
+  }
+
+  /** Identity, trust bundle and directory of every harmony network: a change rebuilds the generation. */
+  private harmonyFiles(): string[] {
+    const out: string[] = [];
+    for (const n of this.live?.gen.config.harmonyNetworks.values() ?? [])
+      out.push(n.certPath, n.keyPath, n.bundlePath, n.directoryPath);
+    return out;
   }
 
   private resolvePath(p: string): string {

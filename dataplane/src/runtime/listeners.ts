@@ -49,6 +49,11 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export interface BoundListener {
   address(): AddressInfo | null;
+  /**
+   * TLS listeners: swaps in new key material for new handshakes (open connections keep theirs).
+   * The gateway calls it for harmony_network listeners with what a config build validated.
+   */
+  setTls?(material: { cert: Buffer; key: Buffer; ca?: Buffer }): void;
   /** Stops accepting; open connections get `graceMs` to finish. */
   close(graceMs: number): Promise<void>;
 }
@@ -97,8 +102,18 @@ export async function bindListener(
   };
 
   if (spec.certPath && spec.keyPath) {
-    const read = () => ({ cert: readFileSync(spec.certPath!), key: readFileSync(spec.keyPath!) });
-    const tls = { ...read(), minVersion: "TLSv1.2" as const };
+    // A harmony_network listener also trusts its network's bundle, re-read with the pair on rotation.
+    const caPath = spec.harmony?.caPath;
+    const read = () => ({
+      cert: readFileSync(spec.certPath!),
+      key: readFileSync(spec.keyPath!),
+      ...(caPath ? { ca: readFileSync(caPath) } : {}),
+    });
+    // The client certificate is requested and verified, but a handshake without one still
+    // completes: the one unauthenticated path (the signed export) is served, everything else is
+    // refused per request with a problem naming why (network/guard.ts), which a TLS alert cannot say.
+    const mtls = caPath ? { requestCert: true, rejectUnauthorized: false } : {};
+    const tls = { ...read(), ...mtls, minVersion: "TLSv1.2" as const };
     if (spec.http2) {
       server = createSecureServer(
         {
@@ -130,10 +145,9 @@ export async function bindListener(
     if (spec.certReloadMs) {
       const digest = () => {
         try {
-          return createHash("sha256")
-            .update(readFileSync(spec.certPath!))
-            .update(readFileSync(spec.keyPath!))
-            .digest("hex");
+          const h = createHash("sha256").update(readFileSync(spec.certPath!)).update(readFileSync(spec.keyPath!));
+          if (caPath) h.update(readFileSync(caPath));
+          return h.digest("hex");
         } catch {
           return "unreadable";
         }
@@ -184,7 +198,20 @@ export async function bindListener(
     });
   });
 
+  let applied = "";
+  const setTls = (m: { cert: Buffer; key: Buffer; ca?: Buffer }) => {
+    const h = createHash("sha256").update(m.cert).update(m.key);
+    if (m.ca) h.update(m.ca);
+    const digest = h.digest("hex");
+    if (digest === applied) return;
+    const first = applied === "";
+    applied = digest;
+    if (first) return; // what the listener was bound with
+    (server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...m, minVersion: "TLSv1.2" });
+    logger.info("TLS certificate reloaded", { network, cert: spec.certPath });
+  };
   return {
+    ...(spec.certPath ? { setTls } : {}),
     address: () => server.address() as AddressInfo | null,
     close: (graceMs) =>
       new Promise<void>((resolveP) => {

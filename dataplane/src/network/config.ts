@@ -1,0 +1,133 @@
+/**
+ * `[harmony_networks.*]`: loads each network's identity certificate and key, trust bundle and
+ * directory, checks they fit together, and compiles the directory's policies. Runs as part of
+ * every config build, so a file that changes (the gateway watches them all) rebuilds the
+ * generation, and a file that does not load fails that reload with a problem naming it while the
+ * last good generation keeps serving.
+ */
+import { X509Certificate } from "node:crypto";
+import { createSecureContext } from "node:tls";
+import type { HarmonyNetworkSection } from "../config/schema.js";
+import { parseDirectory, type Directory } from "./directory.js";
+import { ownIdentity, type Identity } from "./identity.js";
+import { compilePolicy, type CompiledPolicy } from "./policy.js";
+
+export interface HarmonyNetwork {
+  name: string;
+  domain: string;
+  org: string;
+  /** Absolute paths. */
+  certPath: string;
+  keyPath: string;
+  bundlePath: string;
+  directoryPath: string;
+  exportPath: string | undefined;
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer;
+  identity: Identity;
+  directory: Directory;
+  policy: CompiledPolicy;
+}
+
+export interface NetworkProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+export interface FileAccess {
+  readFile(p: string): Buffer;
+  resolvePath(p: string): string;
+}
+
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+export function loadHarmonyNetworks(
+  sections: Record<string, HarmonyNetworkSection>,
+  fs: FileAccess,
+): { networks: Map<string, HarmonyNetwork>; problems: NetworkProblem[] } {
+  const networks = new Map<string, HarmonyNetwork>();
+  const problems: NetworkProblem[] = [];
+  const domains = new Map<string, string>();
+  for (const [name, s] of Object.entries(sections)) {
+    const at = (key: string, message: string) => problems.push({ path: ["harmony_networks", name, key], message });
+    const read = (key: "cert_path" | "key_path" | "trust_bundle_path" | "directory_path") => {
+      try {
+        return fs.readFile(s[key]);
+      } catch (e) {
+        at(key, `cannot read ${fs.resolvePath(s[key])}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+        return undefined;
+      }
+    };
+    const other = domains.get(s.domain);
+    if (other) at("domain", `domain "${s.domain}" is also the domain of harmony_networks.${other}`);
+    domains.set(s.domain, name);
+    const cert = read("cert_path");
+    const key = read("key_path");
+    const ca = read("trust_bundle_path");
+    const dirText = read("directory_path");
+    let identity: Identity | undefined;
+    if (cert && key) {
+      try {
+        createSecureContext({ cert, key });
+        identity = ownIdentity(cert, s.domain);
+        if (!identity)
+          at(
+            "cert_path",
+            `${fs.resolvePath(s.cert_path)} has no URI SAN spiffe://${s.domain}/org/<org>/gateway/<name>`,
+          );
+        else if (identity.org !== s.org) {
+          at("cert_path", `${fs.resolvePath(s.cert_path)} is for org "${identity.org}", not "${s.org}"`);
+          identity = undefined;
+        }
+      } catch (e) {
+        at("key_path", `${fs.resolvePath(s.cert_path)} and ${fs.resolvePath(s.key_path)}: ${(e as Error).message}`);
+      }
+    }
+    let caOk = false;
+    if (ca) {
+      const blocks = ca.toString("utf8").match(PEM_BLOCK) ?? [];
+      try {
+        for (const b of blocks) new X509Certificate(b);
+        caOk = blocks.length > 0;
+        if (!caOk) at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)} holds no PEM certificate`);
+      } catch (e) {
+        at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)}: ${(e as Error).message}`);
+      }
+    }
+    let directory: Directory | undefined;
+    if (dirText) {
+      try {
+        directory = parseDirectory(dirText.toString("utf8"), { network: name, domain: s.domain });
+      } catch (e) {
+        at("directory_path", `${fs.resolvePath(s.directory_path)}: ${(e as Error).message}`);
+      }
+    }
+    if (!cert || !key || !ca || !caOk || !identity || !directory) continue;
+    networks.set(name, {
+      name,
+      domain: s.domain,
+      org: s.org,
+      certPath: fs.resolvePath(s.cert_path),
+      keyPath: fs.resolvePath(s.key_path),
+      bundlePath: fs.resolvePath(s.trust_bundle_path),
+      directoryPath: fs.resolvePath(s.directory_path),
+      exportPath: s.export_path ? fs.resolvePath(s.export_path) : undefined,
+      cert,
+      key,
+      ca,
+      identity,
+      directory,
+      policy: compilePolicy(directory.doc.policies ?? []),
+    });
+  }
+  return { networks, problems };
+}
+
+/** The network whose domain a harmony:// URI names. */
+export function networkForUri(networks: ReadonlyMap<string, HarmonyNetwork>, uri: string): HarmonyNetwork | undefined {
+  const m = /^harmony:\/\/([^/]+)\//.exec(uri);
+  if (!m) return undefined;
+  for (const n of networks.values()) if (n.domain === m[1]) return n;
+  return undefined;
+}
