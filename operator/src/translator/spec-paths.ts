@@ -15,6 +15,8 @@ export interface SpecPathEntry {
   schema?: TSchema;
   /** On an option a `secretOptions` entry became (`<option>_file`): the option name as written. */
   secretOption?: string;
+  /** On an option a `fileOptions` entry set from a ConfigMap or Secret: its content is the cluster's. */
+  external?: boolean;
 }
 
 export interface SpecIssue {
@@ -67,7 +69,7 @@ export class SpecPaths {
   issue(p: Problem): SpecIssue {
     const r = this.resolve(p.path);
     const path = r ? r.entry.spec + r.rest : p.path;
-    const secret = Boolean(r?.entry.secretOption) || /\.secretOptions\[/.test(path);
+    const secret = Boolean(r?.entry.secretOption) || Boolean(r?.entry.external) || /\.secretOptions\[/.test(path);
     if (p.message !== "unknown key")
       return { path, message: p.message, severity: p.severity, secret, unknownOption: false };
     let hint: string | undefined;
