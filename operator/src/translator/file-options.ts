@@ -72,6 +72,16 @@ export function resolveFileOption(
   key: string,
   lookups: { secrets: SecretLookup; configMaps: ConfigMapLookup },
 ): FileResolution {
+  const given = [fo.configMapKeyRef, fo.secretKeyRef, fo.inline].filter((x) => x !== undefined).length;
+  if (given !== 1) {
+    return {
+      failure: {
+        condition: "Accepted",
+        reason: "InvalidOptions",
+        message: `${at}: set exactly one of configMapKeyRef, secretKeyRef and inline`,
+      },
+    };
+  }
   if (fo.secretKeyRef) {
     const found = lookups.secrets(ns, fo.secretKeyRef.name);
     const value = found?.data[fo.secretKeyRef.key];
@@ -119,17 +129,8 @@ export function resolveFileOption(
       },
     };
   }
-  if (fo.inline !== undefined) {
-    const text = typeof fo.inline === "string" ? fo.inline : JSON.stringify(fo.inline, null, 2) + "\n";
-    return { file: { dir: "config", key, content: Buffer.from(text) } };
-  }
-  return {
-    failure: {
-      condition: "Accepted",
-      reason: "InvalidOptions",
-      message: `${at}: set exactly one of configMapKeyRef, secretKeyRef and inline`,
-    },
-  };
+  const text = typeof fo.inline === "string" ? fo.inline : JSON.stringify(fo.inline, null, 2) + "\n";
+  return { file: { dir: "config", key, content: Buffer.from(text) } };
 }
 
 /** [namespace, name] of every ConfigMap the pipelines' fileOptions name, once each. */
