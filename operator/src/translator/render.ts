@@ -399,6 +399,7 @@ export function renderPipeline(
       paths.add([table, tomlName, "options", ...fo.option.split(".")], at, {
         schema,
         external: fo.inline === undefined,
+        fileOption: fo.option,
       });
     }
     return out;
