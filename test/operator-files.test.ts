@@ -369,6 +369,11 @@ test("a network whose Secret is missing is reported and left out; the others ser
     /network "broken" not served: spec\.networks\[2\]\.tls\.certificateRefs\[0\]: Secret files\/absent not found/,
   );
   await conditionIs("harmonygateway", "edge", "Programmed", "True");
+  const ready = await eventually("Ready to name the network", async () => {
+    const r = await condition("harmonygateway", "edge", "Ready");
+    return r?.message.includes("not served") ? r : undefined;
+  });
+  assert.match(ready.message, /; not served: network "broken" \(see ResolvedRefs\)$/);
   const stranded = await conditionIs("harmonypipeline", "stranded", "ResolvedRefs", "False");
   assert.equal(stranded.reason, "NetworkNotReady");
   // Never served without the TLS it asks for.

@@ -161,7 +161,12 @@ export async function reconcileGateway(
     type: "Ready",
     status: ready ? "True" : "False",
     reason: ready ? "Serving" : r.gatewayProblems.length ? "InvalidGateway" : "WaitingForDataPlane",
-    message: `${serving}/${desiredReplicas} pods serving config ${want?.slice(0, 12) ?? "(none)"}`,
+    // Ready is about the pods; a network left out for its certificate is named so `kubectl get` shows it.
+    message:
+      `${serving}/${desiredReplicas} pods serving config ${want?.slice(0, 12) ?? "(none)"}` +
+      (r.unavailableNetworks.size
+        ? `; not served: ${[...r.unavailableNetworks.keys()].map((n) => `network "${n}"`).join(", ")} (see ResolvedRefs)`
+        : ""),
   });
 
   await writeStatus(deps, gw, "harmonygateways", conditions, {
