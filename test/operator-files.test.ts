@@ -396,6 +396,34 @@ test("a misspelt option that got past admission refuses the pipeline with its sp
   assert.equal(r.status, 404, "not served without its audience check");
 });
 
+test("the CRD refuses secret material from a ConfigMap, and a file option with two sources", async () => {
+  const attempt = (fileOptions: unknown[]) =>
+    cp.kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: API,
+        kind: "HarmonyPipeline",
+        metadata: { name: "refused", namespace: NS },
+        spec: {
+          gatewayRef: { name: "edge" },
+          endpoints: [{ name: "api" }],
+          backends: [{ service: "http", url: "https://127.0.0.1:1", fileOptions }],
+        },
+      }),
+    );
+  const key = await attempt([{ option: "tls.key_path", configMapKeyRef: { name: "jwt-keys", key: "public.pem" } }]);
+  assert.notEqual(key.code, 0);
+  assert.match(
+    key.stderr,
+    /a private key \(key_path\) or a secret option's file \(\*_file\) must come from a secretKeyRef/,
+  );
+  const both = await attempt([
+    { option: "tls.ca_path", configMapKeyRef: { name: "a", key: "b" }, secretKeyRef: { name: "c", key: "d" } },
+  ]);
+  assert.notEqual(both.code, 0);
+  assert.match(both.stderr, /set exactly one of configMapKeyRef, secretKeyRef and inline/);
+});
+
 test("a renewed tls Secret is served without a restart, and a request in flight completes", async () => {
   const pid = dp!.proc.pid;
   const inflight = httpsGet("/api/slow", { authorization: `Bearer ${await token()}` });

@@ -158,6 +158,21 @@ test("fileOptions: missing refs are ResolvedRefs, unusable content and misspelt 
     "p",
   );
   assert.match(privateFromConfigMap.failure?.message ?? "", /must come from a secretKeyRef/);
+  const passwordFromConfigMap = outcome(
+    run(gateway(web), [
+      pipeline("p", {
+        middleware: [
+          {
+            name: "auth",
+            type: "basic_auth",
+            fileOptions: [{ option: "password_file", configMapKeyRef: { name: "keys", key: "junk" } }],
+          },
+        ],
+      }),
+    ]),
+    "p",
+  );
+  assert.match(passwordFromConfigMap.failure?.message ?? "", /\*_file\) must come from a secretKeyRef/);
   const two = outcome(
     run(gateway(web), [
       jwt([

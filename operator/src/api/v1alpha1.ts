@@ -83,7 +83,7 @@ export const FileOption = Obj(
   {
     option: Str(
       "Option (a path into options, dots for nested tables: `public_key_path`, `tls.ca_path`) that gets the file's path.",
-      { minLength: 1, pattern: "^[a-z0-9_]+(\\.[a-z0-9_]+)*$" },
+      { minLength: 1, maxLength: 253, pattern: "^[a-z0-9_]+(\\.[a-z0-9_]+)*$" },
     ),
     configMapKeyRef: Type.Optional(ConfigMapKeyRef),
     secretKeyRef: Type.Optional(SecretKeyRef),
@@ -105,9 +105,10 @@ export const FileOption = Obj(
         message: "set exactly one of configMapKeyRef, secretKeyRef and inline",
       },
       {
-        // A private key is secret material: it may only come from a Secret.
-        rule: "!(self.option == 'key_path' || self.option.endsWith('.key_path')) || has(self.secretKeyRef)",
-        message: "a private key (key_path) must come from a secretKeyRef",
+        // Secret material may only come from a Secret: a private key, and the `<name>_file` form of
+        // a secret option (password_file, keys_file, signing_key_file, ...).
+        rule: "!(self.option == 'key_path' || self.option.endsWith('.key_path') || self.option.endsWith('_file')) || has(self.secretKeyRef)",
+        message: "a private key (key_path) or a secret option's file (*_file) must come from a secretKeyRef",
       },
     ],
   },
@@ -429,7 +430,7 @@ export const PipelineMiddleware = Obj(
     type: Str("Middleware type (passthru, jwt_auth, basic_auth, transform, ...).", { minLength: 1 }),
     options: Type.Optional(FreeForm("Options of the middleware type.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
-    fileOptions: Type.Optional(List(FileOption, "Options that name files, with the files' content.")),
+    fileOptions: Type.Optional(List(FileOption, "Options that name files, with the files' content.", { maxItems: 32 })),
   },
   "One middleware step.",
 );
@@ -441,7 +442,9 @@ export const PipelineBackend = Obj(
     options: Type.Optional(FreeForm("Further backend options, passed to the data plane as written.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
     fileOptions: Type.Optional(
-      List(FileOption, "Options that name files (`tls.ca_path`, `tls.cert_path`, ...), with the files' content."),
+      List(FileOption, "Options that name files (`tls.ca_path`, `tls.cert_path`, ...), with the files' content.", {
+        maxItems: 32,
+      }),
     ),
   },
   "Where requests go.",

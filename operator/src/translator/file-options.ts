@@ -99,13 +99,13 @@ export function resolveFileOption(
     };
   }
   if (fo.configMapKeyRef) {
-    if (/(^|\.)key_path$/.test(fo.option)) {
+    if (/(^|\.)key_path$|_file$/.test(fo.option)) {
       // The CRD says so too (CEL); this holds where the CRDs are older than the operator.
       return {
         failure: {
           condition: "Accepted",
           reason: "InvalidOptions",
-          message: `${at}.configMapKeyRef: a private key (key_path) must come from a secretKeyRef`,
+          message: `${at}.configMapKeyRef: a private key (key_path) or a secret option's file (*_file) must come from a secretKeyRef`,
         },
       };
     }
