@@ -173,6 +173,24 @@ test("fileOptions: missing refs are ResolvedRefs, unusable content and misspelt 
     "p",
   );
   assert.match(passwordFromConfigMap.failure?.message ?? "", /\*_file\) must come from a secretKeyRef/);
+  const inlineKey = outcome(
+    run(gateway(web), [
+      pipeline("p", {
+        backends: [
+          {
+            service: "http",
+            url: "https://x",
+            fileOptions: [{ option: "tls.key_path", inline: pem("a.key").toString() }],
+          },
+        ],
+      }),
+    ]),
+    "p",
+  );
+  assert.match(
+    inlineKey.failure?.message ?? "",
+    /fileOptions\[0\]\.inline: a private key .* must come from a secretKeyRef/,
+  );
   const two = outcome(
     run(gateway(web), [
       jwt([

@@ -98,17 +98,18 @@ export function resolveFileOption(
       file: { dir: "secrets", key, content: value, revision: `${ns}/${fo.secretKeyRef.name}@${found.revision}` },
     };
   }
+  if (/(^|\.)key_path$|_file$/.test(fo.option)) {
+    // Secret material never goes into the ConfigMap. The CRD says so too (CEL); this holds where
+    // the CRDs are older than the operator.
+    return {
+      failure: {
+        condition: "Accepted",
+        reason: "InvalidOptions",
+        message: `${at}.${fo.configMapKeyRef ? "configMapKeyRef" : "inline"}: a private key (key_path) or a secret option's file (*_file) must come from a secretKeyRef`,
+      },
+    };
+  }
   if (fo.configMapKeyRef) {
-    if (/(^|\.)key_path$|_file$/.test(fo.option)) {
-      // The CRD says so too (CEL); this holds where the CRDs are older than the operator.
-      return {
-        failure: {
-          condition: "Accepted",
-          reason: "InvalidOptions",
-          message: `${at}.configMapKeyRef: a private key (key_path) or a secret option's file (*_file) must come from a secretKeyRef`,
-        },
-      };
-    }
     const found = lookups.configMaps(ns, fo.configMapKeyRef.name);
     const value = found?.data[fo.configMapKeyRef.key];
     if (value === undefined) {
