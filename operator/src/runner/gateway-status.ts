@@ -27,7 +27,8 @@ export function networkRefsCondition(
  * when spec.replicas is unset.
  */
 export async function wantedReplicas(deps: ReconcilerDeps, gw: HarmonyGateway): Promise<number> {
-  if (gw.spec.replicas !== undefined) return gw.spec.replicas;
+  // Without workloads to manage the operator has no access to Deployments (and made none).
+  if (gw.spec.replicas !== undefined || !deps.manageWorkloads) return gw.spec.replicas ?? 1;
   const d = await deps.kube.objects
     .read<V1Deployment>({
       apiVersion: "apps/v1",
