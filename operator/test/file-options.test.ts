@@ -271,3 +271,12 @@ test("admission: fileOptions from the cluster are not judged by placeholders; a 
   );
   assert.match(badInline.errors.join("\n"), /spec\.middleware\[0\]\.fileOptions\[0\]/);
 });
+
+test("admission: a certificateRef into another namespace is refused with its spec path", () => {
+  const gw = gateway([{ name: "secure", port: 8443, tls: { certificateRefs: [{ name: "t", namespace: "other" }] } }]);
+  assert.deepEqual(validateResource(gw).errors, [
+    'spec.networks[0].tls.certificateRefs[0].namespace: only the gateway\'s own namespace ("ns") is allowed',
+  ]);
+  const same = gateway([{ name: "secure", port: 8443, tls: { certificateRefs: [{ name: "t", namespace: "ns" }] } }]);
+  assert.deepEqual(validateResource(same).errors, []);
+});

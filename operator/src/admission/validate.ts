@@ -51,6 +51,24 @@ function checkGateway(gw: HarmonyGateway): SpecIssue[] {
     return { path: path!, message: rest.join(": "), severity: "error" as const, secret: false, unknownOption: false };
   });
   if (unusable.length) return unusable;
+  // Refused at apply time too, not only reported (RefNotPermitted) once stored.
+  const ns = gw.metadata.namespace ?? "default";
+  const foreign = gw.spec.networks.flatMap((n, i) =>
+    (n.tls?.certificateRefs ?? []).flatMap((r, j) =>
+      r.namespace !== undefined && r.namespace !== ns
+        ? [
+            {
+              path: `spec.networks[${i}].tls.certificateRefs[${j}].namespace`,
+              message: `only the gateway's own namespace ("${ns}") is allowed`,
+              severity: "error" as const,
+              secret: false,
+              unknownOption: false,
+            },
+          ]
+        : [],
+    ),
+  );
+  if (foreign.length) return foreign;
   const main = renderMain(gw, []);
   const file = posix.join(CONFIG_DIR, "config.toml");
   const r = checkConfig(file, { fs: memoryFs({ [file]: main.toml }) });
