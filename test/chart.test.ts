@@ -516,7 +516,8 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonypipelines/status"), ["patch"]);
   // Secrets are read one at a time, never listed or watched (no cache of every Secret).
   assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
-  assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "list", "patch", "watch"]);
+  // get: a ConfigMap a pipeline's fileOptions name, read when it renders (the cache holds only the operator's own).
+  assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "get", "list", "patch", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "pods"), ["list", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);

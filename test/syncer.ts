@@ -1,5 +1,5 @@
 /**
- * Stands in for the kubelet's ConfigMap volume (no kubelet runs in tests): watches a ConfigMap
+ * Stands in for the kubelet's ConfigMap and Secret volumes (no kubelet runs in tests): watches one
  * through `kubectl get --watch` and writes its data into a directory exactly the way the kubelet's
  * atomic writer does — a new timestamped directory, the `..data` symlink swapped by rename, one
  * symlink per key. The data plane reads that directory as it would in a pod.
@@ -15,7 +15,7 @@ export interface Syncer {
   stop(): void;
 }
 
-export function writeAtomically(dir: string, data: Record<string, string>, seq: number): void {
+export function writeAtomically(dir: string, data: Record<string, string | Buffer>, seq: number): void {
   mkdirSync(dir, { recursive: true });
   const stamp = `..${new Date().toISOString().replace(/[-:T]/g, "_").replace(/\..*/, "")}.${seq}`;
   mkdirSync(join(dir, stamp));
@@ -32,10 +32,11 @@ export function startSyncer(
   namespace: string,
   name: string,
   dir: string,
+  kind: "configmap" | "secret" = "configmap",
 ): Syncer {
   let swaps = 0;
   let last = "";
-  const proc = kubectl(["get", "configmap", name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
+  const proc = kubectl(["get", kind, name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
   let buf = "";
   let depth = 0;
   let start = -1;
@@ -67,7 +68,12 @@ export function startSyncer(
           const text = JSON.stringify(ev.object.data);
           if (text === last) continue;
           last = text;
-          writeAtomically(dir, ev.object.data, ++swaps);
+          // A Secret's data is base64; the kubelet writes the decoded bytes.
+          const data =
+            kind === "secret"
+              ? Object.fromEntries(Object.entries(ev.object.data).map(([k, v]) => [k, Buffer.from(v, "base64")]))
+              : ev.object.data;
+          writeAtomically(dir, data, ++swaps);
         }
       }
     }

@@ -30,11 +30,12 @@ test("a valid endpoint is accepted; an unknown option is a warning with a sugges
     message: "http endpoint accepted",
     issues: [],
   });
-  // An unknown option is a warning on the status (admission refuses it), with the closest known key.
+  // An unknown option refuses the endpoint (the data plane would run without it), with the closest known key.
   const typo = checkEndpoint(ep({ service: "http", pathPrefix: "/x", options: { bogus: 1, path_prefx: "/y" } }));
-  assert.equal(typo.ok, true);
+  assert.equal(typo.ok, false);
+  assert.equal(typo.reason, "InvalidOptions");
   assert.ok(typo.issues.every((i) => i.unknownOption));
-  assert.match(typo.message, /warnings: .*spec\.options\.bogus: unknown option(;|$)/);
+  assert.match(typo.message, /spec\.options\.bogus: unknown option(;|$)/);
   assert.match(typo.message, /spec\.options\.path_prefx: unknown option; did you mean "path_prefix"\?/);
 });
 

@@ -128,7 +128,8 @@ test("secret options become mounted files; their revision moves the hash; a miss
   for (const text of Object.values(r1.files)) assert.ok(!text.includes("hunter2"), "secret value in a ConfigMap");
   assert.match(
     r1.files["pipeline.ns.s.toml"]!,
-    /password_file = "\/etc\/harmony\/secrets\/ns\.s\.middleware\.auth\.password"/,
+    // Relative to the config directory: /etc/harmony/secrets in a pod, the sibling directory anywhere else.
+    /password_file = "\.\.\/secrets\/ns\.s\.middleware\.auth\.password"/,
   );
   // The ConfigMap must not carry a digest anyone who reads ConfigMaps could test password guesses
   // against: the old header was sha256 over sorted "key\0value\0" pairs.
@@ -177,11 +178,15 @@ test("problems read in spec paths; unknown option keys are reported with the clo
     lookup,
     () => ({ data: { k: Buffer.from("0123456789abcdef0123456789abcdef") }, revision: "u/1" }),
   );
-  // The data plane ignores unknown keys, so they render, but the status says so, with a suggestion
-  // (admission refuses them: test/admission.test.ts).
+  // The data plane would ignore unknown keys and run without them (no audience check): the
+  // pipeline is left out, and the status says why, with a suggestion (admission refuses them
+  // first: test/admission.test.ts).
   const typo = outcome(r, "typo");
-  assert.equal(typo.programmed, true);
-  const msg = (typo.warnings ?? []).join("\n");
+  assert.equal(typo.programmed, false);
+  assert.equal(typo.failure?.condition, "Accepted");
+  assert.equal(typo.failure?.reason, "InvalidOptions");
+  assert.equal(r.files["pipeline.ns.typo.toml"], undefined, "a misspelt option must not run");
+  const msg = typo.failure?.message ?? "";
   assert.match(msg, /spec\.middleware\[1\]\.options\.audiance: unknown option; did you mean "audience"\?/);
   assert.match(msg, /spec\.middleware\[1\]\.options\.isuer: unknown option; did you mean "issuer"\?/);
   assert.match(msg, /spec\.backends\[0\]\.options\.retrys: unknown option; did you mean "retries"\?/);

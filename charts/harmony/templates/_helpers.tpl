@@ -92,7 +92,7 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Secrets are read one by one when a render needs them, never listed or watched: the operator holds
 # only the Secrets gateways reference, not every Secret in its namespaces.
 - apiGroups: [""]

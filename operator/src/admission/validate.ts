@@ -9,7 +9,7 @@ import { checkConfig, memoryFs } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline, HarmonyResource } from "../api/v1alpha1.js";
 import { checkEndpoint } from "../translator/endpoint.js";
 import { gatewaySpecIssues } from "../translator/gateway-checks.js";
-import { CONFIG_DIR, SECRET_DIR, pipelineKey, renderMain, renderPipeline } from "../translator/render.js";
+import { CONFIG_DIR, mountedReader, pipelineKey, renderMain, renderPipeline } from "../translator/render.js";
 import { formatIssue, type SpecIssue } from "../translator/spec-paths.js";
 
 export interface Verdict {
@@ -51,6 +51,24 @@ function checkGateway(gw: HarmonyGateway): SpecIssue[] {
     return { path: path!, message: rest.join(": "), severity: "error" as const, secret: false, unknownOption: false };
   });
   if (unusable.length) return unusable;
+  // Refused at apply time too, not only reported (RefNotPermitted) once stored.
+  const ns = gw.metadata.namespace ?? "default";
+  const foreign = gw.spec.networks.flatMap((n, i) =>
+    (n.tls?.certificateRefs ?? []).flatMap((r, j) =>
+      r.namespace !== undefined && r.namespace !== ns
+        ? [
+            {
+              path: `spec.networks[${i}].tls.certificateRefs[${j}].namespace`,
+              message: `only the gateway's own namespace ("${ns}") is allowed`,
+              severity: "error" as const,
+              secret: false,
+              unknownOption: false,
+            },
+          ]
+        : [],
+    ),
+  );
+  if (foreign.length) return foreign;
   const main = renderMain(gw, []);
   const file = posix.join(CONFIG_DIR, "config.toml");
   const r = checkConfig(file, { fs: memoryFs({ [file]: main.toml }) });
@@ -75,7 +93,16 @@ function checkPipeline(p: HarmonyPipeline): SpecIssue[] {
     spec: { service: "http", pathPrefix: `/admission-placeholder-${i}` },
   });
   const names = p.spec.endpoints.map((e) => e.name);
-  const refs = [...(p.spec.middleware ?? []), ...p.spec.backends].flatMap((m) => m.secretOptions ?? []);
+  const parts = [...(p.spec.middleware ?? []), ...p.spec.backends];
+  const refs = [
+    ...parts.flatMap((m) => m.secretOptions ?? []),
+    ...parts.flatMap((m) =>
+      (m.fileOptions ?? []).flatMap((f) => (f.secretKeyRef ? [{ secretKeyRef: f.secretKeyRef }] : [])),
+    ),
+  ];
+  const cmRefs = parts.flatMap((m) =>
+    (m.fileOptions ?? []).flatMap((f) => (f.configMapKeyRef ? [f.configMapKeyRef] : [])),
+  );
   const r = renderPipeline(
     pipeline,
     networks,
@@ -83,6 +110,12 @@ function checkPipeline(p: HarmonyPipeline): SpecIssue[] {
     (_ns, name) => ({
       data: Object.fromEntries(
         refs.filter((so) => so.secretKeyRef.name === name).map((so) => [so.secretKeyRef.key, PLACEHOLDER_SECRET]),
+      ),
+      revision: "admission",
+    }),
+    (_ns, name) => ({
+      data: Object.fromEntries(
+        cmRefs.filter((c) => c.name === name).map((c) => [c.key, "harmony-admission-placeholder"]),
       ),
       revision: "admission",
     }),
@@ -100,13 +133,9 @@ function checkPipeline(p: HarmonyPipeline): SpecIssue[] {
   const files = { "config.toml": renderMain(gw, []).toml, [key]: r.toml };
   const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
     fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
-    readFile: (path) => {
-      const v = path.startsWith(SECRET_DIR + "/") ? r.secrets[path.slice(SECRET_DIR.length + 1)] : undefined;
-      if (!v) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
-      return v;
-    },
+    readFile: mountedReader({ ...files, ...r.configFiles }, r.secrets),
   });
-  const hasSecrets = refs.length > 0;
+  const hasSecrets = refs.length + cmRefs.length > 0;
   return (
     check.problems
       .filter((x) => posix.basename(x.file) === key)

@@ -66,6 +66,54 @@ export const SecretOption = Obj(
   "An option whose value comes from a Secret: mounted as a file and passed by path, never written into a ConfigMap.",
 );
 
+export const ConfigMapKeyRef = Obj(
+  {
+    name: Str("Name of a ConfigMap in the resource's namespace.", { minLength: 1 }),
+    key: Str("Key within the ConfigMap.", { minLength: 1 }),
+  },
+  "A key of a ConfigMap in the same namespace.",
+);
+
+/**
+ * An option that names a file (`ca_path`, `public_key_path`, `spec_path`, `tls.cert_path`, ...):
+ * the file's content comes from the cluster or the resource, and the option is set to where the
+ * data plane finds it. One shape for every file option, so none needs a field of its own.
+ */
+export const FileOption = Obj(
+  {
+    option: Str(
+      "Option (a path into options, dots for nested tables: `public_key_path`, `tls.ca_path`) that gets the file's path.",
+      { minLength: 1, maxLength: 253, pattern: "^[a-z0-9_]+(\\.[a-z0-9_]+)*$" },
+    ),
+    configMapKeyRef: Type.Optional(ConfigMapKeyRef),
+    secretKeyRef: Type.Optional(SecretKeyRef),
+    inline: Type.Optional(
+      Type.Unsafe<unknown>({
+        "x-kubernetes-preserve-unknown-fields": true,
+        description:
+          "The file's content in the resource: a string as written, anything else (a JOLT spec, say) as JSON.",
+      }),
+    ),
+  },
+  "A file option: its content from a ConfigMap key, a Secret key (copied to the gateway's Secret, never to its ConfigMap) or inline.",
+  {
+    "x-kubernetes-validations": [
+      {
+        // CEL cannot see the untyped `inline`; with neither ref and no inline, the operator (and
+        // the validating webhook) refuses the entry instead.
+        rule: "!(has(self.configMapKeyRef) && has(self.secretKeyRef))",
+        message: "set exactly one of configMapKeyRef, secretKeyRef and inline",
+      },
+      {
+        // Secret material may only come from a Secret: a private key, and the `<name>_file` form of
+        // a secret option (password_file, keys_file, signing_key_file, ...).
+        rule: "!(self.option == 'key_path' || self.option.endsWith('.key_path') || self.option.endsWith('_file')) || has(self.secretKeyRef)",
+        message: "a private key (key_path) or a secret option's file (*_file) must come from a secretKeyRef",
+      },
+    ],
+  },
+);
+
 /** metav1.Condition, as controller-gen emits it. */
 export const Condition = Obj(
   {
@@ -105,6 +153,35 @@ const CommonStatus = {
 
 // ---- HarmonyGateway -----------------------------------------------------------------------
 
+export const CertificateRef = Obj(
+  {
+    name: Str("Name of a kubernetes.io/tls Secret (tls.crt, tls.key).", { minLength: 1, maxLength: 253 }),
+    kind: Type.Optional(Enum(["Secret"], "Only Secret.", { default: "Secret" })),
+    group: Type.Optional(Enum([""], "The core API group (empty).", { default: "" })),
+    namespace: Type.Optional(
+      Str(
+        "Accepted for Gateway API compatibility; only the gateway's own namespace is allowed (another is reported as RefNotPermitted).",
+        { maxLength: 63, pattern: NAME },
+      ),
+    ),
+  },
+  "A certificate and key for the listener, as a Gateway API listener names them.",
+);
+
+export const GatewayNetworkTls = Obj(
+  {
+    certificateRefs: List(
+      CertificateRef,
+      "The listener's certificate (one; renewals are picked up without a restart).",
+      {
+        minItems: 1,
+        maxItems: 1,
+      },
+    ),
+  },
+  "HTTPS on this network: TLS 1.2+, HTTP/2 offered by ALPN.",
+);
+
 export const GatewayNetwork = Obj(
   {
     name: Str("Network name; pipelines attach to it by name.", {
@@ -129,6 +206,7 @@ export const GatewayNetwork = Obj(
         "x-kubernetes-validations": [{ rule: "isIP(self)", message: "must be an IPv4 or IPv6 address" }],
       }),
     ),
+    tls: Type.Optional(GatewayNetworkTls),
   },
   "A listener of the data plane.",
 );
@@ -352,6 +430,7 @@ export const PipelineMiddleware = Obj(
     type: Str("Middleware type (passthru, jwt_auth, basic_auth, transform, ...).", { minLength: 1 }),
     options: Type.Optional(FreeForm("Options of the middleware type.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
+    fileOptions: Type.Optional(List(FileOption, "Options that name files, with the files' content.", { maxItems: 32 })),
   },
   "One middleware step.",
 );
@@ -362,6 +441,11 @@ export const PipelineBackend = Obj(
     url: Type.Optional(Str("Upstream base URL (http, fhir, dicomweb).", { pattern: "^https?://" })),
     options: Type.Optional(FreeForm("Further backend options, passed to the data plane as written.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
+    fileOptions: Type.Optional(
+      List(FileOption, "Options that name files (`tls.ca_path`, `tls.cert_path`, ...), with the files' content.", {
+        maxItems: 32,
+      }),
+    ),
   },
   "Where requests go.",
   {

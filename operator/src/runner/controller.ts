@@ -241,6 +241,11 @@ export class Controller {
           if ((e as { code?: number }).code === 404) return undefined;
           throw e;
         }),
+      readConfigMap: (namespace, name) =>
+        this.opts.kube.core.readNamespacedConfigMap({ namespace, name }).catch((e: unknown) => {
+          if ((e as { code?: number }).code === 404) return undefined;
+          throw e;
+        }),
       secretRecheckMs: this.opts.secretRecheckMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
     };

@@ -26,6 +26,8 @@ import {
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
 import { attachment } from "./attachment.js";
+import { readReferences } from "./references.js";
+import { networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
@@ -55,6 +57,8 @@ export interface ReconcilerDeps {
    * list or watch on Secrets at all.
    */
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
+  /** One ConfigMap a fileOptions entry names, read the same way (undefined when it does not exist). */
+  readConfigMap: (namespace: string, name: string) => Promise<V1ConfigMap | undefined>;
   /** How soon a gateway that uses Secrets is rendered again, to pick up changed values (no watch sees them). */
   secretRecheckMs?: number;
   /** Asks a data-plane pod which config it serves (GET /readyz). */
@@ -77,25 +81,16 @@ export async function reconcileGateway(
   if (!gw || gw.metadata.deletionTimestamp) return {}; // children go with it (ownerReferences)
 
   const pipelines = attachedPipelines(gw, caches.pipelines.list());
-  const used = referencedSecrets(pipelines);
-  const read = new Map(
-    await Promise.all(used.map(async ([ns, n]) => [`${ns}/${n}`, await deps.readSecret(ns, n)] as const)),
-  );
-  const secretLookup = (ns: string, n: string) => {
-    const s = read.get(`${ns}/${n}`);
-    if (!s?.data) return undefined;
-    return {
-      data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, Buffer.from(v, "base64")])),
-      revision: `${s.metadata?.uid ?? ""}/${s.metadata?.resourceVersion ?? ""}`,
-    };
-  };
-  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup);
+  const refs = await readReferences(gw, pipelines, { secret: deps.readSecret, configMap: deps.readConfigMap });
+  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps);
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;
   const existing = caches.configMaps.get(configMapName(gw), namespace);
   const renderedPipelines = r.pipelines.filter((p) => p.programmed).length;
 
+  // Certificates only the cluster can vouch for: the networks they leave out, or all found.
+  conditions.push(networkRefsCondition(r.unavailableNetworks));
   if (r.gatewayProblems.length) {
     conditions.push({
       type: "Accepted",
@@ -160,13 +155,18 @@ export async function reconcileGateway(
   const want = programmedHash ?? existing?.metadata?.annotations?.[HASH_ANNOTATION];
   const { serving, total } = await servingPods(deps, gw, want);
   const desiredReplicas =
-    (gw.spec.mode ?? "Deployment") === "Deployment" ? (gw.spec.replicas ?? 1) : Math.max(total, 1);
+    (gw.spec.mode ?? "Deployment") === "Deployment" ? await wantedReplicas(deps, gw) : Math.max(total, 1);
   const ready = want !== undefined && serving >= desiredReplicas && desiredReplicas > 0;
   conditions.push({
     type: "Ready",
     status: ready ? "True" : "False",
     reason: ready ? "Serving" : r.gatewayProblems.length ? "InvalidGateway" : "WaitingForDataPlane",
-    message: `${serving}/${desiredReplicas} pods serving config ${want?.slice(0, 12) ?? "(none)"}`,
+    // Ready is about the pods; a network left out for its certificate is named so `kubectl get` shows it.
+    message:
+      `${serving}/${desiredReplicas} pods serving config ${want?.slice(0, 12) ?? "(none)"}` +
+      (r.unavailableNetworks.size
+        ? `; not served: ${[...r.unavailableNetworks.keys()].map((n) => `network "${n}"`).join(", ")} (see ResolvedRefs)`
+        : ""),
   });
 
   await writeStatus(deps, gw, "harmonygateways", conditions, {
@@ -242,18 +242,7 @@ export async function reconcileGateway(
   if (total > 0 && serving < total) return { requeueAfterMs: 1000 };
   // Secret values change without an event we see; the kubelet takes about as long to update a
   // mounted Secret, so rechecking at this pace adds little to a rotation.
-  return used.length ? { requeueAfterMs: deps.secretRecheckMs ?? 60_000 } : {};
-}
-
-/** [namespace, name] of every Secret the pipelines' secretOptions name, once each. */
-export function referencedSecrets(pipelines: readonly HarmonyPipeline[]): [string, string][] {
-  const keys = new Set<string>();
-  for (const p of pipelines) {
-    for (const part of [...(p.spec.middleware ?? []), ...p.spec.backends]) {
-      for (const so of part.secretOptions ?? []) keys.add(`${p.metadata.namespace}/${so.secretKeyRef.name}`);
-    }
-  }
-  return [...keys].sort().map((k) => k.split("/") as [string, string]);
+  return refs.any ? { requeueAfterMs: deps.secretRecheckMs ?? 60_000 } : {};
 }
 
 async function writeConfig(

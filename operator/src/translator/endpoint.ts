@@ -57,7 +57,9 @@ export function checkEndpoint(ep: HarmonyEndpoint): EndpointVerdict {
   const r = checkConfig(file, { fs: memoryFs({ [file]: TOML.stringify(doc as TOML.JsonMap) }) });
   const issues = r.problems.filter((p) => p.path.startsWith("endpoints.endpoint")).map((p) => paths.issue(p));
   const say = (is: SpecIssue[]) => is.map(formatIssue).join("; ");
-  const errors = issues.filter((p) => p.severity === "error");
+  // An unknown option is refused, not warned about: the data plane would run without it, and the
+  // pipelines using this endpoint are left out of their gateway's config for the same reason.
+  const errors = issues.filter((p) => p.severity === "error" || p.unknownOption);
   if (errors.length === 0) {
     const warnings = say(issues);
     return {

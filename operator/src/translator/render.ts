@@ -16,18 +16,22 @@ import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1
 import { ENDPOINT_FIELDS, endpointOptions } from "./endpoint.js";
 import { SpecPaths, formatIssue } from "./spec-paths.js";
 import { gatewaySpecIssues } from "./gateway-checks.js";
+import {
+  mountedPath,
+  resolveFileOption,
+  setOption,
+  type ConfigMapLookup,
+  type FileOptionSpec,
+  type SecretLookup,
+} from "./file-options.js";
+import { planTls, type TlsPlan } from "./gateway-tls.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
 export const SECRET_DIR = "/etc/harmony/secrets";
 export const MANAGEMENT_NETWORK = "management";
 
-/** A Secret's data, and what identifies this revision of it (`<uid>/<resourceVersion>`). */
-export interface SecretRevision {
-  data: Record<string, Buffer>;
-  revision: string;
-}
-export type SecretLookup = (namespace: string, name: string) => SecretRevision | undefined;
+export type { SecretRevision, SecretLookup, ConfigMapLookup } from "./file-options.js";
 
 /** Option schemas of the plugins, for "did you mean". */
 const registry = createRegistry();
@@ -54,6 +58,8 @@ export interface RenderResult {
   pipelines: PipelineOutcome[];
   /** Problems in the gateway's own part (config.toml); nothing is written while there are any. */
   gatewayProblems: string[];
+  /** Networks left out because their certificate cannot be had (the others still serve). */
+  unavailableNetworks: Map<string, { reason: string; message: string }>;
 }
 
 type Table = Record<string, unknown>;
@@ -67,6 +73,7 @@ export function render(
   pipelines: HarmonyPipeline[],
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
+  configMaps: ConfigMapLookup = () => undefined,
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -76,14 +83,24 @@ export function render(
       generation: p.metadata.generation,
       programmed: false,
     }));
-    return { files: {}, secrets: {}, hash: "", pipelines: pipelines_, gatewayProblems: unusable };
+    return {
+      files: {},
+      secrets: {},
+      hash: "",
+      pipelines: pipelines_,
+      gatewayProblems: unusable,
+      unavailableNetworks: new Map(),
+    };
   }
+  const tls = planTls(gateway, secrets);
   const outcomes = new Map<string, PipelineOutcome>();
   const files: Record<string, string> = {};
   const secretData: Record<string, Buffer> = {};
   /** Per file: how its keys map back to spec paths, and which Secret revisions it uses. */
   const paths = new Map<string, SpecPaths>();
   const revisions = new Map<string, string[]>();
+  /** Per pipeline file: the extra files (fileOptions) it brought, to drop with it. */
+  const extras = new Map<string, { config: string[]; secrets: string[] }>();
   const sorted = [...pipelines].sort((a, b) => id(a).localeCompare(id(b)));
 
   const gatewayNetworks = gateway.spec.networks.map((n) => n.name);
@@ -95,7 +112,7 @@ export function render(
       programmed: false,
     };
     outcomes.set(id(p), outcome);
-    const r = renderPipeline(p, gatewayNetworks, endpoints, secrets);
+    const r = renderPipeline(p, gatewayNetworks, endpoints, secrets, configMaps, tls.unavailable);
     if ("failure" in r) {
       outcome.failure = r.failure;
       continue;
@@ -104,27 +121,30 @@ export function render(
     paths.set(pipelineKey(p), r.paths);
     revisions.set(pipelineKey(p), r.revisions);
     Object.assign(secretData, r.secrets);
+    for (const [k, v] of Object.entries(r.configFiles)) files[k] = v;
+    extras.set(pipelineKey(p), { config: Object.keys(r.configFiles), secrets: Object.keys(r.secrets) });
   }
 
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
-  const revisionsInUse = () => Object.keys(files).flatMap((f) => revisions.get(f) ?? []);
-  let main = renderMain(gateway, revisionsInUse());
+  Object.assign(secretData, tls.files);
+  const revisionsInUse = () => [...tls.revisions, ...Object.keys(files).flatMap((f) => revisions.get(f) ?? [])];
+  let main = renderMain(gateway, revisionsInUse(), tls);
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
     const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
       fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
-      readFile: (path) => {
-        const key = path.startsWith(SECRET_DIR + "/") ? path.slice(SECRET_DIR.length + 1) : undefined;
-        const v = key === undefined ? undefined : secretData[key];
-        if (!v) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
-        return v;
-      },
+      readFile: mountedReader(files, secretData),
     });
     // The data plane loads a Harmony config that names a type it lacks, with a warning, and leaves
     // that pipeline out; a resource asking for one is still refused here, so its status says so.
+    // An unknown option key is only a warning to the data plane, which then runs without it; a
+    // misspelt `audience` would mean no audience check, so the pipeline is refused instead.
     const errors = check.problems.filter(
-      (x) => x.severity === "error" || /not available in this build/.test(x.message),
+      (x) =>
+        x.severity === "error" ||
+        /not available in this build/.test(x.message) ||
+        (x.message === "unknown key" && posix.basename(x.file) !== "config.toml"),
     );
     const describe = (x: Problem) => formatIssue(paths.get(posix.basename(x.file))?.issue(x) ?? fallback(x));
     if (errors.length === 0) {
@@ -142,6 +162,7 @@ export function render(
         hash: check.hash,
         pipelines: [...outcomes.values()],
         gatewayProblems: [],
+        unavailableNetworks: tls.unavailable,
       };
     }
     const byFile = groupByFile(errors);
@@ -153,6 +174,7 @@ export function render(
         hash: "",
         pipelines: [...outcomes.values()],
         gatewayProblems: gatewayErrors.map(describe),
+        unavailableNetworks: tls.unavailable,
       };
     }
     for (const [file, problems] of byFile) {
@@ -173,15 +195,19 @@ export function render(
       }
       delete files[pipelineKey(p)];
       for (const k of Object.keys(secretData)) if (k.startsWith(id(p) + ".")) delete secretData[k];
+      for (const k of extras.get(pipelineKey(p))?.config ?? []) delete files[k];
+      for (const k of extras.get(pipelineKey(p))?.secrets ?? []) delete secretData[k];
       // A misspelt option is often why a required one is missing: name both.
-      const unknown = check.problems.filter((x) => x.message === "unknown key" && posix.basename(x.file) === file);
+      const unknown = check.problems.filter(
+        (x) => x.message === "unknown key" && posix.basename(x.file) === file && !problems.includes(x),
+      );
       outcomes.get(id(p))!.failure = {
         condition: "Accepted",
         reason: reasonFor(problems),
         message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
-    main = renderMain(gateway, revisionsInUse());
+    main = renderMain(gateway, revisionsInUse(), tls);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
 }
@@ -220,12 +246,21 @@ function reasonFor(problems: Problem[]): string {
 }
 
 /** config.toml: the gateway's own part. */
-export function renderMain(gateway: HarmonyGateway, secretRevisions: string[]): { toml: string; paths: SpecPaths } {
+export function renderMain(
+  gateway: HarmonyGateway,
+  secretRevisions: string[],
+  tls?: Pick<TlsPlan, "listeners" | "unavailable">,
+): { toml: string; paths: SpecPaths } {
   const spec = gateway.spec;
   const paths = new SpecPaths();
   const network: Table = {};
   for (const [i, n] of spec.networks.entries()) {
-    network[n.name] = { http: { bind_address: n.bindAddress ?? "0.0.0.0", bind_port: n.port } };
+    // Never served without the TLS it asks for: left out until its certificate can be had.
+    if (tls?.unavailable.has(n.name)) continue;
+    const certs = tls?.listeners.get(n.name);
+    network[n.name] = { http: { bind_address: n.bindAddress ?? "0.0.0.0", bind_port: n.port, ...certs } };
+    for (const k of ["cert_path", "key_path"])
+      paths.add(["network", n.name, "http", k], `spec.networks[${i}].tls.certificateRefs[0]`);
     paths.add(["network", n.name], `spec.networks[${i}]`);
     paths.add(["network", n.name, "http", "bind_address"], `spec.networks[${i}].bindAddress`);
     paths.add(["network", n.name, "http", "bind_port"], `spec.networks[${i}].port`);
@@ -255,19 +290,39 @@ export function renderMain(gateway: HarmonyGateway, secretRevisions: string[]): 
 }
 
 export type PipelineRender =
-  | { toml: string; secrets: Record<string, Buffer>; paths: SpecPaths; revisions: string[] }
+  | {
+      toml: string;
+      secrets: Record<string, Buffer>;
+      /** Files for the rendered ConfigMap beside the TOML (fileOptions from ConfigMaps or inline). */
+      configFiles: Record<string, string>;
+      paths: SpecPaths;
+      revisions: string[];
+    }
   | { failure: NonNullable<PipelineOutcome["failure"]> };
+
+/** Reads what the pods will have mounted, from the render itself: for the checker. */
+export function mountedReader(files: Record<string, string>, secretData: Record<string, Buffer>) {
+  return (path: string): Buffer => {
+    const inSecrets = path.startsWith(SECRET_DIR + "/") ? secretData[path.slice(SECRET_DIR.length + 1)] : undefined;
+    const inConfig = path.startsWith(CONFIG_DIR + "/") ? files[path.slice(CONFIG_DIR.length + 1)] : undefined;
+    const v = inSecrets ?? (inConfig === undefined ? undefined : Buffer.from(inConfig));
+    if (!v) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+    return v;
+  };
+}
 
 export function renderPipeline(
   p: HarmonyPipeline,
   gatewayNetworks: string[],
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
+  configMaps: ConfigMapLookup = () => undefined,
+  unavailableNetworks: ReadonlyMap<string, unknown> = new Map(),
 ): PipelineRender {
   const ns = p.metadata.namespace ?? "";
   const spec = p.spec;
-  const networks = spec.networks ?? gatewayNetworks;
-  const unknown = networks.filter((n) => !gatewayNetworks.includes(n));
+  const asked = spec.networks ?? gatewayNetworks;
+  const unknown = asked.filter((n) => !gatewayNetworks.includes(n));
   if (unknown.length) {
     return {
       failure: {
@@ -277,7 +332,19 @@ export function renderPipeline(
       },
     };
   }
+  // A network whose certificate cannot be had is not in the config: serve on the others.
+  const networks = asked.filter((n) => !unavailableNetworks.has(n));
+  if (networks.length === 0) {
+    return {
+      failure: {
+        condition: "ResolvedRefs",
+        reason: "NetworkNotReady",
+        message: `spec.networks: ${asked.map((n) => `"${n}"`).join(", ")} not served: the gateway's certificate for it cannot be used (see the HarmonyGateway's ResolvedRefs condition)`,
+      },
+    };
+  }
   const secretFiles: Record<string, Buffer> = {};
+  const configFiles: Record<string, string> = {};
   const revisions: string[] = [];
   const paths = new SpecPaths();
   const withSecrets = (
@@ -288,6 +355,7 @@ export function renderPipeline(
     options: Record<string, unknown> | undefined,
     secretOptions: { option: string; secretKeyRef: { name: string; key: string } }[] | undefined,
     part: string,
+    fileOptions: FileOptionSpec[] = [],
   ): Record<string, unknown> | { failure: NonNullable<PipelineOutcome["failure"]> } => {
     const out: Record<string, unknown> = { ...(options ?? {}) };
     paths.add([table, tomlName], field);
@@ -308,13 +376,31 @@ export function renderPipeline(
       const key = `${id(p, part)}.${so.option}`;
       secretFiles[key] = value;
       revisions.push(`${ns}/${so.secretKeyRef.name}@${found!.revision}`);
-      out[`${so.option}_file`] = posix.join(SECRET_DIR, key);
+      out[`${so.option}_file`] = mountedPath(`${so.option}_file`, "secrets", key);
       for (const opt of [so.option, `${so.option}_file`]) {
         paths.add([table, tomlName, "options", opt], `${field}.secretOptions[${i}].option`, {
           schema,
           secretOption: so.option,
         });
       }
+    }
+    for (const [i, fo] of fileOptions.entries()) {
+      const at = `${field}.fileOptions[${i}]`;
+      const r = resolveFileOption(fo, at, ns, `${id(p, part)}.file.${fo.option}`, { secrets, configMaps });
+      if ("failure" in r) return { failure: r.failure };
+      const f = r.file;
+      if (f.dir === "secrets") secretFiles[f.key] = f.content;
+      else configFiles[f.key] = f.content.toString("utf8");
+      // Inline content is the resource's own: its digest (never a Secret's) marks a change.
+      revisions.push(f.revision ?? `inline@${createHash("sha256").update(f.content).digest("hex")}`);
+      setOption(out, fo.option, mountedPath(fo.option, f.dir, f.key));
+      // Problems with the file (not PEM, not a JOLT chain) point at the entry that brought it; a
+      // Secret's or ConfigMap's content only the cluster can check (admission skips it).
+      paths.add([table, tomlName, "options", ...fo.option.split(".")], at, {
+        schema,
+        external: fo.inline === undefined,
+        fileOption: fo.option,
+      });
     }
     return out;
   };
@@ -355,6 +441,7 @@ export function renderPipeline(
       m.options,
       m.secretOptions,
       `middleware.${m.name}`,
+      m.fileOptions,
     );
     if ("failure" in options) return options as { failure: NonNullable<PipelineOutcome["failure"]> };
     paths.add(["middleware", name, "type"], `spec.middleware[${i}].type`);
@@ -372,6 +459,7 @@ export function renderPipeline(
     b.options,
     b.secretOptions,
     "backend",
+    b.fileOptions,
   );
   if ("failure" in backendOptions) return backendOptions as { failure: NonNullable<PipelineOutcome["failure"]> };
   if (b.url !== undefined) backendOptions.base_url = b.url;
@@ -392,6 +480,7 @@ export function renderPipeline(
   return {
     toml: `# HarmonyPipeline ${ns}/${p.metadata.name}\n` + toToml(doc),
     secrets: secretFiles,
+    configFiles,
     paths,
     revisions,
   };

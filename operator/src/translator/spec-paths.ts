@@ -15,6 +15,10 @@ export interface SpecPathEntry {
   schema?: TSchema;
   /** On an option a `secretOptions` entry became (`<option>_file`): the option name as written. */
   secretOption?: string;
+  /** On an option a `fileOptions` entry set from a ConfigMap or Secret: its content is the cluster's. */
+  external?: boolean;
+  /** On an option a `fileOptions` entry set: the option as written (dots for nested tables). */
+  fileOption?: string;
 }
 
 export interface SpecIssue {
@@ -67,7 +71,7 @@ export class SpecPaths {
   issue(p: Problem): SpecIssue {
     const r = this.resolve(p.path);
     const path = r ? r.entry.spec + r.rest : p.path;
-    const secret = Boolean(r?.entry.secretOption) || /\.secretOptions\[/.test(path);
+    const secret = Boolean(r?.entry.secretOption) || Boolean(r?.entry.external) || /\.secretOptions\[/.test(path);
     if (p.message !== "unknown key")
       return { path, message: p.message, severity: p.severity, secret, unknownOption: false };
     let hint: string | undefined;
@@ -75,13 +79,18 @@ export class SpecPaths {
       // `<option>_file` is what we wrote; the user wrote `<option>`: suggest among secret-capable options.
       const names = [...keysAt(r.entry.schema!, [])].filter((k) => k.endsWith("_file")).map((k) => k.slice(0, -5));
       hint = closest(r.entry.secretOption, names);
+    } else if (r?.entry.fileOption !== undefined && r.rest === "") {
+      const parts = r.entry.fileOption.split(".");
+      hint = r.entry.schema ? closest(parts.at(-1)!, keysAt(r.entry.schema, parts.slice(0, -1))) : undefined;
+      if (hint) hint = [...parts.slice(0, -1), hint].join(".");
     } else if (r?.entry.schema) {
       const parts = parsePath(r.rest);
       const key = parts.at(-1);
       if (typeof key === "string") hint = closest(key, keysAt(r.entry.schema, parts.slice(0, -1)));
     }
     return {
-      path,
+      // The key the user wrote is the entry's `option` value.
+      path: r?.entry.fileOption !== undefined && r.rest === "" ? `${path}.option` : path,
       message: `unknown option${hint ? `; did you mean "${hint}"?` : ""}`,
       severity: p.severity,
       secret: false,
