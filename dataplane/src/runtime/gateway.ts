@@ -168,12 +168,14 @@ export class Gateway {
     const loaded = loadConfig(this.configFile, overlay ? overlayFs(overlay) : undefined);
     const live = this.live;
     // What is served already is not rebuilt: the kubelet's copy of a revision the API brought, or
-    // the API's answer after a reconnect. An API revision also compares the Secret it read.
-    if (
-      live &&
-      loaded.hash === live.hash &&
-      (trigger === "file" || (trigger === "kubernetes" && live.secrets === secretsDigest(overlay)))
-    ) {
+    // the API's answer after a reconnect. An API revision also compares the Secret it read. (A
+    // file change under a config from files still rebuilds: transform specs are not in the hash.)
+    const same =
+      live?.hash === loaded.hash &&
+      ((trigger === "file" && live.source === "kubernetes") ||
+        (trigger === "kubernetes" && live.secrets === secretsDigest(overlay)));
+    if (live && same) {
+      logger.debug("config unchanged; nothing to reload", { trigger, hash: live.hash });
       return { ok: true, trigger, at: at.toISOString(), hash: live.hash, changed: false, source: live.source };
     }
     const built = this.build(loaded, overlay);

@@ -138,6 +138,7 @@ export function watchObjects<T>(
   path: string,
   onEvent: (e: WatchEvent<T>) => void,
   signal?: AbortSignal,
+  idleMs?: number,
 ): Promise<void> {
   return new Promise((done, fail) => {
     const req = request(options(conn, path, signal), (res) => {
@@ -173,7 +174,14 @@ export function watchObjects<T>(
       });
       res.on("error", fail);
       res.on("end", () => done());
+      // A connection cut mid-stream may close without an error event: still a failure.
+      res.on("close", () => {
+        if (!res.complete) fail(new KubeApiError(0, "watch connection lost"));
+      });
     });
+    // A silently dead connection (no FIN) would hold the watch forever: the server ends every
+    // watch at its timeoutSeconds, so silence well past that means the connection is gone.
+    if (idleMs) req.setTimeout(idleMs, () => req.destroy(new KubeApiError(0, "watch went silent")));
     req.on("error", fail);
     req.end();
   });

@@ -122,6 +122,7 @@ export class KubeConfigSource {
               // DELETED: the gateway is going away; the pods keep the config they have.
             },
             this.abort.signal,
+            (WATCH_SECONDS + 30) * 1000,
           );
         }
       } catch (e) {
