@@ -10,7 +10,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { writeAtomically } from "./syncer.js";
 import { eventually, http, runCli, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
@@ -332,4 +333,87 @@ test("config through the API: edits served without a file change, bad ones refus
   // Secrets never reach the logs: neither the passwords nor the ServiceAccount token.
   const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
   for (const secret of [OLD_PASS, NEW_PASS, saToken]) assert.ok(!all.includes(secret), "a secret in the logs");
+});
+
+test("a hostile or broken API answer (garbage event, 410, 500 with a body) never crashes the data plane or reaches its log", async (t) => {
+  // A fake apiserver on the real one's serving certificate (valid for 127.0.0.1, signed by its CA).
+  const leak = "BODY-MUST-NOT-BE-LOGGED-7d1e";
+  const secretDir = tempDir();
+  writeFileSync(join(secretDir, "pw"), OLD_PASS);
+  const files = { "config.toml": main, "pipeline.a.toml": pipeline("a", "/a", secretDir) };
+  const cm = { metadata: { resourceVersion: "7" }, data: files };
+  let watches = 0;
+  const fake = createHttpsServer(
+    { cert: readFileSync(join(cp.dir, "server.crt")), key: readFileSync(join(cp.dir, "server.key")) },
+    (req, res) => {
+      const url = req.url ?? "";
+      if (url.includes("watch=true")) {
+        watches++;
+        if (watches >= 3) {
+          res.writeHead(500, { "content-type": "application/json" });
+          res.end(JSON.stringify({ kind: "Status", reason: "InternalError", message: leak }));
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" });
+        if (watches === 1) res.end("this is not JSON\n");
+        else
+          res.end(JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired" } }) + "\n");
+        return;
+      }
+      if (url.includes("/secrets/")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ metadata: { resourceVersion: "3" }, data: { pw: Buffer.from(leak).toString("base64") } }),
+        );
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(cm));
+    },
+  );
+  fake.listen(0, "127.0.0.1");
+  await once(fake, "listening");
+  t.after(() => {
+    fake.closeAllConnections();
+    fake.close();
+  });
+  const kubeconfig = join(tempDir(), "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      clusters: [
+        {
+          name: "fake",
+          cluster: {
+            server: `https://127.0.0.1:${(fake.address() as { port: number }).port}`,
+            "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
+          },
+        },
+      ],
+      users: [{ name: "u", user: { token: "fake-token-0f9c" } }],
+      contexts: [{ name: "c", context: { cluster: "fake", user: "u" } }],
+      "current-context": "c",
+    }),
+  );
+  const dir = tempDir();
+  writeAtomically(dir, files, 1);
+  const dp = await startDataplane(join(dir, "config.toml"), {}, [
+    "--config-source",
+    `kubernetes://${NS}/fake?secret=fake-s&secretDir=${secretDir}`,
+    "--kubeconfig",
+    kubeconfig,
+  ]);
+  t.after(() => dp.stop());
+  await eventually("three broken watches", () => Promise.resolve(watches >= 3), { timeoutMs: 30_000 });
+  await eventually(
+    "the source to report the failure",
+    async () => (await info(dp)).config.kubernetes?.connected === false,
+  );
+  assert.equal(dp.proc.exitCode, null);
+  // Still serving; the Secret value came through the API (it is the password now).
+  assert.equal((await http(dp.url("default", "/a/x"), { headers: basic(leak) })).status, 200);
+  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  assert.match(all, /Kubernetes API answered 500 InternalError/);
+  assert.ok(!all.includes(leak), "a response body or Secret value in the log");
+  assert.ok(!all.includes("fake-token-0f9c"), "the token in the log");
 });
