@@ -516,8 +516,12 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonypipelines/status"), ["patch"]);
   // Secrets are read one at a time, never listed or watched (no cache of every Secret).
   assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
-  // get: a ConfigMap a pipeline's fileOptions name, read when it renders (the cache holds only the operator's own).
+  // get: a ConfigMap a pipeline's fileOptions name, read when it renders (the cache holds only the operator's
+  // own); and the data plane's per-gateway Role grants it, and RBAC lets the operator grant only what it holds.
   assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "get", "list", "patch", "watch"]);
+  assert.deepEqual(verbsFor(clusterRules, "", "serviceaccounts"), ["create", "get", "patch"]);
+  assert.deepEqual(verbsFor(clusterRules, "rbac.authorization.k8s.io", "roles"), ["create", "get", "patch"]);
+  assert.deepEqual(verbsFor(clusterRules, "rbac.authorization.k8s.io", "rolebindings"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "pods"), ["list", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);
@@ -559,7 +563,11 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   const configOnly = (find(await render("operator.manageWorkloads=false"), "ClusterRole") as Obj & { rules: Rule[] })
     .rules;
   assert.ok(
-    !configOnly.some((r) => ["deployments", "services", "poddisruptionbudgets"].some((x) => r.resources.includes(x))),
+    !configOnly.some((r) =>
+      ["deployments", "services", "poddisruptionbudgets", "serviceaccounts", "roles", "rolebindings"].some((x) =>
+        r.resources.includes(x),
+      ),
+    ),
   );
   const noElection = await render("operator.leaderElection.enabled=false");
   assert.equal(find(noElection, "Role"), undefined);
@@ -1000,6 +1008,17 @@ test("helm install: the operator runs as the chart's ServiceAccount and reconcil
     await kubectl(["get", "deployment/edge-harmony", "service/edge-harmony", "-n", ns]);
     return true;
   });
+  // The pods' config reader: the operator, holding only the chart's rules, may grant this Role
+  // (RBAC forbids granting more than one holds, so an under-provisioned chart fails here).
+  const role = await getJson<{ rules: Rule[] }>(["get", "role", "edge-harmony", "-n", ns]);
+  assert.deepEqual(
+    role.rules.map((r) => [r.resources, r.resourceNames, r.verbs]),
+    [
+      [["configmaps"], ["edge-harmony-config"], ["get", "watch"]],
+      [["secrets"], ["edge-harmony-secrets"], ["get"]],
+    ],
+  );
+  await kubectl(["get", "serviceaccount/edge-harmony", "rolebinding/edge-harmony", "-n", ns]);
   const events = await getJson<{ items: { source?: { component?: string } }[] }>(["get", "events", "-n", ns]);
   assert.ok(events.items.some((e) => e.source?.component === "harmony-operator"));
   assertNoAccessErrors();

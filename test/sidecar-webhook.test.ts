@@ -92,10 +92,13 @@ test("webhook flags: off without a port; every bad value is refused with the fla
 
 test("the sidecar is the gateway Deployment's container, renamed so it cannot clash with the pod's", () => {
   const gw = gateway("clinic", "edge", "Sidecar");
-  const fromDeployment = (deploymentFor(gw, IMAGE) as { spec: { template: { spec: { containers: V1Container[] } } } })
-    .spec.template.spec.containers[0]!;
+  const fromDeployment = (
+    deploymentFor(gw, IMAGE, { watchApi: false }) as { spec: { template: { spec: { containers: V1Container[] } } } }
+  ).spec.template.spec.containers[0]!;
   const { container, volumes } = sidecarFor(gw, IMAGE);
   assert.equal(container.name, SIDECAR_NAME);
+  // Files only: the sidecar runs as the application's ServiceAccount, which must not read the gateway's Secret.
+  assert.ok(!container.args!.includes("--config-source"));
   for (const k of ["image", "args", "ports", "readinessProbe", "livenessProbe"] as const) {
     assert.deepEqual(container[k], fromDeployment[k], k);
   }

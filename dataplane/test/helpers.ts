@@ -62,8 +62,12 @@ export interface Dataplane {
  */
 export const DATAPLANE_NODE_FLAGS = ["--max-semi-space-size=2"];
 
-export async function startDataplane(configFile: string, env: Record<string, string> = {}): Promise<Dataplane> {
-  const proc = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, CLI, "--config", configFile], {
+export async function startDataplane(
+  configFile: string,
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Promise<Dataplane> {
+  const proc = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, CLI, "--config", configFile, ...args], {
     env: { ...process.env, HARMONY_POLL_MS: "500", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,7 +1,7 @@
 /** The gateway's Deployment and Service: hot-reloadable mounts, hardened pod, our labels only. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { deploymentFor, serviceFor, childLabels, workloadPlan } from "../src/translator/workload.js";
+import { configReaderRbac, deploymentFor, serviceFor, childLabels, workloadPlan } from "../src/translator/workload.js";
 import type { HarmonyGateway } from "../src/api/v1alpha1.js";
 
 const gw: HarmonyGateway = {
@@ -97,10 +97,12 @@ test("replicas unset is left out of the Deployment (an HPA owns it); no PDB aske
   const { replicas: _r, ...rest } = gw.spec;
   const auto: HarmonyGateway = { ...gw, spec: rest };
   const plan = workloadPlan(auto, []);
-  assert.ok(!("replicas" in (plan.apply[0] as { spec: object }).spec));
+  const kind = (objs: Record<string, unknown>[], k: string) => objs.find((o) => o.kind === k) as { spec: object };
+  assert.ok(!("replicas" in kind(plan.apply, "Deployment").spec));
+  // The pods' identity goes first, so a new pod finds its ServiceAccount and Role in place.
   assert.deepEqual(
     plan.apply.map((o) => o.kind),
-    ["Deployment", "Service"],
+    ["ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"],
   );
   assert.deepEqual(
     plan.remove.map((r) => `${r.kind}/${r.metadata.name}`),
@@ -108,5 +110,48 @@ test("replicas unset is left out of the Deployment (an HPA owns it); no PDB aske
   );
   const withPdb = workloadPlan({ ...auto, spec: { ...rest, podDisruptionBudget: { maxUnavailable: "25%" } } }, []);
   assert.deepEqual(withPdb.remove, []);
-  assert.deepEqual((withPdb.apply[2] as { spec: { maxUnavailable: string } }).spec.maxUnavailable, "25%");
+  assert.deepEqual(
+    (kind(withPdb.apply, "PodDisruptionBudget") as { spec: { maxUnavailable: string } }).spec.maxUnavailable,
+    "25%",
+  );
+});
+
+test("the pods run as the gateway's own ServiceAccount, whose Role reads only its ConfigMap and Secret", () => {
+  const d = deploymentFor(gw) as {
+    spec: {
+      template: {
+        spec: { serviceAccountName: string; automountServiceAccountToken: boolean; containers: { args: string[] }[] };
+      };
+    };
+  };
+  const pod = d.spec.template.spec;
+  assert.equal(pod.serviceAccountName, "edge-harmony");
+  assert.equal(pod.automountServiceAccountToken, true);
+  assert.deepEqual(pod.containers[0]!.args, [
+    "--config",
+    "/etc/harmony/config/config.toml",
+    "--config-source",
+    `kubernetes://${gw.metadata.namespace}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=/etc/harmony/secrets`,
+  ]);
+  const files = deploymentFor(gw, undefined, { watchApi: false }) as typeof d;
+  assert.equal(files.spec.template.spec.automountServiceAccountToken, false);
+  assert.ok(!files.spec.template.spec.containers[0]!.args.includes("--config-source"));
+
+  const [sa, role, binding] = configReaderRbac(gw) as [
+    { automountServiceAccountToken: boolean },
+    { rules: { resources: string[]; resourceNames: string[]; verbs: string[] }[] },
+    { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] },
+  ];
+  assert.equal(sa.automountServiceAccountToken, false);
+  assert.deepEqual(
+    role.rules.map((r) => [r.resources, r.resourceNames, r.verbs]),
+    [
+      [["configmaps"], ["edge-harmony-config"], ["get", "watch"]],
+      [["secrets"], ["edge-harmony-secrets"], ["get"]],
+    ],
+  );
+  assert.deepEqual(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "edge-harmony" });
+  assert.deepEqual(binding.subjects, [
+    { kind: "ServiceAccount", name: "edge-harmony", namespace: gw.metadata.namespace },
+  ]);
 });

@@ -116,6 +116,16 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch", "delete"]
+{{- /* Each gateway's pods get a ServiceAccount and a Role reading exactly their ConfigMap (get,
+watch) and Secret (get), so they see a config change in about a second. RBAC lets the operator
+grant only what it holds itself (get/watch on ConfigMaps and get on Secrets, above). No escalate
+or bind. */}}
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
 {{- end }}
 

@@ -15,7 +15,14 @@ export interface ManagementView {
     version: string;
     started_at: string;
     uptime_seconds: number;
-    config: { hash: string; loaded_at: string; files: string[] };
+    config: {
+      hash: string;
+      loaded_at: string;
+      files: string[];
+      source: "files" | "kubernetes";
+      /** --config-source: connected, version, last_error (config/kube/source.ts SourceStatus). */
+      kubernetes?: object;
+    };
     last_reload: ReloadResult | undefined;
   } & Record<string, unknown>;
   pipelines(): unknown[];

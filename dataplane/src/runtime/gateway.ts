@@ -14,6 +14,9 @@ import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { resolveConfig, type ListenerSpec } from "../config/resolve.js";
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
 import { ConfigWatcher, listFiles } from "../config/watch.js";
+import { overlayFs, overlayReader, secretsDigest, type ConfigOverlay } from "../config/overlay.js";
+import type { KubeConfigSource } from "../config/kube/source.js";
+import type { KubeSourceSpec } from "../config/kube/uri.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
 import { execute, executeInternal, type ExecutorDeps } from "../pipeline/executor.js";
 import { problemType, writeProblem } from "../pipeline/errors.js";
@@ -43,6 +46,8 @@ export interface ReloadResult {
   changed?: boolean;
   problems?: string[];
   error?: string;
+  /** Where the config came from: the mounted files, or the Kubernetes API (--config-source). */
+  source?: "files" | "kubernetes";
 }
 
 interface Live {
@@ -57,6 +62,9 @@ interface Live {
   deps: ExecutorDeps;
   /** The management network's bind address resolves to loopback addresses only. */
   managementLoopback: boolean;
+  source: "files" | "kubernetes";
+  /** secretsDigest of the API revision it was built from ("" from files). */
+  secrets: string;
 }
 
 export interface GatewayOptions {
@@ -68,6 +76,8 @@ export interface GatewayOptions {
   /** Poll interval of the file watcher (0 disables polling; events still work). */
   pollMs?: number;
   watch?: boolean;
+  /** Also watch the config through the Kubernetes API (config/kube/source.ts). */
+  kubeSource?: { spec: KubeSourceSpec; kubeconfig?: string };
 }
 
 export class Gateway {
@@ -81,6 +91,9 @@ export class Gateway {
   private lastReload: ReloadResult | undefined;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private watcher: ConfigWatcher | undefined;
+  /** The newest revision from the API; undefined while the files are the source. */
+  private overlay: ConfigOverlay | undefined;
+  private kube: KubeConfigSource | undefined;
   private stopping = false;
   private readonly configFile: string;
 
@@ -101,10 +114,44 @@ export class Gateway {
       this.watcher = new ConfigWatcher({
         dirs: () => this.watchedDirs(),
         files: () => this.watchedFiles(),
-        onChange: () => void this.reload("file"),
+        onChange: () => this.onFileChange(),
         pollMs: this.opts.pollMs ?? 2000,
       });
     }
+    if (this.opts.kubeSource) await this.startKubeSource(this.opts.kubeSource);
+  }
+
+  /**
+   * The files are the source at start and the fallback after; the API, once connected, is the
+   * newer of the two (the kubelet writes the same revision up to a minute later, or an older one
+   * when edits come quickly), so a file change counts only while the API is not connected.
+   */
+  private onFileChange(): void {
+    if (this.kube?.healthy()) {
+      this.opts.logger.debug("config files changed; ignored while the Kubernetes API source is connected");
+      return;
+    }
+    this.overlay = undefined;
+    void this.reload("file");
+  }
+
+  private async startKubeSource(src: NonNullable<GatewayOptions["kubeSource"]>): Promise<void> {
+    // Loaded only here: a data plane on plain files never reads this code.
+    const { KubeConfigSource } = await import("../config/kube/source.js");
+    const { inClusterConnection, kubeconfigConnection } = await import("../config/kube/api.js");
+    const conn = src.kubeconfig ? kubeconfigConnection(src.kubeconfig) : inClusterConnection();
+    const dir = resolve(this.configFile, "..");
+    const secretDir = src.spec.secretDir ? resolve(src.spec.secretDir) : undefined;
+    this.kube = new KubeConfigSource(
+      src.spec,
+      conn,
+      (rev) => {
+        this.overlay = { dir, files: rev.files, secrets: rev.secrets, ...(secretDir ? { secretDir } : {}) };
+        void this.reload("kubernetes");
+      },
+      this.opts.logger,
+    );
+    this.kube.start();
   }
 
   /** Serialised: a reload requested during another one runs after it, against the newest files. */
@@ -118,7 +165,21 @@ export class Gateway {
     const { logger, metrics } = this.opts;
     const at = new Date();
     if (this.stopping) return { ok: false, trigger, at: at.toISOString(), error: "shutting down" };
-    const built = this.build();
+    const overlay = this.overlay;
+    const loaded = loadConfig(this.configFile, overlay ? overlayFs(overlay) : undefined);
+    const live = this.live;
+    // What is served already is not rebuilt: the kubelet's copy of a revision the API brought, or
+    // the API's answer after a reconnect. An API revision also compares the Secret it read. (A
+    // file change under a config from files still rebuilds: transform specs are not in the hash.)
+    const same =
+      live?.hash === loaded.hash &&
+      ((trigger === "file" && live.source === "kubernetes") ||
+        (trigger === "kubernetes" && live.secrets === secretsDigest(overlay)));
+    if (live && same) {
+      logger.debug("config unchanged; nothing to reload", { trigger, hash: live.hash });
+      return { ok: true, trigger, at: at.toISOString(), hash: live.hash, changed: false, source: live.source };
+    }
+    const built = this.build(loaded, overlay);
     if (!built.ok) {
       await this.resources.retain(this.keysInUse());
       const problems = built.problems.filter((p) => p.severity === "error").map(formatProblem);
@@ -128,6 +189,7 @@ export class Gateway {
         at: at.toISOString(),
         problems,
         error: `configuration rejected: ${problems.length} error(s)`,
+        source: overlay ? "kubernetes" : "files",
       };
       this.recordReload(result);
       logger.error("config rejected; the previous config keeps serving", { trigger, problems });
@@ -177,6 +239,7 @@ export class Gateway {
       at: at.toISOString(),
       hash: next.hash,
       changed: prev?.hash !== next.hash,
+      source: next.source,
     };
     this.recordReload(result);
     logger.info("config loaded", {
@@ -184,13 +247,17 @@ export class Gateway {
       hash: next.hash,
       pipelines: next.gen.pipelines.length,
       changed: result.changed,
+      source: next.source,
     });
     return result;
   }
 
-  private build(): { ok: true; live: Live; problems: Problem[] } | { ok: false; problems: Problem[] } {
-    const loaded = loadConfig(this.configFile);
-    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources, undefined, this.opts.metrics);
+  private build(
+    loaded: LoadedConfig,
+    overlay: ConfigOverlay | undefined,
+  ): { ok: true; live: Live; problems: Problem[] } | { ok: false; problems: Problem[] } {
+    const reader = overlay ? overlayReader(overlay) : undefined;
+    const buildCtx = buildContextFactory(loaded, this.opts.logger, this.resources, reader, this.opts.metrics);
     const { config, problems } = resolveConfig(loaded, this.opts.registry, buildCtx);
     if (!config) return { ok: false, problems: sortProblems(problems, loaded.mainFile) };
     // Compiled even when resolving found errors, so route clashes are reported in the same pass.
@@ -211,6 +278,8 @@ export class Gateway {
       retired: false,
       deps: undefined as unknown as ExecutorDeps,
       managementLoopback: false,
+      source: overlay ? "kubernetes" : "files",
+      secrets: secretsDigest(overlay),
     };
     live.deps = {
       logger: this.opts.logger,
@@ -385,6 +454,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher?.close();
+    this.kube?.close();
     const timeout = this.live?.gen.config.shutdownTimeoutMs ?? 30_000;
     const servers = this.listeners.clear().map((l) => l.server);
     await Promise.all(servers.map((s) => s.close(timeout)));
@@ -455,7 +525,13 @@ export class Gateway {
           uptime_seconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
           pid: process.pid,
           node: process.version,
-          config: { hash: live.hash, loaded_at: live.loadedAt.toISOString(), files: live.files },
+          config: {
+            hash: live.hash,
+            loaded_at: live.loadedAt.toISOString(),
+            files: live.files,
+            source: live.source,
+            ...(this.kube ? { kubernetes: this.kube.status() } : {}),
+          },
           last_reload: this.lastReload,
         };
       },

@@ -22,7 +22,10 @@ export interface Injection {
 
 /** The data-plane container and the volumes it mounts, as the gateway's Deployment has them. */
 export function sidecarFor(gw: HarmonyGateway, defaultImage?: string): { container: V1Container; volumes: V1Volume[] } {
-  const d = deploymentFor(gw, defaultImage) as unknown as { spec: { template: { spec: V1PodSpec } } };
+  // Files only: the sidecar runs as the application's ServiceAccount (see deploymentFor).
+  const d = deploymentFor(gw, defaultImage, { watchApi: false }) as unknown as {
+    spec: { template: { spec: V1PodSpec } };
+  };
   const podSpec = structuredClone(d.spec.template.spec);
   const container = podSpec.containers[0]!;
   const rename = (n: string) => VOLUME_PREFIX + n;
