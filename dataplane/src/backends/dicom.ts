@@ -25,6 +25,7 @@ import {
 import { MoveReceiver } from "../protocols/move-receiver.js";
 import { harmonyOptions, harmonyProblems, retrieval } from "./dicom-harmony.js";
 import { jsonApi, jsonApiOp, jsonApiOptions } from "./dicom-json-api.js";
+import { render, renderOp } from "./dicom-render.js";
 import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
@@ -134,6 +135,21 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         const base = publicBase(rctx);
         const api = jsonApiOp(resource.path);
         if (api) return jsonApi(rctx, api, peer, fetch, base, o);
+        const frames = method === "GET" || method === "HEAD" ? renderOp(resource.path) : undefined;
+        if (frames) {
+          // Offered in uncompressed syntaxes only, for the instance's own SOP class (the default
+          // offer lacks some, RT Dose among them): a peer that can decompress does it for us.
+          const uids = { study: frames.study, series: frames.series, sop: frames.sop };
+          const offer = await getOffer(
+            peer,
+            { kind: "retrieve", level: "IMAGE", metadata: false, ...uids },
+            {
+              asStored: false,
+              syntaxes: [...UNCOMPRESSED],
+            },
+          );
+          return render(rctx, (level, u, on) => fetch(level, u, on, offer), frames);
+        }
         let op = parseDicomwebRequest(method, resource.path, resource.search);
         if (op.kind === "retrieve") op = asSearch(op, rctx.header("accept"), resource.search) ?? op;
         if (op.kind === "search") return search(rctx, peer, op, base);
