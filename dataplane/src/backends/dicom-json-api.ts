@@ -207,8 +207,8 @@ async function readBody(rctx: RequestContext, max: number): Promise<Buffer> {
       type: problemType("body-too-large"),
     });
   if (Number.isFinite(declared) && declared > max) throw tooLarge();
-  const buf = await rctx.body.buffer();
-  if (buf.length > max) throw tooLarge();
+  const buf = await rctx.body.buffer(max); // a chunked body is cut off at `max`, not read on
+  if (buf.length > max) throw tooLarge(); // a middleware had read it already, under the proxy-wide limit
   return buf;
 }
 
