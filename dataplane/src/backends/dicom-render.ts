@@ -16,14 +16,8 @@ import { HttpError, problemType } from "../pipeline/errors.js";
 import type { Received } from "../protocols/dimse-client.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 import { MultipartWriter } from "../protocols/multipart.js";
-import {
-  RenderError,
-  encodeFrame,
-  frameBytesOf,
-  readImage,
-  type Image,
-  type ImageType,
-} from "../protocols/pixel-render.js";
+import { RenderError, frameBytesOf, readImage, type Image, type ImageType } from "../protocols/pixel-render.js";
+import { renderFrame } from "../protocols/render-pool.js";
 
 type Fetch = (
   level: Level,
@@ -135,12 +129,14 @@ export async function render(rctx: RequestContext, fetch: Fetch, op: RenderOp): 
     rctx.response = {
       status: 200,
       headers: { ...headers, "content-type": out.type },
-      body: encodeFrame(img, frames[0]!, out.type),
+      body: await renderFrame(img, frames[0]!, out.type),
     };
     return;
   }
   const writer = new MultipartWriter(out.type);
-  const parts = frames.flatMap((n) => writer.part(encodeFrame(img, n, out.type)));
+  const parts: Buffer[] = [];
+  // One frame at a time: the pool's queue stays short however many frames one request names.
+  for (const n of frames) parts.push(...writer.part(await renderFrame(img, n, out.type)));
   rctx.response = {
     status: 200,
     headers: { ...headers, "content-type": writer.contentType },
