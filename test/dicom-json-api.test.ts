@@ -1,7 +1,7 @@
 /**
  * Harmony's HTTP → DICOM JSON API (an `http` endpoint in front of a `dicom` backend), against
  * Orthanc over DIMSE: GET /echo, POST /find (study and patient level), POST /get, POST /move to an
- * allowed destination (dcmtk's storescp receives the study), the refusals (bad JSON, unknown
+ * allowed destination (dcmtk's storescp, pynetdicom's store SCP receive the study), the refusals (bad JSON, unknown
  * tags, oversize bodies, wrong methods, destinations not allowed) as problem+json; and a DICOMweb
  * study or series asked for as application/dicom+json answered as a QIDO search.
  */
@@ -11,6 +11,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startOrthanc, startStorescp, SAMPLES, type Orthanc, type StoreScp } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
+import { EXPLICIT_LE, IMPLICIT_LE, sameDataset, startPyStoreScp, type PyStoreScp } from "./peers/pynetdicom.js";
 import { baseConfig, startDataplane, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 
 const ct = readFileSync(join(SAMPLES, "CT_small.dcm"));
@@ -33,11 +34,15 @@ interface ApiAnswer {
 
 let orthanc: Orthanc;
 let scp: StoreScp;
+let py: PyStoreScp;
 let dp: Dataplane;
 
 before(async () => {
   scp = await startStorescp("STORESCP");
-  orthanc = await startOrthanc({ modalities: { STORESCP: ["STORESCP", "127.0.0.1", scp.port] } });
+  py = await startPyStoreScp("PYSCP", [EXPLICIT_LE, IMPLICIT_LE]);
+  orthanc = await startOrthanc({
+    modalities: { STORESCP: ["STORESCP", "127.0.0.1", scp.port], PYSCP: ["PYSCP", "127.0.0.1", py.port] },
+  });
   for (const f of [ct, mr])
     assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: f })).status, 200);
   const peer = `host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}", local_aet = "HARMONY"`;
@@ -54,7 +59,7 @@ options = { path_prefix = "/dimse" }
 
 [backends.pacs]
 service = "dicom"
-options = { ${peer}, json_api_max_body_bytes = 4096, json_api_max_results = 1, json_api_move_destinations = ["STORESCP"] }
+options = { ${peer}, json_api_max_body_bytes = 4096, json_api_max_results = 1, json_api_move_destinations = ["STORESCP", "PYSCP"] }
 
 [pipelines.web]
 networks = ["default"]
@@ -77,6 +82,7 @@ after(async () => {
   await dp?.stop();
   await orthanc?.stop();
   await scp?.stop();
+  await py?.stop();
 });
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -176,6 +182,19 @@ test("POST /move to an allowed destination: the PACS sends the study there", asy
     files.some((f) => f.endsWith(MR.sop)),
     `storescp got ${files.join(", ")}`,
   );
+});
+
+test("POST /move to a pynetdicom SCP: the instance arrives with the data set pydicom finds unchanged", async () => {
+  const res = await post("/move", {
+    identifier: { StudyInstanceUID: { vr: "UI", Value: [CT.study] } },
+    destination: "PYSCP",
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(((await res.json()) as ApiAnswer).completed, 1);
+  const got = py.received(CT.sop);
+  assert.ok(got, "pynetdicom stored the instance");
+  const same = await sameDataset(join(SAMPLES, "CT_small.dcm"), got);
+  assert.ok(same.same, same.report);
 });
 
 test("POST /move without a destination retrieves to the gateway and answers the instances", async () => {
