@@ -96,6 +96,16 @@ test("malformed and hostile JSON: 400 problem+json, never the peer", async () =>
   await attack(send('{"__proto__": {"vr": "LO"}}'), 400);
 });
 
+test("GET /echo with the peer down: 502 in the API's shape, success false, nothing secret", async () => {
+  const r = await rawExchange(port, ["GET /dimse/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], 10_000);
+  assert.equal(r.status, 502, r.text.slice(0, 300));
+  const body = JSON.parse(r.text.slice(r.text.indexOf("\r\n\r\n") + 4)) as Record<string, unknown>;
+  assert.equal(body.operation, "echo");
+  assert.equal(body.success, false);
+  assert.equal(body.remote_aet, "PACS");
+  assert.match(String(body.error), /ECONNREFUSED/);
+});
+
 test("QIDO-RS keys named after Object.prototype members: 400, not a crash", async () => {
   for (const key of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
     const r = await rawExchange(port, [`GET /dw/studies?${key}=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`]);

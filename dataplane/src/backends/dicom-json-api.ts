@@ -84,9 +84,10 @@ export async function jsonApi(
     if (op === "find") return await find(rctx, peer, req.keys, limits.json_api_max_results);
     return await retrieve(rctx, op, peer, fetch, base, req, limits);
   } catch (e) {
-    // A request the gateway refuses stays a problem; what went wrong with the peer is the API's answer.
-    if (e instanceof HttpError && e.status < 500) throw e;
-    answer(rctx, e instanceof HttpError ? e.status : 502, { operation: op, success: false, error: message(e) });
+    // A request the gateway refuses stays a problem, and so does a fault of our own (a 500 with
+    // nothing leaked); what went wrong with the peer (502, 504) is the API's answer.
+    if (!(e instanceof HttpError) || e.status < 500) throw e;
+    answer(rctx, e.status, { operation: op, success: false, error: e.message });
   }
 }
 
@@ -97,12 +98,8 @@ async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
     if (isSuccess(status)) return answer(rctx, 200, { operation: "echo", success: true, ...who });
     answer(rctx, 502, { operation: "echo", success: false, ...who, error: `C-ECHO status ${hex(status)}` });
   } catch (e) {
-    answer(rctx, e instanceof HttpError ? e.status : 502, {
-      operation: "echo",
-      success: false,
-      ...who,
-      error: message(e),
-    });
+    if (!(e instanceof HttpError)) throw e;
+    answer(rctx, e.status, { operation: "echo", success: false, ...who, error: e.message });
   }
 }
 
@@ -276,10 +273,6 @@ function dimseFailure(what: string, status: number): HttpError {
   return new HttpError(clientFault ? 400 : 502, `${what} failed with DIMSE status ${hex(status)}`, {
     type: problemType("dimse-failure"),
   });
-}
-
-function message(e: unknown): string {
-  return e instanceof HttpError ? e.message : "the DICOM peer could not be reached";
 }
 
 function answer(rctx: RequestContext, status: number, body: unknown): void {
