@@ -191,8 +191,9 @@ test("WADO-RS → C-GET: instances stream out as Part 10, data sets byte-identic
   assert.equal(missing.status, 404);
   const png = await fetch(`${pacs}/studies/${CT.study}`, { headers: { accept: "image/png" } });
   assert.equal(png.status, 406);
-  const frames = await fetch(`${pacs}/studies/${CT.study}/series/${CT.series}/instances/${CT.sop}/frames/1`);
-  assert.equal(frames.status, 406);
+  // Study-level rendered images need a DICOMweb origin; instance frames are rendered here (test/dicom-render).
+  const rendered = await fetch(`${pacs}/studies/${CT.study}/rendered`, { headers: { accept: "image/png" } });
+  assert.equal(rendered.status, 406);
 });
 
 test("metadata → C-GET read as DICOM JSON", async () => {

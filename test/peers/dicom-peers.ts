@@ -104,8 +104,11 @@ export interface Dcmqrscp extends Proc {
   dir: string;
 }
 
-/** dcmtk's query/retrieve SCP; `hosts` are the C-MOVE destinations it knows. */
-export async function startDcmqrscp(hosts: Record<string, [string, number]> = {}): Promise<Dcmqrscp> {
+/** dcmtk's query/retrieve SCP; `hosts` are the C-MOVE destinations it knows, `args` extra options (e.g. `+xr`). */
+export async function startDcmqrscp(
+  hosts: Record<string, [string, number]> = {},
+  args: string[] = [],
+): Promise<Dcmqrscp> {
   const dir = tempDir("harmony-dcmqrscp-");
   const port = await freePort();
   mkdirSync(join(dir, "db"));
@@ -127,7 +130,7 @@ export async function startDcmqrscp(hosts: Record<string, [string, number]> = {}
       "",
     ].join("\n"),
   );
-  const p = run("dcmqrscp", ["-c", join(dir, "dcmqrscp.cfg"), String(port)], dir);
+  const p = run("dcmqrscp", [...args, "-c", join(dir, "dcmqrscp.cfg"), String(port)], dir);
   await waitFor("dcmqrscp", p, () => echo("DCMQRSCP", port));
   return { ...p, aet: "DCMQRSCP", port, dir };
 }

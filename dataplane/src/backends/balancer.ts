@@ -1,7 +1,8 @@
 /**
  * Chooses among a backend's targets (`targets = ["a", "b"]`), the way Envoy's and nginx's
  * upstream clusters do: round robin or least request, passive health (a target that fails
- * `maxFailures` times in a row is ejected for a cool-down, then tried again), and optional active
+ * `maxFailures` times in a row, or answers 5xx `max5xx` times in a row, is ejected for a
+ * cool-down, then tried again), and optional active
  * health (a probe result marks a target down or up). With every target ejected it still picks one
  * (Envoy's "panic" mode): refusing all traffic because of a health signal is worse than trying.
  */
@@ -12,6 +13,8 @@ export interface TargetState {
   inflight: number;
   /** Consecutive failures since the last success. */
   failures: number;
+  /** Consecutive 5xx answers since the last other answer. */
+  errors5xx: number;
   /** Passive ejection ends at this time (ms); 0 when not ejected. */
   ejectedUntil: number;
   /** Last active probe result; true when there is no active check. */
@@ -32,11 +35,14 @@ export class Balancer {
     private readonly now: () => number = Date.now,
     /** Told when a target's health changes (metrics, logs). */
     private readonly onHealth: (t: TargetState, healthy: boolean) => void = () => {},
+    /** Consecutive 5xx answers that eject a target, as Envoy's consecutive_5xx (0: never). */
+    private readonly max5xx = 0,
   ) {
     this.targets = names.map((name) => ({
       name,
       inflight: 0,
       failures: 0,
+      errors5xx: 0,
       ejectedUntil: 0,
       probeHealthy: true,
       reported: true,
@@ -70,14 +76,23 @@ export class Balancer {
     this.targets[i]!.inflight++;
   }
 
-  /** Ends an attempt: "failed" for a connection-level failure or timeout of this target, "neutral" when the client left. */
-  end(i: number, outcome: "ok" | "failed" | "neutral"): void {
+  /**
+   * Ends an attempt: "failed" for a connection-level failure or timeout of this target, "5xx" for
+   * an answer with a 5xx status, "neutral" when the client left. A 5xx answer still proves the
+   * target reachable, so it does not reset nor add to the connection failures, and the reverse.
+   */
+  end(i: number, outcome: "ok" | "failed" | "5xx" | "neutral"): void {
     const t = this.targets[i]!;
     t.inflight--;
     if (outcome === "neutral") return;
     if (outcome === "ok") {
       t.failures = 0;
+      t.errors5xx = 0;
       t.ejectedUntil = 0;
+    } else if (outcome === "5xx") {
+      t.failures = 0;
+      t.errors5xx++;
+      if (this.max5xx > 0 && t.errors5xx >= this.max5xx) t.ejectedUntil = this.now() + this.ejectMs;
     } else {
       t.failures++;
       if (this.maxFailures > 0 && t.failures >= this.maxFailures) t.ejectedUntil = this.now() + this.ejectMs;
@@ -91,6 +106,7 @@ export class Balancer {
     t.probeHealthy = ok;
     if (ok) {
       t.failures = 0;
+      t.errors5xx = 0;
       t.ejectedUntil = 0;
     }
     this.sync(i);

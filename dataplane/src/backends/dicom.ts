@@ -25,6 +25,8 @@ import {
 import { MoveReceiver } from "../protocols/move-receiver.js";
 import { harmonyOptions, harmonyProblems, retrieval } from "./dicom-harmony.js";
 import { networkPeer, peerProblems } from "./dicom-network.js";
+import { jsonApi, jsonApiOp, jsonApiOptions } from "./dicom-json-api.js";
+import { render, renderOp } from "./dicom-render.js";
 import { bulkdata, metadata } from "./dicom-metadata.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 
@@ -96,6 +98,7 @@ const Options = Type.Object(
       description: "STOW-RS instances are sent in associations of about this many bytes.",
     }),
     ...harmonyOptions,
+    ...jsonApiOptions,
   },
   { additionalProperties: false },
 );
@@ -156,8 +159,26 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         const method = rctx.target.method ?? rctx.method;
         if (method === "OPTIONS") return echo(rctx, peer);
         const resource = rctx.resource;
-        const op = parseDicomwebRequest(method, resource.path, resource.search);
         const base = publicBase(rctx);
+        const api = jsonApiOp(resource.path);
+        if (api) return jsonApi(rctx, api, peer, fetch, base, o);
+        const frames = method === "GET" || method === "HEAD" ? renderOp(resource.path) : undefined;
+        if (frames) {
+          // Offered in uncompressed syntaxes only, for the instance's own SOP class (the default
+          // offer lacks some, RT Dose among them): a peer that can decompress does it for us.
+          const uids = { study: frames.study, series: frames.series, sop: frames.sop };
+          const offer = await getOffer(
+            peer,
+            { kind: "retrieve", level: "IMAGE", metadata: false, ...uids },
+            {
+              asStored: false,
+              syntaxes: [...UNCOMPRESSED],
+            },
+          );
+          return render(rctx, (level, u, on) => fetch(level, u, on, offer), frames);
+        }
+        let op = parseDicomwebRequest(method, resource.path, resource.search);
+        if (op.kind === "retrieve") op = asSearch(op, rctx.header("accept"), resource.search) ?? op;
         if (op.kind === "search") return search(rctx, peer, op, base);
         if (op.kind === "retrieve")
           return op.bulkdata
@@ -179,6 +200,27 @@ async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
   const status = await cEcho(peer);
   if (!isSuccess(status)) throw dimseFailure("C-ECHO", status);
   rctx.response = { status: 204, headers: { allow: "GET, HEAD, POST, OPTIONS", "x-request-id": rctx.id }, body: null };
+}
+
+/**
+ * A study, series or instance asked for as DICOM JSON (`Accept: application/dicom+json`, nothing
+ * DICOM) is answered as the QIDO search for it, as Harmony did: its attributes, not a 406.
+ */
+function asSearch(op: RetrieveOp, accept: string | undefined, search: string): SearchOp | undefined {
+  if (op.metadata || op.bulkdata || !accept || wantedSyntaxes(accept)) return undefined;
+  if (!/application\/(dicom\+)?json/i.test(accept)) return undefined;
+  const path =
+    op.level === "STUDY"
+      ? "/studies"
+      : op.level === "SERIES"
+        ? `/studies/${op.study}/series`
+        : `/studies/${op.study}/series/${op.series}/instances`;
+  const q = parseDicomwebRequest("GET", path, search);
+  if (q.kind !== "search") return undefined;
+  q.match.StudyInstanceUID = op.study;
+  if (op.series) q.match.SeriesInstanceUID = op.series;
+  if (op.sop) q.match.SOPInstanceUID = op.sop;
+  return q;
 }
 
 function publicBase(rctx: RequestContext): string {

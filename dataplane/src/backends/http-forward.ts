@@ -60,7 +60,21 @@ export function hasBody(method: string, status: number): boolean {
   return method !== "HEAD" && status !== 204 && status !== 304;
 }
 
-/** Streams the upstream response into `res`; resolves when it has been fully written. */
+/**
+ * An upstream answer withheld from the client so that the request can be tried on another
+ * target (retry_on_5xx); nothing of it was written.
+ */
+export class RetriableStatus extends Error {
+  constructor(readonly status: number) {
+    super(`upstream answered ${status}`);
+    this.name = "RetriableStatus";
+  }
+}
+
+/**
+ * Streams the upstream response into `res`; resolves when it has been fully written. A status
+ * `withhold` picks is not relayed: the exchange is aborted with a RetriableStatus instead.
+ */
 export function forwardToClient(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
@@ -68,6 +82,7 @@ export function forwardToClient(
   requestId: string,
   state: ForwardState,
   shape?: ShapeResponse,
+  withhold?: (status: number) => boolean,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
@@ -107,6 +122,7 @@ export function forwardToClient(
         if (statusCode < 200) return; // informational responses are not relayed
         // Something else answered the client meanwhile (a client body timeout's 408).
         if (res.headersSent) return c.abort(new ClientGoneError());
+        if (withhold?.(statusCode)) return c.abort(new RetriableStatus(statusCode));
         state.status = statusCode;
         const out = responseHeaders(headers, requestId);
         const rewrite = shape?.(statusCode, out); // also rewrites URL headers, so called for every response

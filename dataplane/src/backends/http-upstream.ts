@@ -14,7 +14,7 @@ import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
-import { forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
+import { RetriableStatus, forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
 import { entryBaseUrl, isHarmonyUri, resolveHarmonyUri, type PeerTls } from "../network/target.js";
 
@@ -327,7 +327,10 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
         body,
       };
       if (!single) balancer.begin(i);
+      // retry_on_5xx: a 5xx is withheld while another try is left, and that try made instead.
+      const withhold = o.retry_on_5xx && attempt < attempts ? (st: number) => st >= 500 : undefined;
       try {
+        let status: number;
         if (rctx.streamToClient) {
           await forwardToClient(
             u.pool,
@@ -336,16 +339,28 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
             rctx.id,
             state,
             shapeResponse && ((st, h) => shapeResponse(rctx, st, h, u)),
+            withhold,
           );
           rctx.responded = true;
           rctx.status = state.status;
+          status = state.status;
         } else {
-          await bufferedExchange(rctx, opts, u);
+          await bufferedExchange(rctx, opts, u, withhold);
+          status = rctx.response?.status ?? 0;
         }
-        if (!single) balancer.end(i, "ok");
+        if (!single) balancer.end(i, status >= 500 ? "5xx" : "ok");
         counters?.[i]!.success.inc();
         return;
       } catch (e) {
+        if (e instanceof RetriableStatus) {
+          // Counted like any 5xx answer for ejection, then tried elsewhere (attempt < attempts here).
+          if (!single) balancer.end(i, "5xx");
+          counters?.[i]!.retried.inc();
+          const next = nextTarget(tried, i);
+          if (next === i) await new Promise((r) => setTimeout(r, o.retry_delay_ms * 2 ** (attempt - 1)));
+          i = next;
+          continue;
+        }
         const targetFault = !(e instanceof ClientGoneError || rctx.res.destroyed || e instanceof HttpError);
         if (!single) balancer.end(i, targetFault ? "failed" : "neutral");
         if (e instanceof ClientGoneError || rctx.res.destroyed) throw e; // nobody left to answer
@@ -380,7 +395,12 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   }
 
   /** For pipelines whose response middleware needs the body: hand the response to the executor. */
-  async function bufferedExchange(rctx: RequestContext, opts: Dispatcher.DispatchOptions, u: Upstream): Promise<void> {
+  async function bufferedExchange(
+    rctx: RequestContext,
+    opts: Dispatcher.DispatchOptions,
+    u: Upstream,
+    withhold?: (status: number) => boolean,
+  ): Promise<void> {
     const ac = new AbortController();
     const onClose = () => {
       if (!rctx.res.writableFinished) ac.abort();
@@ -388,6 +408,10 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     rctx.res.once("close", onClose);
     try {
       const r = await u.pool.request({ ...opts, signal: ac.signal });
+      if (withhold?.(r.statusCode)) {
+        await r.body.dump();
+        throw new RetriableStatus(r.statusCode);
+      }
       const headers = responseHeaders(r.headers, rctx.id);
       const rewrite = shapeResponse?.(rctx, r.statusCode, headers, u);
       const rewriting = rewrite && hasBody(opts.method, r.statusCode) ? rewriteBody(headers, rewrite) : undefined;

@@ -53,6 +53,17 @@ export const upstreamSetProperties = {
     default: 5,
     description: "Consecutive connection failures or timeouts that eject a target (0: never).",
   }),
+  consecutive_5xx: Type.Integer({
+    minimum: 0,
+    default: 5,
+    description:
+      "Consecutive 5xx answers that eject a target, as Envoy's outlier detection (0: 5xx answers never eject).",
+  }),
+  retry_on_5xx: Type.Boolean({
+    default: false,
+    description:
+      "Also retry an idempotent request answered 5xx, on another target (Envoy's retry_on: 5xx); the last try's answer is passed on.",
+  }),
   eject_secs: Type.Number({ minimum: 0, default: 30, description: "How long an ejected target rests." }),
   health_check: Type.Optional(
     Type.Object(
@@ -110,7 +121,9 @@ export function createUpstreamSet(o: SetOptions, ctx: BuildContext, peerTls?: Pe
   const key =
     "upstream-set:" +
     createHash("sha256")
-      .update(JSON.stringify([ctx.name, list, o.balance, o.max_failures, o.eject_secs, o.health_check]))
+      .update(
+        JSON.stringify([ctx.name, list, o.balance, o.max_failures, o.consecutive_5xx, o.eject_secs, o.health_check]),
+      )
       .digest("hex");
   const shared = ctx.resources.acquire(key, () => new SharedSet(ctx, upstreams, o));
   // Pools come from the generation being built (they may be newer); the balancer state carries over.
@@ -139,6 +152,7 @@ class SharedSet {
       o.eject_secs * 1000,
       Date.now,
       onHealth,
+      o.consecutive_5xx,
     );
     for (const u of upstreams) ctx.metrics?.upstreamTargetHealthy.set({ backend: ctx.name, target: u.name }, 1);
     const hc = o.health_check;

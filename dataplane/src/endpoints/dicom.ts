@@ -9,6 +9,9 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { BuildContext, EndpointPlugin, OptionProblem } from "../plugins/types.js";
 import { DimseListener, type MoveDestination } from "../protocols/dimse-scp.js";
 
+/** DICOM's registered port (PS3.15 / IANA "dicom"), Harmony's `dicom_scp` default. */
+const DEFAULT_PORT = 11112;
+
 const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ \\\\][\\x20-\\x5b\\x5d-\\x7e]*$" };
 
 const Options = Type.Object(
@@ -16,9 +19,13 @@ const Options = Type.Object(
     port: Type.Integer({
       minimum: 0,
       maximum: 65535,
-      description: "TCP port of the DIMSE listener (0: any free port).",
+      default: DEFAULT_PORT,
+      description: "TCP port of the DIMSE listener (0: any free port); 11112, DICOM's registered port, as in Harmony.",
     }),
     bind_address: Type.String({ default: "0.0.0.0", description: "Address to listen on." }),
+    bind_addr: Type.Optional(
+      Type.String({ minLength: 1, description: "Harmony's spelling of bind_address; wins when given." }),
+    ),
     local_aet: Type.String({ ...AE, default: "HARMONY", description: "Our AE title (the called AE)." }),
     check_called_aet: Type.Boolean({
       default: true,
@@ -164,7 +171,8 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
   type: "dicom",
   aliases: ["dicom_scp", "dimse"],
   ownListener: true,
-  listenPort: (o) => o.port,
+  // Read from unvalidated options (the port-clash check), where the default is not filled in yet.
+  listenPort: (o) => (o as { port?: number }).port ?? DEFAULT_PORT,
   options: Options,
   check,
   create: (o, ctx) => {
@@ -172,10 +180,11 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
     // keeps the bound socket even when the endpoint is renamed; port 0 is any port, one per endpoint.
     const net = o.harmony_network !== undefined ? ctx.harmonyNetworks().get(o.harmony_network) : undefined;
     const tls = net ? { cert: net.cert, key: net.key, ca: net.ca } : undefined;
+    const address = o.bind_addr ?? o.bind_address;
     // TLS or not is part of the key: a listener changing mode is a new listener.
     const listener = ctx.resources.acquire(
-      `dimse-listener:${tls ? "tls:" : ""}${o.bind_address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
-      () => new DimseListener(o.bind_address, o.port, ctx.logger, tls),
+      `dimse-listener:${tls ? "tls:" : ""}${address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
+      () => new DimseListener(address, o.port, ctx.logger, tls),
     );
     const peers = destinations(o);
     return {

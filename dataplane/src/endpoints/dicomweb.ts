@@ -18,6 +18,11 @@ const Options = Type.Object(
       description: 'Origins allowed to call from a browser ("*" for any); none by default.',
     }),
     cors_max_age_s: Type.Integer({ minimum: 0, default: 600, description: "How long browsers may cache a preflight." }),
+    cors_any_origin_when_unset: Type.Boolean({
+      default: false,
+      description:
+        'Harmony\'s behaviour: with no cors_allow_origins, answer every origin with "*". Off by default, so that no browser origin is trusted unless listed.',
+    }),
   },
   { additionalProperties: false },
 );
@@ -56,7 +61,9 @@ export const dicomwebEndpoint: EndpointPlugin<typeof Options> = {
   type: "dicomweb",
   options: Options,
   create: (o) => {
-    const origins = new Set(o.cors_allow_origins);
+    const origins = new Set(
+      o.cors_allow_origins.length === 0 && o.cors_any_origin_when_unset ? ["*"] : o.cors_allow_origins,
+    );
     const allowOrigin = (origin: string | undefined) =>
       origin && (origins.has("*") || origins.has(origin)) ? (origins.has("*") ? "*" : origin) : undefined;
     const allowFor = (p: string) => [

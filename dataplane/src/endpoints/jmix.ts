@@ -1,6 +1,7 @@
 /**
  * `jmix` endpoint: the JMIX HTTP API under `path_prefix` (spec docs/spec/api.md):
- *   GET|HEAD {p}/api/jmix/{id}                  the package as a zip (406 for another Accept)
+ *   GET|HEAD {p}/api/jmix/{id}                  the package as a zip, or a tar.gz for
+ *                                               `Accept: application/gzip` (406 for another Accept)
  *   GET|HEAD {p}/api/jmix/{id}/manifest         its manifest.json
  *   GET|HEAD {p}/api/jmix/{id}/metadata         its payload/metadata.json (not for encrypted
  *                                               packages); an extension, for FHIR ImagingStudy
@@ -27,11 +28,21 @@ const Options = Type.Object(
   { additionalProperties: false },
 );
 
+/** How a package is downloaded: zip (the JMIX default), or tar.gz as Harmony also served. */
+export type PackageFormat = "zip" | "tar.gz";
+
 export type JmixRequest =
-  | { op: "get"; id: string; head: boolean }
+  | { op: "get"; id: string; head: boolean; format: PackageFormat }
   | { op: "manifest"; id: string; head: boolean }
   | { op: "metadata"; id: string; head: boolean }
-  | { op: "study"; studyUid: string; head: boolean; skipHashing?: boolean; skipListing?: boolean }
+  | {
+      op: "study";
+      studyUid: string;
+      head: boolean;
+      format: PackageFormat;
+      skipHashing?: boolean;
+      skipListing?: boolean;
+    }
   | { op: "prime"; studyUid: string; skipHashing?: boolean; skipListing?: boolean }
   | { op: "upload"; format: "zip" | "tar.gz" };
 
@@ -50,6 +61,14 @@ export function accepts(accept: string | undefined, type: string): boolean {
     if (q && Number(q.slice(2)) === 0) return false;
     return range === "*/*" || range === `${major}/*` || range === type;
   });
+}
+
+/** zip when the client takes it (or says nothing), else tar.gz when it takes gzip; 406 otherwise. */
+function packageFormat(accept: string | undefined): PackageFormat {
+  if (accepts(accept, "application/zip")) return "zip";
+  if (["application/gzip", "application/x-gzip", "application/x-tar+gzip"].some((t) => accepts(accept, t)))
+    return "tar.gz";
+  throw new HttpError(406, "packages are served as application/zip or application/gzip (tar.gz)");
 }
 
 function flag(sp: URLSearchParams, name: string): boolean | undefined {
@@ -102,8 +121,7 @@ function parse(ctx: RequestContext): JmixRequest {
     const uid = sp.get("studyInstanceUid");
     if (!uid) throw new HttpError(400, "studyInstanceUid is required (GET /api/jmix?studyInstanceUid=…)");
     checkUid(uid);
-    if (!accepts(accept, "application/zip")) throw new HttpError(406, "packages are served as application/zip");
-    return { op: "study", studyUid: uid, head, ...skip };
+    return { op: "study", studyUid: uid, head, format: packageFormat(accept), ...skip };
   }
   if (a === "prime") return { op: "prime", studyUid: checkUid(b!), ...skip };
   if (!UUID.test(a)) throw new HttpError(400, `"${a}" is not a package id (a UUID)`);
@@ -111,8 +129,7 @@ function parse(ctx: RequestContext): JmixRequest {
     if (!accepts(accept, "application/json")) throw new HttpError(406, `${b} is served as application/json`);
     return { op: b, id: a.toLowerCase(), head };
   }
-  if (!accepts(accept, "application/zip")) throw new HttpError(406, "packages are served as application/zip");
-  return { op: "get", id: a.toLowerCase(), head };
+  return { op: "get", id: a.toLowerCase(), head, format: packageFormat(accept) };
 }
 
 export const jmixEndpoint: EndpointPlugin<typeof Options> = {

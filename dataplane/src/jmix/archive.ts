@@ -12,7 +12,7 @@ import { mkdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
+import { createGunzip, createGzip } from "node:zlib";
 import { ZipArchive } from "archiver";
 import yauzl from "yauzl";
 import tarStream from "tar-stream";
@@ -24,6 +24,29 @@ export function zipOf(files: { rel: string; open(): Readable }[], root: string):
   for (const f of files) zip.append(f.open(), { name: `${root}/${f.rel}` });
   void zip.finalize();
   return zip;
+}
+
+/**
+ * A tar.gz of the files under the folder `root` (Harmony's other download format), each opened
+ * when the tar reaches it; the sizes are known up front, so nothing is buffered.
+ */
+export function tarGzOf(files: { rel: string; size: number; open(): Readable }[], root: string): Readable {
+  const pack = tarStream.pack();
+  const gz = createGzip();
+  void (async () => {
+    try {
+      for (const f of files) {
+        const entry = pack.entry({ name: `${root}/${f.rel}`, size: f.size, mode: 0o644 });
+        await pipeline(f.open(), entry);
+      }
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+    }
+  })();
+  // An error on either side ends the download cut short (no gzip trailer), never as if complete.
+  pipeline(pack as unknown as Readable, gz).catch((e: unknown) => gz.destroy(e as Error));
+  return gz;
 }
 
 export function tarOf(files: PackageFile[]): Readable {

@@ -21,8 +21,8 @@ import type { RequestContext } from "../pipeline/context.js";
 import { HttpError } from "../pipeline/errors.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 import { boundaryOf, spoolParts } from "../protocols/multipart.js";
-import { JMIX_LOCAL, type JmixRequest } from "../endpoints/jmix.js";
-import { zipOf } from "../jmix/archive.js";
+import { JMIX_LOCAL, type JmixRequest, type PackageFormat } from "../endpoints/jmix.js";
+import { tarGzOf, zipOf } from "../jmix/archive.js";
 import { BuildError, PackageBuilder, type BuildOptions } from "../jmix/build.js";
 import { parseKey } from "../jmix/crypto.js";
 import { JmixStore, StoreUnavailableError, type IndexEntry } from "../jmix/store.js";
@@ -197,17 +197,18 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
 
     const apiBase = (rctx: RequestContext) => `${rctx.route.prefix === "/" ? "" : rctx.route.prefix}/api/jmix`;
 
-    async function serveZip(rctx: RequestContext, e: IndexEntry, head: boolean): Promise<void> {
+    async function serveZip(rctx: RequestContext, e: IndexEntry, head: boolean, format: PackageFormat): Promise<void> {
       const files = await store.files(e.id);
+      const tgz = format === "tar.gz";
       rctx.response = {
         status: 200,
         headers: {
-          "content-type": "application/zip",
-          "content-disposition": `attachment; filename="${e.id}.zip"`,
+          "content-type": tgz ? "application/gzip" : "application/zip",
+          "content-disposition": `attachment; filename="${e.id}.${tgz ? "tar.gz" : "zip"}"`,
           "x-jmix-id": e.id,
           ...(e.study_uid ? { "x-jmix-study-uid": e.study_uid } : {}),
         },
-        body: head ? null : zipOf(files, `${e.id}.jmix`),
+        body: head ? null : (tgz ? tarGzOf : zipOf)(files, `${e.id}.jmix`),
       };
     }
 
@@ -323,7 +324,7 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
         }
         switch (r.op) {
           case "get":
-            return serveZip(rctx, found(r.id), r.head);
+            return serveZip(rctx, found(r.id), r.head, r.format);
           case "manifest":
           case "metadata": {
             const e = found(r.id);
@@ -340,7 +341,7 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
           }
           case "study": {
             const hit = store.latestForStudy(r.studyUid);
-            return hit ? serveZip(rctx, hit, r.head) : requestBuild(rctx, r);
+            return hit ? serveZip(rctx, hit, r.head, r.format) : requestBuild(rctx, r);
           }
           case "prime": {
             const hit = store.latestForStudy(r.studyUid);
@@ -361,7 +362,7 @@ export const jmixBuilder: MiddlewarePlugin<typeof Options> = {
         if (!r || !rctx.response) return;
         const e = await build(rctx, r);
         if (r.op === "prime") created(rctx, e, { status: "built" });
-        else await serveZip(rctx, e, r.op === "study" && r.head);
+        else await serveZip(rctx, e, r.op === "study" && r.head, r.op === "study" ? r.format : "zip");
       },
     };
   },

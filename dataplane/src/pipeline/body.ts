@@ -40,10 +40,14 @@ export class RequestBody {
     return ct !== undefined && JSON_TYPE.test(ct);
   }
 
-  /** Reads the whole body (once); 413 beyond the limit, without reading further. */
-  buffer(): Promise<Buffer> {
+  /**
+   * Reads the whole body (once); 413 beyond the limit, without reading further. A caller with a
+   * tighter bound of its own (a JSON API) passes it, so a chunked body stops there, not at the
+   * proxy-wide limit.
+   */
+  buffer(limit = this.limit): Promise<Buffer> {
     if (this.buffered) return Promise.resolve(this.buffered);
-    this.pending ??= readLimited(this.req, this.limit).then((b) => (this.buffered = b));
+    this.pending ??= readLimited(this.req, Math.min(limit, this.limit)).then((b) => (this.buffered = b));
     return this.pending;
   }
 

@@ -19,7 +19,9 @@ export function attribute(name: string): Attribute | undefined {
     const e = dict.dictionary[dict.punctuateTag(name.toUpperCase())];
     return e ? { tag: name.toUpperCase(), keyword: e.name, vr: e.vr } : undefined;
   }
-  const e = dict.nameMap[name];
+  // Own keys only: "constructor" or "__proto__" from a query string or a JSON body would otherwise
+  // find Object.prototype's members and crash the lookup (a 500 instead of a 400).
+  const e = Object.hasOwn(dict.nameMap, name) ? dict.nameMap[name] : undefined;
   return e ? { tag: dict.unpunctuateTag(e.tag), keyword: e.name, vr: e.vr } : undefined;
 }
 

@@ -136,7 +136,7 @@ export function parseDicomwebRequest(method: string, subpath: string, search: st
   }
   throw new HttpError(
     406,
-    `${subpath} cannot be served from a DIMSE peer (frames and rendered need a DICOMweb origin)`,
+    `${subpath} cannot be served from a DIMSE peer (study and series rendered images and thumbnails need a DICOMweb origin)`,
     {
       title: "Not Acceptable",
     },

@@ -76,18 +76,24 @@ export async function cEcho(peer: Peer): Promise<number> {
   return status;
 }
 
-const FIND_SOP: Record<Level, string> = {
+const FIND_SOP: Record<Level | "PATIENT", string> = {
+  // Patient level exists only in the Patient Root model (the HTTP JSON API's identifier-driven find).
+  PATIENT: "1.2.840.10008.5.1.4.1.2.1.1", // Patient Root Q/R FIND (dcmjs-dimse has no constant for it)
   STUDY: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
   SERIES: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
   IMAGE: constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
 };
 
-/** C-FIND: every pending match's elements, and the final status. */
+/**
+ * C-FIND: every pending match's elements (the first `maxMatches`; `truncated` says more came), and
+ * the final status.
+ */
 export async function cFind(
   peer: Peer,
   identifier: Record<string, unknown>,
-  level: SearchLevel,
-): Promise<{ status: number; matches: Record<string, unknown>[] }> {
+  level: SearchLevel | "PATIENT",
+  maxMatches = Infinity,
+): Promise<{ status: number; matches: Record<string, unknown>[]; truncated: boolean }> {
   const client = new Client();
   const req = new requests.CFindRequest();
   req.setAffectedSopClassUid(
@@ -96,13 +102,16 @@ export async function cFind(
   req.setDataset(new Dataset(level === "WORKLIST" ? identifier : { QueryRetrieveLevel: level, ...identifier }));
   const matches: Record<string, unknown>[] = [];
   let status = -1;
+  let truncated = false;
   req.on("response", (r: { getStatus(): number; hasDataset(): boolean; getDataset(): DimseDataset }) => {
     status = r.getStatus();
-    if (isPending(status) && r.hasDataset()) matches.push(r.getDataset().getElements());
+    if (!isPending(status) || !r.hasDataset()) return;
+    if (matches.length < maxMatches) matches.push(r.getDataset().getElements());
+    else truncated = true; // memory stays bounded by the cap however many the peer sends
   });
   client.addRequest(req);
   await run(peer, client);
-  return { status, matches };
+  return { status, matches, truncated };
 }
 
 /** The storage SOP classes and transfer syntaxes a C-GET offers to receive instances in. */
