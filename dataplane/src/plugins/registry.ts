@@ -11,6 +11,7 @@ import { echoBackend } from "../backends/echo.js";
 import { fhirBackend } from "../backends/fhir.js";
 import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
+import { storageBackend } from "../backends/storage.js";
 import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
@@ -35,7 +36,14 @@ const endpoints: EndpointPlugin[] = [
   dicomEndpoint,
   jmixEndpoint,
 ];
-const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
+const backends: BackendPlugin[] = [
+  httpBackend,
+  echoBackend,
+  fhirBackend,
+  dicomwebBackend,
+  dicomBackend,
+  storageBackend,
+];
 const middleware: MiddlewarePlugin[] = [
   passthru,
   jwtAuth,
