@@ -12,6 +12,7 @@ import { fhirBackend } from "../backends/fhir.js";
 import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
 import { storageBackend } from "../backends/storage.js";
+import { jmixBackend } from "../backends/jmix-backend.js";
 import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
@@ -43,6 +44,7 @@ const backends: BackendPlugin[] = [
   dicomwebBackend,
   dicomBackend,
   storageBackend,
+  jmixBackend,
 ];
 const middleware: MiddlewarePlugin[] = [
   passthru,
