@@ -13,7 +13,7 @@ import parseRange from "range-parser";
 import type { OutgoingHttpHeaders } from "node:http";
 import type { BackendPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
-import { HttpError, problemType } from "../pipeline/errors.js";
+import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { jsonResponse } from "../pipeline/executor.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 import type { S3Settings } from "../jmix/storage-s3.js";
@@ -250,21 +250,44 @@ export const storageBackend: BackendPlugin<typeof Options> = {
       rctx.response.headers["content-type"] = "application/dicom+json";
     }
 
+    /**
+     * Store failures the client cannot fix (a bucket unreachable, a full disk, permissions) as
+     * problems that say so without internals; the cause goes to the log (executor.ts).
+     */
+    const storeFailure = (e: unknown): unknown => {
+      if (e instanceof HttpError || e instanceof ClientGoneError) return e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT")
+        return new HttpError(507, "the storage backend is out of space", { cause: e });
+      return new HttpError(502, `the storage backend at ${ctx.name} failed`, {
+        type: problemType("storage-unavailable"),
+        cause: e,
+      });
+    };
+
     return {
       async handle(rctx) {
-        const m = rctx.method;
-        if (m === "GET" || m === "HEAD") return read(rctx, m === "HEAD");
-        if (m === "POST" || m === "PUT") {
-          if (!writeParts)
-            throw new HttpError(405, "this storage backend has no write_pattern", {
-              headers: { allow: "GET, HEAD" },
-            });
-          return isDicomUpload(rctx.body.contentType) ? writeDicom(rctx) : writeOne(rctx);
+        try {
+          await serve(rctx);
+        } catch (e) {
+          throw storeFailure(e);
         }
-        throw new HttpError(405, `${m} is not served by a storage backend`, {
-          headers: { allow: writeParts ? "GET, HEAD, POST, PUT" : "GET, HEAD" },
-        });
       },
     };
+
+    async function serve(rctx: RequestContext): Promise<void> {
+      const m = rctx.method;
+      if (m === "GET" || m === "HEAD") return read(rctx, m === "HEAD");
+      if (m === "POST" || m === "PUT") {
+        if (!writeParts)
+          throw new HttpError(405, "this storage backend has no write_pattern", {
+            headers: { allow: "GET, HEAD" },
+          });
+        return isDicomUpload(rctx.body.contentType) ? writeDicom(rctx) : writeOne(rctx);
+      }
+      throw new HttpError(405, `${m} is not served by a storage backend`, {
+        headers: { allow: writeParts ? "GET, HEAD, POST, PUT" : "GET, HEAD" },
+      });
+    }
   },
 };
