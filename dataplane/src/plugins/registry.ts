@@ -13,6 +13,7 @@ import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
 import { storageBackend } from "../backends/storage.js";
 import { jmixBackend } from "../backends/jmix-backend.js";
+import { mockDicomBackend } from "../backends/mock-dicom.js";
 import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
@@ -45,6 +46,7 @@ const backends: BackendPlugin[] = [
   dicomBackend,
   storageBackend,
   jmixBackend,
+  mockDicomBackend,
 ];
 const middleware: MiddlewarePlugin[] = [
   passthru,
