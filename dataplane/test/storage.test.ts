@@ -36,8 +36,22 @@ before(async () => {
     "config.toml": baseConfig(
       pipeline("files", "/files", `root = "${root}/files"\nwrite_pattern = "{path}"\nmax_object_bytes = 1000`) +
         pipeline("docs", "/docs", `root = "${root}/docs"\nwrite_pattern = "{PatientID}/{uuid}.json"`) +
-        pipeline("ro", "/ro", `root = "${root}/files"`),
+        pipeline("ro", "/ro", `root = "${root}/files"`) +
+        pipeline(
+          "tenant",
+          "/tenant",
+          `root = "${root}/tenants"\nwrite_pattern = "{tenant}/{timestamp}-{uuid}.bin"`,
+        ).replace('backends = ["tenant_out"]', 'middleware = ["tenant_meta"]\nbackends = ["tenant_out"]') +
+        `
+[middleware.tenant_meta]
+type = "metadata_transform"
+options = { spec_path = "tenant.json" }
+`,
     ),
+    // The tenant comes from a request header, through middleware metadata.
+    "transforms/tenant.json": JSON.stringify([
+      { operation: "shift", spec: { headers: { "x-tenant": "metadata.tenant" } } },
+    ]),
   });
   dp = await startDataplane(join(dir, "config.toml"));
 });
@@ -160,4 +174,22 @@ test("--check refuses patterns that leave the root, and s3 roots without a bucke
   const r = await runCli(["--check", "--config", join(d, "config.toml")]);
   assert.notEqual(r.code, 0);
   assert.match(r.stdout + r.stderr, /s3:\/\/bucket/);
+});
+
+test("metadata keys set by middleware fill the pattern; {timestamp} is RFC 3339; a hostile value is a 400", async () => {
+  const t0 = Date.now();
+  const w = await http(dp.url("default", "/tenant"), { method: "POST", body: "data", headers: { "x-tenant": "acme" } });
+  assert.equal(w.status, 201, w.text);
+  const rel = (w.json() as { path: string }).path;
+  const m = /^acme\/(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)-[0-9a-f-]{36}\.bin$/.exec(rel);
+  assert.ok(m, rel);
+  const t = Date.parse(m[1]!);
+  assert.ok(t >= t0 && t <= Date.now(), "the timestamp is the time of the write");
+  assert.equal(readFileSync(join(root, "tenants", rel), "utf8"), "data");
+  for (const tenant of ["..", "../../etc", "/abs", ".hidden"]) {
+    const r = await http(dp.url("default", "/tenant"), { method: "POST", body: "x", headers: { "x-tenant": tenant } });
+    assert.equal(r.status, 400, `${tenant}: ${r.text}`);
+    assert.match(String(r.headers["content-type"]), /problem\+json/);
+  }
+  assert.deepEqual(readdirSync(join(root, "tenants")), ["acme"]);
 });
