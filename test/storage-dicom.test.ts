@@ -159,3 +159,20 @@ test("a STOW-RS part that is not DICOM is refused in FailedSOPSequence, the rest
   assert.equal(j["00081199"]!.Value[0]!["00081155"]!.Value![0], CT.sop);
   assert.equal(j["00081198"]!.Value[0]!["00081197"]!.Value![0], 0xc000);
 });
+
+test("STOW-RS to /studies/{study} refuses instances of another study (0xA900) and writes none of them", async () => {
+  const b = "harmony-test-boundary-2";
+  const r = await http(dp.url("default", `/dicomweb/studies/${CT.study}`), {
+    method: "POST",
+    headers: { "content-type": `multipart/related; type="application/dicom"; boundary=${b}` },
+    body: Buffer.concat([
+      Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`),
+      readFileSync(MR_FILE),
+      Buffer.from(`\r\n--${b}--\r\n`),
+    ]),
+  });
+  assert.equal(r.status, 409, r.text);
+  const j = r.json() as Record<string, { Value: Record<string, { Value?: unknown[] }>[] }>;
+  assert.equal(j["00081198"]!.Value[0]!["00081197"]!.Value![0], 0xa900);
+  assert.ok(!readdirSync(join(root, "stow")).includes(MR.study), "the other study's instance was not written");
+});

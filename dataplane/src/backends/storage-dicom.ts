@@ -22,6 +22,8 @@ const plain = (uid: string | undefined): uid is string => !!uid && uid.length <=
 /** PS3.4 B.2.3 FailureReason values. */
 export const CANNOT_UNDERSTAND = 0xc000;
 export const OUT_OF_RESOURCES = 0xa700;
+/** "Data set does not match SOP class" family; used, as the `dicom` backend does, for a study mismatch. */
+export const IDENTIFIER_MISMATCH = 0xa900;
 
 /** True for a body this module splits: STOW-RS multipart/related of DICOM, or one DICOM file. */
 export function isDicomUpload(contentType: string | undefined): boolean {

@@ -22,6 +22,7 @@ import { FilesystemObjects, limited, tooLarge, type ObjectStore } from "./storag
 import { S3Objects } from "./storage-s3-objects.js";
 import {
   CANNOT_UNDERSTAND,
+  IDENTIFIER_MISMATCH,
   OUT_OF_RESOURCES,
   instances,
   isDicomUpload,
@@ -221,10 +222,16 @@ export const storageBackend: BackendPlugin<typeof Options> = {
     async function writeDicom(rctx: RequestContext): Promise<void> {
       const result: StowResult = { stored: [], failed: [] };
       const source = rctx.body.forUpstream() ?? Buffer.alloc(0);
+      // POST /studies/{study}: PS3.18 10.5.3 refuses instances of any other study.
+      const onlyStudy = /^\/studies\/([^/]+)\/?$/.exec(rctx.resource.path)?.[1];
       for await (const inst of instances(source, rctx.body.contentType, o.max_object_bytes)) {
         if (inst.problem) {
           ctx.logger.warn("storage: DICOM instance refused", { request_id: rctx.id, reason: inst.problem });
           result.failed.push({ sopClass: inst.sopClass, sop: inst.sop, reason: CANNOT_UNDERSTAND });
+          continue;
+        }
+        if (onlyStudy !== undefined && inst.fields.get("StudyInstanceUID") !== onlyStudy) {
+          result.failed.push({ sopClass: inst.sopClass, sop: inst.sop, reason: IDENTIFIER_MISMATCH });
           continue;
         }
         let rel: string;
