@@ -58,7 +58,7 @@ function* chunks(hash: ReturnType<typeof createHash>): Generator<Buffer> {
   }
 }
 
-test("512 MiB in and out, streamed: same bytes, peak RSS growth under 96 MiB", async () => {
+test("512 MiB in and out, streamed: same bytes, peak RSS growth under 96 MiB", async (t) => {
   const before = memoryOf(dp.pid).hwm;
   const sent = createHash("sha256");
   const status = await new Promise<number>((resolve, reject) => {
@@ -90,6 +90,6 @@ test("512 MiB in and out, streamed: same bytes, peak RSS growth under 96 MiB", a
   assert.equal(size, SIZE);
   assert.equal(got.digest("hex"), sent.digest("hex"));
   const growth = memoryOf(dp.pid).hwm - before;
-  console.log(`storage-large: peak RSS grew ${(growth / 1048576).toFixed(1)} MiB for ${SIZE / 1048576} MiB each way`);
+  t.diagnostic(`peak RSS growth: ${(growth / 1048576).toFixed(1)} MiB for ${SIZE / 1048576} MiB each way`);
   assert.ok(growth < LIMIT, `peak RSS grew ${(growth / 1048576).toFixed(1)} MiB`);
 });
