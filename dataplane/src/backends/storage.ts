@@ -262,11 +262,12 @@ export const storageBackend: BackendPlugin<typeof Options> = {
      * problems that say so without internals; the cause goes to the log (executor.ts).
      */
     const storeFailure = (e: unknown): unknown => {
-      if (e instanceof HttpError || e instanceof ClientGoneError) return e;
       const code = (e as NodeJS.ErrnoException).code;
+      // The client's own failures (gone mid-body) stay what they are: there is nobody to answer.
+      if (e instanceof HttpError || e instanceof ClientGoneError || code === "ERR_STREAM_PREMATURE_CLOSE") return e;
       if (code === "ENOSPC" || code === "EDQUOT")
         return new HttpError(507, "the storage backend is out of space", { cause: e });
-      return new HttpError(502, `the storage backend at ${ctx.name} failed`, {
+      return new HttpError(502, `storage backend "${ctx.name}" failed; see the gateway log`, {
         type: problemType("storage-unavailable"),
         cause: e,
       });
