@@ -170,6 +170,13 @@ test("--check refuses patterns that leave the root, and s3 roots without a bucke
     assert.notEqual(r.code, 0, pattern);
     assert.match(r.stdout + r.stderr, why, pattern);
   }
+  // A valid config checks without touching the disk: the root is made on first use, not at load.
+  const ok = writeTree({
+    "config.toml": baseConfig(pipeline("p", "/p", `root = "archive"\nwrite_pattern = "{file}"`)),
+  });
+  const checked = await runCli(["--check", "--config", join(ok, "config.toml")]);
+  assert.equal(checked.code, 0, checked.stdout + checked.stderr);
+  assert.ok(!existsSync(join(ok, "archive")), "--check created the root");
   const d = writeTree({ "config.toml": baseConfig(pipeline("p", "/p", `root = "s3://"`)) });
   const r = await runCli(["--check", "--config", join(d, "config.toml")]);
   assert.notEqual(r.code, 0);

@@ -7,8 +7,8 @@
  * temporary file beside the target, are flushed, then renamed: a reader sees the old object or
  * the new one, never half of one.
  */
-import { constants, createReadStream, mkdirSync, realpathSync } from "node:fs";
-import { lstat, mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { constants, createReadStream } from "node:fs";
+import { lstat, mkdir, open, realpath, rename, rm, type FileHandle } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { Transform, type Readable } from "node:stream";
@@ -77,16 +77,21 @@ export function limited(body: Readable | Buffer | null, limit: number): Limited 
 const conflict = (why: string) => new HttpError(409, why, { type: problemType("storage-conflict") });
 
 export class FilesystemObjects implements ObjectStore {
-  private readonly root: string;
+  private resolved: Promise<string> | undefined;
 
-  constructor(root: string) {
-    mkdirSync(root, { recursive: true });
-    // The root itself may be a link (a mounted volume); everything below it may not.
-    this.root = realpathSync(root);
-  }
+  /** Nothing touches the disk until the first request: `--check` builds backends too. */
+  constructor(private readonly configured: string) {}
 
   get location(): string {
-    return this.root;
+    return this.configured;
+  }
+
+  /** The root, created on first use; it may itself be a link (a mounted volume), nothing below it may. */
+  private root(): Promise<string> {
+    this.resolved ??= mkdir(this.configured, { recursive: true }).then(() => realpath(this.configured));
+    // A failure (permissions) is retried by the next request rather than remembered.
+    this.resolved.catch(() => (this.resolved = undefined));
+    return this.resolved;
   }
 
   /**
@@ -95,7 +100,7 @@ export class FilesystemObjects implements ObjectStore {
    * directory is missing (and not created); 409 when a segment is a link or not a directory.
    */
   private async dirOf(rel: string, create: boolean): Promise<string | undefined> {
-    let dir = this.root;
+    let dir = await this.root();
     for (const seg of rel.split("/").slice(0, -1)) {
       dir = join(dir, seg);
       if (create)
