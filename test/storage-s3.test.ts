@@ -14,6 +14,7 @@ import { startS3, type S3Peer } from "./peers/s3-server.js";
 import { SAMPLES } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
 import { baseConfig, http, startDataplane, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
+import { rawExchange } from "./hostile/harness.js";
 
 const SECRET = "testing";
 const MR = readFileSync(join(SAMPLES, "MR_small.dcm"));
@@ -142,4 +143,18 @@ test("an unreachable bucket is a 502 problem and the data plane keeps serving; n
   );
   const log = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
   assert.ok(!log.includes(`secret_access_key":"${SECRET}`) && !log.includes(`"${SECRET}"`), "the secret was logged");
+});
+
+test("an upload the client abandons halfway is aborted: no object, and the data plane keeps serving", async () => {
+  const r = await rawExchange(
+    dp.ports.default!,
+    ["PUT /objects/partial.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 90000\r\n\r\n", Buffer.alloc(5000, 7), 100],
+    300,
+  );
+  assert.equal(r.status, undefined, "no answer is due before the body is complete");
+  // The request ends (499, client closed) rather than waiting forever on a body that will not come.
+  const line = await dp.waitForLog((l) => l.message === "access" && l.path === "/objects/partial.bin", 30_000);
+  assert.equal(line.status, 499);
+  assert.ok(!(await keys("site-a/")).includes("site-a/partial.bin"), "an abandoned upload left an object");
+  assert.equal((await http(dp.url("default", "/objects/reports/none.txt"))).status, 404);
 });
