@@ -210,8 +210,8 @@ service = "http"
 options = { path_prefix = "/store" }
 
 [backends.files]
-service = "storage"
-options = { root = "./data" }
+service = "http3"
+options = { host = "h3.example" }
 
 [pipelines.cookies]
 networks = ["web"]
@@ -236,7 +236,7 @@ type = "cookie_auth"
     [
       35,
       "backends.files.service",
-      /backend service "storage" is not available in this build; pipelines using "files" are not served/,
+      /backend service "http3" is not available in this build; pipelines using "files" are not served/,
     ],
     [38, "pipelines.cookies", /not served: it uses "cookie_check", not available in this build/],
     [49, "middleware.cookie_check.type", /middleware type "cookie_auth" is not available in this build/],

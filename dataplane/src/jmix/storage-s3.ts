@@ -29,6 +29,18 @@ export interface S3Settings {
   secretAccessKey?: string;
 }
 
+/** A client for these settings; shared with the `storage` backend (backends/storage-s3-objects.ts). */
+export function createS3Client(s: S3Settings): S3Client {
+  return new S3Client({
+    region: s.region,
+    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+    forcePathStyle: s.forcePathStyle,
+    ...(s.accessKeyId && s.secretAccessKey
+      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
+      : {}), // otherwise the SDK's own chain: environment, web identity (IRSA), instance profile
+  });
+}
+
 /** Uploads of one package run this many files at a time. */
 const PARALLEL = 4;
 
@@ -44,14 +56,7 @@ export class S3Storage implements PackageStorage {
 
   constructor(private readonly s: S3Settings) {
     this.prefix = s.prefix && !s.prefix.endsWith("/") ? `${s.prefix}/` : s.prefix;
-    this.client = new S3Client({
-      region: s.region,
-      ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-      forcePathStyle: s.forcePathStyle,
-      ...(s.accessKeyId && s.secretAccessKey
-        ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
-        : {}), // otherwise the SDK's own chain: environment, web identity (IRSA), instance profile
-    });
+    this.client = createS3Client(s);
   }
 
   get location(): string {

@@ -11,6 +11,9 @@ import { echoBackend } from "../backends/echo.js";
 import { fhirBackend } from "../backends/fhir.js";
 import { dicomwebBackend } from "../backends/dicomweb.js";
 import { dicomBackend } from "../backends/dicom.js";
+import { storageBackend } from "../backends/storage.js";
+import { jmixBackend } from "../backends/jmix-backend.js";
+import { mockDicomBackend } from "../backends/mock-dicom.js";
 import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
@@ -35,7 +38,16 @@ const endpoints: EndpointPlugin[] = [
   dicomEndpoint,
   jmixEndpoint,
 ];
-const backends: BackendPlugin[] = [httpBackend, echoBackend, fhirBackend, dicomwebBackend, dicomBackend];
+const backends: BackendPlugin[] = [
+  httpBackend,
+  echoBackend,
+  fhirBackend,
+  dicomwebBackend,
+  dicomBackend,
+  storageBackend,
+  jmixBackend,
+  mockDicomBackend,
+];
 const middleware: MiddlewarePlugin[] = [
   passthru,
   jwtAuth,
