@@ -30,3 +30,35 @@ test("the CRDs use only what structural schemas allow", () => {
     walk(crd.spec.versions[0]!.schema.openAPIV3Schema, "openAPIV3Schema");
   }
 });
+
+test("a CR may name every endpoint and backend type the data plane registers, and only those", () => {
+  // Regression: storage, jmix_backend and mock_dicom were refused by the CRD, and `jmix`, which the
+  // data plane has only as an endpoint, was offered as a backend.
+  type Node = { enum?: string[]; properties?: Record<string, Node>; items?: Node };
+  const enumAt = (file: string, ...path: string[]): string[] => {
+    const crd = parse(readFileSync(CRD_DIR + file, "utf8")) as {
+      spec: { versions: { schema: { openAPIV3Schema: Node } }[] };
+    };
+    let node: Node | undefined = crd.spec.versions[0]!.schema.openAPIV3Schema;
+    for (const step of path) node = step === "[]" ? node?.items : node?.properties?.[step];
+    return [...(node?.enum ?? [])].sort();
+  };
+  assert.deepEqual(enumAt("harmonyendpoints.yaml", "spec", "service"), [
+    "dicom",
+    "dicomweb",
+    "echo",
+    "fhir",
+    "http",
+    "jmix",
+  ]);
+  assert.deepEqual(enumAt("harmonypipelines.yaml", "spec", "backends", "[]", "service"), [
+    "dicom",
+    "dicomweb",
+    "echo",
+    "fhir",
+    "http",
+    "jmix_backend",
+    "mock_dicom",
+    "storage",
+  ]);
+});

@@ -81,6 +81,9 @@ export interface Registry {
   /** Every type name known in any role, for the 0.4 `[services]` / `[middleware_types]` tables. */
   serviceTypes(): string[];
   middlewareTypes(): string[];
+  /** Primary type names (no aliases) per role: what the operator's CRDs offer. */
+  endpointTypes(): string[];
+  backendTypes(): string[];
 }
 
 export function createRegistry(
@@ -95,5 +98,7 @@ export function createRegistry(
     middleware: (t) => m.get(t.toLowerCase()),
     serviceTypes: () => [...new Set([...e.keys(), ...b.keys()])].sort(),
     middlewareTypes: () => [...m.keys()].sort(),
+    endpointTypes: () => [...new Set([...e.values()].map((p) => p.type))].sort(),
+    backendTypes: () => [...new Set([...b.values()].map((p) => p.type))].sort(),
   };
 }

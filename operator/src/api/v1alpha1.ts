@@ -7,6 +7,7 @@
  * no `additionalProperties: false`. The helpers below emit only that subset.
  */
 import { Type, type Static, type TSchema, type TProperties } from "@sinclair/typebox";
+import { createRegistry } from "@harmony/dataplane";
 
 export const GROUP = "harmony.runbeam.io";
 export const VERSION = "v1alpha1";
@@ -45,8 +46,11 @@ const PORT_NAME = (v: string) => `(${v}.size() > 15 ? ${v}.substring(0, 15) : ${
 
 // ---- shared ---------------------------------------------------------------------------------
 
-export const SERVICES = ["http", "fhir", "dicomweb", "dicom", "jmix", "echo"] as const;
-export type ServiceType = (typeof SERVICES)[number];
+// What a CR may name is what the data plane registers (primary names, in each role), so a new
+// backend is one file plus a registry line there and nothing here.
+const plugins = createRegistry();
+export const ENDPOINT_SERVICES = plugins.endpointTypes();
+export const BACKEND_SERVICES = plugins.backendTypes();
 
 export const SecretKeyRef = Obj(
   {
@@ -396,7 +400,7 @@ export const HarmonyGatewayStatus = Obj(
 
 export const HarmonyEndpointSpec = Obj(
   {
-    service: Enum(SERVICES, "Protocol of this entry point."),
+    service: Enum(ENDPOINT_SERVICES, "Protocol of this entry point."),
     pathPrefix: Type.Optional(Str("Path prefix served (HTTP-based services).", { pattern: "^/" })),
     methods: Type.Optional(List(Str("HTTP method.", { pattern: "^[A-Z]+$" }), "Methods accepted (any when empty).")),
     aeTitle: Type.Optional(Str("Called AE title (dicom).", { minLength: 1, maxLength: 16 })),
@@ -437,7 +441,7 @@ export const PipelineMiddleware = Obj(
 
 export const PipelineBackend = Obj(
   {
-    service: Enum(SERVICES, "Protocol spoken to the upstream."),
+    service: Enum(BACKEND_SERVICES, "Protocol spoken to the upstream."),
     url: Type.Optional(Str("Upstream base URL (http, fhir, dicomweb).", { pattern: "^https?://" })),
     options: Type.Optional(FreeForm("Further backend options, passed to the data plane as written.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
