@@ -14,6 +14,9 @@ import { reconcileEndpoint } from "./endpoint-reconciler.js";
 import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
 import { attachment, detachedConditions, type Attachment } from "./attachment.js";
 import type { OperatorMetrics } from "../metrics.js";
+import type { HarmonyNetwork } from "../api/network.js";
+import { NetworkRegistry } from "../network/state.js";
+import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
 
 export interface ControllerOptions {
   kube: KubeClients;
@@ -28,11 +31,28 @@ export interface ControllerOptions {
   /** See ReconcilerDeps.secretRecheckMs. */
   secretRecheckMs?: number;
   probe?: ReconcilerDeps["probe"];
+  /**
+   * Namespace of network CA Secrets, peering tokens and stored imports. HarmonyNetworks are
+   * cluster-scoped, so they are watched only by an operator that watches all namespaces.
+   */
+  networkNamespace?: string;
+  /** Names this cluster in federation exports. */
+  clusterName?: string;
 }
 
 type Gw = HarmonyGateway & KubernetesObject;
 type Pl = HarmonyPipeline & KubernetesObject;
 type Ep = HarmonyEndpoint & KubernetesObject;
+type Net = HarmonyNetwork & KubernetesObject;
+
+/** Stands in for a cache the operator does not run (networks off): always empty, always synced. */
+const noCache = <T extends KubernetesObject>(): Cache<T> => ({
+  get: () => undefined,
+  list: () => [],
+  start: async () => {},
+  stop: async () => {},
+  isSynced: () => true,
+});
 
 export class Controller {
   readonly queue = new WorkQueue();
@@ -49,6 +69,8 @@ export class Controller {
   private readonly gatewayRefs = new Map<string, string>();
   /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
   private readonly gatewaySeen = new Map<string, string>();
+  /** Set when networks are on (cluster-wide watch). */
+  private readonly networks?: NetworkRegistry;
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
@@ -72,6 +94,7 @@ export class Controller {
       ...crd("harmonygateways"),
       onChange: (o, verb) => {
         this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
+        this.enqueueNetworksOf(o.metadata?.namespace);
         // Pipelines that reference it may have been attached or detached (deleted gateway,
         // allowedNamespaces or pipelineSelector edited): each reports its own attachment. Only a
         // spec change (generation), deletion or arrival can do that; our own status writes cannot,
@@ -95,6 +118,7 @@ export class Controller {
         if (verb === "delete") this.gatewayRefs.delete(key);
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
+        this.enqueueNetworksOf(p.metadata.namespace);
         const now = verb === "delete" ? [] : p.spec.endpoints.map((e) => e.name);
         for (const e of new Set([...(this.endpointRefs.get(key) ?? []), ...now]))
           this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
@@ -108,6 +132,7 @@ export class Controller {
       onChange: (e) => {
         this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
         this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
+        this.enqueueNetworksOf(e.metadata.namespace);
       },
     });
     // No Secret informer: it would hold every Secret in the cluster. The reconciler GETs the few
@@ -132,7 +157,50 @@ export class Controller {
           : kube.core.listPodForAllNamespaces({ labelSelector: GATEWAY_LABEL }),
       onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
     });
-    this.caches = { gateways, pipelines, endpoints, configMaps, pods };
+    const networksOn = namespaces.length === 0;
+    if (networksOn) this.networks = new NetworkRegistry();
+    const networks = networksOn
+      ? makeCache<Net>(
+          kube.kc,
+          [],
+          {
+            name: "networks",
+            ...crd("harmonynetworks"),
+            relistMs,
+            onChange: (n) => this.queue.add(`network//${n.metadata.name}`),
+          },
+          logger,
+        )
+      : noCache<Net>();
+    // Namespaces, for spec.members.namespaceSelector: a namespace's labels decide membership.
+    const namespaceCache = networksOn
+      ? makeCache<KubernetesObject>(
+          kube.kc,
+          [],
+          {
+            name: "namespaces",
+            path: () => "/api/v1/namespaces",
+            list: () => kube.core.listNamespace() as never,
+            relistMs,
+            onChange: () => {
+              for (const n of networks.list())
+                if (n.spec.members.namespaceSelector) this.queue.add(`network//${n.metadata.name}`);
+            },
+          },
+          logger,
+        )
+      : noCache<KubernetesObject>();
+    this.caches = { gateways, pipelines, endpoints, configMaps, pods, networks, namespaces: namespaceCache };
+  }
+
+  /** Networks that may count this namespace as a member org (all of them before their first reconcile). */
+  private enqueueNetworksOf(ns: string | undefined): void {
+    if (!this.networks || !ns) return;
+    for (const n of this.caches?.networks.list() ?? []) {
+      const rt = this.networks.get(n.metadata.name!);
+      if (!rt || rt.orgs.includes(ns) || n.spec.members.orgs?.includes(ns) || n.spec.members.namespaceSelector)
+        this.queue.add(`network//${n.metadata.name}`);
+    }
   }
 
   async start(): Promise<void> {
@@ -141,6 +209,7 @@ export class Controller {
     for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
     for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
+    for (const n of this.caches.networks.list()) this.queue.add(`network//${n.metadata.name}`);
     const n = this.opts.workers ?? 2;
     this.workers = Array.from({ length: n }, () => this.work());
   }
@@ -187,7 +256,9 @@ export class Controller {
       const end = m.reconcileTime.startTimer({ kind });
       try {
         const r =
-          kind === "gateway"
+          kind === "network"
+            ? await reconcileNetwork(this.networkDeps(), name)
+            : kind === "gateway"
             ? await reconcileGateway(this.deps(), ns, name)
             : kind === "endpoint"
               ? await reconcileEndpoint(this.deps(), ns, name)
@@ -243,6 +314,23 @@ export class Controller {
         }),
       secretRecheckMs: this.opts.secretRecheckMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
+      networks: this.networks,
+    };
+  }
+
+  private networkDeps(): NetworkDeps {
+    const d = this.deps();
+    return {
+      kube: d.kube,
+      caches: d.caches,
+      logger: d.logger,
+      registry: this.networks!,
+      namespace: this.opts.networkNamespace ?? "default",
+      namespaces: () =>
+        this.caches.namespaces.list().map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
+      readSecret: d.readSecret,
+      enqueue: (key) => this.queue.add(key),
+      clusterName: this.opts.clusterName ?? "cluster",
     };
   }
 }

@@ -24,6 +24,9 @@ import {
   workloadPlan,
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
+import type { HarmonyNetwork } from "../api/network.js";
+import { gatewayNetworks, netSecretName, type GatewayNetworks } from "../network/gateway-files.js";
+import type { NetworkRegistry } from "../network/state.js";
 import type { KubeClients } from "../provider/kube.js";
 import { attachment } from "./attachment.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
@@ -40,6 +43,8 @@ export interface Caches {
   endpoints: Cache<HarmonyEndpoint & KubernetesObject>;
   configMaps: Cache<V1ConfigMap>;
   pods: Cache<V1Pod>;
+  networks: Cache<HarmonyNetwork & KubernetesObject>;
+  namespaces: Cache<KubernetesObject>;
 }
 
 export interface ReconcilerDeps {
@@ -60,6 +65,8 @@ export interface ReconcilerDeps {
   /** Asks a data-plane pod which config it serves (GET /readyz). */
   probe: (podIP: string, port: number) => Promise<string | undefined>;
   metrics?: { writes: (kind: string) => void };
+  /** HarmonyNetworks as last reconciled (absent: networks are off). */
+  networks?: NetworkRegistry;
 }
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
@@ -89,7 +96,15 @@ export async function reconcileGateway(
       revision: `${s.metadata?.uid ?? ""}/${s.metadata?.resourceVersion ?? ""}`,
     };
   };
-  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup);
+  const existingNet = deps.networks ? await deps.readSecret(namespace, netSecretName(gw)) : undefined;
+  const nets = gatewayNetworks(gw, deps.networks, existingNet);
+  const r: RenderResult = render(
+    gw,
+    pipelines,
+    (ns, n) => caches.endpoints.get(n, ns),
+    secretLookup,
+    nets.decorate,
+  );
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;
@@ -137,6 +152,8 @@ export async function reconcileGateway(
         message: "every attached pipeline is invalid; the previous config keeps serving",
       });
     } else {
+      // Network files first: a config naming them must not reach pods before they exist.
+      await writeNetSecret(deps, gw, nets, existingNet);
       await writeConfig(deps, gw, r, existing);
       programmedHash = r.hash;
       conditions.push({
@@ -151,7 +168,7 @@ export async function reconcileGateway(
           .filter((p) => programmed.has(`${p.metadata.namespace}/${p.metadata.name}`))
           .flatMap((p) => p.spec.endpoints.map((e) => caches.endpoints.get(e.name, p.metadata.namespace)))
           .flatMap((e) => (e?.spec.service === "dicom" && e.spec.port ? [e.spec.port] : []));
-        await applyWorkloads(deps, gw, dimsePorts);
+        await applyWorkloads(deps, gw, dimsePorts, nets.names);
       }
     }
   }
@@ -242,7 +259,11 @@ export async function reconcileGateway(
   if (total > 0 && serving < total) return { requeueAfterMs: 1000 };
   // Secret values change without an event we see; the kubelet takes about as long to update a
   // mounted Secret, so rechecking at this pace adds little to a rotation.
-  return used.length ? { requeueAfterMs: deps.secretRecheckMs ?? 60_000 } : {};
+  const recheck = used.length ? (deps.secretRecheckMs ?? 60_000) : Infinity;
+  // A workload certificate is renewed when two thirds of its life have passed.
+  const renew = nets.renewAt !== undefined ? Math.max(1000, nets.renewAt - Date.now()) : Infinity;
+  const after = Math.min(recheck, renew);
+  return Number.isFinite(after) ? { requeueAfterMs: after } : {};
 }
 
 /** [namespace, name] of every Secret the pipelines' secretOptions name, once each. */
@@ -297,8 +318,37 @@ async function writeConfig(
   });
 }
 
-async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePorts: number[]): Promise<void> {
-  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage);
+/** The gateway's network Secret, written when its files changed (and emptied when it left every network). */
+async function writeNetSecret(
+  deps: ReconcilerDeps,
+  gw: HarmonyGateway,
+  nets: GatewayNetworks,
+  existing: import("@kubernetes/client-node").V1Secret | undefined,
+): Promise<void> {
+  if (!deps.networks || (!nets.names.length && !existing)) return;
+  if (existing?.metadata?.annotations?.[HASH_ANNOTATION] === nets.hash) return;
+  await apply(deps, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: netSecretName(gw),
+      namespace: gw.metadata.namespace!,
+      labels: childLabels(gw),
+      annotations: { [HASH_ANNOTATION]: nets.hash },
+      ownerReferences: [ownerReference(gw)],
+    },
+    type: "Opaque",
+    data: Object.fromEntries(Object.entries(nets.data).map(([k, v]) => [k, v.toString("base64")])),
+  });
+}
+
+async function applyWorkloads(
+  deps: ReconcilerDeps,
+  gw: HarmonyGateway,
+  dimsePorts: number[],
+  networks: string[],
+): Promise<void> {
+  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage, networks);
   for (const obj of plan.apply) {
     const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
     const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };

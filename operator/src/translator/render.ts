@@ -67,6 +67,8 @@ export function render(
   pipelines: HarmonyPipeline[],
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
+  /** Adds the gateway's HarmonyNetwork keys to config.toml (network/gateway-files.ts). */
+  decorate?: (doc: Table) => void,
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -108,7 +110,7 @@ export function render(
 
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
   const revisionsInUse = () => Object.keys(files).flatMap((f) => revisions.get(f) ?? []);
-  let main = renderMain(gateway, revisionsInUse());
+  let main = renderMain(gateway, revisionsInUse(), decorate);
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
@@ -181,7 +183,7 @@ export function render(
         message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
-    main = renderMain(gateway, revisionsInUse());
+    main = renderMain(gateway, revisionsInUse(), decorate);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
 }
@@ -220,7 +222,11 @@ function reasonFor(problems: Problem[]): string {
 }
 
 /** config.toml: the gateway's own part. */
-export function renderMain(gateway: HarmonyGateway, secretRevisions: string[]): { toml: string; paths: SpecPaths } {
+export function renderMain(
+  gateway: HarmonyGateway,
+  secretRevisions: string[],
+  decorate?: (doc: Table) => void,
+): { toml: string; paths: SpecPaths } {
   const spec = gateway.spec;
   const paths = new SpecPaths();
   const network: Table = {};
@@ -242,6 +248,7 @@ export function renderMain(gateway: HarmonyGateway, secretRevisions: string[]): 
     management: { enabled: true, network: MANAGEMENT_NETWORK, base_path: spec.management?.basePath ?? "/admin" },
     network,
   };
+  decorate?.(doc);
   // Secret values live in files; which revisions of the Secrets they came from sits here, so a
   // changed Secret changes the config hash, the data plane reloads, and Ready can tell when the new
   // values are live. Revisions (uid and resourceVersion), never the values: anyone who may read

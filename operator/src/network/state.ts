@@ -1,0 +1,72 @@
+/**
+ * What the network reconciler knows about each network and the gateway and endpoint reconcilers
+ * read: member orgs, the CA, the local entries, verified peer imports, the signed export. Held in
+ * memory by the leader; everything in it is rebuilt from the apiserver (CA Secret, stored peer
+ * imports) on the first reconcile after a start.
+ */
+import { createHash } from "node:crypto";
+import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
+import type { CaState } from "./ca-store.js";
+import { directoryDoc, type DirectoryEntry, type PeerImport } from "./directory.js";
+
+export interface NetworkRuntime {
+  net: HarmonyNetwork;
+  orgs: string[];
+  /** "namespace/name" of the member gateways. */
+  gateways: string[];
+  ca: CaState;
+  local: DirectoryEntry[];
+  imports: Map<string, PeerImport>;
+  peers: Map<string, PeerStatus>;
+  /** Peers whose stored import has been loaded (or found absent) since start. */
+  loaded: Set<string>;
+  exportJws?: string;
+  exportKey?: string;
+  exportRenewAt?: number;
+  /** directory.json text and trust bundle, the same for every member gateway. */
+  directoryJson: string;
+  trustBundlePem: string;
+  /** Digest of everything a member gateway renders from this runtime. */
+  digest: string;
+}
+
+export class NetworkRegistry {
+  private readonly byName = new Map<string, NetworkRuntime>();
+
+  get(name: string): NetworkRuntime | undefined {
+    return this.byName.get(name);
+  }
+  set(name: string, rt: NetworkRuntime): void {
+    this.byName.set(name, rt);
+  }
+  delete(name: string): void {
+    this.byName.delete(name);
+  }
+  /** Networks sorted by name. */
+  all(): NetworkRuntime[] {
+    return [...this.byName.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, rt]) => rt);
+  }
+  /** Networks whose member orgs include `org`, sorted by name. */
+  ofOrg(org: string): NetworkRuntime[] {
+    return this.all().filter((rt) => rt.orgs.includes(org));
+  }
+}
+
+/** Fills in the derived fields (directory, bundle, digest) from the rest. */
+export function finish(rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "digest">): NetworkRuntime {
+  const imports = [...rt.imports.values()].sort((a, b) => a.peer.localeCompare(b.peer));
+  const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports), null, 2) + "\n";
+  // Peer CAs join ours: a peer gateway's leaf verifies against its own network's CA.
+  const trustBundlePem = [rt.ca.bundlePem, ...imports.map((i) => i.trustBundlePem)]
+    .map((p) => p.trim() + "\n")
+    .join("");
+  const digest = createHash("sha256")
+    .update(directoryJson)
+    .update(trustBundlePem)
+    .update(rt.ca.current.caPem)
+    .update(rt.exportJws ?? "")
+    .update(rt.gateways.join(","))
+    .update(rt.net.spec.listener ?? "")
+    .digest("hex");
+  return { ...rt, directoryJson, trustBundlePem, digest };
+}
