@@ -82,7 +82,9 @@ export const NetworkPolicy = Obj(
     ),
     destination: Type.Optional(
       Obj(
-        { endpoints: Type.Optional(List(Str("Endpoint URI.", { pattern: URI_PATTERN }), "Destination endpoint URIs.")) },
+        {
+          endpoints: Type.Optional(List(Str("Endpoint URI.", { pattern: URI_PATTERN }), "Destination endpoint URIs.")),
+        },
         "What is called (any when omitted).",
       ),
     ),
@@ -200,7 +202,10 @@ export const HarmonyNetworkSpec = Obj(
 export const PeerStatus = Obj(
   {
     name: Str("Peer name."),
-    state: Enum(["Pending", "Synced", "Error"], "Pending: never fetched. Synced: the last fetch verified. Error: see lastError."),
+    state: Enum(
+      ["Pending", "Synced", "Error"],
+      "Pending: never fetched. Synced: the last fetch verified. Error: see lastError.",
+    ),
     lastSyncTime: Type.Optional(Str("When an export last verified.", { format: "date-time" })),
     lastAttemptTime: Type.Optional(Str("When the export was last fetched.", { format: "date-time" })),
     lastError: Type.Optional(Str("Why the last fetch failed (the previous import stays in use).")),

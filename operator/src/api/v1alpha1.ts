@@ -341,7 +341,9 @@ export const HarmonyEndpointStatus = Obj(
     ...CommonStatus,
     pipelines: Type.Optional(Int("HarmonyPipelines in this namespace that use this endpoint.", { minimum: 0 })),
     uri: Type.Optional(
-      Str("Global URI harmony://<network domain>/<org>/<endpoint> (the first HarmonyNetwork by name whose member org this namespace is)."),
+      Str(
+        "Global URI harmony://<network domain>/<org>/<endpoint> (the first HarmonyNetwork by name whose member org this namespace is).",
+      ),
     ),
     uris: Type.Optional(List(Str("URI."), "The endpoint's URI in every HarmonyNetwork its org is a member of.")),
   },

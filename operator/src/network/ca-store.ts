@@ -31,7 +31,7 @@ export const caSecretName = (network: string) => `harmony-network-${network}-ca`
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 const text = (s: V1Secret | undefined, k: string) =>
-  s?.data?.[k] !== undefined ? Buffer.from(s.data[k]!, "base64").toString("utf8") : undefined;
+  s?.data?.[k] !== undefined ? Buffer.from(s.data[k], "base64").toString("utf8") : undefined;
 
 /** Reads the CA Secret, creates it or advances its rotation as due, and returns what to render. */
 export async function ensureCa(
@@ -89,7 +89,7 @@ export async function ensureCa(
           ...(next ? { "next.crt": b64(next.caPem), "next.key": b64(next.caKeyPem) } : {}),
           ...(previous ? { "previous.crt": b64(previous) } : {}),
         },
-      } as V1Secret & { apiVersion: string; kind: string },
+      },
       undefined,
       undefined,
       "harmony-operator",

@@ -60,7 +60,8 @@ export async function verifyExport(
   const pem = `-----BEGIN CERTIFICATE-----\n${der.match(/.{1,64}/g)!.join("\n")}\n-----END CERTIFICATE-----\n`;
   const got = fingerprint(pem);
   const want = pinned.toLowerCase().replace(/[^0-9a-f]/g, "");
-  if (got !== want) throw new Error(`export signed by CA ${got.slice(0, 16)}…, the peering token pins ${want.slice(0, 16)}…`);
+  if (got !== want)
+    throw new Error(`export signed by CA ${got.slice(0, 16)}…, the peering token pins ${want.slice(0, 16)}…`);
   const { payload } = await jwtVerify(jws, await importX509(pem, ALG), {
     algorithms: [ALG],
     typ: TYP,

@@ -37,7 +37,8 @@ export function gatewayNetworks(
   const member = (registry?.all() ?? []).filter((rt) => rt.gateways.includes(id));
   const org = gw.metadata.namespace ?? "";
   const data: Record<string, Buffer> = {};
-  const old = (k: string) => (existing?.data?.[k] ? Buffer.from(existing.data[k], "base64").toString("utf8") : undefined);
+  const old = (k: string) =>
+    existing?.data?.[k] ? Buffer.from(existing.data[k], "base64").toString("utf8") : undefined;
   let renewAt: number | undefined;
   for (const rt of member) {
     const name = rt.net.metadata.name!;

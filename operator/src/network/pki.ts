@@ -22,8 +22,7 @@ export const spiffeId = (domain: string, org: string, gateway: string) =>
   `spiffe://${domain}/org/${org}/gateway/${gateway}`;
 
 /** sha256 of the certificate's DER, lower-case hex without colons: what a peering token pins. */
-export const fingerprint = (pem: string) =>
-  createHash("sha256").update(new X509Certificate(pem).raw).digest("hex");
+export const fingerprint = (pem: string) => createHash("sha256").update(new X509Certificate(pem).raw).digest("hex");
 
 export function createNetworkCa(network: string, domain: string, days: number, now = new Date()): CaPair {
   const k = rsaKeyPair();

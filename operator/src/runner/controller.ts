@@ -180,7 +180,7 @@ export class Controller {
           {
             name: "namespaces",
             path: () => "/api/v1/namespaces",
-            list: () => kube.core.listNamespace() as never,
+            list: () => kube.core.listNamespace(),
             relistMs,
             onChange: () => {
               for (const n of networks.list())
@@ -259,10 +259,10 @@ export class Controller {
           kind === "network"
             ? await reconcileNetwork(this.networkDeps(), name)
             : kind === "gateway"
-            ? await reconcileGateway(this.deps(), ns, name)
-            : kind === "endpoint"
-              ? await reconcileEndpoint(this.deps(), ns, name)
-              : await this.reconcilePipeline(ns, name);
+              ? await reconcileGateway(this.deps(), ns, name)
+              : kind === "endpoint"
+                ? await reconcileEndpoint(this.deps(), ns, name)
+                : await this.reconcilePipeline(ns, name);
         this.queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
         if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);
@@ -327,7 +327,9 @@ export class Controller {
       registry: this.networks!,
       namespace: this.opts.networkNamespace ?? "default",
       namespaces: () =>
-        this.caches.namespaces.list().map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
+        this.caches.namespaces
+          .list()
+          .map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
       readSecret: d.readSecret,
       enqueue: (key) => this.queue.add(key),
       clusterName: this.opts.clusterName ?? "cluster",

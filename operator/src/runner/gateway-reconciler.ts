@@ -98,13 +98,7 @@ export async function reconcileGateway(
   };
   const existingNet = deps.networks ? await deps.readSecret(namespace, netSecretName(gw)) : undefined;
   const nets = gatewayNetworks(gw, deps.networks, existingNet);
-  const r: RenderResult = render(
-    gw,
-    pipelines,
-    (ns, n) => caches.endpoints.get(n, ns),
-    secretLookup,
-    nets.decorate,
-  );
+  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), secretLookup, nets.decorate);
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;

@@ -91,7 +91,9 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       st.lastAttemptTime = new Date(now).toISOString();
       try {
         if (!url || !pin)
-          throw new Error(`peering token Secret ${deps.namespace}/${peer.tokenSecretRef.name} needs keys url and fingerprint`);
+          throw new Error(
+            `peering token Secret ${deps.namespace}/${peer.tokenSecretRef.name} needs keys url and fingerprint`,
+          );
         const jws = await fetchExport(url);
         const imp = await verifyExport(jws, pin, peer.name);
         if (imports.get(peer.name) === undefined || !sameImport(imports.get(peer.name)!, imp))
@@ -108,7 +110,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       }
       peers.set(peer.name, st);
     }
-    nextPeerAt = Math.min(nextPeerAt, Date.parse(st.lastAttemptTime!) + interval);
+    nextPeerAt = Math.min(nextPeerAt, Date.parse(st.lastAttemptTime) + interval);
   }
 
   // The export: re-signed when its content changes or half its lifetime has passed.
@@ -253,7 +255,7 @@ async function writeNetworkStatus(
   if (
     cur.observedGeneration === generation &&
     sameConditions(cur.conditions, conditions) &&
-    canonical(pick(cur as Record<string, unknown>)) === canonical(pick(extra))
+    canonical(pick(cur)) === canonical(pick(extra))
   )
     return;
   await deps.kube.custom.patchClusterCustomObjectStatus(
