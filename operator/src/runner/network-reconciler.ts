@@ -230,9 +230,8 @@ async function loadImport(
   peer: string,
   pin: string,
 ): Promise<PeerImport | undefined> {
-  const cm = await deps.kube.core
-    .readNamespacedConfigMap({ namespace: deps.namespace, name: importConfigMapName(network, peer) })
-    .catch(() => undefined);
+  // From the cache of the operator's own ConfigMaps (it carries the managed-by label): no get verb needed.
+  const cm = deps.caches.configMaps.get(importConfigMapName(network, peer), deps.namespace);
   const jws = cm?.data?.["export.jws"];
   if (!jws) return undefined;
   return verifyExport(jws, pin, peer, { ignoreExpiry: true }).catch((e: unknown) => {
