@@ -131,12 +131,21 @@ export async function reconcileGateway(
     const size = Object.values(r.files).reduce((n, v) => n + Buffer.byteLength(v), 0);
     const secretSize = Object.values(r.secrets).reduce((n, v) => n + v.length, 0);
     const keepOld = renderedPipelines === 0 && pipelines.length > 0 && existing !== undefined;
+    // The network Secret too: a directory too large for it must not fail every reconcile at the apply.
+    const netSize = Object.values(nets.data).reduce((n, v) => n + v.length, 0);
     if (size > CONFIGMAP_BUDGET || secretSize > CONFIGMAP_BUDGET) {
       conditions.push({
         type: "Programmed",
         status: "False",
         reason: "ConfigMapTooLarge",
         message: `rendered config is ${size} bytes (secrets ${secretSize}); the limit is ${CONFIGMAP_BUDGET}. Split pipelines across gateways.`,
+      });
+    } else if (netSize > CONFIGMAP_BUDGET) {
+      conditions.push({
+        type: "Programmed",
+        status: "False",
+        reason: "NetworkFilesTooLarge",
+        message: `network files (directories, exports) are ${netSize} bytes; the Secret limit is ${CONFIGMAP_BUDGET}. Export fewer endpoints or split the network.`,
       });
     } else if (keepOld) {
       conditions.push({
