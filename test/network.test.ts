@@ -307,6 +307,7 @@ test("federation: B imports A's signed export through a peering token; a wrong p
       domain: "clinics.example",
       members: { orgs: ["org-c"] },
       syncIntervalSeconds: 1,
+      ca: { leafValiditySeconds: 60 }, // short, for the renewal test below
       peers: [
         { name: "cluster-a", tokenSecretRef: { name: "peer-a" } },
         { name: "forged", tokenSecretRef: { name: "peer-forged" } },
@@ -428,4 +429,27 @@ test("CA rotation: the new CA enters every bundle before any leaf uses it, and t
   const st = (await network(A, "hospitals"))!.status!;
   const ca = pems((await A.secretKey(OPERATOR_NS, "harmony-network-hospitals-ca", "ca.crt"))!)[0]!;
   assert.equal(new X509Certificate(ca).fingerprint256.replace(/:/g, "").toLowerCase(), st.caFingerprint);
+});
+
+test("workload certificates are renewed before they expire (two thirds into their life), with the same identity", async () => {
+  const leaf = async () => {
+    const crt = await B.secretKey("org-c", "gw-c-harmony-net", "clinics.tls.crt");
+    return crt ? new X509Certificate(pems(crt)[0]!) : undefined;
+  };
+  const first = (await leaf())!;
+  assert.ok(Date.parse(first.validTo) - Date.parse(first.validFrom) <= 6 * 60_000, "leafValiditySeconds applies");
+  // Nothing else changes in cluster B meanwhile: only the gateway's own renewal requeue re-issues it.
+  const renewed = await eventually(
+    "a new leaf for gw-c",
+    async () => {
+      const l = await leaf();
+      return l && l.serialNumber !== first.serialNumber && { l, at: Date.now() };
+    },
+    120_000,
+  );
+  assert.ok(renewed.at < Date.parse(first.validTo), "renewed while the old one was still valid");
+  // ... and not before two thirds of 60 s: no re-issue churn (validFrom has one-second precision).
+  assert.ok(Date.parse(renewed.l.validFrom) - Date.parse(first.validFrom) >= 39_000, "renewed too early");
+  assert.equal(renewed.l.subjectAltName, first.subjectAltName);
+  assert.equal(renewed.l.issuer, first.issuer);
 });

@@ -109,6 +109,15 @@ try {
   const objs = endpointsFor(0, N);
   for (let i = 0; i < objs.length; i += 202) await A.apply(...objs.slice(i, i + 202));
   const applied = Date.now();
+  // The same gateway reconcile writes config and directory: when its pipelines are all in the
+  // ConfigMap is the operator's ordinary render path, the baseline the directory adds to.
+  const pipelines = Math.ceil(N / PER_PIPELINE);
+  const tCfg = await until("pipelines in A's ConfigMap", async () => {
+    const cm = await A.get<{ data?: Record<string, string> }>(
+      "/api/v1/namespaces/org-b/configmaps/gw-b-harmony-config",
+    );
+    return Object.keys(cm?.data ?? {}).filter((k) => k.startsWith("pipeline.")).length === pipelines;
+  });
   const tA = await until(
     `${N} entries in A`,
     async () => (await entries(A, "org-b", "gw-b", "hospitals")).length === N,
@@ -129,6 +138,9 @@ try {
   const jwsBytes = Buffer.byteLength((await A.secretKey("org-b", "gw-b-harmony-net", "hospitals.export.jws")) ?? "");
   out(`network-directory: N=${N} endpoints (${Math.ceil(N / PER_PIPELINE)} pipelines), peer sync interval ${SYNC_S}s`);
   out(`  apply ${N} endpoints + pipelines to A's apiserver:  ${((applied - t0) / 1000).toFixed(1)} s`);
+  out(
+    `  start of apply → all pipelines in A's ConfigMap:  ${((tCfg - t0) / 1000).toFixed(1)} s (the ordinary render path)`,
+  );
   out(`  start of apply → all ${N} in A's directory:       ${((tA - t0) / 1000).toFixed(1)} s`);
   out(
     `  start of apply → all ${N} in B's directory:       ${((tB - t0) / 1000).toFixed(1)} s (A→B ${((tB - tA) / 1000).toFixed(1)} s)`,

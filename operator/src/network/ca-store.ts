@@ -7,7 +7,10 @@
  *   bundle ── rotationPhaseSeconds ──────▶ leaves: new CA current; leaves re-issued from it;
  *                                          bundle = new + old (peers with old leaves still verify)
  *   leaves ── rotationPhaseSeconds ──────▶ stable: old CA leaves the bundle
+ *
+ * A CA past four fifths of its life starts the same rotation without a spec change.
  */
+import { X509Certificate } from "node:crypto";
 import { PatchStrategy, type V1Secret } from "@kubernetes/client-node";
 import type { KubeClients } from "../provider/kube.js";
 import type { HarmonyNetwork } from "../api/network.js";
@@ -58,7 +61,7 @@ export async function ensureCa(
   if (!cur) {
     cur = createNetworkCa(name, net.spec.domain, days, new Date(now));
     [next, previous, phase, applied, since, changed] = [undefined, undefined, "stable", wanted, now, true];
-  } else if (phase === "stable" && applied !== wanted) {
+  } else if (phase === "stable" && (applied !== wanted || agedOut(cur.caPem, now))) {
     next = createNetworkCa(name, net.spec.domain, days, new Date(now));
     [phase, applied, since, changed] = ["bundle", wanted, now, true];
   } else if (phase === "bundle" && now - since >= phaseMs && next) {
@@ -105,6 +108,13 @@ export async function ensureCa(
     phase,
     ...(phase !== "stable" ? { nextStepAt: since + phaseMs } : {}),
   };
+}
+
+/** A CA past four fifths of its life rotates by itself, long before anything it signed expires with it. */
+function agedOut(caPem: string, now: number): boolean {
+  const c = new X509Certificate(caPem);
+  const from = Date.parse(c.validFrom);
+  return now >= from + (Date.parse(c.validTo) - from) * 0.8;
 }
 
 function pair(s: V1Secret | undefined, prefix: string): CaPair | undefined {

@@ -8,6 +8,9 @@ import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
 import forge from "node-forge";
 import { rsaKeyPair, serial, validity } from "../webhook/certs.js";
 
+/** Leaves are valid from this long before their issue; renewal counts their life from the issue. */
+const BACKDATE_MS = 5 * 60_000;
+
 export interface CaPair {
   caPem: string;
   caKeyPem: string;
@@ -53,7 +56,7 @@ export function issueLeaf(ca: CaPair, uri: string, validitySeconds: number, now 
   const cert = forge.pki.createCertificate();
   cert.publicKey = k.publicKey;
   cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000); // a peer whose clock lags a little
+  cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS); // a peer whose clock lags a little
   cert.validity.notAfter = new Date(now.getTime() + validitySeconds * 1000);
   cert.setSubject([]);
   cert.setIssuer(caCert.subject.attributes);
@@ -84,9 +87,7 @@ export function leafIsCurrent(leaf: Partial<Leaf>, caPem: string, uri: string, n
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
     if (cert.subjectAltName !== `URI:${uri}`) return false;
     if (!cert.checkPrivateKey(createPrivateKey(leaf.keyPem))) return false;
-    const from = Date.parse(cert.validFrom);
-    const to = Date.parse(cert.validTo);
-    return now.getTime() < from + ((to - from) * 2) / 3;
+    return now.getTime() < leafRenewAt(leaf.certPem);
   } catch {
     return false;
   }
@@ -95,6 +96,6 @@ export function leafIsCurrent(leaf: Partial<Leaf>, caPem: string, uri: string, n
 /** When a leaf needs renewing (two thirds of its life), for the requeue. */
 export function leafRenewAt(certPem: string): number {
   const cert = new X509Certificate(certPem);
-  const from = Date.parse(cert.validFrom);
-  return from + ((Date.parse(cert.validTo) - from) * 2) / 3;
+  const issued = Date.parse(cert.validFrom) + BACKDATE_MS;
+  return issued + ((Date.parse(cert.validTo) - issued) * 2) / 3;
 }

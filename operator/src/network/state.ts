@@ -26,8 +26,10 @@ export interface NetworkRuntime {
   /** directory.json text and trust bundle, the same for every member gateway. */
   directoryJson: string;
   trustBundlePem: string;
-  /** Digest of everything a member gateway renders from this runtime. */
+  /** Digest of the network files (directory, bundle, export, CA) member gateways hold. */
   digest: string;
+  /** Digest of what member gateways' config.toml says about this network (tables, listener). */
+  configDigest: string;
 }
 
 export class NetworkRegistry {
@@ -53,7 +55,9 @@ export class NetworkRegistry {
 }
 
 /** Fills in the derived fields (directory, bundle, digest) from the rest. */
-export function finish(rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "digest">): NetworkRuntime {
+export function finish(
+  rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "digest" | "configDigest">,
+): NetworkRuntime {
   const imports = [...rt.imports.values()].sort((a, b) => a.peer.localeCompare(b.peer));
   const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports), null, 2) + "\n";
   // Peer CAs join ours: a peer gateway's leaf verifies against its own network's CA.
@@ -65,8 +69,10 @@ export function finish(rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePe
     .update(trustBundlePem)
     .update(rt.ca.current.caPem)
     .update(rt.exportJws ?? "")
-    .update(rt.gateways.join(","))
-    .update(rt.net.spec.listener ?? "")
     .digest("hex");
-  return { ...rt, directoryJson, trustBundlePem, digest };
+  // What networkTable() and the listener key depend on: a change here needs a full gateway render.
+  const configDigest = createHash("sha256")
+    .update(JSON.stringify([rt.gateways, rt.net.spec.listener ?? "", rt.net.spec.domain, rt.exportJws !== undefined]))
+    .digest("hex");
+  return { ...rt, directoryJson, trustBundlePem, digest, configDigest };
 }

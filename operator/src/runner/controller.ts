@@ -11,7 +11,13 @@ import type { KubeClients } from "../provider/kube.js";
 import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import { reconcileEndpoint } from "./endpoint-reconciler.js";
-import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
+import {
+  reconcileGateway,
+  reconcileGatewayNet,
+  writeStatus,
+  type Caches,
+  type ReconcilerDeps,
+} from "./gateway-reconciler.js";
 import { attachment, detachedConditions, type Attachment } from "./attachment.js";
 import type { OperatorMetrics } from "../metrics.js";
 import type { HarmonyNetwork } from "../api/network.js";
@@ -258,11 +264,13 @@ export class Controller {
         const r =
           kind === "network"
             ? await reconcileNetwork(this.networkDeps(), name)
-            : kind === "gateway"
-              ? await reconcileGateway(this.deps(), ns, name)
-              : kind === "endpoint"
-                ? await reconcileEndpoint(this.deps(), ns, name)
-                : await this.reconcilePipeline(ns, name);
+            : kind === "gatewaynet"
+              ? await reconcileGatewayNet(this.deps(), ns, name)
+              : kind === "gateway"
+                ? await reconcileGateway(this.deps(), ns, name)
+                : kind === "endpoint"
+                  ? await reconcileEndpoint(this.deps(), ns, name)
+                  : await this.reconcilePipeline(ns, name);
         this.queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
         if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);

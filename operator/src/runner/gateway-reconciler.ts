@@ -321,6 +321,27 @@ async function writeConfig(
   });
 }
 
+/**
+ * The light path (runner/network-reconciler.ts): only the network files changed, the config did
+ * not, so only the network Secret is rewritten. Anything else (too large, gateway gone) is left
+ * to the full reconcile.
+ */
+export async function reconcileGatewayNet(
+  deps: ReconcilerDeps,
+  namespace: string,
+  name: string,
+): Promise<{ requeueAfterMs?: number }> {
+  const gw = deps.caches.gateways.get(name, namespace);
+  if (!gw || gw.metadata.deletionTimestamp || !deps.networks) return {};
+  const existing = await deps.readSecret(namespace, netSecretName(gw));
+  // Never before the full reconcile has written the config that names these files.
+  if (!existing) return {};
+  const nets = gatewayNetworks(gw, deps.networks, existing);
+  if (Object.values(nets.data).reduce((n, v) => n + v.length, 0) > CONFIGMAP_BUDGET) return {};
+  await writeNetSecret(deps, gw, nets, existing);
+  return {};
+}
+
 /** The gateway's network Secret, written when its files changed (and emptied when it left every network). */
 async function writeNetSecret(
   deps: ReconcilerDeps,

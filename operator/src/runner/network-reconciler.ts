@@ -149,8 +149,13 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     exportRenewAt,
   });
   registry.set(name, rt);
-  if (rt.digest !== before?.digest) {
+  // Membership or listener changed: member gateways render their config again. Only the files
+  // (directory, bundle, export): the light path rewrites their network Secret without a render,
+  // which at 1,000 endpoints is the difference between milliseconds and a full config check.
+  if (rt.configDigest !== before?.configDigest) {
     for (const g of new Set([...(before?.gateways ?? []), ...rt.gateways])) deps.enqueue(`gateway/${g}`);
+  } else if (rt.digest !== before.digest) {
+    for (const g of rt.gateways) deps.enqueue(`gatewaynet/${g}`);
   }
   if (canonical(before?.orgs ?? []) !== canonical(orgs) || before?.net.spec.domain !== net.spec.domain) {
     for (const org of new Set([...(before?.orgs ?? []), ...orgs])) enqueueEndpoints(deps, org);
