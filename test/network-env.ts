@@ -16,6 +16,8 @@ export interface Cluster {
   name: string;
   cp: ControlPlane;
   operator: ChildProcess;
+  /** The operator's /healthz, /readyz and /metrics port. */
+  healthPort: number;
   log: () => string;
   kubectl(args: string[], input?: string): Promise<string>;
   /** Server-side apply of objects (as one List). */
@@ -56,6 +58,7 @@ export async function startCluster(name: string, extraArgs: string[] = []): Prom
       req.end();
     });
   let log = "";
+  const healthPort = await freePort();
   const operator = spawn(
     process.execPath,
     [
@@ -65,7 +68,7 @@ export async function startCluster(name: string, extraArgs: string[] = []): Prom
       "--leader-elect",
       "false",
       "--health-port",
-      String(await freePort()),
+      String(healthPort),
       "--network-namespace",
       OPERATOR_NS,
       "--cluster-name",
@@ -88,6 +91,7 @@ export async function startCluster(name: string, extraArgs: string[] = []): Prom
     name,
     cp,
     operator,
+    healthPort,
     log: () => log,
     kubectl,
     apply: async (...items) =>

@@ -148,6 +148,15 @@ try {
   out(`  one more endpoint at N → A's directory:           ${((t1A - t1) / 1000).toFixed(2)} s`);
   out(`  one more endpoint at N → B's directory:           ${((t1B - t1) / 1000).toFixed(2)} s`);
   out(`  B's directory.json ${(dirBytes / 1024).toFixed(0)} KiB; A's export.jws ${(jwsBytes / 1024).toFixed(0)} KiB`);
+  // Where cluster A's operator spent its time: reconciles and seconds by kind, writes by kind.
+  const metrics = await (await fetch(`http://127.0.0.1:${A.healthPort}/metrics`)).text();
+  const series = (name: string) =>
+    [...metrics.matchAll(new RegExp(`^${name}\\{([^}]*)\\} ([0-9.e+]+)$`, "gm"))].map(
+      (m) => `${m[1]}=${Number(m[2]).toFixed(1)}`,
+    );
+  out(`  A's operator: reconciles ${series("harmony_operator_reconcile_total").join(" ")}`);
+  out(`                seconds ${series("harmony_operator_reconcile_time_seconds_sum").join(" ")}`);
+  out(`                writes ${series("harmony_operator_writes_total").join(" ")}`);
   standIn.close();
 } finally {
   await Promise.all([A.stop(), B.stop()]);

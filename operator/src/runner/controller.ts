@@ -62,6 +62,12 @@ const noCache = <T extends KubernetesObject>(): Cache<T> => ({
 
 export class Controller {
   readonly queue = new WorkQueue();
+  /**
+   * Network and network-file keys get their own queue and worker: behind a burst of endpoint
+   * status reconciles (one per endpoint, several each as pipelines become programmed) they would
+   * wait their turn in the main queue, and the directory would trail the config by that backlog.
+   */
+  readonly netQueue = new WorkQueue();
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
@@ -173,7 +179,7 @@ export class Controller {
             name: "networks",
             ...crd("harmonynetworks"),
             relistMs,
-            onChange: (n) => this.queue.add(`network//${n.metadata.name}`),
+            onChange: (n) => this.netQueue.add(`network//${n.metadata.name}`),
           },
           logger,
         )
@@ -190,7 +196,7 @@ export class Controller {
             relistMs,
             onChange: () => {
               for (const n of networks.list())
-                if (n.spec.members.namespaceSelector) this.queue.add(`network//${n.metadata.name}`);
+                if (n.spec.members.namespaceSelector) this.netQueue.add(`network//${n.metadata.name}`);
             },
           },
           logger,
@@ -205,7 +211,7 @@ export class Controller {
     for (const n of this.caches?.networks.list() ?? []) {
       const rt = this.networks.get(n.metadata.name!);
       if (!rt || rt.orgs.includes(ns) || n.spec.members.orgs?.includes(ns) || n.spec.members.namespaceSelector)
-        this.queue.add(`network//${n.metadata.name}`);
+        this.netQueue.add(`network//${n.metadata.name}`);
     }
   }
 
@@ -215,9 +221,10 @@ export class Controller {
     for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
     for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
-    for (const n of this.caches.networks.list()) this.queue.add(`network//${n.metadata.name}`);
+    for (const n of this.caches.networks.list()) this.netQueue.add(`network//${n.metadata.name}`);
     const n = this.opts.workers ?? 2;
-    this.workers = Array.from({ length: n }, () => this.work());
+    this.workers = Array.from({ length: n }, () => this.work(this.queue));
+    if (this.networks) this.workers.push(this.work(this.netQueue));
   }
 
   /** Every informer has listed at least once (for /readyz). */
@@ -228,6 +235,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.running = false;
     this.queue.shutDown();
+    this.netQueue.shutDown();
     await Promise.all(this.workers);
     await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.stop()));
   }
@@ -252,12 +260,12 @@ export class Controller {
     }
   }
 
-  private async work(): Promise<void> {
+  private async work(queue: WorkQueue): Promise<void> {
     const m = this.opts.metrics;
     for (;;) {
-      const key = await this.queue.get();
+      const key = await queue.get();
       if (key === undefined) return;
-      m.queueDepth.set(this.queue.length);
+      if (queue === this.queue) m.queueDepth.set(queue.length);
       const [kind, ns, name] = key.split("/") as [string, string, string];
       const end = m.reconcileTime.startTimer({ kind });
       try {
@@ -271,16 +279,16 @@ export class Controller {
                 : kind === "endpoint"
                   ? await reconcileEndpoint(this.deps(), ns, name)
                   : await this.reconcilePipeline(ns, name);
-        this.queue.forget(key);
+        queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
-        if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);
+        if (r.requeueAfterMs && this.running) queue.addAfter(key, r.requeueAfterMs);
       } catch (e) {
         m.reconciles.inc({ kind, result: "error" });
-        const delay = this.queue.addRateLimited(key);
+        const delay = queue.addRateLimited(key);
         this.opts.logger.warn("Reconcile failed; retrying", { key, error: (e as Error).message, retry_in_ms: delay });
       } finally {
         end();
-        this.queue.done(key);
+        queue.done(key);
       }
     }
   }
@@ -339,7 +347,8 @@ export class Controller {
           .list()
           .map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
       readSecret: d.readSecret,
-      enqueue: (key) => this.queue.add(key),
+      enqueue: (key) =>
+        (key.startsWith("gatewaynet/") || key.startsWith("network/") ? this.netQueue : this.queue).add(key),
       clusterName: this.opts.clusterName ?? "cluster",
     };
   }
