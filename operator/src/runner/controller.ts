@@ -81,6 +81,8 @@ export class Controller {
   private readonly gatewayRefs = new Map<string, string>();
   /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
   private readonly gatewaySeen = new Map<string, string>();
+  /** Generation of each endpoint when networks were last told about it. */
+  private readonly endpointSeen = new Map<string, number | undefined>();
   /** Set when networks are on (cluster-wide watch). */
   private readonly networks?: NetworkRegistry;
 
@@ -141,9 +143,15 @@ export class Controller {
     const endpoints = cache<Ep>({
       name: "endpoints",
       ...crd("harmonyendpoints"),
-      onChange: (e) => {
+      onChange: (e, verb) => {
         this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
         this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
+        // The directory reads the spec only: our own status writes (one or more per endpoint) must
+        // not each cost a network reconcile.
+        const key = `${e.metadata.namespace}/${e.metadata.name}`;
+        if (verb === "delete") this.endpointSeen.delete(key);
+        else if (this.endpointSeen.get(key) === e.metadata.generation) return;
+        else this.endpointSeen.set(key, e.metadata.generation);
         this.enqueueNetworksOf(e.metadata.namespace);
       },
     });
