@@ -453,3 +453,27 @@ test("workload certificates are renewed before they expire (two thirds into thei
   assert.equal(renewed.l.subjectAltName, first.subjectAltName);
   assert.equal(renewed.l.issuer, first.issuer);
 });
+
+test("namespaceSelector: labelling a namespace makes it a member org, removing the label takes it out", async () => {
+  await A.apply(
+    cr("HarmonyNetwork", undefined, "labs", {
+      domain: "labs.example",
+      members: { namespaceSelector: { matchLabels: { "labs.example/member": "yes" } } },
+    }),
+  );
+  const members = async () => (await network(A, "labs"))?.status?.members;
+  await eventually("labs reconciled with no member", async () => (await members())?.length === 0);
+  await A.kubectl(["label", "namespace", "org-x", "labs.example/member=yes"]);
+  await eventually("org-x a member", async () => (await members())?.join() === "org-x");
+  const dir = await eventually("gw-x directory for labs", () => directory(A, "org-x", "gw-x", "labs"));
+  assert.deepEqual(
+    dir.entries.map((e) => e.uri),
+    ["harmony://labs.example/org-x/other"],
+  );
+  await A.kubectl(["label", "namespace", "org-x", "labs.example/member-"]);
+  await eventually("org-x no longer a member", async () => (await members())?.length === 0);
+  await eventually("gw-x renders no network", async () => {
+    const c = await configToml(A, "org-x", "gw-x");
+    return c && c.harmony_networks === undefined;
+  });
+});
