@@ -14,6 +14,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { createServer, type Server } from "node:https";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { once } from "node:events";
 import TOML from "@iarna/toml";
 import { decodeJwt, decodeProtectedHeader } from "jose";
@@ -93,6 +94,19 @@ const hospitals = (orgs: string[], extra: object = {}) =>
     syncIntervalSeconds: 1,
     policies,
     ...extra,
+  });
+
+const clinics = (extraPeers: object[] = []) =>
+  cr("HarmonyNetwork", undefined, "clinics", {
+    domain: "clinics.example",
+    members: { orgs: ["org-c"] },
+    syncIntervalSeconds: 1,
+    ca: { leafValiditySeconds: 60 }, // short, for the renewal test below
+    peers: [
+      { name: "cluster-a", tokenSecretRef: { name: "peer-a" } },
+      { name: "forged", tokenSecretRef: { name: "peer-forged" } },
+      ...extraPeers,
+    ],
   });
 
 before(async () => {
@@ -303,16 +317,7 @@ test("federation: B imports A's signed export through a peering token; a wrong p
   await B.apply(
     token("peer-a", fp),
     token("peer-forged", "00".repeat(32)),
-    cr("HarmonyNetwork", undefined, "clinics", {
-      domain: "clinics.example",
-      members: { orgs: ["org-c"] },
-      syncIntervalSeconds: 1,
-      ca: { leafValiditySeconds: 60 }, // short, for the renewal test below
-      peers: [
-        { name: "cluster-a", tokenSecretRef: { name: "peer-a" } },
-        { name: "forged", tokenSecretRef: { name: "peer-forged" } },
-      ],
-    }),
+    clinics(),
     memberGateway("org-c", "gw-c", 8443),
     ...served("org-c", "gw-c", "ris", { service: "http", pathPrefix: "/org-c/ris" }),
   );
@@ -358,6 +363,47 @@ test("federation: B imports A's signed export through a peering token; a wrong p
   assert.equal(failed.entries, 1);
   const after = await directory(B, "org-c", "gw-c", "clinics");
   assert.deepEqual(after, dir, "B's directory unchanged while the peer is away");
+});
+
+test("a peer that accepts and never answers does not hold up local directory changes", async () => {
+  // Test double for a hung peer gateway: accepts TCP and sends nothing, so the fetch waits for its timeout.
+  const open = new Set<Socket>();
+  const silent = createNetServer((sock) => {
+    open.add(sock);
+    sock.resume(); // read (and drop) the ClientHello, so the client's close is seen
+    sock.on("close", () => open.delete(sock));
+  });
+  silent.listen(0, "127.0.0.1");
+  await once(silent, "listening");
+  try {
+    const url = `https://127.0.0.1:${(silent.address() as { port: number }).port}/.well-known/harmony/x/export.jws`;
+    const fp = (await network(A, "hospitals"))!.status!.caFingerprint!;
+    await B.apply(
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "peer-silent", namespace: OPERATOR_NS },
+        stringData: { url, fingerprint: fp },
+      },
+      clinics([{ name: "silent", tokenSecretRef: { name: "peer-silent" } }]),
+    );
+    await eventually("the operator connected to the silent peer", () => Promise.resolve(open.size > 0));
+    // That fetch started before the change below; a reconcile that waited on it would finish only
+    // after its timeout closed this very connection (later fetches open new ones).
+    const first = [...open][0]!;
+    await B.apply(...served("org-c", "gw-c", "lab", { service: "http", pathPrefix: "/org-c/lab" }));
+    await eventually("org-c/lab in B's directory", async () =>
+      (await directory(B, "org-c", "gw-c", "clinics"))?.entries.some(
+        (e) => e.uri === "harmony://clinics.example/org-c/lab",
+      ),
+    );
+    assert.ok(open.has(first), "the local change landed while the first fetch from the silent peer was still waiting");
+    // Back to the two peers the later tests expect.
+    await B.apply(clinics());
+  } finally {
+    for (const s of open) s.destroy();
+    silent.close();
+  }
 });
 
 test("removing a policy, then a member org, reaches the rendered directory within seconds", async (t) => {

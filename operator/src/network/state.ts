@@ -32,8 +32,42 @@ export interface NetworkRuntime {
   configDigest: string;
 }
 
+/** What a finished peer fetch left for the next reconcile. */
+export type PeerResult = { at: string } & ({ jws: string; imp: PeerImport } | { error: string });
+
 export class NetworkRegistry {
   private readonly byName = new Map<string, NetworkRuntime>();
+  private readonly fetching = new Set<string>();
+  private readonly results = new Map<string, PeerResult>();
+
+  /**
+   * Runs a peer fetch outside the reconcile (a peer that accepts and never answers must not hold
+   * the network worker, and with it every local directory change, for the fetch's timeout), and
+   * calls `then` when its result is ready for takeResult. One fetch per slot at a time.
+   */
+  startFetch(slot: string, fetch: () => Promise<{ jws: string; imp: PeerImport }>, then: () => void): boolean {
+    if (this.fetching.has(slot)) return false;
+    this.fetching.add(slot);
+    const at = new Date().toISOString();
+    void fetch()
+      .then(
+        (r) => this.results.set(slot, { at, ...r }),
+        (e: unknown) => this.results.set(slot, { at, error: (e as Error).message.slice(0, 1000) }),
+      )
+      .finally(() => {
+        this.fetching.delete(slot);
+        then();
+      });
+    return true;
+  }
+  isFetching(slot: string): boolean {
+    return this.fetching.has(slot);
+  }
+  takeResult(slot: string): PeerResult | undefined {
+    const r = this.results.get(slot);
+    this.results.delete(slot);
+    return r;
+  }
 
   get(name: string): NetworkRuntime | undefined {
     return this.byName.get(name);

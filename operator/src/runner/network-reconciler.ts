@@ -87,30 +87,40 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       const stored = await loadImport(deps, name, peer.name, pin);
       if (stored) imports.set(peer.name, stored);
     }
-    if (now - last >= interval || !st.lastAttemptTime) {
-      st.lastAttemptTime = new Date(now).toISOString();
-      try {
-        if (!url || !pin)
-          throw new Error(
-            `peering token Secret ${deps.namespace}/${peer.tokenSecretRef.name} needs keys url and fingerprint`,
-          );
-        const jws = await fetchExport(url);
-        const imp = await verifyExport(jws, pin, peer.name);
-        if (imports.get(peer.name) === undefined || !sameImport(imports.get(peer.name)!, imp))
-          await storeImport(deps, name, peer.name, jws);
-        imports.set(peer.name, imp);
-        Object.assign(st, { state: "Synced", lastSyncTime: st.lastAttemptTime, entries: imp.entries.length });
-        delete st.lastError;
-      } catch (e) {
-        // The last good import stays: a peer going away leaves local traffic and its old entries alone.
-        st.state = "Error";
-        st.lastError = (e as Error).message.slice(0, 1000);
-        st.entries = imports.get(peer.name)?.entries.length ?? 0;
-        deps.logger.warn("Peer sync failed", { network: name, peer: peer.name, error: st.lastError });
-      }
-      peers.set(peer.name, st);
+    const slot = `${name}/${peer.name}`;
+    const done = registry.takeResult(slot);
+    if (done && "imp" in done) {
+      if (!imports.has(peer.name) || !sameImport(imports.get(peer.name)!, done.imp))
+        await storeImport(deps, name, peer.name, done.jws);
+      imports.set(peer.name, done.imp);
+      Object.assign(st, { state: "Synced", lastSyncTime: done.at, entries: done.imp.entries.length });
+      delete st.lastError;
+    } else if (done) {
+      // The last good import stays: a peer going away leaves local traffic and its old entries alone.
+      Object.assign(st, {
+        state: "Error",
+        lastError: done.error,
+        entries: imports.get(peer.name)?.entries.length ?? 0,
+      });
+      deps.logger.warn("Peer sync failed", { network: name, peer: peer.name, error: done.error });
     }
-    nextPeerAt = Math.min(nextPeerAt, Date.parse(st.lastAttemptTime) + interval);
+    if ((now - last >= interval || !st.lastAttemptTime) && !registry.isFetching(slot)) {
+      st.lastAttemptTime = new Date(now).toISOString();
+      registry.startFetch(
+        slot,
+        async () => {
+          if (!url || !pin)
+            throw new Error(
+              `peering token Secret ${deps.namespace}/${peer.tokenSecretRef.name} needs keys url and fingerprint`,
+            );
+          const jws = await fetchExport(url);
+          return { jws, imp: await verifyExport(jws, pin, peer.name) };
+        },
+        () => deps.enqueue(`network//${name}`),
+      );
+    }
+    peers.set(peer.name, st);
+    if (!registry.isFetching(slot)) nextPeerAt = Math.min(nextPeerAt, Date.parse(st.lastAttemptTime!) + interval);
   }
 
   // The export: re-signed when its content changes or half its lifetime has passed.
