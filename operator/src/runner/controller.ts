@@ -11,13 +11,8 @@ import type { KubeClients } from "../provider/kube.js";
 import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import { reconcileEndpoint } from "./endpoint-reconciler.js";
-import {
-  reconcileGateway,
-  reconcileGatewayNet,
-  writeStatus,
-  type Caches,
-  type ReconcilerDeps,
-} from "./gateway-reconciler.js";
+import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
+import { reconcileGatewayNet } from "./gateway-net.js";
 import { attachment, detachedConditions, type Attachment } from "./attachment.js";
 import type { OperatorMetrics } from "../metrics.js";
 import type { HarmonyNetwork } from "../api/network.js";

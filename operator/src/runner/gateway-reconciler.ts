@@ -25,7 +25,8 @@ import {
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
 import type { HarmonyNetwork } from "../api/network.js";
-import { gatewayNetworks, netSecretName, type GatewayNetworks } from "../network/gateway-files.js";
+import { gatewayNetworks, netSecretName } from "../network/gateway-files.js";
+import { writeNetSecret } from "./gateway-net.js";
 import type { NetworkRegistry } from "../network/state.js";
 import type { KubeClients } from "../provider/kube.js";
 import { attachment } from "./attachment.js";
@@ -321,51 +322,6 @@ async function writeConfig(
   });
 }
 
-/**
- * The light path (runner/network-reconciler.ts): only the network files changed, the config did
- * not, so only the network Secret is rewritten. Anything else (too large, gateway gone) is left
- * to the full reconcile.
- */
-export async function reconcileGatewayNet(
-  deps: ReconcilerDeps,
-  namespace: string,
-  name: string,
-): Promise<{ requeueAfterMs?: number }> {
-  const gw = deps.caches.gateways.get(name, namespace);
-  if (!gw || gw.metadata.deletionTimestamp || !deps.networks) return {};
-  const existing = await deps.readSecret(namespace, netSecretName(gw));
-  // Never before the full reconcile has written the config that names these files.
-  if (!existing) return {};
-  const nets = gatewayNetworks(gw, deps.networks, existing);
-  if (Object.values(nets.data).reduce((n, v) => n + v.length, 0) > CONFIGMAP_BUDGET) return {};
-  await writeNetSecret(deps, gw, nets, existing);
-  return {};
-}
-
-/** The gateway's network Secret, written when its files changed (and emptied when it left every network). */
-async function writeNetSecret(
-  deps: ReconcilerDeps,
-  gw: HarmonyGateway,
-  nets: GatewayNetworks,
-  existing: import("@kubernetes/client-node").V1Secret | undefined,
-): Promise<void> {
-  if (!deps.networks || (!nets.names.length && !existing)) return;
-  if (existing?.metadata?.annotations?.[HASH_ANNOTATION] === nets.hash) return;
-  await apply(deps, {
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: {
-      name: netSecretName(gw),
-      namespace: gw.metadata.namespace!,
-      labels: childLabels(gw),
-      annotations: { [HASH_ANNOTATION]: nets.hash },
-      ownerReferences: [ownerReference(gw)],
-    },
-    type: "Opaque",
-    data: Object.fromEntries(Object.entries(nets.data).map(([k, v]) => [k, v.toString("base64")])),
-  });
-}
-
 async function applyWorkloads(
   deps: ReconcilerDeps,
   gw: HarmonyGateway,
@@ -405,7 +361,7 @@ async function applyWorkloads(
 }
 
 /** Server-side apply, forced: the operator owns these fields. */
-async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+export async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
   await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   deps.metrics?.writes(obj.kind ?? "unknown");
 }
