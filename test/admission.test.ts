@@ -314,3 +314,40 @@ test("the webhook answers garbage with a 4xx/5xx (the API server's failurePolicy
   const relabel = await postValidate(review(misspeltJwt, "UPDATE", misspeltJwt));
   assert.equal((relabel.json as { response: { allowed: boolean } }).response.allowed, true);
 });
+
+test("HarmonyNetwork: duplicate rule names, destinations outside the domain, operation fields of another protocol and empty membership are refused", async () => {
+  const net = (spec: object) => ({
+    apiVersion: "harmony.runbeam.io/v1alpha1",
+    kind: "HarmonyNetwork",
+    metadata: { name: "hospitals" },
+    spec: { domain: "hospitals.example", members: { orgs: ["org-a"] }, ...spec },
+  });
+  const rule = (name: string, extra: object = {}) => ({ name, action: "deny", ...extra });
+  const bad = await refused(
+    net({
+      policies: [
+        rule("no-store", { operations: [{ protocol: "http", commands: ["C-STORE"] }] }),
+        rule("no-store", { destination: { endpoints: ["harmony://elsewhere.example/org-b/pacs"] } }),
+      ],
+    }),
+  );
+  assert.match(bad, /spec\.policies\[1\]\.name: "no-store" is already the name of spec\.policies\[0\]/);
+  assert.match(
+    bad,
+    /spec\.policies\[1\]\.destination\.endpoints\[0\]: harmony:\/\/elsewhere\.example\/org-b\/pacs is not in this network's domain/,
+  );
+  assert.match(bad, /spec\.policies\[0\]\.operations\[0\]\.commands: does not apply to protocol http/);
+  const empty = await refused(net({ members: {} }));
+  assert.match(empty, /spec\.members: names no org/);
+  const good = await apply(
+    net({
+      policies: [
+        rule("b-pacs-no-store", {
+          destination: { endpoints: ["harmony://hospitals.example/org-b/pacs"] },
+          operations: [{ protocol: "dicom", commands: ["C-STORE"] }],
+        }),
+      ],
+    }),
+  );
+  assert.equal(good.code, 0, good.stderr);
+});

@@ -29,7 +29,7 @@ const CHART = join(ROOT, "charts/harmony");
 const RELEASE = "harmony";
 const RELEASE_NS = "harmony-system";
 const SA = `system:serviceaccount:${RELEASE_NS}:${RELEASE}`;
-const KINDS = ["HarmonyEndpoint", "HarmonyGateway", "HarmonyPipeline"];
+const KINDS = ["HarmonyEndpoint", "HarmonyGateway", "HarmonyNetwork", "HarmonyPipeline"];
 /** The names the chart gives the webhook's objects (release "harmony": fullname "harmony"). */
 const WEBHOOK_CONFIG = `${RELEASE}-sidecar-injector`;
 const WEBHOOK_SECRET = `${RELEASE}-webhook-cert`;
@@ -420,6 +420,7 @@ test("helm template: the operator Deployment is locked down, probed on its healt
     "ClusterRoleBinding/harmony",
     "CustomResourceDefinition/harmonyendpoints.harmony.runbeam.io",
     "CustomResourceDefinition/harmonygateways.harmony.runbeam.io",
+    "CustomResourceDefinition/harmonynetworks.harmony.runbeam.io",
     "CustomResourceDefinition/harmonypipelines.harmony.runbeam.io",
     "Deployment/harmony",
     "Role/harmony-leader-election",
@@ -514,6 +515,8 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
       .sort();
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonygateways"), ["get", "list", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonypipelines/status"), ["patch"]);
+  assert.deepEqual(verbsFor(clusterRules, "harmony.runbeam.io", "harmonynetworks"), ["get", "list", "watch"]);
+  assert.deepEqual(verbsFor(clusterRules, "", "namespaces"), ["list", "watch"]);
   // Secrets are read one at a time, never listed or watched (no cache of every Secret).
   assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
   // get: a ConfigMap a pipeline's fileOptions name, read when it renders (the cache holds only the operator's
@@ -552,7 +555,14 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   for (const ns of ["clinic", "radiology"]) {
     const role = find(scoped, "Role", "harmony", ns) as Obj & { rules: Rule[] };
     assert.ok(role, `no Role in ${ns}`);
-    assert.deepEqual(role.rules, clusterRules, `the Role in ${ns} grants what the ClusterRole would`);
+    // Less the cluster-only rules (HarmonyNetworks, namespaces): a scoped operator runs no networks.
+    const clusterOnly = (r: Rule) =>
+      r.resources.some((x) => x.startsWith("harmonynetworks")) || r.resources.includes("namespaces");
+    assert.deepEqual(
+      role.rules,
+      clusterRules.filter((r) => !clusterOnly(r)),
+      `the Role in ${ns} grants what the ClusterRole would`,
+    );
     const rb = find(scoped, "RoleBinding", "harmony", ns) as Obj & { roleRef: { kind: string } };
     assert.equal(rb.roleRef.kind, "Role");
   }
@@ -645,7 +655,10 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   // Harmony's kinds only: Fail can never block pods or anything else the cluster runs on.
   assert.deepEqual(
     vwc.webhooks[0]!.rules.map((r) => [r.apiGroups, r.resources, r.operations]),
-    [[["harmony.runbeam.io"], ["harmonygateways", "harmonypipelines", "harmonyendpoints"], ["CREATE", "UPDATE"]]],
+    [
+      [["harmony.runbeam.io"], ["harmonygateways", "harmonypipelines", "harmonyendpoints"], ["CREATE", "UPDATE"]],
+      [["harmony.runbeam.io"], ["harmonynetworks"], ["CREATE", "UPDATE"]],
+    ],
   );
   const d = find<Deployment>(on, "Deployment")!;
   const c = d.spec.template.spec.containers[0]!;

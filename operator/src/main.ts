@@ -29,6 +29,9 @@ const HELP = `Usage: harmony-operator [options]
   --manage-workloads <bool> Run gateway Deployments and Services (default true)
   --image <ref>             Default data-plane image
   --identity <id>           Leader-election identity (default: hostname + pid)
+  --network-namespace <ns>  Namespace of HarmonyNetwork CA Secrets, peering tokens and imports
+                            (default: $POD_NAMESPACE or default)
+  --cluster-name <name>     This cluster's name in HarmonyNetwork exports (default: cluster)
 ${WEBHOOK_HELP}`;
 
 async function main(): Promise<number> {
@@ -46,6 +49,8 @@ async function main(): Promise<number> {
       "manage-workloads": { type: "string", default: "true" },
       image: { type: "string" },
       identity: { type: "string" },
+      "network-namespace": { type: "string" },
+      "cluster-name": { type: "string" },
       ...WEBHOOK_FLAGS,
       help: { type: "boolean", short: "h" },
     },
@@ -103,6 +108,8 @@ async function main(): Promise<number> {
       secretRecheckMs,
       manageWorkloads: a["manage-workloads"] !== "false",
       defaultImage: a.image,
+      networkNamespace: a["network-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
+      clusterName: a["cluster-name"],
     });
     await controller.start();
     metrics.leader.set(1);

@@ -25,7 +25,9 @@ import { freePort, run as runCommand } from "../../dataplane/test/helpers.js";
 export { freePort };
 
 const CRDS_DIR = fileURLToPath(new URL("../../crds", import.meta.url));
-const CRD_NAMES = ["harmonygateways", "harmonypipelines", "harmonyendpoints"].map((k) => `${k}.harmony.runbeam.io`);
+const CRD_NAMES = ["harmonygateways", "harmonypipelines", "harmonyendpoints", "harmonynetworks"].map(
+  (k) => `${k}.harmony.runbeam.io`,
+);
 const BUILD_SCRIPT = fileURLToPath(new URL("./build.sh", import.meta.url));
 const STOP_GRACE_MS = 10_000;
 const READY_TIMEOUT_MS = 90_000;

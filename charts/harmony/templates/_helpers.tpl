@@ -130,6 +130,24 @@ or bind. */}}
 {{- end }}
 
 {{/*
+Cluster-wide only (the ClusterRole): HarmonyNetworks are cluster-scoped, and their members may be
+chosen by namespace labels. An operator scoped with watchNamespaces runs no networks. Network CA
+Secrets, peering tokens and stored peer imports live in the release namespace and are covered by the
+Secret and ConfigMap rules above.
+*/}}
+{{- define "harmony.clusterRules" -}}
+- apiGroups: ["harmony.runbeam.io"]
+  resources: ["harmonynetworks"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["harmony.runbeam.io"]
+  resources: ["harmonynetworks/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
 harmony.webhookNamespaceSelector as the LabelSelector the operator's parseLabelSelector
 (operator/src/webhook/config.ts) makes of it, for the chart's MutatingWebhookConfiguration:
 key=value (or ==) into matchLabels; key!=value, key in (...), key notin (...), key and !key into

@@ -8,6 +8,8 @@ import { posix } from "node:path";
 import { checkConfig, memoryFs } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline, HarmonyResource } from "../api/v1alpha1.js";
 import { checkEndpoint } from "../translator/endpoint.js";
+import type { HarmonyNetwork } from "../api/network.js";
+import { checkNetwork } from "./network.js";
 import { gatewaySpecIssues } from "../translator/gateway-checks.js";
 import { CONFIG_DIR, mountedReader, pipelineKey, renderMain, renderPipeline } from "../translator/render.js";
 import { formatIssue, type SpecIssue } from "../translator/spec-paths.js";
@@ -21,8 +23,10 @@ export interface Verdict {
 
 const PLACEHOLDER_SECRET = Buffer.from("harmony-admission-placeholder");
 
-export function validateResource(obj: HarmonyResource): Verdict {
+export function validateResource(obj: HarmonyResource | HarmonyNetwork): Verdict {
   switch (obj.kind) {
+    case "HarmonyNetwork":
+      return verdict(checkNetwork(obj));
     case "HarmonyEndpoint":
       return verdict(checkEndpoint(obj).issues);
     case "HarmonyGateway":

@@ -2,8 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { KINDS } from "./v1alpha1.js";
-import { crdFor } from "./crds.js";
+import { KINDS, crdFor } from "./crds.js";
 
 export const CRD_DIR = fileURLToPath(new URL("../../../crds/", import.meta.url));
 

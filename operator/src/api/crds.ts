@@ -1,5 +1,9 @@
 /** CustomResourceDefinitions built from the schema source in v1alpha1.ts. */
-import { GROUP, KINDS, VERSION, type KindInfo } from "./v1alpha1.js";
+import { GROUP, KINDS as BASE_KINDS, VERSION, type KindInfo } from "./v1alpha1.js";
+import { NETWORK_KIND } from "./network.js";
+
+/** Every kind the operator serves: the namespaced three plus the cluster-scoped network. */
+export const KINDS: KindInfo[] = [...BASE_KINDS, NETWORK_KIND];
 
 /** Plain JSON (TypeBox's symbols and undefined fields dropped). */
 const plain = (v: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(v)) as Record<string, unknown>;
@@ -23,7 +27,7 @@ export function crdFor(k: KindInfo): Record<string, unknown> {
         shortNames: k.shortNames,
         categories: ["harmony"],
       },
-      scope: "Namespaced",
+      scope: k.scope ?? "Namespaced",
       versions: [
         {
           name: VERSION,

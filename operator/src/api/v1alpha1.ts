@@ -16,13 +16,13 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 // ---- structural-schema helpers ------------------------------------------------------------
 
 type Extra = Record<string, unknown>;
-const Obj = <P extends TProperties>(props: P, description: string, extra: Extra = {}) =>
+export const Obj = <P extends TProperties>(props: P, description: string, extra: Extra = {}) =>
   Type.Object(props, { description, additionalProperties: undefined, ...extra });
-const Str = (description: string, extra: Extra = {}) => Type.String({ description, ...extra });
-const Int = (description: string, extra: Extra = {}) => Type.Integer({ description, ...extra });
-const Enum = <T extends string>(values: readonly T[], description: string, extra: Extra = {}) =>
+export const Str = (description: string, extra: Extra = {}) => Type.String({ description, ...extra });
+export const Int = (description: string, extra: Extra = {}) => Type.Integer({ description, ...extra });
+export const Enum = <T extends string>(values: readonly T[], description: string, extra: Extra = {}) =>
   Type.Unsafe<T>({ type: "string", enum: [...values], description, ...extra });
-const StringMap = (description: string) =>
+export const StringMap = (description: string) =>
   Type.Unsafe<Record<string, string>>({ type: "object", additionalProperties: { type: "string" }, description });
 const FreeForm = (description: string) =>
   Type.Unsafe<Record<string, unknown>>({ type: "object", "x-kubernetes-preserve-unknown-fields": true, description });
@@ -32,12 +32,12 @@ const Quantities = (description: string) =>
     additionalProperties: { "x-kubernetes-int-or-string": true, anyOf: [{ type: "integer" }, { type: "string" }] },
     description,
   });
-const List = <T extends TSchema>(item: T, description: string, extra: Extra = {}) =>
+export const List = <T extends TSchema>(item: T, description: string, extra: Extra = {}) =>
   Type.Array(item, { description, ...extra });
 
-const NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+export const NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /** A DNS-1123 subdomain: what Kubernetes accepts as an object name. */
-const SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+export const SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /** The data plane's own listener; a network of that name would replace it (render.ts MANAGEMENT_NETWORK). */
 const RESERVED_NETWORK = "management";
@@ -148,7 +148,7 @@ const Conditions = List(Condition, "Latest observations of the resource's state.
   "x-kubernetes-list-map-keys": ["type"],
 });
 
-const CommonStatus = {
+export const CommonStatus = {
   observedGeneration: Type.Optional(
     Int("The .metadata.generation the operator last reconciled.", { format: "int64", minimum: 0 }),
   ),
@@ -422,6 +422,12 @@ export const HarmonyEndpointStatus = Obj(
   {
     ...CommonStatus,
     pipelines: Type.Optional(Int("HarmonyPipelines in this namespace that use this endpoint.", { minimum: 0 })),
+    uri: Type.Optional(
+      Str(
+        "Global URI harmony://<network domain>/<org>/<endpoint> (the first HarmonyNetwork by name whose member org this namespace is).",
+      ),
+    ),
+    uris: Type.Optional(List(Str("URI."), "The endpoint's URI in every HarmonyNetwork its org is a member of.")),
   },
   "Observed state.",
 );
@@ -550,13 +556,15 @@ export type HarmonyPipeline = Resource<
 export type HarmonyResource = HarmonyGateway | HarmonyEndpoint | HarmonyPipeline;
 
 export interface KindInfo {
-  kind: HarmonyResource["kind"];
+  kind: HarmonyResource["kind"] | "HarmonyNetwork";
   plural: string;
   singular: string;
   shortNames: string[];
   spec: TSchema;
   status: TSchema;
   description: string;
+  /** Namespaced unless said otherwise. */
+  scope?: "Namespaced" | "Cluster";
   /** Extra printer columns besides Ready, Reason, Age. */
   columns: { name: string; type: string; jsonPath: string; priority?: number; description: string }[];
 }

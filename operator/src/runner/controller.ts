@@ -12,8 +12,12 @@ import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import { reconcileEndpoint } from "./endpoint-reconciler.js";
 import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
+import { reconcileGatewayNet } from "./gateway-net.js";
 import { attachment, detachedConditions, type Attachment } from "./attachment.js";
 import type { OperatorMetrics } from "../metrics.js";
+import type { HarmonyNetwork } from "../api/network.js";
+import { NetworkRegistry } from "../network/state.js";
+import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
 
 export interface ControllerOptions {
   kube: KubeClients;
@@ -28,14 +32,37 @@ export interface ControllerOptions {
   /** See ReconcilerDeps.secretRecheckMs. */
   secretRecheckMs?: number;
   probe?: ReconcilerDeps["probe"];
+  /**
+   * Namespace of network CA Secrets, peering tokens and stored imports. HarmonyNetworks are
+   * cluster-scoped, so they are watched only by an operator that watches all namespaces.
+   */
+  networkNamespace?: string;
+  /** Names this cluster in federation exports. */
+  clusterName?: string;
 }
 
 type Gw = HarmonyGateway & KubernetesObject;
 type Pl = HarmonyPipeline & KubernetesObject;
 type Ep = HarmonyEndpoint & KubernetesObject;
+type Net = HarmonyNetwork & KubernetesObject;
+
+/** Stands in for a cache the operator does not run (networks off): always empty, always synced. */
+const noCache = <T extends KubernetesObject>(): Cache<T> => ({
+  get: () => undefined,
+  list: () => [],
+  start: async () => {},
+  stop: async () => {},
+  isSynced: () => true,
+});
 
 export class Controller {
   readonly queue = new WorkQueue();
+  /**
+   * Network and network-file keys get their own queue and worker: behind a burst of endpoint
+   * status reconciles (one per endpoint, several each as pipelines become programmed) they would
+   * wait their turn in the main queue, and the directory would trail the config by that backlog.
+   */
+  readonly netQueue = new WorkQueue();
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
@@ -49,6 +76,10 @@ export class Controller {
   private readonly gatewayRefs = new Map<string, string>();
   /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
   private readonly gatewaySeen = new Map<string, string>();
+  /** Generation of each endpoint when networks were last told about it. */
+  private readonly endpointSeen = new Map<string, number | undefined>();
+  /** Set when networks are on (cluster-wide watch). */
+  private readonly networks?: NetworkRegistry;
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
@@ -72,6 +103,7 @@ export class Controller {
       ...crd("harmonygateways"),
       onChange: (o, verb) => {
         this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
+        this.enqueueNetworksOf(o.metadata?.namespace);
         // Pipelines that reference it may have been attached or detached (deleted gateway,
         // allowedNamespaces or pipelineSelector edited): each reports its own attachment. Only a
         // spec change (generation), deletion or arrival can do that; our own status writes cannot,
@@ -95,6 +127,7 @@ export class Controller {
         if (verb === "delete") this.gatewayRefs.delete(key);
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
+        this.enqueueNetworksOf(p.metadata.namespace);
         const now = verb === "delete" ? [] : p.spec.endpoints.map((e) => e.name);
         for (const e of new Set([...(this.endpointRefs.get(key) ?? []), ...now]))
           this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
@@ -105,9 +138,16 @@ export class Controller {
     const endpoints = cache<Ep>({
       name: "endpoints",
       ...crd("harmonyendpoints"),
-      onChange: (e) => {
+      onChange: (e, verb) => {
         this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
         this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
+        // The directory reads the spec only: our own status writes (one or more per endpoint) must
+        // not each cost a network reconcile.
+        const key = `${e.metadata.namespace}/${e.metadata.name}`;
+        if (verb === "delete") this.endpointSeen.delete(key);
+        else if (this.endpointSeen.get(key) === e.metadata.generation) return;
+        else this.endpointSeen.set(key, e.metadata.generation);
+        this.enqueueNetworksOf(e.metadata.namespace);
       },
     });
     // No Secret informer: it would hold every Secret in the cluster. The reconciler GETs the few
@@ -132,7 +172,50 @@ export class Controller {
           : kube.core.listPodForAllNamespaces({ labelSelector: GATEWAY_LABEL }),
       onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
     });
-    this.caches = { gateways, pipelines, endpoints, configMaps, pods };
+    const networksOn = namespaces.length === 0;
+    if (networksOn) this.networks = new NetworkRegistry();
+    const networks = networksOn
+      ? makeCache<Net>(
+          kube.kc,
+          [],
+          {
+            name: "networks",
+            ...crd("harmonynetworks"),
+            relistMs,
+            onChange: (n) => this.netQueue.add(`network//${n.metadata.name}`),
+          },
+          logger,
+        )
+      : noCache<Net>();
+    // Namespaces, for spec.members.namespaceSelector: a namespace's labels decide membership.
+    const namespaceCache = networksOn
+      ? makeCache<KubernetesObject>(
+          kube.kc,
+          [],
+          {
+            name: "namespaces",
+            path: () => "/api/v1/namespaces",
+            list: () => kube.core.listNamespace(),
+            relistMs,
+            onChange: () => {
+              for (const n of networks.list())
+                if (n.spec.members.namespaceSelector) this.netQueue.add(`network//${n.metadata.name}`);
+            },
+          },
+          logger,
+        )
+      : noCache<KubernetesObject>();
+    this.caches = { gateways, pipelines, endpoints, configMaps, pods, networks, namespaces: namespaceCache };
+  }
+
+  /** Networks that may count this namespace as a member org (all of them before their first reconcile). */
+  private enqueueNetworksOf(ns: string | undefined): void {
+    if (!this.networks || !ns) return;
+    for (const n of this.caches?.networks.list() ?? []) {
+      const rt = this.networks.get(n.metadata.name!);
+      if (!rt || rt.orgs.includes(ns) || n.spec.members.orgs?.includes(ns) || n.spec.members.namespaceSelector)
+        this.netQueue.add(`network//${n.metadata.name}`);
+    }
   }
 
   async start(): Promise<void> {
@@ -141,8 +224,10 @@ export class Controller {
     for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
     for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
+    for (const n of this.caches.networks.list()) this.netQueue.add(`network//${n.metadata.name}`);
     const n = this.opts.workers ?? 2;
-    this.workers = Array.from({ length: n }, () => this.work());
+    this.workers = Array.from({ length: n }, () => this.work(this.queue));
+    if (this.networks) this.workers.push(this.work(this.netQueue));
   }
 
   /** Every informer has listed at least once (for /readyz). */
@@ -153,6 +238,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.running = false;
     this.queue.shutDown();
+    this.netQueue.shutDown();
     await Promise.all(this.workers);
     await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.stop()));
   }
@@ -177,31 +263,35 @@ export class Controller {
     }
   }
 
-  private async work(): Promise<void> {
+  private async work(queue: WorkQueue): Promise<void> {
     const m = this.opts.metrics;
     for (;;) {
-      const key = await this.queue.get();
+      const key = await queue.get();
       if (key === undefined) return;
-      m.queueDepth.set(this.queue.length);
+      if (queue === this.queue) m.queueDepth.set(queue.length);
       const [kind, ns, name] = key.split("/") as [string, string, string];
       const end = m.reconcileTime.startTimer({ kind });
       try {
         const r =
-          kind === "gateway"
-            ? await reconcileGateway(this.deps(), ns, name)
-            : kind === "endpoint"
-              ? await reconcileEndpoint(this.deps(), ns, name)
-              : await this.reconcilePipeline(ns, name);
-        this.queue.forget(key);
+          kind === "network"
+            ? await reconcileNetwork(this.networkDeps(), name)
+            : kind === "gatewaynet"
+              ? await reconcileGatewayNet(this.deps(), ns, name)
+              : kind === "gateway"
+                ? await reconcileGateway(this.deps(), ns, name)
+                : kind === "endpoint"
+                  ? await reconcileEndpoint(this.deps(), ns, name)
+                  : await this.reconcilePipeline(ns, name);
+        queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
-        if (r.requeueAfterMs && this.running) this.queue.addAfter(key, r.requeueAfterMs);
+        if (r.requeueAfterMs && this.running) queue.addAfter(key, r.requeueAfterMs);
       } catch (e) {
         m.reconciles.inc({ kind, result: "error" });
-        const delay = this.queue.addRateLimited(key);
+        const delay = queue.addRateLimited(key);
         this.opts.logger.warn("Reconcile failed; retrying", { key, error: (e as Error).message, retry_in_ms: delay });
       } finally {
         end();
-        this.queue.done(key);
+        queue.done(key);
       }
     }
   }
@@ -248,6 +338,26 @@ export class Controller {
         }),
       secretRecheckMs: this.opts.secretRecheckMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
+      networks: this.networks,
+    };
+  }
+
+  private networkDeps(): NetworkDeps {
+    const d = this.deps();
+    return {
+      kube: d.kube,
+      caches: d.caches,
+      logger: d.logger,
+      registry: this.networks!,
+      namespace: this.opts.networkNamespace ?? "default",
+      namespaces: () =>
+        this.caches.namespaces
+          .list()
+          .map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
+      readSecret: d.readSecret,
+      enqueue: (key) =>
+        (key.startsWith("gatewaynet/") || key.startsWith("network/") ? this.netQueue : this.queue).add(key),
+      clusterName: this.opts.clusterName ?? "cluster",
     };
   }
 }

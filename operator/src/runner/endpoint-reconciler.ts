@@ -5,6 +5,7 @@
  */
 import { checkEndpoint } from "../translator/endpoint.js";
 import { writeStatus, type ReconcilerDeps } from "./gateway-reconciler.js";
+import { endpointUri } from "../network/directory.js";
 
 /** Verdicts by uid and generation: the check compiles schemas, and a spec that did not change cannot change its verdict. */
 const verdicts = new Map<string, ReturnType<typeof checkEndpoint>>();
@@ -54,7 +55,22 @@ export async function reconcileEndpoint(
               }
             : { type: "Ready", status: "False", reason: "Unused", message: "no HarmonyPipeline uses this endpoint" },
     ],
-    { pipelines: users.length },
+    { pipelines: users.length, ...uris(deps, namespace, name, ep.status ?? {}) },
   );
   return {};
+}
+
+/**
+ * The endpoint's global URI in every network its org (namespace) is a member of; `uri` is the
+ * first by network name. Null clears a URI the endpoint no longer has (merge patch).
+ */
+function uris(
+  deps: ReconcilerDeps,
+  org: string,
+  name: string,
+  current: { uri?: string; uris?: string[] },
+): { uri?: string | null; uris?: string[] | null } {
+  const all = (deps.networks?.ofOrg(org) ?? []).map((rt) => endpointUri(rt.net.spec.domain, org, name));
+  if (all.length) return { uri: all[0]!, uris: all };
+  return current.uri !== undefined || current.uris !== undefined ? { uri: null, uris: null } : {};
 }

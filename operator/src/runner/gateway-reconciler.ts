@@ -24,6 +24,10 @@ import {
   workloadPlan,
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
+import type { HarmonyNetwork } from "../api/network.js";
+import { gatewayNetworks, netSecretName } from "../network/gateway-files.js";
+import { writeNetSecret } from "./gateway-net.js";
+import type { NetworkRegistry } from "../network/state.js";
 import type { KubeClients } from "../provider/kube.js";
 import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
@@ -42,6 +46,8 @@ export interface Caches {
   endpoints: Cache<HarmonyEndpoint & KubernetesObject>;
   configMaps: Cache<V1ConfigMap>;
   pods: Cache<V1Pod>;
+  networks: Cache<HarmonyNetwork & KubernetesObject>;
+  namespaces: Cache<KubernetesObject>;
 }
 
 export interface ReconcilerDeps {
@@ -64,6 +70,8 @@ export interface ReconcilerDeps {
   /** Asks a data-plane pod which config it serves (GET /readyz). */
   probe: (podIP: string, port: number) => Promise<string | undefined>;
   metrics?: { writes: (kind: string) => void };
+  /** HarmonyNetworks as last reconciled (absent: networks are off). */
+  networks?: NetworkRegistry;
 }
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
@@ -82,7 +90,16 @@ export async function reconcileGateway(
 
   const pipelines = attachedPipelines(gw, caches.pipelines.list());
   const refs = await readReferences(gw, pipelines, { secret: deps.readSecret, configMap: deps.readConfigMap });
-  const r: RenderResult = render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps);
+  const existingNet = deps.networks ? await deps.readSecret(namespace, netSecretName(gw)) : undefined;
+  const nets = gatewayNetworks(gw, deps.networks, existingNet);
+  const r: RenderResult = render(
+    gw,
+    pipelines,
+    (ns, n) => caches.endpoints.get(n, ns),
+    refs.secrets,
+    refs.configMaps,
+    nets.decorate,
+  );
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;
@@ -117,12 +134,21 @@ export async function reconcileGateway(
     const size = Object.values(r.files).reduce((n, v) => n + Buffer.byteLength(v), 0);
     const secretSize = Object.values(r.secrets).reduce((n, v) => n + v.length, 0);
     const keepOld = renderedPipelines === 0 && pipelines.length > 0 && existing !== undefined;
+    // The network Secret too: a directory too large for it must not fail every reconcile at the apply.
+    const netSize = Object.values(nets.data).reduce((n, v) => n + v.length, 0);
     if (size > CONFIGMAP_BUDGET || secretSize > CONFIGMAP_BUDGET) {
       conditions.push({
         type: "Programmed",
         status: "False",
         reason: "ConfigMapTooLarge",
         message: `rendered config is ${size} bytes (secrets ${secretSize}); the limit is ${CONFIGMAP_BUDGET}. Split pipelines across gateways.`,
+      });
+    } else if (netSize > CONFIGMAP_BUDGET) {
+      conditions.push({
+        type: "Programmed",
+        status: "False",
+        reason: "NetworkFilesTooLarge",
+        message: `network files (directories, exports) are ${netSize} bytes; the Secret limit is ${CONFIGMAP_BUDGET}. Export fewer endpoints or split the network.`,
       });
     } else if (keepOld) {
       conditions.push({
@@ -132,6 +158,8 @@ export async function reconcileGateway(
         message: "every attached pipeline is invalid; the previous config keeps serving",
       });
     } else {
+      // Network files first: a config naming them must not reach pods before they exist.
+      await writeNetSecret(deps, gw, nets, existingNet);
       await writeConfig(deps, gw, r, existing);
       programmedHash = r.hash;
       conditions.push({
@@ -146,7 +174,7 @@ export async function reconcileGateway(
           .filter((p) => programmed.has(`${p.metadata.namespace}/${p.metadata.name}`))
           .flatMap((p) => p.spec.endpoints.map((e) => caches.endpoints.get(e.name, p.metadata.namespace)))
           .flatMap((e) => (e?.spec.service === "dicom" && e.spec.port ? [e.spec.port] : []));
-        await applyWorkloads(deps, gw, dimsePorts);
+        await applyWorkloads(deps, gw, dimsePorts, nets.names);
       }
     }
   }
@@ -242,7 +270,11 @@ export async function reconcileGateway(
   if (total > 0 && serving < total) return { requeueAfterMs: 1000 };
   // Secret values change without an event we see; the kubelet takes about as long to update a
   // mounted Secret, so rechecking at this pace adds little to a rotation.
-  return refs.any ? { requeueAfterMs: deps.secretRecheckMs ?? 60_000 } : {};
+  const recheck = refs.any ? (deps.secretRecheckMs ?? 60_000) : Infinity;
+  // A workload certificate is renewed when two thirds of its life have passed.
+  const renew = nets.renewAt !== undefined ? Math.max(1000, nets.renewAt - Date.now()) : Infinity;
+  const after = Math.min(recheck, renew);
+  return Number.isFinite(after) ? { requeueAfterMs: after } : {};
 }
 
 async function writeConfig(
@@ -286,8 +318,13 @@ async function writeConfig(
   });
 }
 
-async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePorts: number[]): Promise<void> {
-  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage);
+async function applyWorkloads(
+  deps: ReconcilerDeps,
+  gw: HarmonyGateway,
+  dimsePorts: number[],
+  networks: string[],
+): Promise<void> {
+  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage, networks);
   for (const obj of plan.apply) {
     const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
     const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
@@ -320,7 +357,7 @@ async function applyWorkloads(deps: ReconcilerDeps, gw: HarmonyGateway, dimsePor
 }
 
 /** Server-side apply, forced: the operator owns these fields. */
-async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+export async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
   await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   deps.metrics?.writes(obj.kind ?? "unknown");
 }

@@ -74,6 +74,8 @@ export function render(
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
   configMaps: ConfigMapLookup = () => undefined,
+  /** Adds the gateway's HarmonyNetwork keys to config.toml (network/gateway-files.ts). */
+  decorate?: (doc: Table) => void,
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -128,7 +130,7 @@ export function render(
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
   Object.assign(secretData, tls.files);
   const revisionsInUse = () => [...tls.revisions, ...Object.keys(files).flatMap((f) => revisions.get(f) ?? [])];
-  let main = renderMain(gateway, revisionsInUse(), tls);
+  let main = renderMain(gateway, revisionsInUse(), tls, decorate);
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
@@ -207,7 +209,7 @@ export function render(
         message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
-    main = renderMain(gateway, revisionsInUse(), tls);
+    main = renderMain(gateway, revisionsInUse(), tls, decorate);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
 }
@@ -250,6 +252,7 @@ export function renderMain(
   gateway: HarmonyGateway,
   secretRevisions: string[],
   tls?: Pick<TlsPlan, "listeners" | "unavailable">,
+  decorate?: (doc: Table) => void,
 ): { toml: string; paths: SpecPaths } {
   const spec = gateway.spec;
   const paths = new SpecPaths();
@@ -277,6 +280,7 @@ export function renderMain(
     management: { enabled: true, network: MANAGEMENT_NETWORK, base_path: spec.management?.basePath ?? "/admin" },
     network,
   };
+  decorate?.(doc);
   // Secret values live in files; which revisions of the Secrets they came from sits here, so a
   // changed Secret changes the config hash, the data plane reloads, and Ready can tell when the new
   // values are live. Revisions (uid and resourceVersion), never the values: anyone who may read

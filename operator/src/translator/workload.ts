@@ -10,6 +10,7 @@
  */
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { CONFIG_DIR, SECRET_DIR } from "./render.js";
+import { NET_DIR, NET_FILES, netSecretKey } from "../network/directory.js";
 
 export const DEFAULT_IMAGE = "ghcr.io/runbeam/harmony-dataplane:0.1.0";
 export const MANAGED_BY = "harmony-operator";
@@ -56,11 +57,14 @@ const metadata = (gw: HarmonyGateway, name: string) => ({
 /**
  * `watchApi: false` for the sidecar: it runs as the application pod's ServiceAccount, which must
  * not be able to read the gateway's Secret, so it stays on the mounted files (README: Sidecar mode).
+ *
+ * `networks`: the HarmonyNetworks the gateway is a member of; their files (network/gateway-files.ts)
+ * are mounted at NET_DIR/<network>/. Optional items: export.jws exists only for exporting networks.
  */
 export function deploymentFor(
   gw: HarmonyGateway,
   defaultImage = DEFAULT_IMAGE,
-  { watchApi = true }: { watchApi?: boolean } = {},
+  { watchApi = true, networks = [] }: { watchApi?: boolean; networks?: readonly string[] } = {},
 ): Record<string, unknown> {
   const spec = gw.spec;
   const pod = spec.pod ?? {};
@@ -120,6 +124,7 @@ export function deploymentFor(
                 { name: "config", mountPath: CONFIG_DIR, readOnly: true },
                 { name: "secrets", mountPath: SECRET_DIR, readOnly: true },
                 { name: "tmp", mountPath: "/tmp" },
+                ...(networks.length ? [{ name: "harmony-net", mountPath: NET_DIR, readOnly: true }] : []),
               ],
             },
           ],
@@ -128,6 +133,21 @@ export function deploymentFor(
             // Owner-and-group readable only: the pod's fsGroup (65532, the data plane's group) owns the files.
             { name: "secrets", secret: { secretName: secretName(gw), defaultMode: SECRET_MODE } },
             { name: "tmp", emptyDir: {} },
+            ...(networks.length
+              ? [
+                  {
+                    name: "harmony-net",
+                    secret: {
+                      secretName: `${gw.metadata.name}-harmony-net`,
+                      defaultMode: SECRET_MODE,
+                      optional: true,
+                      items: networks.flatMap((n) =>
+                        NET_FILES.map((f) => ({ key: netSecretKey(n, f), path: `${n}/${f}` })),
+                      ),
+                    },
+                  },
+                ]
+              : []),
           ],
         },
       },
@@ -231,9 +251,10 @@ export function workloadPlan(
   gw: HarmonyGateway,
   dimsePorts: number[],
   defaultImage?: string,
+  networks: readonly string[] = [],
 ): { apply: Record<string, unknown>[]; remove: ObjectRef[] } {
   // The identity first: a pod started by the Deployment finds its ServiceAccount and Role in place.
-  const apply = [...configReaderRbac(gw), deploymentFor(gw, defaultImage), serviceFor(gw, dimsePorts)];
+  const apply = [...configReaderRbac(gw), deploymentFor(gw, defaultImage, { networks }), serviceFor(gw, dimsePorts)];
   const pdb = pdbFor(gw);
   const ref = { name: workloadName(gw), namespace: gw.metadata.namespace ?? "" };
   if (pdb) apply.push(pdb);

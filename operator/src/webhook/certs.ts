@@ -29,7 +29,7 @@ export const SERVING_RENEW_BEFORE_DAYS = 90;
 /** A CA this close to expiry is replaced, and the serving certificate with it. */
 export const CA_RENEW_BEFORE_DAYS = 365;
 
-function rsaKeyPair(): {
+export function rsaKeyPair(): {
   privatePem: string;
   publicKey: forge.pki.rsa.PublicKey;
   privateKey: forge.pki.rsa.PrivateKey;
@@ -41,13 +41,13 @@ function rsaKeyPair(): {
 }
 
 /** A positive serial: the top bit clear, or DER would read it as negative. */
-function serial(): string {
+export function serial(): string {
   const b = randomBytes(16);
   b[0] = b[0]! & 0x7f;
   return b.toString("hex");
 }
 
-function validity(cert: forge.pki.Certificate, days: number, now: Date): void {
+export function validity(cert: forge.pki.Certificate, days: number, now: Date): void {
   // Back-dated so a node whose clock is a little behind ours still accepts it.
   cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
   cert.validity.notAfter = new Date(now.getTime() + days * DAY);

@@ -183,6 +183,13 @@ export function validatingConfiguration(o: {
             resources: ["harmonygateways", "harmonypipelines", "harmonyendpoints"],
             scope: "Namespaced",
           },
+          {
+            operations: ["CREATE", "UPDATE"],
+            apiGroups: [GROUP],
+            apiVersions: [VERSION],
+            resources: ["harmonynetworks"],
+            scope: "Cluster",
+          },
         ],
       },
     ],

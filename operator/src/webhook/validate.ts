@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { API_VERSION, type HarmonyResource } from "../api/v1alpha1.js";
 import { validateResource } from "../admission/validate.js";
+import type { HarmonyNetwork } from "../api/network.js";
 import type { AdmissionResponse } from "./server.js";
 
 export interface ValidationRequest {
@@ -14,8 +15,8 @@ export interface ValidationRequest {
   operation?: string;
   name?: string;
   namespace?: string;
-  object?: HarmonyResource;
-  oldObject?: HarmonyResource;
+  object?: HarmonyResource | HarmonyNetwork;
+  oldObject?: HarmonyResource | HarmonyNetwork;
 }
 
 /** Refusals quote at most this much (the API server caps a status message anyway). */
@@ -28,8 +29,10 @@ export function validationResponse(r: ValidationRequest): AdmissionResponse {
   // An update that leaves the spec alone (labels, finalizers, the deletion in progress) is not
   // the place to object to a spec admitted before these checks existed.
   if (r.operation === "UPDATE" && isDeepStrictEqual(r.oldObject?.spec, obj.spec)) return allow;
-  const namespace = obj.metadata?.namespace ?? r.namespace;
-  const v = validateResource({ ...obj, metadata: { ...obj.metadata, namespace } });
+  const v =
+    obj.kind === "HarmonyNetwork"
+      ? validateResource(obj)
+      : validateResource({ ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? r.namespace } });
   const warnings = v.warnings.length ? { warnings: v.warnings.slice(0, 20) } : {};
   if (v.errors.length === 0) return { ...allow, ...warnings };
   let message = v.errors.join("; ");

@@ -1,0 +1,197 @@
+/**
+ * What a network looks like from the cluster state, as pure functions: its member orgs, its member
+ * gateways, the directory of endpoint URIs they serve, and the directory.json document and TOML
+ * tables the data plane reads (the issue-17 contract fixes their shape).
+ */
+import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
+import type { HarmonyNetwork, NetworkPolicy } from "../api/network.js";
+import { attachment } from "../runner/attachment.js";
+import { spiffeId } from "./pki.js";
+
+/** Where a gateway's network files are mounted; one directory per network. */
+export const NET_DIR = "/etc/harmony/net";
+/** Overrides the address peers and other gateways dial for this gateway (default: its Service's DNS name). */
+export const ADDRESS_ANNOTATION = "harmony.runbeam.io/network-address";
+export const DEFAULT_LISTENER = "harmony";
+
+export interface DirectoryEntry {
+  uri: string;
+  org: string;
+  endpoint: string;
+  protocol: "http" | "fhir" | "dicomweb" | "dicom";
+  address: string;
+  port: number;
+  path_prefix?: string;
+  ae_title?: string;
+  identity: string;
+}
+
+export interface Directory {
+  version: 1;
+  network: string;
+  domain: string;
+  groups: { network: string; orgs: string[] }[];
+  entries: DirectoryEntry[];
+  policies: Record<string, unknown>[];
+}
+
+export interface NamespaceInfo {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export const endpointUri = (domain: string, org: string, endpoint: string) => `harmony://${domain}/${org}/${endpoint}`;
+
+/** Member orgs, sorted: listed ones plus namespaces matching the selector (when namespaces are known). */
+export function memberOrgs(net: HarmonyNetwork, namespaces: readonly NamespaceInfo[] | undefined): string[] {
+  const orgs = new Set(net.spec.members.orgs ?? []);
+  const sel = net.spec.members.namespaceSelector?.matchLabels;
+  if (sel && namespaces) {
+    const want = Object.entries(sel);
+    for (const ns of namespaces) if (want.every(([k, v]) => ns.labels[k] === v)) orgs.add(ns.name);
+  }
+  return [...orgs].sort();
+}
+
+/** Gateways of member orgs that have the network's listener, sorted by namespace/name. */
+export function memberGateways(net: HarmonyNetwork, orgs: readonly string[], gateways: readonly HarmonyGateway[]) {
+  const listener = net.spec.listener ?? DEFAULT_LISTENER;
+  const set = new Set(orgs);
+  return gateways
+    .filter((g) => set.has(g.metadata.namespace ?? "") && !g.metadata.deletionTimestamp)
+    .filter((g) => g.spec.networks.some((n) => n.name === listener))
+    .sort((a, b) => key(a).localeCompare(key(b)));
+}
+
+const key = (o: { metadata: { namespace?: string; name?: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
+
+export const gatewayAddress = (gw: HarmonyGateway) =>
+  gw.metadata.annotations?.[ADDRESS_ANNOTATION] ?? `${gw.metadata.name}-harmony.${gw.metadata.namespace}.svc`;
+
+/**
+ * Local entries: every endpoint a member gateway serves on the network's listener, through a
+ * pipeline of the gateway's own org (an endpoint is never shared outside its org, and the entry's
+ * identity names the gateway's org). First gateway by name wins a URI served twice.
+ */
+export function localEntries(
+  net: HarmonyNetwork,
+  gateways: readonly HarmonyGateway[],
+  pipelines: readonly HarmonyPipeline[],
+  endpoint: (namespace: string, name: string) => HarmonyEndpoint | undefined,
+): DirectoryEntry[] {
+  const domain = net.spec.domain;
+  const listener = net.spec.listener ?? DEFAULT_LISTENER;
+  const out = new Map<string, DirectoryEntry>();
+  for (const gw of gateways) {
+    const org = gw.metadata.namespace ?? "";
+    const port = gw.spec.networks.find((n) => n.name === listener)?.port;
+    if (port === undefined) continue;
+    for (const p of pipelines) {
+      if (p.metadata.namespace !== org || !attachment(gw, p).attached) continue;
+      if (p.spec.networks && !p.spec.networks.includes(listener)) continue;
+      for (const ref of p.spec.endpoints) {
+        const ep = endpoint(org, ref.name);
+        if (!ep) continue;
+        const protocol = ep.spec.service;
+        if (!isDirectoryProtocol(protocol)) continue; // jmix, echo: not in the contract's protocols
+        const uri = endpointUri(domain, org, ref.name);
+        if (out.has(uri)) continue;
+        out.set(uri, {
+          uri,
+          org,
+          endpoint: ref.name,
+          protocol,
+          address: gatewayAddress(gw),
+          port: protocol === "dicom" ? (ep.spec.port ?? port) : port,
+          ...(protocol === "dicom" ? { ae_title: ep.spec.aeTitle } : { path_prefix: ep.spec.pathPrefix }),
+          identity: spiffeId(domain, org, gw.metadata.name ?? ""),
+        });
+      }
+    }
+  }
+  return [...out.values()].sort((a, b) => a.uri.localeCompare(b.uri));
+}
+
+const DIRECTORY_PROTOCOLS = ["http", "fhir", "dicomweb", "dicom"] as const;
+function isDirectoryProtocol(p: string): p is DirectoryEntry["protocol"] {
+  return (DIRECTORY_PROTOCOLS as readonly string[]).includes(p);
+}
+
+/** The entries spec.export selects. */
+export function exportedEntries(net: HarmonyNetwork, entries: readonly DirectoryEntry[]): DirectoryEntry[] {
+  const sel = net.spec.export?.endpoints ?? [];
+  return entries.filter((e) => sel.some((s) => s.org === e.org && (s.name === undefined || s.name === e.endpoint)));
+}
+
+/** The contract's policy shape: camelCase CRD fields to the data plane's snake_case. */
+export function renderPolicy(p: NetworkPolicy): Record<string, unknown> {
+  return {
+    name: p.name,
+    action: p.action,
+    ...(p.source ? { source: p.source } : {}),
+    ...(p.destination ? { destination: p.destination } : {}),
+    ...(p.operations
+      ? {
+          operations: p.operations.map(({ resourceTypes, ...o }) => ({
+            ...o,
+            ...(resourceTypes ? { resource_types: resourceTypes } : {}),
+          })),
+        }
+      : {}),
+  };
+}
+
+/** Imported entries from one peer, as verified. */
+export interface PeerImport {
+  peer: string;
+  network: string;
+  domain: string;
+  entries: DirectoryEntry[];
+  trustBundlePem: string;
+}
+
+/**
+ * directory.json. Imported entries never replace a local URI. A peer's orgs share our group only
+ * when the peer is the same logical network (same name and domain) spread over another cluster;
+ * any other peer's orgs are reached only through explicit allow rules (default deny).
+ */
+export function directoryDoc(
+  net: HarmonyNetwork,
+  orgs: readonly string[],
+  local: readonly DirectoryEntry[],
+  imports: readonly PeerImport[],
+): Directory {
+  const name = net.metadata.name ?? "";
+  const byUri = new Map(local.map((e) => [e.uri, e]));
+  const groupOrgs = new Set(orgs);
+  for (const imp of imports) {
+    for (const e of imp.entries) if (!byUri.has(e.uri)) byUri.set(e.uri, e);
+    if (imp.network === name && imp.domain === net.spec.domain) for (const e of imp.entries) groupOrgs.add(e.org);
+  }
+  return {
+    version: 1,
+    network: name,
+    domain: net.spec.domain,
+    groups: [{ network: name, orgs: [...groupOrgs].sort() }],
+    entries: [...byUri.values()].sort((a, b) => a.uri.localeCompare(b.uri)),
+    policies: (net.spec.policies ?? []).map(renderPolicy),
+  };
+}
+
+/** `[harmony_networks.<name>]` for one member gateway (contract keys; paths under NET_DIR). */
+export function networkTable(net: HarmonyNetwork, org: string, withExport: boolean): Record<string, unknown> {
+  const dir = `${NET_DIR}/${net.metadata.name}`;
+  return {
+    domain: net.spec.domain,
+    org,
+    cert_path: `${dir}/tls.crt`,
+    key_path: `${dir}/tls.key`,
+    trust_bundle_path: `${dir}/ca.crt`,
+    directory_path: `${dir}/directory.json`,
+    ...(withExport ? { export_path: `${dir}/export.jws` } : {}),
+  };
+}
+
+/** The files of one network in the gateway's network Secret: key `<network>.<file>`. */
+export const NET_FILES = ["tls.crt", "tls.key", "ca.crt", "directory.json", "export.jws"] as const;
+export const netSecretKey = (network: string, file: (typeof NET_FILES)[number]) => `${network}.${file}`;

@@ -1,0 +1,79 @@
+/**
+ * A member gateway's share of its networks: the `[harmony_networks.*]` TOML and listener keys, and
+ * its network Secret (`<gateway>-harmony-net`: per network the workload leaf and key, the trust
+ * bundle, directory.json and the signed export), mounted at NET_DIR/<network>/. The leaf is kept
+ * while it is current (leafIsCurrent) and re-issued otherwise: new SAN, new CA, two thirds of its
+ * life gone.
+ */
+import { createHash } from "node:crypto";
+import type { V1Secret } from "@kubernetes/client-node";
+import type { HarmonyGateway } from "../api/v1alpha1.js";
+import { DEFAULT_LISTENER, NET_FILES, netSecretKey, networkTable } from "./directory.js";
+import { issueLeaf, leafIsCurrent, leafRenewAt, spiffeId } from "./pki.js";
+import type { NetworkRegistry } from "./state.js";
+
+export const netSecretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-net`;
+
+export interface GatewayNetworks {
+  /** Network names this gateway is a member of, sorted. */
+  names: string[];
+  /** Mutates config.toml's document: adds harmony_networks and the listeners' harmony_network. */
+  decorate: (doc: Record<string, unknown>) => void;
+  /** Secret data (files by key). */
+  data: Record<string, Buffer>;
+  /** sha256 over the data, for a write only on change. */
+  hash: string;
+  /** Earliest leaf renewal due (ms since epoch). */
+  renewAt?: number;
+}
+
+export function gatewayNetworks(
+  gw: HarmonyGateway,
+  registry: NetworkRegistry | undefined,
+  existing: V1Secret | undefined,
+  now = new Date(),
+): GatewayNetworks {
+  const id = `${gw.metadata.namespace}/${gw.metadata.name}`;
+  const member = (registry?.all() ?? []).filter((rt) => rt.gateways.includes(id));
+  const org = gw.metadata.namespace ?? "";
+  const data: Record<string, Buffer> = {};
+  const old = (k: string) =>
+    existing?.data?.[k] ? Buffer.from(existing.data[k], "base64").toString("utf8") : undefined;
+  let renewAt: number | undefined;
+  for (const rt of member) {
+    const name = rt.net.metadata.name!;
+    const uri = spiffeId(rt.net.spec.domain, org, gw.metadata.name ?? "");
+    let leaf = { certPem: old(netSecretKey(name, "tls.crt")), keyPem: old(netSecretKey(name, "tls.key")) };
+    if (!leafIsCurrent(leaf, rt.ca.current.caPem, uri, now)) {
+      leaf = issueLeaf(rt.ca.current, uri, rt.net.spec.ca?.leafValiditySeconds ?? 2_592_000, now);
+    }
+    renewAt = Math.min(renewAt ?? Infinity, leafRenewAt(leaf.certPem!));
+    data[netSecretKey(name, "tls.crt")] = Buffer.from(leaf.certPem!);
+    data[netSecretKey(name, "tls.key")] = Buffer.from(leaf.keyPem!);
+    data[netSecretKey(name, "ca.crt")] = Buffer.from(rt.trustBundlePem);
+    data[netSecretKey(name, "directory.json")] = Buffer.from(rt.directoryJson);
+    if (rt.exportJws) data[netSecretKey(name, "export.jws")] = Buffer.from(rt.exportJws);
+  }
+  const h = createHash("sha256");
+  for (const k of Object.keys(data).sort()) h.update(k).update("\0").update(data[k]!);
+  return {
+    names: member.map((rt) => rt.net.metadata.name!),
+    decorate: (doc) => {
+      if (!member.length) return;
+      const tables: Record<string, unknown> = {};
+      const network = doc.network as Record<string, Record<string, unknown>>;
+      for (const rt of member) {
+        const name = rt.net.metadata.name!;
+        tables[name] = networkTable(rt.net, org, rt.exportJws !== undefined);
+        const listener = network[rt.net.spec.listener ?? DEFAULT_LISTENER];
+        if (listener) listener.harmony_network = name;
+      }
+      doc.harmony_networks = tables;
+    },
+    data,
+    hash: h.digest("hex"),
+    ...(renewAt !== undefined ? { renewAt } : {}),
+  };
+}
+
+export { NET_FILES };

@@ -1,0 +1,112 @@
+/**
+ * What the network reconciler knows about each network and the gateway and endpoint reconcilers
+ * read: member orgs, the CA, the local entries, verified peer imports, the signed export. Held in
+ * memory by the leader; everything in it is rebuilt from the apiserver (CA Secret, stored peer
+ * imports) on the first reconcile after a start.
+ */
+import { createHash } from "node:crypto";
+import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
+import type { CaState } from "./ca-store.js";
+import { directoryDoc, type DirectoryEntry, type PeerImport } from "./directory.js";
+
+export interface NetworkRuntime {
+  net: HarmonyNetwork;
+  orgs: string[];
+  /** "namespace/name" of the member gateways. */
+  gateways: string[];
+  ca: CaState;
+  local: DirectoryEntry[];
+  imports: Map<string, PeerImport>;
+  peers: Map<string, PeerStatus>;
+  /** Peers whose stored import has been loaded (or found absent) since start. */
+  loaded: Set<string>;
+  exportJws?: string;
+  exportKey?: string;
+  exportRenewAt?: number;
+  /** directory.json text and trust bundle, the same for every member gateway. */
+  directoryJson: string;
+  trustBundlePem: string;
+  /** Digest of the network files (directory, bundle, export, CA) member gateways hold. */
+  digest: string;
+  /** Digest of what member gateways' config.toml says about this network (tables, listener). */
+  configDigest: string;
+}
+
+/** What a finished peer fetch left for the next reconcile. */
+export type PeerResult = { at: string } & ({ jws: string; imp: PeerImport } | { error: string });
+
+export class NetworkRegistry {
+  private readonly byName = new Map<string, NetworkRuntime>();
+  private readonly fetching = new Set<string>();
+  private readonly results = new Map<string, PeerResult>();
+
+  /**
+   * Runs a peer fetch outside the reconcile (a peer that accepts and never answers must not hold
+   * the network worker, and with it every local directory change, for the fetch's timeout), and
+   * calls `then` when its result is ready for takeResult. One fetch per slot at a time.
+   */
+  startFetch(slot: string, fetch: () => Promise<{ jws: string; imp: PeerImport }>, then: () => void): boolean {
+    if (this.fetching.has(slot)) return false;
+    this.fetching.add(slot);
+    const at = new Date().toISOString();
+    void fetch()
+      .then(
+        (r) => this.results.set(slot, { at, ...r }),
+        (e: unknown) => this.results.set(slot, { at, error: (e as Error).message.slice(0, 1000) }),
+      )
+      .finally(() => {
+        this.fetching.delete(slot);
+        then();
+      });
+    return true;
+  }
+  isFetching(slot: string): boolean {
+    return this.fetching.has(slot);
+  }
+  takeResult(slot: string): PeerResult | undefined {
+    const r = this.results.get(slot);
+    this.results.delete(slot);
+    return r;
+  }
+
+  get(name: string): NetworkRuntime | undefined {
+    return this.byName.get(name);
+  }
+  set(name: string, rt: NetworkRuntime): void {
+    this.byName.set(name, rt);
+  }
+  delete(name: string): void {
+    this.byName.delete(name);
+  }
+  /** Networks sorted by name. */
+  all(): NetworkRuntime[] {
+    return [...this.byName.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, rt]) => rt);
+  }
+  /** Networks whose member orgs include `org`, sorted by name. */
+  ofOrg(org: string): NetworkRuntime[] {
+    return this.all().filter((rt) => rt.orgs.includes(org));
+  }
+}
+
+/** Fills in the derived fields (directory, bundle, digest) from the rest. */
+export function finish(
+  rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "digest" | "configDigest">,
+): NetworkRuntime {
+  const imports = [...rt.imports.values()].sort((a, b) => a.peer.localeCompare(b.peer));
+  const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports), null, 2) + "\n";
+  // Peer CAs join ours: a peer gateway's leaf verifies against its own network's CA.
+  const trustBundlePem = [rt.ca.bundlePem, ...imports.map((i) => i.trustBundlePem)]
+    .map((p) => p.trim() + "\n")
+    .join("");
+  const digest = createHash("sha256")
+    .update(directoryJson)
+    .update(trustBundlePem)
+    .update(rt.ca.current.caPem)
+    .update(rt.exportJws ?? "")
+    .digest("hex");
+  // What networkTable() and the listener key depend on: a change here needs a full gateway render.
+  const configDigest = createHash("sha256")
+    .update(JSON.stringify([rt.gateways, rt.net.spec.listener ?? "", rt.net.spec.domain, rt.exportJws !== undefined]))
+    .digest("hex");
+  return { ...rt, directoryJson, trustBundlePem, digest, configDigest };
+}
