@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import type { V1Secret } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
-import { DEFAULT_LISTENER, NET_FILES, netSecretKey, networkTable } from "./directory.js";
+import { DEFAULT_LISTENER, NET_DIR, NET_FILES, netSecretKey, networkTable } from "./directory.js";
 import { issueLeaf, leafIsCurrent, leafRenewAt, spiffeId } from "./pki.js";
 import type { NetworkRegistry } from "./state.js";
 
@@ -21,6 +21,8 @@ export interface GatewayNetworks {
   decorate: (doc: Record<string, unknown>) => void;
   /** Secret data (files by key). */
   data: Record<string, Buffer>;
+  /** The same files by the path they are mounted at in the pod (NET_DIR/<network>/<file>). */
+  mounted: Record<string, Buffer>;
   /** sha256 over the data, for a write only on change. */
   hash: string;
   /** Earliest leaf renewal due (ms since epoch). */
@@ -37,6 +39,7 @@ export function gatewayNetworks(
   const member = (registry?.all() ?? []).filter((rt) => rt.gateways.includes(id));
   const org = gw.metadata.namespace ?? "";
   const data: Record<string, Buffer> = {};
+  const mounted: Record<string, Buffer> = {};
   const old = (k: string) =>
     existing?.data?.[k] ? Buffer.from(existing.data[k], "base64").toString("utf8") : undefined;
   let renewAt: number | undefined;
@@ -53,6 +56,10 @@ export function gatewayNetworks(
     data[netSecretKey(name, "ca.crt")] = Buffer.from(rt.trustBundlePem);
     data[netSecretKey(name, "directory.json")] = Buffer.from(rt.directoryJson);
     if (rt.exportJws) data[netSecretKey(name, "export.jws")] = Buffer.from(rt.exportJws);
+    for (const f of NET_FILES) {
+      const v = data[netSecretKey(name, f)];
+      if (v) mounted[`${NET_DIR}/${name}/${f}`] = v;
+    }
   }
   const h = createHash("sha256");
   for (const k of Object.keys(data).sort()) h.update(k).update("\0").update(data[k]!);
@@ -71,6 +78,7 @@ export function gatewayNetworks(
       doc.harmony_networks = tables;
     },
     data,
+    mounted,
     hash: h.digest("hex"),
     ...(renewAt !== undefined ? { renewAt } : {}),
   };

@@ -98,7 +98,7 @@ export async function reconcileGateway(
     (ns, n) => caches.endpoints.get(n, ns),
     refs.secrets,
     refs.configMaps,
-    nets.decorate,
+    nets,
   );
 
   const conditions: DesiredCondition[] = [];

@@ -74,8 +74,11 @@ export function render(
   endpoints: (namespace: string, name: string) => HarmonyEndpoint | undefined,
   secrets: SecretLookup,
   configMaps: ConfigMapLookup = () => undefined,
-  /** Adds the gateway's HarmonyNetwork keys to config.toml (network/gateway-files.ts). */
-  decorate?: (doc: Table) => void,
+  /**
+   * The gateway's HarmonyNetwork share (network/gateway-files.ts): `decorate` adds its keys to
+   * config.toml, `mounted` holds the files those keys name, by mounted path, for the check below.
+   */
+  network?: { decorate: (doc: Table) => void; mounted: Readonly<Record<string, Buffer>> },
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -130,13 +133,13 @@ export function render(
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
   Object.assign(secretData, tls.files);
   const revisionsInUse = () => [...tls.revisions, ...Object.keys(files).flatMap((f) => revisions.get(f) ?? [])];
-  let main = renderMain(gateway, revisionsInUse(), tls, decorate);
+  let main = renderMain(gateway, revisionsInUse(), tls, network?.decorate);
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
     const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
       fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
-      readFile: mountedReader(files, secretData),
+      readFile: mountedReader(files, secretData, network?.mounted),
     });
     // The data plane loads a Harmony config that names a type it lacks, with a warning, and leaves
     // that pipeline out; a resource asking for one is still refused here, so its status says so.
@@ -209,7 +212,7 @@ export function render(
         message: [...problems, ...(file === pipelineKey(p) ? unknown : [])].map(describe).join("; "),
       };
     }
-    main = renderMain(gateway, revisionsInUse(), tls, decorate);
+    main = renderMain(gateway, revisionsInUse(), tls, network?.decorate);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
 }
@@ -305,11 +308,15 @@ export type PipelineRender =
   | { failure: NonNullable<PipelineOutcome["failure"]> };
 
 /** Reads what the pods will have mounted, from the render itself: for the checker. */
-export function mountedReader(files: Record<string, string>, secretData: Record<string, Buffer>) {
+export function mountedReader(
+  files: Record<string, string>,
+  secretData: Record<string, Buffer>,
+  other: Readonly<Record<string, Buffer>> = {},
+) {
   return (path: string): Buffer => {
     const inSecrets = path.startsWith(SECRET_DIR + "/") ? secretData[path.slice(SECRET_DIR.length + 1)] : undefined;
     const inConfig = path.startsWith(CONFIG_DIR + "/") ? files[path.slice(CONFIG_DIR.length + 1)] : undefined;
-    const v = inSecrets ?? (inConfig === undefined ? undefined : Buffer.from(inConfig));
+    const v = inSecrets ?? (inConfig === undefined ? undefined : Buffer.from(inConfig)) ?? other[path];
     if (!v) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
     return v;
   };
