@@ -9,7 +9,7 @@
  * (https://kubernetes.default.svc), which is what Applications written for a real cluster name.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -102,7 +102,9 @@ export async function startArgoCd(cp: ControlPlane, opts: { argocdCm?: Record<st
     // hack/ holds git-verify-wrapper.sh, which the repo-server runs for every manifest generation;
     // the control plane's bin dir holds helm.
     PATH: `${join(home, "hack")}:${bin}:${cp.env.PATH ?? ""}`,
-    HOME: dir, // helm's and git's caches and config stay in the temp dir
+    // helm's and git's caches and config, and the repo-server's checkouts, stay in the temp dir
+    HOME: dir,
+    TMPDIR: dir,
     ARGOCD_FAKE_IN_CLUSTER: "true",
     ARGOCD_GPG_ENABLED: "false",
   };
@@ -235,6 +237,8 @@ export async function startArgoCd(cp: ControlPlane, opts: { argocdCm?: Record<st
       "127.0.0.1",
       "--port",
       String(serverPort),
+      "--metrics-address",
+      "127.0.0.1",
       "--metrics-port",
       String(serverMetrics),
       "--insecure",
@@ -246,8 +250,9 @@ export async function startArgoCd(cp: ControlPlane, opts: { argocdCm?: Record<st
     ]);
     await ready(server, `/healthz on :${serverPort}`, () => httpOk(`http://127.0.0.1:${serverPort}/healthz`));
 
+    // A config file that does not exist: the CLI then takes everything from its flags (an empty one
+    // is an error) and never reads or writes ~/.config/argocd.
     const cliConfig = join(dir, "cli-config");
-    writeFileSync(cliConfig, "", { mode: 0o600 });
     return {
       server: `127.0.0.1:${serverPort}`,
       home,

@@ -2,7 +2,7 @@
 # Provides a real Argo CD for test/argocd.test.ts, cached OUTSIDE the repository so that every run
 # after the first one returns at once:
 #   - argocd v3.6.2: one multi-call binary built from the Go module proxy (argocd-application-controller,
-#     argocd-repo-server and the CLI are symlinks to it: it dispatches on its own name);
+#     argocd-repo-server and argocd-server are symlinks to it: it dispatches on its own name);
 #   - its CRDs (manifests/crds), its ConfigMaps/Secret (manifests/base/config) and
 #     hack/git-verify-wrapper.sh (the repo-server runs it for every manifest generation);
 #   - kustomize v5.8.2 (v5.8.3 needs a dependency the module proxy refuses);
@@ -34,7 +34,7 @@ TOOLCHAIN=${HARMONY_ARGOCD_GOTOOLCHAIN:-go1.27.4}
 ROOT=${HARMONY_CACHE:-$HOME/.cache/harmony}/argocd
 DIR=$ROOT/$VERSION
 BIN=$DIR/bin
-NAMES="argocd argocd-application-controller argocd-repo-server"
+NAMES="argocd argocd-application-controller argocd-repo-server argocd-server"
 
 log() { printf '[argocd %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[argocd] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -133,8 +133,6 @@ build_argocd() {
   cp "$moddir/hack/git-verify-wrapper.sh" "$DIR/hack/" && chmod 0755 "$DIR/hack/git-verify-wrapper.sh" || return 1
   chmod -R u+w "$DIR/crds" "$DIR/config" "$DIR/hack" || return 1
   mv -f "$work/argocd" "$BIN/argocd" || return 1
-  local n
-  for n in $NAMES; do [ "$n" = argocd ] || ln -sfn argocd "$BIN/$n"; done
   log "built argocd $VERSION in $((SECONDS - t0)) s"
 }
 
@@ -154,6 +152,7 @@ fi
 if ! [ -x "$BIN/argocd" ] || ! [ -x "$DIR/hack/git-verify-wrapper.sh" ]; then
   build_argocd 2>&1 | tee "$DIR/build.log" >&2 || die "Argo CD $VERSION did not build (log: $DIR/build.log)"
 fi
+for n in $NAMES; do [ "$n" = argocd ] || ln -sfn argocd "$BIN/$n"; done
 complete || die "incomplete Argo CD in $DIR"
 log "ready in $((SECONDS - START)) s: $DIR ($(du -shL "$BIN" | cut -f1))"
 finish
