@@ -101,20 +101,40 @@ function makeRepo(): string {
   cpSync(join(ROOT, "crds"), join(dir, "crds"), { recursive: true });
   mkdirSync(join(dir, "apps/examples"), { recursive: true });
   cpSync(join(ROOT, "examples/kubernetes/fhir-gateway.yaml"), join(dir, "apps/examples/fhir-gateway.yaml"));
-  // The example as is, with the README's wave and sync option, one replica, and loopback ports
-  // (the data plane is a host process here).
+  // Something that must wait until the gateway serves (a smoke-test Job, a client's settings): a
+  // later wave, so Argo CD holds it until the Harmony resources of wave 1 are Healthy.
+  writeFileSync(
+    join(dir, "apps/examples/after-gateway.yaml"),
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "fhir-clients", annotations: { "argocd.argoproj.io/sync-wave": "2" } },
+      data: { base: "/fhir" },
+    }),
+  );
+  // The example as is, with the README's wave and sync option on the Harmony resources, one
+  // replica, and loopback ports (the data plane is a host process here).
   writeFileSync(
     join(dir, "apps/examples/kustomization.yaml"),
     JSON.stringify({
       apiVersion: "kustomize.config.k8s.io/v1beta1",
       kind: "Kustomization",
       namespace: NS,
-      resources: ["fhir-gateway.yaml"],
-      commonAnnotations: {
-        "argocd.argoproj.io/sync-wave": "1",
-        "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true",
-      },
+      resources: ["fhir-gateway.yaml", "after-gateway.yaml"],
       patches: [
+        {
+          target: { group: "harmony.runbeam.io" },
+          patch: JSON.stringify([
+            {
+              op: "add",
+              path: "/metadata/annotations",
+              value: {
+                "argocd.argoproj.io/sync-wave": "1",
+                "argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true",
+              },
+            },
+          ]),
+        },
         {
           target: { kind: "HarmonyGateway", name: GATEWAY },
           patch: JSON.stringify([
@@ -239,36 +259,25 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
     "--from-literal=hmac-secret=argocd-test-hmac-key-0123456789abcdef0123456789abcdef",
   ]);
 
-  // The two Applications of the chart README, created together on a cluster without the CRDs.
+  // The chart's Application first; the resources' Application once it is Healthy (the chart
+  // README: waves do not order resources across Applications).
   await kubectl(
     ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        application("harmony", {
-          source: {
-            repoURL: repoUrl,
-            path: "charts/harmony",
-            targetRevision: "main",
-            helm: { valuesObject: { replicaCount: 0 } },
-          },
-          destination: { server: "https://kubernetes.default.svc", namespace: "harmony-system" },
-          syncPolicy: {
-            automated: { prune: true, selfHeal: true },
-            syncOptions: ["CreateNamespace=true", "ServerSideApply=true"],
-          },
-        }),
-        application("harmony-examples", {
-          source: { repoURL: repoUrl, path: "apps/examples", targetRevision: "main" },
-          destination: { server: "https://kubernetes.default.svc", namespace: NS },
-          syncPolicy: {
-            automated: { prune: true, selfHeal: true },
-            retry: { limit: 10, backoff: { duration: "2s", factor: 2, maxDuration: "20s" } },
-          },
-        }),
-      ],
-    }),
+    JSON.stringify(
+      application("harmony", {
+        source: {
+          repoURL: repoUrl,
+          path: "charts/harmony",
+          targetRevision: "main",
+          helm: { valuesObject: { replicaCount: 0 } },
+        },
+        destination: { server: "https://kubernetes.default.svc", namespace: "harmony-system" },
+        syncPolicy: {
+          automated: { prune: true, selfHeal: true },
+          syncOptions: ["CreateNamespace=true", "ServerSideApply=true"],
+        },
+      }),
+    ),
   );
 
   // The operator starts once Argo CD has installed its CRDs (in a cluster: wave 0 after wave -1).
@@ -281,7 +290,18 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
     ]);
     return r.code === 0;
   });
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/harmonygateways.harmony.runbeam.io"]);
+  await wait(
+    "the gateway CRD Established",
+    async () =>
+      (
+        await cp.kubectl([
+          "wait",
+          "--for=condition=Established",
+          "--timeout=10s",
+          "crd/harmonygateways.harmony.runbeam.io",
+        ])
+      ).code === 0,
+  );
   operator = spawn(
     process.execPath,
     [
@@ -301,6 +321,20 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
   const chart = await wait("the chart's Application Synced/Healthy", () => syncedHealthy("harmony"));
   assert.equal(chart.health?.status, "Healthy");
 
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify(
+      application("harmony-examples", {
+        source: { repoURL: repoUrl, path: "apps/examples", targetRevision: "main" },
+        destination: { server: "https://kubernetes.default.svc", namespace: NS },
+        syncPolicy: {
+          automated: { prune: true, selfHeal: true },
+          retry: { limit: 10, backoff: { duration: "2s", factor: 2, maxDuration: "20s" } },
+        },
+      }),
+    ),
+  );
+
   // No pod serves the gateway yet: Argo CD runs health.lua on the live gateway and says Progressing.
   const progressing = await wait("the gateway Progressing", async () => {
     const h = await health("harmony-examples", "HarmonyGateway", GATEWAY);
@@ -310,7 +344,18 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
       : undefined;
   });
   assert.match(progressing.message!, /WaitingForDataPlane/);
-  assert.equal((await app("harmony-examples")).status?.health?.status, "Progressing");
+  const held = (await app("harmony-examples")).status;
+  const tree = async () =>
+    JSON.stringify({
+      gateway: await health("harmony-examples", "HarmonyGateway", GATEWAY),
+      endpoint: await health("harmony-examples", "HarmonyEndpoint", "fhir-r4"),
+      pipeline: await health("harmony-examples", "HarmonyPipeline", "fhir-r4"),
+      operation: held?.operationState,
+    });
+  assert.equal(held?.health?.status, "Progressing", await tree());
+  // The sync holds wave 2 until wave 1 is Healthy.
+  assert.equal(held?.operationState?.phase, "Running", await tree());
+  assert.notEqual((await cp.kubectl(["get", "configmap", "fhir-clients", "-n", NS])).code, 0);
 
   // A data plane fed the kubelet's way, and a Pod object that tells the operator where it is.
   const configDir = tempDir("harmony-argocd-config-");
@@ -355,6 +400,11 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
 
   const examples = await wait("the examples' Application Synced/Healthy", () => syncedHealthy("harmony-examples"));
   assert.equal(examples.sync?.status, "Synced");
+  // The first sync attempt succeeded: a Degraded verdict on a Harmony resource during wave 1 (the
+  // endpoint's Unused or the pipeline's EndpointNotFound, for the moment after they are created
+  // together) would have failed it and left a retry.
+  assert.ok(!examples.operationState?.retryCount, `sync retried: ${JSON.stringify(examples.operationState)}`);
+  assert.equal(await kubectl(["get", "configmap", "fhir-clients", "-n", NS, "-o", "jsonpath={.data.base}"]), "/fhir");
   const gw = await health("harmony-examples", "HarmonyGateway", GATEWAY);
   assert.equal(gw.status, "Healthy");
   assert.match(gw.message!, /^1\/1 pods serving config [0-9a-f]{12}$/);

@@ -137,13 +137,21 @@ export async function startArgoCd(cp: ControlPlane, opts: { argocdCm?: Record<st
     await kubectl(["apply", "--server-side", "-f", join(home, "crds")]);
     await kubectl(["create", "namespace", "argocd"]);
     await kubectl(["apply", "-n", "argocd", "-f", join(home, "config")]);
-    await kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/applications.argoproj.io",
-      "crd/appprojects.argoproj.io",
-    ]);
+    // `kubectl wait` fails outright while a new CRD has no conditions yet: ask again.
+    await eventually(
+      "Argo CD's CRDs Established",
+      async () =>
+        (
+          await cp.kubectl([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=10s",
+            "crd/applications.argoproj.io",
+            "crd/appprojects.argoproj.io",
+          ])
+        ).code === 0,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     if (opts.argocdCm) {
       await kubectl([
         "patch",
