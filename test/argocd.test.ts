@@ -426,6 +426,24 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
     assert.equal(diff.stdout.trim(), "");
   }
 
+  // Nor was the Application ever Degraded on the way (Argo CD records each health change it computes
+  // as an Event on the Application): the transient states right after a create are Progressing.
+  const events = JSON.parse(
+    await kubectl([
+      "get",
+      "events",
+      "-n",
+      "argocd",
+      "--field-selector",
+      "involvedObject.name=harmony-examples",
+      "-o",
+      "json",
+    ]),
+  ) as { items: { message?: string }[] };
+  const changes = events.items.map((e) => e.message ?? "").filter((m) => m.startsWith("Updated health status"));
+  assert.ok(changes.length > 0, "no health-change Events recorded");
+  assert.ok(!changes.some((m) => /-> Degraded/.test(m)), changes.join("\n"));
+
   // A broken resource: the Secret the pipeline references goes away.
   await kubectl(["delete", "secret", "fhir-jwt", "-n", NS]);
   const degraded = await wait("the pipeline Degraded", async () => {
