@@ -54,8 +54,14 @@ const context = () =>
     `--- data plane ---\n${dataplaneLog.slice(-2000)}`,
   ].join("\n");
 
-const wait = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = SYNC_TIMEOUT_MS) =>
-  eventually(what, fn, { timeoutMs, intervalMs: 500, context });
+/** How long each wait took, reported as a diagnostic: where the test's wall time goes. */
+const waited: string[] = [];
+const wait = async <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = SYNC_TIMEOUT_MS) => {
+  const t0 = Date.now();
+  const v = await eventually(what, fn, { timeoutMs, intervalMs: 500, context });
+  waited.push(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return v;
+};
 
 interface AppStatus {
   sync?: { status?: string };
@@ -246,7 +252,8 @@ after(async () => {
   await cp?.stop();
 });
 
-test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health follows the live resources", async () => {
+test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health follows the live resources", async (t) => {
+  t.after(() => t.diagnostic(waited.join("; ")));
   // The example's HMAC key, created by hand as its header says (Secrets stay out of git).
   await kubectl(["create", "namespace", NS]);
   await kubectl([
@@ -312,6 +319,10 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
       "false",
       "--health-port",
       "0",
+      // Secrets are read on demand, never watched: a deleted or restored Secret shows at the next
+      // re-check (default 60 s). Shorter here so the broken/restored steps do not wait minutes.
+      "--secret-recheck-interval",
+      "3s",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
