@@ -17,7 +17,7 @@ DATAPLANE_NODE_FLAGS ?= --max-semi-space-size=2
 NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane peers lua images bundles bench clean
+.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane argocd peers lua images bundles bench clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -59,6 +59,11 @@ crds: install
 controlplane:
 	bash test/controlplane/build.sh
 
+## A real Argo CD (v3.6.2, built from the Go module proxy), kustomize and redis-server for
+## test/argocd.test.ts (cached outside the repository; the first build takes several minutes).
+argocd:
+	bash test/argocd/build.sh
+
 ## Healthcare peers (Orthanc, dcmtk, dicom3tools, sample DICOM files); installs what is missing.
 peers:
 	bash test/peers/peers.sh install
@@ -68,7 +73,7 @@ lua:
 	bash test/controlplane/lua.sh
 
 ## Everything CI runs: static checks, then every test over real sockets.
-test: install build lint typecheck format-check controlplane peers lua test-only
+test: install build lint typecheck format-check controlplane argocd peers lua test-only
 
 test-only:
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)

@@ -65,6 +65,11 @@ export interface ControlPlane {
 export interface ControlPlaneOptions {
   /** Also run kube-controller-manager (garbagecollector and namespace controllers). */
   controllerManager?: boolean;
+  /**
+   * Further kube-controller-manager controllers, e.g. ["deployment"] so that Deployments get a
+   * status (no pods ever run: there is no kubelet). Implies controllerManager.
+   */
+  extraControllers?: string[];
 }
 
 let binDirPromise: Promise<string> | undefined;
@@ -293,13 +298,13 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
     };
     await startApiserver();
 
-    if (opts.controllerManager) {
+    if (opts.controllerManager || opts.extraControllers?.length) {
       const kcm = start("kube-controller-manager", [
         `--kubeconfig=${kubeconfig}`,
         `--authentication-kubeconfig=${kubeconfig}`,
         `--authorization-kubeconfig=${kubeconfig}`,
         // Garbage collection (ownerReferences) and namespace deletion; nothing that needs a kubelet.
-        "--controllers=garbagecollector,namespace",
+        `--controllers=${["garbagecollector", "namespace", ...(opts.extraControllers ?? [])].join(",")}`,
         "--leader-elect=false",
         "--use-service-account-credentials=false",
         "--bind-address=127.0.0.1",

@@ -9,13 +9,14 @@
 -- message, except two kinds of reason that resolve themselves and so are Progressing:
 -- WaitingForDataPlane, which every rollout goes through (pods starting or not yet serving the new
 -- config; a data plane that never comes up shows as Degraded on its Deployment), and a Harmony
--- resource waiting for another one (an endpoint no pipeline uses yet, a pipeline whose gateway or
--- endpoint the operator has not seen yet): right after a sync creates them together, these hold
--- for the moment the operator takes to see all of them, and a Degraded verdict then would fail a
--- sync that has a later wave. One that never appears keeps the resource Progressing, with the
--- reason in the message. Ready's message says what is served; the cause is usually on an
--- earlier condition (Accepted, ResolvedRefs, Programmed), so the first of those that is False is
--- added to the message.
+-- resource waiting for another one (an endpoint no pipeline uses yet, or whose pipelines no
+-- gateway has programmed yet; a pipeline whose gateway or endpoint the operator has not seen yet):
+-- right after a sync creates them together, these hold for the moment the operator takes to see
+-- and program all of them, and a Degraded verdict then would fail a sync that has a later wave.
+-- One that never resolves keeps the resource Progressing, with the reason in the message (an
+-- invalid pipeline, say, is Degraded itself, and its endpoint waits on it). Ready's message says
+-- what is served; the cause is usually on an earlier condition (Accepted, ResolvedRefs,
+-- Programmed), so the first of those that is False is added to the message.
 local hs = {}
 
 local function condition(conditions, type)
@@ -71,6 +72,7 @@ end
 local waiting = {
   WaitingForDataPlane = true,
   Unused = true,
+  NotProgrammed = true,
   EndpointNotFound = true,
   GatewayNotFound = true,
 }
