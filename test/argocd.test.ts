@@ -180,42 +180,14 @@ function application(name: string, spec: Record<string, unknown>) {
 }
 
 /**
- * The data plane as a pod would run it: the operator renders secret options as files under
- * /etc/harmony/secrets (where the pod mounts the gateway's Secret). A private mount namespace with
- * an overlay on /etc puts them there for this process only.
+ * The data plane as a pod would run it: the operator renders secret options as paths relative to
+ * the config directory (../secrets/<key>, where the pod mounts the gateway's Secret beside it).
  */
-async function startDataplaneWithSecrets(configFile: string, secretsDir: string): Promise<ChildProcess> {
-  const overlay = tempDir("harmony-argocd-etc-");
-  mkdirSync(join(overlay, "up"));
-  mkdirSync(join(overlay, "work"));
-  const script = [
-    "set -e",
-    'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc',
-    "mkdir -p /etc/harmony/secrets",
-    'mount --bind "$2" /etc/harmony/secrets',
-    "shift 2",
-    'exec "$@"',
-  ].join("\n");
-  const p = spawn(
-    "unshare",
-    [
-      "--mount",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      script,
-      "sh",
-      overlay,
-      secretsDir,
-      process.execPath,
-      ...DATAPLANE_NODE_FLAGS,
-      CLI,
-      "--config",
-      configFile,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HARMONY_POLL_MS: "200" } },
-  );
+async function startDataplaneWithSecrets(configFile: string): Promise<ChildProcess> {
+  const p = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, CLI, "--config", configFile], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, HARMONY_POLL_MS: "200" },
+  });
   p.stdout.setEncoding("utf8").on("data", (c: string) => (dataplaneLog += c));
   p.stderr.setEncoding("utf8").on("data", (c: string) => (dataplaneLog += c));
   await eventually(
@@ -369,7 +341,8 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
   assert.notEqual((await cp.kubectl(["get", "configmap", "fhir-clients", "-n", NS])).code, 0);
 
   // A data plane fed the kubelet's way, and a Pod object that tells the operator where it is.
-  const configDir = tempDir("harmony-argocd-config-");
+  const podDir = tempDir("harmony-argocd-pod-");
+  const configDir = join(podDir, "config");
   syncer = startSyncer(
     (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
     NS,
@@ -377,13 +350,14 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
     configDir,
   );
   await wait("the first ConfigMap sync", () => Promise.resolve(syncer!.swaps() > 0));
-  const secretsDir = tempDir("harmony-argocd-secrets-");
+  const secretsDir = join(podDir, "secrets");
+  mkdirSync(secretsDir);
   const secret = JSON.parse(await kubectl(["get", "secret", `${GATEWAY}-harmony-secrets`, "-n", NS, "-o", "json"])) as {
     data: Record<string, string>;
   };
   for (const [k, v] of Object.entries(secret.data))
     writeFileSync(join(secretsDir, k), Buffer.from(v, "base64"), { mode: 0o600 });
-  dataplane = await startDataplaneWithSecrets(join(configDir, "config.toml"), secretsDir);
+  dataplane = await startDataplaneWithSecrets(join(configDir, "config.toml"));
   await kubectl(
     ["apply", "-f", "-"],
     JSON.stringify({
