@@ -190,7 +190,8 @@ test("the operator reads only the Secrets gateways use: GETs by name, never a li
   assert.ok(named.has("creds"), [...named].join(", "));
   assert.ok(!named.has("unrelated"), "read a Secret no gateway uses");
   assert.ok(
-    [...named].every((n) => n === "creds" || n === "edge-harmony-secrets"),
+    // Besides what pipelines name: the gateway's own Secrets, by name (config secrets, network files).
+    [...named].every((n) => ["creds", "edge-harmony-secrets", "edge-harmony-net"].includes(n!)),
     [...named].join(", "),
   );
   assert.doesNotMatch(log, /Reconcile failed|Watch failed/);
