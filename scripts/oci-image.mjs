@@ -29,7 +29,8 @@ const die = (m) => {
   process.stderr.write(`oci-image: ${m}\n`);
   process.exit(2);
 };
-if (!values.out || !values.ref || !values.layer?.length) die("usage: --out <tar> --ref <name:tag> --config <json> --layer <dir>...");
+if (!values.out || !values.ref || !values.layer?.length)
+  die("usage: --out <tar> --ref <name:tag> --config <json> --layer <dir>...");
 const ref = values.ref;
 const tag = ref.slice(ref.lastIndexOf(":") + 1);
 if (!tag || tag.includes("/")) die(`--ref ${ref} has no tag`);
@@ -146,7 +147,16 @@ try {
   writeFileSync(`${out}.tmp`, archive);
   renameSync(`${out}.tmp`, out);
   const size = layers.reduce((n, l) => n + l.size, 0);
-  const unpacked = values.layer.reduce((n, d) => n + Number(sh("du", ["-sb", resolve(d)]).toString().split("\t")[0]), 0);
+  const unpacked = values.layer.reduce(
+    (n, d) =>
+      n +
+      Number(
+        sh("du", ["-sb", resolve(d)])
+          .toString()
+          .split("\t")[0],
+      ),
+    0,
+  );
   process.stderr.write(
     `oci-image: ${ref} → ${out} (${manifestBlob.digest}; layers ${(size / 2 ** 20).toFixed(1)} MiB compressed, ${(unpacked / 2 ** 20).toFixed(1)} MiB unpacked)\n`,
   );

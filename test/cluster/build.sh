@@ -5,7 +5,7 @@
 #     test/controlplane/build.sh --node (same throwaway module, pins and version ldflags);
 #   - CoreDNS (cluster DNS, run as a host process on the bridge): `go install` of a pinned release;
 #   - the pause image's binary: a static C program that sleeps until SIGTERM/SIGINT (no registry here);
-#   - Debian packages containerd, runc, containernetworking-plugins, iptables, conntrack (apt-get, when
+#   - Debian packages containerd, runc, containernetworking-plugins, iptables, conntrack, nftables (apt-get, when
 #     missing: CI starts from a clean machine). Installing them starts no daemon.
 #
 #   bash test/cluster/build.sh                 provide them (builds the first time)
@@ -26,15 +26,15 @@ esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 COREDNS_VERSION=${HARMONY_COREDNS_VERSION:-v1.15.0}
 CACHE=${HARMONY_CACHE:-$HOME/.cache/harmony}/cluster
-DEBS=(containerd runc containernetworking-plugins iptables conntrack)
+DEBS=(containerd runc containernetworking-plugins iptables conntrack nftables)
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
-have_debs() { [ -x /usr/bin/containerd ] && [ -x /usr/sbin/runc ] && [ -x /usr/lib/cni/bridge ] && command -v iptables-save >/dev/null && command -v conntrack >/dev/null; }
+have_debs() { [ -x /usr/bin/containerd ] && [ -x /usr/sbin/runc ] && [ -x /usr/lib/cni/bridge ] && command -v iptables-save >/dev/null && command -v conntrack >/dev/null && command -v nft >/dev/null; }
 ready() {
   have_debs || return 1
   local x
-  for x in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd helm coredns; do
+  for x in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd helm kubectl coredns; do
     [ -x "$CACHE/bin/$x" ] || return 1
   done
   [ -x "$CACHE/pause/pause" ]
@@ -66,6 +66,8 @@ KBIN=$(bash "$ROOT/test/controlplane/build.sh" --node --print-bin-dir) || die "t
 for x in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd helm; do
   ln -sfn "$KBIN/$x" "$CACHE/bin/$x"
 done
+# kubectl: built beside them when the machine had none, else the machine's
+if [ -x "$KBIN/kubectl" ]; then ln -sfn "$KBIN/kubectl" "$CACHE/bin/kubectl"; else ln -sfn "$(command -v kubectl)" "$CACHE/bin/kubectl"; fi
 
 if [ ! -x "$CACHE/bin/coredns" ]; then
   if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
