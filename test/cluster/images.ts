@@ -5,9 +5,9 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "../../dataplane/test/helpers.js";
 
@@ -42,11 +42,17 @@ export async function buildImages(): Promise<Images> {
     operator: join(dir, `harmony-operator-${IMAGE_TAG}.oci.tar`),
   };
   if (existsSync(images.dataplane) && existsSync(images.operator)) return images;
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  const r = await run("bash", [join(ROOT, "scripts", "images.sh"), tmp, IMAGE_TAG], {});
+  // One build per key at a time (the suite's test files run in parallel): the others wait on the lock
+  // and then find the images there.
+  mkdirSync(dirname(dir), { recursive: true });
+  // Keeps the two newest builds: each is ~130 MiB.
+  const script =
+    'if [ ! -d "$1" ]; then rm -rf "$1.tmp" && bash "$2" "$1.tmp" "$3" && mv "$1.tmp" "$1"; fi; ls -dt "${1%/*}"/*/ | tail -n +3 | xargs -r rm -rf';
+  const r = await run(
+    "flock",
+    [`${dir}.lock`, "bash", "-c", script, "build", dir, join(ROOT, "scripts", "images.sh"), IMAGE_TAG],
+    {},
+  );
   if (r.code !== 0) throw new Error(`scripts/images.sh failed (${r.code}):\n${r.stderr.slice(-4000)}`);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
   return images;
 }
