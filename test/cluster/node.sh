@@ -42,23 +42,27 @@ down() {
   #    controllers recreate them during shutdown.
   if [ -f "$STATE/pids/kubelet" ] && alive "$(cat "$STATE/pids/kubelet")" && alive "$(cat "$STATE/pids/kube-apiserver" 2>/dev/null)"; then
     local k=("$bin/kubectl" --kubeconfig "$kc" --request-timeout=20s)
+    log "cordon, delete every pod"
     "${k[@]}" cordon "$NODE_NAME" >/dev/null 2>&1 || true
     "${k[@]}" delete mutatingwebhookconfigurations,validatingwebhookconfigurations --all --wait=false >/dev/null 2>&1 || true
     "${k[@]}" delete deployments,statefulsets,daemonsets,replicasets,jobs --all -A --wait=false >/dev/null 2>&1 || true
     "${k[@]}" delete pods --all -A --grace-period=2 --timeout=60s >/dev/null 2>&1 || true
     local i
+    # stopped sandboxes stay listed (their network is already torn down): wait for no RUNNING task
     for i in $(seq 1 40); do
-      [ -z "$(ctr_ -n k8s.io tasks ls -q 2>/dev/null)" ] && break
+      ctr_ -n k8s.io tasks ls 2>/dev/null | awk '$3 == "RUNNING"' | grep -q . || break
       sleep 0.5
     done
   fi
   # 2. Processes by PID, dependents first.
+  log "stopping processes"
   local p pid
   for p in kube-proxy kubelet kube-scheduler kube-controller-manager coredns kube-apiserver etcd; do
     pid=$(cat "$STATE/pids/$p" 2>/dev/null || true)
     alive "$pid" || continue
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do alive "$pid" || break; sleep 0.2; done
+    # 5 s each: their state is thrown away, a slow graceful shutdown buys nothing
+    for i in $(seq 1 25); do alive "$pid" || break; sleep 0.2; done
     alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
   done
   # 3. Whatever containers remain (a kubelet that died first): kill their tasks through containerd.
@@ -76,6 +80,7 @@ down() {
   # shims outlive containerd; ours run with our state dir on their command line
   for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $STATE/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   # 4. Mounts, network namespaces, veths and the bridge that appeared.
+  log "restoring the host"
   local m
   for m in $(awk '{print $2}' /proc/self/mounts | grep -E "^($STATE|/run/netns|/var/run/netns|$CD_ROOT)/" | sort -r || true); do
     grep -qxF "$m" "$STATE/saved/mounts" 2>/dev/null && continue
