@@ -55,7 +55,11 @@ if ready; then finish; fi
 START=$SECONDS
 
 if ! have_debs; then
-  [ "$(id -u)" = 0 ] || die "the real node needs root (containerd, kubelet, iptables); not root"
+  if [ "$(id -u)" != 0 ]; then
+    # the suite skips itself without root; `make test` goes on
+    log "not root: the real-node suite (it needs root) will skip; nothing installed"
+    exit 0
+  fi
   log "apt-get install ${DEBS[*]}"
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${DEBS[@]}" >&2

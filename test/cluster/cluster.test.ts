@@ -7,7 +7,8 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, eventually } from "../../dataplane/test/helpers.js";
@@ -328,6 +329,48 @@ get(process.env.URL).then(async (r) => console.log(JSON.stringify({ status: r.st
     assert.equal(out.status, 200);
     assert.equal(out.body.upstream, "app");
     assert.equal(out.body.url, "/hello");
+  });
+});
+
+/** What the real node changes on the host, in a comparable form (counters and timestamps left out). */
+function hostState(): Record<string, string> {
+  const sh = (cmd: string) => execFileSync("bash", ["-c", cmd], { encoding: "utf8" });
+  return {
+    iptables: sh("iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"),
+    ip6tables: sh("ip6tables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"),
+    nftTables: sh("nft list tables | sort"),
+    sysctls: sh(
+      "sysctl -a 2>/dev/null | grep -E '^(vm\\.|kernel\\.panic|net\\.ipv4\\.ip_forward|net\\.ipv4\\.conf\\.all\\.|net\\.bridge\\.)' | sort",
+    ),
+    links: sh("ip -o link show | awk -F': ' '{print $2}' | sort"),
+    netns: sh("ip netns list | sort"),
+    mounts: sh("awk '{print $2}' /proc/self/mounts | grep -E 'harmony|netns|containerd' | sort || true"),
+  };
+}
+
+describe("a real node: an interrupted test process leaves the host as it found it", { skip }, () => {
+  test("SIGTERM while pods run: sysctls, iptables, nftables, links, netns and mounts restored", async () => {
+    const before = hostState();
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "test", "cluster", "fixtures", "hold.ts")], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = once(child, "exit");
+    await eventually(
+      "the held cluster runs a pod",
+      () => out.includes("READY") || (child.exitCode !== null && assert.fail("exited early")),
+      {
+        timeoutMs: 600_000,
+        intervalMs: 500,
+      },
+    );
+    const during = hostState();
+    assert.notDeepEqual(during.links, before.links, "the bridge and veths exist while it runs");
+    child.kill("SIGTERM");
+    const [code, signal] = (await exited) as [number | null, string | null];
+    assert.ok(code !== 0 || signal === "SIGTERM", "ended by the signal");
+    assert.deepEqual(hostState(), before);
   });
 });
 
