@@ -17,7 +17,7 @@ DATAPLANE_NODE_FLAGS ?= --max-semi-space-size=2
 NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
 
-.PHONY: install build run check test test-only lint typecheck format-check schema crds controlplane argocd peers lua images bundles bench clean
+.PHONY: install build run check test test-only test-cluster lint typecheck format-check schema crds controlplane argocd cluster peers lua images images-docker images-oci bundles bench clean
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -64,6 +64,12 @@ controlplane:
 argocd:
 	bash test/argocd/build.sh
 
+## The real-node suite's binaries (test/cluster/build.sh): the control plane's plus kubelet,
+## kube-scheduler, kube-proxy and CoreDNS (cached like it), a static pause binary, and Debian's
+## containerd, runc, CNI plugins, iptables and conntrack (apt-get, when missing).
+cluster:
+	bash test/cluster/build.sh
+
 ## Healthcare peers (Orthanc, dcmtk, dicom3tools, sample DICOM files); installs what is missing.
 peers:
 	bash test/peers/peers.sh install
@@ -73,10 +79,14 @@ lua:
 	bash test/controlplane/lua.sh
 
 ## Everything CI runs: static checks, then every test over real sockets.
-test: install build lint typecheck format-check controlplane argocd peers lua test-only
+test: install build lint typecheck format-check controlplane argocd cluster peers lua test-only
 
 test-only:
 	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
+
+## Only the real-node suite (root): a single-node cluster on this machine, the images, the chart.
+test-cluster: build cluster
+	node --import tsx --test --test-reporter=spec $(shell find test/cluster -name '*.test.ts' | sort)
 
 IMAGE_TAG ?= 0.1.0
 BUNDLE_DIR ?= /tmp/harmony-bundles
@@ -91,9 +101,18 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 3155328
 IMAGE_ARGS = --build-arg BUILD_BASE=$(BUILD_BASE) --build-arg NODE_BASE=$(NODE_BASE) \
 	--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
-## Images (Docker with BuildKit), each with its SBOM beside it in $(IMAGE_OUT). Their runtime stage
-## is what scripts/runtime-bundle.sh builds.
-images:
+## Images, each with its SBOM beside it in $(IMAGE_OUT). With Docker and BuildKit (docker buildx and
+## a daemon): `docker build` of docker/*.Dockerfile. Without (IMAGE_BUILDER=oci, the default when
+## `docker buildx` or the daemon is missing): scripts/images.sh writes OCI image archives
+## $(IMAGE_OUT)/harmony-<name>-$(IMAGE_TAG).oci.tar from the same runtime folder on a base made from
+## this Node 24 (`ctr -n k8s.io images import` or `docker load` them).
+IMAGE_BUILDER ?= $(shell docker buildx version >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo docker || echo oci)
+images: images-$(IMAGE_BUILDER)
+
+images-oci: install
+	bash scripts/images.sh $(IMAGE_OUT) $(IMAGE_TAG)
+
+images-docker:
 	mkdir -p $(IMAGE_OUT)
 	for name in dataplane operator; do \
 	  docker build $(IMAGE_ARGS) -f docker/$$name.Dockerfile -t ghcr.io/runbeam/harmony-$$name:$(IMAGE_TAG) . && \

@@ -5,6 +5,8 @@
 #
 #   bash test/controlplane/build.sh                  provide the binaries (builds them the first time)
 #   bash test/controlplane/build.sh --print-bin-dir  ... and print their directory (the only stdout line)
+#   bash test/controlplane/build.sh --node           ... plus kubelet, kube-scheduler and kube-proxy (the
+#                                                    real-node suite, test/cluster/build.sh), same pins
 #
 # Where they come from:
 #   - KUBEBUILDER_ASSETS set (the envtest layout: kube-apiserver, etcd, kubectl): those are used, linked
@@ -24,11 +26,14 @@
 # A missing Go toolchain or a failed build exits non-zero with the reason: nothing is ever skipped.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 PRINT=0
+# Extra k8s.io/kubernetes commands a real node needs (--node): built like the control plane's.
+NODE_CMDS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --print-bin-dir) PRINT=1 ;;
+    --node) NODE_CMDS=(kubelet kube-scheduler kube-proxy) ;;
     -h | --help) usage; exit 0 ;;
     *) printf 'build.sh: unknown argument %s\n' "$1" >&2; usage >&2; exit 2 ;;
   esac
@@ -52,7 +57,7 @@ finish() {
 has_kubectl() { [ -x "$1/kubectl" ] || command -v kubectl >/dev/null 2>&1; }
 complete() {
   local x
-  for x in kube-apiserver kube-controller-manager etcd helm; do [ -x "$1/$x" ] || return 1; done
+  for x in kube-apiserver kube-controller-manager etcd helm "${NODE_CMDS[@]}"; do [ -x "$1/$x" ] || return 1; done
   has_kubectl "$1"
 }
 
@@ -266,6 +271,7 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   [[ "$TAG" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || TAG=${K8S_TAGS%% *}
   NEED=()
   [ -x "$BIN/kube-controller-manager" ] || NEED+=(kube-controller-manager)
+  for x in "${NODE_CMDS[@]}"; do [ -x "$BIN/$x" ] || NEED+=("$x"); done
   has_kubectl "$BIN" || NEED+=(kubectl)
   if [ ${#NEED[@]} -gt 0 ]; then
     log "KUBEBUILDER_ASSETS=$ASSETS lacks ${NEED[*]}: building it at $TAG"
@@ -280,7 +286,7 @@ else
     bin=$CACHE/$tag/bin
     mkdir -p "$bin"
     NEED=()
-    for x in kube-apiserver kube-controller-manager; do [ -x "$bin/$x" ] || NEED+=("$x"); done
+    for x in kube-apiserver kube-controller-manager "${NODE_CMDS[@]}"; do [ -x "$bin/$x" ] || NEED+=("$x"); done
     has_kubectl "$bin" || NEED+=(kubectl)
     if [ ${#NEED[@]} -gt 0 ]; then
       need_go
