@@ -1,7 +1,7 @@
 /**
- * CR edit → new config served, on a real node (test/cluster/), through today's path: the operator
- * renders the ConfigMap, the kubelet swaps the mounted files (`..data` symlink) at its own pace
- * (default syncFrequency, 1 m, as users have it), the data plane's file watch reloads.
+ * CR edit → new config served, on a real node (test/cluster/) with the kubelet's default
+ * syncFrequency (1 m, as users have it): the operator renders the ConfigMap, and the data plane sees
+ * it through its API watch (or, without one, when the kubelet swaps the mounted files).
  *
  *   node --import tsx bench/cluster-config/run.ts        (root; BENCH_EDITS=50 by default)
  *
