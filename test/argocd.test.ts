@@ -20,7 +20,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { startArgoCd, type ArgoCd } from "./argocd/argocd.js";
-import { startSyncer, type Syncer } from "./syncer.js";
+import { POD_READY, startSyncer, type Syncer } from "./syncer.js";
 import { CLI, DATAPLANE_NODE_FLAGS, ROOT, eventually, freePort, run, tempDir } from "../dataplane/test/helpers.js";
 
 const NS = "clinic";
@@ -380,7 +380,7 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
     "--subresource=status",
     "--type=merge",
     "-p",
-    JSON.stringify({ status: { phase: "Running", podIP: "127.0.0.1", podIPs: [{ ip: "127.0.0.1" }] } }),
+    JSON.stringify({ status: POD_READY }),
   ]);
 
   const examples = await wait("the examples' Application Synced/Healthy", () => syncedHealthy("harmony-examples"));

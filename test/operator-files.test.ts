@@ -19,7 +19,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { startSyncer, type Syncer } from "./syncer.js";
+import { POD_READY, startSyncer, type Syncer } from "./syncer.js";
 import {
   ROOT,
   eventually as poll,
@@ -323,7 +323,7 @@ async function addPod(name: string): Promise<void> {
     "--subresource=status",
     "--type=merge",
     "-p",
-    JSON.stringify({ status: { phase: "Running", podIP: "127.0.0.1", podIPs: [{ ip: "127.0.0.1" }] } }),
+    JSON.stringify({ status: POD_READY }),
   ]);
 }
 

@@ -10,7 +10,7 @@ import { once } from "node:events";
 import { join } from "node:path";
 import TOML from "@iarna/toml";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { startSyncer } from "./syncer.js";
+import { POD_READY, startSyncer } from "./syncer.js";
 import {
   ROOT,
   eventually as poll,
@@ -311,7 +311,24 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
     "--subresource=status",
     "--type=merge",
     "-p",
-    JSON.stringify({ status: { phase: "Running", podIP: "127.0.0.1", podIPs: [{ ip: "127.0.0.1" }] } }),
+    JSON.stringify({ status: { ...POD_READY, conditions: [{ type: "Ready", status: "False" }] } }),
+  ]);
+  // Running and serving the config, but not yet Ready to the kubelet: the Service sends it nothing,
+  // so the gateway is not Ready either.
+  await sleep(3000);
+  const notYet = await condition("harmonygateway", ns, "edge", "Ready");
+  assert.equal(notYet.c?.status, "False", notYet.c?.message);
+  assert.match(notYet.c?.message ?? "", /^0\/1 pods serving config/);
+  await kubectl([
+    "patch",
+    "pod",
+    "edge-pod",
+    "-n",
+    ns,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status: POD_READY }),
   ]);
   const ready = await eventually("gateway Ready", async () => {
     const r = await condition("harmonygateway", ns, "edge", "Ready");

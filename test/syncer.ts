@@ -8,6 +8,17 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+/**
+ * The status a kubelet reports for a running pod whose readiness probe passed (no kubelet runs in
+ * these tests), on 127.0.0.1 where the test's data plane listens.
+ */
+export const POD_READY = {
+  phase: "Running",
+  podIP: "127.0.0.1",
+  podIPs: [{ ip: "127.0.0.1" }],
+  conditions: [{ type: "Ready", status: "True" }],
+};
+
 export interface Syncer {
   dir: string;
   /** Number of swaps done. */

@@ -374,7 +374,10 @@ async function servingPods(
       (p) =>
         p.metadata?.labels?.[GATEWAY_LABEL] === gw.metadata.name && p.status?.podIP && !p.metadata?.deletionTimestamp,
     );
-  const hashes = await Promise.all(pods.map((p) => deps.probe(p.status!.podIP!, port).catch(() => undefined)));
+  // Serving means the kubelet has marked the pod Ready too: until then the Service sends it no
+  // traffic, and a client that waited for the gateway's Ready would be refused.
+  const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+  const hashes = await Promise.all(ready.map((p) => deps.probe(p.status!.podIP!, port).catch(() => undefined)));
   return { serving: hash ? hashes.filter((h) => h === hash).length : 0, total: pods.length };
 }
 
