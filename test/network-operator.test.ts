@@ -254,11 +254,12 @@ test("directory.json, config.toml and the pod mount follow the contract", async 
     hospitals: {
       domain: "hospitals.example",
       org: "org-b",
-      cert_path: "/etc/harmony/net/hospitals/tls.crt",
-      key_path: "/etc/harmony/net/hospitals/tls.key",
-      trust_bundle_path: "/etc/harmony/net/hospitals/ca.crt",
-      directory_path: "/etc/harmony/net/hospitals/directory.json",
-      export_path: "/etc/harmony/net/hospitals/export.jws",
+      // Relative to the config directory (/etc/harmony/config): the mount at /etc/harmony/net.
+      cert_path: "../net/hospitals/tls.crt",
+      key_path: "../net/hospitals/tls.key",
+      trust_bundle_path: "../net/hospitals/ca.crt",
+      directory_path: "../net/hospitals/directory.json",
+      export_path: "../net/hospitals/export.jws",
     },
   });
   assert.equal(toml.network.harmony?.harmony_network, "hospitals");

@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /**
  * The status a kubelet reports for a running pod whose readiness probe passed (no kubelet runs in
@@ -30,11 +30,17 @@ export function writeAtomically(dir: string, data: Record<string, string | Buffe
   mkdirSync(dir, { recursive: true });
   const stamp = `..${new Date().toISOString().replace(/[-:T]/g, "_").replace(/\..*/, "")}.${seq}`;
   mkdirSync(join(dir, stamp));
-  for (const [k, v] of Object.entries(data)) writeFileSync(join(dir, stamp, k), v);
+  // A key may be a path (a volume's `items`): the kubelet makes its directories inside the payload
+  // and links only the top-level name.
+  for (const [k, v] of Object.entries(data)) {
+    mkdirSync(dirname(join(dir, stamp, k)), { recursive: true });
+    writeFileSync(join(dir, stamp, k), v);
+  }
   const old = existsSync(join(dir, "..data")) ? readlinkSync(join(dir, "..data")) : undefined;
   symlinkSync(stamp, join(dir, "..data_tmp"));
   renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
-  for (const k of Object.keys(data)) if (!existsSync(join(dir, k))) symlinkSync(join("..data", k), join(dir, k));
+  for (const top of new Set(Object.keys(data).map((k) => k.split("/")[0]!)))
+    if (!existsSync(join(dir, top))) symlinkSync(join("..data", top), join(dir, top));
   if (old) rmSync(join(dir, old), { recursive: true, force: true });
 }
 
@@ -44,6 +50,8 @@ export function startSyncer(
   name: string,
   dir: string,
   kind: "configmap" | "secret" = "configmap",
+  /** The volume's `items` (key → path); without them every key is a file of its own name. */
+  items?: Record<string, string>,
 ): Syncer {
   let swaps = 0;
   let last = "";
@@ -80,10 +88,14 @@ export function startSyncer(
           if (text === last) continue;
           last = text;
           // A Secret's data is base64; the kubelet writes the decoded bytes.
-          const data =
+          let data: Record<string, string | Buffer> =
             kind === "secret"
               ? Object.fromEntries(Object.entries(ev.object.data).map(([k, v]) => [k, Buffer.from(v, "base64")]))
               : ev.object.data;
+          if (items)
+            data = Object.fromEntries(
+              Object.entries(items).flatMap(([k, path]) => (data[k] === undefined ? [] : [[path, data[k]]])),
+            );
           writeAtomically(dir, data, ++swaps);
         }
       }

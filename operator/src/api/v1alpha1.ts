@@ -449,6 +449,12 @@ export const PipelineBackend = Obj(
   {
     service: Enum(BACKEND_SERVICES, "Protocol spoken to the upstream."),
     url: Type.Optional(Str("Upstream base URL (http, fhir, dicomweb).", { pattern: "^https?://" })),
+    target: Type.Optional(
+      Str(
+        "Instead of url: an endpoint's global URI (`harmony://<network domain>/<org>/<endpoint>`), reached through the network's directory with mutual TLS.",
+        { pattern: "^harmony://", maxLength: 512 },
+      ),
+    ),
     options: Type.Optional(FreeForm("Further backend options, passed to the data plane as written.")),
     secretOptions: Type.Optional(List(SecretOption, "Options whose values come from Secrets.")),
     fileOptions: Type.Optional(
@@ -461,10 +467,11 @@ export const PipelineBackend = Obj(
   {
     "x-kubernetes-validations": [
       {
-        rule: "!(self.service in ['http', 'fhir', 'dicomweb']) || has(self.url)",
-        message: "url is required for http, fhir and dicomweb backends",
+        rule: "!(self.service in ['http', 'fhir', 'dicomweb']) || has(self.url) || has(self.target)",
+        message: "url (or target) is required for http, fhir and dicomweb backends",
         fieldPath: ".url",
       },
+      { rule: "!(has(self.url) && has(self.target))", message: "url and target are exclusive", fieldPath: ".target" },
     ],
   },
 );

@@ -6,6 +6,8 @@
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import type { HarmonyNetwork, NetworkPolicy } from "../api/network.js";
 import { attachment } from "../runner/attachment.js";
+import { posix } from "node:path";
+import { CONFIG_DIR } from "../translator/render.js";
 import { spiffeId } from "./pki.js";
 
 /** Where a gateway's network files are mounted; one directory per network. */
@@ -123,6 +125,12 @@ export function exportedEntries(net: HarmonyNetwork, entries: readonly Directory
   return entries.filter((e) => sel.some((s) => s.org === e.org && (s.name === undefined || s.name === e.endpoint)));
 }
 
+/** Member orgs spec.export selects (each `export.endpoints` item names one). */
+export function exportedOrgs(net: HarmonyNetwork, members: readonly string[]): string[] {
+  const sel = new Set((net.spec.export?.endpoints ?? []).map((s) => s.org));
+  return members.filter((o) => sel.has(o));
+}
+
 /** The contract's policy shape: camelCase CRD fields to the data plane's snake_case. */
 export function renderPolicy(p: NetworkPolicy): Record<string, unknown> {
   return {
@@ -147,6 +155,8 @@ export interface PeerImport {
   network: string;
   domain: string;
   entries: DirectoryEntry[];
+  /** The peer's member orgs its export selects (federation.ts ExportPayload.orgs). */
+  orgs?: string[];
   trustBundlePem: string;
 }
 
@@ -166,7 +176,8 @@ export function directoryDoc(
   const groupOrgs = new Set(orgs);
   for (const imp of imports) {
     for (const e of imp.entries) if (!byUri.has(e.uri)) byUri.set(e.uri, e);
-    if (imp.network === name && imp.domain === net.spec.domain) for (const e of imp.entries) groupOrgs.add(e.org);
+    if (imp.network === name && imp.domain === net.spec.domain)
+      for (const o of [...imp.entries.map((e) => e.org), ...(imp.orgs ?? [])]) groupOrgs.add(o);
   }
   return {
     version: 1,
@@ -178,9 +189,14 @@ export function directoryDoc(
   };
 }
 
-/** `[harmony_networks.<name>]` for one member gateway (contract keys; paths under NET_DIR). */
+/**
+ * `[harmony_networks.<name>]` for one member gateway (contract keys). Paths are relative to the
+ * config directory (`../net/<name>/...`), as file options render `../secrets/<key>`: the data plane
+ * resolves them from its config file, so the pod's mounts (NET_DIR beside CONFIG_DIR) and a data
+ * plane run elsewhere from the same sibling directories read the same files.
+ */
 export function networkTable(net: HarmonyNetwork, org: string, withExport: boolean): Record<string, unknown> {
-  const dir = `${NET_DIR}/${net.metadata.name}`;
+  const dir = posix.relative(CONFIG_DIR, `${NET_DIR}/${net.metadata.name}`);
   return {
     domain: net.spec.domain,
     org,

@@ -24,6 +24,12 @@ export interface ExportPayload {
   domain: string;
   issuer_cluster: string;
   entries: DirectoryEntry[];
+  /**
+   * Member orgs the export selects (an `export.endpoints` item names the org), endpoints or not: a
+   * peer cluster of the same logical network puts them in its group, so a gateway that only calls
+   * out (serves no entry) is still a known peer there.
+   */
+  orgs?: string[];
   trust_bundle_pem: string;
 }
 
@@ -83,11 +89,15 @@ export async function verifyExport(
       e.uri.startsWith(`harmony://${p.domain}/${e.org}/`) &&
       e.identity.startsWith(`spiffe://${p.domain}/org/${e.org}/gateway/`),
   );
+  const orgs = Array.isArray(p.orgs)
+    ? p.orgs.filter((o): o is string => typeof o === "string" && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(o))
+    : [];
   return {
     peer,
     network: String(p.network),
     domain: p.domain,
     entries,
+    orgs,
     trustBundlePem: p.trust_bundle_pem,
     exp: p.exp,
   };

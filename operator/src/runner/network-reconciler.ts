@@ -13,6 +13,7 @@ import type { KubeClients } from "../provider/kube.js";
 import { ensureCa } from "../network/ca-store.js";
 import {
   exportedEntries,
+  exportedOrgs,
   localEntries,
   memberGateways,
   memberOrgs,
@@ -133,6 +134,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       domain: net.spec.domain,
       issuer_cluster: deps.clusterName,
       entries: exported,
+      orgs: exportedOrgs(net, orgs),
       trust_bundle_pem: ca.bundlePem,
     };
     const key = createHash("sha256").update(canonical(payload)).update(ca.current.caPem).digest("hex");

@@ -476,6 +476,10 @@ export function renderPipeline(
   if (b.url !== undefined) backendOptions.base_url = b.url;
   paths.add(["backends", backendName, "service"], "spec.backends[0].service");
   if (b.url !== undefined) paths.add(["backends", backendName, "options", "base_url"], "spec.backends[0].url");
+  if (b.target !== undefined) {
+    backendOptions.target = b.target;
+    paths.add(["backends", backendName, "options", "target"], "spec.backends[0].target");
+  }
   (doc.backends as Table)[backendName] = { service: b.service, options: backendOptions };
   (doc.pipelines as Table)[id(p)] = {
     description: spec.description ?? `HarmonyPipeline ${ns}/${p.metadata.name}`,
