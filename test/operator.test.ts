@@ -377,7 +377,22 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
     gwRv,
   );
 
-  // Delete the gateway: its children are garbage-collected.
+  // Delete the gateway: its children are garbage-collected. The owner reference is what makes that
+  // happen; the collector itself is kube-controller-manager's, which learns a CRD's kind on its own
+  // discovery resync (30 s) and backs off while it cannot map it, hence the long wait.
+  const owners = (
+    await getJson<{ metadata: { ownerReferences?: { kind: string; name: string }[] } }>([
+      "get",
+      "configmap",
+      "edge-harmony-config",
+      "-n",
+      ns,
+    ])
+  ).metadata.ownerReferences;
+  assert.deepEqual(
+    owners?.map((o) => `${o.kind}/${o.name}`),
+    ["HarmonyGateway/edge"],
+  );
   await kubectl(["delete", "harmonygateway", "edge", "-n", ns, "--wait=true"]);
   await eventually(
     "the ConfigMap to be collected",
@@ -385,7 +400,7 @@ test("reconcile: ConfigMap, status on every resource, steady state without write
       const r = await cp.kubectl(["get", "configmap", "edge-harmony-config", "-n", ns]);
       return r.code !== 0 && /NotFound/.test(r.stderr) ? true : undefined;
     },
-    60_000,
+    180_000,
   );
 });
 
