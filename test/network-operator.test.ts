@@ -267,9 +267,13 @@ test("directory.json, config.toml and the pod mount follow the contract", async 
   assert.equal(gx.harmony_networks, undefined, "a non-member gateway renders no network");
   assert.equal(gx.network.harmony?.harmony_network, undefined);
 
-  const dep = await eventually("gw-b Deployment", () =>
-    A.get<{ spec: { template: { spec: PodSpec } } }>("/apis/apps/v1/namespaces/org-b/deployments/gw-b-harmony"),
-  );
+  // The Deployment may exist from before the gateway joined the network: wait for its network volume.
+  const dep = await eventually("gw-b Deployment with its network volume", async () => {
+    const d = await A.get<{ spec: { template: { spec: PodSpec } } }>(
+      "/apis/apps/v1/namespaces/org-b/deployments/gw-b-harmony",
+    );
+    return d?.spec.template.spec.volumes?.some((v) => v.name === "harmony-net") ? d : undefined;
+  });
   const vol = dep.spec.template.spec.volumes.find((v) => v.name === "harmony-net");
   assert.equal(vol?.secret?.secretName, "gw-b-harmony-net");
   assert.deepEqual(
