@@ -123,6 +123,21 @@ for link in "$out"/node_modules/@harmony/*; do
   move_modules "$stage/$dep/node_modules" "$link/node_modules"
 done
 rmdir "$out/node_modules/@harmony" 2>/dev/null || true
+# Files that node never loads from node_modules, a third of the bundle's bytes (issue 15: image size):
+# source maps (read only with --enable-source-maps, which the images do not set), type declarations and
+# TypeScript sources (node refuses to strip types under node_modules), Markdown documentation (license
+# texts stay, whatever their extension), prebuilt addons for the Bare runtime (`*.bare`: node cannot
+# load them) and each package's own test/docs folder. Every package keeps its package.json and license,
+# so the SBOM below still lists exactly the packages that are here. test/runtime-bundle.test.ts checks
+# that the data plane and the operator still run from the pruned tree.
+prune_modules() { # prune_modules <node_modules>
+  find "$1" -regextype posix-extended -type d \
+    -regex '.*/node_modules/(@[^/]+/)?[^/]+/(test|tests|__tests__|docs)' -prune -exec rm -rf {} +
+  find "$1" -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.bare' \
+    -o \( \( -iname '*.md' -o -iname '*.markdown' \) ! -iname 'licen[cs]e*' ! -iname 'notice*' ! -iname 'copying*' \) \) -delete
+  find "$1" -mindepth 1 -type d -empty -delete
+}
+prune_modules "$out/node_modules"
 # Every symlink left (node_modules/.bin) must stay inside the bundle.
 while IFS= read -r -d '' l; do
   target=$(readlink -f "$l") || die "dangling symlink $l"

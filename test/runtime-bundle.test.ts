@@ -102,6 +102,42 @@ test("data-plane bundle: package.json, dist, schema and production node_modules 
   assertSelfContained(dataplaneOut);
 });
 
+/** Paths under `dir`/node_modules that node never loads (runtime-bundle.sh prunes them: issue 15, image size). */
+function unloadable(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (d: string, inPackageRoot: boolean) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (inPackageRoot && ["test", "tests", "__tests__", "docs"].includes(e.name)) found.push(p);
+        // A package root is a node_modules/<name> or node_modules/@scope/<name> folder.
+        const parent = d.split("/").at(-1)!;
+        walk(p, parent === "node_modules" ? !e.name.startsWith("@") : parent.startsWith("@"));
+      } else if (
+        /\.(map|ts|mts|cts|bare)$/.test(e.name) ||
+        (/\.(md|markdown)$/i.test(e.name) && !/^(licen[cs]e|notice|copying)/i.test(e.name))
+      ) {
+        found.push(p);
+      }
+    }
+  };
+  walk(join(dir, "node_modules"), false);
+  return found;
+}
+
+test("bundles hold no source maps, type declarations, Markdown docs, Bare addons or package test folders", () => {
+  for (const [out, pkg] of [
+    [dataplaneOut, "undici"],
+    [operatorOut, "@kubernetes/client-node"],
+  ] as const) {
+    const extra = unloadable(out);
+    assert.deepEqual(extra.slice(0, 10), [], `${extra.length} files node never loads in ${out}`);
+    // License texts stay beside the code they cover, and every package keeps its manifest (the SBOM).
+    assert.ok(existsSync(join(out, "node_modules", pkg, "LICENSE")), `${pkg}'s LICENSE was pruned`);
+    assert.ok(existsSync(join(out, "node_modules", pkg, "package.json")));
+  }
+});
+
 test("the bundled data plane serves the default example with plain node, from outside the repository", async (t) => {
   const web = await freePort();
   const mgmt = await freePort();

@@ -55,6 +55,18 @@ function readArchive(path: string): Archive {
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
+/** Section names of a little-endian ELF64 file (enough for x86-64 Linux binaries). */
+function elfSections(elf: Buffer): string[] {
+  assert.equal(elf.toString("latin1", 0, 4), "\x7fELF");
+  const shoff = Number(elf.readBigUInt64LE(0x28));
+  const [entsize, count, strndx] = [elf.readUInt16LE(0x3a), elf.readUInt16LE(0x3c), elf.readUInt16LE(0x3e)];
+  const strtab = Number(elf.readBigUInt64LE(shoff + strndx * entsize + 0x18));
+  return Array.from({ length: count }, (_, i) => {
+    const at = strtab + elf.readUInt32LE(shoff + i * entsize);
+    return elf.toString("latin1", at, elf.indexOf(0, at));
+  });
+}
+
 test("oci-image.mjs: the same inputs give the same bytes, whatever the files' mtimes and the build dir", () => {
   const tmp = mkdtempSync(join(tmpdir(), "oci-image-test-"));
   try {
@@ -125,5 +137,46 @@ test("the data-plane and operator images: non-root, no shell, Node 24 at the dis
     );
     const components = (JSON.parse(sbom.toString("utf8")) as { components: unknown[] }).components;
     assert.ok(components.length > 10, `${name}: SBOM lists ${components.length} components`);
+  }
+});
+
+test("the data-plane image: node is stripped yet runs (ICU, snapshot), and its own /app checks a config", async () => {
+  const images = await buildImages();
+  const all = new Map(readArchive(images.dataplane).layers.flatMap((l) => [...l]));
+  // issue 15 (image size): debug info and the full symbol table are 17 of node's 121 MiB.
+  const sections = elfSections(all.get("nodejs/bin/node")!);
+  assert.ok(sections.includes(".dynsym"), "addons link against the dynamic symbols");
+  assert.deepEqual(
+    sections.filter((s) => s === ".symtab" || s.startsWith(".debug")),
+    [],
+  );
+  // The image's files on the host: its node, and /app as the image holds it (pruned node_modules).
+  const dir = mkdtempSync(join(tmpdir(), "image-files-"));
+  try {
+    for (const [path, body] of all) {
+      if (!path.startsWith("app/") && path !== "nodejs/bin/node") continue;
+      mkdirSync(join(dir, path, ".."), { recursive: true });
+      writeFileSync(join(dir, path), body, { mode: 0o755 });
+    }
+    const node = join(dir, "nodejs/bin/node");
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", NODE_ENV: "production" };
+    const intl =
+      'process.version + " " + new Intl.DateTimeFormat("de-DE", { month: "long", timeZone: "UTC" }).format(0)';
+    assert.match(execFileSync(node, ["-p", intl], { env, encoding: "utf8" }), /^v24\.\d+\.\d+ Januar\n$/);
+    // ESM links every static import before --check runs: the whole graph resolves from the pruned tree.
+    const check = execFileSync(
+      node,
+      [
+        "--max-semi-space-size=2",
+        join(dir, "app/dist/cli.js"),
+        "--check",
+        "--config",
+        join(ROOT, "examples/default/config.toml"),
+      ],
+      { env, encoding: "utf8", cwd: dir },
+    );
+    assert.match(check, /: ok \(/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
