@@ -154,7 +154,7 @@ test("the data-plane image: node is stripped yet runs (ICU, snapshot), and its o
   const dir = mkdtempSync(join(tmpdir(), "image-files-"));
   try {
     for (const [path, body] of all) {
-      if (!path.startsWith("app/") && path !== "nodejs/bin/node") continue;
+      if ((!path.startsWith("app/") && path !== "nodejs/bin/node") || path.endsWith("/")) continue;
       mkdirSync(join(dir, path, ".."), { recursive: true });
       writeFileSync(join(dir, path), body, { mode: 0o755 });
     }
