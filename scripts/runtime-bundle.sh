@@ -11,7 +11,8 @@
 #
 # <outdir> gets package.json, dist/ (compiled from the workspace's sources), the files it reads at run
 # time (the data plane's schema/) and node_modules/ with the
-# production dependencies at the versions package-lock.json pins (npm ci --omit=dev), laid out so that
+# production dependencies at the versions package-lock.json pins (npm ci --omit=dev), less the files
+# node never loads (prune_modules below), laid out so that
 # `node <outdir>/dist/<entry>.js` resolves everything inside <outdir>: workspace links become real
 # copies, and nothing points back into the repository. Needs the repository's dev dependencies
 # installed (npm ci) for the TypeScript compiler, and the npm registry (or a warm npm cache).
@@ -123,7 +124,7 @@ for link in "$out"/node_modules/@harmony/*; do
   move_modules "$stage/$dep/node_modules" "$link/node_modules"
 done
 rmdir "$out/node_modules/@harmony" 2>/dev/null || true
-# Files that node never loads from node_modules, a third of the bundle's bytes (issue 15: image size):
+# Files that node never loads from node_modules, half the bundle's bytes (issue 15: image size):
 # source maps (read only with --enable-source-maps, which the images do not set), type declarations and
 # TypeScript sources (node refuses to strip types under node_modules), Markdown documentation (license
 # texts stay, whatever their extension), prebuilt addons for the Bare runtime (`*.bare`: node cannot
