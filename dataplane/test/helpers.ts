@@ -115,12 +115,16 @@ export async function startDataplane(
       waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
     });
 
+  // A data plane that never starts must not outlive the failure: a live child keeps the test file from exiting.
   const started = await Promise.race([
     waitForLog((l) => l.message === "harmony data plane started", 15_000),
     exited.then(([code]) => {
       throw new Error(`data plane exited with ${String(code)} before starting:\n${err}`);
     }),
-  ]);
+  ]).catch((e: unknown) => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    throw e;
+  });
   const ports = started.ports as Record<string, number>;
   return {
     proc,
