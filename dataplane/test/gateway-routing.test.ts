@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { runCli, startDataplane, startUpstream, tempDir, writeTree, baseConfig } from "./helpers.js";
+import { http, runCli, startDataplane, startUpstream, tempDir, writeTree, baseConfig } from "./helpers.js";
 
 interface Match {
   name: string;
@@ -255,6 +255,23 @@ test("route precedence: a generated corpus agrees with the Gateway API model", a
   t.after(() => dp.stop());
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   t.after(() => agent.destroy());
+
+  // /admin/routes shows each entry's Gateway API match (one entry per hostname).
+  const listed = (await http(dp.url("management", "/admin/routes"))).json() as {
+    routes: { pipeline: string; path: string; match?: string; path_match?: string; precedence?: number }[];
+  };
+  const of = (p: string) =>
+    listed.routes
+      .filter((r) => r.pipeline === p)
+      .map(({ path, match, path_match, precedence }) => ({ path, match, path_match, precedence }));
+  assert.deepEqual(of("multi"), [
+    { path: "/multi", match: "host *.multi.org", path_match: undefined, precedence: undefined },
+    { path: "/multi", match: "host multi.example.com", path_match: undefined, precedence: undefined },
+  ]);
+  assert.deepEqual(of("prec_a"), [{ path: "/p", match: "host p.example.com", path_match: undefined, precedence: 2 }]);
+  assert.deepEqual(of("any_foo_exact"), [
+    { path: "/foo", match: undefined, path_match: "exact", precedence: undefined },
+  ]);
 
   // Rows written by hand: the model must say the same, so it is not merely the code restated.
   const rows: [Req, string | number][] = [
