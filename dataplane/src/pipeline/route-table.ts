@@ -21,6 +21,8 @@ export interface RouteEntry<R> {
   precedence?: number;
   /** Identity of `conditions` for duplicate detection (hostname, headers, query as written). */
   conditionsKey?: string;
+  /** A method mismatch here is no match at all (404), not a 405. */
+  methodMismatch404?: boolean;
 }
 
 export type MatchResult<R> = { route: R } | { allow: string[] } | undefined;
@@ -42,7 +44,7 @@ export class RouteTable<R> {
 
   add(entry: RouteEntry<R>): void {
     const key = this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix;
-    if (entry.exact || entry.conditions) this.simple = false;
+    if (entry.exact || entry.conditions || entry.methodMismatch404) this.simple = false;
     // Every entry gets the same shape, so the match loop's property reads stay monomorphic.
     this.entries.push({
       prefix: entry.prefix,
@@ -52,6 +54,7 @@ export class RouteTable<R> {
       conditions: entry.conditions,
       precedence: entry.precedence ?? 0,
       conditionsKey: entry.conditionsKey ?? "",
+      methodMismatch404: entry.methodMismatch404 === true,
       key,
       order: this.entries.length,
     });
@@ -96,6 +99,7 @@ export class RouteTable<R> {
         if (!conditionsMatch(c, req, host)) continue;
       }
       if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
+      if (e.methodMismatch404) continue;
       // 405 names the methods of the most specific entries the request met but for its method.
       if (allowOf === undefined || sameSpecificity(e, allowOf)) {
         allowOf = e;
