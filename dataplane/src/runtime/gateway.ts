@@ -410,9 +410,11 @@ export class Gateway {
       }
       if (!guardRequest(net, req, res, path, id, this.opts.logger)) return;
     }
-    const m = path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path) : undefined;
+    const search = q < 0 ? "" : url.slice(q);
+    const m =
+      path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path, { headers: req.headers, search }) : undefined;
     if (m && "route" in m) {
-      void execute(m.route, req, res, path, q < 0 ? "" : url.slice(q), live.deps);
+      void execute(m.route, req, res, path, search, live.deps);
       return;
     }
     const mg = live.gen.config.management;
@@ -555,6 +557,10 @@ export class Gateway {
               pipeline: e.route.pipeline.name,
               endpoint: e.route.endpointName,
               backend: e.route.pipeline.backendName || null,
+              // Gateway API matches, shown only where set (one entry per hostname).
+              ...(e.exact ? { path_match: "exact" } : {}),
+              ...(e.conditionsKey ? { match: e.conditionsKey } : {}),
+              ...(e.precedence ? { precedence: e.precedence } : {}),
             });
           }
         }
