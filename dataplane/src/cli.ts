@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** harmony-dataplane: run or check a Harmony TOML config. */
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
 import { createRegistry } from "./plugins/registry.js";
@@ -10,6 +11,9 @@ import { parseConfigSource } from "./config/kube/uri.js";
 import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { VERSION } from "./version.js";
+import { groupSettings } from "./runtime/workers/count.js";
+import { WorkerGroup } from "./runtime/workers/primary.js";
+import { runWorker } from "./runtime/workers/worker.js";
 
 const HELP = `Usage: harmony-dataplane [--config <file>] [--config-source <uri>] [--check]
 
@@ -89,13 +93,27 @@ async function main(): Promise<number> {
 
   const logger = createLogger(process.env.HARMONY_LOG_LEVEL ?? "info");
   const metrics = new Metrics();
+  const pollMs = process.env.HARMONY_POLL_MS ? Number(process.env.HARMONY_POLL_MS) : 2000;
+  if (cluster.isWorker) return runWorker({ configFile, registry, logger, metrics, version: VERSION, pollMs });
+  const settings = groupSettings(configFile);
+  if (settings.workers > 1) {
+    return runGroup(logger, {
+      configFile,
+      workers: settings.workers,
+      shutdownTimeoutMs: settings.shutdownTimeoutMs,
+      logger,
+      pollMs,
+      watch: process.env.HARMONY_WATCH !== "0",
+      ...(kubeSource ? { kubeSource } : {}),
+    });
+  }
   const gateway = new Gateway({
     configFile,
     registry,
     logger,
     metrics,
     version: VERSION,
-    pollMs: process.env.HARMONY_POLL_MS ? Number(process.env.HARMONY_POLL_MS) : 2000,
+    pollMs,
     watch: process.env.HARMONY_WATCH !== "0",
     ...(kubeSource ? { kubeSource } : {}),
   });
@@ -120,6 +138,42 @@ async function main(): Promise<number> {
       signalled = true;
       logger.info("draining", { signal });
       void gateway.shutdown().then(() => {
+        logger.info("stopped");
+        done(0);
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+/** proxy.workers > 1: this process is the group's primary (runtime/workers/primary.ts). */
+async function runGroup(logger: ReturnType<typeof createLogger>, opts: ConstructorParameters<typeof WorkerGroup>[0]) {
+  logger.defaultMeta = { ...(logger.defaultMeta as object), worker: "primary" };
+  const group = new WorkerGroup(opts);
+  let ports: Record<string, number>;
+  try {
+    ports = await group.start();
+  } catch (e) {
+    err(`harmony-dataplane: ${(e as Error).message}`);
+    await group.shutdown();
+    return 1;
+  }
+  logger.info("harmony data plane started", {
+    version: VERSION,
+    config: resolve(opts.configFile),
+    ports,
+    workers: opts.workers,
+    pids: group.pids(),
+  });
+  process.on("SIGHUP", () => void group.reload("sighup"));
+  return new Promise<number>((done) => {
+    let signalled = false;
+    const stop = (signal: string) => {
+      if (signalled) return;
+      signalled = true;
+      logger.info("draining", { signal });
+      void group.shutdown().then(() => {
         logger.info("stopped");
         done(0);
       });
