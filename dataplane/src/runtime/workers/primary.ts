@@ -76,6 +76,8 @@ export class WorkerGroup {
     registers: [this.own],
   });
   private exited: (() => void) | undefined;
+  /** Workers that said hello before worker 1 had started: they wait for its ports. */
+  private readonly held: Worker[] = [];
 
   constructor(private readonly opts: GroupOptions) {
     this.slots = Array.from({ length: opts.workers }, (_, index) => ({
@@ -91,13 +93,22 @@ export class WorkerGroup {
     }).set(opts.workers);
   }
 
-  /** Starts worker 1, then the others on its ports; rejects when any of them cannot start. */
+  /**
+   * Starts worker 1, then the others on its ports; rejects when any of them cannot start. All are
+   * forked at once, so the others load their code while worker 1 starts; they get their config
+   * (and worker 1's ports) when it has.
+   */
   async start(): Promise<Record<string, number>> {
     cluster.on("message", (w, m) => this.onMessage(w, m));
     cluster.on("exit", (w, code, signal) => this.onExit(w, code, signal));
-    await this.fork(this.slots[0]!);
+    const first = this.fork(this.slots[0]!);
+    const rest = this.slots.slice(1).map((s) => this.fork(s));
+    // Settled here too, so a failure of worker 1 does not leave the others' rejections unhandled.
+    const others = Promise.allSettled(rest);
+    await first;
     this.ports = { ...this.slots[0]!.state!.ports };
-    await Promise.all(this.slots.slice(1).map((s) => this.fork(s)));
+    for (const w of this.held.splice(0)) this.init(w);
+    for (const r of await others) if (r.status === "rejected") throw r.reason as Error;
     this.starting = false;
     if (this.opts.watch) {
       this.watcher = new ConfigWatcher({
@@ -137,7 +148,8 @@ export class WorkerGroup {
     if (!slot) return;
     switch (m.t) {
       case "harmony:hello":
-        this.send(w, { t: "harmony:init", ports: this.ports, overlay: toWire(this.overlay) });
+        if (this.starting && slot.index > 0 && !this.slots[0]!.state) this.held.push(w);
+        else this.init(w);
         return;
       case "harmony:started":
         slot.state = m.state;
@@ -153,6 +165,10 @@ export class WorkerGroup {
         this.answer(w, m.id, m.what === "reload" ? this.reload(m.trigger ?? "api") : this.question(m.what));
         return;
     }
+  }
+
+  private init(w: Worker): void {
+    this.send(w, { t: "harmony:init", ports: this.ports, overlay: toWire(this.overlay) });
   }
 
   private question(what: "readiness" | "metrics" | "workers"): Promise<unknown> {
