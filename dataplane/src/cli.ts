@@ -12,14 +12,14 @@ import { createLogger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { VERSION } from "./version.js";
 import { groupSettings } from "./runtime/workers/count.js";
-import { WorkerGroup } from "./runtime/workers/primary.js";
-import { runWorker } from "./runtime/workers/worker.js";
+import type { GroupOptions } from "./runtime/workers/primary.js";
 
 const HELP = `Usage: harmony-dataplane [--config <file>] [--config-source <uri>] [--check]
 
 Runs the Harmony data plane on a Harmony TOML config (main file plus the *.toml files under
 proxy.pipelines_path and proxy.transforms_path). The config is watched and hot-reloaded; SIGHUP
-and POST /admin/reload reload it too. SIGTERM/SIGINT drain in-flight requests and exit.
+and POST /admin/reload reload it too. SIGTERM/SIGINT drain in-flight requests and exit. With
+proxy.workers > 1 this process is the primary of that many workers: signals go to it.
 
 Options:
   -c, --config <file>  Main config file (default: $HARMONY_CONFIG, else ./config/config.toml)
@@ -94,7 +94,11 @@ async function main(): Promise<number> {
   const logger = createLogger(process.env.HARMONY_LOG_LEVEL ?? "info");
   const metrics = new Metrics();
   const pollMs = process.env.HARMONY_POLL_MS ? Number(process.env.HARMONY_POLL_MS) : 2000;
-  if (cluster.isWorker) return runWorker({ configFile, registry, logger, metrics, version: VERSION, pollMs });
+  // The group's modules load only in a group (proxy.workers > 1).
+  if (cluster.isWorker) {
+    const { runWorker } = await import("./runtime/workers/worker.js");
+    return runWorker({ configFile, registry, logger, metrics, version: VERSION, pollMs });
+  }
   const settings = groupSettings(configFile);
   if (settings.workers > 1) {
     return runGroup(logger, {
@@ -148,8 +152,9 @@ async function main(): Promise<number> {
 }
 
 /** proxy.workers > 1: this process is the group's primary (runtime/workers/primary.ts). */
-async function runGroup(logger: ReturnType<typeof createLogger>, opts: ConstructorParameters<typeof WorkerGroup>[0]) {
+async function runGroup(logger: ReturnType<typeof createLogger>, opts: GroupOptions) {
   logger.defaultMeta = { ...(logger.defaultMeta as object), worker: "primary" };
+  const { WorkerGroup } = await import("./runtime/workers/primary.js");
   const group = new WorkerGroup(opts);
   let ports: Record<string, number>;
   try {

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { lineChunks } from "../src/observability/access-log.js";
 import { baseConfig, eventually, http, runCli, startDataplane, writeTree, type Dataplane } from "./helpers.js";
 
 interface WorkerInfo {
@@ -138,6 +139,12 @@ test("proxy.workers = 2: both serve one port, metrics aggregate, reloads reach b
     for (let i = 0; i < 6; i++) assert.equal((await http(dp.url("default", "/extra/x"), { agent: false })).status, 200);
     const m2 = (await http(dp.url("management", "/metrics"))).text;
     assert.equal(metric(m2, /^harmony_config_last_reload_successful (\d+)$/m), 0);
+    // Two processes on one stdout: every line is whole JSON, and both workers' access lines are there.
+    assert.deepEqual(
+      dp.logs.filter((l) => l.level === "raw"),
+      [],
+    );
+    assert.ok(dp.logs.filter((l) => l.message === "access").length >= sent);
   } finally {
     await dp.stop();
   }
@@ -199,4 +206,23 @@ test('proxy.workers: the schema takes an integer >= 1 or "auto", nothing else', 
     assert.equal(r.code, ok ? 0 : 1, `workers = ${v}: ${r.stderr}`);
     if (ok) assert.doesNotMatch(r.stderr, /workers/, `workers = ${v} draws no warning`);
   }
+});
+
+test("access-log batches of a group's worker leave in whole lines of at most PIPE_BUF bytes", () => {
+  const line = (n: number) => `{"n":${n},"path":"/é${"x".repeat(n % 300)}"}\n`;
+  const text = Array.from({ length: 500 }, (_, n) => line(n)).join("");
+  const parts = lineChunks(text, 4096);
+  assert.ok(parts.length > 1);
+  assert.equal(Buffer.concat(parts).toString(), text, "nothing lost, nothing reordered");
+  for (const p of parts) {
+    assert.ok(p.length <= 4096, `a write of ${p.length} bytes`);
+    assert.equal(p[p.length - 1], 0x0a, "every write ends at a line end");
+  }
+  // A single line longer than the cap goes alone, whole.
+  const long = `{"p":"${"y".repeat(10_000)}"}\n`;
+  const alone = lineChunks(line(1) + long + line(2), 4096);
+  assert.deepEqual(
+    alone.map((b) => b.toString()),
+    [line(1), long, line(2)],
+  );
 });

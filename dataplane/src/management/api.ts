@@ -63,7 +63,13 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
   admin.use((req, res, next) => authorize(view, req, res, next));
   admin.get("/info", async (_req, res, next) => {
     try {
-      res.json({ ...view.info(), ...(view.workers ? { workers: await view.workers() } : {}) });
+      const info = view.info();
+      if (view.group) {
+        // A group's workers: the primary watches the API, so its status is the one to show.
+        const g = await view.group();
+        if (g.kubernetes) info.config.kubernetes = g.kubernetes;
+        res.json({ ...info, workers: g.workers });
+      } else res.json(info);
     } catch (e) {
       next(e);
     }

@@ -15,8 +15,8 @@ export interface ManagementView {
     | Promise<{ ready: boolean; reason?: string; configHash?: string }>;
   /** A group's metrics, aggregated over its workers; unset: this process's registry. */
   metrics?(): Promise<string>;
-  /** A group's workers, for /admin/info; unset in a single process. */
-  workers?(): Promise<unknown[]>;
+  /** A group's workers and the primary's API source, for /admin/info; unset in a single process. */
+  group?(): Promise<{ workers: unknown[]; kubernetes?: object }>;
   info(): {
     id: string;
     version: string;

@@ -101,7 +101,7 @@ export interface GroupHooks {
   reload(trigger: string): Promise<ReloadResult>;
   readiness(): Promise<Readiness>;
   metrics(): Promise<string>;
-  workers(): Promise<unknown[]>;
+  group(): Promise<{ workers: unknown[]; kubernetes?: object }>;
 }
 
 export class Gateway {
@@ -583,9 +583,7 @@ export class Gateway {
         return { loopback: this.live?.managementLoopback ?? true, allowed: mg?.enabled ? mg.allowedHosts : [] };
       },
       readiness: () => this.opts.group?.readiness() ?? this.localReadiness(),
-      ...(this.opts.group
-        ? { metrics: () => this.opts.group!.metrics(), workers: () => this.opts.group!.workers() }
-        : {}),
+      ...(this.opts.group ? { metrics: () => this.opts.group!.metrics(), group: () => this.opts.group!.group() } : {}),
       info: () => {
         const live = this.live!;
         return {

@@ -25,7 +25,7 @@ export interface WorkerState {
 }
 
 /** What a worker asks the primary on behalf of its management API (the group answers). */
-export type Ask = "reload" | "readiness" | "metrics" | "workers";
+export type Ask = "reload" | "readiness" | "metrics" | "group";
 
 export type ToWorker =
   | { t: "harmony:init"; ports: Record<string, number>; overlay?: WireOverlay }

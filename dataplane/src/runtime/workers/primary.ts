@@ -171,10 +171,13 @@ export class WorkerGroup {
     this.send(w, { t: "harmony:init", ports: this.ports, overlay: toWire(this.overlay) });
   }
 
-  private question(what: "readiness" | "metrics" | "workers"): Promise<unknown> {
+  private question(what: "readiness" | "metrics" | "group"): Promise<unknown> {
     if (what === "readiness") return this.readiness();
     if (what === "metrics") return this.metrics();
-    return this.workerList();
+    return this.workerList().then((workers) => ({
+      workers,
+      ...(this.kube ? { kubernetes: this.kube.status() } : {}),
+    }));
   }
 
   private answer(w: Worker, id: number, p: Promise<unknown>): void {

@@ -38,7 +38,7 @@ export async function runWorker(opts: Omit<GatewayOptions, "group" | "watch" | "
     reload: (trigger) => ask("reload", trigger),
     readiness: () => ask("readiness"),
     metrics: () => ask("metrics"),
-    workers: () => ask("workers"),
+    group: () => ask("group"),
   };
   const gateway = new Gateway({ ...opts, watch: false, group });
   const state = (): WorkerState => ({ ...gateway.workerState(), ports: gateway.boundPorts() });
