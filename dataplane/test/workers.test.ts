@@ -5,10 +5,20 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { lineChunks } from "../src/observability/access-log.js";
-import { baseConfig, eventually, http, runCli, startDataplane, writeTree, type Dataplane } from "./helpers.js";
+import {
+  baseConfig,
+  eventually,
+  freePort,
+  http,
+  runCli,
+  startDataplane,
+  writeTree,
+  type Dataplane,
+} from "./helpers.js";
 
 interface WorkerInfo {
   worker: number;
@@ -226,3 +236,61 @@ test("access-log batches of a group's worker leave in whole lines of at most PIP
     [line(1), long, line(2)],
   );
 });
+
+/** dcmtk's echoscu: a C-ECHO from an independent implementation. */
+const echoscu = (port: number) =>
+  spawnSync("echoscu", ["-to", "10", "-aec", "HARMONY", "127.0.0.1", String(port)]).status === 0;
+const hasEchoscu = spawnSync("echoscu", ["--version"]).status === 0;
+
+test(
+  "proxy.workers = 2: a DIMSE listener is bound once, by worker 1, and again by its replacement",
+  { skip: hasEchoscu ? false : "dcmtk's echoscu is not installed (bash test/peers/peers.sh install)" },
+  async () => {
+    const port = await freePort();
+    const dir = writeTree({
+      "config.toml":
+        config() +
+        `
+[pipelines.scp]
+endpoints = ["scp"]
+backends = ["echo_out"]
+[endpoints.scp]
+service = "dicom"
+[endpoints.scp.options]
+port = ${port}
+bind_address = "127.0.0.1"
+local_aet = "HARMONY"
+`,
+    });
+    const dp = await startDataplane(join(dir, "config.toml"));
+    try {
+      // Worker 2 started without an EADDRINUSE: it never tried the port.
+      const bound = () => dp.logs.filter((l) => l.message === "DICOM listener started");
+      assert.deepEqual(
+        bound().map((l) => l.worker),
+        [1],
+      );
+      assert.equal((await http(dp.url("management", "/readyz"))).status, 200);
+      for (let i = 0; i < 3; i++) assert.ok(echoscu(port), "C-ECHO through worker 1");
+
+      const first = (await workers(dp))[0]!.pid!;
+      process.kill(first, "SIGKILL");
+      await eventually(
+        "a new worker 1, ready, with the DIMSE listener",
+        async () => {
+          const ws = await workers(dp);
+          const ready = (await http(dp.url("management", "/readyz"))).status === 200;
+          return ready && ws[0]?.pid !== first && bound().length === 2;
+        },
+        { timeoutMs: 60_000 },
+      );
+      assert.deepEqual(
+        bound().map((l) => l.worker),
+        [1, 1],
+      );
+      assert.ok(echoscu(port), "C-ECHO through the new worker 1");
+    } finally {
+      await dp.stop();
+    }
+  },
+);
