@@ -188,6 +188,16 @@ test("proxy.workers = 2: a killed worker is replaced and logged; SIGTERM stops t
     const metrics = (await http(dp.url("management", "/metrics"))).text;
     assert.equal(metric(metrics, /^harmony_worker_restarts_total (\d+)$/m), 1);
     pids = now.map((w) => w.pid!);
+    // SIGHUP to the primary reloads the group, the new worker included.
+    process.kill(dp.pid, "SIGHUP");
+    const hup = await dp.waitForLog((l) => l.message === "workers reloaded" && l.trigger === "sighup", 30_000);
+    assert.deepEqual(
+      (hup.workers as { worker: number; ok: boolean }[]).map((w) => [w.worker, w.ok]),
+      [
+        [1, true],
+        [2, true],
+      ],
+    );
   } finally {
     assert.equal(await dp.stop("SIGTERM"), 0);
   }
