@@ -417,3 +417,57 @@ test("a hostile or broken API answer (garbage event, 410, 500 with a body) never
   assert.ok(!all.includes(leak), "a response body or Secret value in the log");
   assert.ok(!all.includes("fake-token-0f9c"), "the token in the log");
 });
+
+test("proxy.workers = 2 with --config-source: the primary watches the API once and every worker serves its revisions", async (t) => {
+  const dir = tempDir();
+  const secretDir = tempDir();
+  writeFileSync(join(secretDir, "pw"), OLD_PASS);
+  const grouped = main.replace("[proxy]\n", "[proxy]\nworkers = 2\n");
+  const v1 = { "config.toml": grouped, "pipeline.a.toml": pipeline("a", "/a", secretDir) };
+  writeAtomically(dir, v1, 1);
+  await applyConfigMap(v1);
+  await applySecret(OLD_PASS);
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
+    "--config-source",
+    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
+    "--kubeconfig",
+    saKubeconfig,
+  ]);
+  t.after(() => dp.stop());
+  type GroupInfo = Info & { workers: { worker: number; config_hash?: string; last_reload?: { ok: boolean } }[] };
+  const groupInfo = async () => (await http(dp.url("management", "/admin/info"))).json() as GroupInfo;
+  const context = () =>
+    dp.logs
+      .map((l) => JSON.stringify(l))
+      .join("\n")
+      .slice(-4000);
+  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
+    eventually(what, fn, { timeoutMs: 30_000, context });
+  await wait("the API source to connect", async () => (await groupInfo()).config.kubernetes?.connected);
+
+  // A revision through the API (and a new Secret value) reaches both workers; the files never change.
+  await applySecret(NEW_PASS);
+  await applyConfigMap({ "config.toml": grouped + "# rev 2\n", "pipeline.a.toml": pipeline("a", "/b", secretDir) });
+  const served = await wait("both workers on the API's revision", async () => {
+    const i = await groupInfo();
+    const hashes = new Set(i.workers.map((w) => w.config_hash));
+    return i.workers.length === 2 && hashes.size === 1 && i.config.source === "kubernetes" ? i : undefined;
+  });
+  for (let n = 0; n < 6; n++) {
+    const r = await http(dp.url("default", "/b/x"), { headers: basic(NEW_PASS), agent: false });
+    assert.equal(r.status, 200, r.text);
+  }
+  // One watch for the group: the primary's, not one per worker.
+  assert.ok(dp.logs.some((l) => l.message === "workers reloaded" && l.trigger === "kubernetes"));
+
+  // A broken revision is refused by both workers; both keep serving the last good one.
+  await applyConfigMap({ "config.toml": grouped, "pipeline.a.toml": "# broken\n[pipelines.a\n" });
+  const refused = await wait("both workers to refuse it", async () => {
+    const i = await groupInfo();
+    return i.workers.every((w) => w.last_reload?.ok === false) ? i : undefined;
+  });
+  assert.ok(refused.workers.every((w) => w.config_hash === served.workers[0]!.config_hash));
+  assert.equal((await http(dp.url("default", "/b/x"), { headers: basic(NEW_PASS), agent: false })).status, 200);
+  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  for (const secret of [OLD_PASS, NEW_PASS, saToken]) assert.ok(!all.includes(secret), "a secret in the logs");
+});

@@ -334,6 +334,14 @@ def add_round_ratios(records):
             if floor and cpu is not None and floor["cpu_us_per_req"] is not None and r["target"] != "direct"
             else None,
         }
+        # Two worker processes (proxy.workers = 2, worker_processes 2): against the same with one.
+        if r["target"] in WORKER_PAIRS:
+            one = by.get(WORKER_PAIRS[r["target"]])
+            w2 = by.get("nginx-w2")
+            r["ratios"]["rps_vs_one_worker"] = ratio(r["rps"], one and one["rps"])
+            r["ratios"]["cpu_vs_one_worker"] = ratio(cpu, one and one["cpu_us_per_req"])
+            r["ratios"]["rps_vs_nginx_w2"] = ratio(r["rps"], w2 and w2["rps"])
+            r["ratios"]["cpu_vs_nginx_w2"] = ratio(cpu, w2 and w2["cpu_us_per_req"])
 
 
 # ----------------------------------------------------------------- summary
@@ -438,6 +446,36 @@ def summarize(size, recs, target_names):
             + (" **WARNING: an idle target is busy; the other targets' numbers are disturbed.**"
                if max(worst.values()) > 5 else "")
         )
+    return lines
+
+
+# Each two-worker target and its one-worker counterpart.
+WORKER_PAIRS = {"harmony-w2": "harmony", "nginx-w2": "nginx"}
+
+
+def worker_lines(all_recs, target_names):
+    """Two worker processes against one (the scaling) and harmony-w2 against nginx-w2, same round."""
+    names = [n for n in target_names if n in WORKER_PAIRS]
+    if not names:
+        return []
+    lines = ["### Two worker processes (spread over every CPU, shared with wrk and the upstream), "
+             "median of per-round values", ""]
+    lines.append("| size | target | req/s | CPU % of a core | req/s ÷ 1 worker | CPU/req ÷ 1 worker "
+                 "| req/s ÷ nginx-w2 | CPU/req ÷ nginx-w2 |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for size in sorted({r["size"] for r in all_recs}):
+        for name in names:
+            rs = [r for r in all_recs if r["size"] == size and r["target"] == name and "rps" in r]
+            if not rs:
+                continue
+            m = lambda k: med([r["ratios"].get(k) for r in rs])  # noqa: E731
+            lines.append(
+                f"| {size} | {name} | {fmt(med([r['rps'] for r in rs]), thousands=True)} "
+                f"| {fmt(med([r['target_cpu_pct'] for r in rs]), 0)} "
+                f"| {fmt(m('rps_vs_one_worker'))} | {fmt(m('cpu_vs_one_worker'))} "
+                f"| {fmt(m('rps_vs_nginx_w2'))} | {fmt(m('cpu_vs_nginx_w2'))} |"
+            )
+    lines.append("")
     return lines
 
 
@@ -615,6 +653,7 @@ def main():
                       + ", ".join(f"{k} {v}" for k, v in held.items()) + ".")
         md.append("")
     md.extend(floor_lines(turns, names))
+    md.extend(worker_lines(turns, names))
     md.extend(goal_lines(turns, names))
     md.append("")
     md.append(f"Raw per-round results: `{args.out}`")

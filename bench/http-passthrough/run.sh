@@ -9,16 +9,18 @@
 #   TARGETS="direct nginx harmony express-hpm" subset/order of targets (nginx is the ratio baseline);
 #                                              also: floor (node:http + undici, no features),
 #                                              harmony-nolog (harmony with logging.access_log = false),
-#                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build)
+#                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build),
+#                                              harmony-w2 (proxy.workers = 2), nginx-w2 (worker_processes 2)
 #   SIZES="1k 1m"                              body sizes
 #   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
+#   W2_CPUS=all                                CPUs of the two-worker targets (taskset list; all: every CPU)
 #   HARMONY_READY_TIMEOUT=60                   seconds to wait for harmony's /readyz
 #   HARMONY_BASE_CLI=<checkout>/dataplane/dist/cli.js  the `harmony-base` target's entry point
 #   HARMONY_BASE_NODE_FLAGS (default: HARMONY_NODE_FLAGS)  its node flags
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
 # 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor,
-# 19181/19191 harmony-nolog, 19182/19192 harmony-base.
+# 19181/19191 harmony-nolog, 19182/19192 harmony-base, 19183/19193 harmony-w2, 19081 nginx-w2.
 #
 # This is a benchmark, not a test: PASS/MISS against the project's targets is
 # reported, never turned into an exit code. The exit code is non-zero only when
@@ -42,6 +44,7 @@ HARMONY_READY_TIMEOUT=${HARMONY_READY_TIMEOUT:-60}
 HARMONY_CLI=${HARMONY_CLI:-$ROOT/dataplane/dist/cli.js}
 HARMONY_BASE_CLI=${HARMONY_BASE_CLI:-}
 HARMONY_BASE_NODE_FLAGS=${HARMONY_BASE_NODE_FLAGS-$HARMONY_NODE_FLAGS}
+W2_CPUS=${W2_CPUS:-all}
 
 UPSTREAM_PORT=19000
 DIRECT_PORT=19001
@@ -64,7 +67,7 @@ for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; 
 done
 ((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
 for t in $TARGETS; do
-  case $t in direct | nginx | harmony | harmony-nolog | harmony-base | express-hpm | floor) ;;
+  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | express-hpm | floor) ;;
     *) die "unknown target '$t' in TARGETS" ;;
   esac
 done
@@ -94,7 +97,7 @@ if has_target harmony-base; then
   [[ -n $HARMONY_BASE_CLI && -f $HARMONY_BASE_CLI ]] ||
     die "harmony-base: set HARMONY_BASE_CLI to a built dataplane/dist/cli.js (see bench/README.md, Baseline)"
 fi
-if { has_target harmony || has_target harmony-nolog; } && [[ ! -f $HARMONY_CLI ]]; then
+if { has_target harmony || has_target harmony-nolog || has_target harmony-w2; } && [[ ! -f $HARMONY_CLI ]]; then
   if [[ $HARMONY_CLI == "$ROOT/dataplane/dist/cli.js" ]]; then
     log "building the data plane (npm run build --workspace dataplane)"
     (cd "$ROOT" && npm run build --workspace dataplane) >&2 ||
@@ -106,7 +109,8 @@ fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $UPSTREAM_PORT $DIRECT_PORT $NGINX_PORT $HARMONY_PORT $HARMONY_MGMT_PORT $EXPRESS_HPM_PORT $FLOOR_PORT \
-  $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)); do
+  $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) \
+  $((HARMONY_PORT + 3)) $((HARMONY_MGMT_PORT + 3)) $((NGINX_PORT + 1)); do
   port_in_use "$p" && die "127.0.0.1:$p is already in use (a previous run still alive?)"
 done
 
@@ -193,23 +197,25 @@ add_target() { # NAME PORT PID
   TARGETS_JSON+="{\"name\":\"$1\",\"url\":\"http://127.0.0.1:$2\",\"pid\":$3}"
 }
 
-# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS: one data plane as a target. Each gets its
+# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS [WORKERS CPUS]: one data plane as a target. Each gets its
 # config in a directory of its own: the data plane watches its config for hot reload, and
 # nothing else (logs, results) may change next to it.
 start_harmony() {
-  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 toml pid desc
+  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 workers=${7:-1} cpus=${8:-$PROXY_CPU} toml pid desc
   mkdir -p "$WORK/$name-config"
   toml=$WORK/$name-config/harmony.toml
   sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$port|g" \
-    -e "s|@HARMONY_MGMT_PORT@|$mport|g" -e "s|@ACCESS_LOG@|$access|g" \
+    -e "s|@HARMONY_MGMT_PORT@|$mport|g" -e "s|@ACCESS_LOG@|$access|g" -e "s|@WORKERS@|$workers|g" \
     "$HERE/harmony.toml.tmpl" >"$toml"
+  # One worker: no line at all, so an older build (harmony-base) reads the config it always did.
+  ((workers > 1)) || sed -i '/^workers = /d' "$toml"
   if ! node "$cli" --config "$toml" --check >"$WORK/$name-check.log" 2>&1; then
     cat "$WORK/$name-check.log" >&2
     die "$name: config check failed: $cli --config $toml --check"
   fi
   # stdout is the JSON access log; stderr is everything else.
   # V8 flags as the data-plane image sets them (docker/dataplane.Dockerfile NODE_OPTIONS).
-  NODE_ENV=production taskset -c "$PROXY_CPU" node $flags "$cli" --config "$toml" \
+  NODE_ENV=production taskset -c "$cpus" node $flags "$cli" --config "$toml" \
     >"$WORK/$name-access.log" 2>"$WORK/$name-stderr.log" &
   pid=$!
   started "$name" "$pid"
@@ -228,6 +234,31 @@ start_harmony() {
   HARMONY_DESC+="${HARMONY_DESC:+; }$desc"
   add_target "$name" "$port" "$pid"
 }
+
+# start_nginx NAME PORT WORKERS CPUS: nginx as a target, its config rendered into $WORK/NAME.
+start_nginx() {
+  local name=$1 port=$2 workers=$3 cpus=$4 user_line="" pid
+  mkdir -p "$WORK/$name/tmp"
+  if [[ $(id -u) == 0 ]]; then
+    user_line="user nobody nogroup;"
+    chown nobody:nogroup "$WORK/$name/tmp"
+  fi
+  sed -e "s|@WORKDIR@/nginx|$WORK/$name|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+    -e "s|@NGINX_PORT@|$port|g" -e "s|@NGINX_USER_LINE@|$user_line|g" \
+    -e "s|^worker_processes 1;|worker_processes $workers;|" \
+    "$HERE/nginx.conf.tmpl" >"$WORK/$name/nginx.conf"
+  "$NGINX_BIN" -t -q -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log" ||
+    die "$name config test failed ($WORK/$name/nginx.conf)"
+  taskset -c "$cpus" "$NGINX_BIN" -p "$WORK/$name" -c "$WORK/$name/nginx.conf" \
+    -e "$WORK/$name/error.log" >"$WORK/$name/stdout.log" 2>&1 &
+  pid=$!
+  started "$name" "$pid"
+  wait_ready "$name" "$pid" "http://127.0.0.1:$port/1k" 15 "$WORK/$name/error.log"
+  add_target "$name" "$port" "$pid"
+}
+
+W2_CPU_LIST=$W2_CPUS
+[[ $W2_CPUS == all ]] && W2_CPU_LIST="0-$((NCPU - 1))"
 
 HARMONY_DESC=""
 for t in $TARGETS; do
@@ -260,9 +291,14 @@ for t in $TARGETS; do
       wait_ready nginx "$pid" "http://127.0.0.1:$NGINX_PORT/1k" 15 "$WORK/nginx/error.log"
       add_target nginx "$NGINX_PORT" "$pid"
       ;;
+    nginx-w2) start_nginx nginx-w2 $((NGINX_PORT + 1)) 2 "$W2_CPU_LIST" ;;
     harmony) start_harmony harmony "$HARMONY_CLI" "$HARMONY_PORT" "$HARMONY_MGMT_PORT" true "$HARMONY_NODE_FLAGS" ;;
     harmony-nolog)
       start_harmony harmony-nolog "$HARMONY_CLI" $((HARMONY_PORT + 1)) $((HARMONY_MGMT_PORT + 1)) false "$HARMONY_NODE_FLAGS"
+      ;;
+    harmony-w2)
+      start_harmony harmony-w2 "$HARMONY_CLI" $((HARMONY_PORT + 3)) $((HARMONY_MGMT_PORT + 3)) true "$HARMONY_NODE_FLAGS" \
+        2 "$W2_CPU_LIST"
       ;;
     harmony-base)
       start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \
@@ -322,7 +358,7 @@ started rounds.py $!
 wait $! || rc=$?
 ((rc == 0)) || die "measurement aborted (rounds.py exit $rc)"
 
-for h in harmony harmony-nolog harmony-base; do
+for h in harmony harmony-nolog harmony-base harmony-w2; do
   has_target $h || continue
   log "$h access log: $WORK/$h-access.log ($(wc -l <"$WORK/$h-access.log") lines, $(du -h "$WORK/$h-access.log" | cut -f1))"
 done

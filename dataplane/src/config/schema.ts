@@ -109,6 +109,12 @@ export const ProxySection = Obj(
       }),
     ),
     path_normalization: Type.Optional(PathNormalizationSection),
+    workers: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal("auto")], {
+        description:
+          'Worker processes serving the HTTP listeners (default 1: one process); "auto": one per available core. Each worker binds the listeners with SO_REUSEPORT; DIMSE listeners stay in worker 1; reloads, /readyz, /metrics and the admin API answer for the whole group. Read at start: a change takes effect at the next restart.',
+      }),
+    ),
   },
   "Process-wide settings.",
 );

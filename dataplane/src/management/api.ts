@@ -19,15 +19,19 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
-  app.get("/readyz", (_req, res) => {
+  app.get("/readyz", async (_req, res, next) => {
     // The config hash is here (unauthenticated, like the probe itself) so the operator can tell
     // which config each pod serves without an admin token.
-    const r = view.readiness();
-    res.status(r.ready ? 200 : 503).json({
-      status: r.ready ? "ready" : "not ready",
-      ...(r.reason ? { reason: r.reason } : {}),
-      ...(r.configHash ? { config_hash: r.configHash } : {}),
-    });
+    try {
+      const r = await view.readiness();
+      res.status(r.ready ? 200 : 503).json({
+        status: r.ready ? "ready" : "not ready",
+        ...(r.reason ? { reason: r.reason } : {}),
+        ...(r.configHash ? { config_hash: r.configHash } : {}),
+      });
+    } catch (e) {
+      next(e);
+    }
   });
   // Probes stay answerable under any Host (kubelet sends the pod IP); everything below is checked.
   app.use((req, res, next) => {
@@ -48,7 +52,8 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
   });
   app.get("/metrics", async (_req, res, next) => {
     try {
-      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      const text = view.metrics ? await view.metrics() : await metrics.registry.metrics();
+      res.type(metrics.registry.contentType).send(text);
     } catch (e) {
       next(e);
     }
@@ -56,8 +61,18 @@ export function createManagementApp(view: ManagementView, metrics: Metrics): exp
 
   const admin = express.Router();
   admin.use((req, res, next) => authorize(view, req, res, next));
-  admin.get("/info", (_req, res) => {
-    res.json(view.info());
+  admin.get("/info", async (_req, res, next) => {
+    try {
+      const info = view.info();
+      if (view.group) {
+        // A group's workers: the primary watches the API, so its status is the one to show.
+        const g = await view.group();
+        if (g.kubernetes) info.config.kubernetes = g.kubernetes;
+        res.json({ ...info, workers: g.workers });
+      } else res.json(info);
+    } catch (e) {
+      next(e);
+    }
   });
   admin.get("/pipelines", (_req, res) => {
     res.json({ pipelines: view.pipelines() });

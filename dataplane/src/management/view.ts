@@ -9,7 +9,14 @@ export interface ManagementView {
   loopbackOnly(): boolean;
   /** What the Host and Origin checks allow (management/hosts.ts). */
   hostPolicy(): HostPolicy;
-  readiness(): { ready: boolean; reason?: string; configHash?: string };
+  /** A group of workers answers for all of them, so asynchronously (runtime/workers/). */
+  readiness():
+    | { ready: boolean; reason?: string; configHash?: string }
+    | Promise<{ ready: boolean; reason?: string; configHash?: string }>;
+  /** A group's metrics, aggregated over its workers; unset: this process's registry. */
+  metrics?(): Promise<string>;
+  /** A group's workers and the primary's API source, for /admin/info; unset in a single process. */
+  group?(): Promise<{ workers: unknown[]; kubernetes?: object }>;
   info(): {
     id: string;
     version: string;

@@ -25,7 +25,8 @@ export class TlsBridge {
   ) {
     this.server = createServer((plain) => this.bridge(plain));
     this.server.on("error", (e) => logger.error("DICOM TLS bridge error", { error: e.message }));
-    this.server.listen(0, "127.0.0.1");
+    // exclusive: in a worker of a group a port-0 listen would otherwise be one port shared by all workers.
+    this.server.listen({ port: 0, host: "127.0.0.1", exclusive: true });
     this.ready = once(this.server, "listening").then(() => (this.server.address() as { port: number }).port);
   }
 

@@ -46,7 +46,15 @@ export class AccessLog {
   private stampMs = 0;
   private stamp = "";
 
-  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {
+  /**
+   * `maxWrite`: the largest write, cut at a line end (0: no cap). The workers of a group share one
+   * stdout pipe, and only a write of at most PIPE_BUF (4096) bytes is atomic on a pipe: a bigger
+   * batch could interleave with another worker's and split lines.
+   */
+  constructor(
+    private readonly out: NodeJS.WritableStream = process.stdout,
+    private readonly maxWrite = 0,
+  ) {
     open.add(this);
     if (!exitHooked) {
       exitHooked = true;
@@ -95,7 +103,8 @@ export class AccessLog {
     if (!this.pending) return;
     const chunk = this.pending;
     this.pending = "";
-    this.out.write(chunk);
+    if (this.maxWrite) for (const part of lineChunks(chunk, this.maxWrite)) this.out.write(part);
+    else this.out.write(chunk);
     this.file?.write(chunk);
   }
 
@@ -104,7 +113,8 @@ export class AccessLog {
     if (!this.pending) return;
     const chunk = this.pending;
     this.pending = "";
-    this.out.write(chunk);
+    if (this.maxWrite) for (const part of lineChunks(chunk, this.maxWrite)) this.out.write(part);
+    else this.out.write(chunk);
     if (this.filePath) appendFileSync(this.filePath, chunk);
   }
 
@@ -116,4 +126,21 @@ export class AccessLog {
     this.filePath = undefined;
     return f ? new Promise((r) => f.end(r)) : Promise.resolve();
   }
+}
+
+/** `text` (whole lines) as buffers of at most `max` bytes, each ending at a line end (a longer line alone). */
+export function lineChunks(text: string, max: number): Buffer[] {
+  const buf = Buffer.from(text);
+  const out: Buffer[] = [];
+  let start = 0;
+  while (start < buf.length) {
+    let end = Math.min(start + max, buf.length);
+    if (end < buf.length) {
+      const nl = buf.lastIndexOf(0x0a, end - 1);
+      end = nl >= start ? nl + 1 : buf.indexOf(0x0a, end) + 1 || buf.length;
+    }
+    out.push(buf.subarray(start, end));
+    start = end;
+  }
+  return out;
 }

@@ -65,6 +65,8 @@ export class Metrics {
     name: "harmony_config_last_reload_successful",
     help: "1 if the last config (re)load succeeded, 0 if it failed and the previous config is still serving.",
     registers: [this.registry],
+    // Across a group's workers (proxy.workers): 0 when any worker's last reload failed.
+    aggregator: "min",
   });
 
   readonly reloads = new client.Counter({
@@ -78,6 +80,8 @@ export class Metrics {
     name: "harmony_config_last_reload_success_timestamp_seconds",
     help: "Unix time of the last successful config load.",
     registers: [this.registry],
+    // Across a group's workers: the one that has gone longest without one.
+    aggregator: "min",
   });
 
   readonly configInfo = new client.Gauge({
@@ -85,6 +89,8 @@ export class Metrics {
     help: "The config currently serving: 1 for its hash, 0 for earlier ones.",
     labelNames: ["hash"] as const,
     registers: [this.registry],
+    // Across a group's workers: 1 for every hash some worker serves (two while a reload is under way).
+    aggregator: "max",
   });
 
   constructor() {

@@ -205,7 +205,8 @@ export class DimseListener {
     this.bound();
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.port, this.host, () => {
+      // exclusive: in a worker of a group this process binds the port, not the cluster primary.
+      server.listen({ port: this.port, host: this.host, exclusive: true }, () => {
         server.off("error", reject);
         // An error after listening (EMFILE on accept) must not become an uncaught exception.
         server.on("error", (e) => this.logger.error("DICOM listener error", { address: this.host, error: e.message }));

@@ -40,7 +40,10 @@ export class MoveReceiver {
     });
     this.server = server;
     server.on("error", (e) => logger.error("C-MOVE receiver failed", { port, error: String(e) }));
-    server.listen(port, host, () => logger.info("C-MOVE receiver started", { address: host, port, aet }));
+    // exclusive: in a worker of a group this process binds the port, not the cluster primary.
+    server.listen({ port, host, exclusive: true }, () =>
+      logger.info("C-MOVE receiver started", { address: host, port, aet }),
+    );
   }
 
   /** Runs `fn` with `onInstance` receiving this receiver's instances; one move at a time. */

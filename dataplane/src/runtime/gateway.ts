@@ -78,6 +78,30 @@ export interface GatewayOptions {
   watch?: boolean;
   /** Also watch the config through the Kubernetes API (config/kube/source.ts). */
   kubeSource?: { spec: KubeSourceSpec; kubeconfig?: string };
+  /** Set when this process is one worker of a group (runtime/workers/): the group decides reloads. */
+  group?: GroupHooks;
+}
+
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
+  configHash?: string;
+}
+
+/**
+ * What a worker of a group (proxy.workers > 1) asks of the primary, and what the group decides for
+ * it. The primary watches the config and tells every worker when to reload; management answers
+ * for the whole group.
+ */
+export interface GroupHooks {
+  /** This worker binds the DIMSE listeners (one worker of the group does: they have ports of their own). */
+  dimse: boolean;
+  /** The ports the group's port-0 listeners got, by network: every worker binds the same one. */
+  ports(): Record<string, number>;
+  reload(trigger: string): Promise<ReloadResult>;
+  readiness(): Promise<Readiness>;
+  metrics(): Promise<string>;
+  group(): Promise<{ workers: unknown[]; kubernetes?: object }>;
 }
 
 export class Gateway {
@@ -85,7 +109,7 @@ export class Gateway {
   private readonly draining = new Set<Live>();
   private readonly listeners: ListenerSet;
   private readonly resources = new SharedResources();
-  private readonly accessLog = new AccessLog();
+  private readonly accessLog: AccessLog;
   private readonly management;
   private readonly startedAt = new Date();
   private lastReload: ReloadResult | undefined;
@@ -96,21 +120,29 @@ export class Gateway {
   private kube: KubeConfigSource | undefined;
   private stopping = false;
   private readonly configFile: string;
+  /** Requests this process has taken (a group's /admin/info shows it per worker). */
+  private served = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.configFile = resolve(opts.configFile);
+    // A group's workers share stdout: writes stay within PIPE_BUF so lines never interleave.
+    this.accessLog = new AccessLog(process.stdout, opts.group ? 4096 : 0);
     this.management = createManagementApp(this.view(), opts.metrics);
     this.listeners = new ListenerSet(
-      (network, spec) => bindListener(spec, (req, res) => this.handle(network, req, res), opts.logger, network),
+      (network, spec) =>
+        bindListener(spec, (req, res) => this.handle(network, req, res), opts.logger, network, !!opts.group),
       opts.logger,
     );
   }
 
   /** Loads the config and binds every listener; throws with every problem listed if it cannot. */
-  async start(): Promise<void> {
+  async start(overlay?: ConfigOverlay): Promise<void> {
+    // A group's worker starts on the revision the primary has (the files, or the API's newest).
+    this.overlay = overlay;
     const r = await this.reload("startup");
     if (!r.ok) throw new Error([r.error ?? "configuration rejected", ...(r.problems ?? [])].join("\n"));
-    if (this.opts.watch !== false) {
+    // A worker of a group does not watch: the primary does, once, and tells every worker.
+    if (this.opts.watch !== false && !this.opts.group) {
       this.watcher = new ConfigWatcher({
         dirs: () => this.watchedDirs(),
         files: () => this.watchedFiles(),
@@ -118,7 +150,7 @@ export class Gateway {
         pollMs: this.opts.pollMs ?? 2000,
       });
     }
-    if (this.opts.kubeSource) await this.startKubeSource(this.opts.kubeSource);
+    if (this.opts.kubeSource && !this.opts.group) await this.startKubeSource(this.opts.kubeSource);
   }
 
   /**
@@ -152,6 +184,15 @@ export class Gateway {
       this.opts.logger,
     );
     this.kube.start();
+  }
+
+  /**
+   * A group's worker: reload what the primary read from the API (undefined: the files). The
+   * primary does the choosing between files and API that onFileChange does for a single process.
+   */
+  reloadWith(trigger: string, overlay: ConfigOverlay | undefined): Promise<ReloadResult> {
+    this.overlay = overlay;
+    return this.reload(trigger);
   }
 
   /** Serialised: a reload requested during another one runs after it, against the newest files. */
@@ -334,7 +375,8 @@ export class Gateway {
    */
   private async bindListeners(next: Live): Promise<ListenerChange> {
     const config = next.gen.config;
-    for (const route of next.gen.internal) {
+    // In a group one worker binds the DIMSE listeners: a second bind of their port would fail.
+    for (const route of this.opts.group?.dimse === false ? [] : next.gen.internal) {
       try {
         await route.endpoint.listen?.();
       } catch (e) {
@@ -342,7 +384,11 @@ export class Gateway {
       }
     }
     const wanted = new Map<string, ListenerSpec>();
-    for (const [name, spec] of config.networks) if (spec) wanted.set(name, spec);
+    // A worker of a group binds the port the group's first worker got for a port-0 listener.
+    const ports = this.opts.group?.ports() ?? {};
+    for (const [name, spec] of config.networks) {
+      if (spec) wanted.set(name, spec.port === 0 && ports[name] ? { ...spec, port: ports[name] } : spec);
+    }
     const mg = config.management;
     const mgSpec = mg.enabled ? wanted.get(mg.network) : undefined;
     next.managementLoopback = mgSpec ? await isLoopbackAddress(mgSpec.address) : true;
@@ -356,7 +402,7 @@ export class Gateway {
       if (spec && !this.listeners.get(name)?.server.address())
         out.push(`network "${name}" (${spec.address}:${spec.port})`);
     }
-    for (const route of live.gen.internal) {
+    for (const route of this.opts.group?.dimse === false ? [] : live.gen.internal) {
       if (route.endpoint.listening?.() === false) out.push(`endpoint "${route.endpointName}"`);
     }
     return out;
@@ -364,6 +410,7 @@ export class Gateway {
 
   private handle(network: string, req: IncomingMessage, res: ServerResponse): void {
     const live = this.live;
+    this.served++;
     if (!live) {
       // Listeners are bound before the first generation goes live; a request in that gap waits for nothing.
       writeProblem(res, { status: 503, title: "Service Unavailable", detail: "starting" }, requestId(undefined));
@@ -466,6 +513,33 @@ export class Gateway {
 
   // ---- views for management ----------------------------------------------------------------
 
+  /** This process's readiness: a group's /readyz combines every worker's. */
+  localReadiness(): Readiness {
+    if (this.stopping) return { ready: false, reason: "shutting down" };
+    if (!this.live) return { ready: false, reason: "no config loaded" };
+    const unbound = this.unbound(this.live);
+    if (unbound.length)
+      return { ready: false, reason: `not listening: ${unbound.join(", ")}`, configHash: this.live.hash };
+    return { ready: true, configHash: this.live.hash };
+  }
+
+  /** What a worker reports to its group's primary. */
+  workerState(): {
+    pid: number;
+    readiness: Readiness;
+    requests: number;
+    last_reload: ReloadResult | undefined;
+    watch: { dirs: string[]; files: string[] };
+  } {
+    return {
+      pid: process.pid,
+      readiness: this.localReadiness(),
+      requests: this.served,
+      last_reload: this.lastReload,
+      watch: { dirs: this.watchedDirs(), files: this.watchedFiles() },
+    };
+  }
+
   private watchedDirs(): string[] {
     const l = this.live?.loaded;
     if (!l) return [];
@@ -510,14 +584,8 @@ export class Gateway {
         const mg = this.live?.gen.config.management;
         return { loopback: this.live?.managementLoopback ?? true, allowed: mg?.enabled ? mg.allowedHosts : [] };
       },
-      readiness: () => {
-        if (this.stopping) return { ready: false, reason: "shutting down" };
-        if (!this.live) return { ready: false, reason: "no config loaded" };
-        const unbound = this.unbound(this.live);
-        if (unbound.length)
-          return { ready: false, reason: `not listening: ${unbound.join(", ")}`, configHash: this.live.hash };
-        return { ready: true, configHash: this.live.hash };
-      },
+      readiness: () => this.opts.group?.readiness() ?? this.localReadiness(),
+      ...(this.opts.group ? { metrics: () => this.opts.group!.metrics(), group: () => this.opts.group!.group() } : {}),
       info: () => {
         const live = this.live!;
         return {
@@ -567,7 +635,7 @@ export class Gateway {
         return out.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
       },
       document: () => this.live!.gen.config.document,
-      reload: (trigger) => this.reload(trigger),
+      reload: (trigger) => this.opts.group?.reload(trigger) ?? this.reload(trigger),
       logger: () => this.opts.logger,
     };
   }

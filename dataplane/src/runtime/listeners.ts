@@ -86,6 +86,8 @@ export async function bindListener(
   handler: Handler,
   logger: Logger,
   network: string,
+  /** A worker of a group (proxy.workers): each worker binds the port itself, the kernel spreads connections. */
+  reusePort = false,
 ): Promise<BoundListener> {
   const sockets = new Set<Socket>();
   let server: NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
@@ -208,7 +210,9 @@ export async function bindListener(
       reject(e);
     };
     server.once("error", failed);
-    server.listen(spec.port, spec.address, () => {
+    // `exclusive`: a cluster worker binds the socket itself instead of asking the primary for a
+    // shared one (runtime/workers/README: why the primary stays out of the data path).
+    server.listen({ port: spec.port, host: spec.address, exclusive: true, reusePort }, () => {
       server.off("error", failed);
       // An error after listening (EMFILE on accept) must not become an uncaught exception.
       server.on("error", (e: Error) => logger.error("listener error", { network, error: e.message }));
