@@ -207,3 +207,25 @@ test("a peer's CA vouches only for the peer's orgs: naming a local org, or its o
   assert.deepEqual(scopes.get(new X509Certificate(legitCa.caPem).fingerprint256), ["org-b"], "the peer CA: its org");
   assert.doesNotMatch((await C.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt"))!, /org-z/);
 });
+
+test("a replayed export (validly signed, unexpired, but older than the one imported) is refused; the newer import stays", async () => {
+  // Captured two minutes ago, still valid for an hour: what a relay between the clusters could replay.
+  const older = await signExport(
+    legitCa,
+    payload([entry("org-b", "fhir"), entry("org-b", "old")]),
+    3600,
+    Date.now() - 120_000,
+  );
+  const newer = await signExport(legitCa, payload([entry("org-b", "fhir"), entry("org-b", "new")]), 3600);
+  assert.equal((await serve(newer)).state, "Synced");
+  await eventually("B's directory from the newer export", async () =>
+    (await uris()).includes("harmony://hospitals.example/org-b/new"),
+  );
+  const st = await serve(older);
+  assert.equal(st.state, "Error");
+  assert.match(st.lastError ?? "", /older than the one imported.*replayed export is refused/);
+  const now = await uris();
+  assert.ok(now.includes("harmony://hospitals.example/org-b/new"), "the newer import stays");
+  assert.ok(!now.includes("harmony://hospitals.example/org-b/old"), "the replay is not imported");
+  assert.equal(C.operator.exitCode, null, "the operator still runs");
+});
