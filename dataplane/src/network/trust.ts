@@ -9,7 +9,8 @@
  *
  * The operator writes it for every CA (the local CA: the network's local orgs; a peer's CA: the
  * orgs its signed export names). `Harmony-Orgs:` with nothing after it vouches for no org; a CA
- * without the line (a hand-written single-CA bundle) vouches for any org of the network. Without
+ * without the line vouches for any org of the network, and a bundle with no such line at all (a
+ * hand-written one) is not scoped. Without
  * this, a peer cluster's CA could issue a certificate naming one of our orgs, or a third peer's,
  * and be accepted as that org.
  */
@@ -49,6 +50,9 @@ export function parseTrustBundle(pem: string): TrustAnchor[] {
  * operator's are. Two anchors with one key are read together: an org either may vouch for is allowed.
  */
 export function scopeRefusal(anchors: readonly TrustAnchor[], leaf: X509Certificate, org: string): string | undefined {
+  // A bundle without any scope (hand-written) is not checked here: TLS verified the chain, which
+  // may run through intermediates this direct-issuer lookup would not follow.
+  if (anchors.every((a) => a.orgs === undefined)) return undefined;
   const issuers = anchors.filter((a) => leaf.checkIssued(a.cert) && safeVerify(leaf, a.cert));
   if (!issuers.length) return "its certificate was not issued by a CA of the trust bundle";
   if (issuers.some((a) => a.orgs === undefined || a.orgs.has(org))) return undefined;

@@ -581,8 +581,6 @@ export class Gateway {
   }
 }
 
-/** server.close() waits for every connection; idle keep-alive ones are closed now, busy ones after `graceMs`. */
-
 /** The files `[harmony_networks.*]` of a loaded config names, resolved as the build resolves them. */
 function harmonyPaths(loaded: LoadedConfig): string[] {
   const sections = loaded.raw.harmony_networks;
@@ -596,3 +594,5 @@ function harmonyPaths(loaded: LoadedConfig): string[] {
   }
   return out;
 }
+
+/** server.close() waits for every connection; idle keep-alive ones are closed now, busy ones after `graceMs`. */
