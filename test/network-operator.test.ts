@@ -20,6 +20,7 @@ import TOML from "@iarna/toml";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { eventually as poll } from "../dataplane/test/helpers.js";
 import { OPERATOR_NS, cr, memberGateway, pems, served, startCluster, type Cluster } from "./network-env.js";
+import { parseTrustBundle } from "../dataplane/src/network/trust.js";
 
 let A: Cluster;
 let B: Cluster;
@@ -356,6 +357,14 @@ test("federation: B imports A's signed export through a peering token; a wrong p
   const fps = pems(bBundle).map((p) => new X509Certificate(p).fingerprint256.replace(/:/g, "").toLowerCase());
   assert.ok(fps.includes(fp), "A's CA is in B's trust bundle");
   assert.equal(fps.length, 2);
+  // Each CA bound to the orgs it may vouch for: B's own for org-c, A's for the org A exports.
+  assert.deepEqual(
+    parseTrustBundle(bBundle).map((t) => [t.cert.fingerprint256.replace(/:/g, "").toLowerCase() === fp, [...t.orgs!]]),
+    [
+      [false, ["org-c"]],
+      [true, ["org-b"]],
+    ],
+  );
 
   // The peer goes away: status says so, the imported entry stays.
   peerDouble.close();

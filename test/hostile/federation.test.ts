@@ -10,10 +10,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:https";
 import { once } from "node:events";
+import { X509Certificate } from "node:crypto";
 import { eventually as poll } from "../../dataplane/test/helpers.js";
 import { OPERATOR_NS, cr, memberGateway, served, startCluster, type Cluster } from "../network-env.js";
 import { createNetworkCa, fingerprint, issueLeaf, spiffeId } from "../../operator/src/network/pki.js";
 import { MAX_EXPORT_BYTES, signExport, type ExportPayload } from "../../operator/src/network/federation.js";
+import { parseTrustBundle } from "../../dataplane/src/network/trust.js";
 
 let C: Cluster;
 let peer: Server;
@@ -173,4 +175,57 @@ test("validly signed entries that hijack a local URI or claim another org are dr
     "spiffe://clinics.example/org/org-c/gateway/gw-c",
     "the local entry keeps its own gateway",
   );
+});
+
+test("a peer's CA vouches only for the peer's orgs: naming a local org, or its own Harmony-Orgs line, widens nothing", async () => {
+  const st = await serve(
+    await signExport(
+      legitCa,
+      {
+        ...payload([entry("org-b", "fhir"), entry("org-b", "scoped")]),
+        // org-c is ours: a peer may not speak for it, whatever its signed export says.
+        orgs: ["org-b", "org-c"],
+        // A scope line of the peer's choosing in its bundle must not reach the gateways.
+        trust_bundle_pem: `Harmony-Orgs: org-c, org-z\n${legitCa.caPem}`,
+      },
+      3600,
+    ),
+  );
+  assert.equal(st.state, "Synced");
+  const local = (await C.secretKey(OPERATOR_NS, "harmony-network-clinics-ca", "ca.crt"))!;
+  // The new entry marks the Secret written from this export (directory and bundle are written together).
+  await eventually("B's directory from this export", async () =>
+    (await uris()).includes("harmony://hospitals.example/org-b/scoped"),
+  );
+  const scopes = await eventually("B's bundle with both CAs", async () => {
+    const pem = await C.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt");
+    if (!pem) return undefined;
+    const m = new Map(parseTrustBundle(pem).map((a) => [a.cert.fingerprint256, a.orgs && [...a.orgs]]));
+    return m.size === 2 && m;
+  });
+  assert.deepEqual(scopes.get(new X509Certificate(local).fingerprint256), ["org-c"], "the local CA: local orgs");
+  assert.deepEqual(scopes.get(new X509Certificate(legitCa.caPem).fingerprint256), ["org-b"], "the peer CA: its org");
+  assert.doesNotMatch((await C.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt"))!, /org-z/);
+});
+
+test("a replayed export (validly signed, unexpired, but older than the one imported) is refused; the newer import stays", async () => {
+  // Captured two minutes ago, still valid for an hour: what a relay between the clusters could replay.
+  const older = await signExport(
+    legitCa,
+    payload([entry("org-b", "fhir"), entry("org-b", "old")]),
+    3600,
+    Date.now() - 120_000,
+  );
+  const newer = await signExport(legitCa, payload([entry("org-b", "fhir"), entry("org-b", "new")]), 3600);
+  assert.equal((await serve(newer)).state, "Synced");
+  await eventually("B's directory from the newer export", async () =>
+    (await uris()).includes("harmony://hospitals.example/org-b/new"),
+  );
+  const st = await serve(older);
+  assert.equal(st.state, "Error");
+  assert.match(st.lastError ?? "", /older than the one imported.*replayed export is refused/);
+  const now = await uris();
+  assert.ok(now.includes("harmony://hospitals.example/org-b/new"), "the newer import stays");
+  assert.ok(!now.includes("harmony://hospitals.example/org-b/old"), "the replay is not imported");
+  assert.equal(C.operator.exitCode, null, "the operator still runs");
 });

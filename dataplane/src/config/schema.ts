@@ -336,9 +336,10 @@ export const HarmonyNetworkSection = Obj(
       },
     ),
     key_path: Str("PEM private key of the identity certificate.", { minLength: 1 }),
-    trust_bundle_path: Str("PEM CA certificates peers are verified against (several during a CA rotation).", {
-      minLength: 1,
-    }),
+    trust_bundle_path: Str(
+      "PEM CA certificates peers are verified against (several during a CA rotation, and one per federated peer). A line `Harmony-Orgs: a, b` before a certificate binds that CA to those orgs: a peer whose certificate it issued is refused (403, or no DICOM association) unless its SPIFFE org is one of them. `Harmony-Orgs:` alone: no org; no line: any org of the network (a bundle with no such line at all is not scoped). The operator writes the line for every CA.",
+      { minLength: 1 },
+    ),
     directory_path: Str("directory.json written by the operator: endpoints, groups and policies of the network.", {
       minLength: 1,
     }),

@@ -1,8 +1,10 @@
 /**
  * Notices config changes on disk. Watches directories, not files: Kubernetes updates a mounted
  * ConfigMap by swapping the `..data` symlink, which a file watch never sees. Every event (and a
- * periodic poll, for filesystems where events do not arrive) recomputes a content fingerprint;
- * only a real change calls back.
+ * periodic poll, for filesystems where events do not arrive) recomputes a digest per file; only a
+ * real change calls back. What counts as seen after a reload is what that reload read (digested
+ * before it read it, see Gateway.doReload), never the files as they are once it is done: a change
+ * written while a reload runs would otherwise be marked seen without ever being served.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from "node:fs";
@@ -16,17 +18,22 @@ export interface WatchOptions {
   onChange: () => void;
   debounceMs?: number;
   pollMs?: number;
+  /** Digests of the content the running config was built from (default: the files as they are now). */
+  seen?: Digests;
 }
+
+/** sha256 of each file's content by path ("missing" for a file that could not be read). */
+export type Digests = ReadonlyMap<string, string>;
 
 export class ConfigWatcher {
   private watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private poller: NodeJS.Timeout | undefined;
-  private last: string;
+  private last: Digests;
   private closed = false;
 
   constructor(private readonly opts: WatchOptions) {
-    this.last = fingerprint(opts.files());
+    this.last = opts.seen ?? digests(opts.files());
     this.arm();
     const poll = opts.pollMs ?? 2000;
     if (poll > 0) {
@@ -35,9 +42,12 @@ export class ConfigWatcher {
     }
   }
 
-  /** Marks the current content as seen (after a reload triggered some other way). */
-  resync(): void {
-    this.last = fingerprint(this.opts.files());
+  /**
+   * Marks `seen` (the digests of what a reload read) as the content served, after a reload
+   * triggered some other way. A file that differs from it now is picked up by the next event or poll.
+   */
+  resync(seen: Digests): void {
+    this.last = seen;
     this.arm();
   }
 
@@ -83,27 +93,36 @@ export class ConfigWatcher {
 
   private check(): void {
     if (this.closed) return;
-    const now = fingerprint(this.opts.files());
-    if (now === this.last) return;
+    const now = digests(this.opts.files());
+    if (same(now, this.last)) return;
     this.last = now;
     this.arm();
     this.opts.onChange();
   }
 }
 
-/** sha256 over the names and contents of `files` (symlinks followed; a missing file counts as such). */
-export function fingerprint(files: string[]): string {
-  const h = createHash("sha256");
-  for (const file of [...new Set(files)].sort()) {
-    h.update(file).update("\0");
-    try {
-      h.update(readFileSync(file));
-    } catch {
-      h.update("\0missing"); // vanished mid-swap: the next event or poll sees the settled state
-    }
-    h.update("\0");
+/** The digest of each file's content (symlinks followed; a missing file counts as such). */
+export function digests(files: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const file of files) if (!out.has(file)) out.set(file, digestFile(file));
+  return out;
+}
+
+export function digestFile(file: string): string {
+  try {
+    return digestOf(readFileSync(file));
+  } catch {
+    return "missing"; // vanished mid-swap: the next event or poll sees the settled state
   }
-  return h.digest("hex");
+}
+
+export const digestOf = (content: string | Buffer) => createHash("sha256").update(content).digest("hex");
+
+/** The same files with the same content (a file in one and not the other is a change). */
+function same(a: Digests, b: Digests): boolean {
+  if (a.size !== b.size) return false;
+  for (const [f, d] of a) if (b.get(f) !== d) return false;
+  return true;
 }
 
 /** Files in `dir` whose name passes `keep` (kubelet's `..` entries skipped; they are reached through the links). */

@@ -5,12 +5,12 @@
  * generation, and a file that does not load fails that reload with a problem naming it while the
  * last good generation keeps serving.
  */
-import { X509Certificate } from "node:crypto";
 import { createSecureContext } from "node:tls";
 import type { HarmonyNetworkSection } from "../config/schema.js";
 import { parseDirectory, type Directory } from "./directory.js";
 import { ownIdentity, type Identity } from "./identity.js";
 import { compilePolicy, type CompiledPolicy } from "./policy.js";
+import { parseTrustBundle, type TrustAnchor } from "./trust.js";
 
 export interface HarmonyNetwork {
   name: string;
@@ -25,6 +25,8 @@ export interface HarmonyNetwork {
   cert: Buffer;
   key: Buffer;
   ca: Buffer;
+  /** The bundle's CAs with the orgs each may vouch for (network/trust.ts). */
+  trust: TrustAnchor[];
   identity: Identity;
   directory: Directory;
   policy: CompiledPolicy;
@@ -39,8 +41,6 @@ export interface FileAccess {
   readFile(p: string): Buffer;
   resolvePath(p: string): string;
 }
-
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 export function loadHarmonyNetworks(
   sections: Record<string, HarmonyNetworkSection>,
@@ -84,13 +84,11 @@ export function loadHarmonyNetworks(
         at("key_path", `${fs.resolvePath(s.cert_path)} and ${fs.resolvePath(s.key_path)}: ${(e as Error).message}`);
       }
     }
-    let caOk = false;
+    let trust: TrustAnchor[] = [];
     if (ca) {
-      const blocks = ca.toString("utf8").match(PEM_BLOCK) ?? [];
       try {
-        for (const b of blocks) new X509Certificate(b);
-        caOk = blocks.length > 0;
-        if (!caOk) at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)} holds no PEM certificate`);
+        trust = parseTrustBundle(ca.toString("utf8"));
+        if (!trust.length) at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)} holds no PEM certificate`);
       } catch (e) {
         at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)}: ${(e as Error).message}`);
       }
@@ -103,7 +101,7 @@ export function loadHarmonyNetworks(
         at("directory_path", `${fs.resolvePath(s.directory_path)}: ${(e as Error).message}`);
       }
     }
-    if (!cert || !key || !ca || !caOk || !identity || !directory) continue;
+    if (!cert || !key || !ca || !trust.length || !identity || !directory) continue;
     networks.set(name, {
       name,
       domain: s.domain,
@@ -116,6 +114,7 @@ export function loadHarmonyNetworks(
       cert,
       key,
       ca,
+      trust,
       identity,
       directory,
       policy: compilePolicy(directory.doc.policies ?? []),

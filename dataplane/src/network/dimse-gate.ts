@@ -9,7 +9,7 @@ import type { Logger } from "winston";
 import type { HarmonyNetwork } from "./config.js";
 import type { DirectoryEntry } from "./directory.js";
 import { knownPeer } from "./guard.js";
-import { peerIdentity, type Identity } from "./identity.js";
+import { peerIdentity, peerScopeRefusal, type Identity } from "./identity.js";
 import type { DicomCommand } from "./operations.js";
 import { evaluate } from "./policy.js";
 
@@ -22,15 +22,17 @@ export interface DimseGate {
 /** The verified peer of a TLS association, or undefined (logged) when it must be refused. */
 export function admitPeer(gate: DimseGate, socket: TLSSocket, logger: Logger): Identity | undefined {
   const peer = peerIdentity(socket, gate.net.domain);
-  if (peer && knownPeer(gate.net.directory, peer)) return peer;
+  // As on HTTP (guard.ts): the issuing CA must be one that may vouch for the peer's org.
+  const outOfScope = peer && peerScopeRefusal(socket, gate.net.trust, peer);
+  if (peer && !outOfScope && knownPeer(gate.net.directory, peer)) return peer;
   logger.warn("network peer refused", {
     network: gate.net.name,
     protocol: "dicom",
     client: socket.remoteAddress,
     peer: peer?.uri,
-    reason: peer
-      ? `${peer.uri} is not a member of network ${gate.net.name}`
-      : "the client certificate names no identity of the network",
+    reason: !peer
+      ? "the client certificate names no identity of the network"
+      : (outOfScope ?? `${peer.uri} is not a member of network ${gate.net.name}`),
   });
   return undefined;
 }

@@ -13,7 +13,7 @@ import { problemType, writeProblem, type HarmonyProblem } from "../pipeline/erro
 import { writeOperationOutcome } from "../protocols/fhir-outcome.js";
 import type { HarmonyNetwork } from "./config.js";
 import type { Directory, DirectoryEntry } from "./directory.js";
-import { peerIdentity, type Identity } from "./identity.js";
+import { peerIdentity, peerScopeRefusal, type Identity } from "./identity.js";
 import { describeOperation, httpOperation } from "./operations.js";
 import { evaluate } from "./policy.js";
 
@@ -83,6 +83,14 @@ export function guardRequest(
       reason: why,
     });
     return refuse({ status: 401, title: "Unauthorized", type: problemType("network-identity"), detail: why });
+  }
+  // A CA of the bundle may speak only for its own orgs: a peer cluster's CA naming one of ours (or
+  // a third peer's) is refused as an unknown identity is, with the CA's scope in the log line.
+  const outOfScope = peerScopeRefusal(socket, net.trust, peer);
+  if (outOfScope) {
+    const detail = `${peer.uri} is refused: ${outOfScope}`;
+    logger.warn("network peer refused", { network: net.name, request_id: id, peer: peer.uri, reason: outOfScope });
+    return refuse({ status: 403, title: "Forbidden", type: problemType("network-identity"), detail });
   }
   if (!knownPeer(net.directory, peer)) {
     const detail = `${peer.uri} is not a member of network ${net.name}`;

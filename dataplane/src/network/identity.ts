@@ -5,6 +5,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
+import { scopeRefusal, type TrustAnchor } from "./trust.js";
 
 export interface Identity {
   uri: string;
@@ -65,4 +66,24 @@ export function peerIdentity(socket: TLSSocket, domain: string): Identity | unde
   if (socket.authorized) id = identityOf(socket.getPeerCertificate().subjectaltname, domain);
   verified.set(socket, id ?? null);
   return id;
+}
+
+const scoped = new WeakMap<TLSSocket, { anchors: readonly TrustAnchor[]; refusal: string | undefined }>();
+
+/**
+ * Undefined when the CA that issued the verified peer's certificate may vouch for its org
+ * (network/trust.ts); otherwise why not. Read once per connection and trust bundle: a reload that
+ * changes the bundle is applied to the next request on a connection already open.
+ */
+export function peerScopeRefusal(
+  socket: TLSSocket,
+  anchors: readonly TrustAnchor[],
+  peer: Identity,
+): string | undefined {
+  const cached = scoped.get(socket);
+  if (cached?.anchors === anchors) return cached.refusal;
+  const raw = socket.getPeerCertificate().raw;
+  const refusal = raw ? scopeRefusal(anchors, new X509Certificate(raw), peer.org) : "it sent no certificate";
+  scoped.set(socket, { anchors, refusal });
+  return refusal;
 }

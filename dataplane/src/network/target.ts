@@ -4,11 +4,13 @@
  * with mutual TLS (our identity certificate; the server must present exactly the entry's SPIFFE
  * identity). Resolved at each config build, so a directory change re-resolves without a restart.
  */
+import { X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import type { HarmonyNetwork } from "./config.js";
 import { networkForUri } from "./config.js";
 import type { DirectoryEntry } from "./directory.js";
 import { identityOf } from "./identity.js";
+import { scopeRefusal } from "./trust.js";
 
 export const isHarmonyUri = (s: string | undefined): boolean => s?.startsWith("harmony://") ?? false;
 
@@ -44,9 +46,12 @@ export function resolveHarmonyUri(networks: ReadonlyMap<string, HarmonyNetwork>,
       // Replaces the host name check: peers are addressed by IP and named by SPIFFE URI.
       checkServerIdentity: (_host, cert) => {
         const got = identityOf(cert.subjectaltname, network.domain);
-        return got?.uri === want
-          ? undefined
-          : new Error(`peer gateway presented ${got?.uri ?? "no identity"}, expected ${want}`);
+        if (got?.uri !== want)
+          return new Error(`peer gateway presented ${got?.uri ?? "no identity"}, expected ${want}`);
+        // The right name from a CA that may not speak for its org (a peer cluster's CA naming one
+        // of ours) is an impostor, as the listener side refuses it too (guard.ts).
+        const outOfScope = scopeRefusal(network.trust, new X509Certificate(cert.raw), got.org);
+        return outOfScope ? new Error(`peer gateway ${want} refused: ${outOfScope}`) : undefined;
       },
     },
   };

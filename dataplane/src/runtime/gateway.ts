@@ -13,7 +13,7 @@ import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { resolveConfig, type ListenerSpec } from "../config/resolve.js";
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
-import { ConfigWatcher, listFiles } from "../config/watch.js";
+import { ConfigWatcher, digestFile, digests, listFiles, type Digests } from "../config/watch.js";
 import { overlayFs, overlayReader, secretsDigest, type ConfigOverlay } from "../config/overlay.js";
 import type { KubeConfigSource } from "../config/kube/source.js";
 import type { KubeSourceSpec } from "../config/kube/uri.js";
@@ -115,6 +115,8 @@ export class Gateway {
   private lastReload: ReloadResult | undefined;
   private reloadChain: Promise<unknown> = Promise.resolve();
   private watcher: ConfigWatcher | undefined;
+  /** Digests of the files the live generation was built from, taken before the build read them. */
+  private seen: Digests | undefined;
   /** The newest revision from the API; undefined while the files are the source. */
   private overlay: ConfigOverlay | undefined;
   private kube: KubeConfigSource | undefined;
@@ -148,6 +150,8 @@ export class Gateway {
         files: () => this.watchedFiles(),
         onChange: () => this.onFileChange(),
         pollMs: this.opts.pollMs ?? 2000,
+        // Not the files as they are now: one changed since the startup build read it is a change.
+        ...(this.seen ? { seen: this.seen } : {}),
       });
     }
     if (this.opts.kubeSource && !this.opts.group) await this.startKubeSource(this.opts.kubeSource);
@@ -207,7 +211,16 @@ export class Gateway {
     const at = new Date();
     if (this.stopping) return { ok: false, trigger, at: at.toISOString(), error: "shutting down" };
     const overlay = this.overlay;
+    // Digested before anything is read, so a file written while this reload runs still counts as
+    // changed afterwards (under load a reload takes seconds: a peer's CA landing in the trust
+    // bundle then must not be marked seen unserved).
+    const before = digests(this.watchedFiles());
     const loaded = loadConfig(this.configFile, overlay ? overlayFs(overlay) : undefined);
+    // Files this config names that the live one did not (the first start, a network added):
+    // digested now, still before the build reads them.
+    const pending = new Map(
+      this.watchedFiles(loaded, harmonyPaths(loaded)).map((f) => [f, before.get(f) ?? digestFile(f)]),
+    );
     const live = this.live;
     // What is served already is not rebuilt: the kubelet's copy of a revision the API brought, or
     // the API's answer after a reconnect. An API revision also compares the Secret it read. (A
@@ -271,7 +284,9 @@ export class Gateway {
     configureLogger(logger, next.gen.config.logLevel, logFile);
     this.accessLog.setFile(logFile);
     if (prev) this.retire(prev);
-    this.watcher?.resync();
+    // Only the files the live generation watches (a network that failed to load has none).
+    this.seen = new Map(this.watchedFiles().map((f) => [f, pending.get(f) ?? before.get(f) ?? digestFile(f)]));
+    this.watcher?.resync(this.seen);
     metrics.setConfigHash(next.hash);
     metrics.reloadTimestamp.set(Date.now() / 1000);
     const result: ReloadResult = {
@@ -550,8 +565,7 @@ export class Gateway {
    * What counts as the config on disk: the main file, every *.toml the loader scans, and every file
    * in the transforms directory (specs). Not logs or anything else that shares a directory.
    */
-  private watchedFiles(): string[] {
-    const l = this.live?.loaded;
+  private watchedFiles(l = this.live?.loaded, harmony = this.harmonyFiles()): string[] {
     if (!l) return [this.configFile];
     const toml = (n: string) => n.endsWith(".toml");
     return [
@@ -559,7 +573,7 @@ export class Gateway {
       ...listFiles(l.pipelinesDir, toml),
       ...listFiles(l.transformsDir, () => true),
       ...listFiles(l.meshDir, toml),
-      ...this.harmonyFiles(),
+      ...harmony,
     ];
   }
 
@@ -639,6 +653,20 @@ export class Gateway {
       logger: () => this.opts.logger,
     };
   }
+}
+
+/** The files `[harmony_networks.*]` of a loaded config names, resolved as the build resolves them. */
+function harmonyPaths(loaded: LoadedConfig): string[] {
+  const sections = loaded.raw.harmony_networks;
+  if (!sections || typeof sections !== "object") return [];
+  const out: string[] = [];
+  for (const s of Object.values(sections as Record<string, Record<string, unknown>>)) {
+    for (const key of ["cert_path", "key_path", "trust_bundle_path", "directory_path"]) {
+      const p = s?.[key];
+      if (typeof p === "string") out.push(isAbsolute(p) ? p : resolve(loaded.baseDir, p));
+    }
+  }
+  return out;
 }
 
 /** server.close() waits for every connection; idle keep-alive ones are closed now, busy ones after `graceMs`. */

@@ -158,6 +158,8 @@ export interface PeerImport {
   /** The peer's member orgs its export selects (federation.ts ExportPayload.orgs). */
   orgs?: string[];
   trustBundlePem: string;
+  /** When the peer signed it (ms): a fetched export older than the held one is a replay. */
+  serial?: number;
 }
 
 /**

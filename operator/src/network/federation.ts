@@ -42,7 +42,8 @@ export async function signExport(
   const key = await importPKCS8(ca.caKeyPem, ALG);
   const der = new X509Certificate(ca.caPem).raw.toString("base64");
   const iat = Math.floor(now / 1000);
-  return new SignJWT({ ...payload })
+  // The signing time in ms: an importer refuses an export older than the one it holds (a replay).
+  return new SignJWT({ ...payload, serial: now })
     .setProtectedHeader({ alg: ALG, typ: TYP, x5c: [der] })
     .setIssuedAt(iat)
     .setExpirationTime(iat + validitySeconds)
@@ -58,7 +59,7 @@ export async function verifyExport(
   pinned: string,
   peer: string,
   opts: { ignoreExpiry?: boolean } = {},
-): Promise<PeerImport & { exp: number }> {
+): Promise<PeerImport & { exp: number; serial: number }> {
   const header = decodeProtectedHeader(jws);
   if (header.alg !== ALG || header.typ !== TYP) throw new Error(`not a Harmony network export (alg ${header.alg})`);
   const der = header.x5c?.[0];
@@ -75,7 +76,7 @@ export async function verifyExport(
   }).catch((e: unknown) => {
     throw new Error(`export signature or claims invalid: ${(e as Error).message}`);
   });
-  const p = payload as unknown as ExportPayload & { exp: number };
+  const p = payload as unknown as ExportPayload & { exp: number; iat?: number; serial?: unknown };
   if (typeof p.domain !== "string" || !Array.isArray(p.entries) || typeof p.trust_bundle_pem !== "string")
     throw new Error("export payload lacks domain, entries or trust_bundle_pem");
   // Its first PEM line is the certificate's first 64 base64 characters.
@@ -100,6 +101,8 @@ export async function verifyExport(
     orgs,
     trustBundlePem: p.trust_bundle_pem,
     exp: p.exp,
+    // Exports signed before `serial` existed are ordered by their issue time.
+    serial: typeof p.serial === "number" && Number.isFinite(p.serial) ? p.serial : (p.iat ?? 0) * 1000,
   };
 }
 

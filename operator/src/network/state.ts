@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
 import type { CaState } from "./ca-store.js";
 import { directoryDoc, type DirectoryEntry, type PeerImport } from "./directory.js";
+import { trustBundle } from "./trust-bundle.js";
 
 export interface NetworkRuntime {
   net: HarmonyNetwork;
@@ -94,10 +95,9 @@ export function finish(
 ): NetworkRuntime {
   const imports = [...rt.imports.values()].sort((a, b) => a.peer.localeCompare(b.peer));
   const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports), null, 2) + "\n";
-  // Peer CAs join ours: a peer gateway's leaf verifies against its own network's CA.
-  const trustBundlePem = [rt.ca.bundlePem, ...imports.map((i) => i.trustBundlePem)]
-    .map((p) => p.trim() + "\n")
-    .join("");
+  // Peer CAs join ours (a peer gateway's leaf verifies against its own network's CA), each bound
+  // to the orgs it may vouch for.
+  const trustBundlePem = trustBundle(rt.ca.bundlePem, rt.orgs, imports);
   const digest = createHash("sha256")
     .update(directoryJson)
     .update(trustBundlePem)

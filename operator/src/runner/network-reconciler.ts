@@ -90,7 +90,16 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     }
     const slot = `${name}/${peer.name}`;
     const done = registry.takeResult(slot);
-    if (done && "imp" in done) {
+    // A validly signed, unexpired export older than the one held is a replay (of a captured
+    // export, or by a relay between us and the peer): taking it would roll back the peer's
+    // entries, orgs and CAs, so it is refused and the newer import stays.
+    const held = imports.get(peer.name)?.serial;
+    const replayed =
+      done && "imp" in done && held !== undefined && done.imp.serial !== undefined && done.imp.serial < held
+        ? `export signed at ${new Date(done.imp.serial).toISOString()} is older than the one imported ` +
+          `(${new Date(held).toISOString()}): a replayed export is refused`
+        : undefined;
+    if (done && "imp" in done && !replayed) {
       if (!imports.has(peer.name) || !sameImport(imports.get(peer.name)!, done.imp))
         await storeImport(deps, name, peer.name, done.jws);
       imports.set(peer.name, done.imp);
@@ -100,10 +109,10 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       // The last good import stays: a peer going away leaves local traffic and its old entries alone.
       Object.assign(st, {
         state: "Error",
-        lastError: done.error,
+        lastError: replayed ?? ("error" in done ? done.error : ""),
         entries: imports.get(peer.name)?.entries.length ?? 0,
       });
-      deps.logger.warn("Peer sync failed", { network: name, peer: peer.name, error: done.error });
+      deps.logger.warn("Peer sync failed", { network: name, peer: peer.name, error: st.lastError });
     }
     if ((now - last >= interval || !st.lastAttemptTime) && !registry.isFetching(slot)) {
       st.lastAttemptTime = new Date(now).toISOString();
@@ -216,8 +225,9 @@ function enqueueEndpoints(deps: NetworkDeps, org: string): void {
   for (const e of deps.caches.endpoints.list(org)) deps.enqueue(`endpoint/${org}/${e.metadata.name}`);
 }
 
+// A re-signed export with the same content is the same import (only exp and serial differ).
 const sameImport = (a: PeerImport, b: PeerImport) =>
-  canonical({ ...a, exp: undefined }) === canonical({ ...b, exp: undefined });
+  canonical({ ...a, exp: undefined, serial: undefined }) === canonical({ ...b, exp: undefined, serial: undefined });
 
 /** The last verified export of a peer, kept so a restart (or a peer that went away) still has it. */
 async function storeImport(deps: NetworkDeps, network: string, peer: string, jws: string): Promise<void> {
