@@ -545,6 +545,7 @@ export class Gateway {
     requests: number;
     last_reload: ReloadResult | undefined;
     watch: { dirs: string[]; files: string[] };
+    seen: [string, string][];
   } {
     return {
       pid: process.pid,
@@ -552,6 +553,8 @@ export class Gateway {
       requests: this.served,
       last_reload: this.lastReload,
       watch: { dirs: this.watchedDirs(), files: this.watchedFiles() },
+      // The primary's watcher must count as seen what this worker read, not the files once it is done.
+      seen: [...(this.seen ?? [])],
     };
   }
 

@@ -20,6 +20,8 @@ export interface WorkerState {
   requests: number;
   last_reload: ReloadResult | undefined;
   watch: { dirs: string[]; files: string[] };
+  /** Digest of each watched file as the live generation read it (config/watch.ts). */
+  seen: [string, string][];
   /** Ports bound, by network. */
   ports: Record<string, number>;
 }

@@ -114,6 +114,7 @@ export class WorkerGroup {
       this.watcher = new ConfigWatcher({
         dirs: () => this.watchList.dirs,
         files: () => this.watchList.files,
+        seen: new Map(this.slots[0]!.state!.seen),
         onChange: () => this.onFileChange(),
         pollMs: this.opts.pollMs,
       });
@@ -286,11 +287,12 @@ export class WorkerGroup {
       if (first.result?.ok && up[0]!.state) {
         this.ports = { ...up[0]!.state.ports };
         this.watchList = up[0]!.state.watch;
+        // What worker 1 read, digested before it read it: a change written meanwhile reloads again.
+        this.watcher?.resync(new Map(up[0]!.state.seen));
       }
       each.push(...(await Promise.all(up.slice(1).map(one))));
     }
     const result = groupReload(trigger, at, each);
-    this.watcher?.resync();
     const fields = { trigger, hash: result.hash, workers: result.workers };
     if (result.ok) this.opts.logger.info("workers reloaded", fields);
     else
