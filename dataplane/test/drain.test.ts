@@ -7,9 +7,21 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { Agent, request } from "node:http";
+import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { baseConfig, http, proxyPipeline, startDataplane, startUpstream, writeTree } from "./helpers.js";
+import {
+  baseConfig,
+  eventually,
+  http,
+  proxyPipeline,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  writeTree,
+} from "./helpers.js";
 
 interface Outcome {
   status: number;
@@ -112,5 +124,75 @@ test("SIGTERM with drain_delay_ms: /readyz 503 first, steady load loses nothing,
   release();
   const last = await inflight;
   assert.equal(last.status, 200, `the in-flight request: ${last.error ?? last.status}`);
+  assert.equal(await exit, 0);
+});
+
+/** One GET on an HTTP/2 session: the status, or 0 and the error. */
+function get2(session: ClientHttp2Session, path: string): Promise<{ status: number; error?: string }> {
+  return new Promise((resolve) => {
+    const r = session.request({ ":path": path });
+    let status = 0;
+    r.on("response", (h) => (status = Number(h[":status"])));
+    r.on("data", () => undefined);
+    r.on("end", () => resolve({ status }));
+    r.on("error", (e: Error) => resolve({ status: 0, error: e.message }));
+    r.end();
+  });
+}
+
+test("SIGTERM with drain_delay_ms over HTTP/2: requests on an open session are served, then a graceful GOAWAY", async (t) => {
+  const pki = tempDir("harmony-drain-pki-");
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1",
+    "-keyout",
+    join(pki, "tls.key"),
+    "-out",
+    join(pki, "tls.crt"),
+  ]);
+  const upstream = await startUpstream((_req, res) => res.end("ok"));
+  t.after(() => upstream.close());
+  const config =
+    baseConfig().replace("shutdown_timeout_ms = 5000", "shutdown_timeout_ms = 20000\ndrain_delay_ms = 4000") +
+    `
+[network.secure.http]
+bind_address = "127.0.0.1"
+bind_port = 0
+cert_path = "${join(pki, "tls.crt")}"
+key_path = "${join(pki, "tls.key")}"
+` +
+    proxyPipeline("api", "/api", upstream.url).replace('networks = ["default"]', 'networks = ["secure"]');
+  const dp = await startDataplane(join(writeTree({ "config.toml": config }), "config.toml"));
+  t.after(() => dp.stop("SIGKILL"));
+  const session = http2Connect(`https://127.0.0.1:${dp.ports.secure}`, { ca: readFileSync(join(pki, "tls.crt")) });
+  t.after(() => session.destroy());
+  session.on("error", () => undefined);
+  let goaway = false;
+  session.on("goaway", () => (goaway = true));
+  assert.equal((await get2(session, "/api/x")).status, 200);
+
+  const exit = dp.stop("SIGTERM");
+  await eventually("/readyz answers 503", async () => (await http(dp.url("management", "/readyz"))).status === 503, {
+    intervalMs: 20,
+  });
+  // The session opened before the signal is still served, and told to go away once that stream is done.
+  const during = await get2(session, "/api/y");
+  assert.equal(during.status, 200, `a request on the open session during the drain: ${during.error ?? ""}`);
+  await eventually("the client got GOAWAY", () => goaway, { intervalMs: 20 });
+  assert.ok(
+    !dp.logs.some((l) => l.message === "drain delay over; closing the listeners"),
+    "GOAWAY came with the response during the drain, not when the listeners closed",
+  );
   assert.equal(await exit, 0);
 });
