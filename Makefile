@@ -15,7 +15,10 @@ CONFIG ?= examples/default/config.toml
 DATAPLANE_NODE_FLAGS ?= --max-semi-space-size=2
 # Per Node version: node_modules installed under another Node are installed again.
 NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
-TESTS = $(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort)
+# The real-node files run apart, one at a time: there is one node per machine, and each file brings
+# up its own (test/cluster/cluster.ts).
+CLUSTER_TESTS = $(shell find test/cluster -name '*.test.ts' 2>/dev/null | sort)
+TESTS = $(filter-out $(CLUSTER_TESTS),$(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort))
 
 .PHONY: install build run check test test-only test-cluster lint typecheck format-check schema crds controlplane argocd cluster peers lua images images-docker images-oci bundles bench clean
 
@@ -82,11 +85,13 @@ lua:
 test: install build lint typecheck format-check controlplane argocd cluster peers lua test-only
 
 test-only:
-	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS)
+	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS); a=$$?; \
+	node --import tsx --test --test-concurrency=1 --test-reporter=spec $(CLUSTER_TESTS); b=$$?; \
+	[ $$a = 0 ] && [ $$b = 0 ]
 
 ## Only the real-node suite (root): a single-node cluster on this machine, the images, the chart.
 test-cluster: build cluster
-	node --import tsx --test --test-reporter=spec $(shell find test/cluster -name '*.test.ts' | sort)
+	node --import tsx --test --test-concurrency=1 --test-reporter=spec $(CLUSTER_TESTS)
 
 IMAGE_TAG ?= 0.1.0
 BUNDLE_DIR ?= /tmp/harmony-bundles

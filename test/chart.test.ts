@@ -451,6 +451,11 @@ test("helm template: the operator Deployment is locked down, probed on its healt
   assert.ok(c.args.includes("--lease-namespace=$(POD_NAMESPACE)"));
   assert.equal(c.env.find((e) => e.name === "POD_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
   assert.ok(!c.args.some((a) => a.startsWith("--watch-namespaces")));
+  // An upgrade starts the new replica before the old one goes: the webhook and the Lease keep a candidate.
+  assert.deepEqual((d.spec as { strategy?: unknown }).strategy, {
+    type: "RollingUpdate",
+    rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+  });
 
   // Standard labels on everything; selectors only on the immutable name + instance pair.
   for (const o of objs) {

@@ -3,6 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { configReaderRbac, deploymentFor, serviceFor, childLabels, workloadPlan } from "../src/translator/workload.js";
 import type { HarmonyGateway } from "../src/api/v1alpha1.js";
+import TOML from "@iarna/toml";
+import { render } from "../src/translator/render.js";
 
 const gw: HarmonyGateway = {
   apiVersion: "harmony.runbeam.io/v1alpha1",
@@ -154,4 +156,26 @@ test("the pods run as the gateway's own ServiceAccount, whose Role reads only it
   assert.deepEqual(binding.subjects, [
     { kind: "ServiceAccount", name: "edge-harmony", namespace: gw.metadata.namespace },
   ]);
+});
+
+test("rollouts lose no request: surge before removal, and the grace period outlasts the data plane's drain", () => {
+  const d = deploymentFor(gw) as {
+    spec: { strategy: unknown; template: { spec: { terminationGracePeriodSeconds?: number } } };
+  };
+  assert.deepEqual(d.spec.strategy, { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+  // What the pods run with is the rendered config: SIGKILL must come after its drain delay and its
+  // shutdown timeout, or requests it means to finish are cut.
+  const r = render(
+    gw,
+    [],
+    () => undefined,
+    () => undefined,
+  );
+  const proxy = (TOML.parse(r.files["config.toml"]!) as { proxy: Record<string, number> }).proxy;
+  assert.ok(proxy.drain_delay_ms! > 0, "a drain delay is rendered");
+  const grace = d.spec.template.spec.terminationGracePeriodSeconds;
+  assert.ok(
+    grace !== undefined && grace * 1000 > proxy.drain_delay_ms! + proxy.shutdown_timeout_ms!,
+    `grace ${grace} s`,
+  );
 });

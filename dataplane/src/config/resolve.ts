@@ -66,6 +66,8 @@ export interface ResolvedConfig {
   jsonDepthLimit: number;
   parseLimits: ParseLimits;
   shutdownTimeoutMs: number;
+  /** SIGTERM → stop listening: served meanwhile, not ready, Connection: close (runtime/gateway.ts). */
+  drainDelayMs: number;
   /** How request paths are made canonical (`proxy.path_normalization`). */
   pathNormalization: PathNormalization;
   management:
@@ -607,6 +609,7 @@ export function resolveConfig(
       maxFormFields: limits.max_form_fields ?? DEFAULT_PARSE_LIMITS.maxFormFields,
     },
     shutdownTimeoutMs: proxy.shutdown_timeout_ms ?? 30_000,
+    drainDelayMs: proxy.drain_delay_ms ?? 0,
     pathNormalization: {
       encodedSlash: proxy.path_normalization?.encoded_slash ?? DEFAULT_PATH_NORMALIZATION.encodedSlash,
       semicolon: proxy.path_normalization?.semicolon ?? DEFAULT_PATH_NORMALIZATION.semicolon,

@@ -105,7 +105,16 @@ export const ProxySection = Obj(
     shutdown_timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 0,
-        description: "How long SIGTERM waits for in-flight requests before closing them.",
+        description:
+          "How long SIGTERM waits for in-flight requests, after drain_delay_ms, before closing them (default 30000).",
+      }),
+    ),
+    drain_delay_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 600_000,
+        description:
+          "After SIGTERM, how long the listeners keep accepting and serving while /readyz answers 503 and every response carries Connection: close (HTTP/2: GOAWAY), so load balancers and kube-proxy drop the instance before it stops listening (default 0; the Kubernetes operator renders 5000).",
       }),
     ),
     path_normalization: Type.Optional(PathNormalizationSection),

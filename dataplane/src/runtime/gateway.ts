@@ -8,6 +8,7 @@
  * (connection pools) are closed when its last request finishes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { Logger } from "winston";
 import { loadConfig, type LoadedConfig } from "../config/load.js";
@@ -431,7 +432,7 @@ export class Gateway {
       writeProblem(res, { status: 503, title: "Service Unavailable", detail: "starting" }, requestId(undefined));
       return;
     }
-    if (this.stopping) res.setHeader("connection", "close");
+    if (this.stopping) closeAfterResponse(req, res);
     const malformed = malformedHead(req);
     if (malformed) {
       this.opts.metrics.unrouted.inc({ network, status: "400" });
@@ -513,12 +514,25 @@ export class Gateway {
 
   // ---- shutdown ----------------------------------------------------------------------------
 
-  /** Stops accepting, lets in-flight requests finish (bounded), then closes everything. */
+  /**
+   * SIGTERM. First `drain_delay_ms` of still serving while /readyz answers 503 and every response
+   * closes its connection: a load balancer (kube-proxy, once the endpoint is gone) needs that long
+   * to stop sending new connections here, and clients holding keep-alive connections (which
+   * conntrack keeps pinned to this pod) are moved to another replica one response at a time. Then
+   * the listeners stop accepting, idle connections close, and in-flight requests get
+   * `shutdown_timeout_ms` to finish before they are cut.
+   */
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.watcher?.close();
     this.kube?.close();
+    const drainMs = this.live?.gen.config.drainDelayMs ?? 0;
+    if (drainMs > 0) {
+      this.opts.logger.info("not ready; still serving until the drain delay ends", { drain_delay_ms: drainMs });
+      await new Promise((r) => setTimeout(r, drainMs));
+      this.opts.logger.info("drain delay over; closing the listeners");
+    }
     const timeout = this.live?.gen.config.shutdownTimeoutMs ?? 30_000;
     const servers = this.listeners.clear().map((l) => l.server);
     await Promise.all(servers.map((s) => s.close(timeout)));
@@ -673,3 +687,18 @@ function harmonyPaths(loaded: LoadedConfig): string[] {
 }
 
 /** server.close() waits for every connection; idle keep-alive ones are closed now, busy ones after `graceMs`. */
+
+/**
+ * While shutting down: this response ends its connection, so the client's next request opens a new
+ * one, which the load balancer sends to a replica that stays. HTTP/1.1 by `Connection: close`;
+ * HTTP/2 has no such header (Node drops it with a warning) and gets a graceful GOAWAY instead: the
+ * streams already open finish, new ones go to a new connection.
+ */
+function closeAfterResponse(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor < 2) {
+    res.setHeader("connection", "close");
+    return;
+  }
+  const session = (req as unknown as Http2ServerRequest).stream?.session;
+  if (session && !session.closed) session.close();
+}

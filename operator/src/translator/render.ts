@@ -30,6 +30,14 @@ import { planTls, type TlsPlan } from "./gateway-tls.js";
 export const CONFIG_DIR = "/etc/harmony/config";
 export const SECRET_DIR = "/etc/harmony/secrets";
 export const MANAGEMENT_NETWORK = "management";
+/**
+ * The data plane's shutdown on SIGTERM (README: Data-plane workload, "Rolling updates"): this long
+ * still serving while not ready, so kube-proxy on every node drops the pod before it stops
+ * listening (Envoy Gateway waits 10 s at least, ingress-nginx 10 s)...
+ */
+export const DRAIN_DELAY_MS = 5_000;
+/** ...then this long for requests in flight (the data plane's own default). */
+export const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 export type { SecretRevision, SecretLookup, ConfigMapLookup } from "./file-options.js";
 
@@ -278,7 +286,12 @@ export function renderMain(
   paths.add(["management", "base_path"], "spec.management.basePath");
   paths.add(["logging", "log_level"], "spec.logLevel");
   const doc: Table = {
-    proxy: { id: `${gateway.metadata.namespace}/${gateway.metadata.name}`, pipelines_path: "." },
+    proxy: {
+      id: `${gateway.metadata.namespace}/${gateway.metadata.name}`,
+      pipelines_path: ".",
+      drain_delay_ms: DRAIN_DELAY_MS,
+      shutdown_timeout_ms: SHUTDOWN_TIMEOUT_MS,
+    },
     logging: { log_level: spec.logLevel ?? "info" },
     management: { enabled: true, network: MANAGEMENT_NETWORK, base_path: spec.management?.basePath ?? "/admin" },
     network,

@@ -9,7 +9,7 @@
  * reads exactly its ConfigMap and Secret and nothing else.
  */
 import type { HarmonyGateway } from "../api/v1alpha1.js";
-import { CONFIG_DIR, SECRET_DIR } from "./render.js";
+import { CONFIG_DIR, DRAIN_DELAY_MS, SECRET_DIR, SHUTDOWN_TIMEOUT_MS } from "./render.js";
 import { NET_DIR, NET_FILES, netSecretKey } from "../network/directory.js";
 
 export const DEFAULT_IMAGE = "ghcr.io/runbeam/harmony-dataplane:0.1.0";
@@ -17,6 +17,13 @@ export const MANAGED_BY = "harmony-operator";
 export const GATEWAY_LABEL = "harmony.runbeam.io/gateway";
 /** Secret files: 0440, read through the pod's fsGroup (Kubernetes' default is 0644). */
 export const SECRET_MODE = 0o440;
+
+/**
+ * SIGTERM → SIGKILL: the data plane's drain delay and shutdown timeout (both rendered into its
+ * config), plus room for the process to exit. Kubernetes' default (30 s) would cut requests that
+ * the data plane still means to finish.
+ */
+export const TERMINATION_GRACE_SECONDS = Math.ceil((DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS) / 1000) + 5;
 
 export const configMapName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-config`;
 export const secretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-secrets`;
@@ -79,6 +86,7 @@ export function deploymentFor(
       // value survives every reconcile; the API server defaults it to 1 on create.
       ...(spec.replicas !== undefined ? { replicas: spec.replicas } : {}),
       selector: { matchLabels: selector },
+      // A new pod is Ready before an old one goes: capacity never drops during a rollout.
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: {
@@ -99,6 +107,7 @@ export function deploymentFor(
           // Secret; mounted here only (the ServiceAccount itself does not automount).
           ...(watchApi ? { serviceAccountName: workloadName(gw) } : {}),
           automountServiceAccountToken: watchApi,
+          terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
           containers: [
             {
               name: "dataplane",
