@@ -126,6 +126,9 @@ function splitQuery(uri: string): [string, string | undefined] {
   return i < 0 ? [uri, undefined] : [uri.slice(0, i), uri.slice(i)];
 }
 
+/** The `tried` set of a single-target backend: never written (nextTarget returns early for it). */
+const NONE_TRIED: Set<number> = new Set();
+
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const RETRIABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
 
@@ -305,8 +308,9 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     : undefined;
 
   async function handle(rctx: RequestContext): Promise<void> {
-    const tried = new Set<number>();
     const single = upstreams.length === 1; // the common case: no choice to make, no balancer work
+    // Only a choice of targets needs to remember which were tried (a Set per request is ~300 B).
+    const tried = single ? NONE_TRIED : new Set<number>();
     let i = single ? 0 : balancer.pick(tried)!;
     // The body is prepared once, for the first target chosen (its base, if the protocol rewrites URLs in it).
     if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx, upstreams[i]!));
@@ -319,7 +323,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     const state: ForwardState = { started: false, status: 0 };
     for (let attempt = 1; ; attempt++) {
       const u = upstreams[i]!;
-      tried.add(i);
+      if (!single) tried.add(i);
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(rctx, u),
         method: method,
