@@ -6,14 +6,19 @@
  * That is not only memory: each full garbage collection marks the whole live heap, and streaming
  * large bodies triggers them often (their chunks are external memory), so a heap twice the size
  * made the 1 MiB pass-through cost more CPU per MiB (bench/README.md, issue 18). A synchronous
- * require keeps the callers synchronous; Node 24 loads ESM-only packages this way too.
+ * require keeps the callers synchronous; Node 24 loads ESM-only packages and our own ESM modules
+ * this way too (sharing the ESM cache with `import`).
  */
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 
-/** `load()` returns the module, importing it the first time. */
-export function lazyModule<T>(specifier: string): () => T {
+/**
+ * `load()` returns the module, importing it the first time. A relative specifier is resolved from
+ * `from` (the caller's `import.meta.url`).
+ */
+export function lazyModule<T>(specifier: string, from?: string): () => T {
+  const load = from ? createRequire(from) : require;
   let loaded: T | undefined;
-  return () => (loaded ??= require(specifier) as T);
+  return () => (loaded ??= load(specifier) as T);
 }

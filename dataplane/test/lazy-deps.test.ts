@@ -1,7 +1,7 @@
 /**
  * Libraries only some configs use are loaded when a config uses them, not at start-up
- * (src/lazy-module.ts). A data plane that only proxies HTTP does not carry the AWS SDK or
- * archiver in its heap: each full GC marks the whole live heap, and streaming large bodies
+ * (src/lazy-module.ts). A data plane that only proxies HTTP does not carry the AWS SDK, archiver
+ * or dcmjs-dimse in its heap: each full GC marks the whole live heap, and streaming large bodies
  * triggers full GCs often, so the heap's size showed up as CPU per MiB (issue 18). The modules a
  * process resolves are recorded by a preloaded hook (HOOK).
  */
@@ -41,9 +41,10 @@ async function modulesResolvedBy(config: string, path: string): Promise<{ module
   }
 }
 
-const heavy = (mods: string[]) => mods.filter((m) => m.startsWith("@aws-sdk/") || m === "archiver");
+const heavy = (mods: string[]) =>
+  mods.filter((m) => m.startsWith("@aws-sdk/") || m === "archiver" || m === "dcmjs-dimse");
 
-test("an HTTP proxy config never loads the AWS SDK or archiver", async () => {
+test("an HTTP proxy config never loads the AWS SDK, archiver or dcmjs-dimse", async () => {
   const up = await startUpstream((_req, res) => res.end("ok"));
   try {
     const { modules, status } = await modulesResolvedBy(baseConfig(proxyPipeline("p", "/p", up.url)), "/p/x");
@@ -75,4 +76,26 @@ endpoint = "http://127.0.0.1:9"
 `);
   const { modules } = await modulesResolvedBy(config, "/files/none");
   assert.ok(heavy(modules).includes("@aws-sdk/client-s3"), heavy(modules).join(", "));
+});
+
+test("a config with a dicom backend loads dcmjs-dimse when it is built", async () => {
+  const config = baseConfig(`
+[pipelines.pacs]
+networks = ["default"]
+endpoints = ["pacs_in"]
+backends = ["pacs_out"]
+
+[endpoints.pacs_in]
+service = "dicomweb"
+options = { path_prefix = "/dicom-web" }
+
+[backends.pacs_out]
+service = "dicom"
+[backends.pacs_out.options]
+host = "127.0.0.1"
+port = 9
+aet = "NOBODY"
+`);
+  const { modules } = await modulesResolvedBy(config, "/dicom-web/studies");
+  assert.ok(heavy(modules).includes("dcmjs-dimse"), heavy(modules).join(", "));
 });
