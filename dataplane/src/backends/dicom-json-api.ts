@@ -11,11 +11,16 @@ import { Type } from "@sinclair/typebox";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { jsonDepth } from "../pipeline/body.js";
-import { cEcho, cFind, cMove, type Peer, type Received } from "../protocols/dimse-client.js";
+import type { Peer, Received } from "../protocols/dimse-client.js";
+import { lazyModule } from "../lazy-module.js";
 import { attribute, toDicomJson, type DicomJsonDataset } from "../protocols/dicom-json.js";
-import { hex, isSuccess, isWarning } from "../protocols/dimse.js";
+import { hex, isSuccess, isWarning } from "../protocols/dimse-status.js";
 import type { Level } from "../protocols/dicomweb-request.js";
 import { instanceJson } from "./dicom-metadata.js";
+
+// dcmjs-dimse is about 11 MiB of heap (bench/README.md, issue 18): the DIMSE client loads with the
+// first dicom backend built, not when the data plane starts.
+const scu = lazyModule<typeof import("../protocols/dimse-client.js")>("../protocols/dimse-client.js", import.meta.url);
 
 export const jsonApiOptions = {
   json_api_max_body_bytes: Type.Integer({
@@ -94,7 +99,7 @@ export async function jsonApi(
 async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
   const who = { remote_aet: peer.calledAet, host: peer.host, port: peer.port };
   try {
-    const status = await cEcho(peer);
+    const status = await scu().cEcho(peer);
     if (isSuccess(status)) return answer(rctx, 200, { operation: "echo", success: true, ...who });
     answer(rctx, 502, { operation: "echo", success: false, ...who, error: `C-ECHO status ${hex(status)}` });
   } catch (e) {
@@ -106,7 +111,7 @@ async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
 async function find(rctx: RequestContext, peer: Peer, keys: Record<string, string>, max: number): Promise<void> {
   const level = levelOf(keys);
   const { QueryRetrieveLevel: _, ...identifier } = keys;
-  const { status, matches, truncated } = await cFind(peer, identifier, level, max);
+  const { status, matches, truncated } = await scu().cFind(peer, identifier, level, max);
   if (!isSuccess(status)) throw dimseFailure("C-FIND", status);
   const out = matches.map((m) => {
     const ds = toDicomJson(m);
@@ -141,7 +146,7 @@ async function retrieve(
       throw new HttpError(403, `move destination ${req.destination} is not in json_api_move_destinations`, {
         type: problemType("move-destination-not-allowed"),
       });
-    const r = await cMove(peer, level, uids, req.destination);
+    const r = await scu().cMove(peer, level, uids, req.destination);
     const counts = { completed: r.completed, failed: r.failed, warnings: r.warnings };
     if (r.completed + r.failed + r.warnings === 0 && isSuccess(r.status))
       return answer(rctx, 404, { operation: "move", success: false, error: "Study not found", ...counts });

@@ -11,18 +11,8 @@ import dcmjs from "dcmjs";
 import type { BackendPlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import {
-  cEcho,
-  cFind,
-  cGet,
-  cMove,
-  cStore,
-  type GetOffer,
-  type Peer,
-  type Received,
-  type StoreItem,
-} from "../protocols/dimse-client.js";
-import { MoveReceiver } from "../protocols/move-receiver.js";
+import type { GetOffer, Peer, Received, StoreItem } from "../protocols/dimse-client.js";
+import { lazyModule } from "../lazy-module.js";
 import { harmonyOptions, harmonyProblems, retrieval } from "./dicom-harmony.js";
 import { networkPeer, peerProblems } from "./dicom-network.js";
 import { jsonApi, jsonApiOp, jsonApiOptions } from "./dicom-json-api.js";
@@ -37,7 +27,7 @@ type Fetch = (
   onInstance: (r: Received) => Promise<void>,
   offer?: GetOffer,
 ) => Promise<{ status: number; completed: number; failed: number; warnings: number }>;
-import { isSuccess, isWarning, hex } from "../protocols/dimse.js";
+import { isSuccess, isWarning, hex } from "../protocols/dimse-status.js";
 import {
   DEFAULT_KEYS,
   parseDicomwebRequest,
@@ -50,6 +40,14 @@ import { MultipartWriter, boundaryOf, readParts } from "../protocols/multipart.j
 import { Part10Error, parsePart10, toPart10 } from "../protocols/part10.js";
 import { outputSyntax, wantedSyntaxes, wantsCompressed, type WantedSyntaxes } from "../protocols/accept-syntax.js";
 import { COMPRESSED, UNCOMPRESSED } from "../protocols/transfer-syntax.js";
+
+// dcmjs-dimse is about 11 MiB of heap (bench/README.md, issue 18): the DIMSE client loads with the
+// first dicom backend built, not when the data plane starts.
+const scu = lazyModule<typeof import("../protocols/dimse-client.js")>("../protocols/dimse-client.js", import.meta.url);
+const moveReceiver = lazyModule<typeof import("../protocols/move-receiver.js")>(
+  "../protocols/move-receiver.js",
+  import.meta.url,
+);
 
 const AE = { minLength: 1, maxLength: 16, pattern: "^[\\x20-\\x5b\\x5d-\\x7e]*[^ ][\\x20-\\x5b\\x5d-\\x7e]*$" };
 
@@ -126,6 +124,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
     ...harmonyProblems(o),
   ],
   create: (o, ctx) => {
+    const { cGet, cMove } = scu();
     const { retrieve: mode, movePort } = retrieval(o);
     const viaNetwork = networkPeer(o, ctx);
     if (viaNetwork && !viaNetwork.ok) {
@@ -146,7 +145,8 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       mode === "move"
         ? ctx.resources.acquire(
             `dimse-move-receiver:${o.move_bind_address}:${movePort}`,
-            () => new MoveReceiver(o.move_bind_address, movePort!, o.move_aet ?? o.local_aet, ctx.logger),
+            () =>
+              new (moveReceiver().MoveReceiver)(o.move_bind_address, movePort!, o.move_aet ?? o.local_aet, ctx.logger),
           )
         : undefined;
     const fetch: Fetch = receiver
@@ -197,7 +197,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
  * itself): the `dicom` endpoint sends one for a C-ECHO with `echo = "upstream"`. It is a C-ECHO.
  */
 async function echo(rctx: RequestContext, peer: Peer): Promise<void> {
-  const status = await cEcho(peer);
+  const status = await scu().cEcho(peer);
   if (!isSuccess(status)) throw dimseFailure("C-ECHO", status);
   rctx.response = { status: 204, headers: { allow: "GET, HEAD, POST, OPTIONS", "x-request-id": rctx.id }, body: null };
 }
@@ -257,7 +257,7 @@ async function search(rctx: RequestContext, peer: Peer, op: SearchOp, base: stri
     op.level === "WORKLIST" ? [] : ["StudyInstanceUID", ...(op.level !== "STUDY" ? ["SeriesInstanceUID"] : [])];
   for (const k of [...keys, ...uidKeys]) setPath(identifier, k, "");
   for (const [k, v] of Object.entries(op.match)) setPath(identifier, k, v);
-  const { status, matches } = await cFind(peer, identifier, op.level);
+  const { status, matches } = await scu().cFind(peer, identifier, op.level);
   if (!isSuccess(status)) throw dimseFailure("C-FIND", status);
   const page = matches.slice(op.offset, op.limit === undefined ? undefined : op.offset + op.limit);
   if (page.length === 0) {
@@ -424,7 +424,9 @@ async function getOffer(peer: Peer, op: RetrieveOp, wanted: WantedSyntaxes): Pro
   const identifier: Record<string, unknown> = { StudyInstanceUID: op.study, SOPClassUID: "" };
   if (op.series) identifier.SeriesInstanceUID = op.series;
   if (op.sop) identifier.SOPInstanceUID = op.sop;
-  const found = await cFind(peer, identifier, "IMAGE").catch(() => undefined);
+  const found = await scu()
+    .cFind(peer, identifier, "IMAGE")
+    .catch(() => undefined);
   if (!found || !isSuccess(found.status)) return undefined;
   const sopClasses = [
     ...new Set(found.matches.map((m) => m.SOPClassUID).filter((v): v is string => typeof v === "string")),
@@ -457,7 +459,7 @@ async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, 
   let batchBytes = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const statuses = await cStore(peer, batch);
+    const statuses = await scu().cStore(peer, batch);
     batch.forEach((b, i) =>
       outcomes.push({ sopClass: b.sopClass, sopInstance: b.sopInstance, status: statuses[i]!, study: b.study }),
     );

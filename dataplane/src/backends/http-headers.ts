@@ -16,14 +16,15 @@ const HOP_BY_HOP = new Set([
 ]);
 
 function connectionTokens(v: string | string[] | undefined): Set<string> | undefined {
-  if (!v) return undefined;
+  // The common values name no header: no split, no Set (this runs twice per proxied request).
+  if (!v || v === "keep-alive" || v === "close") return undefined;
   const s = Array.isArray(v) ? v.join(",") : v;
-  const out = new Set<string>();
+  let out: Set<string> | undefined;
   for (const t of s.split(",")) {
     const k = t.trim().toLowerCase();
-    if (k && k !== "close" && k !== "keep-alive") out.add(k);
+    if (k && k !== "close" && k !== "keep-alive") (out ??= new Set<string>()).add(k);
   }
-  return out.size ? out : undefined;
+  return out;
 }
 
 /** Copies end-to-end headers only (drops hop-by-hop ones and anything named in Connection). */

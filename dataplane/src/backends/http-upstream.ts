@@ -126,6 +126,9 @@ function splitQuery(uri: string): [string, string | undefined] {
   return i < 0 ? [uri, undefined] : [uri.slice(0, i), uri.slice(i)];
 }
 
+/** The `tried` set of a single-target backend: never written (nextTarget returns early for it). */
+const NONE_TRIED: Set<number> = new Set();
+
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 const RETRIABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
 
@@ -312,8 +315,9 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     : undefined;
 
   async function handle(rctx: RequestContext): Promise<void> {
-    const tried = new Set<number>();
     const single = upstreams.length === 1; // the common case: no choice to make, no balancer work
+    // Only a choice of targets needs to remember which were tried (a Set per request is ~300 B).
+    const tried = single ? NONE_TRIED : new Set<number>();
     const first = single ? 0 : balancer.pick(tried);
     if (first === undefined || upstreams[first]!.weight === 0)
       throw new HttpError(500, "no target of this backend has a weight above 0", {
@@ -333,7 +337,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     for (let attempt = 1; ; attempt++) {
       const u = upstreams[i]!;
       staticAnswer(u);
-      tried.add(i);
+      if (!single) tried.add(i);
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(rctx, u),
         method: method,

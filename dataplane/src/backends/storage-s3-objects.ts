@@ -5,9 +5,8 @@
  * the JMIX store's (jmix/storage-s3.ts).
  */
 import { Readable } from "node:stream";
-import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { createS3Client, type S3Settings } from "../jmix/storage-s3.js";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { awsS3, awsUpload, createS3Client, type S3Settings } from "../jmix/storage-s3.js";
 import type { ObjectStore, StoredObject } from "./storage-objects.js";
 
 const statusOf = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -29,7 +28,7 @@ export class S3Objects implements ObjectStore {
     const Key = this.prefix + rel;
     let head;
     try {
-      head = await this.client.send(new HeadObjectCommand({ Bucket: this.s.bucket, Key }));
+      head = await this.client.send(new (awsS3().HeadObjectCommand)({ Bucket: this.s.bucket, Key }));
     } catch (e) {
       if (statusOf(e) === 404) return undefined;
       throw e;
@@ -44,7 +43,7 @@ export class S3Objects implements ObjectStore {
         return Readable.from(
           (async function* () {
             const r = await client.send(
-              new GetObjectCommand({ Bucket: s.bucket, Key, Range: `bytes=${start}-${end}`, IfMatch: head.ETag }),
+              new (awsS3().GetObjectCommand)({ Bucket: s.bucket, Key, Range: `bytes=${start}-${end}`, IfMatch: head.ETag }),
             );
             for await (const c of r.Body as AsyncIterable<Uint8Array>) yield Buffer.from(c);
           })(),
@@ -56,7 +55,7 @@ export class S3Objects implements ObjectStore {
   }
 
   async write(rel: string, body: Readable, contentType: string | undefined): Promise<void> {
-    const upload = new Upload({
+    const upload = new (awsUpload().Upload)({
       client: this.client,
       params: {
         Bucket: this.s.bucket,

@@ -7,7 +7,12 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import type { BuildContext, EndpointPlugin, OptionProblem } from "../plugins/types.js";
-import { DimseListener, type MoveDestination } from "../protocols/dimse-scp.js";
+import type { MoveDestination } from "../protocols/dimse-scp.js";
+import { lazyModule } from "../lazy-module.js";
+
+// dcmjs-dimse is about 11 MiB of heap (bench/README.md, issue 18): the SCP loads with the first
+// dicom endpoint built, not when the data plane starts.
+const scp = lazyModule<typeof import("../protocols/dimse-scp.js")>("../protocols/dimse-scp.js", import.meta.url);
 
 /** DICOM's registered port (PS3.15 / IANA "dicom"), Harmony's `dicom_scp` default. */
 const DEFAULT_PORT = 11112;
@@ -184,7 +189,7 @@ export const dicomEndpoint: EndpointPlugin<typeof Options> = {
     // TLS or not is part of the key: a listener changing mode is a new listener.
     const listener = ctx.resources.acquire(
       `dimse-listener:${tls ? "tls:" : ""}${address}:${o.port}${o.port === 0 ? `:${ctx.name}` : ""}`,
-      () => new DimseListener(address, o.port, ctx.logger, tls),
+      () => new (scp().DimseListener)(address, o.port, ctx.logger, tls),
     );
     const peers = destinations(o);
     return {

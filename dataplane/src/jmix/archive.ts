@@ -13,14 +13,17 @@ import { dirname, join } from "node:path";
 import { PassThrough, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import { ZipArchive } from "archiver";
 import yauzl from "yauzl";
 import tarStream from "tar-stream";
 import type { PackageFile } from "./local-files.js";
+import { lazyModule } from "../lazy-module.js";
+
+// archiver is about 4 MiB of heap, and only JMIX zips need it.
+const archiver = lazyModule<typeof import("archiver")>("archiver");
 
 /** A zip of the files under the folder `root`, each opened when the zip reaches it. */
 export function zipOf(files: { rel: string; open(): Readable }[], root: string): Readable {
-  const zip = new ZipArchive({ store: true });
+  const zip = new (archiver().ZipArchive)({ store: true });
   for (const f of files) zip.append(f.open(), { name: `${root}/${f.rel}` });
   void zip.finalize();
   return zip;

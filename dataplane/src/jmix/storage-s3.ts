@@ -7,17 +7,14 @@
  */
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type ListObjectsV2CommandOutput,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { ListObjectsV2CommandOutput, S3Client } from "@aws-sdk/client-s3";
+import { lazyModule } from "../lazy-module.js";
 import type { PackageFile } from "./local-files.js";
 import type { IndexEntry, PackageStorage, StoredFile } from "./package-storage.js";
+
+// The AWS SDK is about 6 MiB of heap: loaded only when a config has an S3 store.
+export const awsS3 = lazyModule<typeof import("@aws-sdk/client-s3")>("@aws-sdk/client-s3");
+export const awsUpload = lazyModule<typeof import("@aws-sdk/lib-storage")>("@aws-sdk/lib-storage");
 
 export interface S3Settings {
   bucket: string;
@@ -31,7 +28,7 @@ export interface S3Settings {
 
 /** A client for these settings; shared with the `storage` backend (backends/storage-s3-objects.ts). */
 export function createS3Client(s: S3Settings): S3Client {
-  return new S3Client({
+  return new (awsS3().S3Client)({
     region: s.region,
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
     forcePathStyle: s.forcePathStyle,
@@ -71,7 +68,7 @@ export class S3Storage implements PackageStorage {
     const queue = [...files];
     const worker = async () => {
       for (let f = queue.shift(); f; f = queue.shift()) {
-        await new Upload({
+        await new (awsUpload().Upload)({
           client: this.client,
           params: { Bucket: this.s.bucket, Key: this.key(id, f.rel), Body: createReadStream(f.abs) },
           queueSize: 2,
@@ -84,7 +81,7 @@ export class S3Storage implements PackageStorage {
 
   async putIndex(entry: IndexEntry): Promise<void> {
     await this.client.send(
-      new PutObjectCommand({
+      new (awsS3().PutObjectCommand)({
         Bucket: this.s.bucket,
         Key: `${this.prefix}index/${entry.id}.json`,
         Body: JSON.stringify(entry),
@@ -97,7 +94,7 @@ export class S3Storage implements PackageStorage {
     let token: string | undefined;
     do {
       const page: ListObjectsV2CommandOutput = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.s.bucket, Prefix: prefix, ContinuationToken: token }),
+        new (awsS3().ListObjectsV2Command)({ Bucket: this.s.bucket, Prefix: prefix, ContinuationToken: token }),
       );
       for (const o of page.Contents ?? []) if (o.Key) yield { key: o.Key, size: o.Size ?? 0 };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -108,7 +105,7 @@ export class S3Storage implements PackageStorage {
     const out: IndexEntry[] = [];
     for await (const { key } of this.keys(`${this.prefix}index/`)) {
       if (!key.endsWith(".json")) continue;
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.s.bucket, Key: key }));
+      const r = await this.client.send(new (awsS3().GetObjectCommand)({ Bucket: this.s.bucket, Key: key }));
       out.push(JSON.parse((await bodyBytes(r.Body)).toString("utf8")) as IndexEntry);
     }
     return out;
@@ -116,7 +113,7 @@ export class S3Storage implements PackageStorage {
 
   async has(id: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.s.bucket, Key: this.key(id, "manifest.json") }));
+      await this.client.send(new (awsS3().HeadObjectCommand)({ Bucket: this.s.bucket, Key: this.key(id, "manifest.json") }));
       return true;
     } catch (e) {
       if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
@@ -132,7 +129,7 @@ export class S3Storage implements PackageStorage {
   }
 
   async read(id: string, rel: string): Promise<Buffer> {
-    const r = await this.client.send(new GetObjectCommand({ Bucket: this.s.bucket, Key: this.key(id, rel) }));
+    const r = await this.client.send(new (awsS3().GetObjectCommand)({ Bucket: this.s.bucket, Key: this.key(id, rel) }));
     return bodyBytes(r.Body);
   }
 
@@ -141,7 +138,7 @@ export class S3Storage implements PackageStorage {
     const key = this.key(id, rel);
     return Readable.from(
       (async function* () {
-        const r = await client.send(new GetObjectCommand({ Bucket: s.bucket, Key: key }));
+        const r = await client.send(new (awsS3().GetObjectCommand)({ Bucket: s.bucket, Key: key }));
         for await (const c of r.Body as AsyncIterable<Uint8Array>) yield Buffer.from(c);
       })(),
       { objectMode: false },

@@ -10,7 +10,7 @@
  * format (level, message, timestamp), so one parser reads both.
  */
 import { appendFileSync, createWriteStream, type WriteStream } from "node:fs";
-import { jsonNumber, jsonString } from "./json-line.js";
+import { jsonNumber, jsonStringBody as str } from "./json-line.js";
 
 export interface AccessRecord {
   request_id: string;
@@ -73,7 +73,8 @@ export class AccessLog {
 
   write(r: AccessRecord): void {
     // Hand-assembled in the order winston's format had; every string a client can reach (path,
-    // request id, method, names, address) goes through jsonString.
+    // request id, method, names, address) goes through jsonStringBody (`str`), and the quotes are
+    // part of the template, so a value that needs no escaping is not copied into a new string.
     const now = Date.now();
     if (now !== this.stampMs) {
       this.stampMs = now;
@@ -81,13 +82,13 @@ export class AccessLog {
     }
     this.pending +=
       `{"level":"info","message":"access","component":"dataplane","timestamp":"${this.stamp}"` +
-      `,"request_id":${jsonString(r.request_id)},"method":${jsonString(r.method)}` +
-      `,"path":${jsonString(r.path)},"status":${jsonNumber(r.status)},"duration_ms":${jsonNumber(r.duration_ms)}` +
+      `,"request_id":"${str(r.request_id)}","method":"${str(r.method)}"` +
+      `,"path":"${str(r.path)}","status":${jsonNumber(r.status)},"duration_ms":${jsonNumber(r.duration_ms)}` +
       (r.upstream_ms === undefined ? "" : `,"upstream_ms":${jsonNumber(r.upstream_ms)}`) +
-      `,"pipeline":${jsonString(r.pipeline)},"endpoint":${jsonString(r.endpoint)}` +
-      `,"backend":${jsonString(r.backend)}` +
-      (r.client === undefined ? "" : `,"client":${jsonString(r.client)}`) +
-      (r.operation === undefined ? "" : `,"operation":${jsonString(r.operation)}`) +
+      `,"pipeline":"${str(r.pipeline)}","endpoint":"${str(r.endpoint)}"` +
+      `,"backend":"${str(r.backend)}"` +
+      (r.client === undefined ? "" : `,"client":"${str(r.client)}"`) +
+      (r.operation === undefined ? "" : `,"operation":"${str(r.operation)}"`) +
       "}\n";
     if (this.pending.length >= FLUSH_BYTES) this.flush();
     else if (!this.scheduled) {

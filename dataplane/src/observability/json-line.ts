@@ -30,8 +30,16 @@ function hex4(code: number): string {
 
 /** `s` as a JSON string literal, quotes included. */
 export function jsonString(s: string): string {
-  if (!NEEDS_ESCAPE.test(s)) return '"' + s + '"';
-  let out = '"';
+  return '"' + jsonStringBody(s) + '"';
+}
+
+/**
+ * What goes between the quotes of `s`'s JSON string literal: `s` itself when nothing needs
+ * escaping (no new string is made), so a line template can hold the quotes.
+ */
+export function jsonStringBody(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return s;
+  let out = "";
   let from = 0; // start of the run of characters copied unchanged
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -49,7 +57,7 @@ export function jsonString(s: string): string {
     out += s.slice(from, i) + esc;
     from = i + 1;
   }
-  return out + s.slice(from) + '"';
+  return out + s.slice(from);
 }
 
 /** A number as JSON: non-finite values become null, as JSON.stringify makes them. */

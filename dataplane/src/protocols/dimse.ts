@@ -162,11 +162,7 @@ network.createDatasetFromStoreWritableStream = function (w, ctx, cb) {
 installLink(network);
 Scp.prototype.abort = () => undefined;
 
-/** DIMSE status classes (PS3.7 Annex C). */
-export const isPending = (s: number) => s === 0xff00 || s === 0xff01;
-export const isSuccess = (s: number) => s === 0x0000;
-export const isWarning = (s: number) => s === 0x0001 || (s & 0xf000) === 0xb000 || s === 0x0107 || s === 0x0116;
-export const hex = (s: number) => "0x" + s.toString(16).padStart(4, "0").toUpperCase();
+export { isPending, isSuccess, isWarning, hex } from "./dimse-status.js";
 
 /**
  * A C-GET's instances come back as C-STORE sub-operations on the same association, for which the
