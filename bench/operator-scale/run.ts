@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../../test/controlplane/controlplane.js";
 import { startSyncer } from "../../test/syncer.js";
-import { startDataplane } from "../../dataplane/test/helpers.js";
+import { freePort, startDataplane } from "../../dataplane/test/helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const N = Number(process.env.N ?? 1000);
@@ -48,6 +48,9 @@ function peakRssMiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
+// The data plane's ports, free now (fixed ones clashed with other benches on a shared machine).
+const webPort = await freePort();
+const mgmtPort = await freePort();
 const cp = await startControlPlane();
 const op = spawn(
   process.execPath,
@@ -94,7 +97,7 @@ try {
       apiVersion: "harmony.runbeam.io/v1alpha1",
       kind: "HarmonyGateway",
       metadata: { name: "edge", namespace: ns },
-      spec: { networks: [{ name: "web", port: 18080, bindAddress: "127.0.0.1" }], management: { port: 19190 } },
+      spec: { networks: [{ name: "web", port: webPort, bindAddress: "127.0.0.1" }], management: { port: mgmtPort } },
     }),
   );
   const cpu0 = cpuSeconds(op.pid!);
@@ -143,6 +146,14 @@ try {
   };
   const size = Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0);
 
+  const metric = async (name: string) =>
+    (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+      .split("\n")
+      .filter((l) => l.startsWith(name + "{"))
+      .map((l) => l.replace(name, ""))
+      .join(" ");
+  out(`reconciles until then: ${await metric("harmony_operator_reconcile_total")}`);
+  out(`writes until then: ${await metric("harmony_operator_writes_total")}`);
   const w0 = await writes();
   const rv0 = cm.metadata.resourceVersion;
   const cpuSteady0 = cpuSeconds(op.pid!);
@@ -211,7 +222,7 @@ try {
           JSON.stringify({ spec: { pathPrefix: prefix } }),
         ]);
         for (;;) {
-          const r = await fetch(`http://127.0.0.1:18080${prefix}/x`).catch(() => undefined);
+          const r = await fetch(`http://127.0.0.1:${webPort}${prefix}/x`).catch(() => undefined);
           if (r && r.status !== 404) break;
           if (Date.now() - t > 60_000) throw new Error("change not served within 60 s");
           await sleep(20);

@@ -72,6 +72,48 @@ export interface ReconcilerDeps {
   metrics?: { writes: (kind: string) => void };
   /** HarmonyNetworks as last reconciled (absent: networks are off). */
   networks?: NetworkRegistry;
+  /** True once a newer event for the object being reconciled is waiting in the queue. */
+  superseded?: () => boolean;
+}
+
+/** Pipeline status writes in flight at once for one gateway. */
+const STATUS_WRITERS = 8;
+
+/** Runs the tasks, `width` at a time, starting no more once `stop()` says so. */
+async function inParallel(tasks: (() => Promise<void>)[], width: number, stop?: () => boolean): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < tasks.length && !stop?.()) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(width, tasks.length) }, lane));
+}
+
+/** The last render of each gateway ("ns/name") and what it was rendered from. */
+const renders = new Map<string, { fp: string; r: RenderResult }>();
+
+/**
+ * Everything a render reads when no Secret or ConfigMap is referenced (those can change without an
+ * event, so such a gateway always renders): the gateway's and each pipeline's spec (uid and
+ * generation), creation times (which of two claims wins), each referenced endpoint's spec, and
+ * the gateway's network files.
+ */
+function renderFingerprint(
+  gw: HarmonyGateway,
+  pipelines: readonly HarmonyPipeline[],
+  endpoints: Caches["endpoints"],
+  nets: { names: string[]; hash: string },
+): string {
+  const h = createHash("sha256");
+  const m = (o: { metadata: { uid?: string; generation?: number } } | undefined) =>
+    o ? `${o.metadata.uid}@${o.metadata.generation}` : "-";
+  h.update(`${m(gw)}\0${nets.names.join(",")}\0${nets.hash}\0`);
+  for (const p of pipelines) {
+    const ns = p.metadata.namespace;
+    h.update(`${ns}/${p.metadata.name}=${m(p)}@${p.metadata.creationTimestamp}`);
+    for (const e of p.spec.endpoints) h.update(`;${e.name}=${m(endpoints.get(e.name, ns))}`);
+    h.update("\0");
+  }
+  return h.digest("hex");
 }
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
@@ -86,20 +128,25 @@ export async function reconcileGateway(
 ): Promise<{ requeueAfterMs?: number }> {
   const { caches, logger } = deps;
   const gw = caches.gateways.get(name, namespace);
-  if (!gw || gw.metadata.deletionTimestamp) return {}; // children go with it (ownerReferences)
+  if (!gw || gw.metadata.deletionTimestamp) {
+    renders.delete(`${namespace}/${name}`);
+    return {}; // children go with it (ownerReferences)
+  }
 
   const pipelines = attachedPipelines(gw, caches.pipelines.list());
   const refs = await readReferences(gw, pipelines, { secret: deps.readSecret, configMap: deps.readConfigMap });
   const existingNet = deps.networks ? await deps.readSecret(namespace, netSecretName(gw)) : undefined;
   const nets = gatewayNetworks(gw, deps.networks, existingNet);
-  const r: RenderResult = render(
-    gw,
-    pipelines,
-    (ns, n) => caches.endpoints.get(n, ns),
-    refs.secrets,
-    refs.configMaps,
-    nets,
-  );
+  // The same inputs render the same bytes: most reconciles at scale (our own ConfigMap write
+  // coming back, pods, requeues) change nothing the render reads, and skip it.
+  const fp = refs.any ? undefined : renderFingerprint(gw, pipelines, caches.endpoints, nets);
+  const memo = renders.get(`${namespace}/${name}`);
+  const r: RenderResult =
+    fp !== undefined && memo?.fp === fp
+      ? memo.r
+      : render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps, nets);
+  if (fp !== undefined) renders.set(`${namespace}/${name}`, { fp, r });
+  else renders.delete(`${namespace}/${name}`);
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;
@@ -204,9 +251,14 @@ export async function reconcileGateway(
     servingReplicas: serving,
   });
 
-  // Each attached pipeline's own status.
+  // Each attached pipeline's own status. Its messages name the config hash, so every config
+  // change rewrites them all: a few at a time (1,000 one after another took longer than the
+  // change itself), and not at all once a newer change of this gateway is waiting, whose
+  // reconcile writes them again with the newer hash.
+  const byKey = new Map(pipelines.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
+  const statusWrites: (() => Promise<void>)[] = [];
   for (const o of r.pipelines) {
-    const p = pipelines.find((x) => x.metadata.name === o.name && x.metadata.namespace === o.namespace);
+    const p = byKey.get(`${o.namespace}/${o.name}`);
     if (!p) continue;
     const pc: DesiredCondition[] = [];
     if (o.failure?.condition === "ResolvedRefs") {
@@ -257,8 +309,9 @@ export async function reconcileGateway(
                 : "not served: the gateway's config was not written",
             },
     );
-    await writeStatus(deps, p, "harmonypipelines", pc, {});
+    statusWrites.push(() => writeStatus(deps, p, "harmonypipelines", pc, {}));
   }
+  await inParallel(statusWrites, STATUS_WRITERS, deps.superseded);
   logger.debug("Reconciled gateway", {
     gateway: `${namespace}/${name}`,
     hash: r.hash,
