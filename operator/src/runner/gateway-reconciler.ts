@@ -76,6 +76,19 @@ export interface ReconcilerDeps {
   superseded?: () => boolean;
 }
 
+/** The object already shows every desired condition with this status and reason, for this generation. */
+function verdictsHold(
+  current: readonly { type: string; status: string; reason: string; observedGeneration?: number }[] | undefined,
+  desired: readonly DesiredCondition[],
+  generation: number | undefined,
+): boolean {
+  return desired.every((d) =>
+    current?.some(
+      (c) => c.type === d.type && c.status === d.status && c.reason === d.reason && c.observedGeneration === generation,
+    ),
+  );
+}
+
 /** Pipeline status writes in flight at once for one gateway. */
 const STATUS_WRITERS = 8;
 
@@ -253,10 +266,12 @@ export async function reconcileGateway(
 
   // Each attached pipeline's own status. Its messages name the config hash, so every config
   // change rewrites them all: a few at a time (1,000 one after another took longer than the
-  // change itself), and not at all once a newer change of this gateway is waiting, whose
-  // reconcile writes them again with the newer hash.
+  // change itself). A write that only refreshes messages (the hash) is dropped once a newer change
+  // of this gateway waits, whose reconcile writes them again; one that changes a condition's
+  // status or reason is always made, so a stream of edits cannot hold a pipeline's verdict back.
   const byKey = new Map(pipelines.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
   const statusWrites: (() => Promise<void>)[] = [];
+  const refreshes: (() => Promise<void>)[] = [];
   for (const o of r.pipelines) {
     const p = byKey.get(`${o.namespace}/${o.name}`);
     if (!p) continue;
@@ -309,9 +324,12 @@ export async function reconcileGateway(
                 : "not served: the gateway's config was not written",
             },
     );
-    statusWrites.push(() => writeStatus(deps, p, "harmonypipelines", pc, {}));
+    (verdictsHold(p.status?.conditions, pc, p.metadata.generation) ? refreshes : statusWrites).push(() =>
+      writeStatus(deps, p, "harmonypipelines", pc, {}),
+    );
   }
-  await inParallel(statusWrites, STATUS_WRITERS, deps.superseded);
+  await inParallel(statusWrites, STATUS_WRITERS);
+  await inParallel(refreshes, STATUS_WRITERS, deps.superseded);
   logger.debug("Reconciled gateway", {
     gateway: `${namespace}/${name}`,
     hash: r.hash,
