@@ -33,6 +33,8 @@ import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
 import { networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
+import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
+import { renderFingerprint, renders } from "./render-memo.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -74,59 +76,6 @@ export interface ReconcilerDeps {
   networks?: NetworkRegistry;
   /** True once a newer event for the object being reconciled is waiting in the queue. */
   superseded?: () => boolean;
-}
-
-/** The object already shows every desired condition with this status and reason, for this generation. */
-function verdictsHold(
-  current: readonly { type: string; status: string; reason: string; observedGeneration?: number }[] | undefined,
-  desired: readonly DesiredCondition[],
-  generation: number | undefined,
-): boolean {
-  return desired.every((d) =>
-    current?.some(
-      (c) => c.type === d.type && c.status === d.status && c.reason === d.reason && c.observedGeneration === generation,
-    ),
-  );
-}
-
-/** Pipeline status writes in flight at once for one gateway. */
-const STATUS_WRITERS = 8;
-
-/** Runs the tasks, `width` at a time, starting no more once `stop()` says so. */
-async function inParallel(tasks: (() => Promise<void>)[], width: number, stop?: () => boolean): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < tasks.length && !stop?.()) await tasks[next++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(width, tasks.length) }, lane));
-}
-
-/** The last render of each gateway ("ns/name") and what it was rendered from. */
-const renders = new Map<string, { fp: string; r: RenderResult }>();
-
-/**
- * Everything a render reads when no Secret or ConfigMap is referenced (those can change without an
- * event, so such a gateway always renders): the gateway's and each pipeline's spec (uid and
- * generation), creation times (which of two claims wins), each referenced endpoint's spec, and
- * the gateway's network files.
- */
-function renderFingerprint(
-  gw: HarmonyGateway,
-  pipelines: readonly HarmonyPipeline[],
-  endpoints: Caches["endpoints"],
-  nets: { names: string[]; hash: string },
-): string {
-  const h = createHash("sha256");
-  const m = (o: { metadata: { uid?: string; generation?: number } } | undefined) =>
-    o ? `${o.metadata.uid}@${o.metadata.generation}` : "-";
-  h.update(`${m(gw)}\0${nets.names.join(",")}\0${nets.hash}\0`);
-  for (const p of pipelines) {
-    const ns = p.metadata.namespace;
-    h.update(`${ns}/${p.metadata.name}=${m(p)}@${p.metadata.creationTimestamp}`);
-    for (const e of p.spec.endpoints) h.update(`;${e.name}=${m(endpoints.get(e.name, ns))}`);
-    h.update("\0");
-  }
-  return h.digest("hex");
 }
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
