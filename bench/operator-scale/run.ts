@@ -6,15 +6,16 @@
  *
  *   node --import tsx bench/operator-scale/run.ts            # N=1000, 60 s steady state
  *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
+ *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../../test/controlplane/controlplane.js";
 import { startSyncer } from "../../test/syncer.js";
-import { startDataplane } from "../../dataplane/test/helpers.js";
+import { freePort, startDataplane } from "../../dataplane/test/helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const N = Number(process.env.N ?? 1000);
@@ -28,14 +29,33 @@ function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 }
+/** CPU seconds per thread name (V8's GC helpers, libuv's pool, the main thread...). */
+function threadCpu(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const raw = readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+      const name = raw.slice(raw.indexOf("(") + 1, raw.lastIndexOf(")"));
+      const f = raw.slice(raw.lastIndexOf(") ") + 2).split(" ");
+      m.set(name, (m.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return m;
+}
 function peakRssMiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
+// The data plane's ports, free now (fixed ones clashed with other benches on a shared machine).
+const webPort = await freePort();
+const mgmtPort = await freePort();
 const cp = await startControlPlane();
 const op = spawn(
   process.execPath,
   [
+    ...(process.env.OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean),
     join(ROOT, "operator/dist/main.js"),
     "--kubeconfig",
     cp.kubeconfig,
@@ -77,9 +97,25 @@ try {
       apiVersion: "harmony.runbeam.io/v1alpha1",
       kind: "HarmonyGateway",
       metadata: { name: "edge", namespace: ns },
-      spec: { networks: [{ name: "web", port: 18080, bindAddress: "127.0.0.1" }], management: { port: 19190 } },
+      spec: { networks: [{ name: "web", port: webPort, bindAddress: "127.0.0.1" }], management: { port: mgmtPort } },
     }),
   );
+  // Where the memory is while pipelines arrive: the largest V8 heap and off-heap sizes seen.
+  const mem = new Map<string, number>();
+  const memTimer = setInterval(() => {
+    void fetch(`http://127.0.0.1:${port}/metrics`)
+      .then((r) => r.text())
+      .then((t) => {
+        for (const l of t.split("\n")) {
+          const m =
+            /^(nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_used_bytes\{space="[a-z_]+"\}) (\d+)/.exec(
+              l,
+            );
+          if (m) mem.set(m[1]!, Math.max(mem.get(m[1]!) ?? 0, Number(m[2])));
+        }
+      })
+      .catch(() => {});
+  }, 2000);
   const cpu0 = cpuSeconds(op.pid!);
   const t0 = Date.now();
   for (let start = 0; start < N; start += CHUNK) {
@@ -118,6 +154,7 @@ try {
     if (programmed < N) await sleep(1000);
   }
   const allProgrammed = Date.now() - t0;
+  clearInterval(memTimer);
   const cpu = cpuSeconds(op.pid!) - cpu0;
   const rss = peakRssMiB(op.pid!);
   const cm = JSON.parse(await must(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
@@ -126,10 +163,31 @@ try {
   };
   const size = Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0);
 
+  const metric = async (name: string) =>
+    (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+      .split("\n")
+      .filter((l) => l.startsWith(name + "{"))
+      .map((l) => l.replace(name, ""))
+      .join(" ");
+  out(`reconciles until then: ${await metric("harmony_operator_reconcile_total")}`);
+  out(`writes until then: ${await metric("harmony_operator_writes_total")}`);
+  // Settled: endpoint statuses follow their pipelines' and may still be on their way; the steady
+  // state starts once 10 s pass without a write.
+  let settled = Date.now();
+  for (let last = await writes(); Date.now() - settled < 10_000 && Date.now() - t0 < 900_000;) {
+    await sleep(1000);
+    const now = await writes();
+    if (now !== last) [last, settled] = [now, Date.now()];
+  }
+  const settledAfter = settled - t0;
   const w0 = await writes();
   const rv0 = cm.metadata.resourceVersion;
   const cpuSteady0 = cpuSeconds(op.pid!);
+  const threads0 = threadCpu(op.pid!);
+  const mono0 = process.hrtime.bigint() / 1000n;
   await sleep(STEADY_S * 1000);
+  // The window in CLOCK_MONOTONIC µs, the clock of a --cpu-prof profile's sample times.
+  if (process.env.OPERATOR_NODE_ARGS) out(`steady window (monotonic µs): ${mono0} ${process.hrtime.bigint() / 1000n}`);
   const w1 = await writes();
   const rv1 = (
     JSON.parse(await must(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
@@ -137,6 +195,12 @@ try {
     }
   ).metadata.resourceVersion;
   const cpuSteady = cpuSeconds(op.pid!) - cpuSteady0;
+  const threads = [...threadCpu(op.pid!)]
+    .map(([n, v]) => [n, v - (threads0.get(n) ?? 0)] as const)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, v]) => `${n} ${v.toFixed(2)}`)
+    .join(", ");
 
   out(`## bench/operator-scale — ${new Date().toISOString()}`);
   out(
@@ -148,56 +212,66 @@ try {
   out(`| objects applied (kubectl apply --server-side, ${CHUNK * 2} per call) | ${(created / 1000).toFixed(1)} s |`);
   out(`| first apply → all ${N} pipelines Programmed | **${(allProgrammed / 1000).toFixed(1)} s** (target < 60 s) |`);
   out(`| operator CPU during that time | ${cpu.toFixed(1)} s |`);
+  out(`| first apply → last status write (endpoints follow their pipelines) | ${(settledAfter / 1000).toFixed(1)} s |`);
   out(`| operator peak RSS | ${rss.toFixed(0)} MiB |`);
+  out(
+    `| of which (largest seen, 2 s samples) | ${[...mem].map(([k, v]) => `${k.replace(/^nodejs_|_bytes|_size_used_bytes/g, "")} ${(v / 2 ** 20).toFixed(0)}`).join(", ")} MiB |`,
+  );
   out(`| rendered ConfigMap | ${Object.keys(cm.data).length} keys, ${(size / 1024).toFixed(0)} KiB |`);
   out(
     `| writes during ${STEADY_S} s of steady state | **${w1 - w0}** (target 0); ConfigMap resourceVersion ${rv0 === rv1 ? "unchanged" : `changed ${rv0} → ${rv1}`} |`,
   );
-  out(`| operator CPU during steady state | ${cpuSteady.toFixed(2)} s |`);
+  out(`| operator CPU during steady state | ${cpuSteady.toFixed(2)} s (by thread: ${threads || "none"}) |`);
 
-  // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
-  const dir = mkdtempSync(join(tmpdir(), "harmony-scale-"));
-  const syncer = startSyncer(
-    (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
-    ns,
-    "edge-harmony-config",
-    dir,
-  );
-  while (syncer.swaps() === 0) await sleep(50);
-  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" });
-  const latencies: number[] = [];
-  try {
-    for (let round = 1; round <= 5; round++) {
-      const prefix = `/moved-${round}`;
-      const t = Date.now();
-      await must([
-        "patch",
-        "harmonyendpoint",
-        "ep-0000",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        JSON.stringify({ spec: { pathPrefix: prefix } }),
-      ]);
-      for (;;) {
-        const r = await fetch(`http://127.0.0.1:18080${prefix}/x`).catch(() => undefined);
-        if (r && r.status !== 404) break;
-        if (Date.now() - t > 60_000) throw new Error("change not served within 60 s");
-        await sleep(20);
+  // SKIP_CHANGE: stop right after the steady state, so a --cpu-prof profile ends with it.
+  if (!process.env.SKIP_CHANGE) await crChange();
+  async function crChange() {
+    // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
+    const dir = mkdtempSync(join(tmpdir(), "harmony-scale-"));
+    const syncer = startSyncer(
+      (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
+      ns,
+      "edge-harmony-config",
+      dir,
+    );
+    while (syncer.swaps() === 0) await sleep(50);
+    const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" });
+    const latencies: number[] = [];
+    try {
+      for (let round = 1; round <= 5; round++) {
+        const prefix = `/moved-${round}`;
+        const t = Date.now();
+        await must([
+          "patch",
+          "harmonyendpoint",
+          "ep-0000",
+          "-n",
+          ns,
+          "--type=merge",
+          "-p",
+          JSON.stringify({ spec: { pathPrefix: prefix } }),
+        ]);
+        for (;;) {
+          const r = await fetch(`http://127.0.0.1:${webPort}${prefix}/x`).catch(() => undefined);
+          if (r && r.status !== 404) break;
+          if (Date.now() - t > 60_000) throw new Error("change not served within 60 s");
+          await sleep(20);
+        }
+        latencies.push(Date.now() - t);
       }
-      latencies.push(Date.now() - t);
+    } finally {
+      syncer.stop();
+      await dp.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
-  } finally {
-    syncer.stop();
-    await dp.stop();
-    rmSync(dir, { recursive: true, force: true });
+    latencies.sort((a, b) => a - b);
+    out(
+      `| CR change → data plane serving it (${N} pipelines, file sync, 5 changes) | median ${latencies[2]} ms (min ${latencies[0]}, max ${latencies[4]}) |`,
+    );
   }
-  latencies.sort((a, b) => a - b);
-  out(
-    `| CR change → data plane serving it (${N} pipelines, file sync, 5 changes) | median ${latencies[2]} ms (min ${latencies[0]}, max ${latencies[4]}) |`,
-  );
 } finally {
   op.kill("SIGTERM");
+  // A --cpu-prof profile is written as the operator exits.
+  await new Promise((r) => (op.exitCode !== null ? r(undefined) : op.once("exit", r)));
   await cp.stop();
 }

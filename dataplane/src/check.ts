@@ -36,7 +36,7 @@ export function checkConfig(mainFile: string, opts: CheckOptions = {}): CheckRes
   const resolved = resolveConfig(loaded, registry, buildCtx, opts.env);
   const all = [...resolved.problems];
   if (resolved.config) {
-    all.push(...compileGeneration(resolved.config, buildCtx, new Metrics(), loaded.locate).problems);
+    all.push(...compileGeneration(resolved.config, buildCtx, new Metrics({ process: false }), loaded.locate).problems);
   }
   void resources.closeAll(); // pools created while compiling have never connected
   const problems = sortProblems(all, loaded.mainFile);

@@ -71,3 +71,15 @@ test("addAfter keeps the earliest deadline: a short requeue is not swallowed by 
   assert.equal(got, "gateway/ns/a");
   q.shutDown();
 });
+
+test("pending: a key added again while it is processed, so its current run may stop early", async () => {
+  const q = new WorkQueue();
+  q.add("a");
+  const k = (await q.get())!;
+  assert.equal(q.pending(k), false);
+  q.add("a");
+  assert.equal(q.pending(k), true);
+  q.done(k);
+  assert.equal(q.pending(k), false); // waiting again, not being processed
+  assert.equal(await q.get(), "a");
+});

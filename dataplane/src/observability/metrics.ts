@@ -93,9 +93,14 @@ export class Metrics {
     aggregator: "max",
   });
 
-  constructor() {
+  /**
+   * `process: false` leaves out the process metrics: what `--check` and the operator's render
+   * validation build per call. prom-client's default metrics start an event-loop delay monitor
+   * (a 10 ms timer) that nothing stops, and it would keep this whole Metrics alive with it.
+   */
+  constructor(opts: { process?: boolean } = {}) {
     // Standard names (process_*, nodejs_*), so stock dashboards work.
-    client.collectDefaultMetrics({ register: this.registry });
+    if (opts.process !== false) client.collectDefaultMetrics({ register: this.registry });
   }
 
   setConfigHash(hash: string): void {

@@ -105,6 +105,11 @@ export class WorkQueue {
     }
   }
 
+  /** The key was added again while it is being processed (a newer event waits for it). */
+  pending(key: string): boolean {
+    return this.processing.has(key) && this.dirty.has(key);
+  }
+
   get length(): number {
     return this.queue.length;
   }

@@ -18,6 +18,7 @@ import type { OperatorMetrics } from "../metrics.js";
 import type { HarmonyNetwork } from "../api/network.js";
 import { NetworkRegistry } from "../network/state.js";
 import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
+import { SpecSeen, endpointFingerprint, gatewayFingerprint, pipelineFingerprint } from "./spec-seen.js";
 
 export interface ControllerOptions {
   kube: KubeClients;
@@ -63,6 +64,12 @@ export class Controller {
    * wait their turn in the main queue, and the directory would trail the config by that backlog.
    */
   readonly netQueue = new WorkQueue();
+  /**
+   * Gateway keys likewise: a config change must not wait its turn behind the endpoint status
+   * reconciles that the last one set off (two per endpoint, each an API round trip: at 1,000
+   * pipelines, minutes of them on a loaded API server).
+   */
+  readonly gatewayQueue = new WorkQueue();
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
@@ -75,9 +82,11 @@ export class Controller {
    */
   private readonly gatewayRefs = new Map<string, string>();
   /** Generation (and whether deleting) of each gateway when its pipelines were last re-checked. */
-  private readonly gatewaySeen = new Map<string, string>();
-  /** Generation of each endpoint when networks were last told about it. */
-  private readonly endpointSeen = new Map<string, number | undefined>();
+  private readonly gatewaySeen = new SpecSeen();
+  /** Generation, labels and deletion of each pipeline when its gateways were last told about it. */
+  private readonly pipelineSeen = new SpecSeen();
+  /** Generation of each endpoint when gateways and networks were last told about it. */
+  private readonly endpointSeen = new SpecSeen();
   /** Set when networks are on (cluster-wide watch). */
   private readonly networks?: NetworkRegistry;
 
@@ -102,17 +111,14 @@ export class Controller {
       name: "gateways",
       ...crd("harmonygateways"),
       onChange: (o, verb) => {
-        this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
         this.enqueueNetworksOf(o.metadata?.namespace);
-        // Pipelines that reference it may have been attached or detached (deleted gateway,
-        // allowedNamespaces or pipelineSelector edited): each reports its own attachment. Only a
-        // spec change (generation), deletion or arrival can do that; our own status writes cannot,
-        // and re-checking every pipeline on each of them would be work for nothing at scale.
+        // The gateway's render, and which pipelines attach to it (deleted gateway,
+        // allowedNamespaces or pipelineSelector edited: each pipeline reports its own attachment),
+        // change only with its spec (generation), deletion or arrival. Our own status writes are
+        // events too: re-rendering 1,000 pipelines on each of them was work for nothing at scale.
         const key = `${o.metadata?.namespace}/${o.metadata?.name}`;
-        const seen = `${o.metadata?.generation}/${o.metadata?.deletionTimestamp ? "deleting" : ""}`;
-        if (verb === "delete") this.gatewaySeen.delete(key);
-        else if (this.gatewaySeen.get(key) === seen) return;
-        else this.gatewaySeen.set(key, seen);
+        if (!this.gatewaySeen.changed(key, verb, gatewayFingerprint(o.metadata))) return;
+        this.enqueueGateway(o.metadata?.namespace, o.metadata?.name);
         this.enqueuePipelinesOf(o.metadata?.namespace, o.metadata?.name);
       },
     });
@@ -121,9 +127,16 @@ export class Controller {
       ...crd("harmonypipelines"),
       onChange: (p, verb) => {
         const key = `${p.metadata.namespace}/${p.metadata.name}`;
+        // A status-only update (our own writes above all: one per pipeline per config change)
+        // changes nothing a gateway renders or attaches by; only its endpoints' Ready (InUse)
+        // reads the pipeline's status. Spec (generation), labels (pipelineSelector) and deletion do.
+        if (!this.pipelineSeen.changed(key, verb, pipelineFingerprint(p.metadata))) {
+          for (const e of p.spec.endpoints) this.queue.add(`endpoint/${p.metadata.namespace}/${e.name}`);
+          return;
+        }
         const gwKey = `${p.spec.gatewayRef.namespace ?? p.metadata.namespace}/${p.spec.gatewayRef.name}`;
         const oldGw = this.gatewayRefs.get(key);
-        for (const g of new Set([gwKey, ...(oldGw ? [oldGw] : [])])) this.queue.add(`gateway/${g}`);
+        for (const g of new Set([gwKey, ...(oldGw ? [oldGw] : [])])) this.gatewayQueue.add(`gateway/${g}`);
         if (verb === "delete") this.gatewayRefs.delete(key);
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
@@ -140,13 +153,11 @@ export class Controller {
       ...crd("harmonyendpoints"),
       onChange: (e, verb) => {
         this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
-        this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
-        // The directory reads the spec only: our own status writes (one or more per endpoint) must
-        // not each cost a network reconcile.
+        // Gateways render, and the directory reads, the spec only: our own status writes (one
+        // or more per endpoint) must not each cost a gateway render or a network reconcile.
         const key = `${e.metadata.namespace}/${e.metadata.name}`;
-        if (verb === "delete") this.endpointSeen.delete(key);
-        else if (this.endpointSeen.get(key) === e.metadata.generation) return;
-        else this.endpointSeen.set(key, e.metadata.generation);
+        if (!this.endpointSeen.changed(key, verb, endpointFingerprint(e.metadata))) return;
+        this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
         this.enqueueNetworksOf(e.metadata.namespace);
       },
     });
@@ -225,8 +236,11 @@ export class Controller {
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
     for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
     for (const n of this.caches.networks.list()) this.netQueue.add(`network//${n.metadata.name}`);
-    const n = this.opts.workers ?? 2;
+    // Most main-queue work is one status PATCH: waiting on the API server, not on this CPU.
+    const n = this.opts.workers ?? 4;
     this.workers = Array.from({ length: n }, () => this.work(this.queue));
+    // Two, so one gateway writing its pipelines' statuses does not hold up another's config.
+    this.workers.push(this.work(this.gatewayQueue), this.work(this.gatewayQueue));
     if (this.networks) this.workers.push(this.work(this.netQueue));
   }
 
@@ -239,12 +253,13 @@ export class Controller {
     this.running = false;
     this.queue.shutDown();
     this.netQueue.shutDown();
+    this.gatewayQueue.shutDown();
     await Promise.all(this.workers);
     await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.stop()));
   }
 
   private enqueueGateway(ns: string | undefined, name: string | undefined): void {
-    if (ns && name) this.queue.add(`gateway/${ns}/${name}`);
+    if (ns && name) this.gatewayQueue.add(`gateway/${ns}/${name}`);
   }
 
   /** Pipelines whose gatewayRef names this gateway. */
@@ -278,7 +293,7 @@ export class Controller {
             : kind === "gatewaynet"
               ? await reconcileGatewayNet(this.deps(), ns, name)
               : kind === "gateway"
-                ? await reconcileGateway(this.deps(), ns, name)
+                ? await reconcileGateway({ ...this.deps(), superseded: () => queue.pending(key) }, ns, name)
                 : kind === "endpoint"
                   ? await reconcileEndpoint(this.deps(), ns, name)
                   : await this.reconcilePipeline(ns, name);
@@ -356,7 +371,12 @@ export class Controller {
           .map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
       readSecret: d.readSecret,
       enqueue: (key) =>
-        (key.startsWith("gatewaynet/") || key.startsWith("network/") ? this.netQueue : this.queue).add(key),
+        (key.startsWith("gatewaynet/") || key.startsWith("network/")
+          ? this.netQueue
+          : key.startsWith("gateway/")
+            ? this.gatewayQueue
+            : this.queue
+        ).add(key),
       clusterName: this.opts.clusterName ?? "cluster",
     };
   }

@@ -33,6 +33,8 @@ import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
 import { networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
+import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
+import { renderFingerprint, renders } from "./render-memo.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -72,6 +74,8 @@ export interface ReconcilerDeps {
   metrics?: { writes: (kind: string) => void };
   /** HarmonyNetworks as last reconciled (absent: networks are off). */
   networks?: NetworkRegistry;
+  /** True once a newer event for the object being reconciled is waiting in the queue. */
+  superseded?: () => boolean;
 }
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
@@ -86,20 +90,25 @@ export async function reconcileGateway(
 ): Promise<{ requeueAfterMs?: number }> {
   const { caches, logger } = deps;
   const gw = caches.gateways.get(name, namespace);
-  if (!gw || gw.metadata.deletionTimestamp) return {}; // children go with it (ownerReferences)
+  if (!gw || gw.metadata.deletionTimestamp) {
+    renders.delete(`${namespace}/${name}`);
+    return {}; // children go with it (ownerReferences)
+  }
 
   const pipelines = attachedPipelines(gw, caches.pipelines.list());
   const refs = await readReferences(gw, pipelines, { secret: deps.readSecret, configMap: deps.readConfigMap });
   const existingNet = deps.networks ? await deps.readSecret(namespace, netSecretName(gw)) : undefined;
   const nets = gatewayNetworks(gw, deps.networks, existingNet);
-  const r: RenderResult = render(
-    gw,
-    pipelines,
-    (ns, n) => caches.endpoints.get(n, ns),
-    refs.secrets,
-    refs.configMaps,
-    nets,
-  );
+  // The same inputs render the same bytes: most reconciles at scale (our own ConfigMap write
+  // coming back, pods, requeues) change nothing the render reads, and skip it.
+  const fp = refs.any ? undefined : renderFingerprint(gw, pipelines, caches.endpoints, nets);
+  const memo = renders.get(`${namespace}/${name}`);
+  const r: RenderResult =
+    fp !== undefined && memo?.fp === fp
+      ? memo.r
+      : render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps, nets);
+  if (fp !== undefined) renders.set(`${namespace}/${name}`, { fp, r });
+  else renders.delete(`${namespace}/${name}`);
 
   const conditions: DesiredCondition[] = [];
   let programmedHash: string | undefined;
@@ -204,9 +213,16 @@ export async function reconcileGateway(
     servingReplicas: serving,
   });
 
-  // Each attached pipeline's own status.
+  // Each attached pipeline's own status. Its messages name the config hash, so every config
+  // change rewrites them all: a few at a time (1,000 one after another took longer than the
+  // change itself). A write that only refreshes messages (the hash) is dropped once a newer change
+  // of this gateway waits, whose reconcile writes them again; one that changes a condition's
+  // status or reason is always made, so a stream of edits cannot hold a pipeline's verdict back.
+  const byKey = new Map(pipelines.map((p) => [`${p.metadata.namespace}/${p.metadata.name}`, p]));
+  const statusWrites: (() => Promise<void>)[] = [];
+  const refreshes: (() => Promise<void>)[] = [];
   for (const o of r.pipelines) {
-    const p = pipelines.find((x) => x.metadata.name === o.name && x.metadata.namespace === o.namespace);
+    const p = byKey.get(`${o.namespace}/${o.name}`);
     if (!p) continue;
     const pc: DesiredCondition[] = [];
     if (o.failure?.condition === "ResolvedRefs") {
@@ -257,8 +273,12 @@ export async function reconcileGateway(
                 : "not served: the gateway's config was not written",
             },
     );
-    await writeStatus(deps, p, "harmonypipelines", pc, {});
+    (verdictsHold(p.status?.conditions, pc, p.metadata.generation) ? refreshes : statusWrites).push(() =>
+      writeStatus(deps, p, "harmonypipelines", pc, {}),
+    );
   }
+  await inParallel(statusWrites, STATUS_WRITERS);
+  await inParallel(refreshes, STATUS_WRITERS, deps.superseded);
   logger.debug("Reconciled gateway", {
     gateway: `${namespace}/${name}`,
     hash: r.hash,
