@@ -59,6 +59,8 @@ test("a CR may name every endpoint and backend type the data plane registers, an
     "http",
     "jmix_backend",
     "mock_dicom",
+    "redirect",
+    "static",
     "storage",
   ]);
 });
