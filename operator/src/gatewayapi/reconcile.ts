@@ -4,7 +4,13 @@
  * config, its workload (the same Deployment/Service model as HarmonyGateways) and its status; an
  * HTTPRoute gets one status.parents entry per parentRef that names one of our Gateways.
  */
-import type { KubernetesObject, V1ConfigMap, V1Service } from "@kubernetes/client-node";
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1Service,
+} from "@kubernetes/client-node";
 import type { Logger } from "winston";
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
@@ -28,6 +34,7 @@ import { attach, refersTo, type ParentAttachment } from "./attach.js";
 import type { BackendLookups } from "./backends.js";
 import { planListeners, type GwCondition, type ListenerPlan } from "./listeners.js";
 import { renderGateway } from "./render.js";
+import { checkRender } from "./check.js";
 import { resolvedRefs, unsupported } from "./rules.js";
 import { mergeConditions } from "./status.js";
 import { bindAddress, gatewayWorkload, managementPort } from "./workload.js";
@@ -82,7 +89,7 @@ export async function reconcileClass(deps: GwDeps, name: string): Promise<{ requ
   return {};
 }
 
-const mergePatch = { headers: { "Content-Type": "application/merge-patch+json" } } as never;
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 function lookups(deps: GwDeps): BackendLookups {
   return {
@@ -139,7 +146,19 @@ export async function reconcileGateway(deps: GwDeps, ns: string, name: string): 
     managementPort: managementPort(gw),
   });
   const source = gatewayWorkload(gw);
-  await writeConfig(deps, source, rendered, deps.caches.configMaps.get(configMapName(source), ns));
+  const check = checkRender(rendered.files, rendered.secrets);
+  if (check.errors.length === 0)
+    await writeConfig(
+      deps,
+      source,
+      { ...rendered, hash: check.hash },
+      deps.caches.configMaps.get(configMapName(source), ns),
+    );
+  else
+    deps.logger.warn("Gateway config refused by the data plane's checker", {
+      gateway: `${ns}/${name}`,
+      errors: check.errors,
+    });
   let address: string | undefined;
   if (deps.manageWorkloads) {
     await applyWorkloads(deps, source, [], []);
@@ -172,9 +191,15 @@ export async function reconcileGateway(deps: GwDeps, ns: string, name: string): 
         reason: "ListenersNotValid",
         message: "some listeners are not valid",
       };
-  const programmed: GwCondition =
-    !deps.manageWorkloads || address
-      ? { type: "Programmed", status: "True", reason: "Programmed", message: `config ${rendered.hash.slice(0, 12)}` }
+  const programmed: GwCondition = check.errors.length
+    ? {
+        type: "Programmed",
+        status: "False",
+        reason: "Invalid",
+        message: `config refused, the previous one keeps serving: ${check.errors.join("; ")}`,
+      }
+    : !deps.manageWorkloads || address
+      ? { type: "Programmed", status: "True", reason: "Programmed", message: `config ${check.hash.slice(0, 12)}` }
       : {
           type: "Programmed",
           status: "False",

@@ -243,8 +243,10 @@ function ruleBackend(
   const resolved = (rule.backendRefs ?? []).map((b) => resolveBackend(route, b, input.backends));
   const weighted = podWeights(resolved);
   if (weighted.every((t) => t.weight === 0)) return STATIC_500;
+  // Target names are plain identifiers (a dotted one reads as a provider reference).
+  const prefix = `t_${createHash("sha256").update(pid).digest("hex").slice(0, 12)}`;
   const names = weighted.map((t, i) => {
-    const name = `${pid}.t${i}`;
+    const name = `${prefix}_${i}`;
     targets[name] = {
       ...("ip" in t ? { connection: { host: t.ip, port: t.port, protocol: "http" } } : { static_status: 500 }),
       ...(t.weight !== 1 ? { weight: t.weight } : {}),
