@@ -326,7 +326,7 @@ test("a backend in another namespace: RefNotPermitted until a ReferenceGrant all
       context,
     },
   );
-  assert.equal(denied!.reason, "RefNotPermitted");
+  assert.equal(denied.reason, "RefNotPermitted");
   await applyAll([
     {
       apiVersion: "gateway.networking.k8s.io/v1",
