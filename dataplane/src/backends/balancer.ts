@@ -5,6 +5,9 @@
  * cool-down, then tried again), and optional active
  * health (a probe result marks a target down or up). With every target ejected it still picks one
  * (Envoy's "panic" mode): refusing all traffic because of a health signal is worse than trying.
+ * Targets carry weights (default 1): round robin is nginx's smooth weighted round robin, which
+ * spreads a 70/30 split evenly over time rather than in bursts; least request compares in-flight
+ * requests per unit of weight. A target of weight 0 is never chosen, not even in panic mode.
  */
 export type Policy = "round_robin" | "least_request";
 
@@ -26,6 +29,10 @@ export interface TargetState {
 export class Balancer {
   readonly targets: TargetState[];
   private cursor = 0;
+  private readonly weights: number[];
+  /** Smooth weighted round robin's running scores. */
+  private readonly current: number[];
+  private readonly weighted: boolean;
 
   constructor(
     names: string[],
@@ -37,7 +44,11 @@ export class Balancer {
     private readonly onHealth: (t: TargetState, healthy: boolean) => void = () => {},
     /** Consecutive 5xx answers that eject a target, as Envoy's consecutive_5xx (0: never). */
     private readonly max5xx = 0,
+    weights?: number[],
   ) {
+    this.weights = names.map((_, i) => weights?.[i] ?? 1);
+    this.current = names.map(() => 0);
+    this.weighted = this.weights.some((w) => w !== 1);
     this.targets = names.map((name) => ({
       name,
       inflight: 0,
@@ -57,10 +68,11 @@ export class Balancer {
   /** The next target to try, skipping those already tried for this request; undefined when none are left. */
   pick(tried: ReadonlySet<number>): number | undefined {
     this.targets.forEach((_, i) => this.sync(i));
-    const untried = this.targets.map((_, i) => i).filter((i) => !tried.has(i));
+    const untried = this.targets.map((_, i) => i).filter((i) => !tried.has(i) && this.weights[i]! > 0);
     if (untried.length === 0) return undefined;
     const healthy = untried.filter((i) => this.healthy(i));
     const pool = healthy.length > 0 ? healthy : untried; // panic: all down, try anyway
+    if (this.weighted) return this.pickWeighted(pool);
     const n = this.targets.length;
     // Round-robin order starting at the cursor; least request takes the least busy in that order.
     const ordered = [...pool].sort((a, b) => ((a - this.cursor + n) % n) - ((b - this.cursor + n) % n));
@@ -70,6 +82,32 @@ export class Balancer {
     }
     this.cursor = (chosen + 1) % n;
     return chosen;
+  }
+
+  /**
+   * nginx's smooth weighted round robin over `pool`: each target's score grows by its weight, the
+   * highest score is chosen and pays back the pool's total. Least request: fewest in flight per
+   * unit of weight, the round-robin choice breaking ties.
+   */
+  private pickWeighted(pool: number[]): number {
+    let total = 0;
+    let chosen = pool[0]!;
+    for (const i of pool) {
+      this.current[i]! += this.weights[i]!;
+      total += this.weights[i]!;
+      if (this.current[i]! > this.current[chosen]!) chosen = i;
+    }
+    if (this.policy === "least_request") {
+      const load = (i: number) => this.targets[i]!.inflight / this.weights[i]!;
+      for (const i of pool) if (load(i) < load(chosen)) chosen = i;
+    }
+    this.current[chosen]! -= total;
+    return chosen;
+  }
+
+  /** Whether any target can be chosen at all (false when every weight is 0). */
+  get choosable(): boolean {
+    return this.weights.some((w) => w > 0);
   }
 
   begin(i: number): void {

@@ -131,6 +131,8 @@ const RETRIABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "UND_ERR_SOCKE
 
 export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[] {
   const raw = o.base_url ?? o.target;
+  // Targets that all answer by themselves (static_status) leave nothing to connect to.
+  if (!raw && o.upstreams?.length && o.upstreams.every((u) => u.static_status !== undefined)) return [];
   if (!raw) return [{ path: ["base_url"], message: "is required (the upstream URL)" }];
   const key = o.base_url ? "base_url" : "target";
   if (isHarmonyUri(raw)) {
@@ -180,9 +182,14 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
       severity: "warning",
     });
   (o.upstreams ?? []).forEach((u, k) => {
+    if (u.static_status !== undefined) {
+      if (u.base_url !== undefined)
+        problems.push({ path: ["upstreams", k, "static_status"], message: "a static target has no base_url" });
+      return;
+    }
     let ok = false;
     try {
-      const p = new URL(u.base_url).protocol;
+      const p = new URL(u.base_url ?? "").protocol;
       ok = p === "http:" || p === "https:";
     } catch {
       ok = false;
@@ -307,7 +314,13 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   async function handle(rctx: RequestContext): Promise<void> {
     const tried = new Set<number>();
     const single = upstreams.length === 1; // the common case: no choice to make, no balancer work
-    let i = single ? 0 : balancer.pick(tried)!;
+    const first = single ? 0 : balancer.pick(tried);
+    if (first === undefined || upstreams[first]!.weight === 0)
+      throw new HttpError(500, "no target of this backend has a weight above 0", {
+        type: problemType("no-backend-target"),
+      });
+    let i = first;
+    staticAnswer(upstreams[i]!);
     // The body is prepared once, for the first target chosen (its base, if the protocol rewrites URLs in it).
     if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx, upstreams[i]!));
     const body = rctx.body.forUpstream();
@@ -319,6 +332,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     const state: ForwardState = { started: false, status: 0 };
     for (let attempt = 1; ; attempt++) {
       const u = upstreams[i]!;
+      staticAnswer(u);
       tried.add(i);
       const opts: Dispatcher.DispatchOptions = {
         path: upstreamPath(rctx, u),
@@ -333,7 +347,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
         let status: number;
         if (rctx.streamToClient) {
           await forwardToClient(
-            u.pool,
+            u.pool!,
             opts,
             rctx.res,
             rctx.id,
@@ -385,6 +399,14 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     }
   }
 
+  /** A static target (`static_status`) answers here, before anything is sent anywhere. */
+  function staticAnswer(u: Upstream): void {
+    if (u.staticStatus !== undefined)
+      throw new HttpError(u.staticStatus, `target "${u.name}" answers ${u.staticStatus} by configuration`, {
+        type: problemType("static-target"),
+      });
+  }
+
   /** Another target not tried yet; with one target (or all tried), the same one again after a pause. */
   function nextTarget(tried: Set<number>, current: number): number {
     if (upstreams.length === 1) return current;
@@ -407,7 +429,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     };
     rctx.res.once("close", onClose);
     try {
-      const r = await u.pool.request({ ...opts, signal: ac.signal });
+      const r = await u.pool!.request({ ...opts, signal: ac.signal });
       if (withhold?.(r.statusCode)) {
         await r.body.dump();
         throw new RetriableStatus(r.statusCode);

@@ -32,7 +32,21 @@ export const upstreamSetProperties = {
       Type.Object(
         {
           name: Type.String({ minLength: 1, description: "Target name (metrics, logs)." }),
-          base_url: Type.String({ description: "The target's base URL." }),
+          base_url: Type.Optional(
+            Type.String({ description: "The target's base URL (required unless static_status)." }),
+          ),
+          weight: Type.Integer({
+            minimum: 0,
+            default: 1,
+            description: "Share of requests (weighted round robin); 0: never chosen.",
+          }),
+          static_status: Type.Optional(
+            Type.Integer({
+              minimum: 100,
+              maximum: 599,
+              description: "Answer this status without connecting (a backendRef that does not resolve).",
+            }),
+          ),
           tls: Type.Optional(TlsOptions),
           headers: Type.Optional(Type.Record(Type.String(), Type.String())),
         },
@@ -93,9 +107,18 @@ export interface Upstream {
   url: URL;
   /** Path of the base URL without a trailing slash. */
   basePath: string;
-  pool: Pool;
+  /** Undefined only for a static target, which never connects. */
+  pool: Pool | undefined;
   headers: Record<string, string>;
+  /** Share of requests; 0: never chosen. */
+  weight: number;
+  /** A target that answers this status itself (`static_status`). */
+  staticStatus?: number;
 }
+
+// A static target has no URL; this one never resolves (RFC 6761) and is never connected to: it
+// only gives the code that derives public URLs from an upstream something well-formed to read.
+const STATIC_URL = "http://static.invalid";
 
 export interface UpstreamSet {
   upstreams: Upstream[];
@@ -103,15 +126,19 @@ export interface UpstreamSet {
 }
 
 export function createUpstreamSet(o: SetOptions, ctx: BuildContext, peerTls?: PeerTls): UpstreamSet {
-  const list = o.upstreams ?? [{ name: ctx.name, base_url: (o.base_url ?? o.target)!, tls: o.tls, headers: {} }];
-  const upstreams = list.map((u) => {
-    const url = new URL(u.base_url);
+  const list = o.upstreams ?? [
+    { name: ctx.name, base_url: (o.base_url ?? o.target)!, tls: o.tls, headers: {}, weight: 1 },
+  ];
+  const upstreams = list.map((u): Upstream => {
+    const url = new URL(u.static_status === undefined ? u.base_url! : STATIC_URL);
     return {
       name: u.name,
       url,
       basePath: url.pathname.replace(/\/+$/, ""),
-      pool: pool(o, ctx, url, u.tls ?? o.tls ?? {}, peerTls),
+      pool: u.static_status === undefined ? pool(o, ctx, url, u.tls ?? o.tls ?? {}, peerTls) : undefined,
       headers: { ...(o.headers ?? {}), ...(u.headers ?? {}) },
+      weight: u.weight ?? 1,
+      staticStatus: u.static_status,
     };
   });
   if (upstreams.length === 1) {
@@ -153,12 +180,14 @@ class SharedSet {
       Date.now,
       onHealth,
       o.consecutive_5xx,
+      upstreams.map((u) => u.weight),
     );
     for (const u of upstreams) ctx.metrics?.upstreamTargetHealthy.set({ backend: ctx.name, target: u.name }, 1);
     const hc = o.health_check;
     if (hc) {
       const probeAll = () => {
         upstreams.forEach((u, i) => {
+          if (!u.pool) return; // a static target answers without being asked
           u.pool
             .request({
               path: u.basePath + hc.path,

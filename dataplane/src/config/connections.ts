@@ -149,17 +149,31 @@ export function fromTargets(doc: HarmonyConfig, refs: string[], accepts: Set<str
   const upstreams: Table[] = [];
   let first: Table | undefined;
   refs.forEach((ref, k) => {
+    const name = localName(ref);
+    const target = name === undefined ? undefined : doc.targets?.[name];
+    const weight = target?.weight === undefined ? {} : { weight: target.weight };
+    if (target?.static_status !== undefined) {
+      // Answers by itself: no connection to resolve.
+      upstreams.push({ name: name!, static_status: target.static_status, ...weight });
+      return;
+    }
     const r = fromTarget(doc, ref, accepts, service, ["targets", k]);
     problems.push(...r.problems);
     if (typeof r.options.base_url !== "string") return;
     first ??= r.options;
     const { base_url, tls, headers } = r.options;
-    upstreams.push({ name: localName(ref) ?? ref, base_url, ...(tls ? { tls } : {}), ...(headers ? { headers } : {}) });
+    upstreams.push({
+      name: localName(ref) ?? ref,
+      base_url,
+      ...weight,
+      ...(tls ? { tls } : {}),
+      ...(headers ? { headers } : {}),
+    });
   });
   const names = refs.map((r) => localName(r) ?? r);
   const dup = names.find((n, k) => names.indexOf(n) !== k);
   if (dup) problems.push({ path: ["targets"], message: `target "${dup}" is listed twice`, severity: "error" });
-  if (!first) return { options: {}, problems };
+  if (!first) return { options: upstreams.length ? { upstreams } : {}, problems };
   const { tls: _tls, headers: _headers, ...shared } = first;
   return { options: { ...shared, upstreams }, problems };
 }

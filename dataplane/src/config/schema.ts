@@ -189,6 +189,21 @@ export const TargetSection = Obj(
       Str('Outbound credentials: "<id>" or "authentications.<id>" (http and https targets).'),
     ),
     description: Type.Optional(Str("Human-readable description.")),
+    weight: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          "Share of requests among a backend's targets (default 1): weight 70 beside weight 30 gets 70 %; weight 0 is never chosen.",
+      }),
+    ),
+    static_status: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 599,
+        description:
+          "The target answers this status itself (a problem+json body) without connecting anywhere: a Gateway API backendRef that does not resolve, chosen by weight like any other target. Needs no connection.",
+      }),
+    ),
     type: Type.Optional(Str("0.4 layout: target type (informational).")),
     url: Type.Optional(Str("0.4 layout: the target's URL, used as base_url when no connection is given.")),
   },

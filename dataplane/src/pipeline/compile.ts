@@ -9,7 +9,8 @@ import type { Problem } from "../config/problems.js";
 import { displayPath } from "../config/problems.js";
 import type { BackendInstance, BuildContext, EndpointInstance, MiddlewareInstance } from "../plugins/types.js";
 import type { Metrics } from "../observability/metrics.js";
-import { RouteTable, normalizePrefix } from "./route-table.js";
+import { RouteTable, normalizeExactPath, normalizePrefix } from "./route-table.js";
+import { routeConditions } from "./route-conditions.js";
 
 type OnRequest = NonNullable<MiddlewareInstance["onRequest"]>;
 type OnResponse = NonNullable<MiddlewareInstance["onResponse"]>;
@@ -126,19 +127,19 @@ export function compileGeneration(
         });
       }
       for (const spec of endpoint.routes) {
-        const prefix = normalizePrefix(spec.prefix);
-        const methods = spec.methods === "*" ? "*" : new Set(spec.methods.map((m) => m.toUpperCase()));
+        const prefix = spec.exact ? normalizeExactPath(spec.prefix) : normalizePrefix(spec.prefix);
+        const methods: ReadonlySet<string> | "*" =
+          spec.methods === "*" ? "*" : new Set(spec.methods.map((m) => m.toUpperCase()));
+        let variants: ReturnType<typeof routeConditions>;
+        try {
+          variants = routeConditions(spec);
+        } catch (e) {
+          fail(["endpoints", endpointName, "options"], (e as Error).message);
+          continue;
+        }
         for (const network of p.networks) {
           const table = tables.get(network);
           if (!table) continue;
-          const clash = table.conflict(prefix, methods);
-          if (clash) {
-            fail(
-              ["pipelines", p.name, "endpoints", i],
-              `route ${describe(methods)} ${prefix} on network "${network}" is already claimed by pipeline "${clash.route.pipeline.name}" (endpoint "${clash.route.endpointName}")`,
-            );
-            continue;
-          }
           if (network === (config.management.enabled ? config.management.network : undefined)) {
             const hit = managementPaths.find(
               (m) => prefix === m || prefix === "/" || m.startsWith(prefix + "/") || prefix.startsWith(m + "/"),
@@ -148,21 +149,32 @@ export function compileGeneration(
               continue;
             }
           }
-          table.add({
-            prefix,
-            methods,
-            route: {
-              pipeline: compiled,
-              endpointName,
-              endpoint,
-              prefix,
-              methods: methods === "*" ? "*" : [...methods],
-              duration: metrics.duration.labels(p.name, endpointName, p.backend ?? ""),
-              upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
-              requestsByKey: new Map(),
-              requests: metrics.requests,
-            },
-          });
+          // One table entry per hostname: each competes with the specificity of its own hostname.
+          for (const v of variants) {
+            const entry = { prefix, methods, exact: spec.exact, precedence: spec.precedence, ...v };
+            const clash = table.conflict(entry);
+            if (clash) {
+              fail(
+                ["pipelines", p.name, "endpoints", i],
+                `route ${describe(methods)} ${prefix}${v.conditionsKey ? ` (${v.conditionsKey})` : ""} on network "${network}" is already claimed by pipeline "${clash.route.pipeline.name}" (endpoint "${clash.route.endpointName}")`,
+              );
+              continue;
+            }
+            table.add({
+              ...entry,
+              route: {
+                pipeline: compiled,
+                endpointName,
+                endpoint,
+                prefix,
+                methods: methods === "*" ? "*" : [...methods],
+                duration: metrics.duration.labels(p.name, endpointName, p.backend ?? ""),
+                upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
+                requestsByKey: new Map(),
+                requests: metrics.requests,
+              },
+            });
+          }
         }
       }
     });

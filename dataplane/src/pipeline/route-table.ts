@@ -1,19 +1,36 @@
 /**
- * Per-network route table: longest matching prefix first, then method. Built once per config
- * generation so the hot path is a short loop over precomputed entries.
+ * Per-network route table, in Gateway API precedence: the most specific hostname (exact, then
+ * longest wildcard, then any), then an exact path before the longest prefix, then a method
+ * restriction, then more header matches, then more query matches, then the lower `precedence`
+ * number, then config order. Entries are sorted once per config generation, so matching is a
+ * short loop that returns the first entry the request meets; entries without hostname, header or
+ * query conditions (every route before Gateway API) cost what they always did.
  */
 import { canonicalLiteral } from "./canonical-path.js";
+import { conditionsMatch, hostRank, requestHost, type Conditions, type RouteRequest } from "./route-match.js";
 
 export interface RouteEntry<R> {
   prefix: string;
   methods: ReadonlySet<string> | "*";
   route: R;
+  /** Gateway API Exact: `prefix` is the whole path. */
+  exact?: boolean;
+  /** Hostname, header and query conditions; undefined when there are none (the fast path). */
+  conditions?: Conditions;
+  /** Tie-break after specificity; lower wins (default 0). */
+  precedence?: number;
+  /** Identity of `conditions` for duplicate detection (hostname, headers, query as written). */
+  conditionsKey?: string;
 }
 
 export type MatchResult<R> = { route: R } | { allow: string[] } | undefined;
 
+type Stored<R> = RouteEntry<R> & { key: string; order: number };
+
+const NO_REQUEST: RouteRequest = { headers: {}, search: "" };
+
 export class RouteTable<R> {
-  private readonly entries: (RouteEntry<R> & { key: string })[] = [];
+  private readonly entries: Stored<R>[] = [];
 
   /**
    * `caseInsensitive` (proxy.path_normalization.case_insensitive): prefixes match in any case.
@@ -22,34 +39,51 @@ export class RouteTable<R> {
   constructor(private readonly caseInsensitive = false) {}
 
   add(entry: RouteEntry<R>): void {
-    this.entries.push({ ...entry, key: this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix });
-    // Longest prefix first; stable for equal lengths so config order breaks ties.
-    this.entries.sort((a, b) => b.prefix.length - a.prefix.length);
+    const key = this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix;
+    this.entries.push({ ...entry, key, order: this.entries.length });
+    this.entries.sort(compare);
   }
 
-  /** The entry already claiming `method` on `prefix`, if any. */
-  conflict(prefix: string, methods: ReadonlySet<string> | "*"): RouteEntry<R> | undefined {
-    const key = this.caseInsensitive ? prefix.toLowerCase() : prefix;
+  /** The entry that `entry` would duplicate (same conditions, path, precedence and an overlapping method), if any. */
+  conflict(entry: Omit<RouteEntry<R>, "route">): RouteEntry<R> | undefined {
+    const key = this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix;
+    const methods = entry.methods;
     return this.entries.find(
       (e) =>
         e.key === key &&
+        !!e.exact === !!entry.exact &&
+        (e.conditionsKey ?? "") === (entry.conditionsKey ?? "") &&
+        (e.precedence ?? 0) === (entry.precedence ?? 0) &&
         (e.methods === "*" || methods === "*" || [...methods].some((m) => (e.methods as ReadonlySet<string>).has(m))),
     );
   }
 
-  /** `path` is the request's canonical path (pipeline/canonical-path.ts). */
-  match(method: string, path: string): MatchResult<R> {
-    let allowFrom: RouteEntry<R>[] | undefined;
-    let allowLen = -1;
+  /** `path` is the request's canonical path (pipeline/canonical-path.ts); `req` its headers and query. */
+  match(method: string, path: string, req: RouteRequest = NO_REQUEST): MatchResult<R> {
+    let allowFrom: Stored<R>[] | undefined;
+    let allowOf: Stored<R> | undefined;
+    // The request's host is read only if some entry on the way asks for it.
+    let host: string | undefined;
+    let hostRead = false;
     if (this.caseInsensitive) path = path.toLowerCase();
     for (const e of this.entries) {
       const p = e.key;
-      const hit =
-        p === "/" || path === p || (path.length > p.length && path.startsWith(p) && path.charCodeAt(p.length) === 47);
+      const hit = e.exact
+        ? path === p
+        : p === "/" || path === p || (path.length > p.length && path.startsWith(p) && path.charCodeAt(p.length) === 47);
       if (!hit) continue;
+      const c = e.conditions;
+      if (c !== undefined) {
+        if (!hostRead && c.hostname !== undefined) {
+          host = requestHost(req.headers);
+          hostRead = true;
+        }
+        if (!conditionsMatch(c, req, host)) continue;
+      }
       if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
-      if (allowLen === -1 || p.length === allowLen) {
-        allowLen = p.length;
+      // 405 names the methods of the most specific entries the request met but for its method.
+      if (allowOf === undefined || sameSpecificity(e, allowOf)) {
+        allowOf = e;
         (allowFrom ??= []).push(e);
       }
     }
@@ -68,6 +102,29 @@ export class RouteTable<R> {
   }
 }
 
+/** Negative when `a` takes precedence over `b` (see the module comment for the order). */
+function compare<R>(a: Stored<R>, b: Stored<R>): number {
+  const [ak, al] = hostRank(a.conditions?.hostname);
+  const [bk, bl] = hostRank(b.conditions?.hostname);
+  return (
+    bk - ak ||
+    bl - al ||
+    Number(!!b.exact) - Number(!!a.exact) ||
+    b.prefix.length - a.prefix.length ||
+    Number(b.methods !== "*") - Number(a.methods !== "*") ||
+    (b.conditions?.headers.length ?? 0) - (a.conditions?.headers.length ?? 0) ||
+    (b.conditions?.query.length ?? 0) - (a.conditions?.query.length ?? 0) ||
+    (a.precedence ?? 0) - (b.precedence ?? 0) ||
+    a.order - b.order
+  );
+}
+
+function sameSpecificity<R>(a: Stored<R>, b: Stored<R>): boolean {
+  return (
+    a.key === b.key && !!a.exact === !!b.exact && (a.conditions?.hostname ?? "") === (b.conditions?.hostname ?? "")
+  );
+}
+
 /**
  * Normalises a configured prefix: leading slash, no trailing slash (except root), and spelled the
  * way canonical request paths are (`/%C3%A9` for `/é`), or it could never match.
@@ -77,4 +134,10 @@ export function normalizePrefix(prefix: string): string {
   if (!p.startsWith("/")) p = "/" + p;
   while (p.length > 1 && p.endsWith("/")) p = p.slice(0, -1);
   return p;
+}
+
+/** An exact path keeps its trailing slash: Gateway API Exact "/foo/" does not match "/foo". */
+export function normalizeExactPath(path: string): string {
+  const p = canonicalLiteral(path.trim());
+  return p.startsWith("/") ? p : "/" + p;
 }

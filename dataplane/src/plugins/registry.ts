@@ -14,6 +14,8 @@ import { dicomBackend } from "../backends/dicom.js";
 import { storageBackend } from "../backends/storage.js";
 import { jmixBackend } from "../backends/jmix-backend.js";
 import { mockDicomBackend } from "../backends/mock-dicom.js";
+import { staticBackend } from "../backends/static.js";
+import { redirectBackend } from "../backends/redirect.js";
 import { passthru } from "../middleware/passthru.js";
 import { jwtAuth } from "../middleware/jwt-auth.js";
 import { basicAuth } from "../middleware/basic-auth.js";
@@ -24,6 +26,7 @@ import { meshAuth } from "../middleware/mesh-auth.js";
 import { transform } from "../middleware/transform.js";
 import { metadataTransform } from "../middleware/metadata-transform.js";
 import { jmixBuilder } from "../middleware/jmix-builder.js";
+import { headersMiddleware } from "../middleware/headers.js";
 import { logDump } from "../middleware/log-dump.js";
 import { webhook } from "../middleware/webhook.js";
 import { jsonExtractor } from "../middleware/json-extractor.js";
@@ -47,6 +50,8 @@ const backends: BackendPlugin[] = [
   storageBackend,
   jmixBackend,
   mockDicomBackend,
+  staticBackend,
+  redirectBackend,
 ];
 const middleware: MiddlewarePlugin[] = [
   passthru,
@@ -66,6 +71,7 @@ const middleware: MiddlewarePlugin[] = [
   dicomwebBridge,
   dicomToDicomweb,
   jmixBuilder,
+  headersMiddleware,
 ];
 
 function index<T extends { type: string; aliases?: readonly string[] }>(list: T[]): Map<string, T> {

@@ -11,6 +11,7 @@ import type { SharedResources } from "../runtime/resources.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ServerResponse } from "node:http";
 import type { HarmonyNetwork, NetworkProblem } from "../network/config.js";
+import type { ValueMatchSpec } from "../pipeline/route-match.js";
 
 /** What every plugin factory gets besides its options. */
 export interface BuildContext {
@@ -60,6 +61,16 @@ export interface RouteSpec {
   prefix: string;
   /** Allowed methods; `*` means any. */
   methods: readonly string[] | "*";
+  /** Gateway API Exact: `prefix` is the whole path, not a prefix. */
+  exact?: boolean;
+  /** Hosts served (exact or `*.suffix`); absent or empty: any Host. */
+  hostnames?: readonly string[];
+  /** Header matches, all required (names case-insensitive). */
+  headers?: readonly ValueMatchSpec[];
+  /** Query parameter matches, all required. */
+  query?: readonly ValueMatchSpec[];
+  /** Tie-break after Gateway API specificity; lower wins (default 0). */
+  precedence?: number;
 }
 
 /** A request that did not arrive over HTTP (a DIMSE operation, read as the DICOMweb request it stands for). */

@@ -410,9 +410,11 @@ export class Gateway {
       }
       if (!guardRequest(net, req, res, path, id, this.opts.logger)) return;
     }
-    const m = path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path) : undefined;
+    const search = q < 0 ? "" : url.slice(q);
+    const m =
+      path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path, { headers: req.headers, search }) : undefined;
     if (m && "route" in m) {
-      void execute(m.route, req, res, path, q < 0 ? "" : url.slice(q), live.deps);
+      void execute(m.route, req, res, path, search, live.deps);
       return;
     }
     const mg = live.gen.config.management;
