@@ -327,6 +327,11 @@ test("a backend in another namespace: RefNotPermitted until a ReferenceGrant all
     },
   );
   assert.equal(denied.reason, "RefNotPermitted");
+  // Its share answers 500 (a static target), not a connection to a backend the route may not use.
+  await eventually("the refused backend to answer 500", async () => (await http(url("/cross/z"))).status === 500, {
+    timeoutMs: 60_000,
+    context,
+  });
   await applyAll([
     {
       apiVersion: "gateway.networking.k8s.io/v1",
