@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type RequestListener } from "node:http";
-import { networkInterfaces } from "node:os";
+import { loadavg, networkInterfaces } from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
@@ -219,11 +219,12 @@ after(async () => {
   for (const s of stops) await s().catch(() => undefined);
 });
 
-test("a Gateway and an HTTPRoute serve traffic with the path and Host unchanged; a route edit is served through the API", async () => {
+test("a Gateway and an HTTPRoute serve traffic with the path and Host unchanged; a route edit is served through the API", async (t) => {
   const r = await http(url("/app/x?q=1"), { headers: { host: "anything.example" } });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.json(), { path: "/app/x?q=1", host: "anything.example", user: null });
   assert.equal((await http(url("/nope"))).status, 404);
+  const edited = Date.now();
   await kubectl([
     "patch",
     "httproute",
@@ -238,6 +239,8 @@ test("a Gateway and an HTTPRoute serve traffic with the path and Host unchanged;
     timeoutMs: 60_000,
     context,
   });
+  // Reported, not asserted (no timing thresholds): the issue's goal is under 2 s.
+  t.diagnostic(`route edit served after ${Date.now() - edited} ms (load average ${loadavg()[0]!.toFixed(1)})`);
   assert.equal((await http(url("/app/x"))).status, 404);
 });
 
