@@ -75,6 +75,7 @@ cluster:
 ## Not part of `make test` (cold: suite build ~2 min + images + node; the run itself up to 17 min).
 conformance: build
 	bash test/cluster/build.sh >/dev/null
+	node --import tsx test/gateway-api/conformance.ts --prepare
 	flock -w 2400 /tmp/harmony-realnode.lock node --import tsx test/gateway-api/conformance.ts $(CONFORMANCE_ARGS)
 
 ## Healthcare peers (Orthanc, dcmtk, dicom3tools, sample DICOM files); installs what is missing.

@@ -8,6 +8,7 @@
  * The caller holds the real-node lock (the Makefile wraps this in flock); the suite's run is capped
  * (HARMONY_CONFORMANCE_TIMEOUT, default 17 min) so the node is held about 20 minutes at most.
  *
+ *   node --import tsx test/gateway-api/conformance.ts --prepare       build only (no lock needed)
  *   node --import tsx test/gateway-api/conformance.ts [extra suite flags, e.g. -run-test=HTTPRouteWeight]
  */
 import { execFileSync, spawn } from "node:child_process";
@@ -33,6 +34,8 @@ async function main(): Promise<number> {
     .pop()!;
   log("building the product images (cached)");
   const images = await buildImages();
+  // `make conformance` builds first, outside the real-node lock, so the node is held only to run.
+  if (process.argv[2] === "--prepare") return 0;
   log("bringing the node up");
   const cluster = await startCluster({
     images: [
@@ -83,7 +86,7 @@ async function main(): Promise<number> {
       `-version=${IMAGE_TAG}`,
       "-contact=https://github.com/runbeam/harmony/issues",
       "-cleanup-base-resources=false",
-      ...process.argv.slice(2),
+      ...process.argv.slice(2).filter((a) => a !== "--prepare"),
     ];
     log(`running the suite (${timeout} at most): ${args.join(" ")}`);
     const code = await new Promise<number>((resolve) => {
