@@ -39,8 +39,28 @@ import { resolvedRefs, unsupported } from "./rules.js";
 import { mergeConditions } from "./status.js";
 import { bindAddress, gatewayWorkload, managementPort } from "./workload.js";
 
-/** Features the suite tests when it reads them from the GatewayClass (sorted, as the API keeps them). */
-export const SUPPORTED_FEATURES = ["Gateway", "HTTPRoute", "ReferenceGrant"];
+/**
+ * What the GatewayClass claims, and the suite then tests (sorted): the core features, and the
+ * extended ones that passed the suite (conformance/gateway-http-extended-probe.yaml). Not claimed
+ * while they fail there: GatewayHTTPListenerIsolation, GatewayRouteHostnameIntersectionPrecedence,
+ * HTTPRouteMethodMatching (HEAD), HTTPRouteBackendProtocolWebSocket.
+ */
+export const SUPPORTED_FEATURES = [
+  "Gateway",
+  "GatewayPort8080",
+  "HTTPRoute",
+  "HTTPRoute303RedirectStatusCode",
+  "HTTPRoute307RedirectStatusCode",
+  "HTTPRoute308RedirectStatusCode",
+  "HTTPRouteNamedRouteRule",
+  "HTTPRouteParentRefPort",
+  "HTTPRoutePathRedirect",
+  "HTTPRoutePortRedirect",
+  "HTTPRouteQueryParamMatching",
+  "HTTPRouteResponseHeaderModification",
+  "HTTPRouteSchemeRedirect",
+  "ReferenceGrant",
+];
 
 type K<T> = T & KubernetesObject;
 export interface GwCaches {
