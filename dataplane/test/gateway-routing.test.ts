@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { runCli, startDataplane, startUpstream, tempDir, writeTree, baseConfig } from "./helpers.js";
+import { http, runCli, startDataplane, startUpstream, tempDir, writeTree, baseConfig } from "./helpers.js";
 
 interface Match {
   name: string;
@@ -26,6 +26,8 @@ interface Route {
   headers?: Match[];
   query?: Match[];
   precedence?: number;
+  /** method_mismatch_status = 404 */
+  quiet?: boolean;
 }
 
 const ROUTES: Route[] = [
@@ -47,6 +49,7 @@ const ROUTES: Route[] = [
   { name: "m_post", path: "/m", methods: ["POST"] },
   { name: "m_any", path: "/m", precedence: 1 },
   { name: "m_put", path: "/put", methods: ["PUT"] },
+  { name: "m_quiet", path: "/quiet", methods: ["PUT"], quiet: true },
   { name: "prec_a", path: "/p", hostnames: ["p.example.com"], precedence: 2 },
   { name: "prec_b", path: "/p", hostnames: ["p.example.com"], precedence: 1 },
   { name: "prec_c", path: "/p", hostnames: ["p.example.com"], precedence: 1, headers: [{ name: "x", value: "1" }] },
@@ -68,6 +71,7 @@ function routeToml(r: Route, upstream: string): string {
     r.headers ? `headers = ${inline(r.headers)}` : "",
     r.query ? `query = ${inline(r.query)}` : "",
     r.precedence !== undefined ? `precedence = ${r.precedence}` : "",
+    r.quiet ? "method_mismatch_status = 404" : "",
   ].filter(Boolean);
   return `
 [pipelines.${r.name}]
@@ -155,7 +159,8 @@ function modelRoute(req: Req): { route: string } | { status: number } {
       return 0;
     })[0];
   if (best) return { route: best.r.name };
-  return { status: cands.length ? 405 : 404 };
+  // 405 only from routes that would serve the request but for its method and did not ask for 404.
+  return { status: cands.some((c) => !c.r.quiet) ? 405 : 404 };
 }
 
 // ---- the wire ------------------------------------------------------------------------------------
@@ -214,7 +219,7 @@ const HOSTS = [
   "multi.org",
   "other.test",
 ];
-const PATHS = ["/", "/foo", "/foo/", "/foo/x", "/foobar", "/m", "/put", "/p", "/multi/x", "/multi/y"];
+const PATHS = ["/", "/foo", "/foo/", "/foo/x", "/foobar", "/m", "/put", "/quiet", "/p", "/multi/x", "/multi/y"];
 const HEADER_SETS: [string, string][][] = [
   [],
   [["version", "two"]],
@@ -256,6 +261,23 @@ test("route precedence: a generated corpus agrees with the Gateway API model", a
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   t.after(() => agent.destroy());
 
+  // /admin/routes shows each entry's Gateway API match (one entry per hostname).
+  const listed = (await http(dp.url("management", "/admin/routes"))).json() as {
+    routes: { pipeline: string; path: string; match?: string; path_match?: string; precedence?: number }[];
+  };
+  const of = (p: string) =>
+    listed.routes
+      .filter((r) => r.pipeline === p)
+      .map(({ path, match, path_match, precedence }) => ({ path, match, path_match, precedence }));
+  assert.deepEqual(of("multi"), [
+    { path: "/multi", match: "host *.multi.org", path_match: undefined, precedence: undefined },
+    { path: "/multi", match: "host multi.example.com", path_match: undefined, precedence: undefined },
+  ]);
+  assert.deepEqual(of("prec_a"), [{ path: "/p", match: "host p.example.com", path_match: undefined, precedence: 2 }]);
+  assert.deepEqual(of("any_foo_exact"), [
+    { path: "/foo", match: undefined, path_match: "exact", precedence: undefined },
+  ]);
+
   // Rows written by hand: the model must say the same, so it is not merely the code restated.
   const rows: [Req, string | number][] = [
     [{ method: "GET", host: "FOO.EXAMPLE.COM:8080", path: "/foo/x", search: "", headers: [] }, "ex_foo"],
@@ -282,6 +304,8 @@ test("route precedence: a generated corpus agrees with the Gateway API model", a
     [{ method: "POST", host: "h", path: "/m", search: "", headers: [] }, "m_post"],
     [{ method: "GET", host: "h", path: "/m", search: "", headers: [] }, "m_any"],
     [{ method: "GET", host: "h", path: "/put", search: "", headers: [] }, 405],
+    [{ method: "GET", host: "h", path: "/quiet", search: "", headers: [] }, 404],
+    [{ method: "PUT", host: "h", path: "/quiet/x", search: "", headers: [] }, "m_quiet"],
     [{ method: "GET", host: "p.example.com", path: "/p", search: "", headers: [] }, "prec_b"],
     [{ method: "GET", host: "p.example.com", path: "/p", search: "", headers: [["x", "1"]] }, "prec_c"],
     [{ method: "GET", host: "[::1]:8080", path: "/zzz", search: "", headers: [] }, "v6"],

@@ -24,6 +24,8 @@ export interface ListenerSpec {
   keyPath?: string;
   http2?: boolean;
   certReloadMs?: number;
+  /** More certificates by SNI server name (lower-cased; `*.suffix` wildcards); absolute paths. */
+  sni?: { hostname: string; certPath: string; keyPath: string }[];
   /** Redirect everything to https on this port. */
   forceHttpsPort?: number;
   /** Time allowed for a request's headers (slowloris defence). */
@@ -200,6 +202,8 @@ export function resolveConfig(
           spec.keyPath = ctx.resolvePath(http.key_path);
           spec.http2 = http.http2 ?? true;
           spec.certReloadMs = http.cert_reload_ms ?? 5000;
+          const sni = resolveSni(http.sni ?? [], ctx, (sub, m) => at(["network", name, "http", "sni", ...sub], m));
+          if (sni.length) spec.sni = sni;
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           at(
@@ -215,6 +219,8 @@ export function resolveConfig(
     } else if (http.force_https) {
       spec.forceHttpsPort = http.https_port ?? 443;
     }
+    if (http.sni?.length && !(http.cert_path && http.key_path))
+      at(["network", name, "http", "sni"], "needs cert_path and key_path: the certificate for names no entry matches");
     if (net.harmony_network !== undefined) {
       const hn = harmonyNetworks.get(net.harmony_network);
       if (http.cert_path || http.force_https)
@@ -224,6 +230,7 @@ export function resolveConfig(
           "warning",
         );
       delete spec.forceHttpsPort;
+      delete spec.sni; // one identity: the network's
       if (hn) {
         spec.certPath = hn.certPath;
         spec.keyPath = hn.keyPath;
@@ -615,4 +622,26 @@ export function resolveConfig(
     document: doc,
   };
   return { config, problems };
+}
+
+/** Each `sni` entry's pair, checked to load like cert_path/key_path; problems go to `at`. */
+function resolveSni(
+  entries: { hostname: string; cert_path: string; key_path: string }[],
+  ctx: BuildContext,
+  at: (path: (string | number)[], message: string) => void,
+): NonNullable<ListenerSpec["sni"]> {
+  const out: NonNullable<ListenerSpec["sni"]> = [];
+  const seen = new Set<string>();
+  entries.forEach((e, i) => {
+    const hostname = e.hostname.toLowerCase();
+    if (seen.has(hostname)) return at([i, "hostname"], `"${hostname}" is listed twice`);
+    seen.add(hostname);
+    try {
+      createSecureContext({ cert: ctx.readFile(e.cert_path), key: ctx.readFile(e.key_path) });
+      out.push({ hostname, certPath: ctx.resolvePath(e.cert_path), keyPath: ctx.resolvePath(e.key_path) });
+    } catch (err) {
+      at([i], `certificate and key do not load: ${(err as Error).message}`);
+    }
+  });
+  return out;
 }

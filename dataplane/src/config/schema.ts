@@ -124,6 +124,28 @@ export const HttpListener = Obj(
     ),
     https_port: Type.Optional(Port("Port the force_https redirect points at (default 443).")),
     http2: Type.Optional(Bool("Offer HTTP/2 by ALPN on HTTPS listeners (default true).")),
+    sni: Type.Optional(
+      Type.Array(
+        Obj(
+          {
+            hostname: Str(
+              'Server name this certificate is for: exact ("a.example.com") or wildcard ("*.example.com": one or more labels before the suffix).',
+              {
+                pattern:
+                  "^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$",
+              },
+            ),
+            cert_path: Str("PEM certificate served for that name."),
+            key_path: Str("Its PEM private key."),
+          },
+          "One certificate of an HTTPS listener, chosen by the client's SNI.",
+        ),
+        {
+          description:
+            "More certificates on this HTTPS listener, by server name (SNI): an exact name beats a wildcard, a longer wildcard a shorter one; cert_path/key_path serve clients whose name matches none (or who send none). Re-read on change like cert_path.",
+        },
+      ),
+    ),
     cert_reload_ms: Type.Optional(
       Type.Integer({
         minimum: 0,

@@ -62,6 +62,13 @@ export const HttpEndpointOptions = Type.Object(
         description: "Query parameters that must all match (first value of a repeated parameter).",
       }),
     ),
+    method_mismatch_status: Type.Optional(
+      Type.Union([Type.Literal(405), Type.Literal(404)], {
+        default: 405,
+        description:
+          "What a request gets that this endpoint would serve but for its method (and no other endpoint serves): 405 with Allow, or 404 as Gateway API expects of a method match that does not match.",
+      }),
+    ),
     precedence: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -105,6 +112,7 @@ export const httpEndpoint: EndpointPlugin<typeof HttpEndpointOptions> = {
         headers: o.headers,
         query: o.query,
         precedence: o.precedence,
+        methodMismatch404: o.method_mismatch_status === 404,
       },
     ],
   }),

@@ -151,7 +151,14 @@ export function compileGeneration(
           }
           // One table entry per hostname: each competes with the specificity of its own hostname.
           for (const v of variants) {
-            const entry = { prefix, methods, exact: spec.exact, precedence: spec.precedence, ...v };
+            const entry = {
+              prefix,
+              methods,
+              exact: spec.exact,
+              precedence: spec.precedence,
+              methodMismatch404: spec.methodMismatch404,
+              ...v,
+            };
             const clash = table.conflict(entry);
             if (clash) {
               fail(

@@ -21,6 +21,8 @@ export interface RouteEntry<R> {
   precedence?: number;
   /** Identity of `conditions` for duplicate detection (hostname, headers, query as written). */
   conditionsKey?: string;
+  /** A method mismatch here is no match at all (404), not a 405. */
+  methodMismatch404?: boolean;
 }
 
 export type MatchResult<R> = { route: R } | { allow: string[] } | undefined;
@@ -31,6 +33,8 @@ const NO_REQUEST: RouteRequest = { headers: {}, search: "" };
 
 export class RouteTable<R> {
   private readonly entries: Stored<R>[] = [];
+  /** No entry has an exact path or conditions: the loop before Gateway API, unchanged, serves. */
+  private simple = true;
 
   /**
    * `caseInsensitive` (proxy.path_normalization.case_insensitive): prefixes match in any case.
@@ -40,7 +44,20 @@ export class RouteTable<R> {
 
   add(entry: RouteEntry<R>): void {
     const key = this.caseInsensitive ? entry.prefix.toLowerCase() : entry.prefix;
-    this.entries.push({ ...entry, key, order: this.entries.length });
+    if (entry.exact || entry.conditions || entry.methodMismatch404) this.simple = false;
+    // Every entry gets the same shape, so the match loop's property reads stay monomorphic.
+    this.entries.push({
+      prefix: entry.prefix,
+      methods: entry.methods,
+      route: entry.route,
+      exact: entry.exact === true,
+      conditions: entry.conditions,
+      precedence: entry.precedence ?? 0,
+      conditionsKey: entry.conditionsKey ?? "",
+      methodMismatch404: entry.methodMismatch404 === true,
+      key,
+      order: this.entries.length,
+    });
     this.entries.sort(compare);
   }
 
@@ -60,6 +77,7 @@ export class RouteTable<R> {
 
   /** `path` is the request's canonical path (pipeline/canonical-path.ts); `req` its headers and query. */
   match(method: string, path: string, req: RouteRequest = NO_REQUEST): MatchResult<R> {
+    if (this.simple) return this.matchPath(method, path);
     let allowFrom: Stored<R>[] | undefined;
     let allowOf: Stored<R> | undefined;
     // The request's host is read only if some entry on the way asks for it.
@@ -81,16 +99,33 @@ export class RouteTable<R> {
         if (!conditionsMatch(c, req, host)) continue;
       }
       if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
+      if (e.methodMismatch404) continue;
       // 405 names the methods of the most specific entries the request met but for its method.
       if (allowOf === undefined || sameSpecificity(e, allowOf)) {
         allowOf = e;
         (allowFrom ??= []).push(e);
       }
     }
-    if (!allowFrom) return undefined;
-    const allow = new Set<string>();
-    for (const e of allowFrom) for (const m of e.methods as ReadonlySet<string>) allow.add(m);
-    return { allow: [...allow].sort() };
+    return allowFrom && { allow: allowed(allowFrom) };
+  }
+
+  /** Longest prefix, then method: all a table without exact paths or conditions needs (the hot path). */
+  private matchPath(method: string, path: string): MatchResult<R> {
+    let allowFrom: Stored<R>[] | undefined;
+    let allowLen = -1;
+    if (this.caseInsensitive) path = path.toLowerCase();
+    for (const e of this.entries) {
+      const p = e.key;
+      const hit =
+        p === "/" || path === p || (path.length > p.length && path.startsWith(p) && path.charCodeAt(p.length) === 47);
+      if (!hit) continue;
+      if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
+      if (allowLen === -1 || p.length === allowLen) {
+        allowLen = p.length;
+        (allowFrom ??= []).push(e);
+      }
+    }
+    return allowFrom && { allow: allowed(allowFrom) };
   }
 
   get size(): number {
@@ -100,6 +135,12 @@ export class RouteTable<R> {
   list(): readonly RouteEntry<R>[] {
     return this.entries;
   }
+}
+
+function allowed<R>(entries: Stored<R>[]): string[] {
+  const allow = new Set<string>();
+  for (const e of entries) for (const m of e.methods as ReadonlySet<string>) allow.add(m);
+  return [...allow].sort();
 }
 
 /** Negative when `a` takes precedence over `b` (see the module comment for the order). */

@@ -71,6 +71,8 @@ export interface RouteSpec {
   query?: readonly ValueMatchSpec[];
   /** Tie-break after Gateway API specificity; lower wins (default 0). */
   precedence?: number;
+  /** A request this route refuses only for its method: 404 (Gateway API: no match) instead of 405. */
+  methodMismatch404?: boolean;
 }
 
 /** A request that did not arrive over HTTP (a DIMSE operation, read as the DICOMweb request it stands for). */

@@ -557,6 +557,10 @@ export class Gateway {
               pipeline: e.route.pipeline.name,
               endpoint: e.route.endpointName,
               backend: e.route.pipeline.backendName || null,
+              // Gateway API matches, shown only where set (one entry per hostname).
+              ...(e.exact ? { path_match: "exact" } : {}),
+              ...(e.conditionsKey ? { match: e.conditionsKey } : {}),
+              ...(e.precedence ? { precedence: e.precedence } : {}),
             });
           }
         }

@@ -27,7 +27,19 @@ export interface ListenerChange {
 }
 
 /** Every setting counts: a field added to ListenerSpec later rebinds when it changes, with no list to keep. */
-const fingerprint = (s: ListenerSpec) => JSON.stringify(s, Object.keys(s).sort());
+const fingerprint = (s: ListenerSpec) => JSON.stringify(sortKeys(s));
+
+/** A copy with every object's keys sorted (an array replacer would also drop nested keys, such as `sni`'s). */
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== "object") return v;
+  const o = v as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, sortKeys(o[k])]),
+  );
+}
 
 /** Wildcard and specific addresses on one port conflict; two different specific ones do not. */
 function conflicts(a: ListenerSpec, b: ListenerSpec, bPort: number | undefined): boolean {

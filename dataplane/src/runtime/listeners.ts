@@ -14,6 +14,7 @@ import { writeProblem } from "../pipeline/errors.js";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
+import { sniSelector } from "./sni.js";
 
 /**
  * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
@@ -113,7 +114,14 @@ export async function bindListener(
     // completes: the one unauthenticated path (the signed export) is served, everything else is
     // refused per request with a problem naming why (network/guard.ts), which a TLS alert cannot say.
     const mtls = caPath ? { requestCert: true, rejectUnauthorized: false } : {};
-    const tls = { ...read(), ...mtls, minVersion: "TLSv1.2" as const };
+    // More certificates by server name (sni = [...]); the pair above serves every other name.
+    const sni = spec.sni?.length ? sniSelector(spec.sni, logger, network) : undefined;
+    const tls = {
+      ...read(),
+      ...mtls,
+      minVersion: "TLSv1.2" as const,
+      ...(sni ? { SNICallback: sni.SNICallback.bind(sni) } : {}),
+    };
     if (spec.http2) {
       server = createSecureServer(
         {
@@ -142,7 +150,14 @@ export async function bindListener(
       s.on("close", () => sockets.delete(s));
     });
     server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
+    if (spec.certReloadMs && sni) {
+      const timer = setInterval(() => sni.reload(), spec.certReloadMs);
+      timer.unref();
+      const stopSni = () => clearInterval(timer);
+      stopReload = stopSni;
+    }
     if (spec.certReloadMs) {
+      const stopSni = stopReload;
       const digest = () => {
         try {
           const h = createHash("sha256").update(readFileSync(spec.certPath!)).update(readFileSync(spec.keyPath!));
@@ -172,7 +187,10 @@ export async function bindListener(
         }
       }, spec.certReloadMs);
       timer.unref();
-      stopReload = () => clearInterval(timer);
+      stopReload = () => {
+        stopSni?.();
+        clearInterval(timer);
+      };
     }
   } else {
     server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : handler);

@@ -9,7 +9,16 @@ import type { IncomingMessage } from "node:http";
 export function malformedHead(req: IncomingMessage): string | undefined {
   // llhttp parses "GET /" without a version as HTTP/0.9; nginx answers 400, and so do we.
   if (req.httpVersionMajor === 0) return "HTTP/0.9 requests are not supported";
-  if (req.httpVersionMajor !== 1) return undefined; // HTTP/2 has :authority and no request line
+  if (req.httpVersionMajor === 2) {
+    // HTTP/2 names the host in :authority; a Host header beside it must agree (RFC 9113 §8.3.1),
+    // or routing (which reads Host first) and an upstream reading the other would disagree.
+    const authority = req.headers[":authority"];
+    const host = req.headers.host;
+    if (typeof authority === "string" && host !== undefined && authority.toLowerCase() !== host.toLowerCase())
+      return "the Host header is not the :authority";
+    return undefined;
+  }
+  if (req.httpVersionMajor !== 1) return undefined;
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === "host") hosts++;
