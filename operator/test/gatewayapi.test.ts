@@ -11,6 +11,8 @@ import { gatewayWorkload } from "../src/gatewayapi/workload.js";
 import { deploymentFor, serviceFor, configMapName } from "../src/translator/workload.js";
 import type { Gateway, HTTPRoute } from "../src/api/gateway-api.js";
 
+type Table = Record<string, unknown>;
+
 const gw = (listeners: Gateway["spec"]["listeners"], name = "edge"): Gateway => ({
   apiVersion: "gateway.networking.k8s.io/v1",
   kind: "Gateway",
@@ -173,4 +175,23 @@ test("render: weights keep each backendRef's share across pods; precedence encod
   assert.equal(doc.endpoints["ns.newer.r0.l80.m0"]!.options.precedence, 1000);
   assert.equal(doc.endpoints["ns.newer.r0.l80.m0"]!.options.path_match, "exact");
   assert.equal(doc.backends["ns.newer.r0.l80.backend"]!.service, "static", "no backendRefs: 500");
+  const method = renderGateway({
+    gw: g,
+    plans,
+    routes: [route("m", { parentRefs: [{ name: "edge" }], rules: [{ matches: [{ method: "POST" }] }] })].map((r) => ({
+      route: r,
+      attachments: [attach(r, r.spec.parentRefs![0]!, g, plans, () => ({}))],
+    })),
+    backends: { service: () => undefined, slices: () => [], grants: [] },
+    pipelines: () => undefined,
+    secrets: () => undefined,
+    bindAddress: "0.0.0.0",
+    managementPort: 9090,
+  });
+  const m = (TOML.parse(method.files["config.toml"]!) as { endpoints: Record<string, { options: Table }> }).endpoints;
+  assert.deepEqual(m["ns.m.r0.l80.m0"]!.options, {
+    path_prefix: "/",
+    methods: ["POST"],
+    method_mismatch_status: 404,
+  });
 });

@@ -43,7 +43,8 @@ import { bindAddress, gatewayWorkload, managementPort } from "./workload.js";
  * What the GatewayClass claims, and the suite then tests (sorted): the core features, and the
  * extended ones that passed the suite (conformance/gateway-http-extended-probe.yaml). Not claimed
  * while they fail there: GatewayHTTPListenerIsolation, GatewayRouteHostnameIntersectionPrecedence,
- * HTTPRouteMethodMatching (HEAD), HTTPRouteBackendProtocolWebSocket.
+ * HTTPRouteBackendProtocolWebSocket. HTTPRouteMethodMatching failed the probe on its 404 for a
+ * method mismatch (the data plane answered 405), which method_mismatch_status now renders.
  */
 export const SUPPORTED_FEATURES = [
   "Gateway",
@@ -52,6 +53,7 @@ export const SUPPORTED_FEATURES = [
   "HTTPRoute303RedirectStatusCode",
   "HTTPRoute307RedirectStatusCode",
   "HTTPRoute308RedirectStatusCode",
+  "HTTPRouteMethodMatching",
   "HTTPRouteNamedRouteRule",
   "HTTPRouteParentRefPort",
   "HTTPRoutePathRedirect",

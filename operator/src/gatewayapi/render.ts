@@ -142,7 +142,8 @@ function networks(input: GwRenderInput, secrets: Record<string, Buffer>, revisio
 function endpointOptions(m: HTTPRouteMatch, hostnames: string[] | undefined, precedence: number): Table {
   const o: Table = { path_prefix: m.path?.value ?? "/" };
   if (m.path?.type === "Exact") o.path_match = "exact";
-  if (m.method) o.methods = [m.method];
+  // Gateway API: a request that matches but for its method is not routed (404), not 405.
+  if (m.method) Object.assign(o, { methods: [m.method], method_mismatch_status: 404 });
   if (hostnames?.length) o.hostnames = hostnames;
   const kv = (list: HTTPRouteMatch["headers"]) =>
     (list ?? []).map((h) => ({
