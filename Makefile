@@ -20,7 +20,7 @@ NPM_STAMP := node_modules/.harmony-installed-$(NODE_VERSION)
 CLUSTER_TESTS = $(shell find test/cluster -name '*.test.ts' 2>/dev/null | sort)
 TESTS = $(filter-out $(CLUSTER_TESTS),$(shell find dataplane/test operator/test test -name '*.test.ts' 2>/dev/null | sort))
 
-.PHONY: install build run check test test-only test-cluster lint typecheck format-check schema crds controlplane argocd cluster peers lua images images-docker images-oci bundles bench clean
+.PHONY: install build run check test test-only test-cluster lint typecheck format-check schema crds controlplane argocd cluster peers lua images images-docker images-oci bundles bench clean conformance
 
 install: $(NPM_STAMP)
 $(NPM_STAMP): package.json package-lock.json dataplane/package.json operator/package.json
@@ -72,6 +72,14 @@ argocd:
 ## containerd, runc, CNI plugins, iptables and conntrack (apt-get, when missing).
 cluster:
 	bash test/cluster/build.sh
+
+## The Gateway API conformance suite (v1.7.0, GATEWAY-HTTP) against the operator on the real node:
+## test/gateway-api/conformance.ts, holding the real-node lock; writes conformance/gateway-http-report.yaml.
+## Not part of `make test` (cold: suite build ~2 min + images + node; the run itself up to 17 min).
+conformance: build
+	bash test/cluster/build.sh >/dev/null
+	node --import tsx test/gateway-api/conformance.ts --prepare
+	flock -w 2400 /tmp/harmony-realnode.lock node --import tsx test/gateway-api/conformance.ts $(CONFORMANCE_ARGS)
 
 ## Healthcare peers (Orthanc, dcmtk, dicom3tools, sample DICOM files); installs what is missing.
 peers:

@@ -8,6 +8,7 @@ import { kubeClients } from "./provider/kube.js";
 import { parseNamespaces } from "./provider/cache.js";
 import { ApiHealth } from "./provider/api-health.js";
 import { Controller } from "./runner/controller.js";
+import { GatewayApiController } from "./gatewayapi/controller.js";
 import { LeaderElector } from "./leader/lease.js";
 import { OperatorMetrics } from "./metrics.js";
 import { SidecarWebhook } from "./webhook/server.js";
@@ -32,6 +33,9 @@ const HELP = `Usage: harmony-operator [options]
   --network-namespace <ns>  Namespace of HarmonyNetwork CA Secrets, peering tokens and imports
                             (default: $POD_NAMESPACE or default)
   --cluster-name <name>     This cluster's name in HarmonyNetwork exports (default: cluster)
+  --gateway-api <bool>      Serve Gateway API GatewayClasses with controllerName
+                            harmony.runbeam.io/gateway-controller, their Gateways and HTTPRoutes
+                            (default false; needs the Gateway API CRDs and a cluster-wide watch)
 ${WEBHOOK_HELP}`;
 
 async function main(): Promise<number> {
@@ -51,6 +55,7 @@ async function main(): Promise<number> {
       identity: { type: "string" },
       "network-namespace": { type: "string" },
       "cluster-name": { type: "string" },
+      "gateway-api": { type: "string", default: "false" },
       ...WEBHOOK_FLAGS,
       help: { type: "boolean", short: "h" },
     },
@@ -94,10 +99,16 @@ async function main(): Promise<number> {
     process.stderr.write(`harmony-operator: ${(e as Error).message}\n`);
     return 2;
   }
+  const gatewayApi = a["gateway-api"] === "true";
+  if (gatewayApi && namespaces.length) {
+    process.stderr.write("harmony-operator: --gateway-api needs a cluster-wide watch (no --watch-namespaces)\n");
+    return 2;
+  }
   const kube = kubeClients(a.kubeconfig);
   const metrics = new OperatorMetrics();
   const identity = a.identity ?? `${hostname()}-${process.pid}`;
   let controller: Controller | undefined;
+  let gwController: GatewayApiController | undefined;
   const startController = async () => {
     controller = new Controller({
       kube,
@@ -112,12 +123,26 @@ async function main(): Promise<number> {
       clusterName: a["cluster-name"],
     });
     await controller.start();
+    if (gatewayApi) {
+      gwController = new GatewayApiController({
+        kube,
+        logger,
+        metrics,
+        manageWorkloads: a["manage-workloads"] !== "false",
+        defaultImage: a.image,
+        relistMs,
+        secretRecheckMs,
+      });
+      await gwController.start();
+    }
     metrics.leader.set(1);
   };
   const stopController = async () => {
     metrics.leader.set(0);
     await controller?.stop();
+    await gwController?.stop();
     controller = undefined;
+    gwController = undefined;
   };
   const elector =
     a["leader-elect"] !== "false"
@@ -146,7 +171,9 @@ async function main(): Promise<number> {
       // listed, and the webhook (when on) serves. The body says which is missing.
       const problem =
         api.problem ??
-        (controller && !controller.synced ? "informers not synced yet" : undefined) ??
+        ((controller && !controller.synced) || (gwController && !gwController.synced)
+          ? "informers not synced yet"
+          : undefined) ??
         (webhook && !webhook.ready ? "webhook not serving" : undefined);
       if (problem) res.statusCode = 503;
       return void res.end(problem ?? "ok");

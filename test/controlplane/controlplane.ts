@@ -28,6 +28,11 @@ const CRDS_DIR = fileURLToPath(new URL("../../crds", import.meta.url));
 const CRD_NAMES = ["harmonygateways", "harmonypipelines", "harmonyendpoints", "harmonynetworks"].map(
   (k) => `${k}.harmony.runbeam.io`,
 );
+/** The Gateway API CRDs (standard channel), vendored: installed only by the tests that use them. */
+const GATEWAY_API_CRDS_DIR = fileURLToPath(new URL("../../crds/gateway-api", import.meta.url));
+const GATEWAY_API_KINDS = ["gatewayclasses", "gateways", "httproutes", "referencegrants"].map(
+  (k) => `${k}.gateway.networking.k8s.io`,
+);
 const BUILD_SCRIPT = fileURLToPath(new URL("./build.sh", import.meta.url));
 const STOP_GRACE_MS = 10_000;
 const READY_TIMEOUT_MS = 90_000;
@@ -56,6 +61,8 @@ export interface ControlPlane {
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
   /** Applies crds/ (server-side) and waits until the API server serves all three kinds. */
   installCrds(): Promise<void>;
+  /** Applies crds/gateway-api/ (server-side) and waits until the API server serves the core kinds. */
+  installGatewayApiCrds(): Promise<void>;
   /** Stops kube-apiserver only and starts it again on the same port with the same flags; resolves once /readyz is ok. */
   restartApiserver(): Promise<void>;
   /** Stops every process (SIGTERM, then SIGKILL) and removes the temp dir. Idempotent. */
@@ -336,6 +343,15 @@ async function startOnce(bin: string, opts: ControlPlaneOptions): Promise<Contro
         for (const args of [
           ["apply", "--server-side", "-f", CRDS_DIR],
           ["wait", "--for=condition=Established", "--timeout=60s", ...CRD_NAMES.map((n) => `crd/${n}`)],
+        ]) {
+          const r = await run("kubectl", ["--kubeconfig", kubeconfig, ...args], env);
+          if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+        }
+      },
+      async installGatewayApiCrds() {
+        for (const args of [
+          ["apply", "--server-side", "-f", GATEWAY_API_CRDS_DIR],
+          ["wait", "--for=condition=Established", "--timeout=60s", ...GATEWAY_API_KINDS.map((n) => `crd/${n}`)],
         ]) {
           const r = await run("kubectl", ["--kubeconfig", kubeconfig, ...args], env);
           if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);

@@ -145,6 +145,22 @@ Secret and ConfigMap rules above.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if .Values.gatewayAPI.enabled }}
+{{- /* Gateway API: GatewayClass is cluster-scoped, and routes and grants cross namespaces. Backends
+are Services and their EndpointSlices (pod IPs); certificate Secrets are read one by one, as above. */}}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gatewayclasses", "gateways", "httproutes", "referencegrants"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gatewayclasses/status", "gateways/status", "httproutes/status"]
+  verbs: ["patch", "update"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end }}
 
 {{/*

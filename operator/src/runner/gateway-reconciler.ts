@@ -22,6 +22,8 @@ import {
   ownerReference,
   secretName,
   workloadPlan,
+  workloadSource,
+  type WorkloadSource,
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
 import type { HarmonyNetwork } from "../api/network.js";
@@ -77,6 +79,9 @@ export interface ReconcilerDeps {
   /** True once a newer event for the object being reconciled is waiting in the queue. */
   superseded?: () => boolean;
 }
+
+/** What writing a gateway's config and workload needs. */
+export type WriteDeps = Pick<ReconcilerDeps, "kube" | "metrics" | "readSecret" | "defaultImage">;
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
 export function attachedPipelines(gw: HarmonyGateway, all: readonly HarmonyPipeline[]): HarmonyPipeline[] {
@@ -297,13 +302,14 @@ export async function reconcileGateway(
   return Number.isFinite(after) ? { requeueAfterMs: after } : {};
 }
 
-async function writeConfig(
-  deps: ReconcilerDeps,
-  gw: HarmonyGateway,
-  r: RenderResult,
+/** Used by HarmonyGateways and Gateway API Gateways alike (one workload model, translator/workload.ts). */
+export async function writeConfig(
+  deps: WriteDeps,
+  gw: HarmonyGateway | WorkloadSource,
+  r: Pick<RenderResult, "files" | "secrets" | "hash">,
   existing: V1ConfigMap | undefined,
 ): Promise<void> {
-  const ns = gw.metadata.namespace!;
+  const ns = workloadSource(gw).namespace;
   const secretsHash = createHash("sha256");
   for (const k of Object.keys(r.secrets).sort()) secretsHash.update(k).update("\0").update(r.secrets[k]!);
   const sHash = secretsHash.digest("hex");
@@ -338,9 +344,9 @@ async function writeConfig(
   });
 }
 
-async function applyWorkloads(
-  deps: ReconcilerDeps,
-  gw: HarmonyGateway,
+export async function applyWorkloads(
+  deps: WriteDeps,
+  gw: HarmonyGateway | WorkloadSource,
   dimsePorts: number[],
   networks: string[],
 ): Promise<void> {
@@ -368,7 +374,8 @@ async function applyWorkloads(
       throw e;
     });
     // Only what this gateway made: a same-named object someone else owns is not ours to delete.
-    if (!current?.metadata?.ownerReferences?.some((o) => o.uid === gw.metadata.uid && o.controller)) continue;
+    const uid = workloadSource(gw).owner.uid;
+    if (!current?.metadata?.ownerReferences?.some((o) => o.uid === uid && o.controller)) continue;
     await deps.kube.objects.delete(ref).catch((e: unknown) => {
       if ((e as { code?: number }).code !== 404) throw e;
     });
@@ -377,7 +384,10 @@ async function applyWorkloads(
 }
 
 /** Server-side apply, forced: the operator owns these fields. */
-export async function apply(deps: ReconcilerDeps, obj: KubernetesObject & Record<string, unknown>): Promise<void> {
+export async function apply(
+  deps: Pick<ReconcilerDeps, "kube" | "metrics">,
+  obj: KubernetesObject & Record<string, unknown>,
+): Promise<void> {
   await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   deps.metrics?.writes(obj.kind ?? "unknown");
 }

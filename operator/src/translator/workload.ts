@@ -25,38 +25,66 @@ export const SECRET_MODE = 0o440;
  */
 export const TERMINATION_GRACE_SECONDS = Math.ceil((DRAIN_DELAY_MS + SHUTDOWN_TIMEOUT_MS) / 1000) + 5;
 
-export const configMapName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-config`;
-export const secretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-secrets`;
-export const workloadName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony`;
+/**
+ * The one model every data-plane workload is made from: a HarmonyGateway, or a Gateway API Gateway
+ * (gatewayapi/workload.ts), described neutrally. `base` names the children and is their selector
+ * label's value (a DNS label: a Gateway's name may be 253 characters, a label value only 63).
+ */
+export interface WorkloadSource {
+  owner: { apiVersion: string; kind: string; name: string; uid: string };
+  namespace: string;
+  base: string;
+  /** The label (value: base) that selects this gateway's pods; distinct per owner kind. */
+  selectorKey: string;
+  /** Listener ports: the Service's `port`, the container's `targetPort`. */
+  ports: { name: string; port: number; targetPort: number }[];
+  spec: Pick<
+    HarmonyGateway["spec"],
+    "management" | "pod" | "replicas" | "image" | "resources" | "service" | "podDisruptionBudget"
+  >;
+}
+
+/** A HarmonyGateway as a WorkloadSource (its children keep the names they always had). */
+export function workloadSource(gw: HarmonyGateway | WorkloadSource): WorkloadSource {
+  if ("base" in gw) return gw;
+  return {
+    owner: { apiVersion: gw.apiVersion, kind: gw.kind, name: gw.metadata.name ?? "", uid: gw.metadata.uid ?? "" },
+    namespace: gw.metadata.namespace ?? "",
+    base: gw.metadata.name ?? "",
+    selectorKey: GATEWAY_LABEL,
+    ports: gw.spec.networks.map((n) => ({ name: n.name, port: n.port, targetPort: n.port })),
+    spec: gw.spec,
+  };
+}
+
+type Source = HarmonyGateway | WorkloadSource;
+
+export const configMapName = (gw: Source) => `${workloadSource(gw).base}-harmony-config`;
+export const secretName = (gw: Source) => `${workloadSource(gw).base}-harmony-secrets`;
+export const workloadName = (gw: Source) => `${workloadSource(gw).base}-harmony`;
 
 /** The data plane's `--config-source`: its own ConfigMap, and the Secret mounted at SECRET_DIR. */
-export const configSourceUri = (gw: HarmonyGateway) =>
-  `kubernetes://${gw.metadata.namespace}/${configMapName(gw)}?secret=${secretName(gw)}&secretDir=${SECRET_DIR}`;
+export const configSourceUri = (gw: Source) =>
+  `kubernetes://${workloadSource(gw).namespace}/${configMapName(gw)}?secret=${secretName(gw)}&secretDir=${SECRET_DIR}`;
 
 /** Our labels only: never the CR's own (Argo CD would prune children that carry its tracking label). */
-export function childLabels(gw: HarmonyGateway): Record<string, string> {
+export function childLabels(gw: Source): Record<string, string> {
+  const w = workloadSource(gw);
   return {
     "app.kubernetes.io/name": "harmony-dataplane",
-    "app.kubernetes.io/instance": gw.metadata.name ?? "",
+    "app.kubernetes.io/instance": w.base,
     "app.kubernetes.io/managed-by": MANAGED_BY,
-    [GATEWAY_LABEL]: gw.metadata.name ?? "",
+    [w.selectorKey]: w.base,
   };
 }
 
-export function ownerReference(gw: HarmonyGateway) {
-  return {
-    apiVersion: gw.apiVersion,
-    kind: gw.kind,
-    name: gw.metadata.name ?? "",
-    uid: gw.metadata.uid ?? "",
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+export function ownerReference(gw: Source) {
+  return { ...workloadSource(gw).owner, controller: true, blockOwnerDeletion: true };
 }
 
-const metadata = (gw: HarmonyGateway, name: string) => ({
+const metadata = (gw: Source, name: string) => ({
   name,
-  namespace: gw.metadata.namespace,
+  namespace: workloadSource(gw).namespace,
   labels: childLabels(gw),
   ownerReferences: [ownerReference(gw)],
 });
@@ -69,14 +97,15 @@ const metadata = (gw: HarmonyGateway, name: string) => ({
  * are mounted at NET_DIR/<network>/. Optional items: export.jws exists only for exporting networks.
  */
 export function deploymentFor(
-  gw: HarmonyGateway,
+  source: Source,
   defaultImage = DEFAULT_IMAGE,
   { watchApi = true, networks = [] }: { watchApi?: boolean; networks?: readonly string[] } = {},
 ): Record<string, unknown> {
+  const gw = workloadSource(source);
   const spec = gw.spec;
   const pod = spec.pod ?? {};
   const mgmtPort = spec.management?.port ?? 9090;
-  const selector = { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" };
+  const selector = podSelector(gw);
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -118,7 +147,7 @@ export function deploymentFor(
                 ...(watchApi ? ["--config-source", configSourceUri(gw)] : []),
               ],
               ports: [
-                ...spec.networks.map((n) => ({ name: n.name.slice(0, 15), containerPort: n.port, protocol: "TCP" })),
+                ...gw.ports.map((n) => ({ name: n.name.slice(0, 15), containerPort: n.targetPort, protocol: "TCP" })),
                 { name: "management", containerPort: mgmtPort, protocol: "TCP" },
               ],
               readinessProbe: { httpGet: { path: "/readyz", port: mgmtPort }, periodSeconds: 5, failureThreshold: 2 },
@@ -147,7 +176,7 @@ export function deploymentFor(
                   {
                     name: "harmony-net",
                     secret: {
-                      secretName: `${gw.metadata.name}-harmony-net`,
+                      secretName: `${gw.base}-harmony-net`,
                       defaultMode: SECRET_MODE,
                       optional: true,
                       items: networks.flatMap((n) =>
@@ -169,8 +198,9 @@ export function deploymentFor(
  * needs no containerPort to accept a connection, so a new DICOM endpoint reaches clients without
  * rolling the Deployment (the data plane opens the port on hot reload).
  */
-export function serviceFor(gw: HarmonyGateway, dimsePorts: number[] = []): Record<string, unknown> {
-  const http = gw.spec.networks.map((n) => ({ name: n.name, port: n.port, targetPort: n.port, protocol: "TCP" }));
+export function serviceFor(source: Source, dimsePorts: number[] = []): Record<string, unknown> {
+  const gw = workloadSource(source);
+  const http = gw.ports.map((n) => ({ name: n.name, port: n.port, targetPort: n.targetPort, protocol: "TCP" }));
   const taken = new Set(http.map((p) => p.port));
   const dimse = [...new Set(dimsePorts)]
     .filter((p) => !taken.has(p))
@@ -190,14 +220,15 @@ export function serviceFor(gw: HarmonyGateway, dimsePorts: number[] = []): Recor
       type: svc.type ?? "ClusterIP",
       ...(svc.loadBalancerClass ? { loadBalancerClass: svc.loadBalancerClass } : {}),
       ...(svc.externalTrafficPolicy ? { externalTrafficPolicy: svc.externalTrafficPolicy } : {}),
-      selector: { "app.kubernetes.io/name": "harmony-dataplane", [GATEWAY_LABEL]: gw.metadata.name ?? "" },
+      selector: podSelector(gw),
       ports: [...http, ...dimse],
     },
   };
 }
 
 /** The gateway's PodDisruptionBudget, or undefined when it asks for none (then an existing one goes). */
-export function pdbFor(gw: HarmonyGateway): Record<string, unknown> | undefined {
+export function pdbFor(source: Source): Record<string, unknown> | undefined {
+  const gw = workloadSource(source);
   const b = gw.spec.podDisruptionBudget;
   if (!b || (b.minAvailable === undefined && b.maxUnavailable === undefined)) return undefined;
   return {
@@ -218,7 +249,8 @@ export function pdbFor(gw: HarmonyGateway): Record<string, unknown> | undefined 
  * No `list`: the data plane GETs, then watches from that resourceVersion. The operator holds every
  * verb granted here (RBAC refuses to let it grant more than it has).
  */
-export function configReaderRbac(gw: HarmonyGateway): Record<string, unknown>[] {
+export function configReaderRbac(source: Source): Record<string, unknown>[] {
+  const gw = workloadSource(source);
   const name = workloadName(gw);
   return [
     {
@@ -241,7 +273,7 @@ export function configReaderRbac(gw: HarmonyGateway): Record<string, unknown>[] 
       kind: "RoleBinding",
       metadata: metadata(gw, name),
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-      subjects: [{ kind: "ServiceAccount", name, namespace: gw.metadata.namespace }],
+      subjects: [{ kind: "ServiceAccount", name, namespace: gw.namespace }],
     },
   ];
 }
@@ -257,7 +289,7 @@ export interface ObjectRef {
  * (only objects the operator made: the caller checks the ownerReference before deleting).
  */
 export function workloadPlan(
-  gw: HarmonyGateway,
+  gw: Source,
   dimsePorts: number[],
   defaultImage?: string,
   networks: readonly string[] = [],
@@ -265,14 +297,14 @@ export function workloadPlan(
   // The identity first: a pod started by the Deployment finds its ServiceAccount and Role in place.
   const apply = [...configReaderRbac(gw), deploymentFor(gw, defaultImage, { networks }), serviceFor(gw, dimsePorts)];
   const pdb = pdbFor(gw);
-  const ref = { name: workloadName(gw), namespace: gw.metadata.namespace ?? "" };
+  const ref = { name: workloadName(gw), namespace: workloadSource(gw).namespace };
   if (pdb) apply.push(pdb);
   return { apply, remove: pdb ? [] : [{ apiVersion: "policy/v1", kind: "PodDisruptionBudget", metadata: ref }] };
 }
 
-const podSelector = (gw: HarmonyGateway) => ({
+const podSelector = (gw: WorkloadSource) => ({
   "app.kubernetes.io/name": "harmony-dataplane",
-  [GATEWAY_LABEL]: gw.metadata.name ?? "",
+  [gw.selectorKey]: gw.base,
 });
 
 /** Pod-spec scheduling fields, only those set (an empty list would still be a field we own). */
