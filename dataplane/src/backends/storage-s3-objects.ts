@@ -43,7 +43,12 @@ export class S3Objects implements ObjectStore {
         return Readable.from(
           (async function* () {
             const r = await client.send(
-              new (awsS3().GetObjectCommand)({ Bucket: s.bucket, Key, Range: `bytes=${start}-${end}`, IfMatch: head.ETag }),
+              new (awsS3().GetObjectCommand)({
+                Bucket: s.bucket,
+                Key,
+                Range: `bytes=${start}-${end}`,
+                IfMatch: head.ETag,
+              }),
             );
             for await (const c of r.Body as AsyncIterable<Uint8Array>) yield Buffer.from(c);
           })(),

@@ -113,7 +113,9 @@ export class S3Storage implements PackageStorage {
 
   async has(id: string): Promise<boolean> {
     try {
-      await this.client.send(new (awsS3().HeadObjectCommand)({ Bucket: this.s.bucket, Key: this.key(id, "manifest.json") }));
+      await this.client.send(
+        new (awsS3().HeadObjectCommand)({ Bucket: this.s.bucket, Key: this.key(id, "manifest.json") }),
+      );
       return true;
     } catch (e) {
       if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
