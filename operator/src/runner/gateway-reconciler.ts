@@ -172,8 +172,9 @@ export async function reconcileGateway(
         message: "every attached pipeline is invalid; the previous config keeps serving",
       });
     } else {
-      // Network files first: a config naming them must not reach pods before they exist.
-      await writeNetSecret(deps, gw, nets, existingNet);
+      // Network files first: a config naming them must not reach pods before they exist. (Computed
+      // again from the registry as it is now, under a per-gateway lock: gateway-net.ts.)
+      await writeNetSecret(deps, gw);
       await writeConfig(deps, gw, r, existing);
       programmedHash = r.hash;
       conditions.push({
