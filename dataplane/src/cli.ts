@@ -133,21 +133,7 @@ async function main(): Promise<number> {
     ports: gateway.boundPorts(),
   });
 
-  process.on("SIGHUP", () => void gateway.reload("sighup"));
-  return new Promise<number>((done) => {
-    let signalled = false;
-    const stop = (signal: string) => {
-      if (signalled) return;
-      signalled = true;
-      logger.info("draining", { signal });
-      void gateway.shutdown().then(() => {
-        logger.info("stopped");
-        done(0);
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  return serveUntilSignalled(logger, gateway);
 }
 
 /** proxy.workers > 1: this process is the group's primary (runtime/workers/primary.ts). */
@@ -170,14 +156,22 @@ async function runGroup(logger: ReturnType<typeof createLogger>, opts: GroupOpti
     workers: opts.workers,
     pids: group.pids(),
   });
-  process.on("SIGHUP", () => void group.reload("sighup"));
+  return serveUntilSignalled(logger, group);
+}
+
+/** SIGHUP reloads; the first SIGTERM or SIGINT drains and resolves the exit code. */
+function serveUntilSignalled(
+  logger: ReturnType<typeof createLogger>,
+  target: { reload(trigger: string): Promise<unknown>; shutdown(): Promise<unknown> },
+): Promise<number> {
+  process.on("SIGHUP", () => void target.reload("sighup"));
   return new Promise<number>((done) => {
     let signalled = false;
     const stop = (signal: string) => {
       if (signalled) return;
       signalled = true;
       logger.info("draining", { signal });
-      void group.shutdown().then(() => {
+      void target.shutdown().then(() => {
         logger.info("stopped");
         done(0);
       });
