@@ -295,6 +295,40 @@ test("an endpoint is InUse only while a programmed pipeline uses it", async () =
   assert.equal(inUse.status, "True");
 });
 
+test("an endpoint gaining a pipeline goes from Unused to InUse without a NotProgrammed write between", async () => {
+  const ns = "onewrite";
+  await kubectl(["create", "namespace", ns]);
+  await apply(gateway(ns, "gw"), endpoint(ns, "ep"));
+  const unused = await eventually("endpoint Unused", async () => {
+    const o = await getJson<{ metadata: { resourceVersion: string }; status?: { conditions?: Cond[] } }>([
+      "get",
+      "harmonyendpoint",
+      "ep",
+      "-n",
+      ns,
+    ]);
+    return o.status?.conditions?.find((c) => c.type === "Ready")?.reason === "Unused" ? o : undefined;
+  });
+  await apply(pipeline(ns, "p", { name: "gw" }));
+  await eventually("endpoint InUse", async () =>
+    (await conditions("harmonyendpoint", ns, "ep")).Ready?.reason === "InUse" ? true : undefined,
+  );
+  // Every version of the endpoint since it was Unused, replayed by a watch from that resourceVersion
+  // (the stream ends after a second; the replay is sent at once).
+  const replay = await kubectl([
+    "get",
+    "--raw",
+    `/apis/harmony.runbeam.io/v1alpha1/namespaces/${ns}/harmonyendpoints?watch=1&fieldSelector=metadata.name%3Dep` +
+      `&resourceVersion=${unused.metadata.resourceVersion}&timeoutSeconds=1`,
+  ]);
+  const readyReasons = replay
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { object: { status?: { conditions?: Cond[] } } })
+    .map((e) => e.object.status?.conditions?.find((c) => c.type === "Ready")?.reason);
+  assert.deepEqual(readyReasons, ["InUse"], "one status write: Unused, then InUse");
+});
+
 test("a repeated transition is one Event with a count, not one Event per repeat", async () => {
   const ns = "events";
   await kubectl(["create", "namespace", ns]);
