@@ -395,7 +395,7 @@ test("Argo CD syncs the chart and the FHIR example to Synced/Healthy; health fol
   assert.match(gw.message!, /^1\/1 pods serving config [0-9a-f]{12}$/);
   const pipeline = await health("harmony-examples", "HarmonyPipeline", "fhir-r4");
   assert.equal(pipeline.status, "Healthy");
-  assert.match(pipeline.message!, /^1\/1 pods serving config [0-9a-f]{12}$/);
+  assert.match(pipeline.message!, /^1\/1 pods serving the config of HarmonyGateway /);
   const endpoint = await health("harmony-examples", "HarmonyEndpoint", "fhir-r4");
   assert.equal(endpoint.status, "Healthy");
   assert.equal(endpoint.message, "used by 1 pipeline(s), 1 of them programmed");

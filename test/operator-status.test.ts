@@ -295,6 +295,40 @@ test("an endpoint is InUse only while a programmed pipeline uses it", async () =
   assert.equal(inUse.status, "True");
 });
 
+test("an endpoint gaining a pipeline goes from Unused to InUse without a NotProgrammed write between", async () => {
+  const ns = "onewrite";
+  await kubectl(["create", "namespace", ns]);
+  await apply(gateway(ns, "gw"), endpoint(ns, "ep"));
+  const unused = await eventually("endpoint Unused", async () => {
+    const o = await getJson<{ metadata: { resourceVersion: string }; status?: { conditions?: Cond[] } }>([
+      "get",
+      "harmonyendpoint",
+      "ep",
+      "-n",
+      ns,
+    ]);
+    return o.status?.conditions?.find((c) => c.type === "Ready")?.reason === "Unused" ? o : undefined;
+  });
+  await apply(pipeline(ns, "p", { name: "gw" }));
+  await eventually("endpoint InUse", async () =>
+    (await conditions("harmonyendpoint", ns, "ep")).Ready?.reason === "InUse" ? true : undefined,
+  );
+  // Every version of the endpoint since it was Unused, replayed by a watch from that resourceVersion
+  // (the stream ends after a second; the replay is sent at once).
+  const replay = await kubectl([
+    "get",
+    "--raw",
+    `/apis/harmony.runbeam.io/v1alpha1/namespaces/${ns}/harmonyendpoints?watch=1&fieldSelector=metadata.name%3Dep` +
+      `&resourceVersion=${unused.metadata.resourceVersion}&timeoutSeconds=1`,
+  ]);
+  const readyReasons = replay
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { object: { status?: { conditions?: Cond[] } } })
+    .map((e) => e.object.status?.conditions?.find((c) => c.type === "Ready")?.reason);
+  assert.deepEqual(readyReasons, ["InUse"], "one status write: Unused, then InUse");
+});
+
 test("a repeated transition is one Event with a count, not one Event per repeat", async () => {
   const ns = "events";
   await kubectl(["create", "namespace", ns]);
@@ -341,4 +375,67 @@ test("/readyz follows the operator's API access: 503 with the reason when its RB
     "--serviceaccount=op:harmony",
   ]);
   await eventually("readyz 200 again", async () => ((await readyz()).status === 200 ? true : undefined));
+});
+
+test("an edit that changes only the gateway's config hash rewrites no other pipeline's status", async () => {
+  const ns = "quiet";
+  const n = 12;
+  await kubectl(["create", "namespace", ns]);
+  const names = Array.from({ length: n }, (_, i) => `p${i}`);
+  await apply(
+    gateway(ns, "gw"),
+    ...names.map((p) => endpoint(ns, `e-${p}`)),
+    ...names.map((p) => pipeline(ns, p, { name: "gw" }, { endpoints: [{ name: `e-${p}` }] })),
+    endpoint(ns, "other"),
+    pipeline(ns, "x", { name: "gw" }, { endpoints: [{ name: "other" }] }),
+  );
+  type Pipelines = {
+    items: { metadata: { name: string; resourceVersion: string }; status?: { conditions?: Cond[] } }[];
+  };
+  const pipelines = async () => (await getJson<Pipelines>(["get", "harmonypipelines", "-n", ns])).items;
+  const gwHash = async () =>
+    (await getJson<{ status?: { configHash?: string; pipelines?: number } }>(["get", "harmonygateway", "gw", "-n", ns]))
+      .status;
+  // A reconcile logs "Reconciled gateway" with its hash only after its pipeline status writes are done.
+  const reconciled = (hash: string) =>
+    eventually(`a finished reconcile of ${hash.slice(0, 12)}`, () =>
+      Promise.resolve(
+        log.split("\n").some((l) => l.includes("Reconciled gateway") && l.includes(`"hash":"${hash}"`)) || undefined,
+      ),
+    );
+  const h1 = await eventually("all pipelines in the config", async () => {
+    const s = await gwHash();
+    return s?.pipelines === n + 1 && s.configHash ? s.configHash : undefined;
+  });
+  await reconciled(h1);
+  await eventually("all pipelines Programmed", async () =>
+    (await pipelines()).every((p) => p.status?.conditions?.some((c) => c.type === "Programmed" && c.status === "True"))
+      ? true
+      : undefined,
+  );
+  const before = new Map((await pipelines()).map((p) => [p.metadata.name, p.metadata.resourceVersion]));
+
+  // One endpoint that only pipeline x uses changes: the config (and its hash) changes, and nothing
+  // about p0..p(n-1) does, so their status must not be written again.
+  await apply(cr("HarmonyEndpoint", ns, "other", { service: "http", pathPrefix: `/${ns}/other-v2` }));
+  const h2 = await eventually("the new config hash", async () => {
+    const h = (await gwHash())?.configHash;
+    return h && h !== h1 ? h : undefined;
+  });
+  await reconciled(h2);
+  const after = await pipelines();
+  const rewritten = after.filter(
+    (p) => names.includes(p.metadata.name) && before.get(p.metadata.name) !== p.metadata.resourceVersion,
+  );
+  assert.deepEqual(
+    rewritten.map((p) => p.metadata.name),
+    [],
+    "status writes for pipelines whose own conditions did not change",
+  );
+  // The hash is still reported, where it belongs: on the gateway.
+  const gw = await conditions("harmonygateway", ns, "gw");
+  assert.match(gw.Programmed!.message, new RegExp(`^config ${h2.slice(0, 12)} `));
+  const p0 = after.find((p) => p.metadata.name === "p0")!.status!.conditions!.find((c) => c.type === "Programmed")!;
+  assert.equal(p0.status, "True");
+  assert.match(p0.message, new RegExp(`HarmonyGateway ${ns}/gw`));
 });

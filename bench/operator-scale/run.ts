@@ -56,7 +56,8 @@ const op = spawn(
   process.execPath,
   [
     ...(process.env.OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean),
-    join(ROOT, "operator/dist/main.js"),
+    // OPERATOR_MAIN: another build of the operator (e.g. an older commit's) as the baseline of a paired run.
+    process.env.OPERATOR_MAIN ?? join(ROOT, "operator/dist/main.js"),
     "--kubeconfig",
     cp.kubeconfig,
     "--leader-elect",
@@ -224,7 +225,12 @@ try {
   out(`| operator CPU during steady state | ${cpuSteady.toFixed(2)} s (by thread: ${threads || "none"}) |`);
 
   // SKIP_CHANGE: stop right after the steady state, so a --cpu-prof profile ends with it.
-  if (!process.env.SKIP_CHANGE) await crChange();
+  if (!process.env.SKIP_CHANGE) {
+    await crChange();
+    // Cumulative, so that the 5 changes' own writes are the difference from "writes until then" and
+    // the steady state (which has none).
+    out(`writes after the 5 CR changes: ${await metric("harmony_operator_writes_total")}`);
+  }
   async function crChange() {
     // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
     const dir = mkdtempSync(join(tmpdir(), "harmony-scale-"));

@@ -31,6 +31,11 @@ export async function reconcileEndpoint(
   // InUse means traffic can reach it: only pipelines some gateway has programmed count. A
   // pipeline's status write is an informer event that requeues its endpoints, so this follows.
   const programmed = users.filter((p) => p.status?.conditions?.find((c) => c.type === "Programmed")?.status === "True");
+  // A user no gateway has judged yet (no verdict for its generation) soon will be, and that status
+  // write requeues this endpoint. Writing NotProgrammed before it would only be rewritten as InUse
+  // a moment later: at 1,000 new pipelines that was a second status write per endpoint.
+  const unjudged = users.some((p) => p.status?.observedGeneration !== p.metadata.generation);
+  if (v.ok && programmed.length === 0 && unjudged) return {};
   await writeStatus(
     deps,
     ep,
