@@ -443,15 +443,23 @@ test("proxy.workers = 2 with --config-source: the primary watches the API once a
       .slice(-4000);
   const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
     eventually(what, fn, { timeoutMs: 30_000, context });
-  await wait("the API source to connect", async () => (await groupInfo()).config.kubernetes?.connected);
+  const connected = await wait("the API source to connect", async () => {
+    const i = await groupInfo();
+    return i.config.kubernetes?.connected ? i : undefined;
+  });
+  const initial = connected.workers[0]!.config_hash;
 
   // A revision through the API (and a new Secret value) reaches both workers; the files never change.
+  // The Secret lands first as a revision of its own with the old config's hash (secrets are not in
+  // the hash), so "both workers on one hash" alone could be that revision: wait for a new hash.
   await applySecret(NEW_PASS);
   await applyConfigMap({ "config.toml": grouped + "# rev 2\n", "pipeline.a.toml": pipeline("a", "/b", secretDir) });
   const served = await wait("both workers on the API's revision", async () => {
     const i = await groupInfo();
     const hashes = new Set(i.workers.map((w) => w.config_hash));
-    return i.workers.length === 2 && hashes.size === 1 && i.config.source === "kubernetes" ? i : undefined;
+    return i.workers.length === 2 && hashes.size === 1 && !hashes.has(initial) && i.config.source === "kubernetes"
+      ? i
+      : undefined;
   });
   for (let n = 0; n < 6; n++) {
     const r = await http(dp.url("default", "/b/x"), { headers: basic(NEW_PASS), agent: false });
