@@ -7,12 +7,15 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import type { BuildContext, EndpointPlugin, OptionProblem } from "../plugins/types.js";
-import type { MoveDestination } from "../protocols/dimse-scp.js";
+import type { MoveDestination } from "../protocols/dimse-scp-settings.js";
 import { lazyModule } from "../lazy-module.js";
 
 // dcmjs-dimse is about 11 MiB of heap (bench/README.md, issue 18): the SCP loads with the first
 // dicom endpoint built, not when the data plane starts.
-const scp = lazyModule<typeof import("../protocols/dimse-scp.js")>("../protocols/dimse-scp.js", import.meta.url);
+const scp = lazyModule<typeof import("../protocols/dimse-listener.js")>(
+  "../protocols/dimse-listener.js",
+  import.meta.url,
+);
 
 /** DICOM's registered port (PS3.15 / IANA "dicom"), Harmony's `dicom_scp` default. */
 const DEFAULT_PORT = 11112;

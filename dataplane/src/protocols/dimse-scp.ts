@@ -1,7 +1,6 @@
 /**
- * The gateway's DIMSE service provider. A TCP listener (bound where the config says, unlike
- * dcmjs-dimse's own Server, which binds every interface) hands each connection to a GatewayScp.
- * The SCP checks who is calling, then turns each operation into the DICOMweb request it stands
+ * The gateway's DIMSE service provider. The listener (dimse-listener.ts) hands each association
+ * to a GatewayScp, which checks who is calling, then turns each operation into the DICOMweb request it stands
  * for and runs it through the pipeline:
  *
  *   C-ECHO  → answered here (the association itself is the check)
@@ -13,251 +12,38 @@
  * Whatever the backend is (a DICOMweb origin, another DIMSE peer through the `dicom` backend),
  * middleware sees one kind of request. HTTP statuses become DIMSE statuses on the way back.
  */
-import { createServer, type Server as NetServer, type Socket } from "node:net";
-import {
-  createServer as createTlsServer,
-  type Server as TlsServer,
-  type TlsOptions as TlsServerOptions,
-  type TLSSocket,
-} from "node:tls";
-import { Readable } from "node:stream";
+import type { Socket } from "node:net";
 import dcmjs from "dcmjs";
-import type { Logger } from "winston";
 import type { InternalRun } from "../plugins/types.js";
 import type { ProxyResponse } from "../pipeline/context.js";
-import { Dataset, RawDataset, Scp, constants, requests, responses, type DimseDataset } from "./dimse.js";
+import { Dataset, RawDataset, Scp, constants, requests, responses } from "./dimse.js";
 import { cStore, type Peer, type StoreItem } from "./dimse-client.js";
-import { acceptWith } from "./dimse-link.js";
-import { AssociationSlots } from "./dimse-limits.js";
-import { attribute, type DicomJsonDataset } from "./dicom-json.js";
-import { boundaryOf, readParts } from "./multipart.js";
+import type { DicomJsonDataset } from "./dicom-json.js";
+import { findQuery, str, uniqueBy, type Elements } from "./dimse-find-query.js";
+import type { ScpHost, ScpSettings } from "./dimse-scp-settings.js";
+import { FIND, GET, MOVE, STORAGE_ROOT, VERIFICATION, WORKLIST } from "./dimse-sop-classes.js";
 import { Part10Error, parsePart10, toPart10 } from "./part10.js";
-import { Progress, planRetrieve } from "./scp-retrieve.js";
+import { Progress, retrieveInstances, type RunAs } from "./scp-retrieve.js";
+import { bodyOf, dimseStatusFor, drain } from "./scp-response.js";
 import { keepInstance } from "./scp-storage.js";
 import { storageSyntaxes } from "./storage-acceptance.js";
-import { admitPeer, refusal, type DimseGate } from "../network/dimse-gate.js";
+import { refusal } from "../network/dimse-gate.js";
 import type { Identity } from "../network/identity.js";
 import type { DicomCommand } from "../network/operations.js";
 
-export interface MoveDestination {
-  host: string;
-  port: number;
-  /** AE title called on the sub-association. */
-  aet: string;
-}
-
-export interface ScpSettings {
-  aet: string;
-  /** Calling AE titles allowed to associate; empty = any. */
-  allowedAets: string[];
-  /** Reject associations addressed to another AE title. */
-  checkCalledAet: boolean;
-  /** C-MOVE destinations: Move Destination AE title → host, port and the AE title called there. */
-  peers: Record<string, MoveDestination>;
-  maxPduLength: number;
-  /** "upstream": a C-ECHO is passed on (OPTIONS through the pipeline), so it checks the whole path. */
-  echo: "local" | "upstream";
-  /** DIMSE services offered; a disabled one's SOP classes are rejected at association. */
-  services: Record<"echo" | "find" | "get" | "move" | "store", boolean>;
-  /** Where received C-STOREs are also written (scp-storage.ts); undefined: nowhere. */
-  storageDir: string | undefined;
-  /** No PDU either way for this long on an association: A-ABORT. */
-  associationTimeoutMs: number;
-  /** ARTIM (PS3.8 §9.1.5): connect → association request, and our close → the peer's. */
-  artimTimeoutMs: number;
-  /** An association's whole life; 0: no limit. */
-  associationMaxMs: number;
-  /** Connections at once on this listener, and from one peer address; 0: no cap. */
-  maxAssociations: number;
-  maxAssociationsPerPeer: number;
-  /** Largest data set one C-STORE may carry. */
-  maxInstanceBytes: number;
-  connectTimeoutMs: number;
-  storeBatchBytes: number;
-  logger: Logger;
-  /** On a harmony_network listener: peer identity and network policy (network/dimse-gate.ts). */
-  network?: DimseGate;
-}
-
-/** TLS material of a listener serving DICOM over TLS (a harmony_network identity and bundle). */
-export interface DimseTls {
-  cert: Buffer;
-  key: Buffer;
-  ca: Buffer;
-}
-
 const { PresentationContextResult: PCR, RejectResult, RejectSource, RejectReason, Status, TransferSyntax } = constants;
 
-const VERIFICATION = "1.2.840.10008.1.1";
-const FIND = ["1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"]; // patient root, study root
-const WORKLIST = "1.2.840.10008.5.1.4.31";
-const MOVE = ["1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"];
-const GET = ["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"];
-/** Every storage SOP class lives under this root (PS3.4 B.5). */
-const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
 const UNCOMPRESSED = [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian];
 /** PS3.7 C.5.x general status: "Refused: SOP Class not supported". */
 const SOP_CLASS_NOT_SUPPORTED = 0x0122;
 
-/** HTTP status of the pipeline's answer → DIMSE failure status (PS3.4 C.4, Harmony's mapping). */
-export function dimseStatusFor(http: number): number {
-  if (http >= 200 && http < 300) return Status.Success;
-  if (http === 401 || http === 403) return Status.NotAuthorized;
-  if (http === 413 || http === 507) return 0xa700; // out of resources
-  if (http === 400 || http === 404 || http === 415 || http === 422) return 0xc000; // unable to process
-  if (http === 409) return 0xa700;
-  return 0xc001; // processing failure upstream (C-FIND: unable to process)
-}
-
-/** Refused connections allowed to linger beyond `maxAssociations` (see DimseListener.bound). */
-const REFUSED_ROOM = 64;
-
-/** One per bound address; config generations re-point it instead of re-binding. */
-export class DimseListener {
-  private server: NetServer | undefined;
-  private listening: Promise<void> | undefined;
-  settings: ScpSettings | undefined;
-  run: InternalRun | undefined;
-  private readonly sockets = new Set<Socket>();
-  private readonly slots = new AssociationSlots();
-
-  constructor(
-    readonly host: string,
-    readonly port: number,
-    private readonly logger: Logger,
-    /** DICOM over TLS with a client certificate required; updated by configure() on rotation. */
-    private tls?: DimseTls,
-  ) {}
-
-  /** Binds once; rejects (and may be tried again) when the address cannot be bound. */
-  bind(): Promise<void> {
-    this.listening ??= this.listen().catch((e: unknown) => {
-      this.listening = undefined;
-      this.server = undefined;
-      throw e;
-    });
-    return this.listening;
-  }
-
-  isListening(): boolean {
-    return this.server?.listening === true;
-  }
-
-  configure(settings: ScpSettings, run: InternalRun, tls?: DimseTls): void {
-    this.settings = settings;
-    this.run = run;
-    this.bound();
-    if (tls && this.tls && !sameTls(tls, this.tls)) {
-      // A rotated identity or bundle: new handshakes use it, associations already open go on.
-      this.tls = tls;
-      (this.server as TlsServer | undefined)?.setSecureContext(tlsOptions(tls));
-      settings.logger.info("DICOM TLS certificate reloaded", { address: this.host, port: this.boundPort() });
-    }
-  }
-
-  private listen(): Promise<void> {
-    const accept = (socket: Socket) => {
-      // Bound for a generation that has not gone live yet (its reload may still fail): not ours to serve.
-      if (!this.settings || !this.run) return socket.destroy();
-      const s = this.settings;
-      let peer: Identity | undefined;
-      if (this.tls) {
-        peer = s.network ? admitPeer(s.network, socket as TLSSocket, s.logger) : undefined;
-        if (!peer) return socket.destroy();
-      }
-      this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
-      const full = this.slots.take(socket, { total: s.maxAssociations, perPeer: s.maxAssociationsPerPeer });
-      if (full) {
-        s.logger.warn("DICOM association refused: too many connections", { client: socket.remoteAddress, cap: full });
-        return;
-      }
-      // Framing caps and the ARTIM, idle and lifetime timers of protocols/dimse-link.ts.
-      acceptWith(socket, {
-        artimMs: s.artimTimeoutMs,
-        idleMs: s.associationTimeoutMs,
-        maxMs: s.associationMaxMs,
-        maxMessageBytes: s.maxInstanceBytes,
-        log: (message, fields) => this.settings?.logger.warn(message, fields),
-      });
-      // The SCP reads settings and pipeline when each association arrives: reloads apply to new ones.
-      new GatewayScp(
-        socket,
-        this,
-        {
-          associationTimeout: s.associationTimeoutMs,
-          pduTimeout: s.associationTimeoutMs,
-          connectTimeout: s.connectTimeoutMs,
-        },
-        peer,
-      );
-    };
-    let server: NetServer;
-    if (this.tls) {
-      const tlsServer = createTlsServer(tlsOptions(this.tls));
-      tlsServer.on("secureConnection", accept);
-      tlsServer.on("tlsClientError", (e: Error, socket: TLSSocket) =>
-        this.logger.debug("DICOM TLS handshake refused", { client: socket.remoteAddress, error: e.message }),
-      );
-      server = tlsServer;
-    } else server = createServer(accept);
-    this.server = server;
-    this.bound();
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      // exclusive: in a worker of a group this process binds the port, not the cluster primary.
-      server.listen({ port: this.port, host: this.host, exclusive: true }, () => {
-        server.off("error", reject);
-        // An error after listening (EMFILE on accept) must not become an uncaught exception.
-        server.on("error", (e) => this.logger.error("DICOM listener error", { address: this.host, error: e.message }));
-        this.logger.info("DICOM listener started", { address: this.host, port: this.boundPort() });
-        resolve();
-      });
-    });
-  }
-
-  /**
-   * Refused connections linger a moment to read their A-ASSOCIATE-RJ; past this many in all, the
-   * kernel-level accept is dropped outright, so a flood costs no more descriptors than this.
-   */
-  private bound(): void {
-    const cap = this.settings?.maxAssociations ?? 0;
-    if (this.server) this.server.maxConnections = cap > 0 ? cap + REFUSED_ROOM : Infinity;
-  }
-
-  boundPort(): number | undefined {
-    const a = this.server?.address();
-    return typeof a === "object" && a ? a.port : undefined;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-  }
-}
-
-function tlsOptions(t: DimseTls): TlsServerOptions {
-  // The handshake itself refuses a peer without a certificate of the network's CAs.
-  return { cert: t.cert, key: t.key, ca: t.ca, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" };
-}
-
-const sameTls = (a: DimseTls, b: DimseTls) => a.cert.equals(b.cert) && a.key.equals(b.key) && a.ca.equals(b.ca);
-
-type Elements = Record<string, unknown>;
-interface AnyRequest {
-  getDataset(): DimseDataset | undefined;
-  getCommandDataset(): DimseDataset;
-  getAffectedSopClassUid(): string;
-  getAffectedSopInstanceUid(): string;
-}
-
-class GatewayScp extends Scp {
+export class GatewayScp extends Scp {
   private calling = "";
   private address: string | undefined;
 
   constructor(
     socket: Socket,
-    private readonly listener: DimseListener,
+    private readonly listener: ScpHost,
     opts: Record<string, unknown>,
     /** The verified peer gateway, on a harmony_network listener. */
     private readonly peer?: Identity,
@@ -379,6 +165,9 @@ class GatewayScp extends Scp {
   private run(req: Parameters<InternalRun>[0]): Promise<ProxyResponse> {
     return this.listener.run!(req);
   }
+
+  /** Runs a request through the pipeline for one operation of this association. */
+  private readonly runAs: RunAs = (op, req) => this.run({ ...req, clientAddress: this.address, label: this.label(op) });
 
   private label(op: string): string {
     return `${op} ${this.calling}→${this.s.aet}`;
@@ -542,68 +331,6 @@ class GatewayScp extends Scp {
     });
   }
 
-  /** QIDO-RS through the pipeline, for planning a retrieve (scp-retrieve.ts). */
-  private async search(op: string, path: string, search: string): Promise<DicomJsonDataset[] | undefined> {
-    const res = await this.run({
-      method: "GET",
-      path,
-      search,
-      headers: { accept: "application/dicom+json" },
-      clientAddress: this.address,
-      label: this.label(op),
-    });
-    if (res.status === 204) return [];
-    if (res.status !== 200) {
-      drain(res);
-      return undefined;
-    }
-    return JSON.parse((await bodyOf(res)).toString("utf8")) as DicomJsonDataset[];
-  }
-
-  /** Runs the WADO-RS retrieves the identifier stands for and yields the Part 10 instances as they stream in. */
-  private async retrieve(
-    op: "C-GET" | "C-MOVE",
-    request: AnyRequest,
-  ): Promise<{ status: number; expected?: string[]; instances?: AsyncGenerator<Buffer> }> {
-    const el = request.getDataset()?.getElements() ?? {};
-    const plan = await planRetrieve(el, request.getAffectedSopClassUid(), (path, search) =>
-      this.search(op, path, search),
-    );
-    if ("status" in plan) return plan;
-    const fetchOne = async (path: string) => {
-      const res = await this.run({
-        method: "GET",
-        path,
-        search: "",
-        // As stored: an origin asked for its default (Explicit VR Little Endian) transcodes, and fails
-        // on what it cannot decode; sub-operations transcode uncompressed data themselves (dimse.ts).
-        headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
-        clientAddress: this.address,
-        label: this.label(op),
-      });
-      const boundary = boundaryOf(String(res.headers["content-type"] ?? ""));
-      if ((res.status !== 200 && res.status !== 206) || !boundary || !res.body) {
-        drain(res);
-        return { status: res.status };
-      }
-      return { status: res.status, source: Buffer.isBuffer(res.body) ? Readable.from([res.body]) : res.body, boundary };
-    };
-    // The first retrieve is made before answering, so that a failure of the only one is a status.
-    const first = plan.paths.length ? await fetchOne(plan.paths[0]!) : undefined;
-    if (plan.paths.length === 1 && first && !first.source && first.status !== 404)
-      return { status: dimseStatusFor(first.status) || 0xc000 };
-    const rest = plan.paths.slice(1);
-    async function* instances() {
-      for (let next = first; next;) {
-        if (next.source)
-          for await (const part of readParts(next.source, next.boundary, 4 * 1024 * 1024 * 1024)) yield part.body;
-        const path = rest.shift();
-        next = path ? await fetchOne(path) : undefined;
-      }
-    }
-    return { status: Status.Success, expected: plan.expected, instances: instances() };
-  }
-
   override cGetRequest(
     request: InstanceType<typeof requests.CGetRequest>,
     callback: (r: InstanceType<typeof responses.CGetResponse>[]) => void,
@@ -614,7 +341,7 @@ class GatewayScp extends Scp {
     const progress = new Progress();
     const respond = (status: number) => progress.fill(responses.CGetResponse.fromRequest(request), status);
     void (async () => {
-      const { status, expected, instances } = await this.retrieve("C-GET", request);
+      const { status, expected, instances } = await retrieveInstances("C-GET", request, this.runAs);
       if (!instances) return callback([respond(status)]);
       progress.expect(expected);
       for await (const file of instances) {
@@ -678,7 +405,7 @@ class GatewayScp extends Scp {
         this.s.logger.warn("C-MOVE to an unknown destination", { destination, calling: this.calling });
         return callback([respond(Status.MoveDestinationUnknown)]);
       }
-      const { status, expected, instances } = await this.retrieve("C-MOVE", request);
+      const { status, expected, instances } = await retrieveInstances("C-MOVE", request, this.runAs);
       if (!instances) return callback([respond(status)]);
       progress.expect(expected);
       const peer: Peer = {
@@ -720,98 +447,4 @@ class GatewayScp extends Scp {
       callback([respond(0xa701)]);
     });
   }
-}
-
-function str(v: unknown): string | undefined {
-  if (typeof v === "string" && v !== "") return v;
-  if (Array.isArray(v) && typeof v[0] === "string") return v[0];
-  return undefined;
-}
-
-function findQuery(
-  el: Elements,
-  sopClass: string,
-): { path: string; search: string; level: string | undefined; patientLevel: boolean } | undefined {
-  const worklist = sopClass === WORKLIST;
-  const level = worklist ? "WORKLIST" : (str(el.QueryRetrieveLevel)?.trim().toUpperCase() ?? "STUDY");
-  // The Study Root model has no PATIENT level (PS3.4 §C.6.2): "identifier does not match SOP class".
-  if (level === "PATIENT" && sopClass !== FIND[0]) return undefined;
-  const study = str(el.StudyInstanceUID);
-  const series = str(el.SeriesInstanceUID);
-  let path: string;
-  if (worklist) path = "/workitems";
-  else if (level === "PATIENT" || level === "STUDY") path = "/studies";
-  else if (level === "SERIES") path = study && !study.includes("\\") ? `/studies/${study}/series` : "/series";
-  else if (level === "IMAGE")
-    path =
-      study && series && !study.includes("\\") && !series.includes("\\")
-        ? `/studies/${study}/series/${series}/instances`
-        : "/instances";
-  else return undefined;
-  const params = new URLSearchParams();
-  const include: string[] = [];
-  // Keys inside a sequence item become dotted paths (PS3.18 8.3.4.1: "SequenceKeyword.Keyword").
-  const walk = (elements: Elements, prefix: string) => {
-    for (const [k, v] of Object.entries(elements)) {
-      if (k === "QueryRetrieveLevel" || k === "SpecificCharacterSet" || k.startsWith("_")) continue;
-      const a = attribute(k);
-      if (!a) continue;
-      if (a.vr === "SQ") {
-        const item = Array.isArray(v) ? (v[0] as Elements | undefined) : undefined;
-        if (item && Object.keys(item).some((x) => !x.startsWith("_"))) walk(item, `${prefix}${k}.`);
-        else include.push(prefix + k);
-        continue;
-      }
-      if (!prefix && (path.includes(`/${str(v)}/`) || path.endsWith(`/${str(v)}`))) continue; // already in the path
-      const value = pnOrString(v);
-      if (value === undefined || value === "") include.push(prefix + k);
-      else params.append(prefix + k, value.split("\\").join(a.vr === "UI" ? "," : "\\"));
-    }
-  };
-  walk(el, "");
-  // One parameter per attribute: PS3.18 §8.3.4.3 allows a comma list too, but origins such as
-  // Orthanc read only the repeated form.
-  for (const k of include) params.append("includefield", k);
-  const search = params.toString();
-  return {
-    path,
-    search: search ? `?${search}` : "",
-    level: worklist ? undefined : level,
-    patientLevel: level === "PATIENT",
-  };
-}
-
-function pnOrString(v: unknown): string | undefined {
-  if (typeof v === "string") return v;
-  if (typeof v === "number") return String(v);
-  if (Array.isArray(v)) {
-    const parts = v.map((x) =>
-      typeof x === "object" && x && "Alphabetic" in x ? String((x as { Alphabetic: unknown }).Alphabetic) : String(x),
-    );
-    return parts.join("\\");
-  }
-  if (v && typeof v === "object" && "Alphabetic" in v) return String(v.Alphabetic);
-  return undefined;
-}
-
-function uniqueBy(list: DicomJsonDataset[], tag: string): DicomJsonDataset[] {
-  const seen = new Set<string>();
-  return list.filter((d) => {
-    const k = JSON.stringify(d[tag]?.Value ?? null);
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-}
-
-async function bodyOf(res: ProxyResponse): Promise<Buffer> {
-  if (!res.body) return Buffer.alloc(0);
-  if (Buffer.isBuffer(res.body)) return res.body;
-  const chunks: Buffer[] = [];
-  for await (const c of res.body) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function drain(res: ProxyResponse): void {
-  if (res.body && !Buffer.isBuffer(res.body)) res.body.resume();
 }
