@@ -10,7 +10,8 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import { ROOT } from "./helpers.js";
-import { applyDefault, cardinality, chainr, remove, shift, type ChainStep, type Json } from "../src/transform/jolt.js";
+import { applyDefault, cardinality, remove, shift, type Json } from "../src/transform/jolt.js";
+import { chainr, type ChainStep } from "../src/transform/jolt-chain.js";
 import { modify, STOCK_FUNCTIONS, type ModifyFunction, type ModifyMode } from "../src/transform/jolt-modify.js";
 
 const DIR = join(ROOT, "dataplane/test/fixtures/jolt");

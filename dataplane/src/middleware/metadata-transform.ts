@@ -21,7 +21,8 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { MiddlewarePlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { chainr, type ChainStep, type Json } from "../transform/jolt.js";
+import { chainr, type ChainStep } from "../transform/jolt-chain.js";
+import type { Json } from "../transform/jolt.js";
 import { loadSpec } from "../transform/spec-file.js";
 import { PathError, canonicalPath } from "../pipeline/canonical-path.js";
 

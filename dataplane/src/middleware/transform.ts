@@ -10,7 +10,8 @@ import type { MiddlewarePlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
 import { readResponseJson, replaceResponseJson } from "../pipeline/response-body.js";
-import { chainr, type Json } from "../transform/jolt.js";
+import { chainr } from "../transform/jolt-chain.js";
+import type { Json } from "../transform/jolt.js";
 import { loadSpec } from "../transform/spec-file.js";
 import { parseBody } from "../pipeline/body-parse.js";
 

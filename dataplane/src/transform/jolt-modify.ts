@@ -5,9 +5,6 @@
  * input, a `^path` lookup in a context, or `=function(args)`) and writes it where it stands. The
  * three differ only in when the write goes through: always, over a missing or null value, or
  * only where there is nothing. Measured against JOLT's own vectors (test/jolt-conformance.test.ts).
- *
- * Imports from jolt.ts and is imported by it (chainr's dispatch). The cycle is safe: neither
- * module uses the other's bindings while it is being evaluated, only when a transform runs.
  */
 import { isDeepStrictEqual } from "node:util";
 import {
@@ -19,7 +16,7 @@ import {
   type Frame,
   type Json,
   type KeyPattern,
-} from "./jolt.js";
+} from "./jolt-paths.js";
 
 type Obj = { [k: string]: Json };
 

@@ -1,241 +1,35 @@
 /**
  * JOLT (JSON-to-JSON transformation, bazaarvoice/jolt semantics) for the `transform` middleware:
- * `shift`, `default`, `remove`, `cardinality`, `sort` and the `modify-*-beta` operations
- * (jolt-modify.ts), chained as a list of `{ operation, spec }`. Written here because no
+ * `shift`, `default`, `remove`, `cardinality` and `sort`; the `modify-*-beta` operations are in
+ * jolt-modify.ts and the chain of `{ operation, spec }` in jolt-chain.ts. Written here because no
  * maintained JavaScript JOLT exists; measured against JOLT's own test vectors
  * (test/jolt-conformance.test.ts).
  */
 
-import { checkModify, modify, modifyMode } from "./jolt-modify.js";
+import {
+  JoltError,
+  clone,
+  evalSegment,
+  frame,
+  isObj,
+  unescapeKey,
+  keyPattern,
+  lhsKey,
+  lookup,
+  matchKey,
+  matchPattern,
+  parseRef,
+  reference,
+  splitUnescaped,
+  type Frame,
+  type Json,
+  type LhsKey,
+  type Obj,
+} from "./jolt-paths.js";
 
-export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Obj = { [k: string]: Json };
-
-export class JoltError extends Error {}
-
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-const clone = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
-
-// ---- keys: literals, wildcards, alternatives ----------------------------------------------
-
-/** One LHS alternative: literal text and `*`s. Captures are what each `*` matched. */
-export interface KeyPattern {
-  parts: string[]; // literal pieces around the stars
-  stars: number;
-  literal: boolean;
-}
-
-function unescape(s: string): string {
-  return s.replace(/\\(.)/g, "$1");
-}
-
-/** Splits on an unescaped separator outside parentheses (`@(2,a.b)` is one piece). */
-function splitUnescaped(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let depth = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === "(") depth++;
-    else if (c === ")") depth--;
-    if (c === "\\" && i + 1 < s.length) {
-      cur += c + s[i + 1]!;
-      i++;
-    } else if (c === sep && depth === 0) {
-      out.push(cur);
-      cur = "";
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
-export function keyPattern(alt: string): KeyPattern {
-  const parts: string[] = [];
-  let cur = "";
-  let stars = 0;
-  for (let i = 0; i < alt.length; i++) {
-    const c = alt[i]!;
-    if (c === "\\" && i + 1 < alt.length) cur += alt[++i]!;
-    else if (c === "*") {
-      parts.push(cur);
-      cur = "";
-      stars++;
-    } else cur += c;
-  }
-  parts.push(cur);
-  return { parts, stars, literal: stars === 0 };
-}
-
-/** Matches a key against a pattern; returns [whole, ...stars] or undefined. */
-export function matchPattern(p: KeyPattern, key: string): string[] | undefined {
-  if (p.literal) return key === p.parts[0] ? [key] : undefined;
-  // Left to right, each star takes as little as it can but at least one character (JOLT's rule).
-  const caps: string[] = [key];
-  if (!key.startsWith(p.parts[0]!)) return undefined;
-  let at = p.parts[0]!.length;
-  for (let i = 1; i < p.parts.length; i++) {
-    const piece = p.parts[i]!;
-    const last = i === p.parts.length - 1;
-    if (last) {
-      if (!key.endsWith(piece) || key.length - piece.length <= at) return undefined;
-      caps.push(key.slice(at, key.length - piece.length));
-      at = key.length;
-    } else {
-      const j = piece === "" ? at + 1 : key.indexOf(piece, at + 1);
-      if (j < 0 || j > key.length) return undefined;
-      caps.push(key.slice(at, j));
-      at = j + piece.length;
-    }
-  }
-  return caps;
-}
-
-interface LhsKey {
-  raw: string;
-  alts: KeyPattern[];
-  literal: boolean;
-  /** Fewer stars and longer literal text are more specific. */
-  specificity: number;
-}
-
-function lhsKey(raw: string): LhsKey {
-  const alts = splitUnescaped(raw, "|").map(keyPattern);
-  const literal = alts.length === 1 && alts[0]!.literal;
-  const specificity = Math.min(...alts.map((a) => a.stars * 1000 - a.parts.join("").length));
-  return { raw, alts, literal, specificity };
-}
-
-function matchKey(k: LhsKey, key: string): string[] | undefined {
-  for (const a of k.alts) {
-    const m = matchPattern(a, key);
-    if (m) return m;
-  }
-  return undefined;
-}
+export type { Json } from "./jolt-paths.js";
 
 // ---- shift -----------------------------------------------------------------------------------
-
-export interface Frame {
-  key: string;
-  captures: string[];
-  value: Json | undefined;
-  /** Children of this node matched so far (what `#n` on the right-hand side counts). */
-  matched: number;
-}
-
-const frame = (key: string, captures: string[], value: Json | undefined): Frame => ({
-  key,
-  captures,
-  value,
-  matched: 0,
-});
-
-/** `&`, `&n`, `&(n,m)`, `$`, `$n`, `$(n,m)`: the captured key text n levels up. */
-function reference(stack: Frame[], n: number, m: number): string {
-  const f = stack[stack.length - 1 - n];
-  if (!f) throw new JoltError(`reference goes ${n} levels up, past the root`);
-  return f.captures[m] ?? "";
-}
-
-function parseRef(s: string, i: number): { n: number; m: number; end: number } {
-  // s[i] is & or $
-  if (s[i + 1] === "(") {
-    const close = s.indexOf(")", i);
-    const [a, b] = s
-      .slice(i + 2, close)
-      .split(",")
-      .map((x) => Number(x.trim()));
-    return { n: a ?? 0, m: b ?? 0, end: close + 1 };
-  }
-  let j = i + 1;
-  while (j < s.length && /\d/.test(s[j]!)) j++;
-  return { n: j > i + 1 ? Number(s.slice(i + 1, j)) : 0, m: 0, end: j };
-}
-
-/** `@`, `@n`... `@(n,path)`, `@(path)`, `@path`: a value from the input tree. */
-export function lookup(stack: Frame[], expr: string): Json | undefined {
-  let n = 0;
-  let path = "";
-  if (expr.startsWith("@(")) {
-    const inner = expr.slice(2, expr.lastIndexOf(")"));
-    const m = /^\s*(\d+)\s*(?:,|$)/.exec(inner);
-    // Without a leading level, "@(a.b)" reads from the current level, as "@a.b" would.
-    n = m ? Number(m[1]) : 0;
-    path = (m ? inner.slice(m[0].length) : inner).trim();
-  } else {
-    const m = /^@(\d*)(.*)$/.exec(expr)!;
-    n = m[1] ? Number(m[1]) : 0;
-    path = m[2]!;
-  }
-  const f = stack[stack.length - 1 - n];
-  return f ? readPath(f.value, path, stack) : undefined;
-}
-
-/** Walks `a.b[0].&1` down from a value; undefined when any step is missing. */
-export function readPath(from: Json | undefined, path: string, stack: Frame[]): Json | undefined {
-  let v = from;
-  if (!path) return v;
-  for (const seg of splitUnescaped(path, ".")) {
-    const m = /^(.*?)((?:\[[^\]]*\])*)$/.exec(seg)!;
-    const parts = [...(m[1] ? [m[1]] : []), ...(m[2]!.match(/\[[^\]]*\]/g) ?? []).map((b) => b.slice(1, -1))];
-    for (const part of parts) {
-      const key = evalSegment(part, stack);
-      if (key === undefined) return undefined;
-      // Own keys only: "constructor" or "__proto__" in a path must not reach Object.prototype.
-      if (Array.isArray(v)) v = /^\d+$/.test(key) ? v[Number(key)] : undefined;
-      else if (isObj(v)) v = Object.hasOwn(v, key) ? v[key] : undefined;
-      else return undefined;
-    }
-  }
-  return v;
-}
-
-/**
- * A path segment's text with references substituted; undefined when an `@` in it finds nothing
- * usable as a key (JOLT then skips the read or the write rather than using an empty key).
- */
-function evalSegment(seg: string, stack: Frame[]): string | undefined {
-  let out = "";
-  for (let i = 0; i < seg.length;) {
-    const c = seg[i]!;
-    if (c === "\\" && i + 1 < seg.length) {
-      out += seg[i + 1];
-      i += 2;
-    } else if (c === "&" || c === "$") {
-      const r = parseRef(seg, i);
-      out += reference(stack, r.n, r.m);
-      i = r.end;
-    } else if (c === "#" && /\d/.test(seg[i + 1] ?? "")) {
-      let j = i + 1;
-      while (j < seg.length && /\d/.test(seg[j]!)) j++;
-      const f = stack[stack.length - 1 - Number(seg.slice(i + 1, j))];
-      if (!f) throw new JoltError(`${seg}: goes past the root`);
-      out += String(Math.max(0, f.matched - 1));
-      i = j;
-    } else if (c === "@") {
-      let end = i + 1;
-      if (seg[end] === "(") end = seg.indexOf(")", end) + 1;
-      else while (end < seg.length && /[^.[\]]/.test(seg[end]!)) end++;
-      const key = keyOf(lookup(stack, seg.slice(i, end)));
-      if (key === undefined) return undefined;
-      out += key;
-      i = end;
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  return out;
-}
-
-/** JOLT's TransposePathElement: a number is used as an (integer) index, a boolean by name. */
-function keyOf(v: Json | undefined): string | undefined {
-  if (typeof v === "string") return v;
-  if (typeof v === "number") return String(Math.trunc(v));
-  if (typeof v === "boolean") return String(v);
-  return undefined;
-}
 
 type PathStep = { key: string } | { index: number } | { push: true };
 
@@ -330,7 +124,7 @@ function shiftNode(spec: Obj, input: Json | undefined, stack: Frame[], out: { ro
       const key = reference(stack, r.n, r.m);
       writeAll(sub, key, [...stack, frame(key, [key], input)], out);
     } else if (raw.startsWith("#")) {
-      const lit = unescape(raw.slice(1));
+      const lit = unescapeKey(raw.slice(1));
       writeAll(sub, lit, [...stack, frame(lit, [lit], input)], out);
     } else if (raw.startsWith("@")) {
       const v = lookup(stack, raw);
@@ -432,13 +226,13 @@ function defaultNode(spec: Obj, target: Obj | Json[]): void {
       const present = Array.isArray(target) ? target.map((_, i) => String(i)) : Object.keys(target);
       names.push(
         ...splitUnescaped(raw, "|")
-          .map(unescape)
+          .map(unescapeKey)
           .filter((n) => present.includes(n)),
       );
     } else if (raw.includes("*")) {
       const p = keyPattern(raw);
       names.push(...Object.keys(target).filter((k) => matchPattern(p, k)));
-    } else names.push(unescape(raw));
+    } else names.push(unescapeKey(raw));
     for (const name of names) {
       const get = () => (Array.isArray(target) ? target[Number(name)] : target[name]);
       const set = (v: Json) => {
@@ -554,65 +348,4 @@ export function sort(input: Json): Json {
   const out: Obj = {};
   for (const k of keys) out[k] = sort(input[k]!);
   return out;
-}
-
-// ---- chain -----------------------------------------------------------------------------------
-
-export const OPERATIONS = [
-  "shift",
-  "default",
-  "remove",
-  "cardinality",
-  "sort",
-  "modify-overwrite-beta",
-  "modify-default-beta",
-  "modify-define-beta",
-] as const;
-
-export interface ChainStep {
-  operation: string;
-  spec?: Json;
-}
-
-/** Checks a chain once, at load; returns problems as messages with their step index. */
-export function checkChain(chain: unknown): string[] {
-  if (!Array.isArray(chain)) return ["a JOLT spec is a list of { operation, spec }"];
-  const problems: string[] = [];
-  chain.forEach((s: unknown, i) => {
-    if (!isObj(s)) return void problems.push(`[${i}]: not an object`);
-    if (typeof s.operation !== "string") return void problems.push(`[${i}].operation: must be a string`);
-    const op = s.operation.replace(/^com\.bazaarvoice\.jolt\./, "").toLowerCase();
-    const known: Record<string, string> = {
-      shiftr: "shift",
-      defaultr: "default",
-      removr: "remove",
-      sortr: "sort",
-      cardinalitytransform: "cardinality",
-    };
-    const name = known[op] ?? op;
-    const mode = modifyMode(op);
-    // Modify specs are compiled now, so a bad key or an unknown function fails the config load.
-    if (mode && isObj(s.spec)) problems.push(...checkModify(s.spec, mode).map((p) => `[${i}].spec: ${p}`));
-    else if (!mode && !(OPERATIONS as readonly string[]).includes(name))
-      problems.push(`[${i}].operation: "${s.operation}" is not supported (supported: ${OPERATIONS.join(", ")})`);
-    else if (name !== "sort" && !isObj(s.spec)) problems.push(`[${i}].spec: must be an object`);
-  });
-  return problems;
-}
-
-export function chainr(input: Json, chain: ChainStep[]): Json {
-  let v = input;
-  for (const step of chain) {
-    const op = step.operation.replace(/^com\.bazaarvoice\.jolt\./, "").toLowerCase();
-    const spec = step.spec ?? null;
-    const mode = modifyMode(op);
-    if (op === "shift" || op === "shiftr") v = shift(v, spec);
-    else if (op === "default" || op === "defaultr") v = applyDefault(v, spec);
-    else if (op === "remove" || op === "removr") v = remove(v, spec);
-    else if (op === "cardinality" || op === "cardinalitytransform") v = cardinality(v, spec);
-    else if (op === "sort" || op === "sortr") v = sort(v);
-    else if (mode) v = modify(v, spec, mode);
-    else throw new JoltError(`unsupported operation ${step.operation}`);
-  }
-  return v;
 }

@@ -1,7 +1,7 @@
 /** Reads and checks a JOLT spec file named in middleware options, at config load. */
 import { posix, isAbsolute } from "node:path";
 import type { BuildContext, OptionProblem } from "../plugins/types.js";
-import { checkChain, type ChainStep } from "./jolt.js";
+import { checkChain, type ChainStep } from "./jolt-chain.js";
 
 export function loadSpec(
   o: { spec_path: string },
