@@ -14,7 +14,7 @@ import { createRegistry } from "../src/plugins/registry.js";
 import type { MiddlewarePlugin } from "../src/plugins/types.js";
 import { createLogger } from "../src/observability/logger.js";
 import { Metrics } from "../src/observability/metrics.js";
-import { jsonResponse } from "../src/pipeline/executor.js";
+import { jsonResponse } from "../src/pipeline/json-response.js";
 import { HttpError } from "../src/pipeline/errors.js";
 import { baseConfig, http, startUpstream, writeTree } from "./helpers.js";
 

@@ -1,7 +1,7 @@
 /** `echo` backend: answers with a JSON description of the request it would have forwarded. */
 import { Type } from "@sinclair/typebox";
 import type { BackendPlugin } from "../plugins/types.js";
-import { jsonResponse } from "../pipeline/executor.js";
+import { jsonResponse } from "../pipeline/json-response.js";
 
 const Options = Type.Object(
   { path_prefix: Type.Optional(Type.String({ description: "Accepted for compatibility; unused." })) },

@@ -13,7 +13,7 @@ import { Type } from "@sinclair/typebox";
 import type { BackendPlugin } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { jsonResponse } from "../pipeline/executor.js";
+import { jsonResponse } from "../pipeline/json-response.js";
 import { parseDicomwebRequest } from "../protocols/dicomweb-request.js";
 import type { DicomJsonDataset } from "../protocols/dicom-json.js";
 import { MOCK_SERIES, findByIdentifier, findInstances, findSeries, findStudies } from "./mock-dicom-data.js";

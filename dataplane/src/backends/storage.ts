@@ -14,7 +14,7 @@ import type { OutgoingHttpHeaders } from "node:http";
 import type { BackendPlugin, BuildContext, OptionProblem } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
-import { jsonResponse } from "../pipeline/executor.js";
+import { jsonResponse } from "../pipeline/json-response.js";
 import { readSecret, secretProps } from "../plugins/secret.js";
 import type { S3Settings } from "../jmix/storage-s3.js";
 import { compilePattern, expandPattern, pathProblem, requestPath, urlOf, type Part } from "./storage-pattern.js";

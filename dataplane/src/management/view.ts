@@ -1,7 +1,19 @@
 /** What the management API may see of the running gateway; keeps api.ts free of runtime internals. */
 import type { Logger } from "winston";
-import type { ReloadResult } from "../runtime/gateway.js";
 import type { HostPolicy } from "./hosts.js";
+
+/** The outcome of one reload, as /admin/reload, /admin/info and the workers' IPC report it. */
+export interface ReloadResult {
+  ok: boolean;
+  trigger: string;
+  at: string;
+  hash?: string;
+  changed?: boolean;
+  problems?: string[];
+  error?: string;
+  /** Where the config came from: the mounted files, or the Kubernetes API (--config-source). */
+  source?: "files" | "kubernetes";
+}
 
 export interface ManagementView {
   basePath(): string;

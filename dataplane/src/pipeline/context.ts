@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from "node:
 import type { Readable } from "node:stream";
 import { RequestBody } from "./body.js";
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from "./body-parse.js";
-import type { CompiledRoute } from "./compile.js";
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from "./canonical-path.js";
 
 export interface ProxyResponse {
@@ -27,7 +26,18 @@ export interface TargetOverrides {
   headers?: Record<string, string>;
 }
 
-export class RequestContext {
+/**
+ * What a request's context says about the route it matched: enough for plugins (the prefix they
+ * strip, the pipeline they log). pipeline/compile.ts builds the full route, with its endpoint and
+ * metric children, which only the executor reads; keeping it out of this type keeps the plugin
+ * contract below the compiler.
+ */
+export interface RouteView {
+  readonly prefix: string;
+  readonly pipeline: { readonly name: string; readonly backendName: string; readonly right: readonly unknown[] };
+}
+
+export class RequestContext<R extends RouteView = RouteView> {
   /**
    * Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`).
    * Canonical, like `path`.
@@ -61,7 +71,7 @@ export class RequestContext {
     readonly id: string,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly route: CompiledRoute,
+    readonly route: R,
     /**
      * Request path without the query string, in canonical form (pipeline/canonical-path.ts): what
      * routing, path rules and the access log saw, and what HTTP backends forward.

@@ -11,6 +11,7 @@ import { pipeline as pipe } from "node:stream/promises";
 import type { Logger } from "winston";
 import type { CompiledRoute } from "./compile.js";
 import { RequestContext, type ProxyResponse } from "./context.js";
+import { jsonResponse } from "./json-response.js";
 import { ClientGoneError, HttpError, problemType, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
 import { PathError, canonicalPath, type PathNormalization } from "./canonical-path.js";
 import { watchBody, type BodyTimeoutLimits } from "./body-timeout.js";
@@ -87,7 +88,7 @@ export async function execute(
  * an upstream request streaming it is aborted, so its pooled socket is released rather than held
  * for a body that never ends.
  */
-function timeOutBody(ctx: RequestContext, why: string, logger: Logger): void {
+function timeOutBody(ctx: RequestContext<CompiledRoute>, why: string, logger: Logger): void {
   const { req, res } = ctx;
   logger.warn("request body timed out", { request_id: ctx.id, pipeline: ctx.route.pipeline.name, reason: why });
   if (res.headersSent || res.destroyed) {
@@ -100,7 +101,7 @@ function timeOutBody(ctx: RequestContext, why: string, logger: Logger): void {
   res.once("finish", () => req.destroy());
 }
 
-async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {
+async function send(ctx: RequestContext<CompiledRoute>, r: ProxyResponse): Promise<void> {
   const res = ctx.res;
   ctx.status = r.status;
   r.headers["x-request-id"] = ctx.id;
@@ -114,7 +115,7 @@ async function send(ctx: RequestContext, r: ProxyResponse): Promise<void> {
   await pipe(r.body, res);
 }
 
-function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
+function fail(ctx: RequestContext<CompiledRoute>, err: unknown, logger: Logger): void {
   const res = ctx.res;
   if (
     err instanceof ClientGoneError ||
@@ -149,7 +150,7 @@ function fail(ctx: RequestContext, err: unknown, logger: Logger): void {
   else writeProblem(res, problem, ctx.id);
 }
 
-function finish(ctx: RequestContext, deps: ExecutorDeps, operation?: string): void {
+function finish(ctx: RequestContext<CompiledRoute>, deps: ExecutorDeps, operation?: string): void {
   deps.onEnd();
   const route = ctx.route;
   const seconds = Number(process.hrtime.bigint() - ctx.startNs) / 1e9;
@@ -256,16 +257,6 @@ export async function executeInternal(
   } finally {
     finish(ctx, deps, ireq.label);
   }
-}
-
-/** Builds a small JSON response (echo backend, middleware short-circuits). */
-export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): ProxyResponse {
-  const body = Buffer.from(JSON.stringify(value));
-  return {
-    status,
-    headers: { "content-type": "application/json", "content-length": body.length, ...headers },
-    body,
-  };
 }
 
 function describeCause(c: unknown): string {

@@ -29,6 +29,7 @@ import { configureLogger } from "../observability/logger.js";
 import type { Metrics } from "../observability/metrics.js";
 import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
+import type { ReloadResult } from "../management/view.js";
 import type { ManagementView } from "../management/view.js";
 import { SharedResources } from "./resources.js";
 import { bindListener } from "./listeners.js";
@@ -39,17 +40,7 @@ import { guardRequest } from "../network/guard.js";
 
 import { buildContextFactory } from "../build-context.js";
 
-export interface ReloadResult {
-  ok: boolean;
-  trigger: string;
-  at: string;
-  hash?: string;
-  changed?: boolean;
-  problems?: string[];
-  error?: string;
-  /** Where the config came from: the mounted files, or the Kubernetes API (--config-source). */
-  source?: "files" | "kubernetes";
-}
+export type { ReloadResult } from "../management/view.js";
 
 interface Live {
   gen: Generation;
