@@ -40,6 +40,7 @@ check: build
 
 lint: install
 	npx eslint .
+	npm run --silent lint:cycles
 
 typecheck: install
 	npx tsc -p dataplane/tsconfig.json --noEmit
