@@ -38,6 +38,8 @@ let a: Dataplane;
 let b: Dataplane;
 let aDicom = 0;
 let bDicom = 0;
+/** A DIMSE endpoint of B on its own port (not the tcp_config), of a pipeline on the inter-gateway listener. */
+let bOwnPort = 0;
 const stops: (() => unknown)[] = [];
 const at = (port: number) => ["127.0.0.1", String(port)];
 
@@ -49,6 +51,7 @@ before(async () => {
   assert.equal(up.status, 200);
   aDicom = await freePort();
   bDicom = await freePort();
+  bOwnPort = await freePort();
   const pacs = {
     uri: B_PACS,
     org: "org-b",
@@ -114,6 +117,16 @@ options = { path_prefix = "/org-b/dicomweb" }
 [backends.web_out]
 service = "dicomweb"
 options = { base_url = "${orthanc.dicomweb}" }
+[pipelines.own_port]
+networks = ["inter"]
+endpoints = ["own_port_in"]
+backends = ["own_port_out"]
+[endpoints.own_port_in]
+service = "dicom"
+options = { port = ${bOwnPort}, bind_address = "127.0.0.1", local_aet = "PACS-B2" }
+[backends.own_port_out]
+service = "dicomweb"
+options = { base_url = "${orthanc.dicomweb}" }
 `,
   );
   writeFileSync(
@@ -163,8 +176,15 @@ test("C-FIND from org A's modality reaches org B's PACS through harmony://.../or
 });
 
 test("C-STORE from org A is refused by the rule at B (0x0124, audit line), and Orthanc never sees it", async () => {
-  const r = await dcmtk("storescu", ["-aet", "MODALITY", "-aec", "GW-A", ...at(aDicom), MR_FILE]);
+  const r = await dcmtk("storescu", ["-d", "-aet", "MODALITY", "-aec", "GW-A", ...at(aDicom), MR_FILE]);
   assert.doesNotMatch(r.out, /Received Store Response \(Success\)/, r.out);
+  // gw-a relays B's refusal to the modality as it came: status 0x0124, the rule in the Error Comment.
+  assert.match(r.out, /DIMSE Status +: 0x0124: Refused: Not authorized/, r.out.slice(-3000));
+  assert.match(
+    r.out,
+    /\(0000,0902\) LO \[rule a-may-query-but-not-store-at-b-pacs: C-STORE denied/,
+    r.out.slice(-3000),
+  );
   const line = await b.waitForLog((l) => l.message === "network policy denied" && l.operation === "C-STORE");
   assert.equal(line.rule, NO_STORE.name);
   assert.equal(line.peer, spiffe(DOMAIN, "org-a", "gw-a"));
@@ -209,10 +229,15 @@ test("DICOMweb on B's inter-gateway listener: QIDO (C-FIND) and WADO (C-GET) all
 });
 
 /** One DIMSE request through a TLS bridge holding `leaf`: the response's status and Error Comment. */
-async function direct(leaf: Leaf, ca: string, request: InstanceType<typeof requests.CStoreRequest>) {
+async function direct(
+  leaf: Leaf,
+  ca: string,
+  request: InstanceType<typeof requests.CStoreRequest>,
+  to = { port: bDicom, aet: "PACS-B" },
+) {
   const bridge = new TlsBridge(
     "127.0.0.1",
-    bDicom,
+    to.port,
     {
       cert: Buffer.from(leaf.certPem),
       key: Buffer.from(leaf.keyPem),
@@ -240,7 +265,7 @@ async function direct(leaf: Leaf, ca: string, request: InstanceType<typeof reque
       client.on("networkError", (e: Error) => resolve(`network error: ${e.message}`));
       client.on("associationRejected", () => resolve("rejected"));
       client.on("closed", () => resolve("closed"));
-      client.send("127.0.0.1", port, "TESTSCU", "PACS-B", { connectTimeout: 5000, associationTimeout: 5000 });
+      client.send("127.0.0.1", port, "TESTSCU", to.aet, { connectTimeout: 5000, associationTimeout: 5000 });
     });
     return { status, comment, outcome };
   } finally {
@@ -267,6 +292,18 @@ test("the refusal's Error Comment names the rule; a peer of an unknown org gets 
   // Plain DIMSE on the TLS port gets nowhere either.
   assert.equal(echo("PACS-B", bDicom), false);
   assert.equal(b.proc.exitCode, null);
+});
+
+test("a DIMSE endpoint on its own port, of a pipeline on the inter-gateway listener, is the network's too: TLS and policy", async () => {
+  // As the operator renders a HarmonyEndpoint's port: no tcp_config, the pipeline on the harmony listener.
+  assert.equal(echo("PACS-B2", bOwnPort), false, "no plain DIMSE on it");
+  // The directory publishes no entry with AE PACS-B2: the gate refuses every command to it.
+  const r = await direct(net.a.leaf, net.ca.certPem, new requests.CStoreRequest(MR_FILE), {
+    port: bOwnPort,
+    aet: "PACS-B2",
+  });
+  assert.equal(r.status, 0x0124, JSON.stringify(r));
+  assert.match(r.comment, /no-endpoint/);
 });
 
 test("B's identity rotates on its DICOM TLS listener without a restart; C-FIND keeps working", async () => {

@@ -5,7 +5,18 @@
  * symlink per key. The data plane reads that directory as it would in a pod.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /**
@@ -39,8 +50,13 @@ export function writeAtomically(dir: string, data: Record<string, string | Buffe
   const old = existsSync(join(dir, "..data")) ? readlinkSync(join(dir, "..data")) : undefined;
   symlinkSync(stamp, join(dir, "..data_tmp"));
   renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
-  for (const top of new Set(Object.keys(data).map((k) => k.split("/")[0]!)))
-    if (!existsSync(join(dir, top))) symlinkSync(join("..data", top), join(dir, top));
+  const tops = new Set(Object.keys(data).map((k) => k.split("/")[0]!));
+  for (const top of tops) if (!existsSync(join(dir, top))) symlinkSync(join("..data", top), join(dir, top));
+  // A key gone from the payload loses its link, as with the kubelet (a dangling one would still be
+  // listed: a pipeline file the operator dropped would stay in the config directory).
+  for (const name of readdirSync(dir))
+    if (!name.startsWith("..") && !tops.has(name) && lstatSync(join(dir, name)).isSymbolicLink())
+      unlinkSync(join(dir, name));
   if (old) rmSync(join(dir, old), { recursive: true, force: true });
 }
 
@@ -83,7 +99,9 @@ export function startSyncer(
           buf = "";
           start = -1;
           const ev = JSON.parse(doc) as { type: string; object: { data?: Record<string, string> } };
-          if (ev.type === "DELETED" || !ev.object.data) continue;
+          // A deleted object's volume keeps its last content; an emptied one is an empty directory.
+          if (ev.type === "DELETED") continue;
+          ev.object.data ??= {};
           const text = JSON.stringify(ev.object.data);
           if (text === last) continue;
           last = text;

@@ -27,7 +27,7 @@ type Fetch = (
   onInstance: (r: Received) => Promise<void>,
   offer?: GetOffer,
 ) => Promise<{ status: number; completed: number; failed: number; warnings: number }>;
-import { isSuccess, isWarning, hex } from "../protocols/dimse-status.js";
+import { ERROR_COMMENT_HEADER, isSuccess, isWarning, hex } from "../protocols/dimse-status.js";
 import {
   DEFAULT_KEYS,
   parseDicomwebRequest,
@@ -443,6 +443,8 @@ interface StoreOutcome {
   sopInstance: string;
   status: number;
   study?: string;
+  /** The peer's Error Comment on a failure (a network policy names its rule there). */
+  comment?: string;
 }
 
 async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, base: string): Promise<void> {
@@ -459,9 +461,16 @@ async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, 
   let batchBytes = 0;
   const flush = async () => {
     if (batch.length === 0) return;
-    const statuses = await scu().cStore(peer, batch);
+    const comments: (string | undefined)[] = [];
+    const statuses = await scu().cStore(peer, batch, comments);
     batch.forEach((b, i) =>
-      outcomes.push({ sopClass: b.sopClass, sopInstance: b.sopInstance, status: statuses[i]!, study: b.study }),
+      outcomes.push({
+        sopClass: b.sopClass,
+        sopInstance: b.sopInstance,
+        status: statuses[i]!,
+        study: b.study,
+        ...(comments[i] ? { comment: comments[i] } : {}),
+      }),
     );
     batch = [];
     batchBytes = 0;
@@ -515,7 +524,14 @@ async function store(rctx: RequestContext, peer: Peer, op: StoreOp, o: Options, 
   if (outcomes.length === 0) throw new HttpError(400, "STOW-RS request carried no instance");
   const warned = ok.some((x) => isWarning(x.status));
   json(rctx, failed.length === 0 && !warned ? 200 : ok.length === 0 ? 409 : 202, res);
+  // A STOW response has no place for the peer's Error Comment: the first one goes in a header, so
+  // a DIMSE endpoint relaying a C-STORE passes it on (dimse-scp.ts) and an HTTP client reads why.
+  const comment = failed.find((x) => x.comment)?.comment;
+  if (comment) rctx.response!.headers[ERROR_COMMENT_HEADER] = headerSafe(comment);
 }
+
+/** Printable ASCII only (the peer chose it; a header takes nothing else), at most LO's 64 characters. */
+const headerSafe = (s: string) => s.replace(/[^\x20-\x7e]/g, "?").slice(0, 64);
 
 /** StudyInstanceUID of a Part 10 file, read without parsing past it. */
 function studyOf(file: Buffer): string | undefined {

@@ -51,12 +51,18 @@ export function resolveReferences(
   };
 
   // The tcp_config a DIMSE endpoint inherits: that of the first network of the first pipeline using it.
-  // A harmony_network on that network comes with it (the endpoint then serves DICOM over TLS).
+  // A harmony_network comes with it (the endpoint then serves DICOM over TLS): that network's, or
+  // else that of any network of the pipeline. A DIMSE endpoint on its own port (the operator
+  // renders HarmonyEndpoint.port so) of a pipeline served on an inter-gateway listener is that
+  // network's endpoint too: the directory publishes it to peers, who dial it with mutual TLS, and
+  // as plain DIMSE it would bypass the identity check and the policies.
   const tcpFor = new Map<string, { bind_address?: string; bind_port?: number; harmony_network?: string }>();
   for (const p of Object.values(doc.pipelines ?? {})) {
     if (p.enabled === false || !Array.isArray(p.endpoints)) continue;
-    const net = (p.networks ?? []).map((n) => doc.network?.[n]).find((t) => t?.tcp_config !== undefined);
-    const tcp = net?.tcp_config && { ...net.tcp_config, harmony_network: net.harmony_network };
+    const nets = (p.networks ?? []).map((n) => doc.network?.[n]);
+    const net = nets.find((t) => t?.tcp_config !== undefined);
+    const harmony = net?.harmony_network ?? nets.find((t) => t?.harmony_network !== undefined)?.harmony_network;
+    const tcp = net?.tcp_config || harmony !== undefined ? { ...net?.tcp_config, harmony_network: harmony } : undefined;
     if (tcp) for (const e of p.endpoints) if (!tcpFor.has(e)) tcpFor.set(e, tcp);
   }
 

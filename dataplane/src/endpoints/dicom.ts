@@ -137,7 +137,7 @@ const Options = Type.Object(
       Type.String({
         minLength: 1,
         description:
-          "Serve DICOM over TLS to peer gateways of this [harmony_networks] entry only (client certificate required and verified; every DIMSE command checked against the directory's policies). Filled in from the network's harmony_network when the endpoint listens on its tcp_config.",
+          "Serve DICOM over TLS to peer gateways of this [harmony_networks] entry only (client certificate required and verified; every DIMSE command checked against the directory's policies). Filled in from the network's harmony_network when the endpoint listens on its tcp_config, or is on its own port in a pipeline on a harmony_network listener.",
       }),
     ),
   },

@@ -212,7 +212,11 @@ function context(sopClass: string, syntaxes: string[]): InstanceType<typeof asso
  * proposed for each instance is what it can be sent in (store-proposal.ts): its own syntax, and
  * for an uncompressed one every uncompressed syntax, transcoded losslessly (dimse.ts).
  */
-export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> {
+/**
+ * `comments`, when given, receives each response's Error Comment (0000,0902) where the peer sent
+ * one: why it refused (a network policy names its rule there), for the caller to pass on.
+ */
+export async function cStore(peer: Peer, items: StoreItem[], comments?: (string | undefined)[]): Promise<number[]> {
   const client = new Client();
   const statuses = items.map(() => -1);
   items.forEach((item, i) => {
@@ -221,7 +225,11 @@ export async function cStore(peer: Peer, items: StoreItem[]): Promise<number[]> 
       SOPInstanceUID: item.sopInstance,
     }).seal();
     const req = new requests.CStoreRequest(ds);
-    req.on("response", (r: { getStatus(): number }) => (statuses[i] = r.getStatus()));
+    req.on("response", (r: { getStatus(): number; getErrorComment(): string | undefined }) => {
+      statuses[i] = r.getStatus();
+      const comment = r.getErrorComment()?.trim();
+      if (comments && comment) comments[i] = comment;
+    });
     client.addRequest(req);
   });
   let broken = false;

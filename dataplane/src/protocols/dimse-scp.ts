@@ -27,6 +27,7 @@ import { Progress, retrieveInstances, type RunAs } from "./scp-retrieve.js";
 import { bodyOf, dimseStatusFor, drain } from "./scp-response.js";
 import { keepInstance } from "./scp-storage.js";
 import { storageSyntaxes } from "./storage-acceptance.js";
+import { ERROR_COMMENT_HEADER, isSuccess, isWarning } from "./dimse-status.js";
 import { refusal } from "../network/dimse-gate.js";
 import type { Identity } from "../network/identity.js";
 import type { DicomCommand } from "../network/operations.js";
@@ -312,6 +313,8 @@ export class GatewayScp extends Scp {
       });
       let status = dimseStatusFor(res.status);
       const text = (await bodyOf(res)).toString("utf8");
+      // A DIMSE peer behind the backend said why (a network policy names its rule): passed on.
+      const comment = res.headers[ERROR_COMMENT_HEADER];
       if (res.status === 202 || res.status === 409) {
         // The origin says why in FailedSOPSequence (0008,1198) > FailureReason (0008,1197).
         try {
@@ -323,6 +326,8 @@ export class GatewayScp extends Scp {
         }
       }
       rsp.setStatus(status);
+      if (typeof comment === "string" && !isSuccess(status) && !isWarning(status))
+        rsp.setErrorComment(comment.slice(0, 64));
       callback(rsp);
     })().catch((e: unknown) => {
       this.s.logger.error("C-STORE failed", { error: String(e), calling: this.calling });

@@ -6,6 +6,7 @@
  * life gone.
  */
 import { createHash } from "node:crypto";
+import TOML from "@iarna/toml";
 import type { V1Secret } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { DEFAULT_LISTENER, NET_DIR, NET_FILES, netSecretKey, networkTable } from "./directory.js";
@@ -82,6 +83,16 @@ export function gatewayNetworks(
     hash: h.digest("hex"),
     ...(renewAt !== undefined ? { renewAt } : {}),
   };
+}
+
+/** The networks a rendered config.toml names (`[harmony_networks.*]`); none when it does not parse. */
+export function networksIn(configToml: string | undefined): string[] {
+  if (configToml === undefined) return [];
+  try {
+    return Object.keys((TOML.parse(configToml).harmony_networks as Record<string, unknown> | undefined) ?? {});
+  } catch {
+    return [];
+  }
 }
 
 export { NET_FILES };

@@ -27,7 +27,7 @@ import {
 } from "../translator/workload.js";
 import type { Cache } from "../provider/cache.js";
 import type { HarmonyNetwork } from "../api/network.js";
-import { gatewayNetworks, netSecretName } from "../network/gateway-files.js";
+import { gatewayNetworks, netSecretName, networksIn } from "../network/gateway-files.js";
 import { writeNetSecret } from "./gateway-net.js";
 import type { NetworkRegistry } from "../network/state.js";
 import type { KubeClients } from "../provider/kube.js";
@@ -147,7 +147,14 @@ export async function reconcileGateway(
     });
     const size = Object.values(r.files).reduce((n, v) => n + Buffer.byteLength(v), 0);
     const secretSize = Object.values(r.secrets).reduce((n, v) => n + v.length, 0);
-    const keepOld = renderedPipelines === 0 && pipelines.length > 0 && existing !== undefined;
+    // The previous config keeps the networks it names: not once the gateway has left one of them
+    // (its org removed from the network, whose pipelines then all fail for want of it), or a
+    // revoked membership would go on serving with the identity it had.
+    const keepOld =
+      renderedPipelines === 0 &&
+      pipelines.length > 0 &&
+      existing !== undefined &&
+      networksIn(existing.data?.["config.toml"]).every((n) => nets.names.includes(n));
     // The network Secret too: a directory too large for it must not fail every reconcile at the apply.
     const netSize = Object.values(nets.data).reduce((n, v) => n + v.length, 0);
     if (size > CONFIGMAP_BUDGET || secretSize > CONFIGMAP_BUDGET) {

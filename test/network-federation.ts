@@ -1,0 +1,198 @@
+/**
+ * Issue 17's end-to-end set-up, shared by the FHIR and the DIMSE end-to-end tests: two real
+ * control planes (each its own etcd and kube-apiserver) with an operator each; Org A (org-a) in
+ * cluster A, Org B (org-b) in cluster B, one logical network "hospitals" spread over both clusters,
+ * each side peered with the other by a peering token. Each gateway's data plane runs as a host
+ * process on exactly the files a pod would see: the Deployment the operator rendered says which
+ * ConfigMap and Secrets are mounted where (items included), and test/syncer.ts writes them the
+ * kubelet's way into sibling directories. Nothing on the data-plane side is written by hand.
+ *
+ * gw-a has the network listener `harmony` and an app listener `apps` (pipelines on it are not in
+ * the directory); gw-b has `harmony` only. The caller brings each side's endpoints and pipelines.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { posix, join } from "node:path";
+import { eventually as poll, freePort, startDataplane, tempDir } from "../dataplane/test/helpers.js";
+import type { Dataplane } from "../dataplane/test/helpers.js";
+import { OPERATOR_NS, cr, startCluster, type Cluster } from "./network-env.js";
+import { startSyncer } from "./syncer.js";
+
+export const DOMAIN = "hospitals.example";
+/** Where the pod's volumes hang (the operator's CONFIG_DIR, SECRET_DIR and NET_DIR are below it). */
+const POD_ROOT = "/etc/harmony";
+
+export interface FederationPorts {
+  /** gw-a's and gw-b's `harmony` listeners. */
+  a: number;
+  b: number;
+  /** gw-a's `apps` listener. */
+  app: number;
+  mgmtA: number;
+  mgmtB: number;
+}
+
+export interface Federation {
+  A: Cluster;
+  B: Cluster;
+  gwA: Dataplane;
+  gwB: Dataplane;
+  ports: FederationPorts;
+  /** Polls `fn` until it yields; on a timeout the error carries both operators' and gateways' logs. */
+  eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs?: number): Promise<T>;
+  /** One side's HarmonyNetwork as set up (its peer included), with `extra` spec fields over it. */
+  network(side: "A" | "B", extra?: object): object;
+}
+
+const gateway = (ns: string, name: string, networks: object[], mgmt: number) =>
+  cr(
+    "HarmonyGateway",
+    ns,
+    name,
+    { networks, management: { port: mgmt } },
+    // Peers and the other gateways dial it here (the data plane runs on this host).
+    { annotations: { "harmony.runbeam.io/network-address": "127.0.0.1" } },
+  );
+
+const hospitals = (org: string, extra: object = {}) =>
+  cr("HarmonyNetwork", undefined, "hospitals", {
+    domain: DOMAIN,
+    members: { orgs: [org] },
+    export: { endpoints: [{ org }] },
+    syncIntervalSeconds: 1,
+    ...extra,
+  });
+
+const peerToken = (name: string, port: number, fingerprint: string) => ({
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name, namespace: OPERATOR_NS },
+  stringData: { url: `https://127.0.0.1:${port}/.well-known/harmony/hospitals/export.jws`, fingerprint },
+});
+
+interface Volume {
+  name: string;
+  configMap?: { name: string };
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+}
+interface PodSpec {
+  volumes: Volume[];
+  containers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
+}
+
+/**
+ * Starts both clusters, applies each side's network, gateway and `resources`, peers them and runs
+ * both gateways. Everything started is pushed onto `stops` (for stopAll), also when this throws.
+ */
+export async function startFederation(
+  stops: (() => unknown)[],
+  resources: (ports: FederationPorts) => { a: object[]; b: object[] },
+): Promise<Federation> {
+  const ports: FederationPorts = { a: 0, b: 0, app: 0, mgmtA: 0, mgmtB: 0 };
+  for (const k of Object.keys(ports) as (keyof FederationPorts)[]) ports[k] = await freePort();
+  const fed = { ports } as Federation;
+  // Access lines say little about why something did not happen: left out of the context.
+  const events = (dp: Dataplane | undefined) =>
+    JSON.stringify(dp?.logs.filter((l) => l.message !== "access").slice(-15));
+  fed.eventually = (what, fn, timeoutMs = 90_000) =>
+    poll(what, fn, {
+      timeoutMs,
+      context: () =>
+        `A log:\n${fed.A?.log().slice(-2500)}\nB log:\n${fed.B?.log().slice(-2500)}\n` +
+        `gw-a:\n${fed.gwA?.stderr().slice(-1500)}${events(fed.gwA)}\n` +
+        `gw-b:\n${fed.gwB?.stderr().slice(-1500)}${events(fed.gwB)}`,
+    });
+  const peered = { A: false, B: false };
+  fed.network = (side, extra = {}) =>
+    side === "A"
+      ? hospitals("org-a", {
+          ...(peered.A ? { peers: [{ name: "cluster-b", tokenSecretRef: { name: "peer-b" } }] } : {}),
+          ...extra,
+        })
+      : hospitals("org-b", {
+          ...(peered.B ? { peers: [{ name: "cluster-a", tokenSecretRef: { name: "peer-a" } }] } : {}),
+          ...extra,
+        });
+
+  [fed.A, fed.B] = await Promise.all([startCluster("cluster-a"), startCluster("cluster-b")]);
+  stops.push(() => Promise.all([fed.A.stop(), fed.B.stop()]));
+  const { A, B } = fed;
+  await A.kubectl(["create", "namespace", "org-a"]);
+  await B.kubectl(["create", "namespace", "org-b"]);
+  const harmony = (port: number) => ({ name: "harmony", port, bindAddress: "127.0.0.1" });
+  const own = resources(ports);
+  await A.apply(
+    fed.network("A"),
+    gateway(
+      "org-a",
+      "gw-a",
+      [harmony(ports.a), { name: "apps", port: ports.app, bindAddress: "127.0.0.1" }],
+      ports.mgmtA,
+    ),
+    ...own.a,
+  );
+  await B.apply(fed.network("B"), gateway("org-b", "gw-b", [harmony(ports.b)], ports.mgmtB), ...own.b);
+  // Peering: each side's token pins the other's CA and points at the other's gateway.
+  const [fpA, fpB] = await Promise.all([caFingerprint(fed, A), caFingerprint(fed, B)]);
+  peered.A = peered.B = true;
+  await A.apply(peerToken("peer-b", ports.b, fpB), fed.network("A"));
+  await B.apply(peerToken("peer-a", ports.a, fpA), fed.network("B"));
+  [fed.gwA, fed.gwB] = await Promise.all([
+    runGateway(fed, stops, A, "org-a", "gw-a"),
+    runGateway(fed, stops, B, "org-b", "gw-b"),
+  ]);
+  return fed;
+}
+
+const caFingerprint = (fed: Federation, c: Cluster) =>
+  fed.eventually(`${c.name} network CA`, async () => {
+    const n = await c.get<{ status?: { caFingerprint?: string } }>(
+      "/apis/harmony.runbeam.io/v1alpha1/harmonynetworks/hospitals",
+    );
+    return n?.status?.caFingerprint;
+  });
+
+/**
+ * Runs a gateway's data plane the way its pod would: every ConfigMap/Secret volume of the rendered
+ * Deployment mirrored at its mount path (re-rooted under a temp dir), config from the container's
+ * `--config`. The API config source is left out: a host process has no ServiceAccount token.
+ */
+async function runGateway(
+  fed: Federation,
+  stops: (() => unknown)[],
+  c: Cluster,
+  ns: string,
+  gw: string,
+): Promise<Dataplane> {
+  const spec = await fed.eventually(`${gw} Deployment with its network volume`, async () => {
+    const d = await c.get<{ spec: { template: { spec: PodSpec } } }>(
+      `/apis/apps/v1/namespaces/${ns}/deployments/${gw}-harmony`,
+    );
+    const s = d?.spec.template.spec;
+    return s?.volumes.some((v) => v.name === "harmony-net") && s;
+  });
+  const root = tempDir(`harmony-pod-${gw}-`);
+  const kc = (args: string[]) => spawn("kubectl", ["--kubeconfig", c.cp.kubeconfig, ...args], { env: c.cp.env });
+  const synced: (() => number)[] = [];
+  for (const m of spec.containers[0]!.volumeMounts) {
+    const v = spec.volumes.find((x) => x.name === m.name)!;
+    const dir = join(root, posix.relative(POD_ROOT, m.mountPath));
+    assert.ok(!dir.startsWith(".."), `${m.mountPath} is under ${POD_ROOT}`);
+    const items = v.secret?.items && Object.fromEntries(v.secret.items.map((i) => [i.key, i.path]));
+    const s = v.configMap
+      ? startSyncer(kc, ns, v.configMap.name, dir)
+      : v.secret
+        ? startSyncer(kc, ns, v.secret.secretName, dir, "secret", items)
+        : undefined;
+    if (!s) continue;
+    stops.push(() => s.stop());
+    // The gateway's own Secret exists only when a pipeline has secret options: not awaited.
+    if (v.configMap || v.name === "harmony-net") synced.push(() => s.swaps());
+  }
+  const config = spec.containers[0]!.args[spec.containers[0]!.args.indexOf("--config") + 1]!;
+  const configFile = join(root, posix.relative(POD_ROOT, config));
+  await fed.eventually(`${gw}'s volumes synced`, () => Promise.resolve(synced.every((n) => n() > 0)));
+  const dp = await startDataplane(configFile, { HARMONY_POLL_MS: "200" });
+  stops.push(() => dp.stop());
+  return dp;
+}
