@@ -7,7 +7,7 @@
  * 10,000 rules each naming one endpoint a request checks one or two (bench/network-policy).
  */
 import { sameOrgOrGroup, type Directory, type OperationDoc, type PolicyDoc } from "./directory.js";
-import type { Identity } from "./identity.js";
+import { orgKey, type Identity } from "./identity.js";
 import type { Operation } from "./operations.js";
 
 export interface Decision {
@@ -93,7 +93,8 @@ export function compilePolicy(policies: PolicyDoc[]): CompiledPolicy {
 }
 
 function sourceMatches(r: CompiledRule, peer: Identity, d: Directory): boolean {
-  if (r.orgs && !r.orgs.has(peer.org)) return false;
+  // An org of another trust domain is named `<domain>/<org>` (a bare name is one of ours).
+  if (r.orgs && !r.orgs.has(orgKey(peer, d.doc.domain))) return false;
   if (!r.sourceEndpoints && !r.labels) return true;
   // A gateway identity stands for the endpoints it serves: the source matches through any of them.
   const served = d.byIdentity.get(peer.uri) ?? [];
@@ -128,6 +129,6 @@ export function evaluate(
     const r = j >= b.length || (i < a.length && a[i]!.index < b[j]!.index) ? a[i++]! : b[j++]!;
     if (ruleMatches(r, peer, op, d)) return { allow: r.allow, rule: r.name };
   }
-  const allow = sameOrgOrGroup(d, peer.org, destinationOrg);
+  const allow = sameOrgOrGroup(d, orgKey(peer, d.doc.domain), destinationOrg);
   return { allow, rule: allow ? "default-allow" : "default-deny" };
 }
