@@ -102,9 +102,10 @@ before(async () => {
   );
   // Only now the second peer: "first" was imported first.
   await C.apply(hospitals(["first", "second"]));
-  await eventually("second synced", async () => {
+  await eventually("second synced, its CA in the gateway's bundle", async () => {
     const p = (await network())?.status?.peers?.find((x) => x.name === "second");
-    return p?.state === "Synced" && (p.refusedOrgs?.length ?? 0) > 0;
+    const bundle = (await netFile("ca.crt")) ?? "";
+    return p?.state === "Synced" && bundle.match(/BEGIN CERTIFICATE/g)?.length === 3;
   });
 });
 
@@ -115,7 +116,11 @@ after(async () => {
 });
 
 test("status names the contested orgs and both claimants; the first import keeps org-b", async () => {
-  const st = (await network())!.status!;
+  // The status is written in the same reconcile as the files, and may land a moment after them.
+  const st = await eventually("the conflict in status", async () => {
+    const s = (await network())?.status;
+    return s?.peers?.find((p) => p.name === "second")?.refusedOrgs && s;
+  }).catch(async () => (await network())!.status!);
   const second = st.peers!.find((p) => p.name === "second")!;
   assert.deepEqual(second.refusedOrgs, ["org-b", "org-c"]);
   assert.match(second.message ?? "", /org org-b is claimed by peer second but held by peer first \(imported first\)/);
