@@ -351,18 +351,27 @@ test("federation: B imports A's signed export through a peering token; a wrong p
       ["harmony://hospitals.example/org-b/fhir", "spiffe://hospitals.example/org/org-b/gateway/gw-b"],
     ],
   );
-  // Another network's orgs do not join B's group: only explicit policy lets them in.
-  assert.deepEqual(dir.groups, [{ network: "clinics", orgs: ["org-c"] }]);
+  // Another network's orgs do not join B's group: only explicit policy lets them in. They form a
+  // group of their own (known peers), named with their domain.
+  assert.deepEqual(dir.groups, [
+    { network: "clinics", orgs: ["org-c"] },
+    { network: "hospitals", orgs: ["hospitals.example/org-b"] },
+  ]);
   const bBundle = (await B.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt"))!;
   const fps = pems(bBundle).map((p) => new X509Certificate(p).fingerprint256.replace(/:/g, "").toLowerCase());
   assert.ok(fps.includes(fp), "A's CA is in B's trust bundle");
   assert.equal(fps.length, 2);
-  // Each CA bound to the orgs it may vouch for: B's own for org-c, A's for the org A exports.
+  // Each CA bound to the orgs it may vouch for: B's own for org-c, A's for the org A exports, in
+  // A's domain (the bundle says `hospitals.example/org-b`).
+  assert.match(bBundle, /^Harmony-Orgs: hospitals\.example\/org-b$/m);
   assert.deepEqual(
-    parseTrustBundle(bBundle).map((t) => [t.cert.fingerprint256.replace(/:/g, "").toLowerCase() === fp, [...t.orgs!]]),
+    parseTrustBundle(bBundle, "clinics.example").map((t) => [
+      t.cert.fingerprint256.replace(/:/g, "").toLowerCase() === fp,
+      [...t.orgs!],
+    ]),
     [
-      [false, ["org-c"]],
-      [true, ["org-b"]],
+      [false, ["clinics.example/org-c"]],
+      [true, ["hospitals.example/org-b"]],
     ],
   );
 

@@ -35,12 +35,17 @@ function base(pub: forge.pki.rsa.PublicKey, cn: string): forge.pki.Certificate {
   return cert;
 }
 
-export function createCa(cn: string): Ca {
+export function createCa(cn: string, opts: { pathLen?: number } = {}): Ca {
   const k = keyPair();
   const cert = base(k.pub, cn);
   cert.setIssuer(cert.subject.attributes);
   cert.setExtensions([
-    { name: "basicConstraints", cA: true, critical: true },
+    {
+      name: "basicConstraints",
+      cA: true,
+      ...(opts.pathLen !== undefined ? { pathLenConstraint: opts.pathLen } : {}),
+      critical: true,
+    },
     { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: "subjectKeyIdentifier" },
   ]);
@@ -64,6 +69,59 @@ export function issueLeaf(ca: Ca, uris: string[], cn = "gateway"): Leaf {
   ]);
   cert.sign(caKey, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem: k.pem };
+}
+
+/**
+ * An intermediate CA signed by `parent` (a root or another intermediate). `ca: false` makes a
+ * certificate that is no CA (CA:false) but can still sign, for "leaf signed by a non-CA" attacks.
+ */
+export function createIntermediate(parent: Ca, cn: string, opts: { pathLen?: number; ca?: boolean } = {}): Ca {
+  const pCert = forge.pki.certificateFromPem(parent.certPem);
+  const pKey = forge.pki.privateKeyFromPem(parent.keyPem);
+  const k = keyPair();
+  const cert = base(k.pub, cn);
+  cert.setIssuer(pCert.subject.attributes);
+  cert.setExtensions([
+    {
+      name: "basicConstraints",
+      cA: opts.ca ?? true,
+      ...(opts.pathLen !== undefined ? { pathLenConstraint: opts.pathLen } : {}),
+      critical: true,
+    },
+    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: "subjectKeyIdentifier" },
+    { name: "authorityKeyIdentifier", keyIdentifier: pCert.generateSubjectKeyIdentifier().getBytes() },
+  ]);
+  cert.sign(pKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: k.pem };
+}
+
+/** A chain of `n` intermediates below `root`, the last first (what a TLS peer sends after its leaf). */
+export function intermediates(root: Ca, n: number, prefix = "intermediate"): { issuer: Ca; chainPem: string } {
+  let issuer = root;
+  const pems: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    issuer = createIntermediate(issuer, `${prefix} ${i}`);
+    pems.unshift(issuer.certPem);
+  }
+  return { issuer, chainPem: pems.join("") };
+}
+
+/** Two CAs that issued each other (X's issuer is Y, Y's is X): a loop for a path builder. */
+export function createLoop(): [Ca, Ca] {
+  const kx = keyPair();
+  const ky = keyPair();
+  const make = (k: typeof kx, cn: string, issuerCn: string, signer: typeof kx) => {
+    const cert = base(k.pub, cn);
+    cert.setIssuer([{ name: "commonName", value: issuerCn }]);
+    cert.setExtensions([
+      { name: "basicConstraints", cA: true, critical: true },
+      { name: "keyUsage", keyCertSign: true, digitalSignature: true, critical: true },
+    ]);
+    cert.sign(signer.priv, forge.md.sha256.create());
+    return { certPem: forge.pki.certificateToPem(cert), keyPem: k.pem };
+  };
+  return [make(kx, "loop X", "loop Y", ky), make(ky, "loop Y", "loop X", kx)];
 }
 
 export const spiffe = (domain: string, org: string, gateway: string) =>

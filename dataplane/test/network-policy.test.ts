@@ -155,3 +155,15 @@ test("a directory that breaks the contract is refused with the reason", () => {
     /version/,
   );
 });
+
+test("an org of another trust domain is named <domain>/<org>: a bare name never matches it", () => {
+  const foreign = parseSpiffe(`spiffe://other.example/org/org-a/gateway/gw-a`)!;
+  const bare = { name: "bare", action: "allow", source: { orgs: ["org-a"] } };
+  const qualified = { name: "qualified", action: "allow", source: { orgs: ["other.example/org-a"] } };
+  // Not in a group with org-b (the bare org-a is): default deny, and the bare rule does not apply.
+  assert.deepEqual(decide([], foreign), { allow: false, rule: "default-deny" });
+  assert.equal(decide([bare], foreign).rule, "default-deny");
+  assert.deepEqual(decide([bare, qualified], foreign), { allow: true, rule: "qualified" });
+  // And the qualified rule is not ours: our org-a still matches the bare one.
+  assert.equal(decide([qualified, bare]).rule, "bare");
+});

@@ -177,13 +177,13 @@ test("validly signed entries that hijack a local URI or claim another org are dr
   );
 });
 
-test("a peer's CA vouches only for the peer's orgs: naming a local org, or its own Harmony-Orgs line, widens nothing", async () => {
+test("a peer's CA vouches only for the peer's orgs, in its own domain: its own Harmony-Orgs line widens nothing", async () => {
   const st = await serve(
     await signExport(
       legitCa,
       {
         ...payload([entry("org-b", "fhir"), entry("org-b", "scoped")]),
-        // org-c is ours: a peer may not speak for it, whatever its signed export says.
+        // org-c of hospitals.example: the peer's own, not our clinics.example/org-c.
         orgs: ["org-b", "org-c"],
         // A scope line of the peer's choosing in its bundle must not reach the gateways.
         trust_bundle_pem: `Harmony-Orgs: org-c, org-z\n${legitCa.caPem}`,
@@ -200,11 +200,21 @@ test("a peer's CA vouches only for the peer's orgs: naming a local org, or its o
   const scopes = await eventually("B's bundle with both CAs", async () => {
     const pem = await C.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt");
     if (!pem) return undefined;
-    const m = new Map(parseTrustBundle(pem).map((a) => [a.cert.fingerprint256, a.orgs && [...a.orgs]]));
+    const m = new Map(
+      parseTrustBundle(pem, "clinics.example").map((a) => [a.cert.fingerprint256, a.orgs && [...a.orgs]]),
+    );
     return m.size === 2 && m;
   });
-  assert.deepEqual(scopes.get(new X509Certificate(local).fingerprint256), ["org-c"], "the local CA: local orgs");
-  assert.deepEqual(scopes.get(new X509Certificate(legitCa.caPem).fingerprint256), ["org-b"], "the peer CA: its org");
+  assert.deepEqual(
+    scopes.get(new X509Certificate(local).fingerprint256),
+    ["clinics.example/org-c"],
+    "the local CA: local orgs",
+  );
+  assert.deepEqual(
+    scopes.get(new X509Certificate(legitCa.caPem).fingerprint256),
+    ["hospitals.example/org-b", "hospitals.example/org-c"],
+    "the peer CA: its orgs, in its domain (never ours)",
+  );
   assert.doesNotMatch((await C.secretKey("org-c", "gw-c-harmony-net", "clinics.ca.crt"))!, /org-z/);
 });
 

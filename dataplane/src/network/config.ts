@@ -10,7 +10,7 @@ import type { HarmonyNetworkSection } from "../config/schema.js";
 import { parseDirectory, type Directory } from "./directory.js";
 import { ownIdentity, type Identity } from "./identity.js";
 import { compilePolicy, type CompiledPolicy } from "./policy.js";
-import { parseTrustBundle, type TrustAnchor } from "./trust.js";
+import { parseTrustBundle, trustedDomains, type TrustAnchor } from "./trust.js";
 
 export interface HarmonyNetwork {
   name: string;
@@ -27,6 +27,8 @@ export interface HarmonyNetwork {
   ca: Buffer;
   /** The bundle's CAs with the orgs each may vouch for (network/trust.ts). */
   trust: TrustAnchor[];
+  /** Trust domains peer identities are read in: ours and those the bundle's CAs are bound to. */
+  domains: ReadonlySet<string>;
   identity: Identity;
   directory: Directory;
   policy: CompiledPolicy;
@@ -87,7 +89,7 @@ export function loadHarmonyNetworks(
     let trust: TrustAnchor[] = [];
     if (ca) {
       try {
-        trust = parseTrustBundle(ca.toString("utf8"));
+        trust = parseTrustBundle(ca.toString("utf8"), s.domain);
         if (!trust.length) at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)} holds no PEM certificate`);
       } catch (e) {
         at("trust_bundle_path", `${fs.resolvePath(s.trust_bundle_path)}: ${(e as Error).message}`);
@@ -115,6 +117,7 @@ export function loadHarmonyNetworks(
       key,
       ca,
       trust,
+      domains: trustedDomains(trust, s.domain),
       identity,
       directory,
       policy: compilePolicy(directory.doc.policies ?? []),
@@ -123,10 +126,18 @@ export function loadHarmonyNetworks(
   return { networks, problems };
 }
 
-/** The network whose domain a harmony:// URI names. */
+/**
+ * The network a harmony:// URI is reached through: the one with that domain; else (a federated
+ * peer network of another trust domain) one whose directory holds the URI; else one whose trust
+ * bundle is bound to that domain (its directory does not hold the URI yet).
+ */
 export function networkForUri(networks: ReadonlyMap<string, HarmonyNetwork>, uri: string): HarmonyNetwork | undefined {
   const m = /^harmony:\/\/([^/]+)\//.exec(uri);
   if (!m) return undefined;
-  for (const n of networks.values()) if (n.domain === m[1]) return n;
-  return undefined;
+  const all = [...networks.values()];
+  return (
+    all.find((n) => n.domain === m[1]) ??
+    all.find((n) => n.directory.byUri.has(uri)) ??
+    all.find((n) => n.domains.has(m[1]!))
+  );
 }

@@ -21,9 +21,9 @@ export interface DimseGate {
 
 /** The verified peer of a TLS association, or undefined (logged) when it must be refused. */
 export function admitPeer(gate: DimseGate, socket: TLSSocket, logger: Logger): Identity | undefined {
-  const peer = peerIdentity(socket, gate.net.domain);
+  const peer = peerIdentity(socket, gate.net.domains);
   // As on HTTP (guard.ts): the issuing CA must be one that may vouch for the peer's org.
-  const outOfScope = peer && peerScopeRefusal(socket, gate.net.trust, peer);
+  const outOfScope = peer && peerScopeRefusal(socket, gate.net.trust, peer, gate.net.domain);
   if (peer && !outOfScope && knownPeer(gate.net.directory, peer)) return peer;
   logger.warn("network peer refused", {
     network: gate.net.name,

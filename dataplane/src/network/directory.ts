@@ -85,7 +85,10 @@ export interface Directory {
   byUri: Map<string, DirectoryEntry>;
   /** Orgs that share a group with each org (itself included). */
   groupPeers: Map<string, Set<string>>;
-  /** Every org the directory knows (entries and groups). */
+  /**
+   * Every org the directory knows (entries and groups), named as policies name them: bare in the
+   * network's domain, `<domain>/<org>` in another (an entry's domain is its URI's).
+   */
   orgs: Set<string>;
   /** Entries by the SPIFFE identity of the gateway serving them. */
   byIdentity: Map<string, DirectoryEntry[]>;
@@ -114,7 +117,7 @@ export function parseDirectory(text: string, expect: { network: string; domain: 
     // A URI is a global name: two entries for one would make routing depend on file order.
     if (byUri.has(e.uri)) throw new Error(`entry ${e.uri} appears twice`);
     byUri.set(e.uri, e);
-    orgs.add(e.org);
+    orgs.add(entryOrg(e, doc.domain));
     const list = byIdentity.get(e.identity) ?? [];
     list.push(e);
     byIdentity.set(e.identity, list);
@@ -131,7 +134,16 @@ export function parseDirectory(text: string, expect: { network: string; domain: 
   return { doc, byUri, groupPeers, orgs, byIdentity };
 }
 
-/** Same org, or both in one group: the default that applies when no policy matches. */
+/** The org of an entry as policies name it: bare in `localDomain`, else `<domain>/<org>`. */
+export function entryOrg(e: DirectoryEntry, localDomain: string): string {
+  const domain = /^harmony:\/\/([^/]+)\//.exec(e.uri)?.[1];
+  return domain === undefined || domain === localDomain ? e.org : `${domain}/${e.org}`;
+}
+
+/**
+ * Same org, or both in one group: the default that applies when no policy matches. Orgs are
+ * named as in policies (an org of another trust domain as `<domain>/<org>`).
+ */
 export function sameOrgOrGroup(d: Directory, a: string, b: string): boolean {
   return a === b || (d.groupPeers.get(a)?.has(b) ?? false);
 }

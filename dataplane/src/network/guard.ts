@@ -13,7 +13,7 @@ import { problemType, writeProblem, type HarmonyProblem } from "../pipeline/erro
 import { writeOperationOutcome } from "../protocols/fhir-outcome.js";
 import type { HarmonyNetwork } from "./config.js";
 import type { Directory, DirectoryEntry } from "./directory.js";
-import { peerIdentity, peerScopeRefusal, type Identity } from "./identity.js";
+import { orgKey, peerIdentity, peerScopeRefusal, type Identity } from "./identity.js";
 import { describeOperation, httpOperation } from "./operations.js";
 import { evaluate } from "./policy.js";
 
@@ -41,7 +41,7 @@ function endpointFor(net: HarmonyNetwork, path: string): DirectoryEntry | undefi
 
 /** Whether the directory knows this identity: its gateway serves entries, or its org is a member. */
 export function knownPeer(d: Directory, peer: Identity): boolean {
-  return d.byIdentity.has(peer.uri) || d.orgs.has(peer.org);
+  return d.byIdentity.has(peer.uri) || d.orgs.has(orgKey(peer, d.doc.domain));
 }
 
 export const exportPath = (network: string) => `/.well-known/harmony/${network}/export.jws`;
@@ -64,7 +64,7 @@ export function guardRequest(
     return false;
   }
   const socket = req.socket as TLSSocket;
-  const peer = peerIdentity(socket, net.domain);
+  const peer = peerIdentity(socket, net.domains);
   const refuse = (problem: HarmonyProblem, entry?: DirectoryEntry) => {
     if (entry?.protocol === "fhir") writeOperationOutcome(res, problem, id);
     else writeProblem(res, problem, id);
@@ -86,7 +86,7 @@ export function guardRequest(
   }
   // A CA of the bundle may speak only for its own orgs: a peer cluster's CA naming one of ours (or
   // a third peer's) is refused as an unknown identity is, with the CA's scope in the log line.
-  const outOfScope = peerScopeRefusal(socket, net.trust, peer);
+  const outOfScope = peerScopeRefusal(socket, net.trust, peer, net.domain);
   if (outOfScope) {
     const detail = `${peer.uri} is refused: ${outOfScope}`;
     logger.warn("network peer refused", { network: net.name, request_id: id, peer: peer.uri, reason: outOfScope });

@@ -7,7 +7,7 @@
  * 10,000 rules each naming one endpoint a request checks one or two (bench/network-policy).
  */
 import { sameOrgOrGroup, type Directory, type OperationDoc, type PolicyDoc } from "./directory.js";
-import type { Identity } from "./identity.js";
+import { orgKey, type Identity } from "./identity.js";
 import type { Operation } from "./operations.js";
 
 export interface Decision {
@@ -92,8 +92,10 @@ export function compilePolicy(policies: PolicyDoc[]): CompiledPolicy {
   return { byDestination, anyDestination };
 }
 
-function sourceMatches(r: CompiledRule, peer: Identity, d: Directory): boolean {
-  if (r.orgs && !r.orgs.has(peer.org)) return false;
+/** `org`: the peer's org as policies name it (identity.ts orgKey), computed once per request. */
+function sourceMatches(r: CompiledRule, peer: Identity, org: string, d: Directory): boolean {
+  // An org of another trust domain is named `<domain>/<org>` (a bare name is one of ours).
+  if (r.orgs && !r.orgs.has(org)) return false;
   if (!r.sourceEndpoints && !r.labels) return true;
   // A gateway identity stands for the endpoints it serves: the source matches through any of them.
   const served = d.byIdentity.get(peer.uri) ?? [];
@@ -104,8 +106,8 @@ function sourceMatches(r: CompiledRule, peer: Identity, d: Directory): boolean {
   );
 }
 
-function ruleMatches(r: CompiledRule, peer: Identity, op: Operation, d: Directory): boolean {
-  return sourceMatches(r, peer, d) && (!r.operations || r.operations.some((m) => m(op)));
+function ruleMatches(r: CompiledRule, peer: Identity, org: string, op: Operation, d: Directory): boolean {
+  return sourceMatches(r, peer, org, d) && (!r.operations || r.operations.some((m) => m(op)));
 }
 
 /**
@@ -120,14 +122,15 @@ export function evaluate(
   destinationOrg: string,
   op: Operation,
 ): Decision {
+  const org = orgKey(peer, d.doc.domain);
   const a = policy.byDestination.get(destination) ?? [];
   const b = policy.anyDestination;
   let i = 0;
   let j = 0;
   while (i < a.length || j < b.length) {
     const r = j >= b.length || (i < a.length && a[i]!.index < b[j]!.index) ? a[i++]! : b[j++]!;
-    if (ruleMatches(r, peer, op, d)) return { allow: r.allow, rule: r.name };
+    if (ruleMatches(r, peer, org, op, d)) return { allow: r.allow, rule: r.name };
   }
-  const allow = sameOrgOrGroup(d, peer.org, destinationOrg);
+  const allow = sameOrgOrGroup(d, org, destinationOrg);
   return { allow, rule: allow ? "default-allow" : "default-deny" };
 }

@@ -24,6 +24,8 @@ import {
 } from "./v1alpha1.js";
 
 const URI_PATTERN = "^harmony://[a-z0-9.-]+/[a-z0-9-]+/[a-z0-9.-]+$";
+/** An org in a policy: `org-a` (ours) or `hospital-b.example/radiology` (a peer domain's). */
+const ORG_REF = "^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const Names = (description: string) => List(Str("Name.", { pattern: NAME, maxLength: 63 }), description);
 
 export const NetworkOperation = Obj(
@@ -73,7 +75,15 @@ export const NetworkPolicy = Obj(
     source: Type.Optional(
       Obj(
         {
-          orgs: Type.Optional(Names("Source orgs (verified from the caller's certificate).")),
+          orgs: Type.Optional(
+            List(
+              Str("Org: a bare name in the network's domain, `<domain>/<org>` in a federated peer's domain.", {
+                pattern: ORG_REF,
+                maxLength: 317,
+              }),
+              "Source orgs (verified from the caller's certificate).",
+            ),
+          ),
           endpoints: Type.Optional(List(Str("Endpoint URI.", { pattern: URI_PATTERN }), "Source endpoint URIs.")),
           labels: Type.Optional(StringMap("Labels the source must carry.")),
         },
@@ -210,6 +220,13 @@ export const PeerStatus = Obj(
     lastAttemptTime: Type.Optional(Str("When the export was last fetched.", { format: "date-time" })),
     lastError: Type.Optional(Str("Why the last fetch failed (the previous import stays in use).")),
     entries: Type.Optional(Int("Entries imported.", { minimum: 0 })),
+    refusedOrgs: Type.Optional(
+      List(
+        Str("Org (`<domain>/<org>` outside the network's domain)."),
+        "Orgs the peer's export claims that this cluster or an earlier imported peer holds: its CA may not vouch for them.",
+      ),
+    ),
+    message: Type.Optional(Str("Why orgs were refused (names the org and the peer that holds it).")),
   },
   "One peer's sync state.",
 );

@@ -160,32 +160,54 @@ export interface PeerImport {
   trustBundlePem: string;
   /** When the peer signed it (ms): a fetched export older than the held one is a replay. */
   serial?: number;
+  /**
+   * When this peer was first imported (ms; its stored import's creation time after a restart):
+   * of two peers claiming one org, the earlier keeps it (trust-bundle.ts orgClaims).
+   */
+  firstImportedAt?: number;
 }
 
 /**
- * directory.json. Imported entries never replace a local URI. A peer's orgs share our group only
- * when the peer is the same logical network (same name and domain) spread over another cluster;
- * any other peer's orgs are reached only through explicit allow rules (default deny).
+ * directory.json. Imported entries never replace a local URI, and a peer's entries enter only for
+ * the orgs it holds (`claims`: an org another peer was imported with first, or a local one, is not
+ * its to serve). A peer's orgs share our group only when the peer is the same logical network
+ * (same name and domain) spread over another cluster; any other peer's orgs get a group of their
+ * own (known peers, so explicit allow rules can admit them; default deny), named as policies name
+ * them: `<domain>/<org>` when the peer's domain is not ours.
  */
 export function directoryDoc(
   net: HarmonyNetwork,
   orgs: readonly string[],
   local: readonly DirectoryEntry[],
   imports: readonly PeerImport[],
+  claims: { byPeer: ReadonlyMap<string, readonly string[]> },
 ): Directory {
   const name = net.metadata.name ?? "";
+  const domain = net.spec.domain;
   const byUri = new Map(local.map((e) => [e.uri, e]));
   const groupOrgs = new Set(orgs);
+  const others = new Map<string, Set<string>>();
   for (const imp of imports) {
-    for (const e of imp.entries) if (!byUri.has(e.uri)) byUri.set(e.uri, e);
-    if (imp.network === name && imp.domain === net.spec.domain)
-      for (const o of [...imp.entries.map((e) => e.org), ...(imp.orgs ?? [])]) groupOrgs.add(o);
+    const held = new Set(claims.byPeer.get(imp.peer) ?? []);
+    const shown = (org: string) => (imp.domain === domain ? org : `${imp.domain}/${org}`);
+    for (const e of imp.entries) if (!byUri.has(e.uri) && held.has(shown(e.org))) byUri.set(e.uri, e);
+    if (imp.network === name && imp.domain === domain) for (const o of held) groupOrgs.add(o);
+    else if (held.size) {
+      const g = others.get(imp.network) ?? new Set<string>();
+      for (const o of held) g.add(o);
+      others.set(imp.network, g);
+    }
   }
   return {
     version: 1,
     network: name,
-    domain: net.spec.domain,
-    groups: [{ network: name, orgs: [...groupOrgs].sort() }],
+    domain,
+    groups: [
+      { network: name, orgs: [...groupOrgs].sort() },
+      ...[...others.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([network, set]) => ({ network, orgs: [...set].sort() })),
+    ],
     entries: [...byUri.values()].sort((a, b) => a.uri.localeCompare(b.uri)),
     policies: (net.spec.policies ?? []).map(renderPolicy),
   };

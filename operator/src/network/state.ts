@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
 import type { CaState } from "./ca-store.js";
 import { directoryDoc, type DirectoryEntry, type PeerImport } from "./directory.js";
-import { trustBundle } from "./trust-bundle.js";
+import { orgClaims, trustBundle, type OrgConflict } from "./trust-bundle.js";
 
 export interface NetworkRuntime {
   net: HarmonyNetwork;
@@ -27,6 +27,8 @@ export interface NetworkRuntime {
   /** directory.json text and trust bundle, the same for every member gateway. */
   directoryJson: string;
   trustBundlePem: string;
+  /** Orgs a peer's export named that another (earlier) peer or this cluster holds. */
+  conflicts: OrgConflict[];
   /** Digest of the network files (directory, bundle, export, CA) member gateways hold. */
   digest: string;
   /** Digest of what member gateways' config.toml says about this network (tables, listener). */
@@ -91,13 +93,17 @@ export class NetworkRegistry {
 
 /** Fills in the derived fields (directory, bundle, digest) from the rest. */
 export function finish(
-  rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "digest" | "configDigest">,
+  rt: Omit<NetworkRuntime, "directoryJson" | "trustBundlePem" | "conflicts" | "digest" | "configDigest">,
 ): NetworkRuntime {
-  const imports = [...rt.imports.values()].sort((a, b) => a.peer.localeCompare(b.peer));
-  const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports), null, 2) + "\n";
+  // First imported first: that order decides who holds an org two peers claim (orgClaims).
+  const imports = [...rt.imports.values()].sort(
+    (a, b) => (a.firstImportedAt ?? Infinity) - (b.firstImportedAt ?? Infinity) || a.peer.localeCompare(b.peer),
+  );
+  const claims = orgClaims(rt.net.spec.domain, rt.orgs, imports);
+  const directoryJson = JSON.stringify(directoryDoc(rt.net, rt.orgs, rt.local, imports, claims), null, 2) + "\n";
   // Peer CAs join ours (a peer gateway's leaf verifies against its own network's CA), each bound
   // to the orgs it may vouch for.
-  const trustBundlePem = trustBundle(rt.ca.bundlePem, rt.orgs, imports);
+  const trustBundlePem = trustBundle(rt.ca.bundlePem, rt.orgs, imports, claims);
   const digest = createHash("sha256")
     .update(directoryJson)
     .update(trustBundlePem)
@@ -108,5 +114,5 @@ export function finish(
   const configDigest = createHash("sha256")
     .update(JSON.stringify([rt.gateways, rt.net.spec.listener ?? "", rt.net.spec.domain, rt.exportJws !== undefined]))
     .digest("hex");
-  return { ...rt, directoryJson, trustBundlePem, digest, configDigest };
+  return { ...rt, directoryJson, trustBundlePem, conflicts: claims.conflicts, digest, configDigest };
 }

@@ -21,6 +21,7 @@ import {
   type PeerImport,
 } from "../network/directory.js";
 import { fetchExport, signExport, verifyExport } from "../network/federation.js";
+import { describeConflict } from "../network/trust-bundle.js";
 import { finish, type NetworkRegistry, type NetworkRuntime } from "../network/state.js";
 import { setConditions, sameConditions, canonical, type DesiredCondition } from "./conditions.js";
 import type { Caches } from "./gateway-reconciler.js";
@@ -102,7 +103,8 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     if (done && "imp" in done && !replayed) {
       if (!imports.has(peer.name) || !sameImport(imports.get(peer.name)!, done.imp))
         await storeImport(deps, name, peer.name, done.jws);
-      imports.set(peer.name, done.imp);
+      // A peer keeps its place in the claim order (trust-bundle.ts orgClaims) across re-exports.
+      imports.set(peer.name, { ...done.imp, firstImportedAt: imports.get(peer.name)?.firstImportedAt ?? now });
       Object.assign(st, { state: "Synced", lastSyncTime: done.at, entries: done.imp.entries.length });
       delete st.lastError;
     } else if (done) {
@@ -182,6 +184,17 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     for (const org of new Set([...(before?.orgs ?? []), ...orgs])) enqueueEndpoints(deps, org);
   }
 
+  // A peer's claim on an org held by this cluster or an earlier peer: on the peer, and in Ready.
+  for (const st of peers.values()) {
+    const refused = rt.conflicts.filter((c) => c.peer === st.name);
+    if (refused.length) {
+      st.refusedOrgs = refused.map((c) => c.org);
+      st.message = refused.map(describeConflict).join("; ");
+    } else {
+      delete st.refusedOrgs;
+      delete st.message;
+    }
+  }
   const peerList = [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
   const synced = peerList.filter((p) => p.state === "Synced").length;
   const failing = peerList.filter((p) => p.state === "Error");
@@ -200,11 +213,12 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
         : {
             type: "Ready",
             status: "True",
-            reason: failing.length ? "PeersDegraded" : "Ready",
+            reason: failing.length ? "PeersDegraded" : rt.conflicts.length ? "PeerOrgConflict" : "Ready",
             message:
               `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
               (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
-              (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : ""),
+              (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
+              (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : ""),
           },
     ],
     {
@@ -227,7 +241,8 @@ function enqueueEndpoints(deps: NetworkDeps, org: string): void {
 
 // A re-signed export with the same content is the same import (only exp and serial differ).
 const sameImport = (a: PeerImport, b: PeerImport) =>
-  canonical({ ...a, exp: undefined, serial: undefined }) === canonical({ ...b, exp: undefined, serial: undefined });
+  canonical({ ...a, exp: undefined, serial: undefined, firstImportedAt: undefined }) ===
+  canonical({ ...b, exp: undefined, serial: undefined, firstImportedAt: undefined });
 
 /** The last verified export of a peer, kept so a restart (or a peer that went away) still has it. */
 async function storeImport(deps: NetworkDeps, network: string, peer: string, jws: string): Promise<void> {
@@ -261,10 +276,14 @@ async function loadImport(
   const cm = deps.caches.configMaps.get(importConfigMapName(network, peer), deps.namespace);
   const jws = cm?.data?.["export.jws"];
   if (!jws) return undefined;
-  return verifyExport(jws, pin, peer, { ignoreExpiry: true }).catch((e: unknown) => {
-    deps.logger.warn("Stored peer import no longer verifies; ignored", { network, peer, error: String(e) });
-    return undefined;
-  });
+  // The ConfigMap was created by the first import: its age keeps the peer's place in the claim order.
+  const created = new Date(cm?.metadata?.creationTimestamp as unknown as string | Date).getTime();
+  return verifyExport(jws, pin, peer, { ignoreExpiry: true })
+    .then((imp): PeerImport => ({ ...imp, ...(Number.isFinite(created) ? { firstImportedAt: created } : {}) }))
+    .catch((e: unknown) => {
+      deps.logger.warn("Stored peer import no longer verifies; ignored", { network, peer, error: String(e) });
+      return undefined;
+    });
 }
 
 async function writeNetworkStatus(

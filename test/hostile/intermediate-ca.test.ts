@@ -1,0 +1,256 @@
+/**
+ * Intermediate CAs in a scoped trust bundle (issue 17). A peer (or cert-manager) may issue through
+ * intermediates: the data plane builds the chain leaf → intermediates the peer sent → a root of the
+ * bundle and applies that ROOT's `Harmony-Orgs:` scope. An intermediate cannot widen it, a non-CA
+ * cannot issue, pathLen and depth are enforced and a loop ends, on the HTTP mTLS listener, the
+ * DICOM TLS listener and when the gateway is the client. Legitimate peers keep working.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:https";
+import { once } from "node:events";
+import { join } from "node:path";
+import {
+  freePort,
+  http,
+  startDataplane,
+  startUpstream,
+  stopAll,
+  type Dataplane,
+} from "../../dataplane/test/helpers.js";
+import {
+  createCa,
+  createIntermediate,
+  createLoop,
+  intermediates,
+  issueLeaf,
+  spiffe,
+  type Ca,
+  type Leaf,
+} from "../network-pki.js";
+import { DOMAIN, NETWORK, mtls, networkFiles, type Gw, type NetworkFiles } from "../network-fixture.js";
+import { assertStillServes } from "./harness.js";
+import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
+import { identityOf } from "../../dataplane/src/network/identity.js";
+import { createLogger } from "../../dataplane/src/observability/logger.js";
+import { cEcho } from "../../dataplane/src/protocols/dimse-client.js";
+
+let net: NetworkFiles;
+let a: Dataplane;
+let b: Dataplane;
+let bDicom = 0;
+let impostorHits = 0;
+const stops: (() => unknown)[] = [];
+/** Peer cluster P's root: it vouches for org-p only. */
+const caP: Ca = createCa("cluster P root CA");
+/** Two intermediates below P's root; leaves below the lower one. */
+const chainP = intermediates(caP, 2, "cluster P intermediate");
+
+const scoped = (ca: Ca, orgs: string[]) => `Harmony-Orgs: ${orgs.join(", ")}\n${ca.certPem.trim()}\n`;
+/** A leaf sent with its intermediates, as a TLS peer presents it. */
+const withChain = (leaf: Leaf, chainPem: string): Leaf => ({ certPem: leaf.certPem + chainPem, keyPem: leaf.keyPem });
+const viaP = (org: string) => withChain(issueLeaf(chainP.issuer, [spiffe(DOMAIN, org, `gw-${org}`)]), chainP.chainPem);
+
+const toB = (client: Leaf) => mtls(net.b.port, "/org-b/fhir/metadata", { ca: net.ca.certPem, client });
+
+function directory(g: Gw, entries: Record<string, unknown>[]): void {
+  writeFileSync(
+    join(g.dir, "directory.json"),
+    JSON.stringify({
+      version: 1,
+      network: NETWORK,
+      domain: DOMAIN,
+      groups: [{ network: NETWORK, orgs: ["org-a", "org-b", "org-p"] }],
+      entries,
+      policies: [],
+    }),
+  );
+}
+
+async function bStillServesPeers(): Promise<void> {
+  await assertStillServes(b, "management", "/healthz");
+  const r = await toB(net.a.leaf);
+  assert.equal(r.status, 200, r.text);
+}
+
+before(async () => {
+  net = await networkFiles();
+  const upstream = await startUpstream((_req, res) => {
+    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"CapabilityStatement"}');
+  });
+  stops.push(() => upstream.close());
+  // gw-b's own identity comes through an intermediate of the network CA (as cert-manager issues).
+  const netInt = createIntermediate(net.ca, "network intermediate");
+  net.writeLeaf(net.b, withChain(issueLeaf(netInt, [spiffe(DOMAIN, "org-b", "gw-b")]), netInt.certPem));
+  // An impostor at a directory address: P's intermediate issued it gw-b's identity.
+  const impostorLeaf = withChain(issueLeaf(chainP.issuer, [spiffe(DOMAIN, "org-b", "gw-b")]), chainP.chainPem);
+  const server = createServer({ cert: impostorLeaf.certPem, key: impostorLeaf.keyPem }, (_req, res) => {
+    impostorHits++;
+    res.end("impostor");
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  stops.push(() => new Promise((r) => server.close(r)));
+  bDicom = await freePort();
+  const entries = [
+    ...net.entries,
+    {
+      ...net.entries[0]!,
+      uri: `harmony://${DOMAIN}/org-b/pacs`,
+      endpoint: "pacs",
+      protocol: "dicom",
+      port: bDicom,
+      path_prefix: undefined,
+      ae_title: "PACS-B",
+    },
+  ];
+  directory(net.b, entries);
+  directory(net.a, [
+    ...entries,
+    {
+      ...net.entries[0]!,
+      uri: `harmony://${DOMAIN}/org-b/fake`,
+      endpoint: "fake",
+      port: (server.address() as { port: number }).port,
+      path_prefix: "/fake",
+    },
+  ]);
+  for (const g of [net.a, net.b])
+    writeFileSync(join(g.dir, "ca.crt"), scoped(net.ca, ["org-a", "org-b"]) + scoped(caP, ["org-p"]));
+  writeFileSync(
+    join(net.b.dir, "harmony.toml"),
+    net.configB(`${upstream.url}/fhir`) +
+      `[network.dimse]
+harmony_network = "${NETWORK}"
+[network.dimse.tcp_config]
+bind_address = "127.0.0.1"
+bind_port = ${bDicom}
+[pipelines.pacs]
+networks = ["dimse"]
+endpoints = ["pacs_in"]
+backends = ["pacs_out"]
+[endpoints.pacs_in]
+service = "dicom"
+options = { local_aet = "PACS-B" }
+[backends.pacs_out]
+service = "dicomweb"
+options = { base_url = "${upstream.url}/dicom-web" }
+`,
+  );
+  writeFileSync(
+    join(net.a.dir, "harmony.toml"),
+    net.configA() +
+      `[pipelines.to_fake]
+networks = ["default"]
+endpoints = ["fake_in"]
+backends = ["fake_out"]
+[endpoints.fake_in]
+service = "fhir"
+options = { path_prefix = "/fake" }
+[backends.fake_out]
+service = "fhir"
+options = { target = "harmony://${DOMAIN}/org-b/fake" }
+`,
+  );
+  b = await startDataplane(join(net.b.dir, "harmony.toml"));
+  stops.push(() => b.stop());
+  a = await startDataplane(join(net.a.dir, "harmony.toml"));
+  stops.push(() => a.stop());
+});
+
+after(() => stopAll(stops));
+
+test("HTTP mTLS: a leaf issued through intermediates is accepted for its root's orgs (200)", async () => {
+  const r = await toB(viaP("org-p"));
+  assert.equal(r.status, 200, r.text);
+  const local = intermediates(net.ca, 1, "local intermediate");
+  const ok = await toB(withChain(issueLeaf(local.issuer, [spiffe(DOMAIN, "org-a", "gw-a2")]), local.chainPem));
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test("HTTP mTLS: an intermediate issuing for an org its root may not vouch for is refused (403)", async () => {
+  for (const org of ["org-a", "org-b"]) {
+    const r = await toB(viaP(org));
+    assert.equal(r.status, 403, `${org}: ${r.text}`);
+    const p = r.json() as { type: string; detail: string };
+    assert.match(p.type, /network-identity$/);
+    assert.match(p.detail, new RegExp(`may not vouch for org "${org}": it vouches only for org-p`));
+  }
+  await bStillServesPeers();
+});
+
+test("HTTP mTLS: a leaf signed by a non-CA, a pathLen violation, a too-long chain and a loop are refused", async (t) => {
+  const notCa = createIntermediate(chainP.issuer, "not a CA", { ca: false });
+  const tight = createIntermediate(caP, "pathLen 0", { pathLen: 0 });
+  const below = createIntermediate(tight, "below pathLen 0");
+  const long = intermediates(caP, 6, "long");
+  const [lx, ly] = createLoop();
+  const cases: [string, Leaf][] = [
+    ["non-CA issuer", withChain(issueLeaf(notCa, [spiffe(DOMAIN, "org-p", "g")]), notCa.certPem + chainP.chainPem)],
+    ["pathLen", withChain(issueLeaf(below, [spiffe(DOMAIN, "org-p", "g")]), below.certPem + tight.certPem)],
+    ["too long", withChain(issueLeaf(long.issuer, [spiffe(DOMAIN, "org-p", "g")]), long.chainPem)],
+    ["loop", withChain(issueLeaf(lx, [spiffe(DOMAIN, "org-p", "g")]), lx.certPem + ly.certPem)],
+  ];
+  for (const [what, leaf] of cases) {
+    const r = await toB(leaf);
+    // TLS itself refuses most (401: not trusted); what it lets through, the chain check does (403).
+    t.diagnostic(`${what}: ${r.status} ${(r.json() as { detail?: string }).detail ?? ""}`);
+    assert.ok(r.status === 401 || r.status === 403, `${what}: ${r.status} ${r.text}`);
+    assert.match((r.json() as { type: string }).type, /network-identity$/, what);
+    if (what === "too long") assert.match(r.text, /more than 4 intermediate CAs/);
+  }
+  await bStillServesPeers();
+});
+
+/** C-ECHO to B's DICOM TLS port through a bridge holding `leaf` (with its chain). */
+async function echoAs(leaf: Leaf): Promise<number | string> {
+  const want = spiffe(DOMAIN, "org-b", "gw-b");
+  const bridge = new TlsBridge(
+    "127.0.0.1",
+    bDicom,
+    {
+      cert: Buffer.from(leaf.certPem),
+      key: Buffer.from(leaf.keyPem),
+      ca: Buffer.from(net.ca.certPem),
+      identity: want,
+      checkServerIdentity: (_h, c) =>
+        identityOf(c.subjectaltname, DOMAIN)?.uri === want ? undefined : new Error("wrong server"),
+    },
+    5000,
+    createLogger("error"),
+  );
+  try {
+    return await cEcho({
+      host: "127.0.0.1",
+      port: await bridge.localPort(),
+      calledAet: "PACS-B",
+      callingAet: "ATTACKER",
+      connectTimeoutMs: 5000,
+      associationTimeoutMs: 5000,
+    });
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await bridge.close();
+  }
+}
+
+test("DICOM TLS: a chain through P's intermediates associates for org-p, not for a local org", async () => {
+  assert.equal(await echoAs(viaP("org-p")), 0);
+  const r = await echoAs(viaP("org-a"));
+  assert.ok(r === -1 || typeof r === "string", `got C-ECHO status ${String(r)}`);
+  const line = await b.waitForLog(
+    (l) => l.message === "network peer refused" && l.protocol === "dicom" && String(l.peer).includes("/org/org-a/"),
+  );
+  assert.match(String(line.reason), /vouches only for org-p/);
+  await bStillServesPeers();
+});
+
+test("client side: a server's chain through intermediates is built (200); an impostor's is refused (502)", async () => {
+  const ok = await http(a.url("default", "/b/fhir/metadata"));
+  assert.equal(ok.status, 200, ok.text);
+  const r = await http(a.url("default", "/fake/metadata"));
+  assert.equal(r.status, 502, r.text);
+  assert.equal(impostorHits, 0, "the request never reached the impostor");
+});
