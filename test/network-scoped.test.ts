@@ -173,13 +173,18 @@ test("a network over watched and unwatched orgs: members are the watched ones; t
 });
 
 test("member gateways get the directory and workload certificates from the network CA", async () => {
-  const dir = await eventually("gw-a directory", () => directory("org-a", "gw-a", "hospitals"));
+  const both = (ns: string, gw: string) => async () => {
+    const d = await directory(ns, gw, "hospitals");
+    return d?.entries.length === 2 && d;
+  };
+  const dir = await eventually("gw-a directory", both("org-a", "gw-a"));
   assert.deepEqual(
     dir.entries.map((e) => e.uri),
     ["harmony://hospitals.example/org-a/app", "harmony://hospitals.example/org-b/fhir"],
   );
   assert.deepEqual(dir.groups, [{ network: "hospitals", orgs: ["org-a", "org-b"] }]);
-  assert.deepEqual(await directory("org-b", "gw-b", "hospitals"), dir);
+  // Each gateway's Secret is written by its own reconcile: gw-b's may come a moment later.
+  assert.deepEqual(await eventually("gw-b directory", both("org-b", "gw-b")), dir);
   const caPem = await A.secretKey(OPERATOR_NS, "harmony-network-hospitals-ca", "ca.crt");
   const ca = new X509Certificate(caPem!);
   for (const [ns, gw] of [
@@ -228,4 +233,40 @@ test("a network with no watched member is left alone: no status, no CA", async (
   assert.equal(await network("elsewhere"), undefined);
   assert.equal(await A.secretKey(OPERATOR_NS, "harmony-network-elsewhere-ca", "ca.crt"), undefined);
   assert.doesNotMatch(A.log(), /forbidden/i, "every call the operator made was allowed by the chart's RBAC");
+});
+
+test("a network another operator serves (status.operator) is left alone; clearing the field hands it over", async () => {
+  await A.apply(cr("HarmonyNetwork", undefined, "shared", { domain: "shared.example", members: { orgs: ["org-a"] } }));
+  await eventually("shared served", async () => (await network("shared"))?.operator === OPERATOR_NS);
+  const statusPatch = (operator: string | null) =>
+    A.kubectl([
+      "patch",
+      "harmonynetwork",
+      "shared",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { operator } }),
+    ]);
+  await statusPatch("team-b-operators");
+  await A.apply(
+    cr("HarmonyNetwork", undefined, "shared", { domain: "shared.example", members: { orgs: ["org-a", "org-b"] } }),
+  );
+  // The same worker then handles a later change to another network: once that shows, the edit
+  // of "shared" has been seen too, and left alone.
+  await A.kubectl(["label", "namespace", "org-a", "team=radiology"]);
+  await eventually("radiology sees org-a again", async () => (await network("radiology"))?.members?.length === 2);
+  const left = await network("shared");
+  assert.equal(left?.operator, "team-b-operators");
+  assert.deepEqual(left?.members, ["org-a"], "the other operator's status is not rewritten");
+  await eventually("the operator logs why", () =>
+    Promise.resolve(A.log().includes("Network served by another operator")),
+  );
+
+  await statusPatch(null);
+  const taken = await eventually("shared taken over", async () => {
+    const s = await network("shared");
+    return s?.operator === OPERATOR_NS && s.members?.length === 2 && s;
+  });
+  assert.deepEqual(taken.members, ["org-a", "org-b"]);
 });
