@@ -555,17 +555,34 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   ]);
 
   const scoped = await render("operator.watchNamespaces={clinic,radiology}");
-  assert.equal(find(scoped, "ClusterRole"), undefined);
-  assert.equal(find(scoped, "ClusterRoleBinding"), undefined);
+  // The one cluster-wide grant of a scoped operator: HarmonyNetworks, which are cluster-scoped.
+  const isNetworkRule = (r: Rule) => r.resources.some((x) => x.startsWith("harmonynetworks"));
+  assert.deepEqual(
+    all(scoped, "ClusterRole").map((o) => o.metadata.name),
+    ["harmony-networks"],
+  );
+  assert.deepEqual(
+    (find(scoped, "ClusterRole", "harmony-networks") as Obj & { rules: Rule[] }).rules,
+    clusterRules.filter(isNetworkRule),
+  );
+  assert.deepEqual(
+    (find(scoped, "ClusterRoleBinding", "harmony-networks") as Obj & { subjects: unknown[] }).subjects,
+    binding.subjects,
+  );
+  // The network CA Secrets and peer imports, in the release namespace (not necessarily watched).
+  assert.deepEqual((find(scoped, "Role", "harmony-networks", RELEASE_NS) as Obj & { rules: Rule[] }).rules, [
+    { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "patch"] },
+    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "patch"] },
+  ]);
   for (const ns of ["clinic", "radiology"]) {
     const role = find(scoped, "Role", "harmony", ns) as Obj & { rules: Rule[] };
     assert.ok(role, `no Role in ${ns}`);
-    // Less the cluster-only rules (HarmonyNetworks, namespaces): a scoped operator runs no networks.
-    const clusterOnly = (r: Rule) =>
-      r.resources.some((x) => x.startsWith("harmonynetworks")) || r.resources.includes("namespaces");
+    // Less the cluster-only rules (HarmonyNetworks, namespaces list/watch), plus `get` on the
+    // namespace itself (a network's namespaceSelector reads its labels, one GET per namespace).
+    const clusterOnly = (r: Rule) => isNetworkRule(r) || r.resources.includes("namespaces");
     assert.deepEqual(
       role.rules,
-      clusterRules.filter((r) => !clusterOnly(r)),
+      [...clusterRules.filter((r) => !clusterOnly(r)), { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] }],
       `the Role in ${ns} grants what the ClusterRole would`,
     );
     const rb = find(scoped, "RoleBinding", "harmony", ns) as Obj & { roleRef: { kind: string } };
@@ -573,6 +590,16 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   }
   const args = find<Deployment>(scoped, "Deployment")!.spec.template.spec.containers[0]!.args;
   assert.ok(args.includes("--watch-namespaces=clinic,radiology"));
+  assert.ok(!args.some((a) => a.startsWith("--networks")), "networks on by default");
+  // operator.networks=false: no cluster-wide grant at all, and the operator told not to watch networks.
+  const noNetworks = await render("operator.watchNamespaces={clinic}", "operator.networks=false");
+  assert.equal(find(noNetworks, "ClusterRole"), undefined);
+  assert.equal(find(noNetworks, "ClusterRoleBinding"), undefined);
+  assert.equal(find(noNetworks, "Role", "harmony-networks"), undefined);
+  assert.ok(!JSON.stringify(find(noNetworks, "Role", "harmony", "clinic")).includes("namespaces"));
+  assert.ok(
+    find<Deployment>(noNetworks, "Deployment")!.spec.template.spec.containers[0]!.args.includes("--networks=false"),
+  );
 
   // Config only: nothing on Deployments or Services.
   const configOnly = (find(await render("operator.manageWorkloads=false"), "ClusterRole") as Obj & { rules: Rule[] })
@@ -787,10 +814,12 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
     matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["clinic", "radiology"] }],
   });
   assert.deepEqual(
-    all(scoped, "ClusterRole").map((o) => o.metadata.name),
-    ["harmony-webhook"],
+    all(scoped, "ClusterRole")
+      .map((o) => o.metadata.name)
+      .sort(),
+    ["harmony-networks", "harmony-webhook"],
   );
-  assert.deepEqual((find(scoped, "ClusterRole") as Obj & { rules: Rule[] }).rules, cr.rules);
+  assert.deepEqual((find(scoped, "ClusterRole", "harmony-webhook") as Obj & { rules: Rule[] }).rules, cr.rules);
   assert.deepEqual((find(scoped, "Role", "harmony-webhook", RELEASE_NS) as Obj & { rules: Rule[] }).rules, role.rules);
   const both = await render(
     "webhook.enabled=true",
@@ -1271,6 +1300,9 @@ test("helm upgrade to watchNamespaces: Roles replace the ClusterRole, and the op
   assert.equal(await can(kc, "list", "secrets", "-n", "kube-system"), false);
   assert.equal(await can(kc, "list", "secrets", "--all-namespaces"), false);
   assert.equal(await can(kc, "list", "harmonygateways.harmony.runbeam.io", "--all-namespaces"), false);
+  // Networks stay on (cluster-scoped kind, ClusterRole harmony-networks), namespaces are not listed.
+  assert.equal(await can(kc, "list", "harmonynetworks.harmony.runbeam.io"), true);
+  assert.equal(await can(kc, "list", "namespaces"), false);
   assert.equal(
     await can(kc, "patch", "harmonygateways.harmony.runbeam.io", "--subresource=status", "-n", "examples"),
     false,

@@ -30,7 +30,15 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(name: string, extraArgs: string[] = []): Promise<Cluster> {
+/**
+ * `prepare` runs before the operator starts (namespaces, RBAC); a path it returns is the
+ * operator's kubeconfig instead of the admin's (an operator with exactly some RBAC).
+ */
+export async function startCluster(
+  name: string,
+  extraArgs: string[] = [],
+  prepare?: (cp: ControlPlane, kubectl: (args: string[], input?: string) => Promise<string>) => Promise<string | void>,
+): Promise<Cluster> {
   const cp = await startControlPlane();
   await cp.installCrds();
   const kubectl = async (args: string[], input?: string) => {
@@ -39,6 +47,11 @@ export async function startCluster(name: string, extraArgs: string[] = []): Prom
     return r.stdout;
   };
   await kubectl(["create", "namespace", OPERATOR_NS]);
+  const operatorKubeconfig =
+    (await prepare?.(cp, kubectl).catch(async (e: unknown) => {
+      await cp.stop(); // nothing else would: the caller gets no Cluster to stop
+      throw e;
+    })) || cp.kubeconfig;
   const get = <T>(path: string) =>
     new Promise<T | undefined>((resolve, reject) => {
       const req = request(
@@ -64,7 +77,7 @@ export async function startCluster(name: string, extraArgs: string[] = []): Prom
     [
       join(ROOT, "operator/dist/main.js"),
       "--kubeconfig",
-      cp.kubeconfig,
+      operatorKubeconfig,
       "--leader-elect",
       "false",
       "--health-port",

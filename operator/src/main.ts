@@ -33,6 +33,9 @@ const HELP = `Usage: harmony-operator [options]
   --network-namespace <ns>  Namespace of HarmonyNetwork CA Secrets, peering tokens and imports
                             (default: $POD_NAMESPACE or default)
   --cluster-name <name>     This cluster's name in HarmonyNetwork exports (default: cluster)
+  --networks <bool>         Serve HarmonyNetworks (default true). They are cluster-scoped: even with
+                            --watch-namespaces the operator needs get/list/watch on harmonynetworks
+                            cluster-wide; false runs without (no networks)
   --gateway-api <bool>      Serve Gateway API GatewayClasses with controllerName
                             harmony.runbeam.io/gateway-controller, their Gateways and HTTPRoutes
                             (default false; needs the Gateway API CRDs and a cluster-wide watch)
@@ -55,6 +58,7 @@ async function main(): Promise<number> {
       identity: { type: "string" },
       "network-namespace": { type: "string" },
       "cluster-name": { type: "string" },
+      networks: { type: "string", default: "true" },
       "gateway-api": { type: "string", default: "false" },
       ...WEBHOOK_FLAGS,
       help: { type: "boolean", short: "h" },
@@ -121,6 +125,7 @@ async function main(): Promise<number> {
       defaultImage: a.image,
       networkNamespace: a["network-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
       clusterName: a["cluster-name"],
+      networks: a.networks !== "false",
     });
     await controller.start();
     if (gatewayApi) {

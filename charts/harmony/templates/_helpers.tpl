@@ -130,18 +130,27 @@ or bind. */}}
 {{- end }}
 
 {{/*
-Cluster-wide only (the ClusterRole): HarmonyNetworks are cluster-scoped, and their members may be
-chosen by namespace labels. An operator scoped with watchNamespaces runs no networks. Network CA
-Secrets, peering tokens and stored peer imports live in the release namespace and are covered by the
-Secret and ConfigMap rules above.
+HarmonyNetworks are cluster-scoped: watching them takes a ClusterRole on that one kind, with or
+without watchNamespaces (rbac.yaml gives a scoped operator exactly this, and nothing else
+cluster-wide, unless operator.networks is false).
 */}}
-{{- define "harmony.clusterRules" -}}
+{{- define "harmony.networkRules" -}}
 - apiGroups: ["harmony.runbeam.io"]
   resources: ["harmonynetworks"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["harmony.runbeam.io"]
   resources: ["harmonynetworks/status"]
   verbs: ["patch"]
+{{- end }}
+
+{{/*
+Cluster-wide only (the ClusterRole): HarmonyNetworks, and the namespaces whose labels choose their
+members. A scoped operator reads only its own namespaces, one GET each (a Role per namespace). Network
+CA Secrets, peering tokens and stored peer imports live in the release namespace and are covered by
+the Secret and ConfigMap rules above (scoped: by the release namespace's networks Role).
+*/}}
+{{- define "harmony.clusterRules" -}}
+{{ include "harmony.networkRules" . }}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]

@@ -241,6 +241,26 @@ export const HarmonyNetworkStatus = Obj(
     peers: Type.Optional(List(PeerStatus, "Peers and their sync state.")),
     peerSummary: Type.Optional(Str("Synced peers / peers.")),
     caFingerprint: Type.Optional(Str("sha256 of the current CA certificate (DER, hex): what a peering token holds.")),
+    operator: Type.Optional(
+      Str(
+        "The operator serving this network (its --network-namespace). Another operator leaves the network alone " +
+          "while this is set; clear it (a status patch) to hand the network over.",
+      ),
+    ),
+    skipped: Type.Optional(
+      List(
+        Obj(
+          {
+            kind: Enum(["Org", "HarmonyGateway"], "What was left out."),
+            name: Str("The org, or the gateway as namespace/name."),
+            reason: Str("NamespaceNotWatched or NoNetworkAddress."),
+            message: Str("Why, and what to do."),
+          },
+          "A member left out.",
+        ),
+        "Members the operator left out, and why.",
+      ),
+    ),
   },
   "Observed state.",
 );

@@ -44,15 +44,46 @@ export interface NamespaceInfo {
 
 export const endpointUri = (domain: string, org: string, endpoint: string) => `harmony://${domain}/${org}/${endpoint}`;
 
-/** Member orgs, sorted: listed ones plus namespaces matching the selector (when namespaces are known). */
-export function memberOrgs(net: HarmonyNetwork, namespaces: readonly NamespaceInfo[] | undefined): string[] {
+/** A member the operator leaves out, and why (network status `skipped`). */
+export interface SkippedMember {
+  kind: "Org" | "HarmonyGateway";
+  /** The org, or the gateway as namespace/name. */
+  name: string;
+  reason: string;
+  message: string;
+}
+
+/**
+ * Member orgs, sorted: listed ones plus namespaces matching the selector. `watched` (an operator
+ * run with --watch-namespaces) bounds them: `namespaces` then holds only the watched namespaces
+ * (read one by one), and a listed org outside them is skipped, with the reason, rather than
+ * dropped unseen: the operator can neither see its endpoints nor write its gateways' files.
+ */
+export function memberOrgs(
+  net: HarmonyNetwork,
+  namespaces: readonly NamespaceInfo[],
+  watched?: readonly string[],
+): { orgs: string[]; skipped: SkippedMember[] } {
   const orgs = new Set(net.spec.members.orgs ?? []);
   const sel = net.spec.members.namespaceSelector?.matchLabels;
-  if (sel && namespaces) {
+  if (sel) {
     const want = Object.entries(sel);
     for (const ns of namespaces) if (want.every(([k, v]) => ns.labels[k] === v)) orgs.add(ns.name);
   }
-  return [...orgs].sort();
+  const skipped: SkippedMember[] = [];
+  if (watched) {
+    for (const org of orgs) {
+      if (watched.includes(org)) continue;
+      orgs.delete(org);
+      skipped.push({
+        kind: "Org",
+        name: org,
+        reason: "NamespaceNotWatched",
+        message: `namespace ${org} is not watched by this operator (--watch-namespaces ${watched.join(",")})`,
+      });
+    }
+  }
+  return { orgs: [...orgs].sort(), skipped: skipped.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
 /** Gateways of member orgs that have the network's listener, sorted by namespace/name. */
@@ -67,27 +98,46 @@ export function memberGateways(net: HarmonyNetwork, orgs: readonly string[], gat
 
 const key = (o: { metadata: { namespace?: string; name?: string } }) => `${o.metadata.namespace}/${o.metadata.name}`;
 
-export const gatewayAddress = (gw: HarmonyGateway) =>
-  gw.metadata.annotations?.[ADDRESS_ANNOTATION] ?? `${gw.metadata.name}-harmony.${gw.metadata.namespace}.svc`;
+/**
+ * Where other gateways dial this one: the annotation, else its Service's DNS name. A Sidecar-mode
+ * gateway has no Service of its own (it is reached through its application's Service, whose name
+ * the operator cannot know), so without the annotation it has no address: undefined.
+ */
+export const gatewayAddress = (gw: HarmonyGateway): string | undefined =>
+  gw.metadata.annotations?.[ADDRESS_ANNOTATION] ??
+  ((gw.spec.mode ?? "Deployment") === "Sidecar"
+    ? undefined
+    : `${gw.metadata.name}-harmony.${gw.metadata.namespace}.svc`);
+
+/** Why a Sidecar-mode gateway's endpoints are not in the directory (network and gateway status). */
+export const noAddressMessage = (gw: HarmonyGateway, network: string, port: number) =>
+  `Sidecar-mode gateway ${gw.metadata.namespace}/${gw.metadata.name} has no Service of its own: its endpoints ` +
+  `are left out of network "${network}"'s directory until its ${ADDRESS_ANNOTATION} annotation names the ` +
+  `address peers dial (the application's Service, which must expose port ${port}); it still calls out`;
 
 /**
  * Local entries: every endpoint a member gateway serves on the network's listener, through a
  * pipeline of the gateway's own org (an endpoint is never shared outside its org, and the entry's
- * identity names the gateway's org). First gateway by name wins a URI served twice.
+ * identity names the gateway's org). First gateway by name wins a URI served twice. A gateway
+ * without an address (gatewayAddress) lists nothing and is returned in `skipped` when it would
+ * have listed something.
  */
 export function localEntries(
   net: HarmonyNetwork,
   gateways: readonly HarmonyGateway[],
   pipelines: readonly HarmonyPipeline[],
   endpoint: (namespace: string, name: string) => HarmonyEndpoint | undefined,
-): DirectoryEntry[] {
+): { entries: DirectoryEntry[]; skipped: SkippedMember[] } {
   const domain = net.spec.domain;
   const listener = net.spec.listener ?? DEFAULT_LISTENER;
   const out = new Map<string, DirectoryEntry>();
+  const skipped: SkippedMember[] = [];
   for (const gw of gateways) {
     const org = gw.metadata.namespace ?? "";
     const port = gw.spec.networks.find((n) => n.name === listener)?.port;
     if (port === undefined) continue;
+    const address = gatewayAddress(gw);
+    const mine = new Map<string, DirectoryEntry>();
     for (const p of pipelines) {
       if (p.metadata.namespace !== org || !attachment(gw, p).attached) continue;
       if (p.spec.networks && !p.spec.networks.includes(listener)) continue;
@@ -97,21 +147,30 @@ export function localEntries(
         const protocol = ep.spec.service;
         if (!isDirectoryProtocol(protocol)) continue; // jmix, echo: not in the contract's protocols
         const uri = endpointUri(domain, org, ref.name);
-        if (out.has(uri)) continue;
-        out.set(uri, {
+        if (out.has(uri) || mine.has(uri)) continue;
+        mine.set(uri, {
           uri,
           org,
           endpoint: ref.name,
           protocol,
-          address: gatewayAddress(gw),
+          address: address ?? "",
           port: protocol === "dicom" ? (ep.spec.port ?? port) : port,
           ...(protocol === "dicom" ? { ae_title: ep.spec.aeTitle } : { path_prefix: ep.spec.pathPrefix }),
           identity: spiffeId(domain, org, gw.metadata.name ?? ""),
         });
       }
     }
+    if (address !== undefined) for (const [uri, e] of mine) out.set(uri, e);
+    else if (mine.size) {
+      skipped.push({
+        kind: "HarmonyGateway",
+        name: `${org}/${gw.metadata.name}`,
+        reason: "NoNetworkAddress",
+        message: noAddressMessage(gw, net.metadata.name ?? "", port),
+      });
+    }
   }
-  return [...out.values()].sort((a, b) => a.uri.localeCompare(b.uri));
+  return { entries: [...out.values()].sort((a, b) => a.uri.localeCompare(b.uri)), skipped };
 }
 
 const DIRECTORY_PROTOCOLS = ["http", "fhir", "dicomweb", "dicom"] as const;

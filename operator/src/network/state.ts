@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
 import type { CaState } from "./ca-store.js";
-import { directoryDoc, type DirectoryEntry, type PeerImport } from "./directory.js";
+import { directoryDoc, type DirectoryEntry, type PeerImport, type SkippedMember } from "./directory.js";
 import { orgClaims, trustBundle, type OrgConflict } from "./trust-bundle.js";
 
 export interface NetworkRuntime {
@@ -24,6 +24,8 @@ export interface NetworkRuntime {
   exportJws?: string;
   exportKey?: string;
   exportRenewAt?: number;
+  /** Members left out (unwatched orgs, Sidecar gateways without an address), with the reason. */
+  skipped: SkippedMember[];
   /** directory.json text and trust bundle, the same for every member gateway. */
   directoryJson: string;
   trustBundlePem: string;
@@ -42,6 +44,7 @@ export class NetworkRegistry {
   private readonly byName = new Map<string, NetworkRuntime>();
   private readonly fetching = new Set<string>();
   private readonly results = new Map<string, PeerResult>();
+  private readonly foreign = new Set<string>();
 
   /**
    * Runs a peer fetch outside the reconcile (a peer that accepts and never answers must not hold
@@ -77,9 +80,21 @@ export class NetworkRegistry {
   }
   set(name: string, rt: NetworkRuntime): void {
     this.byName.set(name, rt);
+    this.foreign.delete(name);
   }
   delete(name: string): void {
     this.byName.delete(name);
+    this.foreign.delete(name);
+  }
+  /**
+   * Reconciled and found not ours (another operator's, or no member among a scoped operator's
+   * namespaces): a change in a namespace it does not list need not reconcile it again.
+   */
+  markForeign(name: string): void {
+    this.foreign.add(name);
+  }
+  isForeign(name: string): boolean {
+    return this.foreign.has(name);
   }
   /** Networks sorted by name. */
   all(): NetworkRuntime[] {
@@ -112,7 +127,16 @@ export function finish(
     .digest("hex");
   // What networkTable() and the listener key depend on: a change here needs a full gateway render.
   const configDigest = createHash("sha256")
-    .update(JSON.stringify([rt.gateways, rt.net.spec.listener ?? "", rt.net.spec.domain, rt.exportJws !== undefined]))
+    // Skipped gateways too: each reports it in its own status (gateway-reconciler.ts).
+    .update(
+      JSON.stringify([
+        rt.gateways,
+        rt.net.spec.listener ?? "",
+        rt.net.spec.domain,
+        rt.exportJws !== undefined,
+        rt.skipped.filter((m) => m.kind === "HarmonyGateway"),
+      ]),
+    )
     .digest("hex");
   return { ...rt, directoryJson, trustBundlePem, conflicts: claims.conflicts, digest, configDigest };
 }

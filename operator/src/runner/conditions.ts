@@ -5,7 +5,7 @@
  */
 import type { Condition } from "../api/v1alpha1.js";
 
-export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready";
+export type ConditionType = "Accepted" | "ResolvedRefs" | "Programmed" | "Ready" | "NetworkReachable";
 
 export interface DesiredCondition {
   type: ConditionType;

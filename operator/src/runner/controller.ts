@@ -35,9 +35,12 @@ export interface ControllerOptions {
   probe?: ReconcilerDeps["probe"];
   /**
    * Namespace of network CA Secrets, peering tokens and stored imports. HarmonyNetworks are
-   * cluster-scoped, so they are watched only by an operator that watches all namespaces.
+   * cluster-scoped: they are watched cluster-wide whatever `namespaces` says (RBAC on that one
+   * kind), and a scoped operator serves only the member orgs among its namespaces.
    */
   networkNamespace?: string;
+  /** Serve HarmonyNetworks (default true); off for an operator not allowed to watch them. */
+  networks?: boolean;
   /** Names this cluster in federation exports. */
   clusterName?: string;
 }
@@ -87,7 +90,7 @@ export class Controller {
   private readonly pipelineSeen = new SpecSeen();
   /** Generation of each endpoint when gateways and networks were last told about it. */
   private readonly endpointSeen = new SpecSeen();
-  /** Set when networks are on (cluster-wide watch). */
+  /** Set when networks are on. */
   private readonly networks?: NetworkRegistry;
 
   constructor(private readonly opts: ControllerOptions) {
@@ -183,7 +186,7 @@ export class Controller {
           : kube.core.listPodForAllNamespaces({ labelSelector: GATEWAY_LABEL }),
       onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
     });
-    const networksOn = namespaces.length === 0;
+    const networksOn = opts.networks !== false;
     if (networksOn) this.networks = new NetworkRegistry();
     const networks = networksOn
       ? makeCache<Net>(
@@ -198,24 +201,26 @@ export class Controller {
           logger,
         )
       : noCache<Net>();
-    // Namespaces, for spec.members.namespaceSelector: a namespace's labels decide membership.
-    const namespaceCache = networksOn
-      ? makeCache<KubernetesObject>(
-          kube.kc,
-          [],
-          {
-            name: "namespaces",
-            path: () => "/api/v1/namespaces",
-            list: () => kube.core.listNamespace(),
-            relistMs,
-            onChange: () => {
-              for (const n of networks.list())
-                if (n.spec.members.namespaceSelector) this.netQueue.add(`network//${n.metadata.name}`);
+    // Namespaces, for spec.members.namespaceSelector: a namespace's labels decide membership. A
+    // scoped operator may not list them; it reads its own namespaces one by one (networkDeps).
+    const namespaceCache =
+      networksOn && namespaces.length === 0
+        ? makeCache<KubernetesObject>(
+            kube.kc,
+            [],
+            {
+              name: "namespaces",
+              path: () => "/api/v1/namespaces",
+              list: () => kube.core.listNamespace(),
+              relistMs,
+              onChange: () => {
+                for (const n of networks.list())
+                  if (n.spec.members.namespaceSelector) this.netQueue.add(`network//${n.metadata.name}`);
+              },
             },
-          },
-          logger,
-        )
-      : noCache<KubernetesObject>();
+            logger,
+          )
+        : noCache<KubernetesObject>();
     this.caches = { gateways, pipelines, endpoints, configMaps, pods, networks, namespaces: namespaceCache };
   }
 
@@ -224,7 +229,8 @@ export class Controller {
     if (!this.networks || !ns) return;
     for (const n of this.caches?.networks.list() ?? []) {
       const rt = this.networks.get(n.metadata.name!);
-      if (!rt || rt.orgs.includes(ns) || n.spec.members.orgs?.includes(ns) || n.spec.members.namespaceSelector)
+      const unseen = !rt && !this.networks.isForeign(n.metadata.name!);
+      if (unseen || rt?.orgs.includes(ns) || n.spec.members.orgs?.includes(ns) || n.spec.members.namespaceSelector)
         this.netQueue.add(`network//${n.metadata.name}`);
     }
   }
@@ -359,16 +365,31 @@ export class Controller {
 
   private networkDeps(): NetworkDeps {
     const d = this.deps();
+    const watched = this.opts.namespaces ?? [];
     return {
       kube: d.kube,
       caches: d.caches,
       logger: d.logger,
       registry: this.networks!,
       namespace: this.opts.networkNamespace ?? "default",
-      namespaces: () =>
-        this.caches.namespaces
-          .list()
-          .map((ns) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} })),
+      namespaces: async () => {
+        const info = (ns: KubernetesObject) => ({ name: ns.metadata?.name ?? "", labels: ns.metadata?.labels ?? {} });
+        if (!watched.length) return this.caches.namespaces.list().map(info);
+        // GET per watched namespace: a Role in a namespace may grant `get` on that namespace
+        // object, while listing namespaces needs a ClusterRole.
+        const got = await Promise.all(
+          watched.map((name) =>
+            this.opts.kube.core.readNamespace({ name }).catch((e: unknown) => {
+              if ((e as { code?: number }).code === 404) return undefined;
+              throw e;
+            }),
+          ),
+        );
+        return got.filter((n): n is NonNullable<typeof n> => n !== undefined).map(info);
+      },
+      ...(watched.length ? { watched } : {}),
+      operatorId: this.opts.networkNamespace ?? "default",
+      namespaceRecheckMs: this.opts.relistMs,
       readSecret: d.readSecret,
       enqueue: (key) =>
         (key.startsWith("gatewaynet/") || key.startsWith("network/")

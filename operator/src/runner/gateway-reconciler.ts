@@ -33,7 +33,7 @@ import type { NetworkRegistry } from "../network/state.js";
 import type { KubeClients } from "../provider/kube.js";
 import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
-import { networkRefsCondition, wantedReplicas } from "./gateway-status.js";
+import { networkReachableCondition, networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
 import { renderFingerprint, renders } from "./render-memo.js";
@@ -122,6 +122,8 @@ export async function reconcileGateway(
 
   // Certificates only the cluster can vouch for: the networks they leave out, or all found.
   conditions.push(networkRefsCondition(r.unavailableNetworks));
+  const reachable = networkReachableCondition(gw, deps.networks);
+  if (reachable) conditions.push(reachable);
   if (r.gatewayProblems.length) {
     conditions.push({
       type: "Accepted",

@@ -3,6 +3,8 @@ import type { V1Deployment } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { workloadName } from "../translator/workload.js";
 import type { DesiredCondition } from "./conditions.js";
+import { ADDRESS_ANNOTATION } from "../network/directory.js";
+import type { NetworkRegistry } from "../network/state.js";
 import type { ReconcilerDeps } from "./gateway-reconciler.js";
 
 /** ResolvedRefs: every network's certificate can be used, or which networks are left out and why. */
@@ -18,6 +20,41 @@ export function networkRefsCondition(
     // One reason for the condition: the first network's (the message names each).
     reason: all[0]![1].reason,
     message: all.map(([n, u]) => `network "${n}" not served: ${u.message}`).join("; "),
+  };
+}
+
+/**
+ * NetworkReachable, for Sidecar-mode gateways only (the one mode that can lack an address): False
+ * while a network leaves its endpoints out of the directory for want of the address annotation
+ * (network/directory.ts localEntries), True once it has one or serves no network; left off a
+ * Sidecar gateway that never had it. Deployment-mode gateways are always reachable at their Service.
+ */
+export function networkReachableCondition(
+  gw: HarmonyGateway,
+  registry: NetworkRegistry | undefined,
+): DesiredCondition | undefined {
+  if ((gw.spec.mode ?? "Deployment") !== "Sidecar") return undefined;
+  const id = `${gw.metadata.namespace}/${gw.metadata.name}`;
+  const skipped = (registry?.all() ?? []).flatMap((rt) =>
+    rt.skipped.filter((m) => m.kind === "HarmonyGateway" && m.name === id),
+  );
+  if (skipped.length)
+    return {
+      type: "NetworkReachable",
+      status: "False",
+      reason: "NoNetworkAddress",
+      message: skipped.map((m) => m.message).join("; "),
+    };
+  const address = gw.metadata.annotations?.[ADDRESS_ANNOTATION];
+  const had = gw.status?.conditions?.some((c) => c.type === "NetworkReachable");
+  if (!address && !had) return undefined;
+  return {
+    type: "NetworkReachable",
+    status: "True",
+    reason: address ? "AddressAnnotated" : "NoEndpointsListed",
+    message: address
+      ? `peers dial ${address} (${ADDRESS_ANNOTATION})`
+      : "no endpoint of this gateway is listed in a network directory",
   };
 }
 

@@ -19,6 +19,7 @@ import {
   memberOrgs,
   type NamespaceInfo,
   type PeerImport,
+  type SkippedMember,
 } from "../network/directory.js";
 import { fetchExport, signExport, verifyExport } from "../network/federation.js";
 import { describeConflict } from "../network/trust-bundle.js";
@@ -33,8 +34,21 @@ export interface NetworkDeps {
   registry: NetworkRegistry;
   /** Where CA Secrets, peering tokens and stored imports live. */
   namespace: string;
-  /** undefined when the operator may not list namespaces (namespaceSelector then unsupported). */
-  namespaces: () => readonly NamespaceInfo[] | undefined;
+  /**
+   * Namespaces and their labels, for spec.members.namespaceSelector: every namespace (from the
+   * cache) for a cluster-wide operator; the watched ones, read one by one, for a scoped one.
+   */
+  namespaces: () => Promise<readonly NamespaceInfo[]>;
+  /** --watch-namespaces; undefined: all. Member orgs outside it are skipped and reported. */
+  watched?: readonly string[];
+  /**
+   * Names this operator in `status.operator`, the claim that keeps two operators (scoped ones with
+   * disjoint namespaces, or a scoped one beside a cluster-wide one) from both serving a network:
+   * each would make its own CA and overwrite the other's status on every write.
+   */
+  operatorId: string;
+  /** How often a scoped operator re-reads namespace labels (it cannot watch namespaces). */
+  namespaceRecheckMs?: number;
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
   enqueue: (key: string) => void;
   /** Names this cluster in exports. */
@@ -65,10 +79,29 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     ]);
     return {};
   }
-  const orgs = memberOrgs(net, deps.namespaces());
+  const claimant = net.status?.operator;
+  const otherOperator = claimant !== undefined && claimant !== deps.operatorId;
+  const { orgs, skipped: skippedOrgs } = otherOperator
+    ? { orgs: [], skipped: [] }
+    : memberOrgs(net, await deps.namespaces(), deps.watched);
+  if (otherOperator || (deps.watched && !orgs.length)) {
+    // Not ours: another operator serves it, or (scoped) none of its members is a namespace we
+    // watch. Nothing is written for a network we do not serve; one we served is let go.
+    if (otherOperator && before)
+      deps.logger.warn("Network served by another operator; leaving it", { network: name, operator: claimant });
+    registry.delete(name);
+    registry.markForeign(name);
+    for (const g of before?.gateways ?? []) deps.enqueue(`gateway/${g}`);
+    for (const org of before?.orgs ?? []) enqueueEndpoints(deps, org);
+    if (claimant === deps.operatorId) await releaseNetwork(deps, net);
+    return {};
+  }
   const ca = await ensureCa(deps.kube, deps.namespace, net, deps.readSecret, now);
   const gateways = memberGateways(net, orgs, caches.gateways.list());
-  const local = localEntries(net, gateways, caches.pipelines.list(), (ns, n) => caches.endpoints.get(n, ns));
+  const { entries: local, skipped: skippedGateways } = localEntries(net, gateways, caches.pipelines.list(), (ns, n) =>
+    caches.endpoints.get(n, ns),
+  );
+  const skipped: SkippedMember[] = [...skippedOrgs, ...skippedGateways];
 
   const imports = new Map(before?.imports ?? []);
   const peers = new Map(before?.peers ?? []);
@@ -170,6 +203,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     exportJws,
     exportKey,
     exportRenewAt,
+    skipped,
   });
   registry.set(name, rt);
   // Membership or listener changed: member gateways render their config again. Only the files
@@ -198,30 +232,32 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
   const peerList = [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
   const synced = peerList.filter((p) => p.state === "Synced").length;
   const failing = peerList.filter((p) => p.state === "Error");
-  const selectorUnsupported = net.spec.members.namespaceSelector && deps.namespaces() === undefined;
   await writeNetworkStatus(
     deps,
     net,
     [
-      selectorUnsupported
-        ? {
-            type: "Ready",
-            status: "False",
-            reason: "SelectorUnsupported",
-            message: "spec.members.namespaceSelector needs an operator that watches all namespaces",
-          }
-        : {
-            type: "Ready",
-            status: "True",
-            reason: failing.length ? "PeersDegraded" : rt.conflicts.length ? "PeerOrgConflict" : "Ready",
-            message:
-              `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
-              (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
-              (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
-              (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : ""),
-          },
+      {
+        type: "Ready",
+        status: "True",
+        // Serving what it can: a skipped member is named (status.skipped has each one's reason).
+        reason: skipped.length
+          ? "MembersSkipped"
+          : failing.length
+            ? "PeersDegraded"
+            : rt.conflicts.length
+              ? "PeerOrgConflict"
+              : "Ready",
+        message:
+          `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
+          (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
+          (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
+          (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : "") +
+          (skipped.length ? `; skipped: ${skipped.map((m) => `${m.name} (${m.reason})`).join(", ")}` : ""),
+      },
     ],
     {
+      operator: deps.operatorId,
+      skipped: skipped.length ? skipped : null,
       members: orgs,
       memberCount: orgs.length,
       gateways: gateways.length,
@@ -231,7 +267,10 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       caFingerprint: ca.fingerprint,
     },
   );
-  const due = Math.min(nextPeerAt, ca.nextStepAt ?? Infinity, exportRenewAt ?? Infinity);
+  // A scoped operator cannot watch namespaces: a selector's label changes are read again at this pace.
+  const relabelAt =
+    deps.watched && net.spec.members.namespaceSelector ? now + (deps.namespaceRecheckMs ?? 300_000) : Infinity;
+  const due = Math.min(nextPeerAt, ca.nextStepAt ?? Infinity, exportRenewAt ?? Infinity, relabelAt);
   return Number.isFinite(due) ? { requeueAfterMs: Math.max(100, due - Date.now()) } : {};
 }
 
@@ -272,8 +311,18 @@ async function loadImport(
   peer: string,
   pin: string,
 ): Promise<PeerImport | undefined> {
-  // From the cache of the operator's own ConfigMaps (it carries the managed-by label): no get verb needed.
-  const cm = deps.caches.configMaps.get(importConfigMapName(network, peer), deps.namespace);
+  // From the cache of the operator's own ConfigMaps (it carries the managed-by label), or, when the
+  // operator does not watch its own namespace (--watch-namespaces without it), read once.
+  const cm =
+    deps.caches.configMaps.get(importConfigMapName(network, peer), deps.namespace) ??
+    (deps.watched && !deps.watched.includes(deps.namespace)
+      ? await deps.kube.core
+          .readNamespacedConfigMap({ namespace: deps.namespace, name: importConfigMapName(network, peer) })
+          .catch((e: unknown) => {
+            if ((e as { code?: number }).code === 404) return undefined;
+            throw e;
+          })
+      : undefined);
   const jws = cm?.data?.["export.jws"];
   if (!jws) return undefined;
   // The ConfigMap was created by the first import: its age keeps the peer's place in the claim order.
@@ -286,6 +335,21 @@ async function loadImport(
     });
 }
 
+/** Gives up the claim on a network this operator no longer serves (status.operator: null). */
+async function releaseNetwork(deps: NetworkDeps, net: HarmonyNetwork): Promise<void> {
+  await deps.kube.custom.patchClusterCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      plural: "harmonynetworks",
+      name: net.metadata.name!,
+      body: { status: { operator: null } },
+      fieldManager: "harmony-operator-status",
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
 async function writeNetworkStatus(
   deps: NetworkDeps,
   net: HarmonyNetwork,
@@ -296,7 +360,8 @@ async function writeNetworkStatus(
   const conditions = setConditions(net.status?.conditions, desired, generation);
   const cur = net.status ?? {};
   const keys = Object.keys(extra);
-  const pick = (o: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, o[k]]));
+  // null (a merge patch's "remove") and absent are the same here.
+  const pick = (o: Record<string, unknown>) => Object.fromEntries(keys.map((k) => [k, o[k] ?? undefined]));
   if (
     cur.observedGeneration === generation &&
     sameConditions(cur.conditions, conditions) &&

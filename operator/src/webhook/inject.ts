@@ -4,7 +4,7 @@
  * Sidecar mode run the same container spec; only names are prefixed, because a pod we did not
  * write may already use "config", "tmp" or "dataplane".
  */
-import type { V1Container, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
+import type { V1Container, V1Pod, V1PodSpec, V1Secret, V1Volume } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { deploymentFor } from "../translator/workload.js";
 
@@ -20,10 +20,19 @@ export interface Injection {
   warnings: string[];
 }
 
-/** The data-plane container and the volumes it mounts, as the gateway's Deployment has them. */
-export function sidecarFor(gw: HarmonyGateway, defaultImage?: string): { container: V1Container; volumes: V1Volume[] } {
+/**
+ * The data-plane container and the volumes it mounts, as the gateway's Deployment has them.
+ * `networks`: the HarmonyNetworks whose files the gateway's network Secret holds (networksIn), so
+ * that the sidecar of a member gateway mounts its certificate, key, trust bundle and directory at
+ * the paths its config names, as the Deployment's pods do.
+ */
+export function sidecarFor(
+  gw: HarmonyGateway,
+  defaultImage?: string,
+  networks: readonly string[] = [],
+): { container: V1Container; volumes: V1Volume[] } {
   // Files only: the sidecar runs as the application's ServiceAccount (see deploymentFor).
-  const d = deploymentFor(gw, defaultImage, { watchApi: false }) as unknown as {
+  const d = deploymentFor(gw, defaultImage, { watchApi: false, networks }) as unknown as {
     spec: { template: { spec: V1PodSpec } };
   };
   const podSpec = structuredClone(d.spec.template.spec);
@@ -57,10 +66,23 @@ export function hasSidecar(pod: V1Pod): boolean {
   return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === SIDECAR_NAME);
 }
 
+/** Networks whose files a gateway's network Secret (`<gateway>-harmony-net`) holds: keys `<network>.tls.crt`. */
+export function networksIn(netSecret: V1Secret | undefined): string[] {
+  return Object.keys(netSecret?.data ?? {})
+    .filter((k) => k.endsWith(".tls.crt"))
+    .map((k) => k.slice(0, -".tls.crt".length))
+    .sort();
+}
+
 /** The patch that injects the sidecar into `pod`; idempotent (nothing for a pod that has it). */
-export function injectionPatch(pod: V1Pod, gw: HarmonyGateway, defaultImage?: string): Injection {
+export function injectionPatch(
+  pod: V1Pod,
+  gw: HarmonyGateway,
+  defaultImage?: string,
+  networks: readonly string[] = [],
+): Injection {
   if (hasSidecar(pod)) return { patch: [], warnings: [] };
-  const { container, volumes } = sidecarFor(gw, defaultImage);
+  const { container, volumes } = sidecarFor(gw, defaultImage, networks);
   const others = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   const warnings: string[] = [];
   const takenNames = new Set(others.flatMap((c) => (c.ports ?? []).map((p) => p.name).filter(Boolean)));

@@ -31,7 +31,8 @@ import {
 import { VALIDATE_PATH, WEBHOOK_PATH, type FailurePolicy, type WebhookTarget } from "./config.js";
 import { applyConfigurations } from "./apply.js";
 import { HttpError, readJson, sendJson } from "./http.js";
-import { hasSidecar, injectionPatch } from "./inject.js";
+import { hasSidecar, injectionPatch, networksIn } from "./inject.js";
+import { netSecretName } from "../network/gateway-files.js";
 import { validationResponse, type ValidationRequest } from "./validate.js";
 
 export type MissingGateway = "deny" | "admit";
@@ -351,7 +352,17 @@ export class SidecarWebhook {
         ],
       };
     }
-    const { patch, warnings } = injectionPatch(pod, gw, this.o.defaultImage);
+    // A member gateway's network files (certificate, key, trust bundle, directory) are in its
+    // network Secret, written before any config that names them: the sidecar mounts the networks
+    // found there. A gateway that joins a network later needs its pods re-created, as for any
+    // change to the injected spec.
+    const netSecret = await this.o.kube.core
+      .readNamespacedSecret({ namespace, name: netSecretName(gw) })
+      .catch((e: unknown) => {
+        if ((e as { code?: number }).code === 404) return undefined;
+        throw e;
+      });
+    const { patch, warnings } = injectionPatch(pod, gw, this.o.defaultImage, networksIn(netSecret));
     if (!patch.length) return allow;
     this.o.logger.info("Sidecar injected", {
       pod: `${namespace}/${podName}`,
