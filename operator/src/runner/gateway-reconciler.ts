@@ -36,7 +36,7 @@ import { readReferences } from "./references.js";
 import { networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
-import { renderFingerprint, renders } from "./render-memo.js";
+import { forget, renderCacheFor, renderFingerprint, renders } from "./render-memo.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -96,7 +96,7 @@ export async function reconcileGateway(
   const { caches, logger } = deps;
   const gw = caches.gateways.get(name, namespace);
   if (!gw || gw.metadata.deletionTimestamp) {
-    renders.delete(`${namespace}/${name}`);
+    forget(`${namespace}/${name}`);
     return {}; // children go with it (ownerReferences)
   }
 
@@ -111,7 +111,15 @@ export async function reconcileGateway(
   const r: RenderResult =
     fp !== undefined && memo?.fp === fp
       ? memo.r
-      : render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps, nets);
+      : render(
+          gw,
+          pipelines,
+          (ns, n) => caches.endpoints.get(n, ns),
+          refs.secrets,
+          refs.configMaps,
+          nets,
+          renderCacheFor(`${namespace}/${name}`),
+        );
   if (fp !== undefined) renders.set(`${namespace}/${name}`, { fp, r });
   else renders.delete(`${namespace}/${name}`);
 

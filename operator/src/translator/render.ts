@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { TSchema } from "@sinclair/typebox";
 import { posix } from "node:path";
 import TOML from "@iarna/toml";
-import { checkConfig, createRegistry, memoryFs, type Problem } from "@harmony/dataplane";
+import { createRegistry, memoryFs, type Problem } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import { ENDPOINT_FIELDS, endpointOptions } from "./endpoint.js";
 import { SpecPaths, formatIssue } from "./spec-paths.js";
@@ -25,6 +25,7 @@ import {
   type SecretLookup,
 } from "./file-options.js";
 import { planTls, type TlsPlan } from "./gateway-tls.js";
+import { RenderCache, pipelineInputs } from "./render-cache.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
@@ -87,6 +88,11 @@ export function render(
    * config.toml, `mounted` holds the files those keys name, by mounted path, for the check below.
    */
   network?: { decorate: (doc: Table) => void; mounted: Readonly<Record<string, Buffer>> },
+  /**
+   * Kept per gateway, so that a render renders and checks again only what changed (with the same
+   * verdicts as checking the whole tree). A fresh one does everything.
+   */
+  cache: RenderCache = new RenderCache(),
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -125,7 +131,9 @@ export function render(
       programmed: false,
     };
     outcomes.set(id(p), outcome);
-    const r = renderPipeline(p, gatewayNetworks, endpoints, secrets, configMaps, tls.unavailable);
+    const r = cache.part(id(p), pipelineInputs(p, endpoints, gatewayNetworks, tls.unavailable), () =>
+      renderPipeline(p, gatewayNetworks, endpoints, secrets, configMaps, tls.unavailable),
+    );
     if ("failure" in r) {
       outcome.failure = r.failure;
       continue;
@@ -138,6 +146,8 @@ export function render(
     extras.set(pipelineKey(p), { config: Object.keys(r.configFiles), secrets: Object.keys(r.secrets) });
   }
 
+  cache.keepOnly(new Set(sorted.map((p) => id(p))));
+
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
   Object.assign(secretData, tls.files);
   const revisionsInUse = () => [...tls.revisions, ...Object.keys(files).flatMap((f) => revisions.get(f) ?? [])];
@@ -145,7 +155,7 @@ export function render(
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
-    const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
+    const check = cache.checker.check(posix.join(CONFIG_DIR, "config.toml"), {
       fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
       readFile: mountedReader(files, secretData, network?.mounted),
     });
