@@ -8,6 +8,7 @@ import { RenderCache } from "../translator/render-cache.js";
 import type { HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import type { RenderResult } from "../translator/render.js";
 import type { Caches } from "./gateway-reconciler.js";
+import { forgetParts } from "./served-parts.js";
 
 /** The last render of each gateway ("ns/name") and what it was rendered from. */
 export const renders = new Map<string, { fp: string; r: RenderResult }>();
@@ -29,6 +30,7 @@ export function renderCacheFor(gateway: string): RenderCache {
 export function forget(gateway: string): void {
   renders.delete(gateway);
   caches.delete(gateway);
+  forgetParts(gateway);
 }
 
 /**

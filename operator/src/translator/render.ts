@@ -69,6 +69,12 @@ export interface RenderResult {
   gatewayProblems: string[];
   /** Networks left out because their certificate cannot be had (the others still serve). */
   unavailableNetworks: Map<string, { reason: string; message: string }>;
+  /**
+   * Per programmed pipeline ("ns/name"), a digest of everything its serving depends on: its own
+   * files (TOML, fileOptions, secretOptions) and the gateway's part (config.toml without its
+   * comments). Configs with other hashes that carry the same digest serve it the same way.
+   */
+  parts: Map<string, string>;
 }
 
 type Table = Record<string, unknown>;
@@ -109,6 +115,7 @@ export function render(
       pipelines: pipelines_,
       gatewayProblems: unusable,
       unavailableNetworks: new Map(),
+      parts: new Map(),
     };
   }
   const tls = planTls(gateway, secrets);
@@ -186,6 +193,7 @@ export function render(
         pipelines: [...outcomes.values()],
         gatewayProblems: [],
         unavailableNetworks: tls.unavailable,
+        parts: partDigests(sorted, outcomes, files, secretData, extras),
       };
     }
     const byFile = groupByFile(errors);
@@ -198,6 +206,7 @@ export function render(
         pipelines: [...outcomes.values()],
         gatewayProblems: gatewayErrors.map(describe),
         unavailableNetworks: tls.unavailable,
+        parts: new Map(),
       };
     }
     for (const [file, problems] of byFile) {
@@ -233,6 +242,35 @@ export function render(
     main = renderMain(gateway, revisionsInUse(), tls, network?.decorate);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
+}
+
+/** RenderResult.parts: what each programmed pipeline is served from, as a digest. */
+function partDigests(
+  sorted: HarmonyPipeline[],
+  outcomes: ReadonlyMap<string, PipelineOutcome>,
+  files: Readonly<Record<string, string>>,
+  secretData: Readonly<Record<string, Buffer>>,
+  extras: ReadonlyMap<string, { config: string[]; secrets: string[] }>,
+): Map<string, string> {
+  // The gateway's part without its comments: the Secret revisions listed there change with any
+  // pipeline's Secret, which is no change to the others.
+  const main = (files["config.toml"] ?? "")
+    .split("\n")
+    .filter((l) => !l.startsWith("#"))
+    .join("\n");
+  const out = new Map<string, string>();
+  for (const p of sorted) {
+    if (!outcomes.get(id(p))?.programmed) continue;
+    const h = createHash("sha256")
+      .update(main)
+      .update("\0")
+      .update(files[pipelineKey(p)] ?? "");
+    const extra = extras.get(pipelineKey(p));
+    for (const k of [...(extra?.config ?? [])].sort()) h.update(`\0${k}\0`).update(files[k] ?? "");
+    for (const k of [...(extra?.secrets ?? [])].sort()) h.update(`\0${k}\0`).update(secretData[k] ?? "");
+    out.set(`${p.metadata.namespace}/${p.metadata.name}`, h.digest("hex"));
+  }
+  return out;
 }
 
 /** Creation order, then name: the order in which conflicting claims are honoured. */
