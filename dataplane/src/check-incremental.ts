@@ -23,6 +23,7 @@ import { joinPath } from "./config/toml-locator.js";
 import { routeClaimedMessage, type RouteClaim } from "./pipeline/compile.js";
 import { RouteTable } from "./pipeline/route-table.js";
 import { createRegistry } from "./plugins/registry.js";
+import { createLogger } from "./observability/logger.js";
 import { readFromDisk, type FileReader } from "./build-context.js";
 
 /**
@@ -60,6 +61,8 @@ export class IncrementalChecker {
   private readonly kept = new Map<string, Kept>();
   private main?: { key: string; reads: Map<string, string>; parts: CheckParts };
   private readonly registry = createRegistry();
+  /** One for all the checks (a winston logger per check of one file cost more than the check's parse). */
+  private readonly logger = createLogger("error");
 
   /** How many files the last check had to check again (for tests and benches). */
   lastChecked = 0;
@@ -75,7 +78,7 @@ export class IncrementalChecker {
       return checkConfig(mainFile, opts); // which reports it
     }
     const mainKey = digest(mainText);
-    const options = { ...opts, registry: opts.registry ?? this.registry };
+    const options = { ...opts, registry: opts.registry ?? this.registry, logger: opts.logger ?? this.logger };
     this.lastChecked = 0;
 
     // The main file alone: its own problems, routes and ports, and where the other files are.

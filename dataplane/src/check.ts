@@ -3,6 +3,7 @@
  * `--check` and by the operator, which validates each render with exactly this before writing it
  * (through check-incremental.ts, which runs it on one file at a time and keeps the results).
  */
+import type { Logger } from "winston";
 import { loadConfig, diskFs, type ConfigFs, type LoadedConfig } from "./config/load.js";
 import { resolveConfig } from "./config/resolve.js";
 import { sortProblems, type Problem } from "./config/problems.js";
@@ -27,6 +28,8 @@ export interface CheckOptions {
   readFile?: FileReader;
   registry?: Registry;
   env?: NodeJS.ProcessEnv;
+  /** For what plugins log while they are built (error level); one is made per check without it. */
+  logger?: Logger;
 }
 
 /** A check's result with what a check across files needs: the routes and ports it saw taken. */
@@ -56,7 +59,8 @@ export function checkConfig(mainFile: string, opts: CheckOptions = {}): CheckRes
 export function checkParts(mainFile: string, opts: CheckOptions = {}): CheckParts {
   const loaded = loadConfig(mainFile, opts.fs ?? diskFs);
   const resources = new SharedResources();
-  const buildCtx = buildContextFactory(loaded, createLogger("error"), resources, opts.readFile ?? readFromDisk);
+  const logger = opts.logger ?? createLogger("error");
+  const buildCtx = buildContextFactory(loaded, logger, resources, opts.readFile ?? readFromDisk);
   const registry = opts.registry ?? createRegistry();
   const resolved = resolveConfig(loaded, registry, buildCtx, opts.env);
   const all = [...resolved.problems];
