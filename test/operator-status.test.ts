@@ -12,7 +12,8 @@ import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { ROOT, eventually as poll, freePort, sleep } from "../dataplane/test/helpers.js";
+import { POD_READY, startSyncer } from "./syncer.js";
+import { ROOT, eventually as poll, freePort, sleep, startDataplane, tempDir } from "../dataplane/test/helpers.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;
@@ -438,4 +439,93 @@ test("an edit that changes only the gateway's config hash rewrites no other pipe
   const p0 = after.find((p) => p.metadata.name === "p0")!.status!.conditions!.find((c) => c.type === "Programmed")!;
   assert.equal(p0.status, "True");
   assert.match(p0.message, new RegExp(`HarmonyGateway ${ns}/gw`));
+});
+
+test("an edit of one pipeline leaves the gateway's other pipelines Ready while the pods reload", async (t) => {
+  const ns = "reload";
+  await kubectl(["create", "namespace", ns]);
+  const web = await freePort();
+  const mgmt = await freePort();
+  await apply(
+    cr("HarmonyGateway", ns, "gw", {
+      networks: [{ name: "web", port: web, bindAddress: "127.0.0.1" }],
+      management: { port: mgmt },
+    }),
+    endpoint(ns, "ep-a"),
+    endpoint(ns, "ep-b"),
+    pipeline(ns, "a", { name: "gw" }, { endpoints: [{ name: "ep-a" }] }),
+    pipeline(ns, "b", { name: "gw" }, { endpoints: [{ name: "ep-b" }] }),
+  );
+  const gwStatus = async () =>
+    (await getJson<{ status?: { configHash?: string; pipelines?: number } }>(["get", "harmonygateway", "gw", "-n", ns]))
+      .status;
+  await eventually("both pipelines in the config", async () =>
+    (await gwStatus())?.pipelines === 2 ? true : undefined,
+  );
+  // A data-plane pod: a real data plane fed from the ConfigMap the kubelet's way, and a Pod object
+  // that tells the operator where it is (its /readyz says which config it serves).
+  const dir = join(tempDir(), "config");
+  const kc = (args: string[]) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env });
+  let syncer = startSyncer(kc, ns, "gw-harmony-config", dir);
+  t.after(() => syncer.stop());
+  await eventually("the first sync", () => Promise.resolve(syncer.swaps() > 0 || undefined));
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" });
+  t.after(() => dp.stop());
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "gw-pod", namespace: ns, labels: { "harmony.runbeam.io/gateway": "gw" } },
+      spec: { containers: [{ name: "dataplane", image: "harmony" }] },
+    }),
+  );
+  await kubectl([
+    ..."patch pod gw-pod --subresource=status --type=merge".split(" "),
+    ...["-n", ns, "-p", JSON.stringify({ status: POD_READY })],
+  ]);
+  const ready = async (name: string) => (await conditions("harmonypipeline", ns, name)).Ready;
+  await eventually(
+    "both pipelines Ready",
+    async () => ((await ready("a"))?.status === "True" && (await ready("b"))?.status === "True") || undefined,
+    60_000,
+  );
+  const h1 = (await gwStatus())!.configHash!;
+  const rv = async (name: string) =>
+    (await getJson<{ metadata: { resourceVersion: string } }>(["get", "harmonypipeline", name, "-n", ns])).metadata
+      .resourceVersion;
+  const bBefore = await rv("b");
+
+  // The pod stops getting new config (as while the kubelet has not synced it yet) and pipeline a's
+  // endpoint changes: the pod still serves the old config, which holds b exactly as it is now.
+  syncer.stop();
+  await apply(cr("HarmonyEndpoint", ns, "ep-a", { service: "http", pathPrefix: `/${ns}/ep-a-v2` }));
+  const h2 = await eventually("the new config hash", async () => {
+    const h = (await gwStatus())?.configHash;
+    return h && h !== h1 ? h : undefined;
+  });
+  await eventually(`a finished reconcile of ${h2.slice(0, 12)}`, () =>
+    Promise.resolve(
+      log.split("\n").some((l) => l.includes("Reconciled gateway") && l.includes(`"hash":"${h2}"`)) || undefined,
+    ),
+  );
+  const gwReady = (await conditions("harmonygateway", ns, "gw")).Ready!;
+  assert.equal(gwReady.status, "False", "the gateway's pods do not serve its newest config");
+  const a = (await ready("a"))!;
+  assert.deepEqual([a.status, a.reason], ["False", "WaitingForDataPlane"], a.message);
+  const b = (await ready("b"))!;
+  assert.deepEqual(
+    [b.status, b.reason, b.message],
+    ["True", "Serving", "1/1 pods serving the config of HarmonyGateway reload/gw"],
+  );
+  assert.equal(await rv("b"), bBefore, "no status write for the pipeline the edit did not touch");
+
+  // The pod gets the new config: a is Ready again.
+  syncer = startSyncer(kc, ns, "gw-harmony-config", dir);
+  await eventually(
+    "a Ready on the new config",
+    async () => ((await ready("a"))?.status === "True" ? true : undefined),
+    60_000,
+  );
+  assert.equal((await ready("b"))?.status, "True");
 });

@@ -7,6 +7,9 @@
  *   node --import tsx bench/operator-scale/run.ts            # N=1000, 60 s steady state
  *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
+ *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
+ *
+ * The operator runs with the flags of its image (--max-semi-space-size=2); IMAGE_FLAGS=0 without.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -55,6 +58,11 @@ const cp = await startControlPlane();
 const op = spawn(
   process.execPath,
   [
+    // As the operator's image runs it (docker/operator.Dockerfile's NODE_OPTIONS); IMAGE_FLAGS=0: without.
+    ...(process.env.IMAGE_FLAGS === "0" ? [] : ["--max-semi-space-size=2"]),
+    ...(process.env.HEAP_SNAPSHOT
+      ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${process.env.HEAP_SNAPSHOT}`]
+      : []),
     ...(process.env.OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean),
     // OPERATOR_MAIN: another build of the operator (e.g. an older commit's) as the baseline of a paired run.
     process.env.OPERATOR_MAIN ?? join(ROOT, "operator/dist/main.js"),
@@ -186,6 +194,8 @@ try {
   const cpuSteady0 = cpuSeconds(op.pid!);
   const threads0 = threadCpu(op.pid!);
   const mono0 = process.hrtime.bigint() / 1000n;
+  // HEAP_SNAPSHOT=<dir>: what the operator holds once everything is programmed (the live set).
+  if (process.env.HEAP_SNAPSHOT) op.kill("SIGUSR2");
   await sleep(STEADY_S * 1000);
   // The window in CLOCK_MONOTONIC µs, the clock of a --cpu-prof profile's sample times.
   if (process.env.OPERATOR_NODE_ARGS) out(`steady window (monotonic µs): ${mono0} ${process.hrtime.bigint() / 1000n}`);

@@ -1,5 +1,6 @@
 /** The data plane as a library: what the operator and tools may use. */
 export { checkConfig, type CheckResult, type CheckOptions } from "./check.js";
+export { IncrementalChecker } from "./check-incremental.js";
 export { memoryFs, diskFs, type ConfigFs } from "./config/load.js";
 export { displayPath, formatProblem, type Problem } from "./config/problems.js";
 export { configJsonSchema } from "./config/schema.js";

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import TOML from "@iarna/toml";
 import { render, type RenderResult } from "../src/translator/render.js";
+import { RenderCache } from "../src/translator/render-cache.js";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../src/api/v1alpha1.js";
 import { freePort, http, startDataplane, startUpstream, tempDir } from "../../dataplane/test/helpers.js";
 
@@ -245,4 +246,45 @@ test("a gateway the CRD's CEL rules would refuse (stored before them) gets probl
     "spec.networks[3].port: 9090 is the management port",
   ]);
   assert.equal(outcome(r, "good").programmed, false);
+});
+
+test("a kept render cache gives what a fresh render gives, through edits, conflicts and removals", () => {
+  const cache = new RenderCache();
+  const eps = new Map<string, HarmonyEndpoint>();
+  const ps: HarmonyPipeline[] = [];
+  for (let i = 0; i < 6; i++) {
+    eps.set(`ns/e${i}`, {
+      ...endpoint(`e${i}`, `/p${i}`),
+      metadata: { name: `e${i}`, namespace: "ns", uid: `e${i}`, generation: 1 },
+    });
+    ps.push({
+      ...pipeline(`p${i}`, { endpoints: [{ name: `e${i}` }] }),
+      metadata: { ...pipeline(`p${i}`, {}).metadata, uid: `p${i}` },
+    });
+  }
+  const get = (ns: string, n: string) => eps.get(`${ns}/${n}`);
+  const both = (pipelines: HarmonyPipeline[]) => {
+    const kept = render(gateway(), pipelines, get, noSecrets, undefined, undefined, cache);
+    const fresh = render(gateway(), pipelines, get, noSecrets);
+    assert.deepEqual(kept, fresh);
+    return kept;
+  };
+  assert.equal(both(ps).pipelines.filter((p) => p.programmed).length, 6);
+  // p3's endpoint now takes p1's route: the newer claim loses, in both.
+  eps.set("ns/e3", {
+    ...eps.get("ns/e3")!,
+    metadata: { ...eps.get("ns/e3")!.metadata, generation: 2 },
+    spec: { service: "http", pathPrefix: "/p1" },
+  });
+  assert.equal(outcome(both(ps), "p3").failure?.reason, "RouteConflict");
+  // p1 goes: p3 has the route.
+  assert.equal(outcome(both(ps.filter((p) => p.metadata.name !== "p1")), "p3").programmed, true);
+  // An edit of a pipeline's spec (new generation) renders it again.
+  const p0 = {
+    ...ps[0]!,
+    metadata: { ...ps[0]!.metadata, generation: 4 },
+    spec: { ...ps[0]!.spec, description: "edited" },
+  };
+  const r = both([p0, ...ps.slice(1)]);
+  assert.match(r.files["pipeline.ns.p0.toml"]!, /edited/);
 });

@@ -56,6 +56,8 @@ export interface LoadedConfig {
   hash: string;
   problems: Problem[];
   locate: (path: readonly (string | number)[]) => { file: string; line?: number; column?: number };
+  /** Each named table (`section` and name, joined as keys are) and the file whose definition is in force. */
+  definitions: ReadonlyMap<string, string>;
 }
 
 type Table = Record<string, unknown>;
@@ -133,11 +135,7 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
   const transformsDir = dirOption("transforms_path", "transforms");
   const meshDir = dirOption("mesh_path", "mesh");
 
-  const extraFiles = new Set<string>();
-  for (const dir of [pipelinesDir, transformsDir, meshDir]) {
-    for (const f of listToml(fs, dir)) if (f !== main) extraFiles.add(f);
-  }
-  for (const file of [...extraFiles].sort()) {
+  for (const file of extraConfigFiles(fs, main, { pipelinesDir, transformsDir, meshDir })) {
     const src = readToml(fs, file, problems);
     if (!src) continue;
     sources.push(src.source);
@@ -178,9 +176,6 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
     }
   }
 
-  const hash = createHash("sha256");
-  for (const s of sources) hash.update(basename(s.file)).update("\0").update(s.text).update("\0");
-
   const locate = (path: readonly (string | number)[]) => {
     const parts = path.map(String);
     const file = parts.length >= 2 ? (origins.get(joinPath(parts.slice(0, 2))) ?? main) : main;
@@ -198,10 +193,31 @@ export function loadConfig(mainFile: string, fs: ConfigFs = diskFs): LoadedConfi
     meshDir,
     raw,
     sources,
-    hash: hash.digest("hex"),
+    hash: configHash(sources),
     problems,
     locate,
+    definitions: origins,
   };
+}
+
+/** The config hash: sha256 over each file read (name and text), main file first, the others by path. */
+export function configHash(sources: readonly { file: string; text: string }[]): string {
+  const hash = createHash("sha256");
+  for (const s of sources) hash.update(basename(s.file)).update("\0").update(s.text).update("\0");
+  return hash.digest("hex");
+}
+
+/** The files besides the main one that a config with these directories reads, in the order it reads them. */
+export function extraConfigFiles(
+  fs: ConfigFs,
+  mainFile: string,
+  dirs: Pick<LoadedConfig, "pipelinesDir" | "transformsDir" | "meshDir">,
+): string[] {
+  const extraFiles = new Set<string>();
+  for (const dir of [dirs.pipelinesDir, dirs.transformsDir, dirs.meshDir]) {
+    for (const f of listToml(fs, dir)) if (f !== mainFile) extraFiles.add(f);
+  }
+  return [...extraFiles].sort();
 }
 
 function rel(file: string): string {

@@ -143,13 +143,19 @@ export function resolveConfig(
   registry: Registry,
   buildCtx: BuildCtxFactory,
   env: NodeJS.ProcessEnv = process.env,
-): { config: ResolvedConfig | undefined; problems: Problem[] } {
+): {
+  config: ResolvedConfig | undefined;
+  problems: Problem[];
+  /** Ports endpoints listen on by themselves (DIMSE), as bound here: for a check across files. */
+  ownPorts: { endpoint: string; port: number }[];
+} {
   const problems: Problem[] = [...loaded.problems];
   const at = (path: Path, message: string, severity: Problem["severity"] = "error") => {
     problems.push({ severity, ...loaded.locate(path), path: displayPath(path), message });
   };
+  const ownPorts: { endpoint: string; port: number }[] = [];
   if (problems.some((p) => p.severity === "error" && p.path === "")) {
-    return { config: undefined, problems }; // Syntax errors: nothing below would be meaningful.
+    return { config: undefined, problems, ownPorts }; // Syntax errors: nothing below would be meaningful.
   }
 
   for (const issue of checkConfigSchema(loaded.raw)) {
@@ -315,7 +321,10 @@ export function resolveConfig(
     if (typeof port !== "number" || port === 0) continue;
     const other = bound.get(port);
     if (other) at(["endpoints", name, "options", "port"], `port ${port} is already used by ${other}`);
-    else bound.set(port, `endpoint "${name}"`);
+    else {
+      bound.set(port, `endpoint "${name}"`);
+      ownPorts.push({ endpoint: name, port });
+    }
   }
   for (const p of idleTcpConfigs(doc, isOwnListener)) at(p.path, p.message, "warning");
   const middleware = new Map<string, ResolvedPlugin>();
@@ -624,7 +633,7 @@ export function resolveConfig(
     middleware,
     document: doc,
   };
-  return { config, problems };
+  return { config, problems, ownPorts };
 }
 
 /** Each `sni` entry's pair, checked to load like cert_path/key_path; problems go to `at`. */

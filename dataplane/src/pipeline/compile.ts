@@ -9,7 +9,7 @@ import type { Problem } from "../config/problems.js";
 import { displayPath } from "../config/problems.js";
 import type { BackendInstance, BuildContext, EndpointInstance, MiddlewareInstance } from "../plugins/types.js";
 import type { Metrics } from "../observability/metrics.js";
-import { RouteTable, normalizeExactPath, normalizePrefix } from "./route-table.js";
+import { RouteTable, normalizeExactPath, normalizePrefix, type RouteEntry } from "./route-table.js";
 import { routeConditions } from "./route-conditions.js";
 
 type OnRequest = NonNullable<MiddlewareInstance["onRequest"]>;
@@ -49,11 +49,33 @@ export interface Generation {
   internal: CompiledRoute[];
 }
 
+/** A route a pipeline took in a network's table, with where a clash with it would be reported. */
+export interface RouteClaim {
+  network: string;
+  entry: Omit<RouteEntry<unknown>, "route">;
+  pipeline: string;
+  endpointName: string;
+  /** The pipeline's endpoint entry: file, line and key path of a problem about this route. */
+  at: Omit<Problem, "severity" | "message">;
+}
+
+/** The problem a route gets when an earlier pipeline's route in the same table claims it. */
+export function routeClaimedMessage(
+  entry: Omit<RouteEntry<unknown>, "route">,
+  network: string,
+  by: { pipeline: string; endpointName: string },
+): string {
+  const key = entry.conditionsKey ? ` (${entry.conditionsKey})` : "";
+  return `route ${describe(entry.methods)} ${entry.prefix}${key} on network "${network}" is already claimed by pipeline "${by.pipeline}" (endpoint "${by.endpointName}")`;
+}
+
 export function compileGeneration(
   config: ResolvedConfig,
   buildCtx: (name: string) => BuildContext,
   metrics: Metrics,
   locate: (path: (string | number)[]) => { file: string; line?: number; column?: number },
+  /** Receives every route added to a table, in order (a check across files replays them). */
+  claims?: RouteClaim[],
 ): { generation: Generation | undefined; problems: Problem[] } {
   const problems: Problem[] = [];
   const fail = (path: (string | number)[], message: string) =>
@@ -163,9 +185,22 @@ export function compileGeneration(
             if (clash) {
               fail(
                 ["pipelines", p.name, "endpoints", i],
-                `route ${describe(methods)} ${prefix}${v.conditionsKey ? ` (${v.conditionsKey})` : ""} on network "${network}" is already claimed by pipeline "${clash.route.pipeline.name}" (endpoint "${clash.route.endpointName}")`,
+                routeClaimedMessage(entry, network, {
+                  pipeline: clash.route.pipeline.name,
+                  endpointName: clash.route.endpointName,
+                }),
               );
               continue;
+            }
+            if (claims) {
+              const path = ["pipelines", p.name, "endpoints", i];
+              claims.push({
+                network,
+                entry,
+                pipeline: p.name,
+                endpointName,
+                at: { ...locate(path), path: displayPath(path) },
+              });
             }
             table.add({
               ...entry,

@@ -36,7 +36,8 @@ import { readReferences } from "./references.js";
 import { networkReachableCondition, networkRefsCondition, wantedReplicas } from "./gateway-status.js";
 import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
 import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
-import { renderFingerprint, renders } from "./render-memo.js";
+import { forget, renderCacheFor, renderFingerprint, renders } from "./render-memo.js";
+import { hashesServing, recordParts } from "./served-parts.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -96,7 +97,7 @@ export async function reconcileGateway(
   const { caches, logger } = deps;
   const gw = caches.gateways.get(name, namespace);
   if (!gw || gw.metadata.deletionTimestamp) {
-    renders.delete(`${namespace}/${name}`);
+    forget(`${namespace}/${name}`);
     return {}; // children go with it (ownerReferences)
   }
 
@@ -111,7 +112,15 @@ export async function reconcileGateway(
   const r: RenderResult =
     fp !== undefined && memo?.fp === fp
       ? memo.r
-      : render(gw, pipelines, (ns, n) => caches.endpoints.get(n, ns), refs.secrets, refs.configMaps, nets);
+      : render(
+          gw,
+          pipelines,
+          (ns, n) => caches.endpoints.get(n, ns),
+          refs.secrets,
+          refs.configMaps,
+          nets,
+          renderCacheFor(`${namespace}/${name}`),
+        );
   if (fp !== undefined) renders.set(`${namespace}/${name}`, { fp, r });
   else renders.delete(`${namespace}/${name}`);
 
@@ -186,6 +195,7 @@ export async function reconcileGateway(
       await writeNetSecret(deps, gw);
       await writeConfig(deps, gw, r, existing);
       programmedHash = r.hash;
+      recordParts(`${namespace}/${name}`, r.hash, r.parts);
       conditions.push({
         type: "Programmed",
         status: "True",
@@ -205,7 +215,8 @@ export async function reconcileGateway(
 
   // Ready: how many data-plane pods serve the hash we wrote (or, when we kept the old one, any).
   const want = programmedHash ?? existing?.metadata?.annotations?.[HASH_ANNOTATION];
-  const { serving, total } = await servingPods(deps, gw, want);
+  const { hashes, total } = await servingPods(deps, gw);
+  const serving = want ? hashes.filter((h) => h === want).length : 0;
   const desiredReplicas =
     (gw.spec.mode ?? "Deployment") === "Deployment" ? await wantedReplicas(deps, gw) : Math.max(total, 1);
   const ready = want !== undefined && serving >= desiredReplicas && desiredReplicas > 0;
@@ -275,10 +286,15 @@ export async function reconcileGateway(
             message: o.failure ? "left out of the gateway's config" : "the gateway's config was not written",
           },
     );
-    // Pod counts only mean something for a pipeline that is in the config those pods serve.
-    const podsServing = `${serving}/${desiredReplicas} pods serving the config of ${gatewayName}`;
+    // Pod counts only mean something for a pipeline that is in the config those pods serve. A pod
+    // serves this pipeline when its config holds the pipeline as it is now, whichever hash that
+    // config has: an edit of another pipeline is no reason to call this one not Ready.
+    const mine = hashesServing(`${namespace}/${name}`, `${o.namespace}/${o.name}`);
+    const podsFor = hashes.filter((h) => h !== undefined && mine.includes(h)).length;
+    const servedHere = podsFor >= desiredReplicas && desiredReplicas > 0;
+    const podsServing = `${podsFor}/${desiredReplicas} pods serving the config of ${gatewayName}`;
     pc.push(
-      inConfig && ready
+      inConfig && servedHere
         ? { type: "Ready", status: "True", reason: "Serving", message: podsServing }
         : inConfig
           ? { type: "Ready", status: "False", reason: "WaitingForDataPlane", message: podsServing }
@@ -405,11 +421,11 @@ export async function apply(
   deps.metrics?.writes(obj.kind ?? "unknown");
 }
 
+/** The config hash each Ready data-plane pod of the gateway serves (undefined: no answer), and how many pods there are. */
 async function servingPods(
   deps: ReconcilerDeps,
   gw: HarmonyGateway,
-  hash: string | undefined,
-): Promise<{ serving: number; total: number }> {
+): Promise<{ hashes: (string | undefined)[]; total: number }> {
   const port = gw.spec.management?.port ?? 9090;
   const pods = deps.caches.pods
     .list(gw.metadata.namespace)
@@ -421,7 +437,7 @@ async function servingPods(
   // traffic, and a client that waited for the gateway's Ready would be refused.
   const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
   const hashes = await Promise.all(ready.map((p) => deps.probe(p.status!.podIP!, port).catch(() => undefined)));
-  return { serving: hash ? hashes.filter((h) => h === hash).length : 0, total: pods.length };
+  return { hashes, total: pods.length };
 }
 
 /** Merge-patches status when it changed; conditions keep their transition times. Emits Events on flips. */

@@ -4,12 +4,34 @@
  * and validating every pipeline again.
  */
 import { createHash } from "node:crypto";
+import { RenderCache } from "../translator/render-cache.js";
 import type { HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import type { RenderResult } from "../translator/render.js";
 import type { Caches } from "./gateway-reconciler.js";
+import { forgetParts } from "./served-parts.js";
 
 /** The last render of each gateway ("ns/name") and what it was rendered from. */
 export const renders = new Map<string, { fp: string; r: RenderResult }>();
+
+/**
+ * Each gateway's render cache: the data plane's verdict on every rendered file and each
+ * pipeline's part, so a render redoes only what changed (one pipeline's file for an edit of one
+ * pipeline) instead of rendering and compiling all of them at once.
+ */
+const caches = new Map<string, RenderCache>();
+
+export function renderCacheFor(gateway: string): RenderCache {
+  let c = caches.get(gateway);
+  if (!c) caches.set(gateway, (c = new RenderCache()));
+  return c;
+}
+
+/** A gateway that is gone: what was kept for it goes too. */
+export function forget(gateway: string): void {
+  renders.delete(gateway);
+  caches.delete(gateway);
+  forgetParts(gateway);
+}
 
 /**
  * Everything a render reads when no Secret or ConfigMap is referenced (those can change without an

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { TSchema } from "@sinclair/typebox";
 import { posix } from "node:path";
 import TOML from "@iarna/toml";
-import { checkConfig, createRegistry, memoryFs, type Problem } from "@harmony/dataplane";
+import { createRegistry, memoryFs, type Problem } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import { ENDPOINT_FIELDS, endpointOptions } from "./endpoint.js";
 import { SpecPaths, formatIssue } from "./spec-paths.js";
@@ -25,6 +25,7 @@ import {
   type SecretLookup,
 } from "./file-options.js";
 import { planTls, type TlsPlan } from "./gateway-tls.js";
+import { RenderCache, pipelineInputs } from "./render-cache.js";
 
 /** Where the gateway's pods mount what the operator writes. */
 export const CONFIG_DIR = "/etc/harmony/config";
@@ -68,6 +69,12 @@ export interface RenderResult {
   gatewayProblems: string[];
   /** Networks left out because their certificate cannot be had (the others still serve). */
   unavailableNetworks: Map<string, { reason: string; message: string }>;
+  /**
+   * Per programmed pipeline ("ns/name"), a digest of everything its serving depends on: its own
+   * files (TOML, fileOptions, secretOptions) and the gateway's part (config.toml without its
+   * comments). Configs with other hashes that carry the same digest serve it the same way.
+   */
+  parts: Map<string, string>;
 }
 
 type Table = Record<string, unknown>;
@@ -87,6 +94,11 @@ export function render(
    * config.toml, `mounted` holds the files those keys name, by mounted path, for the check below.
    */
   network?: { decorate: (doc: Table) => void; mounted: Readonly<Record<string, Buffer>> },
+  /**
+   * Kept per gateway, so that a render renders and checks again only what changed (with the same
+   * verdicts as checking the whole tree). A fresh one does everything.
+   */
+  cache: RenderCache = new RenderCache(),
 ): RenderResult {
   const unusable = gatewaySpecIssues(gateway);
   if (unusable.length) {
@@ -103,6 +115,7 @@ export function render(
       pipelines: pipelines_,
       gatewayProblems: unusable,
       unavailableNetworks: new Map(),
+      parts: new Map(),
     };
   }
   const tls = planTls(gateway, secrets);
@@ -125,7 +138,9 @@ export function render(
       programmed: false,
     };
     outcomes.set(id(p), outcome);
-    const r = renderPipeline(p, gatewayNetworks, endpoints, secrets, configMaps, tls.unavailable);
+    const r = cache.part(id(p), pipelineInputs(p, endpoints, gatewayNetworks, tls.unavailable), () =>
+      renderPipeline(p, gatewayNetworks, endpoints, secrets, configMaps, tls.unavailable),
+    );
     if ("failure" in r) {
       outcome.failure = r.failure;
       continue;
@@ -138,6 +153,8 @@ export function render(
     extras.set(pipelineKey(p), { config: Object.keys(r.configFiles), secrets: Object.keys(r.secrets) });
   }
 
+  cache.keepOnly(new Set(sorted.map((p) => id(p))));
+
   // Validate, dropping pipelines the data plane would reject until the rest is clean.
   Object.assign(secretData, tls.files);
   const revisionsInUse = () => [...tls.revisions, ...Object.keys(files).flatMap((f) => revisions.get(f) ?? [])];
@@ -145,7 +162,7 @@ export function render(
   paths.set("config.toml", main.paths);
   for (let pass = 0; pass <= sorted.length; pass++) {
     files["config.toml"] = main.toml;
-    const check = checkConfig(posix.join(CONFIG_DIR, "config.toml"), {
+    const check = cache.checker.check(posix.join(CONFIG_DIR, "config.toml"), {
       fs: memoryFs(Object.fromEntries(Object.entries(files).map(([k, v]) => [posix.join(CONFIG_DIR, k), v]))),
       readFile: mountedReader(files, secretData, network?.mounted),
     });
@@ -176,6 +193,7 @@ export function render(
         pipelines: [...outcomes.values()],
         gatewayProblems: [],
         unavailableNetworks: tls.unavailable,
+        parts: partDigests(sorted, outcomes, files, secretData, extras),
       };
     }
     const byFile = groupByFile(errors);
@@ -188,6 +206,7 @@ export function render(
         pipelines: [...outcomes.values()],
         gatewayProblems: gatewayErrors.map(describe),
         unavailableNetworks: tls.unavailable,
+        parts: new Map(),
       };
     }
     for (const [file, problems] of byFile) {
@@ -223,6 +242,35 @@ export function render(
     main = renderMain(gateway, revisionsInUse(), tls, network?.decorate);
   }
   throw new Error("render did not converge"); // unreachable: each pass removes at least one file
+}
+
+/** RenderResult.parts: what each programmed pipeline is served from, as a digest. */
+function partDigests(
+  sorted: HarmonyPipeline[],
+  outcomes: ReadonlyMap<string, PipelineOutcome>,
+  files: Readonly<Record<string, string>>,
+  secretData: Readonly<Record<string, Buffer>>,
+  extras: ReadonlyMap<string, { config: string[]; secrets: string[] }>,
+): Map<string, string> {
+  // The gateway's part without its comments: the Secret revisions listed there change with any
+  // pipeline's Secret, which is no change to the others.
+  const main = (files["config.toml"] ?? "")
+    .split("\n")
+    .filter((l) => !l.startsWith("#"))
+    .join("\n");
+  const out = new Map<string, string>();
+  for (const p of sorted) {
+    if (!outcomes.get(id(p))?.programmed) continue;
+    const h = createHash("sha256")
+      .update(main)
+      .update("\0")
+      .update(files[pipelineKey(p)] ?? "");
+    const extra = extras.get(pipelineKey(p));
+    for (const k of [...(extra?.config ?? [])].sort()) h.update(`\0${k}\0`).update(files[k] ?? "");
+    for (const k of [...(extra?.secrets ?? [])].sort()) h.update(`\0${k}\0`).update(secretData[k] ?? "");
+    out.set(`${p.metadata.namespace}/${p.metadata.name}`, h.digest("hex"));
+  }
+  return out;
 }
 
 /** Creation order, then name: the order in which conflicting claims are honoured. */
