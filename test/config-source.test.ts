@@ -11,10 +11,20 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
 import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { connect as tlsConnect } from "node:tls";
 import { createServer as createHttpsServer } from "node:https";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { writeAtomically } from "./syncer.js";
-import { eventually, http, runCli, startDataplane, startUpstream, tempDir } from "../dataplane/test/helpers.js";
+import {
+  eventually,
+  freePort,
+  http,
+  runCli,
+  startDataplane,
+  startUpstream,
+  tempDir,
+} from "../dataplane/test/helpers.js";
 import type { Dataplane } from "../dataplane/test/helpers.js";
 import { configReaderRbac, configMapName, secretName } from "../operator/src/translator/workload.js";
 import type { HarmonyGateway } from "../operator/src/api/v1alpha1.js";
@@ -478,4 +488,94 @@ test("proxy.workers = 2 with --config-source: the primary watches the API once a
   assert.equal((await http(dp.url("default", "/b/x"), { headers: basic(NEW_PASS), agent: false })).status, 200);
   const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
   for (const secret of [OLD_PASS, NEW_PASS, saToken]) assert.ok(!all.includes(secret), "a secret in the logs");
+});
+
+/** A self-signed pair whose subject CN is `cn`. */
+function selfSigned(cn: string): { crt: Buffer; key: Buffer } {
+  const d = tempDir();
+  const r = spawnSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"].concat([
+      "-subj",
+      `/CN=${cn}`,
+      "-keyout",
+      join(d, "k"),
+      "-out",
+      join(d, "c"),
+    ]),
+    { encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  return { crt: readFileSync(join(d, "c")), key: readFileSync(join(d, "k")) };
+}
+
+/** The CN of the certificate served on `port`. */
+function presentedCN(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+    s.once("secureConnect", () => {
+      resolve(String(s.getPeerCertificate().subject.CN));
+      s.end();
+    });
+    s.once("error", reject);
+  });
+}
+
+test("an HTTPS network that arrives through the API is served with the API's certificate while the mount lacks it, and its rotation is taken in place", async (t) => {
+  // The Gateway API case: a Gateway's certificate Secret appears after the Gateway, the operator
+  // adds the HTTPS listener, and the kubelet's copy of the Secret is a minute behind (here: never).
+  const dir = tempDir();
+  const secretDir = tempDir(); // the mount, empty throughout
+  const port = await freePort();
+  writeAtomically(dir, { "config.toml": main }, 1);
+  await applyConfigMap({ "config.toml": main });
+  await kubectl(["delete", "secret", SECRET, "-n", NS, "--ignore-not-found"]);
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
+    "--config-source",
+    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
+    "--kubeconfig",
+    saKubeconfig,
+  ]);
+  t.after(() => dp.stop());
+  const context = () =>
+    dp.logs
+      .map((l) => JSON.stringify(l))
+      .join("\n")
+      .slice(-4000);
+  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
+    eventually(what, fn, { timeoutMs: 30_000, context });
+  await wait("the API source to connect", async () => (await info(dp)).config.kubernetes?.connected);
+
+  const withTls = (rev: number) => `${main}
+# rev ${rev}
+[network.web.http]
+bind_address = "127.0.0.1"
+bind_port = ${port}
+cert_path = "${secretDir}/gw.crt"
+key_path = "${secretDir}/gw.key"
+`;
+  const applyPair = async (p: { crt: Buffer; key: Buffer }) =>
+    kubectl(
+      ["apply", "--server-side", "--force-conflicts", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: SECRET, namespace: NS },
+        data: { "gw.crt": p.crt.toString("base64"), "gw.key": p.key.toString("base64") },
+      }),
+    );
+
+  // Secret first, then the config naming it, as the operator writes them.
+  await applyPair(selfSigned("gateway v1"));
+  await applyConfigMap({ "config.toml": withTls(1) });
+  assert.equal(await wait("the HTTPS network served", () => presentedCN(port).catch(() => undefined)), "gateway v1");
+  assert.equal((await info(dp)).last_reload?.ok, true);
+
+  // A renewed certificate through the API: served by the same listener, the mount still empty.
+  await applyPair(selfSigned("gateway v2"));
+  await applyConfigMap({ "config.toml": withTls(2) });
+  await wait("the renewed certificate served", async () => (await presentedCN(port)) === "gateway v2");
+  assert.equal(dp.logs.filter((l) => l.message === "listener closed" && l.network === "web").length, 0);
+  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  assert.ok(!all.includes("PRIVATE KEY"), "a key in the logs");
 });

@@ -8,15 +8,21 @@
  * The caller holds the real-node lock (the Makefile wraps this in flock); the suite's run is capped
  * (HARMONY_CONFORMANCE_TIMEOUT, default 17 min) so the node is held about 20 minutes at most.
  *
+ * When a test fails, the cluster's state (pod logs, Gateway/HTTPRoute status, Services and
+ * EndpointSlices, the operator's log: diagnostics.ts) goes to conformance/diagnostics/<time>/
+ * (HARMONY_CONFORMANCE_DIAG overrides the parent directory), printed at the end.
+ *
  *   node --import tsx test/gateway-api/conformance.ts --prepare       build only (no lock needed)
  *   node --import tsx test/gateway-api/conformance.ts [extra suite flags, e.g. -run-test=HTTPRouteWeight]
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startCluster } from "../cluster/cluster.js";
 import { buildImages, IMAGE_TAG } from "../cluster/images.js";
+import { diagnostics } from "./diagnostics.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const OUT_DIR = join(ROOT, "conformance");
@@ -89,17 +95,36 @@ async function main(): Promise<number> {
       ...process.argv.slice(2).filter((a) => a !== "--prepare"),
     ];
     log(`running the suite (${timeout} at most): ${args.join(" ")}`);
+    const diagParent = process.env.HARMONY_CONFORMANCE_DIAG ?? join(OUT_DIR, "diagnostics");
+    const diag = diagnostics(cluster, join(diagParent, new Date().toISOString().replace(/[:.]/g, "-")));
     const code = await new Promise<number>((resolve) => {
       const p = spawn(join(suiteDir, "conformance.test"), args, {
         env: cluster.env,
         cwd: OUT_DIR,
-        stdio: ["ignore", "inherit", "inherit"],
+        stdio: ["ignore", "pipe", "pipe"],
       });
+      // Passed through as it comes, and kept with timestamps to line up with the pods' logs.
+      for (const [from, to] of [
+        [p.stdout, process.stdout],
+        [p.stderr, process.stderr],
+      ] as const) {
+        createInterface({ input: from, crlfDelay: Infinity }).on("line", (l) => {
+          to.write(`${l}\n`);
+          diag.line(l);
+        });
+      }
       p.on("close", (c) => resolve(c ?? 1));
     });
     log(`suite exited ${code}; report: ${report}`);
-    const opLogs = await cluster.kubectl(["-n", "harmony-system", "logs", "deploy/harmony", "--tail=200"]);
-    process.stderr.write(opLogs.stdout.slice(-20_000));
+    if (code === 0) diag.discard();
+    else {
+      await diag.settled();
+      await diag.snapshot("end");
+      process.stderr.write(`${diag.problems(60)}\n`);
+      log(
+        `FAILED: the cluster's state (pod logs, Gateway/HTTPRoute status, Services, EndpointSlices) is in ${diag.dir}`,
+      );
+    }
     return code;
   } finally {
     log("taking the node down");

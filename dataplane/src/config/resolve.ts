@@ -22,10 +22,17 @@ export interface ListenerSpec {
   /** Absolute paths, checked to form a usable certificate and key at load. */
   certPath?: string;
   keyPath?: string;
+  /**
+   * The pair as this build read it: from the API's revision when that is the source, where the
+   * kubelet's mount can lack the files for a minute. The listener starts with it; the paths are
+   * what it re-reads on rotation.
+   */
+  cert?: Buffer;
+  key?: Buffer;
   http2?: boolean;
   certReloadMs?: number;
-  /** More certificates by SNI server name (lower-cased; `*.suffix` wildcards); absolute paths. */
-  sni?: { hostname: string; certPath: string; keyPath: string }[];
+  /** More certificates by SNI server name (lower-cased; `*.suffix` wildcards); absolute paths, and the pair as read. */
+  sni?: { hostname: string; certPath: string; keyPath: string; cert: Buffer; key: Buffer }[];
   /** Redirect everything to https on this port. */
   forceHttpsPort?: number;
   /** Time allowed for a request's headers (slowloris defence). */
@@ -205,9 +212,11 @@ export function resolveConfig(
       } else {
         const ctx = buildCtx(`network.${name}`);
         try {
-          createSecureContext({ cert: ctx.readFile(http.cert_path), key: ctx.readFile(http.key_path) });
+          const pair = { cert: ctx.readFile(http.cert_path), key: ctx.readFile(http.key_path) };
+          createSecureContext(pair);
           spec.certPath = ctx.resolvePath(http.cert_path);
           spec.keyPath = ctx.resolvePath(http.key_path);
+          Object.assign(spec, pair);
           spec.http2 = http.http2 ?? true;
           spec.certReloadMs = http.cert_reload_ms ?? 5000;
           const sni = resolveSni(http.sni ?? [], ctx, (sub, m) => at(["network", name, "http", "sni", ...sub], m));
@@ -242,6 +251,9 @@ export function resolveConfig(
       if (hn) {
         spec.certPath = hn.certPath;
         spec.keyPath = hn.keyPath;
+        // The network's identity comes from its own files (and setTls after each build), not http's.
+        delete spec.cert;
+        delete spec.key;
         // HTTP/1.1 only: peers are other gateways' keep-alive pools, and one protocol keeps the
         // per-connection identity check in one place.
         spec.http2 = false;
@@ -649,8 +661,9 @@ function resolveSni(
     if (seen.has(hostname)) return at([i, "hostname"], `"${hostname}" is listed twice`);
     seen.add(hostname);
     try {
-      createSecureContext({ cert: ctx.readFile(e.cert_path), key: ctx.readFile(e.key_path) });
-      out.push({ hostname, certPath: ctx.resolvePath(e.cert_path), keyPath: ctx.resolvePath(e.key_path) });
+      const pair = { cert: ctx.readFile(e.cert_path), key: ctx.readFile(e.key_path) };
+      createSecureContext(pair);
+      out.push({ hostname, certPath: ctx.resolvePath(e.cert_path), keyPath: ctx.resolvePath(e.key_path), ...pair });
     } catch (err) {
       at([i], `certificate and key do not load: ${(err as Error).message}`);
     }

@@ -6,11 +6,13 @@
  * nothing changed. Only a listener whose port we hold ourselves (same port, other settings, or a
  * port another of our networks is leaving) has to be closed before its successor can bind; that is
  * done last, and if the successor cannot bind the old listener is bound again. Listeners whose
- * settings did not change are left alone, connections and all.
+ * settings did not change are left alone, connections and all; a TLS listener whose certificates
+ * alone changed (pairs, SNI list) keeps its server and takes them in place when the change commits.
  */
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
 import type { BoundListener } from "./listeners.js";
+import { certificateKey } from "./tls-certs.js";
 
 export interface Listener {
   network: string;
@@ -26,8 +28,14 @@ export interface ListenerChange {
   commit(): void;
 }
 
-/** Every setting counts: a field added to ListenerSpec later rebinds when it changes, with no list to keep. */
-const fingerprint = (s: ListenerSpec) => JSON.stringify(sortKeys(s));
+/**
+ * Every setting but the certificates counts: a field added to ListenerSpec later rebinds when it
+ * changes, with no list to keep. Certificates (certificateKey) are swapped into the running server.
+ */
+const fingerprint = (s: ListenerSpec) => {
+  const { certPath, keyPath: _k, cert: _c, key: _p, sni: _s, certReloadMs: _r, ...rest } = s;
+  return JSON.stringify(sortKeys({ ...rest, tls: certPath !== undefined }));
+};
 
 /** A copy with every object's keys sorted (an array replacer would also drop nested keys, such as `sni`'s). */
 function sortKeys(v: unknown): unknown {
@@ -82,6 +90,8 @@ export class ListenerSet {
     const takeovers: [string, ListenerSpec, Listener][] = [];
     // Old listeners closed early to free their port, with the server to restore if the reload fails.
     const displaced: Listener[] = [];
+    // Live TLS listeners whose certificates alone change: updated in place at commit.
+    const recertified: [Listener, ListenerSpec][] = [];
 
     const undo = async () => {
       await Promise.all([...opened.values()].map((l) => l.server.close(0)));
@@ -105,7 +115,10 @@ export class ListenerSet {
       for (const [name, spec] of wanted) {
         const cur = this.live.get(name);
         const fp = fingerprint(spec);
-        if (cur && cur.fingerprint === fp) continue;
+        if (cur && cur.fingerprint === fp) {
+          if (certificateKey(cur.spec) !== certificateKey(spec)) recertified.push([cur, spec]);
+          continue;
+        }
         try {
           opened.set(name, { network: name, spec, fingerprint: fp, server: await this.bind(name, spec) });
         } catch (e) {
@@ -145,6 +158,18 @@ export class ListenerSet {
           // Requests already on the old socket may finish; new connections go to the new listener.
           if (!displaced.includes(old)) void old.server.close(graceMs);
           this.logger.info("listener closed", { network: old.network, address: old.spec.address, port: old.spec.port });
+        }
+        for (const [l, spec] of recertified) {
+          try {
+            l.server.updateCertificates?.(spec);
+            l.spec = spec;
+          } catch (e) {
+            // Checked by the build, so not expected; the listener keeps serving its previous set.
+            this.logger.error("TLS certificates not updated; the previous ones stay in use", {
+              network: l.network,
+              error: (e as Error).message,
+            });
+          }
         }
         for (const [name, l] of opened) {
           this.live.set(name, l);

@@ -1,20 +1,18 @@
 /**
  * One network's listener: plain HTTP/1.1, HTTPS (TLS 1.2+), or HTTPS with HTTP/2 offered by ALPN
- * beside HTTP/1.1. A TLS listener re-reads its certificate and key when the files change (cert-
- * manager rotates them in place) and swaps them into new handshakes without a restart; a pair that
- * does not load is logged and the old one kept. A plain listener with force_https answers every
- * request with a redirect.
+ * beside HTTP/1.1. A TLS listener's certificates (tls-certs.ts) follow file rotations and reloads
+ * without a restart. A plain listener with force_https answers every request with a redirect.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { createSecureServer, type ServerHttp2Session } from "node:http2";
 import { writeProblem } from "../pipeline/errors.js";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
-import { sniSelector } from "./sni.js";
+import { listenerCerts } from "./tls-certs.js";
 
 /**
  * Socket buffer before a write reports backpressure. Node's 16 KiB default is smaller than one
@@ -55,6 +53,11 @@ export interface BoundListener {
    * The gateway calls it for harmony_network listeners with what a config build validated.
    */
   setTls?(material: { cert: Buffer; key: Buffer; ca?: Buffer }): void;
+  /**
+   * TLS listeners: a reload's certificate settings (ListenerSpec's paths, pairs and SNI list) taken
+   * in place, with the port open throughout; ListenerSet calls it when nothing else changed.
+   */
+  updateCertificates?(spec: ListenerSpec): void;
   /** Stops accepting; open connections get `graceMs` to finish. */
   close(graceMs: number): Promise<void>;
 }
@@ -92,6 +95,7 @@ export async function bindListener(
   const sockets = new Set<Socket>();
   let server: NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
   let stopReload: (() => void) | undefined;
+  let update: ((spec: ListenerSpec) => void) | undefined;
   const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
     keepAliveTimeout: 65_000,
@@ -105,25 +109,14 @@ export async function bindListener(
   };
 
   if (spec.certPath && spec.keyPath) {
-    // A harmony_network listener also trusts its network's bundle, re-read with the pair on rotation.
-    const caPath = spec.harmony?.caPath;
-    const read = () => ({
-      cert: readFileSync(spec.certPath!),
-      key: readFileSync(spec.keyPath!),
-      ...(caPath ? { ca: readFileSync(caPath) } : {}),
-    });
+    const certs = listenerCerts(spec, logger, network);
+    stopReload = certs.stop;
+    update = certs.update;
     // The client certificate is requested and verified, but a handshake without one still
     // completes: the one unauthenticated path (the signed export) is served, everything else is
     // refused per request with a problem naming why (network/guard.ts), which a TLS alert cannot say.
-    const mtls = caPath ? { requestCert: true, rejectUnauthorized: false } : {};
-    // More certificates by server name (sni = [...]); the pair above serves every other name.
-    const sni = spec.sni?.length ? sniSelector(spec.sni, logger, network) : undefined;
-    const tls = {
-      ...read(),
-      ...mtls,
-      minVersion: "TLSv1.2" as const,
-      ...(sni ? { SNICallback: sni.SNICallback.bind(sni) } : {}),
-    };
+    const mtls = spec.harmony?.caPath ? { requestCert: true, rejectUnauthorized: false } : {};
+    const tls = { ...certs.options, ...mtls, minVersion: "TLSv1.2" as const };
     if (spec.http2) {
       server = createSecureServer(
         {
@@ -146,54 +139,13 @@ export async function bindListener(
     } else {
       server = createHttpsServer({ ...tls, ...opts }, handler);
     }
+    certs.attach(server as TlsServer);
     rejectMalformed(server);
     server.on("secureConnection", (s: Socket) => {
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
     });
     server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
-    if (spec.certReloadMs && sni) {
-      const timer = setInterval(() => sni.reload(), spec.certReloadMs);
-      timer.unref();
-      const stopSni = () => clearInterval(timer);
-      stopReload = stopSni;
-    }
-    if (spec.certReloadMs) {
-      const stopSni = stopReload;
-      const digest = () => {
-        try {
-          const h = createHash("sha256").update(readFileSync(spec.certPath!)).update(readFileSync(spec.keyPath!));
-          if (caPath) h.update(readFileSync(caPath));
-          return h.digest("hex");
-        } catch {
-          return "unreadable";
-        }
-      };
-      let seen = digest();
-      const timer = setInterval(() => {
-        const now = digest();
-        if (now === seen) return;
-        seen = now;
-        try {
-          (server as unknown as { setSecureContext(o: object): void }).setSecureContext({
-            ...read(),
-            minVersion: "TLSv1.2",
-          });
-          logger.info("TLS certificate reloaded", { network, cert: spec.certPath });
-        } catch (e) {
-          logger.error("TLS certificate not reloaded; the previous one stays in use", {
-            network,
-            cert: spec.certPath,
-            error: (e as Error).message,
-          });
-        }
-      }, spec.certReloadMs);
-      timer.unref();
-      stopReload = () => {
-        stopSni?.();
-        clearInterval(timer);
-      };
-    }
   } else {
     server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : handler);
     rejectMalformed(server);
@@ -234,6 +186,7 @@ export async function bindListener(
   };
   return {
     ...(spec.certPath ? { setTls } : {}),
+    ...(update ? { updateCertificates: update } : {}),
     address: () => server.address() as AddressInfo | null,
     close: (graceMs) =>
       new Promise<void>((resolveP) => {

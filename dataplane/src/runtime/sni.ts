@@ -1,8 +1,9 @@
 /**
  * Several certificates on one HTTPS listener, chosen by the client's SNI server name the way
  * Gateway API listeners choose: an exact name first, then the longest matching wildcard; no match
- * (or no SNI) gets the listener's own certificate. Each pair is re-read when its files change, and
- * a pair that stops loading keeps serving its previous version.
+ * (or no SNI) gets the listener's own certificate. Each pair starts as the config build read it
+ * (the API's revision, when that is the source) and is re-read when its files change; a pair that
+ * stops loading keeps serving its previous version.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -32,7 +33,11 @@ export function sniSelector(list: NonNullable<ListenerSpec["sni"]>, logger: Logg
     createSecureContext({ cert: readFileSync(e.certPath), key: readFileSync(e.keyPath), minVersion: "TLSv1.2" });
   // Most specific first: exact names, then wildcards by length, so the first match is the answer.
   const entries: Entry[] = list
-    .map((e) => ({ ...e, context: load(e), digest: digestOf(e) }))
+    .map((e) => ({
+      ...e,
+      context: createSecureContext({ cert: e.cert, key: e.key, minVersion: "TLSv1.2" }),
+      digest: digestOf(e),
+    }))
     .sort(
       (a, b) =>
         Number(a.hostname.startsWith("*.")) - Number(b.hostname.startsWith("*.")) ||
