@@ -190,6 +190,8 @@ test("a peer that allows two associations: concurrent requests wait instead of f
     );
     for (const st of statuses) assert.match(st, /^200 /);
     assert.equal(s.peer.count("find"), 6);
+    // The gateway did try beyond the peer's limit (and was refused), so the waiting was exercised.
+    assert.ok(s.peer.count("rejected") >= 1, JSON.stringify(s.peer.events()));
   } finally {
     await s.stop();
   }

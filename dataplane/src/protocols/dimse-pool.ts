@@ -68,6 +68,8 @@ interface Network {
 const IMPLICIT_LE = constants.TransferSyntax.ImplicitVRLittleEndian as string;
 const EXPLICIT_LE = constants.TransferSyntax.ExplicitVRLittleEndian as string;
 const MAX_CONTEXTS = 128;
+/** How long a closing pool waits for associations still busy (see AssociationPool.close). */
+const CLOSE_GRACE_MS = 5000;
 /** Proposed on every pooled association (room permitting), so echoes and queries can share any. */
 const COMMON_SOP_CLASSES = [
   constants.SopClass.Verification as string,
@@ -289,6 +291,8 @@ export class AssociationPool {
   /** The peer's own limit, once it rejected an association while others were open. */
   private learnedLimit: number | undefined;
   draining = false;
+  /** Past the closing grace: nothing more is sent. */
+  private shut = false;
   private drained: (() => void) | undefined;
   /** Associations opened over the pool's life (for logs and tests). */
   opened = 0;
@@ -339,6 +343,7 @@ export class AssociationPool {
 
   /** Hands waiting jobs to idle associations that fit them, opens new ones while under the limit. */
   pump(): void {
+    if (this.shut) return;
     for (let i = 0; i < this.queue.length; ) {
       const job = this.queue[i]!;
       const endpoint = endpointOf(job.peer);
@@ -398,7 +403,8 @@ export class AssociationPool {
    */
   failed(job: Job, e: Error): void {
     const timedOut = e instanceof HttpError && e.status === 504;
-    if (job.reused && !job.responded && !job.retried && !timedOut && job.requests.every(isReadOnly)) {
+    const retry = job.reused && !job.responded && !job.retried && !timedOut && !this.shut;
+    if (retry && job.requests.every(isReadOnly)) {
       job.retried = true;
       job.reused = false;
       this.wait(job, "head");
@@ -424,14 +430,30 @@ export class AssociationPool {
 
   /**
    * No generation uses this pool any more (a reload changed the peer, or shutdown): requests still
-   * on it finish, then every association is released.
+   * on it finish, then every association is released. The gateway calls this once the requests of
+   * the retired generation are done (or cut, at shutdown), so an association still busy after a
+   * short grace is waiting on a peer nobody is listening for any more: it is closed.
    */
   close(): Promise<void> {
     this.draining = true;
     return new Promise<void>((resolve) => {
-      this.drained = resolve;
+      const finish = () => {
+        clearTimeout(grace);
+        resolve();
+      };
+      const grace = setTimeout(() => {
+        this.shut = true;
+        for (const a of this.all) a.fail(new HttpError(503, "the gateway is closing this DICOM association pool"));
+        for (const job of this.queue.splice(0)) {
+          clearTimeout(job.timer);
+          job.reject(new HttpError(503, "the gateway is closing this DICOM association pool"));
+        }
+        finish();
+      }, CLOSE_GRACE_MS);
+      grace.unref();
+      this.drained = finish;
       for (const a of this.all) a.release();
-      if (this.all.size === 0 && this.queue.length === 0) resolve();
+      if (this.all.size === 0 && this.queue.length === 0) finish();
     });
   }
 }
