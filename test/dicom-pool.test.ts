@@ -88,7 +88,12 @@ function peakOpen(peer: PoolScp): number {
 }
 
 const assocsOf = (peer: PoolScp, event: "find" | "store") =>
-  new Set(peer.events().filter((e) => e.event === event).map((e) => e.assoc));
+  new Set(
+    peer
+      .events()
+      .filter((e) => e.event === event)
+      .map((e) => e.assoc),
+  );
 
 test("sequential C-FINDs share one association, C-STOREs another (their contexts differ)", async () => {
   const s = await setup({}, 'local_aet = "HARMONY"');

@@ -65,17 +65,17 @@ interface Network {
   removeAllListeners(event: string): void;
 }
 
-const IMPLICIT_LE = constants.TransferSyntax.ImplicitVRLittleEndian as string;
-const EXPLICIT_LE = constants.TransferSyntax.ExplicitVRLittleEndian as string;
+const IMPLICIT_LE = constants.TransferSyntax.ImplicitVRLittleEndian;
+const EXPLICIT_LE = constants.TransferSyntax.ExplicitVRLittleEndian;
 const MAX_CONTEXTS = 128;
 /** How long a closing pool waits for associations still busy (see AssociationPool.close). */
 const CLOSE_GRACE_MS = 5000;
 /** Proposed on every pooled association (room permitting), so echoes and queries can share any. */
 const COMMON_SOP_CLASSES = [
-  constants.SopClass.Verification as string,
+  constants.SopClass.Verification,
   "1.2.840.10008.5.1.4.1.2.1.1", // Patient Root Q/R FIND
-  constants.SopClass.StudyRootQueryRetrieveInformationModelFind as string,
-  constants.SopClass.ModalityWorklistInformationModelFind as string,
+  constants.SopClass.StudyRootQueryRetrieveInformationModelFind,
+  constants.SopClass.ModalityWorklistInformationModelFind,
 ];
 const COMMON = COMMON_SOP_CLASSES.map((uid) => `${uid}|${IMPLICIT_LE},${EXPLICIT_LE}`);
 
@@ -84,7 +84,7 @@ function signaturesOf(a: AnyAssociation): Set<string> {
   const out = new Set<string>();
   for (const { id } of a.getPresentationContexts() as { id: number }[]) {
     const c = a.getPresentationContext(id);
-    out.add(`${c.getAbstractSyntaxUid()}|${(c.getTransferSyntaxUids() as string[]).join(",")}`);
+    out.add(`${c.getAbstractSyntaxUid()}|${c.getTransferSyntaxUids().join(",")}`);
   }
   return out;
 }
@@ -344,7 +344,7 @@ export class AssociationPool {
   /** Hands waiting jobs to idle associations that fit them, opens new ones while under the limit. */
   pump(): void {
     if (this.shut) return;
-    for (let i = 0; i < this.queue.length; ) {
+    for (let i = 0; i < this.queue.length;) {
       const job = this.queue[i]!;
       const endpoint = endpointOf(job.peer);
       const fit = [...this.all].find(
