@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
 import { startPoolScp, type PoolScp } from "./peers/pynetdicom.js";
+import { dicomwebToDimsePipeline, startOrthanc } from "./peers/dicom-peers.js";
 import { makeInstance, multipartRelated, uid } from "./dicom-files.js";
 import { baseConfig, eventually, startDataplane, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 
@@ -211,5 +212,51 @@ test("max_associations = 0: one association per request, as before the pool", as
     await eventually("both released", () => s.peer.count("released") - s.opensBefore >= 2);
   } finally {
     await s.stop();
+  }
+});
+
+test("Orthanc: sequential STOW-RS then QIDO-RS share one association (it proposed the FIND models too)", async () => {
+  const orthanc = await startOrthanc({ aet: "POOLORTHANC", verbose: true });
+  let associations = 0;
+  const count = (c: Buffer | string) => (associations += String(c).split("Association Received").length - 1);
+  orthanc.proc.stderr!.on("data", count);
+  orthanc.proc.stdout!.on("data", count);
+  const dir = writeTree({
+    "config.toml": baseConfig(
+      dicomwebToDimsePipeline("orthanc", "/orthanc", { port: orthanc.dicomPort, aet: orthanc.aet }),
+    ),
+  });
+  const dp = await startDataplane(join(dir, "config.toml"));
+  try {
+    const study = uid("pool-orthanc-study");
+    for (let i = 0; i < 3; i++) {
+      const { body, contentType } = multipartRelated([
+        makeInstance({
+          study,
+          series: uid("pool-orthanc-series"),
+          sop: uid(`pool-orthanc-${i}`),
+          patientId: "POOLORTHANC",
+          patientName: "Pool^Orthanc",
+        }),
+      ]);
+      const res = await fetch(dp.url("default", "/orthanc/studies"), {
+        method: "POST",
+        headers: { "content-type": contentType, accept: "application/dicom+json" },
+        body,
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(dp.url("default", `/orthanc/studies/${study}/instances`), {
+        headers: { accept: "application/dicom+json" },
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal((JSON.parse(text) as unknown[]).length, 3);
+    }
+    assert.equal(associations, 1, orthanc.log().slice(-4000));
+  } finally {
+    await dp.stop();
+    await orthanc.stop();
   }
 });
