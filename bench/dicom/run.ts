@@ -135,6 +135,17 @@ async function stores(port: number, called: string, round: number, label: string
   return ok;
 }
 
+/** FINDS QIDO-RS searches one after another (20 matches each). */
+async function qidos(url: string): Promise<void> {
+  const lap = stopwatch();
+  for (let i = 0; i < FINDS; i++) {
+    const r = await fetch(url, { headers: { accept: "application/dicom+json" } });
+    const n = ((await r.json()) as unknown[]).length;
+    if (r.status !== 200 || n !== 20) throw new Error(`QIDO-RS ${url}: ${r.status}, ${n} matches`);
+    lap();
+  }
+}
+
 function retrieve(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(url, { headers: { accept: 'multipart/related; type="application/dicom"' } }, (res) => {
@@ -163,6 +174,24 @@ const scpWebPort = await freePort();
 const scpNoPoolPort = await freePort();
 const dir = writeTree({
   "config.toml": baseConfig(`
+[pipelines.qido]
+networks = ["default"]
+endpoints = ["qido_in"]
+backends = ["orthanc_dimse"]
+
+[endpoints.qido_in]
+service = "dicomweb"
+options = { path_prefix = "/qido" }
+
+[pipelines.qido_nopool]
+networks = ["default"]
+endpoints = ["qido_nopool_in"]
+backends = ["orthanc_dimse_nopool"]
+
+[endpoints.qido_nopool_in]
+service = "dicomweb"
+options = { path_prefix = "/qido-nopool" }
+
 [pipelines.dicomweb]
 networks = ["default"]
 endpoints = ["dw"]
@@ -254,8 +283,14 @@ try {
     nopool: [],
     lat: { direct: [], gateway: [], nopool: [] },
   });
-  const rows: Record<string, Row> = { "C-FIND": row("ops/s"), "C-STORE": row("ops/s"), "WADO-RS": row("MB/s") };
+  const rows: Record<string, Row> = {
+    "C-FIND": row("ops/s"),
+    "QIDO-RS": row("ops/s"),
+    "C-STORE": row("ops/s"),
+    "WADO-RS": row("MB/s"),
+  };
   if (!ONLY.has("find")) delete rows["C-FIND"];
+  if (!ONLY.has("find")) delete rows["QIDO-RS"];
   if (!ONLY.has("store")) delete rows["C-STORE"];
   if (!ONLY.has("wado")) delete rows["WADO-RS"];
   const peak = { before: memoryOf(dp.pid).hwm, after: 0 };
@@ -274,6 +309,17 @@ try {
         if (f.r.matches !== FINDS * 20) throw new Error(`${who}: ${f.r.matches} matches, expected ${FINDS * 20}`);
         rows["C-FIND"][who].push(FINDS / f.s);
         rows["C-FIND"].lat[who].push(...lastLatencies);
+      }
+      if (rows["QIDO-RS"] && who !== "direct") {
+        // The `dicom` backend alone (no SCP in front): QIDO-RS over HTTP, one C-FIND each. Its
+        // "direct" is the C-FIND row's.
+        const prefix = who === "gateway" ? "/qido" : "/qido-nopool";
+        const q = await time(() => qidos(dp.url("default", `${prefix}/studies?PatientName=Bench%5EFind`)));
+        rows["QIDO-RS"][who].push(FINDS / q.s);
+        rows["QIDO-RS"].lat[who].push(...lastLatencies);
+      } else if (rows["QIDO-RS"] && rows["C-FIND"]) {
+        rows["QIDO-RS"].direct.push(rows["C-FIND"].direct.at(-1)!);
+        rows["QIDO-RS"].lat.direct.push(...rows["C-FIND"].lat.direct.slice(-FINDS));
       }
       if (rows["C-STORE"]) {
         const storePort = who !== "direct" && STORE_BACKEND === "dicomweb" ? scpWebPort : port;
