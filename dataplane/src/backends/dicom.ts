@@ -105,7 +105,8 @@ const Options = Type.Object(
     idle_timeout_ms: Type.Integer({
       minimum: 1,
       default: 30000,
-      description: "A pooled association unused this long is released (A-RELEASE). Below association_timeout_ms.",
+      description:
+        "A pooled association unused this long is released (A-RELEASE); at most half of association_timeout_ms.",
     }),
     max_queued_requests: Type.Integer({
       minimum: 0,
@@ -144,11 +145,6 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       ? [{ path: ["move_port"], message: 'is required with retrieve = "move" (where the peer sends what we ask for)' }]
       : []),
     ...harmonyProblems(o),
-    // The library aborts an association that has seen no PDU for association_timeout_ms; an idle
-    // pooled one must be released before that.
-    ...(o.max_associations > 0 && o.idle_timeout_ms >= o.association_timeout_ms
-      ? [{ path: ["idle_timeout_ms"], message: "must be below association_timeout_ms" }]
-      : []),
   ],
   create: (o, ctx) => {
     const { cGet, cMove, AssociationPool } = scu();
@@ -188,7 +184,9 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
         () =>
           new AssociationPool({
             maxAssociations: o.max_associations,
-            idleTimeoutMs: o.idle_timeout_ms,
+            // The library aborts an association that has seen no PDU for association_timeout_ms
+            // (which a [targets.*] timeout_secs may set low): an idle one is released well before.
+            idleTimeoutMs: Math.max(1, Math.min(o.idle_timeout_ms, Math.floor(o.association_timeout_ms / 2))),
             maxQueued: o.max_queued_requests,
             queueTimeoutMs: o.queue_timeout_ms,
           }),
