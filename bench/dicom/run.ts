@@ -8,11 +8,16 @@
  *            gateway (`dicomweb` endpoint → `dicomweb` backend).
  *
  * Rounds interleave direct and gateway; medians are reported with the ratio gateway/direct.
+ * C-FIND and C-STORE also run through a second SCP whose `dicom` backend has no association pool
+ * (`max_associations = 0`, one association per operation: "nopool"), so the pool's effect is
+ * measured in the same run; each reports ops/s and the median and p99 time per operation (the
+ * gap between consecutive final responses on the client's association).
  *
  *   node --import tsx bench/dicom/run.ts [--rounds 5] [--finds 200] [--stores 200] [--study-mib 256]
- *     [--store-kib 64] [--only find,store,wado]
+ *     [--store-kib 64] [--only find,store,wado] [--store-backend dicomweb|dicom]
  */
 import { parseArgs } from "node:util";
+import { loadavg } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
 import { startOrthanc } from "../../test/peers/dicom-peers.js";
@@ -63,9 +68,22 @@ function association(
   });
 }
 
+/** Per-operation latencies of the last finds()/stores() call, in ms. */
+let lastLatencies: number[] = [];
+function stopwatch(): () => void {
+  let t = process.hrtime.bigint();
+  lastLatencies = [];
+  return () => {
+    const now = process.hrtime.bigint();
+    lastLatencies.push(Number(now - t) / 1e6);
+    t = now;
+  };
+}
+
 async function finds(port: number, called: string): Promise<{ ops: number; matches: number }> {
   let matches = 0;
   let ok = 0;
+  const lap = stopwatch();
   await association("127.0.0.1", port, called, (c) => {
     for (let i = 0; i < FINDS; i++) {
       const r = requests.CFindRequest.createStudyFindRequest({
@@ -75,7 +93,10 @@ async function finds(port: number, called: string): Promise<{ ops: number; match
       });
       r.on("response", (x: { getStatus(): number; hasDataset(): boolean }) => {
         if (x.getStatus() === constants.Status.Pending && x.hasDataset()) matches++;
-        if (x.getStatus() === constants.Status.Success) ok++;
+        if (x.getStatus() === constants.Status.Success) {
+          ok++;
+          lap();
+        }
       });
       c.addRequest(r);
     }
@@ -86,6 +107,7 @@ async function finds(port: number, called: string): Promise<{ ops: number; match
 
 async function stores(port: number, called: string, round: number, label: string): Promise<number> {
   let ok = 0;
+  const lap = stopwatch();
   await association("127.0.0.1", port, called, (c) => {
     for (let i = 0; i < STORES; i++) {
       const p = parsePart10(
@@ -104,12 +126,24 @@ async function stores(port: number, called: string, round: number, label: string
       r.on("response", (x: { getStatus(): number }) => {
         if (process.env.BENCH_DEBUG) process.stderr.write(`store ${label} status ${x.getStatus()}\n`);
         if (x.getStatus() === constants.Status.Success) ok++;
+        lap();
       });
       c.addRequest(r);
     }
   });
   if (ok !== STORES) throw new Error(`${STORES - ok} C-STOREs did not succeed`);
   return ok;
+}
+
+/** FINDS QIDO-RS searches one after another (20 matches each). */
+async function qidos(url: string): Promise<void> {
+  const lap = stopwatch();
+  for (let i = 0; i < FINDS; i++) {
+    const r = await fetch(url, { headers: { accept: "application/dicom+json" } });
+    const n = ((await r.json()) as unknown[]).length;
+    if (r.status !== 200 || n !== 20) throw new Error(`QIDO-RS ${url}: ${r.status}, ${n} matches`);
+    lap();
+  }
 }
 
 function retrieve(url: string): Promise<number> {
@@ -127,6 +161,7 @@ function retrieve(url: string): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const p99 = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
 const time = async <T>(fn: () => Promise<T>) => {
   const t0 = process.hrtime.bigint();
   const r = await fn();
@@ -136,8 +171,27 @@ const time = async <T>(fn: () => Promise<T>) => {
 const orthanc = await startOrthanc();
 const scpPort = await freePort();
 const scpWebPort = await freePort();
+const scpNoPoolPort = await freePort();
 const dir = writeTree({
   "config.toml": baseConfig(`
+[pipelines.qido]
+networks = ["default"]
+endpoints = ["qido_in"]
+backends = ["orthanc_dimse"]
+
+[endpoints.qido_in]
+service = "dicomweb"
+options = { path_prefix = "/qido" }
+
+[pipelines.qido_nopool]
+networks = ["default"]
+endpoints = ["qido_nopool_in"]
+backends = ["orthanc_dimse_nopool"]
+
+[endpoints.qido_nopool_in]
+service = "dicomweb"
+options = { path_prefix = "/qido-nopool" }
+
 [pipelines.dicomweb]
 networks = ["default"]
 endpoints = ["dw"]
@@ -170,6 +224,18 @@ options = { port = ${scpWebPort}, bind_address = "127.0.0.1", local_aet = "HARMO
 [backends.orthanc_dimse]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}" }
+
+[pipelines.dimse_nopool]
+endpoints = ["scp_nopool"]
+backends = ["orthanc_dimse_nopool"]
+
+[endpoints.scp_nopool]
+service = "dicom"
+options = { port = ${scpNoPoolPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+
+[backends.orthanc_dimse_nopool]
+service = "dicom"
+options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}", max_associations = 0 }
 `).replace('log_level = "info"', 'log_level = "info"\naccess_log = false'),
 });
 const dp = await startDataplane(join(dir, "config.toml"));
@@ -208,31 +274,60 @@ try {
     if (r.status !== 200) throw new Error(`seeding the large study: ${r.status}`);
   }
 
-  const rows: Record<string, { direct: number[]; gateway: number[]; unit: string }> = {
-    "C-FIND": { direct: [], gateway: [], unit: "ops/s" },
-    "C-STORE": { direct: [], gateway: [], unit: "ops/s" },
-    "WADO-RS": { direct: [], gateway: [], unit: "MB/s" },
+  type Who = "direct" | "gateway" | "nopool";
+  type Row = { unit: string } & Record<Who, number[]> & { lat: Record<Who, number[]> };
+  const row = (unit: string): Row => ({
+    unit,
+    direct: [],
+    gateway: [],
+    nopool: [],
+    lat: { direct: [], gateway: [], nopool: [] },
+  });
+  const rows: Record<string, Row> = {
+    "C-FIND": row("ops/s"),
+    "QIDO-RS": row("ops/s"),
+    "C-STORE": row("ops/s"),
+    "WADO-RS": row("MB/s"),
   };
   if (!ONLY.has("find")) delete rows["C-FIND"];
+  if (!ONLY.has("find")) delete rows["QIDO-RS"];
   if (!ONLY.has("store")) delete rows["C-STORE"];
   if (!ONLY.has("wado")) delete rows["WADO-RS"];
   const peak = { before: memoryOf(dp.pid).hwm, after: 0 };
+  const loadBefore = loadavg();
+  const orders: Who[][] = [
+    ["direct", "gateway", "nopool"],
+    ["nopool", "gateway", "direct"],
+    ["gateway", "direct", "nopool"],
+  ];
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
-    for (const who of order) {
-      const port = who === "direct" ? orthanc.dicomPort : scpPort;
+    for (const who of orders[round % orders.length]!) {
+      const port = who === "direct" ? orthanc.dicomPort : who === "gateway" ? scpPort : scpNoPoolPort;
       const called = who === "direct" ? orthanc.aet : "HARMONY";
       if (rows["C-FIND"]) {
         const f = await time(() => finds(port, called));
         if (f.r.matches !== FINDS * 20) throw new Error(`${who}: ${f.r.matches} matches, expected ${FINDS * 20}`);
         rows["C-FIND"][who].push(FINDS / f.s);
+        rows["C-FIND"].lat[who].push(...lastLatencies);
+      }
+      if (rows["QIDO-RS"] && who !== "direct") {
+        // The `dicom` backend alone (no SCP in front): QIDO-RS over HTTP, one C-FIND each. Its
+        // "direct" is the C-FIND row's.
+        const prefix = who === "gateway" ? "/qido" : "/qido-nopool";
+        const q = await time(() => qidos(dp.url("default", `${prefix}/studies?PatientName=Bench%5EFind`)));
+        rows["QIDO-RS"][who].push(FINDS / q.s);
+        rows["QIDO-RS"].lat[who].push(...lastLatencies);
+      } else if (rows["QIDO-RS"] && rows["C-FIND"]) {
+        rows["QIDO-RS"].direct.push(rows["C-FIND"].direct.at(-1)!);
+        rows["QIDO-RS"].lat.direct.push(...rows["C-FIND"].lat.direct.slice(-FINDS));
       }
       if (rows["C-STORE"]) {
-        const storePort = who === "gateway" && STORE_BACKEND === "dicomweb" ? scpWebPort : port;
+        const storePort = who !== "direct" && STORE_BACKEND === "dicomweb" ? scpWebPort : port;
         const s = await time(() => stores(storePort, called, round, who));
         rows["C-STORE"][who].push(STORES / s.s);
+        rows["C-STORE"].lat[who].push(...lastLatencies);
       }
-      if (rows["WADO-RS"]) {
+      if (rows["WADO-RS"] && who !== "nopool") {
         const base = who === "direct" ? orthanc.dicomweb : dp.url("default", "/dicomweb");
         let bytes = 0;
         const w = await time(async () => {
@@ -244,16 +339,30 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   peak.after = memoryOf(dp.pid).hwm;
-  const out = Object.entries(rows).map(([op, r]) => ({
-    op,
-    unit: r.unit,
-    direct: Number(median(r.direct).toFixed(1)),
-    gateway: Number(median(r.gateway).toFixed(1)),
-    ratio: Number((median(r.gateway) / median(r.direct)).toFixed(2)),
-  }));
+  const fixed = (x: number | undefined, d = 1) => (x === undefined ? undefined : Number(x.toFixed(d)));
+  const out = Object.entries(rows).map(([op, r]) => {
+    const m = (who: Who) => (r[who].length ? median(r[who]) : undefined);
+    const lat = (who: Who) =>
+      r.lat[who].length ? { p50_ms: fixed(median(r.lat[who]), 2), p99_ms: fixed(p99(r.lat[who]), 2) } : undefined;
+    return {
+      op,
+      unit: r.unit,
+      direct: fixed(m("direct")),
+      gateway: fixed(m("gateway")),
+      nopool: fixed(m("nopool")),
+      ratio: fixed(m("gateway")! / m("direct")!, 2),
+      ratio_nopool: m("nopool") === undefined ? undefined : fixed(m("nopool")! / m("direct")!, 2),
+      latency: { direct: lat("direct"), gateway: lat("gateway"), nopool: lat("nopool") },
+    };
+  });
   for (const r of out)
     process.stdout.write(
-      `${r.op.padEnd(8)} direct ${String(r.direct).padStart(9)} ${r.unit}  gateway ${String(r.gateway).padStart(9)} ${r.unit}  ratio ${r.ratio}\n`,
+      `${r.op.padEnd(8)} direct ${String(r.direct).padStart(9)} ${r.unit}  gateway ${String(r.gateway).padStart(9)} ${r.unit}  ratio ${r.ratio}` +
+        (r.nopool === undefined ? "" : `  (no pool ${r.nopool} ${r.unit}, ratio ${r.ratio_nopool})`) +
+        (r.latency.gateway
+          ? `  p50/p99 ms direct ${r.latency.direct?.p50_ms}/${r.latency.direct?.p99_ms} gateway ${r.latency.gateway.p50_ms}/${r.latency.gateway.p99_ms} no pool ${r.latency.nopool?.p50_ms}/${r.latency.nopool?.p99_ms}`
+          : "") +
+        "\n",
     );
   process.stdout.write(
     JSON.stringify({
@@ -265,6 +374,7 @@ try {
       study_mib: parts * 32,
       retrieves: RETRIEVES,
       gateway_peak_rss_mib: Math.round(peak.after / 2 ** 20),
+      load_average: { before: loadBefore.map((x) => fixed(x, 2)), after: loadavg().map((x) => fixed(x, 2)) },
       results: out,
     }) + "\n",
   );

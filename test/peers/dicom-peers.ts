@@ -50,6 +50,8 @@ export async function startOrthanc(
     modalities?: Record<string, [string, string, number]>;
     httpPort?: number;
     dicomPort?: number;
+    /** Orthanc's --verbose: info lines, among them one per association received. */
+    verbose?: boolean;
   } = {},
 ): Promise<Orthanc> {
   const dir = tempDir("harmony-orthanc-");
@@ -92,7 +94,7 @@ export async function startOrthanc(
       },
     }),
   );
-  const p = run("Orthanc", [join(dir, "orthanc.json")], dir);
+  const p = run("Orthanc", [...(opts.verbose ? ["--verbose"] : []), join(dir, "orthanc.json")], dir);
   const http = `http://127.0.0.1:${httpPort}`;
   await waitFor("Orthanc", p, async () => (await fetch(`${http}/system`)).ok);
   return { ...p, http, dicomweb: `${http}/dicom-web`, aet, dicomPort, dir };

@@ -70,3 +70,50 @@ export async function sameDataset(expected: string, actual: string): Promise<{ s
   const r = await python("same_dataset.py", [expected, actual]);
   return { same: r.code === 0, report: r.out + r.err };
 }
+
+export interface PoolEvent {
+  event: "open" | "released" | "aborted" | "rejected" | "closed" | "find" | "store" | "echo";
+  assoc: number;
+}
+
+export interface PoolScp extends Proc {
+  aet: string;
+  port: number;
+  /** Every association event so far, oldest first (see python/pool_scp.py). */
+  events(): PoolEvent[];
+  /** How many of `event` so far. */
+  count(event: PoolEvent["event"]): number;
+  /** Makes the SCP abort every open association. */
+  abortAll(): void;
+}
+
+/** pynetdicom query/storage SCP that logs each association's life (python/pool_scp.py). */
+export async function startPoolScp(
+  aet: string,
+  opts: { maxAssociations?: number; findDelayMs?: number; silentFind?: boolean } = {},
+): Promise<PoolScp> {
+  const dir = tempDir("harmony-poolscp-");
+  const log = join(dir, "events.jsonl");
+  const port = await freePort();
+  const args = [aet, String(port), log];
+  if (opts.maxAssociations !== undefined) args.push(`--max-associations=${opts.maxAssociations}`);
+  if (opts.findDelayMs !== undefined) args.push(`--find-delay-ms=${opts.findDelayMs}`);
+  if (opts.silentFind) args.push("--silent-find");
+  const p = run(PEER_PYTHON, [join(SCRIPTS, "pool_scp.py"), ...args], dir);
+  await waitFor("pynetdicom pool SCP", p, () => echo(aet, port), 30_000);
+  const events = (): PoolEvent[] =>
+    existsSync(log)
+      ? readFileSync(log, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as PoolEvent)
+      : [];
+  return {
+    ...p,
+    aet,
+    port,
+    events,
+    count: (event) => events().filter((e) => e.event === event).length,
+    abortAll: () => void p.proc.kill("SIGUSR1"),
+  };
+}

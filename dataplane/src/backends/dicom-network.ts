@@ -36,7 +36,8 @@ export function peerProblems(o: PeerOptions, ctx: BuildContext): OptionProblem[]
 }
 
 export type NetworkPeer =
-  { ok: true; peer: { host: string; calledAet: string }; bridge: TlsBridge } | { ok: false; error: string };
+  | { ok: true; peer: { host: string; calledAet: string }; bridge: TlsBridge; key: string }
+  | { ok: false; error: string };
 
 /** Undefined without a target; otherwise the peer to call (through the bridge) or why there is none. */
 export function networkPeer(o: PeerOptions, ctx: BuildContext): NetworkPeer | undefined {
@@ -58,5 +59,5 @@ export function networkPeer(o: PeerOptions, ctx: BuildContext): NetworkPeer | un
     key,
     () => new TlsBridge(e.address, e.port, r.tls, o.connect_timeout_ms, ctx.logger),
   );
-  return { ok: true, peer: { host: "127.0.0.1", calledAet: e.ae_title }, bridge };
+  return { ok: true, peer: { host: "127.0.0.1", calledAet: e.ae_title }, bridge, key };
 }

@@ -95,6 +95,29 @@ const Options = Type.Object(
       default: 64 * 1024 * 1024,
       description: "STOW-RS instances are sent in associations of about this many bytes.",
     }),
+    max_associations: Type.Integer({
+      minimum: 0,
+      maximum: 64,
+      default: 4,
+      description:
+        "Associations to the peer kept open and reused by C-ECHO, C-FIND and C-STORE (one operation at a time on each); requests beyond wait for a free one. A peer that rejects an association while others are open is taken to be at its limit, and requests wait rather than fail. 0: one association per operation, released at once.",
+    }),
+    idle_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 30000,
+      description:
+        "A pooled association unused this long is released (A-RELEASE); at most half of association_timeout_ms.",
+    }),
+    max_queued_requests: Type.Integer({
+      minimum: 0,
+      default: 256,
+      description: "Requests waiting for a pooled association at most; beyond, 503 at once.",
+    }),
+    queue_timeout_ms: Type.Integer({
+      minimum: 1,
+      default: 30000,
+      description: "How long a request waits for a pooled association before a 503.",
+    }),
     ...harmonyOptions,
     ...jsonApiOptions,
   },
@@ -124,7 +147,7 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
     ...harmonyProblems(o),
   ],
   create: (o, ctx) => {
-    const { cGet, cMove } = scu();
+    const { cGet, cMove, AssociationPool } = scu();
     const { retrieve: mode, movePort } = retrieval(o);
     const viaNetwork = networkPeer(o, ctx);
     if (viaNetwork && !viaNetwork.ok) {
@@ -140,6 +163,34 @@ export const dicomBackend: BackendPlugin<typeof Options> = {
       associationTimeoutMs: o.association_timeout_ms,
       ...(viaNetwork?.peer ?? {}),
     };
+    // One pool per peer, calling AE, TLS identity (the bridge's key) and settings, shared by the
+    // generations that keep them: a reload that changes any of them drains the old pool.
+    if (o.max_associations > 0)
+      peer.pool = ctx.resources.acquire(
+        "dimse-pool:" +
+          JSON.stringify([
+            peer.host,
+            peer.port,
+            peer.calledAet,
+            peer.callingAet,
+            viaNetwork?.key,
+            peer.connectTimeoutMs,
+            peer.associationTimeoutMs,
+            o.max_associations,
+            o.idle_timeout_ms,
+            o.max_queued_requests,
+            o.queue_timeout_ms,
+          ]),
+        () =>
+          new AssociationPool({
+            maxAssociations: o.max_associations,
+            // The library aborts an association that has seen no PDU for association_timeout_ms
+            // (which a [targets.*] timeout_secs may set low): an idle one is released well before.
+            idleTimeoutMs: Math.max(1, Math.min(o.idle_timeout_ms, Math.floor(o.association_timeout_ms / 2))),
+            maxQueued: o.max_queued_requests,
+            queueTimeoutMs: o.queue_timeout_ms,
+          }),
+      );
     const bridge = viaNetwork?.bridge;
     const receiver =
       mode === "move"

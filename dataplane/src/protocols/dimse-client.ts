@@ -1,7 +1,9 @@
 /**
- * DIMSE operations as promises over dcmjs-dimse's Client: one association per call, released when
- * the call completes. A refused association, a dropped connection or a timeout becomes the HTTP
- * error a gateway should answer with (502 or 504), naming the peer by AE title only.
+ * DIMSE operations as promises over dcmjs-dimse's Client. C-ECHO, C-FIND and C-STORE go on the
+ * peer's association pool when it has one (dimse-pool.ts); C-GET and C-MOVE, and every operation
+ * of a peer without a pool, get an association of their own, released when the call completes.
+ * A refused association, a dropped connection or a timeout becomes the HTTP error a gateway
+ * should answer with (502 or 504), naming the peer by AE title only.
  */
 import { HttpError, problemType } from "../pipeline/errors.js";
 import {
@@ -18,6 +20,9 @@ import {
 import type { Level, SearchLevel } from "./dicomweb-request.js";
 import { MAX_CONTEXTS, storageContexts } from "./transfer-syntax.js";
 import "./store-proposal.js";
+import type { AnyRequest, AssociationPool } from "./dimse-pool.js";
+
+export { AssociationPool } from "./dimse-pool.js";
 
 export interface Peer {
   host: string;
@@ -26,6 +31,8 @@ export interface Peer {
   callingAet: string;
   connectTimeoutMs: number;
   associationTimeoutMs: number;
+  /** Open associations to reuse (the `dicom` backend's); none: one association per operation. */
+  pool?: AssociationPool;
 }
 
 export interface Received {
@@ -66,13 +73,19 @@ function run(peer: Peer, client: AnyClient): Promise<void> {
   });
 }
 
-export async function cEcho(peer: Peer): Promise<number> {
+/** `requests` on a pooled association, or on one of their own. */
+function exchange(peer: Peer, requests: AnyRequest[]): Promise<void> {
+  if (peer.pool) return peer.pool.run(peer, requests);
   const client = new Client();
+  for (const r of requests) client.addRequest(r);
+  return run(peer, client);
+}
+
+export async function cEcho(peer: Peer): Promise<number> {
   const req = new requests.CEchoRequest();
   let status = -1;
   req.on("response", (r: { getStatus(): number }) => (status = r.getStatus()));
-  client.addRequest(req);
-  await run(peer, client);
+  await exchange(peer, [req]);
   return status;
 }
 
@@ -94,7 +107,6 @@ export async function cFind(
   level: SearchLevel | "PATIENT",
   maxMatches = Infinity,
 ): Promise<{ status: number; matches: Record<string, unknown>[]; truncated: boolean }> {
-  const client = new Client();
   const req = new requests.CFindRequest();
   req.setAffectedSopClassUid(
     level === "WORKLIST" ? constants.SopClass.ModalityWorklistInformationModelFind : FIND_SOP[level],
@@ -109,8 +121,7 @@ export async function cFind(
     if (matches.length < maxMatches) matches.push(r.getDataset().getElements());
     else truncated = true; // memory stays bounded by the cap however many the peer sends
   });
-  client.addRequest(req);
-  await run(peer, client);
+  await exchange(peer, [req]);
   return { status, matches, truncated };
 }
 
@@ -211,15 +222,12 @@ function context(sopClass: string, syntaxes: string[]): InstanceType<typeof asso
  * C-STORE of several instances on one association; the status of each, in order. What is
  * proposed for each instance is what it can be sent in (store-proposal.ts): its own syntax, and
  * for an uncompressed one every uncompressed syntax, transcoded losslessly (dimse.ts).
- */
-/**
  * `comments`, when given, receives each response's Error Comment (0000,0902) where the peer sent
  * one: why it refused (a network policy names its rule there), for the caller to pass on.
  */
 export async function cStore(peer: Peer, items: StoreItem[], comments?: (string | undefined)[]): Promise<number[]> {
-  const client = new Client();
   const statuses = items.map(() => -1);
-  items.forEach((item, i) => {
+  const reqs = items.map((item, i) => {
     const ds = new RawDataset(item.dataset, item.transferSyntax, {
       SOPClassUID: item.sopClass,
       SOPInstanceUID: item.sopInstance,
@@ -230,10 +238,10 @@ export async function cStore(peer: Peer, items: StoreItem[], comments?: (string 
       const comment = r.getErrorComment()?.trim();
       if (comments && comment) comments[i] = comment;
     });
-    client.addRequest(req);
+    return req;
   });
   let broken = false;
-  await run(peer, client).catch((e: unknown) => {
+  await exchange(peer, reqs).catch((e: unknown) => {
     if (statuses.every((st) => st === -1)) throw e;
     broken = true;
   });
