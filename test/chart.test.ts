@@ -565,9 +565,12 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   for (const ns of ["clinic", "radiology"]) {
     const role = find(scoped, "Role", "harmony", ns) as Obj & { rules: Rule[] };
     assert.ok(role, `no Role in ${ns}`);
-    // Less the cluster-only rules (HarmonyNetworks, namespaces): a scoped operator runs no networks.
+    // Less the cluster-only rules (HarmonyNetworks, namespaces, and cert-manager's Certificates of
+    // networks in mode CertManager): a scoped operator runs no networks.
     const clusterOnly = (r: Rule) =>
-      r.resources.some((x) => x.startsWith("harmonynetworks")) || r.resources.includes("namespaces");
+      r.resources.some((x) => x.startsWith("harmonynetworks")) ||
+      r.resources.includes("namespaces") ||
+      r.apiGroups.includes("cert-manager.io");
     assert.deepEqual(
       role.rules,
       clusterRules.filter((r) => !clusterOnly(r)),

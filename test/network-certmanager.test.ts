@@ -277,7 +277,7 @@ test(
 test(
   "a missing Issuer: CertificateNotReady with cert-manager's message; the other network keeps serving",
   { skip },
-  async () => {
+  async (t) => {
     await C.apply(
       cr("HarmonyNetwork", undefined, "clinics", {
         domain: "clinics.example",
@@ -294,7 +294,13 @@ test(
       const said = Boolean(cmReady?.message && c?.message?.includes(cmReady.message));
       return c?.reason === "CertificateNotReady" && said && c;
     });
+    t.diagnostic(`clinics: ${cond.message}`);
     assert.equal(cond.status, "False");
+    // cert-manager's answer for the missing issuer, from the CertificateRequest.
+    assert.match(
+      cond.message ?? "",
+      /CertificateRequest gw-c-harmony-clinics-\d+: Pending: .*no-such-issuer.* not found/,
+    );
     assert.match(
       cond.message ?? "",
       /^1 of 1 gateway certificate\(s\) not ready: Certificate org-c\/gw-c-harmony-clinics: /,

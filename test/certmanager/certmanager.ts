@@ -1,7 +1,7 @@
 /**
  * The real cert-manager for tests: the controller built by test/certmanager/build.sh (cached), its
  * CRDs installed on a test control plane, and the controller run as a host process against it with
- * --kubeconfig (leader election off; no webhook or cainjector: a CA issuer needs neither).
+ * --kubeconfig (no leader election; no webhook or cainjector: a CA issuer needs neither).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -59,16 +59,13 @@ export async function startCertManager(
     join(dir, "bin/controller"),
     [
       `--kubeconfig=${c.cp.kubeconfig}`,
-      "--leader-elect=false",
       `--cluster-resource-namespace=${clusterResourceNamespace}`,
       // What a CA issuer needs: issuers, the Certificate controllers, the CA signer and the approver
-      // (without it every CertificateRequest waits for approval forever).
+      // (without it every CertificateRequest waits for approval forever). No leader election,
+      // metrics or health listeners in this build (main.go): nothing to collide with other runs.
       "--controllers=issuers,clusterissuers,certificates-issuing,certificates-key-manager," +
         "certificates-request-manager,certificates-readiness,certificates-trigger,certificates-revision-manager," +
         "certificaterequests-issuer-ca,certificaterequests-approver",
-      // Dynamic ports: never the defaults (9402, 9403) another run may hold.
-      "--metrics-listen-address=127.0.0.1:0",
-      "--healthz-listen-address=127.0.0.1:0",
       "--v=2",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
