@@ -155,7 +155,7 @@ const BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
  * The leaf a cert-manager Secret holds, if it serves this gateway: the URI SAN it must carry, its
  * key, not expired, and an issuer CA (ca.crt) that signed it. Otherwise why not (for the status).
  */
-function leafOf(
+export function leafOf(
   s: V1Secret | undefined,
   name: string,
   uri: string,
