@@ -49,8 +49,10 @@ func main() {
 	verbose := flag.Int("v", 1, "log verbosity")
 	flag.Parse()
 
-	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, time.Now().UTC().Format(time.RFC3339Nano), prefix, args) },
-		funcr.Options{Verbosity: *verbose})
+	write := func(prefix, args string) {
+		fmt.Fprintln(os.Stderr, time.Now().UTC().Format(time.RFC3339Nano), prefix, args)
+	}
+	log := funcr.New(write, funcr.Options{Verbosity: *verbose})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = logf.NewContext(ctx, log, "controller")
