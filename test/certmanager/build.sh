@@ -56,7 +56,9 @@ rm -rf "$work" && mkdir -p "$work" "$DIR/bin" "$DIR/crds"
 {
   log "building cert-manager $VERSION with $(go version)"
   # The root module: cert-manager's control loops, and in deploy/crds the CRDs of this release.
-  json=$(go mod download -json "github.com/cert-manager/cert-manager@$VERSION")
+  # -json prints a failure (no such version, no proxy) as an "Error" field on stdout.
+  json=$(go mod download -json "github.com/cert-manager/cert-manager@$VERSION") ||
+    die "go mod download github.com/cert-manager/cert-manager@$VERSION failed: $(sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
   root=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json" | head -n 1)
   gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$json" | head -n 1)
   [ -d "$root/deploy/crds" ] || die "github.com/cert-manager/cert-manager@$VERSION has no deploy/crds (got '$root')"
