@@ -326,3 +326,33 @@ test(
     assert.equal(r.status, 200, r.text);
   },
 );
+
+test(
+  "leaving mode CertManager deletes the network's Certificates, and the operator's CA serves the gateway",
+  { skip },
+  async () => {
+    await C.apply(
+      cr("HarmonyNetwork", undefined, "clinics", {
+        domain: "clinics.example",
+        members: { orgs: ["org-c"] },
+        syncIntervalSeconds: 1,
+        ca: { mode: "Operator" },
+      }),
+    );
+    await eventually("gw-c's Certificate deleted", async () => {
+      const list = await C.get<{ items: unknown[] }>("/apis/cert-manager.io/v1/namespaces/org-c/certificates");
+      return list?.items.length === 0;
+    });
+    const leaf = await eventually("gw-c's leaf from the operator's CA", () =>
+      C.secretKey("org-c", "gw-c-harmony-net", "clinics.tls.crt"),
+    );
+    assert.equal(new X509Certificate(leaf).subjectAltName, "URI:spiffe://clinics.example/org/org-c/gateway/gw-c");
+    const c = await eventually("clinics Ready", async () => {
+      const r = await ready("clinics");
+      return r?.status === "True" && r;
+    });
+    assert.equal(c.reason, "Ready");
+    // hospitals' Certificates are untouched.
+    assert.ok(await certificate("org-b", "gw-b-harmony-hospitals"));
+  },
+);
