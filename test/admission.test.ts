@@ -351,3 +351,40 @@ test("HarmonyNetwork: duplicate rule names, destinations outside the domain, ope
   );
   assert.equal(good.code, 0, good.stderr);
 });
+
+test("HarmonyNetwork mode CertManager: a missing or half-specified issuerRef is refused, by the CRD and by the webhook", async () => {
+  const net = (name: string, ca: object) => ({
+    apiVersion: "harmony.runbeam.io/v1alpha1",
+    kind: "HarmonyNetwork",
+    metadata: { name },
+    spec: { domain: "hospitals.example", members: { orgs: ["org-a"] }, ca },
+  });
+  // The CRD alone (CEL rule and required fields) refuses these: they never reach the webhook.
+  const none = await refused(net("cm-none", { mode: "CertManager" }));
+  assert.match(none, /mode CertManager needs certManager\.issuerRef \{name, kind: Issuer\|ClusterIssuer\}/);
+  const noKind = await refused(net("cm-nokind", { mode: "CertManager", certManager: { issuerRef: { name: "ca" } } }));
+  assert.match(noKind, /spec\.ca\.certManager\.issuerRef\.kind: Required value/);
+  const badKind = await refused(
+    net("cm-badkind", { mode: "CertManager", certManager: { issuerRef: { name: "ca", kind: "Vault" } } }),
+  );
+  assert.match(badKind, /spec\.ca\.certManager\.issuerRef\.kind: Unsupported value: "Vault"/);
+  // The webhook says the same where the CRD is older than the operator (no such rule in it).
+  const review = (object: unknown) =>
+    JSON.stringify({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: { uid: "u-cm", kind: { kind: "HarmonyNetwork" }, operation: "CREATE", object },
+    });
+  const hook = (await postValidate(
+    review(net("cm-hook", { mode: "CertManager", certManager: { issuerRef: { kind: "ClusterIssuer" } } })),
+  )) as { json: { response: { allowed: boolean; status: { message: string } } } };
+  assert.equal(hook.json.response.allowed, false);
+  assert.match(
+    hook.json.response.status.message,
+    /spec\.ca\.certManager\.issuerRef: mode CertManager needs issuerRef \{name, kind: Issuer\|ClusterIssuer\}; missing: name/,
+  );
+  const good = await apply(
+    net("cm-good", { mode: "CertManager", certManager: { issuerRef: { name: "ca", kind: "ClusterIssuer" } } }),
+  );
+  assert.equal(good.code, 0, good.stderr);
+});

@@ -534,11 +534,16 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "services"), ["create", "get", "patch"]);
-  // The one delete: a PDB the gateway's spec no longer asks for.
+  // The deletes: a PDB the gateway's spec no longer asks for, and the cert-manager Certificates of a
+  // network that left mode CertManager (or of a gateway that left the network).
   assert.deepEqual(verbsFor(clusterRules, "policy", "poddisruptionbudgets"), ["create", "delete", "get", "patch"]);
+  assert.deepEqual(verbsFor(clusterRules, "cert-manager.io", "certificates"), ["create", "delete", "list", "patch"]);
+  assert.deepEqual(verbsFor(clusterRules, "cert-manager.io", "certificaterequests"), ["list"]);
   for (const r of clusterRules) {
     assert.ok(!r.verbs.includes("*") && !r.resources.includes("*") && !r.apiGroups.includes("*"), JSON.stringify(r));
-    const deletable = r.apiGroups.join() === "policy" && r.resources.join() === "poddisruptionbudgets";
+    const deletable =
+      (r.apiGroups.join() === "policy" && r.resources.join() === "poddisruptionbudgets") ||
+      (r.apiGroups.join() === "cert-manager.io" && r.resources.join() === "certificates");
     assert.ok(!r.verbs.some((v) => ["deletecollection", "escalate", "bind", "impersonate"].includes(v)));
     assert.ok(deletable || !r.verbs.includes("delete"), JSON.stringify(r));
     assert.ok(!r.resources.some((x) => x.startsWith("pods/") || x === "customresourcedefinitions"));
@@ -577,9 +582,11 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   for (const ns of ["clinic", "radiology"]) {
     const role = find(scoped, "Role", "harmony", ns) as Obj & { rules: Rule[] };
     assert.ok(role, `no Role in ${ns}`);
-    // Less the cluster-only rules (HarmonyNetworks, namespaces list/watch), plus `get` on the
+    // Less the cluster-only rules (HarmonyNetworks, namespaces list/watch, cert-manager's Certificates
+    // of networks in mode CertManager, which needs a cluster-wide install), plus `get` on the
     // namespace itself (a network's namespaceSelector reads its labels, one GET per namespace).
-    const clusterOnly = (r: Rule) => isNetworkRule(r) || r.resources.includes("namespaces");
+    const clusterOnly = (r: Rule) =>
+      isNetworkRule(r) || r.resources.includes("namespaces") || r.apiGroups.includes("cert-manager.io");
     assert.deepEqual(
       role.rules,
       [...clusterRules.filter((r) => !clusterOnly(r)), { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] }],

@@ -154,6 +154,15 @@ the Secret and ConfigMap rules above (scoped: by the release namespace's network
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- /* HarmonyNetwork spec.ca.mode CertManager: one cert-manager Certificate per member gateway, in
+its org's namespace. Static (RBAC cannot follow a field of a network), harmless without cert-manager:
+no such resource exists then. The Secrets cert-manager fills are read one by one, as above. */}}
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["list", "create", "patch", "delete"]
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificaterequests"]
+  verbs: ["list"]
 {{- if .Values.gatewayAPI.enabled }}
 {{- /* Gateway API: GatewayClass is cluster-scoped, and routes and grants cross namespaces. Backends
 are Services and their EndpointSlices (pod IPs); certificate Secrets are read one by one, as above. */}}

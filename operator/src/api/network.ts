@@ -176,8 +176,32 @@ export const HarmonyNetworkSpec = Obj(
           mode: Type.Optional(
             Enum(
               ["Operator", "CertManager"],
-              "Operator: a CA the operator creates and keeps in a Secret of its namespace. CertManager: reserved (not built yet).",
+              "Operator: a CA the operator creates and keeps in a Secret of its namespace. CertManager: each member gateway's workload certificate is a cert-manager Certificate from certManager.issuerRef, and the trust bundle's local CA is that issuer's CA (ca.crt).",
               { default: "Operator" },
+            ),
+          ),
+          certManager: Type.Optional(
+            Obj(
+              {
+                issuerRef: Obj(
+                  {
+                    name: Str("Issuer or ClusterIssuer name.", { pattern: SUBDOMAIN, maxLength: 253 }),
+                    kind: Enum(
+                      ["Issuer", "ClusterIssuer"],
+                      "Issuer: one of that name in every member org's namespace (a Certificate uses an Issuer of its own namespace). ClusterIssuer: one for the cluster.",
+                    ),
+                    group: Type.Optional(
+                      Str("API group of the issuer (cert-manager.io, or an external issuer's).", {
+                        pattern: SUBDOMAIN,
+                        maxLength: 253,
+                        default: "cert-manager.io",
+                      }),
+                    ),
+                  },
+                  "The issuer that signs the gateways' workload certificates. Its CA must be in the Secrets it fills (ca.crt), as cert-manager's CA, Vault and self-signed issuers do: that CA becomes the network's local trust anchor.",
+                ),
+              },
+              "cert-manager settings (mode CertManager). cert-manager itself must be installed in the cluster.",
             ),
           ),
           caValidityDays: Type.Optional(Int("CA lifetime.", { minimum: 1, default: 3650, maximum: 36500 })),
@@ -202,6 +226,14 @@ export const HarmonyNetworkSpec = Obj(
           ),
         },
         "The network's certificate authority.",
+        {
+          "x-kubernetes-validations": [
+            {
+              rule: "!has(self.mode) || self.mode != 'CertManager' || has(self.certManager)",
+              message: "mode CertManager needs certManager.issuerRef {name, kind: Issuer|ClusterIssuer}",
+            },
+          ],
+        },
       ),
     ),
     policies: Type.Optional(List(NetworkPolicy, "Rules in order; first match wins.", { maxItems: 10000 })),

@@ -3,14 +3,14 @@
  * its network Secret (`<gateway>-harmony-net`: per network the workload leaf and key, the trust
  * bundle, directory.json and the signed export), mounted at NET_DIR/<network>/. The leaf is kept
  * while it is current (leafIsCurrent) and re-issued otherwise: new SAN, new CA, two thirds of its
- * life gone.
+ * life gone. In CertManager mode the leaf is cert-manager's (the network runtime's `leaves`).
  */
 import { createHash } from "node:crypto";
 import TOML from "@iarna/toml";
 import type { V1Secret } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { DEFAULT_LISTENER, NET_DIR, NET_FILES, netSecretKey, networkTable } from "./directory.js";
-import { issueLeaf, leafIsCurrent, leafRenewAt, spiffeId } from "./pki.js";
+import { issueLeaf, leafIsCurrent, leafRenewAt, spiffeId, type Leaf } from "./pki.js";
 import type { NetworkRegistry } from "./state.js";
 
 export const netSecretName = (gw: HarmonyGateway) => `${gw.metadata.name}-harmony-net`;
@@ -28,6 +28,12 @@ export interface GatewayNetworks {
   hash: string;
   /** Earliest leaf renewal due (ms since epoch). */
   renewAt?: number;
+  /**
+   * Network listeners left out of the config until their certificate exists (CertManager mode, not
+   * issued yet): never served without the mutual TLS they stand for, as a listener whose TLS Secret
+   * is missing (translator/gateway-tls.ts).
+   */
+  unavailable: Map<string, { reason: string; message: string }>;
 }
 
 export function gatewayNetworks(
@@ -37,7 +43,17 @@ export function gatewayNetworks(
   now = new Date(),
 ): GatewayNetworks {
   const id = `${gw.metadata.namespace}/${gw.metadata.name}`;
-  const member = (registry?.all() ?? []).filter((rt) => rt.gateways.includes(id));
+  // CertManager mode: a gateway joins a network once cert-manager has issued its certificate.
+  const all = (registry?.all() ?? []).filter((rt) => rt.gateways.includes(id));
+  const member = all.filter((rt) => !rt.leaves || rt.leaves.has(id));
+  const unavailable = new Map<string, { reason: string; message: string }>();
+  for (const rt of all.filter((r) => !member.includes(r))) {
+    const name = rt.net.metadata.name!;
+    unavailable.set(rt.net.spec.listener ?? DEFAULT_LISTENER, {
+      reason: "CertificateNotReady",
+      message: `HarmonyNetwork ${name}: cert-manager has not issued this gateway's certificate yet (Certificate ${gw.metadata.namespace}/${gw.metadata.name}-harmony-${name}; the network's Ready condition says why)`,
+    });
+  }
   const org = gw.metadata.namespace ?? "";
   const data: Record<string, Buffer> = {};
   const mounted: Record<string, Buffer> = {};
@@ -47,11 +63,14 @@ export function gatewayNetworks(
   for (const rt of member) {
     const name = rt.net.metadata.name!;
     const uri = spiffeId(rt.net.spec.domain, org, gw.metadata.name ?? "");
-    let leaf = { certPem: old(netSecretKey(name, "tls.crt")), keyPem: old(netSecretKey(name, "tls.key")) };
-    if (!leafIsCurrent(leaf, rt.ca.current.caPem, uri, now)) {
-      leaf = issueLeaf(rt.ca.current, uri, rt.net.spec.ca?.leafValiditySeconds ?? 2_592_000, now);
+    let leaf: Partial<Leaf> | undefined = rt.leaves?.get(id);
+    if (!leaf) {
+      leaf = { certPem: old(netSecretKey(name, "tls.crt")), keyPem: old(netSecretKey(name, "tls.key")) };
+      if (!leafIsCurrent(leaf, rt.ca.current.caPem, uri, now)) {
+        leaf = issueLeaf(rt.ca.current, uri, rt.net.spec.ca?.leafValiditySeconds ?? 2_592_000, now);
+      }
+      renewAt = Math.min(renewAt ?? Infinity, leafRenewAt(leaf.certPem!));
     }
-    renewAt = Math.min(renewAt ?? Infinity, leafRenewAt(leaf.certPem!));
     data[netSecretKey(name, "tls.crt")] = Buffer.from(leaf.certPem!);
     data[netSecretKey(name, "tls.key")] = Buffer.from(leaf.keyPem!);
     data[netSecretKey(name, "ca.crt")] = Buffer.from(rt.trustBundlePem);
@@ -64,6 +83,7 @@ export function gatewayNetworks(
   }
   const h = createHash("sha256");
   for (const k of Object.keys(data).sort()) h.update(k).update("\0").update(data[k]!);
+  for (const k of [...unavailable.keys()].sort()) h.update("unavailable\0").update(k);
   return {
     names: member.map((rt) => rt.net.metadata.name!),
     decorate: (doc) => {
@@ -82,6 +102,7 @@ export function gatewayNetworks(
     mounted,
     hash: h.digest("hex"),
     ...(renewAt !== undefined ? { renewAt } : {}),
+    unavailable,
   };
 }
 

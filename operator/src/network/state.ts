@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
 import type { CaState } from "./ca-store.js";
+import type { Leaf } from "./pki.js";
 import { directoryDoc, type DirectoryEntry, type PeerImport, type SkippedMember } from "./directory.js";
 import { orgClaims, trustBundle, type OrgConflict } from "./trust-bundle.js";
 
@@ -15,7 +16,13 @@ export interface NetworkRuntime {
   orgs: string[];
   /** "namespace/name" of the member gateways. */
   gateways: string[];
+  /** With spec.ca.mode CertManager, bundlePem is the issuer's CA (current only signs the export). */
   ca: CaState;
+  /**
+   * CertManager mode only: each member gateway's leaf from the Secret cert-manager filled. A
+   * gateway without one (not issued yet) gets no files for this network.
+   */
+  leaves?: Map<string, Leaf>;
   local: DirectoryEntry[];
   imports: Map<string, PeerImport>;
   peers: Map<string, PeerStatus>;
@@ -119,13 +126,17 @@ export function finish(
   // Peer CAs join ours (a peer gateway's leaf verifies against its own network's CA), each bound
   // to the orgs it may vouch for.
   const trustBundlePem = trustBundle(rt.ca.bundlePem, rt.orgs, imports, claims);
+  const leaves = [...(rt.leaves ?? new Map<string, Leaf>()).entries()].sort(([a], [b]) => a.localeCompare(b));
   const digest = createHash("sha256")
     .update(directoryJson)
     .update(trustBundlePem)
     .update(rt.ca.current.caPem)
     .update(rt.exportJws ?? "")
+    // A renewal by cert-manager is a new leaf: member gateways get new files.
+    .update(leaves.map(([g, l]) => `${g}\0${l.certPem}`).join("\0"))
     .digest("hex");
-  // What networkTable() and the listener key depend on: a change here needs a full gateway render.
+  // What networkTable() and the listener key depend on: a change here needs a full gateway render
+  // (in CertManager mode a gateway joins the network's tables once its certificate is issued).
   const configDigest = createHash("sha256")
     // Skipped gateways too: each reports it in its own status (gateway-reconciler.ts).
     .update(
@@ -135,6 +146,7 @@ export function finish(
         rt.net.spec.domain,
         rt.exportJws !== undefined,
         rt.skipped.filter((m) => m.kind === "HarmonyGateway"),
+        rt.leaves ? leaves.map(([g]) => g) : null,
       ]),
     )
     .digest("hex");

@@ -11,6 +11,7 @@ import { GROUP, VERSION } from "../api/v1alpha1.js";
 import type { HarmonyNetwork, PeerStatus } from "../api/network.js";
 import type { KubeClients } from "../provider/kube.js";
 import { ensureCa } from "../network/ca-store.js";
+import { removeCertificates, syncCertificates } from "../network/cert-manager.js";
 import {
   exportedEntries,
   exportedOrgs,
@@ -63,18 +64,23 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
   const before = registry.get(name);
   if (!net || net.metadata.deletionTimestamp) {
     registry.delete(name);
+    // Certificates are owned by their gateways, which stay: the network's go with it.
+    await removeCertificates(deps.kube, name);
     for (const g of before?.gateways ?? []) deps.enqueue(`gateway/${g}`);
     for (const org of before?.orgs ?? []) enqueueEndpoints(deps, org);
     return {};
   }
   const now = Date.now();
-  if ((net.spec.ca?.mode ?? "Operator") !== "Operator") {
+  const certManager = net.spec.ca?.mode === "CertManager";
+  const ref = net.spec.ca?.certManager?.issuerRef;
+  if (certManager && (!ref?.name || !ref.kind)) {
+    // Only where the CRD's CEL rule and the webhook did not run (an older CRD).
     await writeNetworkStatus(deps, net, [
       {
         type: "Ready",
         status: "False",
-        reason: "UnsupportedCA",
-        message: "spec.ca.mode CertManager is not built yet; use Operator",
+        reason: "InvalidCA",
+        message: "spec.ca.mode CertManager needs spec.ca.certManager.issuerRef {name, kind: Issuer|ClusterIssuer}",
       },
     ]);
     return {};
@@ -96,8 +102,13 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     if (claimant === deps.operatorId) await releaseNetwork(deps, net);
     return {};
   }
-  const ca = await ensureCa(deps.kube, deps.namespace, net, deps.readSecret, now);
+  if (!certManager && before?.leaves) await removeCertificates(deps.kube, name);
+  // In CertManager mode the operator's own CA only signs the federation export (its key never
+  // issues a leaf): peers pin its fingerprint as before.
+  const opCa = await ensureCa(deps.kube, deps.namespace, net, deps.readSecret, now);
   const gateways = memberGateways(net, orgs, caches.gateways.list());
+  const certs = certManager ? await syncCertificates(deps, net, gateways, new Date(now)) : undefined;
+  const ca = certs ? { ...opCa, bundlePem: certs.bundlePem } : opCa;
   const { entries: local, skipped: skippedGateways } = localEntries(net, gateways, caches.pipelines.list(), (ns, n) =>
     caches.endpoints.get(n, ns),
   );
@@ -179,7 +190,8 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       issuer_cluster: deps.clusterName,
       entries: exported,
       orgs: exportedOrgs(net, orgs),
-      trust_bundle_pem: ca.bundlePem,
+      // The signing CA is in it either way: a peer checks that it is (federation.ts).
+      trust_bundle_pem: certs ? ca.bundlePem + opCa.current.caPem.trim() + "\n" : ca.bundlePem,
     };
     const key = createHash("sha256").update(canonical(payload)).update(ca.current.caPem).digest("hex");
     if (key !== exportKey || now >= (exportRenewAt ?? 0)) {
@@ -196,6 +208,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     orgs,
     gateways: gateways.map((g) => `${g.metadata.namespace}/${g.metadata.name}`),
     ca,
+    ...(certs ? { leaves: certs.leaves } : {}),
     local,
     imports,
     peers,
@@ -236,24 +249,37 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     deps,
     net,
     [
-      {
-        type: "Ready",
-        status: "True",
-        // Serving what it can: a skipped member is named (status.skipped has each one's reason).
-        reason: skipped.length
-          ? "MembersSkipped"
-          : failing.length
-            ? "PeersDegraded"
-            : rt.conflicts.length
-              ? "PeerOrgConflict"
-              : "Ready",
-        message:
-          `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
-          (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
-          (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
-          (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : "") +
-          (skipped.length ? `; skipped: ${skipped.map((m) => `${m.name} (${m.reason})`).join(", ")}` : ""),
-      },
+      certs?.notReady.length
+        ? {
+            type: "Ready",
+            status: "False",
+            reason: "CertificateNotReady",
+            message:
+              `${certs.notReady.length} of ${gateways.length} gateway certificate(s) not ready: ` +
+              certs.notReady
+                .slice(0, 5)
+                .map((n) => `Certificate ${n.certificate}: ${n.message}`)
+                .join("; ")
+                .slice(0, 2000),
+          }
+        : {
+            type: "Ready",
+            status: "True",
+            // Serving what it can: a skipped member is named (status.skipped has each one's reason).
+            reason: skipped.length
+              ? "MembersSkipped"
+              : failing.length
+                ? "PeersDegraded"
+                : rt.conflicts.length
+                  ? "PeerOrgConflict"
+                  : "Ready",
+            message:
+              `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
+              (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
+              (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
+              (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : "") +
+              (skipped.length ? `; skipped: ${skipped.map((m) => `${m.name} (${m.reason})`).join(", ")}` : ""),
+          },
     ],
     {
       operator: deps.operatorId,
@@ -270,7 +296,9 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
   // A scoped operator cannot watch namespaces: a selector's label changes are read again at this pace.
   const relabelAt =
     deps.watched && net.spec.members.namespaceSelector ? now + (deps.namespaceRecheckMs ?? 300_000) : Infinity;
-  const due = Math.min(nextPeerAt, ca.nextStepAt ?? Infinity, exportRenewAt ?? Infinity, relabelAt);
+  // cert-manager's Certificates and Secrets are polled (cert-manager.ts says why not watched).
+  const certsAt = certs ? now + interval : Infinity;
+  const due = Math.min(nextPeerAt, ca.nextStepAt ?? Infinity, exportRenewAt ?? Infinity, relabelAt, certsAt);
   return Number.isFinite(due) ? { requeueAfterMs: Math.max(100, due - Date.now()) } : {};
 }
 

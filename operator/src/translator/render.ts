@@ -93,7 +93,12 @@ export function render(
    * The gateway's HarmonyNetwork share (network/gateway-files.ts): `decorate` adds its keys to
    * config.toml, `mounted` holds the files those keys name, by mounted path, for the check below.
    */
-  network?: { decorate: (doc: Table) => void; mounted: Readonly<Record<string, Buffer>> },
+  network?: {
+    decorate: (doc: Table) => void;
+    mounted: Readonly<Record<string, Buffer>>;
+    /** Network listeners whose workload certificate does not exist yet: left out like a TLS listener without its Secret. */
+    unavailable?: ReadonlyMap<string, { reason: string; message: string }>;
+  },
   /**
    * Kept per gateway, so that a render renders and checks again only what changed (with the same
    * verdicts as checking the whole tree). A fresh one does everything.
@@ -119,6 +124,7 @@ export function render(
     };
   }
   const tls = planTls(gateway, secrets);
+  for (const [n, u] of network?.unavailable ?? []) if (!tls.unavailable.has(n)) tls.unavailable.set(n, u);
   const outcomes = new Map<string, PipelineOutcome>();
   const files: Record<string, string> = {};
   const secretData: Record<string, Buffer> = {};
