@@ -526,7 +526,9 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "", "secrets"), ["create", "get", "patch"]);
   // get: a ConfigMap a pipeline's fileOptions name, read when it renders (the cache holds only the operator's
   // own); and the data plane's per-gateway Role grants it, and RBAC lets the operator grant only what it holds.
-  assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "get", "list", "patch", "watch"]);
+  // delete: the shards of a set a large gateway has left (README: Large gateways); patch could empty
+  // any ConfigMap already, so delete adds no reach.
+  assert.deepEqual(verbsFor(clusterRules, "", "configmaps"), ["create", "delete", "get", "list", "patch", "watch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "serviceaccounts"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "rbac.authorization.k8s.io", "roles"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "rbac.authorization.k8s.io", "rolebindings"), ["create", "get", "patch"]);
@@ -1114,7 +1116,6 @@ test("kubectl auth can-i: the ServiceAccount may do what the operator does and n
     ["create", "pods", "-n", "clinic"],
     ["list", "secrets", "-n", "clinic"],
     ["delete", "secrets", "-n", "clinic"],
-    ["delete", "configmaps", "-n", "clinic"],
     ["update", "harmonygateways.harmony.runbeam.io", "-n", "clinic"],
     ["delete", "harmonygateways.harmony.runbeam.io", "-n", "clinic"],
     ["delete", "deployments.apps", "-n", "clinic"],

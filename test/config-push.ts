@@ -172,12 +172,18 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
       }),
       { mode: 0o600 },
     );
-    const dp = await startDataplane(join(dir, "config", "config.toml"), {}, [
-      "--config-source",
-      `kubernetes://${ns}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=${secretDir}`,
-      "--kubeconfig",
-      kubeconfig,
-    ]);
+    const dp = await startDataplane(
+      join(dir, "config", "config.toml"),
+      {},
+      [
+        "--config-source",
+        `kubernetes://${ns}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=${secretDir}`,
+        "--kubeconfig",
+        kubeconfig,
+      ],
+      // Building thousands of pipelines at start takes time in proportion.
+      15_000 + n * 10,
+    );
     stops.unshift(() => dp.stop());
     return {
       cp,

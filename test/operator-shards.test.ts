@@ -65,12 +65,33 @@ test("2,500 pipelines: shards under the limit, one edit one shard, torn writes n
     vol.projected?.sources.map((s) => s.configMap.name),
     [MAIN, ...before.shards.map((s) => s.metadata.name)],
   );
-  const role = JSON.parse(await kubectl(["get", "role", "edge-harmony", "-n", ns, "-o", "json"])) as {
-    rules: { resources: string[]; resourceNames: string[] }[];
-  };
+  // The set grew as pipelines arrived (N doubled): the earlier sets' shards, mounted by no pod, are
+  // deleted, and then the Role names exactly the current ones.
+  const want = [MAIN, ...before.shards.map((s) => s.metadata.name)].sort();
+  const readable = async () =>
+    [
+      ...(
+        JSON.parse(await kubectl(["get", "role", "edge-harmony", "-n", ns, "-o", "json"])) as {
+          rules: { resources: string[]; resourceNames: string[] }[];
+        }
+      ).rules.find((x) => x.resources.includes("configmaps"))!.resourceNames,
+    ].sort();
+  let seen: string[] = [];
+  await eventually(
+    "the Role to name the current set only",
+    async () => (seen = await readable()).join() === want.join(),
+    {
+      timeoutMs: 60_000,
+      context: () => `Role names ${seen.join(", ")}`,
+    },
+  );
+  const left = (await kubectl(["get", "configmaps", "-n", ns, "-o", "name"])).split("\n").filter(Boolean).sort();
   assert.deepEqual(
-    [...role.rules.find((x) => x.resources.includes("configmaps"))!.resourceNames].sort(),
-    [MAIN, ...before.shards.map((s) => s.metadata.name)].sort(),
+    left,
+    want
+      .map((n) => `configmap/${n}`)
+      .concat("configmap/kube-root-ca.crt")
+      .sort(),
   );
 
   // The API-watch data plane serves all of them.
@@ -173,7 +194,7 @@ test("2,500 pipelines: shards under the limit, one edit one shard, torn writes n
     dir,
   );
   await eventually("the projected files", () => syncer!.swaps() > 0, { timeoutMs: 60_000 });
-  fileDp = await startDataplane(join(dir, "config.toml"));
+  fileDp = await startDataplane(join(dir, "config.toml"), {}, [], 15_000 + N * 10);
   const fileCounts = () => fileDp!.logs.filter((l) => l.message === "config loaded").map((l) => l.pipelines);
   assert.deepEqual(fileCounts(), [N]);
   await torn(fileDp, "pipeline.push.pl-0011.toml", waitingLog(fileDp));

@@ -259,7 +259,7 @@ try {
       ? startProjectedSyncer(kc, ns, ["edge-harmony-config", ...shardNames], dir)
       : startSyncer(kc, ns, "edge-harmony-config", dir);
     while (syncer.swaps() === 0) await sleep(50);
-    const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" });
+    const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" }, [], 15_000 + N * 10);
     const latencies: number[] = [];
     try {
       for (let round = 1; round <= 5; round++) {

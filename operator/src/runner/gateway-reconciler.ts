@@ -214,7 +214,10 @@ export async function reconcileGateway(
       }
       if (orphans.length) {
         const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[GATEWAY_LABEL] === name);
-        await removeOrphanShards(deps.kube, gw, orphans, pods, () => deps.metrics?.writes("ConfigMap"));
+        const kept = await removeOrphanShards(deps.kube, gw, orphans, pods, () => deps.metrics?.writes("ConfigMap"));
+        // The pods' Role stops naming what is gone now, not after this reconcile's status writes.
+        if (manage && kept.length < orphans.length)
+          for (const o of configReaderRbac(gw, [...shardNames, ...kept])) await applyIfChanged(deps, o);
       }
     }
   }

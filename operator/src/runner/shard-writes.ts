@@ -88,7 +88,7 @@ export function orphanShards(
 }
 
 /**
- * Deletes the orphans no pod still mounts: a pod of the previous set keeps its files (and serves)
+ * Deletes the orphans no pod still mounts (returns those kept): a pod of the previous set keeps its files (and serves)
  * until the rollout replaces it, and the kubelet keeps a deleted ConfigMap's last files anyway, but
  * a pod restarting in place would not start without them.
  */
@@ -98,7 +98,7 @@ export async function removeOrphanShards(
   orphans: readonly string[],
   pods: readonly V1Pod[],
   onDelete?: () => void,
-): Promise<void> {
+): Promise<string[]> {
   const mounted = new Set(
     pods.flatMap((p) =>
       (p.spec?.volumes ?? []).flatMap((v) => [
@@ -108,11 +108,16 @@ export async function removeOrphanShards(
     ),
   );
   const namespace = workloadSource(gw).namespace;
+  const kept: string[] = [];
   for (const name of orphans) {
-    if (mounted.has(name)) continue;
+    if (mounted.has(name)) {
+      kept.push(name);
+      continue;
+    }
     await kube.core.deleteNamespacedConfigMap({ name, namespace }).catch((e: unknown) => {
       if ((e as { code?: number }).code !== 404) throw e;
     });
     onDelete?.();
   }
+  return kept;
 }
