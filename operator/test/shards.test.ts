@@ -16,8 +16,10 @@ const where = (layout: ReturnType<typeof planShards>) =>
 
 test("a small config is not sharded: the main ConfigMap holds it all, as before", () => {
   const f = files(10);
-  const l = planShards("edge-harmony-config", f, 0);
-  assert.deepEqual(l, { main: f, shards: [] });
+  assert.deepEqual(planShards("edge-harmony-config", f, 0), { main: f, shards: [] });
+  // 1,000 pipelines of the size operator-scale renders (about 540 bytes each): still one ConfigMap.
+  const thousand = files(1000, 520);
+  assert.deepEqual(planShards("edge-harmony-config", thousand, 0), { main: thousand, shards: [] });
 });
 
 test("a large config shards under the budget, every pipeline once, the main ConfigMap last names them", () => {

@@ -3,7 +3,7 @@
  * gateways: config shards"). A ConfigMap holds at most 1 MiB; 1,000 small pipelines fill half.
  *
  * - Few pipelines: everything stays in the main ConfigMap, exactly as before (no shards).
- * - Beyond SHARD_BUDGET: each pipeline (its TOML and the files only it uses) goes to shard
+ * - Beyond UNSHARDED_BUDGET: each pipeline (its TOML and the files only it uses) goes to shard
  *   `hash(pipeline) mod N` of N shards, N a power of two grown until every shard is under the
  *   budget (or the largest is a single pipeline: then it must fit the 1 MiB limit on its own). The main ConfigMap keeps config.toml and a manifest of the shards' digests.
  * - Shard names carry N (`<main>-<N>-<k>`): a change of N is a new set of ConfigMaps, written in
@@ -19,8 +19,14 @@
 import { createHash } from "node:crypto";
 import { SHARD_MANIFEST, shardDigest, shardDigestKey } from "@harmony/dataplane";
 
-/** A shard's data target, and the size past which a gateway starts sharding (half a ConfigMap). */
+/** A shard's data target (half a ConfigMap: room for a shard to grow before N doubles). */
 export const SHARD_BUDGET = 512 * 1024;
+/**
+ * The size past which a gateway starts sharding: three quarters of a ConfigMap, so a gateway of
+ * 1,000 small pipelines (about 540 KiB) keeps its single ConfigMap, and one that grows still
+ * shards well before the 1 MiB limit.
+ */
+export const UNSHARDED_BUDGET = 768 * 1024;
 /** At most this many shards (256 × 512 KiB: 128 MiB of config, far past what etcd should hold). */
 export const MAX_SHARDS = 256;
 
@@ -105,7 +111,7 @@ function split(files: Readonly<Record<string, string>>, own: Map<string, string>
  */
 export function planShards(mainName: string, files: Readonly<Record<string, string>>, current: number): ShardLayout {
   const total = Object.entries(files).reduce((s, [k, v]) => s + k.length + Buffer.byteLength(v), 0);
-  if (current === 0 && total <= SHARD_BUDGET) return { main: { ...files }, shards: [] };
+  if (current === 0 && total <= UNSHARDED_BUDGET) return { main: { ...files }, shards: [] };
   const own = owners(files);
   let n = Math.max(1, current);
   let plan = split(files, own, n);
