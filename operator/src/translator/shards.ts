@@ -5,7 +5,7 @@
  * - Few pipelines: everything stays in the main ConfigMap, exactly as before (no shards).
  * - Beyond UNSHARDED_BUDGET: each pipeline (its TOML and the files only it uses) goes to shard
  *   `hash(pipeline) mod N` of N shards, N a power of two grown until every shard is under the
- *   budget (or the largest is a single pipeline: then it must fit the 1 MiB limit on its own). The main ConfigMap keeps config.toml and a manifest of the shards' digests.
+ *   budget (a shard over it only because one pipeline alone is stays, if under the 1 MiB limit). The main ConfigMap keeps config.toml and a manifest of the shards' digests.
  * - Shard names carry N (`<main>-<N>-<k>`): a change of N is a new set of ConfigMaps, written in
  *   full beside the old one, which keeps serving the pods that mount it until they are replaced.
  *   N changes only when a shard passes the budget (doubles) or the whole would fit in half as many
@@ -27,6 +27,8 @@ export const SHARD_BUDGET = 512 * 1024;
  * shards well before the 1 MiB limit.
  */
 export const UNSHARDED_BUDGET = 768 * 1024;
+/** What a shard may hold at most: the ConfigMap limit (1 MiB) less room for its metadata. */
+export const SHARD_LIMIT = 1_048_576 - 16_384;
 /** At most this many shards (256 × 512 KiB: 128 MiB of config, far past what etcd should hold). */
 export const MAX_SHARDS = 256;
 
@@ -91,18 +93,22 @@ const bucket = (owner: string) => createHash("sha256").update(owner).digest().re
 function split(files: Readonly<Record<string, string>>, own: Map<string, string>, n: number) {
   const parts: Record<string, string>[] = Array.from({ length: n }, () => ({}));
   const sizes = new Array<number>(n).fill(0);
-  const members = Array.from({ length: n }, () => new Set<string>());
+  const members = Array.from({ length: n }, () => new Map<string, number>());
   for (const [k, v] of Object.entries(files)) {
     const o = own.get(k);
     if (o === undefined) continue;
     const i = bucket(o) & (n - 1);
+    const size = k.length + Buffer.byteLength(v);
     parts[i]![k] = v;
-    sizes[i]! += k.length + Buffer.byteLength(v);
-    members[i]!.add(o);
+    sizes[i]! += size;
+    members[i]!.set(o, (members[i]!.get(o) ?? 0) + size);
   }
-  const max = Math.max(...sizes);
-  // A shard that is one pipeline cannot shrink by doubling N.
-  return { parts, max, splittable: members[sizes.indexOf(max)]!.size > 1 };
+  // A shard over the budget because one pipeline alone is (but under the object limit) is left
+  // as it is: doubling N would only move its neighbours out, one halving at a time.
+  const overfull = sizes.some(
+    (size, i) => size > SHARD_BUDGET && !(Math.max(...members[i]!.values()) > SHARD_BUDGET && size <= SHARD_LIMIT),
+  );
+  return { parts, max: Math.max(...sizes), overfull };
 }
 
 /**
@@ -115,7 +121,7 @@ export function planShards(mainName: string, files: Readonly<Record<string, stri
   const own = owners(files);
   let n = Math.max(1, current);
   let plan = split(files, own, n);
-  while (plan.max > SHARD_BUDGET && plan.splittable && n < MAX_SHARDS) plan = split(files, own, (n *= 2));
+  while (plan.overfull && n < MAX_SHARDS) plan = split(files, own, (n *= 2));
   while (n > 1) {
     const half = split(files, own, n / 2);
     if (half.max > SHARD_BUDGET / 2) break;
