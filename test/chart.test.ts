@@ -536,11 +536,13 @@ test("helm template: RBAC is cluster-wide by default and per namespace with watc
   assert.deepEqual(verbsFor(clusterRules, "", "events"), ["create", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "apps", "deployments"), ["create", "get", "patch"]);
   assert.deepEqual(verbsFor(clusterRules, "", "services"), ["create", "get", "patch"]);
-  // The one delete: a PDB the gateway's spec no longer asks for.
+  // The deletes: a PDB the gateway's spec no longer asks for, and retired config shards (above).
   assert.deepEqual(verbsFor(clusterRules, "policy", "poddisruptionbudgets"), ["create", "delete", "get", "patch"]);
   for (const r of clusterRules) {
     assert.ok(!r.verbs.includes("*") && !r.resources.includes("*") && !r.apiGroups.includes("*"), JSON.stringify(r));
-    const deletable = r.apiGroups.join() === "policy" && r.resources.join() === "poddisruptionbudgets";
+    const deletable =
+      (r.apiGroups.join() === "policy" && r.resources.join() === "poddisruptionbudgets") ||
+      (r.apiGroups.join() === "" && r.resources.join() === "configmaps");
     assert.ok(!r.verbs.some((v) => ["deletecollection", "escalate", "bind", "impersonate"].includes(v)));
     assert.ok(deletable || !r.verbs.includes("delete"), JSON.stringify(r));
     assert.ok(!r.resources.some((x) => x.startsWith("pods/") || x === "customresourcedefinitions"));
