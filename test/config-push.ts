@@ -21,12 +21,41 @@ import {
   type Dataplane,
 } from "../dataplane/test/helpers.js";
 
+/**
+ * A gateway's config as the pod sees it: the main ConfigMap's data, and when its manifest names
+ * shards (README: Large gateways), theirs beside it; undefined while a shard is missing or not at
+ * the manifest's digest (the operator is still writing).
+ */
+export async function readConfigTree(
+  kubectl: (args: string[]) => Promise<string>,
+  ns: string,
+  main: string,
+): Promise<Record<string, string> | undefined> {
+  const get = async (name: string) =>
+    (JSON.parse(await kubectl(["get", "configmap", name, "-n", ns, "-o", "json"])) as { data?: Record<string, string> })
+      .data ?? {};
+  const data = await get(main);
+  const manifest = data["harmony-shards.json"];
+  if (!manifest) return data;
+  const tree = { ...data };
+  for (const [name, digest] of Object.entries((JSON.parse(manifest) as { shards: Record<string, string> }).shards)) {
+    const shard = await get(name).catch(() => undefined);
+    if (shard?.[`${name}.sha256`] !== digest) return undefined;
+    Object.assign(tree, shard);
+  }
+  return tree;
+}
+
 export interface PushRig {
   cp: ControlPlane;
   dp: Dataplane;
   ns: string;
   webPort: number;
   operatorLog: () => string;
+  /** Stops the operator (a test then writes ConfigMaps by hand without it undoing them). */
+  stopOperator: () => Promise<void>;
+  /** A fresh operator process (no memory of earlier renders). */
+  startOperator: () => void;
   kubectl: (args: string[], input?: string) => Promise<string>;
   stop: () => Promise<void>;
 }
@@ -46,22 +75,27 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
     await cp.installCrds();
     const upstream = await startUpstream((req, res) => res.end(`upstream ${req.url}`));
     stops.push(() => upstream.close());
-    const op: ChildProcess = spawn(
-      process.execPath,
-      [
-        join(ROOT, "operator/dist/main.js"),
-        ...["--kubeconfig", cp.kubeconfig, "--leader-elect", "false", "--health-port", "0", "--log-level", "info"],
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    op.stdout!.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-200_000)));
-    op.stderr!.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-200_000)));
-    stops.unshift(async () => {
-      if (op.exitCode === null) {
+    let op: ChildProcess | undefined;
+    const startOperator = () => {
+      op = spawn(
+        process.execPath,
+        [
+          join(ROOT, "operator/dist/main.js"),
+          ...["--kubeconfig", cp.kubeconfig, "--leader-elect", "false", "--health-port", "0", "--log-level", "info"],
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      op.stdout!.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-200_000)));
+      op.stderr!.setEncoding("utf8").on("data", (c: string) => (log = (log + c).slice(-200_000)));
+    };
+    const stopOperator = async () => {
+      if (op && op.exitCode === null && op.signalCode === null) {
         op.kill("SIGTERM");
         await once(op, "exit");
       }
-    });
+    };
+    startOperator();
+    stops.unshift(stopOperator);
     const ns = "push";
     const webPort = await freePort();
     const mgmtPort = await freePort();
@@ -103,15 +137,13 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
     }
     const context = () => `operator log:\n${log.slice(-4000)}`;
     // The pod's start: the files as the kubelet mounts them, the ServiceAccount's token.
-    const cm = await eventually(
-      `the ConfigMap with ${n} pipeline(s)`,
+    const tree = await eventually(
+      `the config with ${n} pipeline(s)`,
       async () => {
-        const c = JSON.parse(await kubectl(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
-          data: Record<string, string>;
-        };
-        return Object.keys(c.data).length === n + 1 ? c : undefined;
+        const t = await readConfigTree(kubectl, ns, "edge-harmony-config").catch(() => undefined);
+        return t && Object.keys(t).filter((k) => k.startsWith("pipeline.")).length === n ? t : undefined;
       },
-      { timeoutMs: 300_000, intervalMs: 1000, context },
+      { timeoutMs: 300_000 + n * 100, intervalMs: 1000, context },
     );
     await eventually("the gateway's RoleBinding", () => kubectl(["get", "rolebinding", "edge-harmony", "-n", ns]), {
       timeoutMs: 60_000,
@@ -120,7 +152,7 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
     const dir = tempDir();
     const secretDir = join(dir, "secrets");
     mkdirSync(secretDir);
-    writeAtomically(join(dir, "config"), cm.data, 1);
+    writeAtomically(join(dir, "config"), tree, 1);
     const token = (await kubectl(["create", "token", "edge-harmony", "-n", ns, "--duration=1h"])).trim();
     const kubeconfig = join(dir, "kubeconfig");
     writeFileSync(
@@ -140,12 +172,18 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
       }),
       { mode: 0o600 },
     );
-    const dp = await startDataplane(join(dir, "config", "config.toml"), {}, [
-      "--config-source",
-      `kubernetes://${ns}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=${secretDir}`,
-      "--kubeconfig",
-      kubeconfig,
-    ]);
+    const dp = await startDataplane(
+      join(dir, "config", "config.toml"),
+      {},
+      [
+        "--config-source",
+        `kubernetes://${ns}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=${secretDir}`,
+        "--kubeconfig",
+        kubeconfig,
+      ],
+      // Building thousands of pipelines at start takes time in proportion.
+      15_000 + n * 10,
+    );
     stops.unshift(() => dp.stop());
     return {
       cp,
@@ -154,6 +192,8 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
       webPort,
       kubectl,
       operatorLog: () => log,
+      stopOperator,
+      startOperator,
       async stop() {
         for (const s of stops) await s().catch(() => undefined);
       },

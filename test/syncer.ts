@@ -72,6 +72,60 @@ export function startSyncer(
   let swaps = 0;
   let last = "";
   const proc = kubectl(["get", kind, name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
+  onWatchEvents(proc, (ev) => {
+    // A deleted object's volume keeps its last content; an emptied one is an empty directory.
+    if (ev.type === "DELETED") return;
+    ev.object.data ??= {};
+    const text = JSON.stringify(ev.object.data);
+    if (text === last) return;
+    last = text;
+    // A Secret's data is base64; the kubelet writes the decoded bytes.
+    let data: Record<string, string | Buffer> =
+      kind === "secret"
+        ? Object.fromEntries(Object.entries(ev.object.data).map(([k, v]) => [k, Buffer.from(v, "base64")]))
+        : ev.object.data;
+    if (items)
+      data = Object.fromEntries(
+        Object.entries(items).flatMap(([k, path]) => (data[k] === undefined ? [] : [[path, data[k]]])),
+      );
+    writeAtomically(dir, data, ++swaps);
+  });
+  return { dir, swaps: () => swaps, stop: () => proc.kill() };
+}
+
+/**
+ * A projected volume of several ConfigMaps (a sharded gateway's config: README, Large gateways):
+ * the kubelet writes the union of their data with one `..data` swap, from whatever revision of
+ * each it has seen, so shard k's new content may land beside shard j's old one. This does the
+ * same: every event of any of them writes the union of the newest data of each.
+ */
+export function startProjectedSyncer(
+  kubectl: (args: string[]) => ChildProcess,
+  namespace: string,
+  names: readonly string[],
+  dir: string,
+): Syncer {
+  let swaps = 0;
+  const latest = new Map<string, Record<string, string>>();
+  const procs = names.map((name) => {
+    const proc = kubectl(["get", "configmap", name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
+    onWatchEvents(proc, (ev) => {
+      if (ev.type === "DELETED" || !ev.object.data) return;
+      latest.set(name, ev.object.data);
+      // The kubelet mounts a projected volume once every source exists.
+      if (latest.size < names.length) return;
+      writeAtomically(dir, Object.assign({}, ...names.map((n) => latest.get(n))) as Record<string, string>, ++swaps);
+    });
+    return proc;
+  });
+  return { dir, swaps: () => swaps, stop: () => procs.forEach((p) => p.kill()) };
+}
+
+/** `kubectl get --watch --output-watch-events -o json`'s events, one call each. */
+function onWatchEvents(
+  proc: ChildProcess,
+  onEvent: (ev: { type: string; object: { data?: Record<string, string> } }) => void,
+): void {
   let buf = "";
   let depth = 0;
   let start = -1;
@@ -98,26 +152,9 @@ export function startSyncer(
           const doc = buf.slice(start);
           buf = "";
           start = -1;
-          const ev = JSON.parse(doc) as { type: string; object: { data?: Record<string, string> } };
-          // A deleted object's volume keeps its last content; an emptied one is an empty directory.
-          if (ev.type === "DELETED") continue;
-          ev.object.data ??= {};
-          const text = JSON.stringify(ev.object.data);
-          if (text === last) continue;
-          last = text;
-          // A Secret's data is base64; the kubelet writes the decoded bytes.
-          let data: Record<string, string | Buffer> =
-            kind === "secret"
-              ? Object.fromEntries(Object.entries(ev.object.data).map(([k, v]) => [k, Buffer.from(v, "base64")]))
-              : ev.object.data;
-          if (items)
-            data = Object.fromEntries(
-              Object.entries(items).flatMap(([k, path]) => (data[k] === undefined ? [] : [[path, data[k]]])),
-            );
-          writeAtomically(dir, data, ++swaps);
+          onEvent(JSON.parse(doc) as { type: string; object: { data?: Record<string, string> } });
         }
       }
     }
   });
-  return { dir, swaps: () => swaps, stop: () => proc.kill() };
 }

@@ -6,6 +6,7 @@
  *
  *   node --import tsx bench/operator-scale/run.ts            # N=1000, 60 s steady state
  *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
+ *   N=10000 node --import tsx bench/operator-scale/run.ts    # sharded config (README: Large gateways)
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
  *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
  *
@@ -17,13 +18,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../../test/controlplane/controlplane.js";
-import { startSyncer } from "../../test/syncer.js";
+import { startProjectedSyncer, startSyncer } from "../../test/syncer.js";
 import { freePort, startDataplane } from "../../dataplane/test/helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const N = Number(process.env.N ?? 1000);
 const STEADY_S = Number(process.env.STEADY_S ?? 60);
 const CHUNK = 250;
+/** Names as before up to 10,000 (ep-0000), one digit more beyond. */
+const DIGITS = Math.max(4, String(N - 1).length);
 const ns = "scale";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const out = (s: string) => process.stdout.write(s + "\n");
@@ -130,7 +133,7 @@ try {
   for (let start = 0; start < N; start += CHUNK) {
     const items: unknown[] = [];
     for (let i = start; i < Math.min(N, start + CHUNK); i++) {
-      const id = String(i).padStart(4, "0");
+      const id = String(i).padStart(DIGITS, "0");
       items.push({
         apiVersion: "harmony.runbeam.io/v1alpha1",
         kind: "HarmonyEndpoint",
@@ -159,8 +162,9 @@ try {
     programmed = list.items.filter((p) =>
       p.status?.conditions?.some((c) => c.type === "Programmed" && c.status === "True"),
     ).length;
-    if (Date.now() - t0 > 600_000) throw new Error(`only ${programmed}/${N} Programmed after 600 s`);
-    if (programmed < N) await sleep(1000);
+    if (Date.now() - t0 > 600_000 + N * 60) throw new Error(`only ${programmed}/${N} Programmed in time`);
+    // Listing 10,000 pipelines is itself work for the API server: poll less often at scale.
+    if (programmed < N) await sleep(N > 2000 ? 5000 : 1000);
   }
   const allProgrammed = Date.now() - t0;
   clearInterval(memTimer);
@@ -171,6 +175,17 @@ try {
     metadata: { resourceVersion: string };
   };
   const size = Object.values(cm.data).reduce((n, v) => n + Buffer.byteLength(v), 0);
+  // A sharded config: the main ConfigMap's manifest names the shards (README: Large gateways).
+  const shardNames = cm.data["harmony-shards.json"]
+    ? Object.keys((JSON.parse(cm.data["harmony-shards.json"]) as { shards: object }).shards)
+    : [];
+  const shardSizes: number[] = [];
+  for (const name of shardNames) {
+    const s = JSON.parse(await must(["get", "configmap", name, "-n", ns, "-o", "json"])) as {
+      data: Record<string, string>;
+    };
+    shardSizes.push(Object.values(s.data).reduce((n, v) => n + Buffer.byteLength(v), 0));
+  }
 
   const metric = async (name: string) =>
     (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
@@ -229,6 +244,10 @@ try {
     `| of which (largest seen, 2 s samples) | ${[...mem].map(([k, v]) => `${k.replace(/^nodejs_|_bytes|_size_used_bytes/g, "")} ${(v / 2 ** 20).toFixed(0)}`).join(", ")} MiB |`,
   );
   out(`| rendered ConfigMap | ${Object.keys(cm.data).length} keys, ${(size / 1024).toFixed(0)} KiB |`);
+  if (shardNames.length)
+    out(
+      `| shard ConfigMaps | ${shardNames.length}, ${(Math.min(...shardSizes) / 1024).toFixed(0)}–${(Math.max(...shardSizes) / 1024).toFixed(0)} KiB each, ${(shardSizes.reduce((a, b) => a + b, 0) / 1024).toFixed(0)} KiB in all |`,
+    );
   out(
     `| writes during ${STEADY_S} s of steady state | **${w1 - w0}** (target 0); ConfigMap resourceVersion ${rv0 === rv1 ? "unchanged" : `changed ${rv0} → ${rv1}`} |`,
   );
@@ -244,14 +263,13 @@ try {
   async function crChange() {
     // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
     const dir = mkdtempSync(join(tmpdir(), "harmony-scale-"));
-    const syncer = startSyncer(
-      (args) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env }),
-      ns,
-      "edge-harmony-config",
-      dir,
-    );
+    const kc = (args: string[]) => spawn("kubectl", ["--kubeconfig", cp.kubeconfig, ...args], { env: cp.env });
+    // A sharded config is one projected volume of the main ConfigMap and its shards.
+    const syncer = shardNames.length
+      ? startProjectedSyncer(kc, ns, ["edge-harmony-config", ...shardNames], dir)
+      : startSyncer(kc, ns, "edge-harmony-config", dir);
     while (syncer.swaps() === 0) await sleep(50);
-    const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" });
+    const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" }, [], 15_000 + N * 10);
     const latencies: number[] = [];
     try {
       for (let round = 1; round <= 5; round++) {
@@ -260,7 +278,7 @@ try {
         await must([
           "patch",
           "harmonyendpoint",
-          "ep-0000",
+          `ep-${"0".repeat(DIGITS)}`,
           "-n",
           ns,
           "--type=merge",

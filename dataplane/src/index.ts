@@ -7,3 +7,4 @@ export { configJsonSchema } from "./config/schema.js";
 export type { HarmonyConfig } from "./config/schema.js";
 export { createRegistry } from "./plugins/registry.js";
 export { VERSION } from "./version.js";
+export { SHARD_MANIFEST, shardDigest, shardDigestKey, isShardFile } from "./config/shards.js";

@@ -66,6 +66,8 @@ export async function startDataplane(
   configFile: string,
   env: Record<string, string> = {},
   args: string[] = [],
+  /** Time to start: a config of thousands of pipelines takes longer to build than the default allows. */
+  startTimeoutMs = 15_000,
 ): Promise<Dataplane> {
   const proc = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, CLI, "--config", configFile, ...args], {
     env: { ...process.env, HARMONY_POLL_MS: "500", ...env },
@@ -117,7 +119,7 @@ export async function startDataplane(
 
   // A data plane that never starts must not outlive the failure: a live child keeps the test file from exiting.
   const started = await Promise.race([
-    waitForLog((l) => l.message === "harmony data plane started", 15_000),
+    waitForLog((l) => l.message === "harmony data plane started", startTimeoutMs),
     exited.then(([code]) => {
       throw new Error(`data plane exited with ${String(code)} before starting:\n${err}`);
     }),

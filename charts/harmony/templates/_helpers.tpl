@@ -90,9 +90,10 @@ gateway through ownerReferences. Rendered into a ClusterRole, or into a Role per
 - apiGroups: ["harmony.runbeam.io"]
   resources: ["harmonygateways/finalizers"]
   verbs: ["update"]
+# delete: the shard ConfigMaps of a set a large gateway has left (README: Large gateways).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Secrets are read one by one when a render needs them, never listed or watched: the operator holds
 # only the Secrets gateways reference, not every Secret in its namespaces.
 - apiGroups: [""]

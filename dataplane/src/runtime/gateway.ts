@@ -16,6 +16,7 @@ import { resolveConfig, type ListenerSpec } from "../config/resolve.js";
 import { formatProblem, hasErrors, sortProblems, type Problem } from "../config/problems.js";
 import { ConfigWatcher, digestFile, digests, listFiles, type Digests } from "../config/watch.js";
 import { overlayFs, overlayReader, secretsDigest, type ConfigOverlay } from "../config/overlay.js";
+import { isShardFile, shardGaps } from "../config/shards.js";
 import type { KubeConfigSource } from "../config/kube/source.js";
 import type { KubeSourceSpec } from "../config/kube/uri.js";
 import { compileGeneration, type CompiledRoute, type Generation } from "../pipeline/compile.js";
@@ -207,6 +208,17 @@ export class Gateway {
     // changed afterwards (under load a reload takes seconds: a peer's CA landing in the trust
     // bundle then must not be marked seen unserved).
     const before = digests(this.watchedFiles());
+    // A sharded tree the kubelet has only partly updated (shards are separate ConfigMaps) would
+    // serve without the pipelines of the shards it lacks: wait for the next swap instead. (The
+    // API source assembles only whole sets, so its overlay needs no check.)
+    const gaps = overlay ? [] : shardGaps(dirname(this.configFile));
+    if (gaps.length) {
+      logger.info("config shards not all at the manifest's revision yet; serving the current config", {
+        trigger,
+        waiting_for: gaps.slice(0, 5),
+      });
+      return { ok: false, trigger, at: at.toISOString(), error: `waiting for config shards: ${gaps.join(", ")}` };
+    }
     const loaded = loadConfig(this.configFile, overlay ? overlayFs(overlay) : undefined);
     // Files this config names that the live one did not (the first start, a network added):
     // digested now, still before the build reads them.
@@ -581,6 +593,8 @@ export class Gateway {
       ...listFiles(l.pipelinesDir, toml),
       ...listFiles(l.transformsDir, () => true),
       ...listFiles(l.meshDir, toml),
+      // A shard set completing changes only these (the TOML may already be there, refused as partial).
+      ...listFiles(l.baseDir, isShardFile),
       ...harmony,
     ];
   }

@@ -19,6 +19,7 @@ import {
   GATEWAY_LABEL,
   childLabels,
   configMapName,
+  configReaderRbac,
   ownerReference,
   secretName,
   workloadPlan,
@@ -38,6 +39,9 @@ import { canonical, setConditions, sameConditions, transitions, type DesiredCond
 import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
 import { forget, renderCacheFor, renderFingerprint, renders } from "./render-memo.js";
 import { hashesServing, recordParts } from "./served-parts.js";
+import { SHARD_MANIFEST } from "@harmony/dataplane";
+import type { ShardLayout } from "../translator/shards.js";
+import { layoutFor, largestObject, orphanShards, removeOrphanShards, writeShards } from "./shard-writes.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -156,7 +160,11 @@ export async function reconcileGateway(
       reason: "Accepted",
       message: `${pipelines.length} pipeline(s) attached`,
     });
-    const size = Object.values(r.files).reduce((n, v) => n + Buffer.byteLength(v), 0);
+    // Deployment mode spreads a large config over shard ConfigMaps (translator/shards.ts); a
+    // sidecar's volume is fixed when the webhook injects it, so it keeps one ConfigMap.
+    const sharding = (gw.spec.mode ?? "Deployment") === "Deployment";
+    const layout: ShardLayout = sharding ? layoutFor(gw, r, existing) : { main: r.files, shards: [] };
+    const size = largestObject(layout);
     const secretSize = Object.values(r.secrets).reduce((n, v) => n + v.length, 0);
     // The previous config keeps the networks it names: not once the gateway has left one of them
     // (its org removed from the network, whose pipelines then all fail for want of it), or a
@@ -173,7 +181,7 @@ export async function reconcileGateway(
         type: "Programmed",
         status: "False",
         reason: "ConfigMapTooLarge",
-        message: `rendered config is ${size} bytes (secrets ${secretSize}); the limit is ${CONFIGMAP_BUDGET}. Split pipelines across gateways.`,
+        message: `rendered config${layout.shards.length ? `'s largest shard` : ""} is ${size} bytes (secrets ${secretSize}); the limit is ${CONFIGMAP_BUDGET}. Split pipelines across gateways.`,
       });
     } else if (netSize > CONFIGMAP_BUDGET) {
       conditions.push({
@@ -193,7 +201,20 @@ export async function reconcileGateway(
       // Network files first: a config naming them must not reach pods before they exist. (Computed
       // again from the registry as it is now, under a per-gateway lock: gateway-net.ts.)
       await writeNetSecret(deps, gw);
-      await writeConfig(deps, gw, r, existing);
+      const manage = deps.manageWorkloads && (gw.spec.mode ?? "Deployment") === "Deployment";
+      const shardNames = layout.shards.map((s) => s.name);
+      // Shards of a set the gateway is leaving: still readable until deleted (pods not yet replaced).
+      const orphans = orphanShards(gw, caches.configMaps.list(namespace), shardNames);
+      await writeConfig(deps, gw, r, existing, {
+        layout,
+        lookup: (n) => caches.configMaps.get(n, namespace),
+        // The pods' Role names a new shard before the manifest that sends their watch to it.
+        beforeMain: manage
+          ? async () => {
+              for (const o of configReaderRbac(gw, [...shardNames, ...orphans])) await applyIfChanged(deps, o);
+            }
+          : undefined,
+      });
       programmedHash = r.hash;
       recordParts(`${namespace}/${name}`, r.hash, r.parts);
       conditions.push({
@@ -202,13 +223,20 @@ export async function reconcileGateway(
         reason: "Programmed",
         message: `config ${r.hash.slice(0, 12)} with ${renderedPipelines} pipeline(s)`,
       });
-      if (deps.manageWorkloads && (gw.spec.mode ?? "Deployment") === "Deployment") {
+      if (manage) {
         const programmed = new Set(r.pipelines.filter((o) => o.programmed).map((o) => `${o.namespace}/${o.name}`));
         const dimsePorts = pipelines
           .filter((p) => programmed.has(`${p.metadata.namespace}/${p.metadata.name}`))
           .flatMap((p) => p.spec.endpoints.map((e) => caches.endpoints.get(e.name, p.metadata.namespace)))
           .flatMap((e) => (e?.spec.service === "dicom" && e.spec.port ? [e.spec.port] : []));
-        await applyWorkloads(deps, gw, dimsePorts, nets.names);
+        await applyWorkloads(deps, gw, dimsePorts, nets.names, shardNames, [...shardNames, ...orphans]);
+      }
+      if (orphans.length) {
+        const pods = caches.pods.list(namespace).filter((p) => p.metadata?.labels?.[GATEWAY_LABEL] === name);
+        const kept = await removeOrphanShards(deps.kube, gw, orphans, pods, () => deps.metrics?.writes("ConfigMap"));
+        // The pods' Role stops naming what is gone now, not after this reconcile's status writes.
+        if (manage && kept.length < orphans.length)
+          for (const o of configReaderRbac(gw, [...shardNames, ...kept])) await applyIfChanged(deps, o);
       }
     }
   }
@@ -337,6 +365,12 @@ export async function writeConfig(
   gw: HarmonyGateway | WorkloadSource,
   r: Pick<RenderResult, "files" | "secrets" | "hash">,
   existing: V1ConfigMap | undefined,
+  sharded?: {
+    layout: ShardLayout;
+    lookup: (name: string) => V1ConfigMap | undefined;
+    /** Runs after the shards, before the main ConfigMap (when that changes). */
+    beforeMain?: () => Promise<void>;
+  },
 ): Promise<void> {
   const ns = workloadSource(gw).namespace;
   const secretsHash = createHash("sha256");
@@ -358,7 +392,17 @@ export async function writeConfig(
       data: Object.fromEntries(Object.entries(r.secrets).map(([k, v]) => [k, v.toString("base64")])),
     });
   }
-  if (existing?.metadata?.annotations?.[HASH_ANNOTATION] === r.hash) return; // no change, no write, no reload
+  const layout = sharded?.layout ?? { main: r.files, shards: [] };
+  // Shards first, the main ConfigMap (whose manifest names them) last: a reader that sees the new
+  // manifest finds every shard it names already there (README: Large gateways).
+  if (layout.shards.length) await writeShards({ apply: (o) => apply(deps, o) }, gw, layout, sharded!.lookup);
+  // No change, no write, no reload. The manifest changes with any shard's content.
+  if (
+    existing?.metadata?.annotations?.[HASH_ANNOTATION] === r.hash &&
+    existing.data?.[SHARD_MANIFEST] === layout.main[SHARD_MANIFEST]
+  )
+    return;
+  await sharded?.beforeMain?.();
   await apply(deps, {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -369,7 +413,7 @@ export async function writeConfig(
       annotations: { [HASH_ANNOTATION]: r.hash },
       ownerReferences: [ownerReference(gw)],
     },
-    data: r.files,
+    data: layout.main,
   });
 }
 
@@ -378,25 +422,11 @@ export async function applyWorkloads(
   gw: HarmonyGateway | WorkloadSource,
   dimsePorts: number[],
   networks: string[],
+  shards: readonly string[] = [],
+  readableShards: readonly string[] = shards,
 ): Promise<void> {
-  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage, networks);
-  for (const obj of plan.apply) {
-    const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
-    const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
-    const current = await deps.kube.objects
-      .read({
-        apiVersion: obj.apiVersion as string,
-        kind: obj.kind as string,
-        metadata: { name: meta.name, namespace: meta.namespace },
-      })
-      .catch((e: unknown) => {
-        if ((e as { code?: number }).code === 404) return undefined;
-        throw e;
-      });
-    if (current?.metadata?.annotations?.[SPEC_ANNOTATION] === specHash) continue;
-    meta.annotations = { ...(meta.annotations ?? {}), [SPEC_ANNOTATION]: specHash };
-    await apply(deps, obj);
-  }
+  const plan = workloadPlan(gw, dimsePorts, deps.defaultImage, networks, shards, readableShards);
+  for (const obj of plan.apply) await applyIfChanged(deps, obj);
   for (const ref of plan.remove) {
     const current = await deps.kube.objects.read(ref).catch((e: unknown) => {
       if ((e as { code?: number }).code === 404) return undefined;
@@ -410,6 +440,25 @@ export async function applyWorkloads(
     });
     deps.metrics?.writes(ref.kind);
   }
+}
+
+/** Applies `obj` unless the live object carries the hash of this very spec. */
+async function applyIfChanged(deps: WriteDeps, obj: Record<string, unknown>): Promise<void> {
+  const specHash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
+  const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
+  const current = await deps.kube.objects
+    .read({
+      apiVersion: obj.apiVersion as string,
+      kind: obj.kind as string,
+      metadata: { name: meta.name, namespace: meta.namespace },
+    })
+    .catch((e: unknown) => {
+      if ((e as { code?: number }).code === 404) return undefined;
+      throw e;
+    });
+  if (current?.metadata?.annotations?.[SPEC_ANNOTATION] === specHash) return;
+  meta.annotations = { ...(meta.annotations ?? {}), [SPEC_ANNOTATION]: specHash };
+  await apply(deps, obj);
 }
 
 /** Server-side apply, forced: the operator owns these fields. */

@@ -6,7 +6,7 @@
  * The mounts are the source at start and the fallback; the pods also watch their ConfigMap
  * through the API (`--config-source`), which serves a change in about a second instead of the
  * kubelet's 48–78 s. For that each gateway gets its own ServiceAccount, bound to a Role that
- * reads exactly its ConfigMap and Secret and nothing else.
+ * reads exactly its ConfigMap (and shards) and Secret and nothing else.
  */
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { CONFIG_DIR, DRAIN_DELAY_MS, SECRET_DIR, SHUTDOWN_TIMEOUT_MS } from "./render.js";
@@ -99,7 +99,16 @@ const metadata = (gw: Source, name: string) => ({
 export function deploymentFor(
   source: Source,
   defaultImage = DEFAULT_IMAGE,
-  { watchApi = true, networks = [] }: { watchApi?: boolean; networks?: readonly string[] } = {},
+  {
+    watchApi = true,
+    networks = [],
+    shards = [],
+  }: {
+    watchApi?: boolean;
+    networks?: readonly string[];
+    /** The shard ConfigMaps of a large gateway's config (translator/shards.ts), beside the main one. */
+    shards?: readonly string[];
+  } = {},
 ): Record<string, unknown> {
   const gw = workloadSource(source);
   const spec = gw.spec;
@@ -167,7 +176,16 @@ export function deploymentFor(
             },
           ],
           volumes: [
-            { name: "config", configMap: { name: configMapName(gw) } },
+            // Sharded: one projected volume, so the kubelet swaps all of it at once (one ..data);
+            // the list changes only with the set of shards, never with their content.
+            shards.length
+              ? {
+                  name: "config",
+                  projected: {
+                    sources: [configMapName(gw), ...shards].map((name) => ({ configMap: { name } })),
+                  },
+                }
+              : { name: "config", configMap: { name: configMapName(gw) } },
             // Owner-and-group readable only: the pod's fsGroup (65532, the data plane's group) owns the files.
             { name: "secrets", secret: { secretName: secretName(gw), defaultMode: SECRET_MODE } },
             { name: "tmp", emptyDir: {} },
@@ -249,7 +267,7 @@ export function pdbFor(source: Source): Record<string, unknown> | undefined {
  * No `list`: the data plane GETs, then watches from that resourceVersion. The operator holds every
  * verb granted here (RBAC refuses to let it grant more than it has).
  */
-export function configReaderRbac(source: Source): Record<string, unknown>[] {
+export function configReaderRbac(source: Source, shards: readonly string[] = []): Record<string, unknown>[] {
   const gw = workloadSource(source);
   const name = workloadName(gw);
   return [
@@ -264,7 +282,12 @@ export function configReaderRbac(source: Source): Record<string, unknown>[] {
       kind: "Role",
       metadata: metadata(gw, name),
       rules: [
-        { apiGroups: [""], resources: ["configmaps"], resourceNames: [configMapName(gw)], verbs: ["get", "watch"] },
+        {
+          apiGroups: [""],
+          resources: ["configmaps"],
+          resourceNames: [configMapName(gw), ...shards],
+          verbs: ["get", "watch"],
+        },
         { apiGroups: [""], resources: ["secrets"], resourceNames: [secretName(gw)], verbs: ["get"] },
       ],
     },
@@ -293,9 +316,16 @@ export function workloadPlan(
   dimsePorts: number[],
   defaultImage?: string,
   networks: readonly string[] = [],
+  shards: readonly string[] = [],
+  /** Shards the pods may read: those mounted, and any of a previous set not yet deleted. */
+  readable: readonly string[] = shards,
 ): { apply: Record<string, unknown>[]; remove: ObjectRef[] } {
   // The identity first: a pod started by the Deployment finds its ServiceAccount and Role in place.
-  const apply = [...configReaderRbac(gw), deploymentFor(gw, defaultImage, { networks }), serviceFor(gw, dimsePorts)];
+  const apply = [
+    ...configReaderRbac(gw, readable),
+    deploymentFor(gw, defaultImage, { networks, shards }),
+    serviceFor(gw, dimsePorts),
+  ];
   const pdb = pdbFor(gw);
   const ref = { name: workloadName(gw), namespace: workloadSource(gw).namespace };
   if (pdb) apply.push(pdb);
