@@ -7,7 +7,7 @@
 import { request } from "node:https";
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, tempDir, type HttpResult } from "../dataplane/test/helpers.js";
+import { freePort, startDataplane, tempDir, type Dataplane, type HttpResult } from "../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Ca, type Leaf } from "./network-pki.js";
 
 export const DOMAIN = "hospitals.example";
@@ -218,4 +218,56 @@ export function mtls(
     req.on("error", reject);
     req.end(opts.body);
   });
+}
+
+/**
+ * The attack rigs' pair (test/hostile/*): B serves FHIR and, on a DIMSE listener of the network,
+ * PACS-B from `origin`'s DICOMweb; A has a pipeline `/fake` to org B's `fake` endpoint, which the
+ * test points at an impostor in A's directory. Writes both configs, starts B, then A.
+ */
+export async function startAttackPair(
+  net: NetworkFiles,
+  opts: { origin: string; bDicom: number; fakeService: "http" | "fhir" },
+  stops: (() => unknown)[],
+): Promise<{ a: Dataplane; b: Dataplane }> {
+  writeFileSync(
+    join(net.b.dir, "harmony.toml"),
+    net.configB(`${opts.origin}/fhir`) +
+      `[network.dimse]
+harmony_network = "${NETWORK}"
+[network.dimse.tcp_config]
+bind_address = "127.0.0.1"
+bind_port = ${opts.bDicom}
+[pipelines.pacs]
+networks = ["dimse"]
+endpoints = ["pacs_in"]
+backends = ["pacs_out"]
+[endpoints.pacs_in]
+service = "dicom"
+options = { local_aet = "PACS-B" }
+[backends.pacs_out]
+service = "dicomweb"
+options = { base_url = "${opts.origin}/dicom-web" }
+`,
+  );
+  writeFileSync(
+    join(net.a.dir, "harmony.toml"),
+    net.configA() +
+      `[pipelines.to_fake]
+networks = ["default"]
+endpoints = ["fake_in"]
+backends = ["fake_out"]
+[endpoints.fake_in]
+service = "${opts.fakeService}"
+options = { path_prefix = "/fake" }
+[backends.fake_out]
+service = "${opts.fakeService}"
+options = { target = "harmony://${DOMAIN}/org-b/fake" }
+`,
+  );
+  const b = await startDataplane(join(net.b.dir, "harmony.toml"));
+  stops.push(() => b.stop());
+  const a = await startDataplane(join(net.a.dir, "harmony.toml"));
+  stops.push(() => a.stop());
+  return { a, b };
 }

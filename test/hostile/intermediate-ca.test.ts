@@ -11,14 +11,7 @@ import { writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { once } from "node:events";
 import { join } from "node:path";
-import {
-  freePort,
-  http,
-  startDataplane,
-  startUpstream,
-  stopAll,
-  type Dataplane,
-} from "../../dataplane/test/helpers.js";
+import { freePort, http, startUpstream, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
 import {
   createCa,
   createIntermediate,
@@ -29,7 +22,15 @@ import {
   type Ca,
   type Leaf,
 } from "../network-pki.js";
-import { DOMAIN, NETWORK, mtls, networkFiles, type Gw, type NetworkFiles } from "../network-fixture.js";
+import {
+  DOMAIN,
+  NETWORK,
+  mtls,
+  networkFiles,
+  startAttackPair,
+  type Gw,
+  type NetworkFiles,
+} from "../network-fixture.js";
 import { assertStillServes } from "./harness.js";
 import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
 import { identityOf } from "../../dataplane/src/network/identity.js";
@@ -118,45 +119,7 @@ before(async () => {
   ]);
   for (const g of [net.a, net.b])
     writeFileSync(join(g.dir, "ca.crt"), scoped(net.ca, ["org-a", "org-b"]) + scoped(caP, ["org-p"]));
-  writeFileSync(
-    join(net.b.dir, "harmony.toml"),
-    net.configB(`${upstream.url}/fhir`) +
-      `[network.dimse]
-harmony_network = "${NETWORK}"
-[network.dimse.tcp_config]
-bind_address = "127.0.0.1"
-bind_port = ${bDicom}
-[pipelines.pacs]
-networks = ["dimse"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-[endpoints.pacs_in]
-service = "dicom"
-options = { local_aet = "PACS-B" }
-[backends.pacs_out]
-service = "dicomweb"
-options = { base_url = "${upstream.url}/dicom-web" }
-`,
-  );
-  writeFileSync(
-    join(net.a.dir, "harmony.toml"),
-    net.configA() +
-      `[pipelines.to_fake]
-networks = ["default"]
-endpoints = ["fake_in"]
-backends = ["fake_out"]
-[endpoints.fake_in]
-service = "fhir"
-options = { path_prefix = "/fake" }
-[backends.fake_out]
-service = "fhir"
-options = { target = "harmony://${DOMAIN}/org-b/fake" }
-`,
-  );
-  b = await startDataplane(join(net.b.dir, "harmony.toml"));
-  stops.push(() => b.stop());
-  a = await startDataplane(join(net.a.dir, "harmony.toml"));
-  stops.push(() => a.stop());
+  ({ a, b } = await startAttackPair(net, { origin: upstream.url, bDicom, fakeService: "fhir" }, stops));
 });
 
 after(() => stopAll(stops));

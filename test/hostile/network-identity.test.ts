@@ -6,20 +6,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import { once } from "node:events";
-import { join } from "node:path";
-import {
-  freePort,
-  http,
-  startDataplane,
-  startUpstream,
-  stopAll,
-  type Dataplane,
-} from "../../dataplane/test/helpers.js";
+import { freePort, http, startUpstream, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Leaf } from "../network-pki.js";
-import { DOMAIN, mtls, networkFiles, type NetworkFiles } from "../network-fixture.js";
+import { DOMAIN, mtls, networkFiles, startAttackPair, type NetworkFiles } from "../network-fixture.js";
 import { assertStillServes, rawExchange } from "./harness.js";
 import { connect as tlsConnect } from "node:tls";
 import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
@@ -80,45 +71,7 @@ before(async () => {
     ae_title: "PACS-B",
   };
   net.writeDirectory(net.b, [], [...net.entries, pacsEntry]);
-  writeFileSync(
-    join(net.b.dir, "harmony.toml"),
-    net.configB(`${upstream.url}/fhir`) +
-      `[network.dimse]
-harmony_network = "hospitals"
-[network.dimse.tcp_config]
-bind_address = "127.0.0.1"
-bind_port = ${bDicom}
-[pipelines.pacs]
-networks = ["dimse"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-[endpoints.pacs_in]
-service = "dicom"
-options = { local_aet = "PACS-B" }
-[backends.pacs_out]
-service = "dicomweb"
-options = { base_url = "${upstream.url}/dicom-web" }
-`,
-  );
-  writeFileSync(
-    join(net.a.dir, "harmony.toml"),
-    net.configA() +
-      `[pipelines.to_fake]
-networks = ["default"]
-endpoints = ["fake_in"]
-backends = ["fake_out"]
-[endpoints.fake_in]
-service = "http"
-options = { path_prefix = "/fake" }
-[backends.fake_out]
-service = "http"
-options = { target = "harmony://${DOMAIN}/org-b/fake" }
-`,
-  );
-  b = await startDataplane(join(net.b.dir, "harmony.toml"));
-  stops.push(() => b.stop());
-  a = await startDataplane(join(net.a.dir, "harmony.toml"));
-  stops.push(() => a.stop());
+  ({ a, b } = await startAttackPair(net, { origin: upstream.url, bDicom, fakeService: "http" }, stops));
 });
 
 after(() => stopAll(stops));
