@@ -5,7 +5,7 @@
 import type { HarmonyGateway } from "../api/v1alpha1.js";
 import { gatewayNetworks, netSecretName } from "../network/gateway-files.js";
 import { childLabels, ownerReference } from "../translator/workload.js";
-import { CONFIGMAP_BUDGET, HASH_ANNOTATION, apply, type ReconcilerDeps } from "./gateway-reconciler.js";
+import { CONFIGMAP_BUDGET, HASH_ANNOTATION, apply, type ReconcilerDeps } from "./reconciler-deps.js";
 
 /**
  * The light path (runner/network-reconciler.ts): only the network files changed, the config did

@@ -5,14 +5,7 @@
  * reported on the resource that caused it.
  */
 import { createHash } from "node:crypto";
-import {
-  PatchStrategy,
-  type KubernetesObject,
-  type V1ConfigMap,
-  type V1Pod,
-  type V1Secret,
-} from "@kubernetes/client-node";
-import type { Logger } from "winston";
+import type { V1ConfigMap } from "@kubernetes/client-node";
 import { GROUP, VERSION, type HarmonyEndpoint, type HarmonyGateway, type HarmonyPipeline } from "../api/v1alpha1.js";
 import { render, type RenderResult } from "../translator/render.js";
 import {
@@ -26,12 +19,26 @@ import {
   workloadSource,
   type WorkloadSource,
 } from "../translator/workload.js";
-import type { Cache } from "../provider/cache.js";
-import type { HarmonyNetwork } from "../api/network.js";
 import { gatewayNetworks, netSecretName, networksIn } from "../network/gateway-files.js";
 import { writeNetSecret } from "./gateway-net.js";
-import type { NetworkRegistry } from "../network/state.js";
-import type { KubeClients } from "../provider/kube.js";
+import {
+  CONFIGMAP_BUDGET,
+  HASH_ANNOTATION,
+  SPEC_ANNOTATION,
+  apply,
+  type ReconcilerDeps,
+  type WriteDeps,
+} from "./reconciler-deps.js";
+
+export {
+  CONFIGMAP_BUDGET,
+  HASH_ANNOTATION,
+  SPEC_ANNOTATION,
+  apply,
+  type Caches,
+  type ReconcilerDeps,
+  type WriteDeps,
+} from "./reconciler-deps.js";
 import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
 import { networkReachableCondition, networkRefsCondition, wantedReplicas } from "./gateway-status.js";
@@ -42,51 +49,6 @@ import { hashesServing, recordParts } from "./served-parts.js";
 import { SHARD_MANIFEST } from "@harmony/dataplane";
 import type { ShardLayout } from "../translator/shards.js";
 import { layoutFor, largestObject, orphanShards, removeOrphanShards, writeShards } from "./shard-writes.js";
-
-export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
-export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
-const FIELD_MANAGER = "harmony-operator";
-/** ConfigMap data limit (1 MiB) less room for metadata. */
-export const CONFIGMAP_BUDGET = 1_048_576 - 16_384;
-
-export interface Caches {
-  gateways: Cache<HarmonyGateway & KubernetesObject>;
-  pipelines: Cache<HarmonyPipeline & KubernetesObject>;
-  endpoints: Cache<HarmonyEndpoint & KubernetesObject>;
-  configMaps: Cache<V1ConfigMap>;
-  pods: Cache<V1Pod>;
-  networks: Cache<HarmonyNetwork & KubernetesObject>;
-  namespaces: Cache<KubernetesObject>;
-}
-
-export interface ReconcilerDeps {
-  kube: KubeClients;
-  caches: Caches;
-  logger: Logger;
-  /** Run Deployment/Service (off in tests without a kubelet where only config is wanted). */
-  manageWorkloads: boolean;
-  defaultImage?: string;
-  /**
-   * One Secret, read when a render needs it (undefined when it does not exist). Secrets are not
-   * cached: the operator holds only those its gateways use, only while it renders, and needs no
-   * list or watch on Secrets at all.
-   */
-  readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
-  /** One ConfigMap a fileOptions entry names, read the same way (undefined when it does not exist). */
-  readConfigMap: (namespace: string, name: string) => Promise<V1ConfigMap | undefined>;
-  /** How soon a gateway that uses Secrets is rendered again, to pick up changed values (no watch sees them). */
-  secretRecheckMs?: number;
-  /** Asks a data-plane pod which config it serves (GET /readyz). */
-  probe: (podIP: string, port: number) => Promise<string | undefined>;
-  metrics?: { writes: (kind: string) => void };
-  /** HarmonyNetworks as last reconciled (absent: networks are off). */
-  networks?: NetworkRegistry;
-  /** True once a newer event for the object being reconciled is waiting in the queue. */
-  superseded?: () => boolean;
-}
-
-/** What writing a gateway's config and workload needs. */
-export type WriteDeps = Pick<ReconcilerDeps, "kube" | "metrics" | "readSecret" | "defaultImage">;
 
 /** Pipelines that attach to this gateway: same namespace or allowed, and matching its selector. */
 export function attachedPipelines(gw: HarmonyGateway, all: readonly HarmonyPipeline[]): HarmonyPipeline[] {
@@ -459,15 +421,6 @@ async function applyIfChanged(deps: WriteDeps, obj: Record<string, unknown>): Pr
   if (current?.metadata?.annotations?.[SPEC_ANNOTATION] === specHash) return;
   meta.annotations = { ...(meta.annotations ?? {}), [SPEC_ANNOTATION]: specHash };
   await apply(deps, obj);
-}
-
-/** Server-side apply, forced: the operator owns these fields. */
-export async function apply(
-  deps: Pick<ReconcilerDeps, "kube" | "metrics">,
-  obj: KubernetesObject & Record<string, unknown>,
-): Promise<void> {
-  await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
-  deps.metrics?.writes(obj.kind ?? "unknown");
 }
 
 /** The config hash each Ready data-plane pod of the gateway serves (undefined: no answer), and how many pods there are. */

@@ -5,7 +5,7 @@ import { workloadName } from "../translator/workload.js";
 import type { DesiredCondition } from "./conditions.js";
 import { ADDRESS_ANNOTATION } from "../network/directory.js";
 import type { NetworkRegistry } from "../network/state.js";
-import type { ReconcilerDeps } from "./gateway-reconciler.js";
+import type { ReconcilerDeps } from "./reconciler-deps.js";
 
 /** ResolvedRefs: every network's certificate can be used, or which networks are left out and why. */
 export function networkRefsCondition(

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { RenderCache } from "../translator/render-cache.js";
 import type { HarmonyGateway, HarmonyPipeline } from "../api/v1alpha1.js";
 import type { RenderResult } from "../translator/render.js";
-import type { Caches } from "./gateway-reconciler.js";
+import type { Caches } from "./reconciler-deps.js";
 import { forgetParts } from "./served-parts.js";
 
 /** The last render of each gateway ("ns/name") and what it was rendered from. */

@@ -12,7 +12,7 @@
 import { posix } from "node:path";
 import type { Static } from "@sinclair/typebox";
 import type { FileOption } from "../api/v1alpha1.js";
-import { CONFIG_DIR, SECRET_DIR } from "./render.js";
+import { CONFIG_DIR, SECRET_DIR } from "./mounts.js";
 
 export type FileOptionSpec = Static<typeof FileOption>;
 

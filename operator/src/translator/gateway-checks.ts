@@ -5,7 +5,7 @@
  */
 import { isIP } from "node:net";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
-import { MANAGEMENT_NETWORK } from "./render.js";
+import { MANAGEMENT_NETWORK } from "./mounts.js";
 
 /** The Deployment names each network's container port after its first 15 characters. */
 export const portName = (network: string) => network.slice(0, 15);

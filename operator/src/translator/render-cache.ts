@@ -6,7 +6,26 @@
  */
 import { IncrementalChecker } from "@harmony/dataplane";
 import type { HarmonyEndpoint, HarmonyPipeline } from "../api/v1alpha1.js";
-import type { PipelineRender } from "./render.js";
+import type { SpecPaths } from "./spec-paths.js";
+
+/** Why a pipeline is left out of the render: the condition that failed, and why. */
+export interface PipelineFailure {
+  condition: "Accepted" | "ResolvedRefs";
+  reason: string;
+  message: string;
+}
+
+/** One pipeline's rendered part, or why it has none. */
+export type PipelineRender =
+  | {
+      toml: string;
+      secrets: Record<string, Buffer>;
+      /** Files for the rendered ConfigMap beside the TOML (fileOptions from ConfigMaps or inline). */
+      configFiles: Record<string, string>;
+      paths: SpecPaths;
+      revisions: string[];
+    }
+  | { failure: PipelineFailure };
 
 export class RenderCache {
   readonly checker = new IncrementalChecker();

@@ -25,12 +25,11 @@ import {
   type SecretLookup,
 } from "./file-options.js";
 import { planTls, type TlsPlan } from "./gateway-tls.js";
-import { RenderCache, pipelineInputs } from "./render-cache.js";
+import { RenderCache, pipelineInputs, type PipelineFailure, type PipelineRender } from "./render-cache.js";
 
-/** Where the gateway's pods mount what the operator writes. */
-export const CONFIG_DIR = "/etc/harmony/config";
-export const SECRET_DIR = "/etc/harmony/secrets";
-export const MANAGEMENT_NETWORK = "management";
+import { CONFIG_DIR, MANAGEMENT_NETWORK, SECRET_DIR } from "./mounts.js";
+
+export { CONFIG_DIR, MANAGEMENT_NETWORK, SECRET_DIR } from "./mounts.js";
 /**
  * The data plane's shutdown on SIGTERM (README: Data-plane workload, "Rolling updates"): this long
  * still serving while not ready, so kube-proxy on every node drops the pod before it stops
@@ -52,7 +51,7 @@ export interface PipelineOutcome {
   /** True when the pipeline is part of the render. */
   programmed: boolean;
   /** Which condition failed and why, when not programmed. */
-  failure?: { condition: "Accepted" | "ResolvedRefs"; reason: string; message: string };
+  failure?: PipelineFailure;
   /** Data-plane warnings about the pipeline, in spec paths. */
   warnings?: string[];
 }
@@ -363,16 +362,7 @@ export function renderMain(
   return { toml: header + toToml(doc), paths };
 }
 
-export type PipelineRender =
-  | {
-      toml: string;
-      secrets: Record<string, Buffer>;
-      /** Files for the rendered ConfigMap beside the TOML (fileOptions from ConfigMaps or inline). */
-      configFiles: Record<string, string>;
-      paths: SpecPaths;
-      revisions: string[];
-    }
-  | { failure: NonNullable<PipelineOutcome["failure"]> };
+export type { PipelineRender } from "./render-cache.js";
 
 /** Reads what the pods will have mounted, from the render itself: for the checker. */
 export function mountedReader(

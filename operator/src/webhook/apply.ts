@@ -6,7 +6,7 @@
 import { PatchStrategy } from "@kubernetes/client-node";
 import type { KubeClients } from "../provider/kube.js";
 import { validatingConfiguration, webhookConfiguration } from "./config.js";
-import type { SidecarWebhookOptions } from "./server.js";
+import type { SidecarWebhookOptions } from "./types.js";
 
 const FIELD_MANAGER = "harmony-operator-webhook";
 const CA_ONLY = ["clientConfig.caBundle"];

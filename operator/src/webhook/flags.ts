@@ -1,6 +1,6 @@
 /** The operator's --webhook-* flags, checked up front so a typo stops the start with a clear message. */
 import { WEBHOOK_PATH, parseLabelSelector, type WebhookTarget } from "./config.js";
-import type { SidecarWebhookOptions } from "./server.js";
+import type { SidecarWebhookOptions } from "./types.js";
 
 export const WEBHOOK_HELP = `  --webhook-port <port>     Serve the admission webhooks (HTTPS: sidecar injection, validation of Harmony
                             resources) on this port; off when unset

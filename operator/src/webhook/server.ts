@@ -13,11 +13,9 @@
  */
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { V1LabelSelector, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { V1Secret } from "@kubernetes/client-node";
 import client from "prom-client";
-import type { Logger } from "winston";
 import { GROUP, VERSION, type HarmonyGateway } from "../api/v1alpha1.js";
-import type { KubeClients } from "../provider/kube.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import {
   SECRET_KEYS,
@@ -28,65 +26,15 @@ import {
   type BundleVerdict,
   type CertBundle,
 } from "./certs.js";
-import { VALIDATE_PATH, WEBHOOK_PATH, type FailurePolicy, type WebhookTarget } from "./config.js";
+import { VALIDATE_PATH, WEBHOOK_PATH, type WebhookTarget } from "./config.js";
 import { applyConfigurations } from "./apply.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import { hasSidecar, injectionPatch, networksIn } from "./inject.js";
 import { netSecretName } from "../network/gateway-files.js";
 import { validationResponse, type ValidationRequest } from "./validate.js";
+import type { AdmissionRequest, AdmissionResponse, SidecarWebhookOptions } from "./types.js";
 
-export type MissingGateway = "deny" | "admit";
-
-export interface SidecarWebhookOptions {
-  kube: KubeClients;
-  logger: Logger;
-  port: number;
-  configName: string;
-  /**
-   * The MutatingWebhookConfiguration is installed by someone else (the Helm chart, so that
-   * uninstalling removes it): only its caBundle is ours, and failurePolicy and namespaceSelector
-   * are the installer's.
-   */
-  configExternal?: boolean;
-  certSecret: { namespace: string; name: string };
-  failurePolicy: FailurePolicy;
-  namespaceSelector: V1LabelSelector;
-  target: WebhookTarget;
-  /** A labelled pod whose gateway does not exist: refuse it (default) or admit it without a sidecar. */
-  onMissingGateway: MissingGateway;
-  /** Validate Harmony resources at admission (VALIDATE_PATH) through this ValidatingWebhookConfiguration. */
-  validation?: {
-    configName: string;
-    failurePolicy: FailurePolicy;
-    /** The configuration is installed by someone else (the chart): only its caBundle is ours. */
-    external?: boolean;
-  };
-  defaultImage?: string;
-  /**
-   * How often the Secret and the webhook configuration are read back (default 10 min): picks up a
-   * certificate another replica renewed and repairs a deleted or edited configuration.
-   */
-  refreshMs?: number;
-  registry?: client.Registry;
-}
-
-interface AdmissionRequest {
-  uid: string;
-  kind?: { group?: string; version?: string; kind?: string };
-  operation?: string;
-  namespace?: string;
-  object?: V1Pod;
-  dryRun?: boolean;
-}
-
-export interface AdmissionResponse {
-  uid: string;
-  allowed: boolean;
-  patchType?: "JSONPatch";
-  patch?: string;
-  warnings?: string[];
-  status?: { code: number; reason?: string; message: string };
-}
+export type { AdmissionResponse, MissingGateway, SidecarWebhookOptions } from "./types.js";
 
 type Outcome = "injected" | "unchanged" | "denied";
 

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from "node:util";
 import { API_VERSION, type HarmonyResource } from "../api/v1alpha1.js";
 import { validateResource } from "../admission/validate.js";
 import type { HarmonyNetwork } from "../api/network.js";
-import type { AdmissionResponse } from "./server.js";
+import type { AdmissionResponse } from "./types.js";
 
 export interface ValidationRequest {
   uid: string;
