@@ -98,12 +98,17 @@ test("--watch-namespaces: gateways in the listed namespaces are rendered; others
   const requests = proxy.log.map((l) => l.split("?")[0]!);
   assert.ok(requests.some((r) => r.includes("/namespaces/fa/harmonygateways")));
   assert.ok(requests.some((r) => r.includes("/namespaces/fb/harmonygateways")));
+  // HarmonyNetworks are cluster-scoped: the one cluster-wide watch a scoped operator keeps (README,
+  // "Networks with --watch-namespaces"); every namespaced kind is read per listed namespace.
+  assert.ok(requests.some((r) => r.endsWith("/v1alpha1/harmonynetworks")));
   assert.deepEqual(
     requests.filter(
-      (r) => r.includes("/namespaces/fc/") || /\/v1alpha1\/harmony\w+$|\/api\/v1\/(pods|secrets|configmaps)$/.test(r),
+      (r) =>
+        r.includes("/namespaces/fc/") ||
+        /\/v1alpha1\/harmony(?!networks$)\w+$|\/api\/v1\/(pods|secrets|configmaps|namespaces)$/.test(r),
     ),
     [],
-    "no request outside the listed namespaces, and no cluster-wide list or watch",
+    "no request outside the listed namespaces, and no cluster-wide list or watch but HarmonyNetworks'",
   );
 });
 
