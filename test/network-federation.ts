@@ -10,17 +10,12 @@
  * gw-a has the network listener `harmony` and an app listener `apps` (pipelines on it are not in
  * the directory); gw-b has `harmony` only. The caller brings each side's endpoints and pipelines.
  */
-import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { posix, join } from "node:path";
-import { eventually as poll, freePort, startDataplane, tempDir } from "../dataplane/test/helpers.js";
+import { eventually as poll, freePort } from "../dataplane/test/helpers.js";
 import type { Dataplane } from "../dataplane/test/helpers.js";
 import { OPERATOR_NS, cr, startCluster, type Cluster } from "./network-env.js";
-import { startSyncer } from "./syncer.js";
+import { runGatewayPod } from "./network-pod.js";
 
 export const DOMAIN = "hospitals.example";
-/** Where the pod's volumes hang (the operator's CONFIG_DIR, SECRET_DIR and NET_DIR are below it). */
-const POD_ROOT = "/etc/harmony";
 
 export interface FederationPorts {
   /** gw-a's and gw-b's `harmony` listeners. */
@@ -69,16 +64,6 @@ const peerToken = (name: string, port: number, fingerprint: string) => ({
   metadata: { name, namespace: OPERATOR_NS },
   stringData: { url: `https://127.0.0.1:${port}/.well-known/harmony/hospitals/export.jws`, fingerprint },
 });
-
-interface Volume {
-  name: string;
-  configMap?: { name: string };
-  secret?: { secretName: string; items?: { key: string; path: string }[] };
-}
-interface PodSpec {
-  volumes: Volume[];
-  containers: { args: string[]; volumeMounts: { name: string; mountPath: string }[] }[];
-}
 
 /**
  * Starts both clusters, applies each side's network, gateway and `resources`, peers them and runs
@@ -138,8 +123,8 @@ export async function startFederation(
   await A.apply(peerToken("peer-b", ports.b, fpB), fed.network("A"));
   await B.apply(peerToken("peer-a", ports.a, fpA), fed.network("B"));
   [fed.gwA, fed.gwB] = await Promise.all([
-    runGateway(fed, stops, A, "org-a", "gw-a"),
-    runGateway(fed, stops, B, "org-b", "gw-b"),
+    runGatewayPod(A, "org-a", "gw-a", { stops, eventually: (what, fn) => fed.eventually(what, fn) }),
+    runGatewayPod(B, "org-b", "gw-b", { stops, eventually: (what, fn) => fed.eventually(what, fn) }),
   ]);
   return fed;
 }
@@ -151,48 +136,3 @@ const caFingerprint = (fed: Federation, c: Cluster) =>
     );
     return n?.status?.caFingerprint;
   });
-
-/**
- * Runs a gateway's data plane the way its pod would: every ConfigMap/Secret volume of the rendered
- * Deployment mirrored at its mount path (re-rooted under a temp dir), config from the container's
- * `--config`. The API config source is left out: a host process has no ServiceAccount token.
- */
-async function runGateway(
-  fed: Federation,
-  stops: (() => unknown)[],
-  c: Cluster,
-  ns: string,
-  gw: string,
-): Promise<Dataplane> {
-  const spec = await fed.eventually(`${gw} Deployment with its network volume`, async () => {
-    const d = await c.get<{ spec: { template: { spec: PodSpec } } }>(
-      `/apis/apps/v1/namespaces/${ns}/deployments/${gw}-harmony`,
-    );
-    const s = d?.spec.template.spec;
-    return s?.volumes.some((v) => v.name === "harmony-net") && s;
-  });
-  const root = tempDir(`harmony-pod-${gw}-`);
-  const kc = (args: string[]) => spawn("kubectl", ["--kubeconfig", c.cp.kubeconfig, ...args], { env: c.cp.env });
-  const synced: (() => number)[] = [];
-  for (const m of spec.containers[0]!.volumeMounts) {
-    const v = spec.volumes.find((x) => x.name === m.name)!;
-    const dir = join(root, posix.relative(POD_ROOT, m.mountPath));
-    assert.ok(!dir.startsWith(".."), `${m.mountPath} is under ${POD_ROOT}`);
-    const items = v.secret?.items && Object.fromEntries(v.secret.items.map((i) => [i.key, i.path]));
-    const s = v.configMap
-      ? startSyncer(kc, ns, v.configMap.name, dir)
-      : v.secret
-        ? startSyncer(kc, ns, v.secret.secretName, dir, "secret", items)
-        : undefined;
-    if (!s) continue;
-    stops.push(() => s.stop());
-    // The gateway's own Secret exists only when a pipeline has secret options: not awaited.
-    if (v.configMap || v.name === "harmony-net") synced.push(() => s.swaps());
-  }
-  const config = spec.containers[0]!.args[spec.containers[0]!.args.indexOf("--config") + 1]!;
-  const configFile = join(root, posix.relative(POD_ROOT, config));
-  await fed.eventually(`${gw}'s volumes synced`, () => Promise.resolve(synced.every((n) => n() > 0)));
-  const dp = await startDataplane(configFile, { HARMONY_POLL_MS: "200" });
-  stops.push(() => dp.stop());
-  return dp;
-}
