@@ -122,10 +122,13 @@ export async function startFederation(
   peered.A = peered.B = true;
   await A.apply(peerToken("peer-b", ports.b, fpB), fed.network("A"));
   await B.apply(peerToken("peer-a", ports.a, fpA), fed.network("B"));
-  [fed.gwA, fed.gwB] = await Promise.all([
+  // Settled, not all: a gateway still starting when the other fails must register its stop first.
+  const started = await Promise.allSettled([
     runGatewayPod(A, "org-a", "gw-a", { stops, eventually: (what, fn) => fed.eventually(what, fn) }),
     runGatewayPod(B, "org-b", "gw-b", { stops, eventually: (what, fn) => fed.eventually(what, fn) }),
   ]);
+  for (const r of started) if (r.status === "rejected") throw r.reason;
+  [fed.gwA, fed.gwB] = started.map((r) => (r as PromiseFulfilledResult<Dataplane>).value) as [Dataplane, Dataplane];
   return fed;
 }
 

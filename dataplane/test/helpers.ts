@@ -264,14 +264,38 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A loopback port free right now (and nothing listens on it until someone binds it). */
+/** Ports this process has handed out: never the same one twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A port for a listener the test binds later. Taken below the kernel's ephemeral range
+ * (32768–60999 on Linux by default): a port from listen(0) comes from that range, and on a busy
+ * machine any outgoing connection (to an apiserver, etcd, an upstream) may take it as its source
+ * port before the test binds it, which CI saw as EADDRINUSE. Random, so that test files running
+ * side by side rarely pick the same one, and checked by binding it (a loopback port free right
+ * now: nothing listens on it until someone binds it).
+ */
 export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
   const s = createServer();
   s.listen(0, "127.0.0.1");
   await once(s, "listening");
   const port = (s.address() as { port: number }).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen({ port, host: "127.0.0.1", exclusive: true }, () => s.close(() => resolve(true)));
+  });
 }
 
 /** Runs every stop in reverse start order even when one fails; rethrows the first failure. */
