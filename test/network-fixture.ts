@@ -9,6 +9,10 @@ import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, startDataplane, tempDir, type Dataplane, type HttpResult } from "../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Ca, type Leaf } from "./network-pki.js";
+import { TlsBridge } from "../dataplane/src/network/tls-bridge.js";
+import { identityOf } from "../dataplane/src/network/identity.js";
+import { createLogger } from "../dataplane/src/observability/logger.js";
+import { cEcho } from "../dataplane/src/protocols/dimse-client.js";
 
 export const DOMAIN = "hospitals.example";
 export const NETWORK = "hospitals";
@@ -270,4 +274,43 @@ options = { target = "harmony://${DOMAIN}/org-b/fake" }
   const a = await startDataplane(join(net.a.dir, "harmony.toml"));
   stops.push(() => a.stop());
   return { a, b };
+}
+
+/**
+ * C-ECHO to a gateway's DICOM TLS port through a bridge holding `leaf` (with its chain), trusting
+ * `ca` and expecting the server's SPIFFE identity `want` in `domain`: the status (-1: no response),
+ * or the failure's message.
+ */
+export async function echoThroughBridge(
+  leaf: Leaf,
+  to: { port: number; ca: string; domain: string; want: string },
+): Promise<number | string> {
+  const bridge = new TlsBridge(
+    "127.0.0.1",
+    to.port,
+    {
+      cert: Buffer.from(leaf.certPem),
+      key: Buffer.from(leaf.keyPem),
+      ca: Buffer.from(to.ca),
+      identity: to.want,
+      checkServerIdentity: (_h, c) =>
+        identityOf(c.subjectaltname, to.domain)?.uri === to.want ? undefined : new Error("wrong server"),
+    },
+    5000,
+    createLogger("error"),
+  );
+  try {
+    return await cEcho({
+      host: "127.0.0.1",
+      port: await bridge.localPort(),
+      calledAet: "PACS-B",
+      callingAet: "ATTACKER",
+      connectTimeoutMs: 5000,
+      associationTimeoutMs: 5000,
+    });
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await bridge.close();
+  }
 }

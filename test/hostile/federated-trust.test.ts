@@ -23,12 +23,9 @@ import {
   startAttackPair,
   type Gw,
   type NetworkFiles,
+  echoThroughBridge,
 } from "../network-fixture.js";
 import { assertStillServes } from "./harness.js";
-import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
-import { identityOf } from "../../dataplane/src/network/identity.js";
-import { createLogger } from "../../dataplane/src/observability/logger.js";
-import { cEcho } from "../../dataplane/src/protocols/dimse-client.js";
 
 let net: NetworkFiles;
 let a: Dataplane;
@@ -143,35 +140,12 @@ test("HTTP mTLS: a peer CA's certificate for a local org or another peer's org i
 
 /** C-ECHO to B's DICOM TLS port through a bridge holding `leaf`: the status, or the failure. */
 async function echoAs(leaf: Leaf): Promise<number | string> {
-  const want = spiffe(DOMAIN, "org-b", "gw-b");
-  const bridge = new TlsBridge(
-    "127.0.0.1",
-    bDicom,
-    {
-      cert: Buffer.from(leaf.certPem),
-      key: Buffer.from(leaf.keyPem),
-      ca: Buffer.from(net.ca.certPem),
-      identity: want,
-      checkServerIdentity: (_h, c) =>
-        identityOf(c.subjectaltname, DOMAIN)?.uri === want ? undefined : new Error("wrong server"),
-    },
-    5000,
-    createLogger("error"),
-  );
-  try {
-    return await cEcho({
-      host: "127.0.0.1",
-      port: await bridge.localPort(),
-      calledAet: "PACS-B",
-      callingAet: "ATTACKER",
-      connectTimeoutMs: 5000,
-      associationTimeoutMs: 5000,
-    });
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    await bridge.close();
-  }
+  return echoThroughBridge(leaf, {
+    port: bDicom,
+    ca: net.ca.certPem,
+    domain: DOMAIN,
+    want: spiffe(DOMAIN, "org-b", "gw-b"),
+  });
 }
 
 test("DICOM TLS: a peer CA's certificate for a local org or another peer's org gets no association", async () => {

@@ -23,12 +23,8 @@ import {
   type Dataplane,
 } from "../../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Ca, type Leaf } from "../network-pki.js";
-import { mtls } from "../network-fixture.js";
+import { mtls, echoThroughBridge } from "../network-fixture.js";
 import { assertStillServes } from "./harness.js";
-import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
-import { identityOf } from "../../dataplane/src/network/identity.js";
-import { createLogger } from "../../dataplane/src/observability/logger.js";
-import { cEcho } from "../../dataplane/src/protocols/dimse-client.js";
 
 const DA = "hospital-a.example";
 const DB = "hospital-b.example";
@@ -287,35 +283,12 @@ test("cross-domain forgeries are refused: 403 network-identity, naming the CA's 
 });
 
 async function echoAs(leaf: Leaf): Promise<number | string> {
-  const want = spiffe(DB, "radiology", "gw-b");
-  const bridge = new TlsBridge(
-    "127.0.0.1",
-    port.bDicom,
-    {
-      cert: Buffer.from(leaf.certPem),
-      key: Buffer.from(leaf.keyPem),
-      ca: Buffer.from(caB.certPem),
-      identity: want,
-      checkServerIdentity: (_h, c) =>
-        identityOf(c.subjectaltname, DB)?.uri === want ? undefined : new Error("wrong server"),
-    },
-    5000,
-    createLogger("error"),
-  );
-  try {
-    return await cEcho({
-      host: "127.0.0.1",
-      port: await bridge.localPort(),
-      calledAet: "PACS-B",
-      callingAet: "ATTACKER",
-      connectTimeoutMs: 5000,
-      associationTimeoutMs: 5000,
-    });
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    await bridge.close();
-  }
+  return echoThroughBridge(leaf, {
+    port: port.bDicom,
+    ca: caB.certPem,
+    domain: DB,
+    want: spiffe(DB, "radiology", "gw-b"),
+  });
 }
 
 test("DICOM TLS: A's gateway associates across domains; A's CA naming B's domain gets no association", async () => {
