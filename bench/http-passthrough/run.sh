@@ -8,6 +8,7 @@
 #   ROUNDS=7 DURATION=5 CONNS=64 WARMUP=1     paired rounds, seconds per turn, wrk connections, warm-up s per turn
 #   TARGETS="direct nginx harmony express-hpm" subset/order of targets (nginx is the ratio baseline);
 #                                              also: floor (node:http + undici, no features),
+#                                              floor-raw / floor-rawserver / floor-rawclient (floor-raw.mjs),
 #                                              harmony-nolog (harmony with logging.access_log = false),
 #                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build),
 #                                              harmony-w2 (proxy.workers = 2), nginx-w2 (worker_processes 2)
@@ -19,7 +20,7 @@
 #   HARMONY_BASE_NODE_FLAGS (default: HARMONY_NODE_FLAGS)  its node flags
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
-# 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor,
+# 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor, 19480-19482 floor-raw*,
 # 19181/19191 harmony-nolog, 19182/19192 harmony-base, 19183/19193 harmony-w2, 19081 nginx-w2.
 #
 # This is a benchmark, not a test: PASS/MISS against the project's targets is
@@ -67,7 +68,7 @@ for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; 
 done
 ((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
 for t in $TARGETS; do
-  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | express-hpm | floor) ;;
+  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | express-hpm | floor | floor-raw | floor-rawserver | floor-rawclient) ;;
     *) die "unknown target '$t' in TARGETS" ;;
   esac
 done
@@ -313,6 +314,20 @@ for t in $TARGETS; do
       started floor "$pid"
       wait_ready floor "$pid" "http://127.0.0.1:$FLOOR_PORT/1k" 15 "$WORK/floor.log"
       add_target floor "$FLOOR_PORT" "$pid"
+      ;;
+    floor-raw | floor-rawserver | floor-rawclient)
+      # floor-raw.mjs: each side node:http/undici or net + Node's llhttp binding (issue 18's cost split).
+      case $t in
+        floor-raw) port=$((FLOOR_PORT + 100)) srv=raw cli=raw ;;
+        floor-rawserver) port=$((FLOOR_PORT + 101)) srv=raw cli=undici ;;
+        floor-rawclient) port=$((FLOOR_PORT + 102)) srv=http cli=raw ;;
+      esac
+      NODE_ENV=production PORT=$port SERVER=$srv CLIENT=$cli UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
+        taskset -c "$PROXY_CPU" node $HARMONY_NODE_FLAGS "$HERE/floor-raw.mjs" >"$WORK/$t.log" 2>&1 &
+      pid=$!
+      started "$t" "$pid"
+      wait_ready "$t" "$pid" "http://127.0.0.1:$port/1k" 15 "$WORK/$t.log"
+      add_target "$t" "$port" "$pid"
       ;;
     express-hpm)
       NODE_ENV=production PORT=$EXPRESS_HPM_PORT UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT" \
