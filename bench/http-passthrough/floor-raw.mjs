@@ -20,7 +20,16 @@ const PORT = Number(process.env.PORT ?? 19480);
 const UPSTREAM = new URL(process.env.UPSTREAM ?? "http://127.0.0.1:19000");
 const SERVER = process.env.SERVER ?? "raw";
 const CLIENT = process.env.CLIENT ?? "raw";
-const HOP = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te", "trailer", "host"]);
+const HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "proxy-connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "host",
+]);
 const MAX_HEADER = 16 * 1024;
 
 // ---- the upstream side -------------------------------------------------------------------------
@@ -145,7 +154,11 @@ function undiciClient() {
         },
       },
     );
-    return { pause: () => ctl?.pause(), resume: () => ctl?.resume(), abort: () => ctl?.abort(new Error("client gone")) };
+    return {
+      pause: () => ctl?.pause(),
+      resume: () => ctl?.resume(),
+      abort: () => ctl?.abort(new Error("client gone")),
+    };
   };
 }
 
@@ -282,6 +295,8 @@ function httpServer() {
 
 const server = SERVER === "raw" ? rawServer() : httpServer();
 server.listen(PORT, HOST, () => {
-  process.stdout.write(`floor-raw (server ${SERVER}, client ${CLIENT}) on http://${HOST}:${PORT} -> ${UPSTREAM.origin} (pid ${process.pid})\n`);
+  process.stdout.write(
+    `floor-raw (server ${SERVER}, client ${CLIENT}) on http://${HOST}:${PORT} -> ${UPSTREAM.origin} (pid ${process.pid})\n`,
+  );
 });
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => process.exit(0));
