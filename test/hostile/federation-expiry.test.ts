@@ -121,6 +121,7 @@ before(async () => {
     memberGateway("org-c", "gw-c", 8443),
     ...served("org-c", "gw-c", "ris", { service: "http", pathPrefix: "/org-c/ris" }),
   );
+  await eventually("the gateway's directory with its local entry", async () => (await uris()).includes(LOCAL));
 });
 
 after(async () => {
