@@ -882,6 +882,26 @@ test("helm template: the sidecar webhook is off by default; on, its flags, port,
   ]);
 });
 
+test("helm template: the webhook's own RBAC reads no Secret but its serving certificate (admission reads no key material)", async () => {
+  type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+  for (const sets of [["webhook.enabled=true"], ["webhook.enabled=true", "operator.watchNamespaces={a,b}"]]) {
+    const objs = await render(...sets);
+    const rules = objs
+      .filter((o) => (o.kind === "Role" || o.kind === "ClusterRole") && o.metadata.name === `${RELEASE}-webhook`)
+      .flatMap((o) => (o as unknown as { rules: Rule[] }).rules);
+    assert.ok(rules.length, sets.join(" "));
+    const onSecrets = rules.filter(
+      (r) => r.apiGroups.some((g) => g === "" || g === "*") && r.resources.some((x) => x === "secrets" || x === "*"),
+    );
+    // Reading (and replacing) only the webhook's own certificate, by name; create names no object.
+    for (const r of onSecrets) {
+      if (r.verbs.every((v) => v === "create")) continue;
+      assert.deepEqual(r.resourceNames, [WEBHOOK_SECRET], `${sets.join(" ")}: ${JSON.stringify(r)}`);
+      assert.ok(!r.verbs.some((v) => ["list", "watch", "*"].includes(v)), JSON.stringify(r));
+    }
+  }
+});
+
 test("helm template: monitoring, PDB and dashboard are off by default and render from files/ when on", async () => {
   const defaults = await render();
   for (const kind of ["ServiceMonitor", "PodMonitor", "PrometheusRule", "PodDisruptionBudget", "ConfigMap"])

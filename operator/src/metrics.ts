@@ -27,6 +27,12 @@ export class OperatorMetrics {
     labelNames: ["kind"] as const,
     registers: [this.registry],
   });
+  readonly peerImportsExpired = new client.Counter({
+    name: "harmony_operator_network_peer_imports_expired_total",
+    help: "Peer imports dropped because no fresher export verified within their validity, by network and peer.",
+    labelNames: ["network", "peer"] as const,
+    registers: [this.registry],
+  });
   readonly leader = new client.Gauge({
     name: "harmony_operator_leader",
     help: "1 while this process holds the leader lease.",

@@ -110,6 +110,12 @@ export const NetworkPeer = Obj(
       { name: Str("Secret name.", { pattern: SUBDOMAIN, maxLength: 253 }) },
       "The peering token: a Secret in the operator's namespace with keys `url` (the peer gateway's export URL) and `fingerprint` (sha256 of the peer network CA's DER, hex).",
     ),
+    maxValiditySeconds: Type.Optional(
+      Int(
+        "Longest an import of this peer is trusted after the peer signed it, whatever the export's own expiry says. An import not refreshed by then (the peer's export expired, or this cap passed) is dropped: its entries leave the directory and its CA the trust bundle.",
+        { minimum: 60, default: 86400, maximum: 2592000 },
+      ),
+    ),
   },
   "A network in another cluster whose exported endpoints are imported.",
 );
@@ -154,7 +160,10 @@ export const HarmonyNetworkSpec = Obj(
             ),
           ),
           validitySeconds: Type.Optional(
-            Int("Lifetime of the signed export.", { minimum: 60, default: 86400, maximum: 2592000 }),
+            Int(
+              "Lifetime of the signed export (re-signed every half of it). Peers drop an import they could not refresh within it, so it bounds how long they trust an org this network no longer exports.",
+              { minimum: 60, default: 3600, maximum: 2592000 },
+            ),
           ),
         },
         "What peer clusters see: a JWS signed with the network CA's key, served by member gateways.",
@@ -245,12 +254,17 @@ export const PeerStatus = Obj(
   {
     name: Str("Peer name."),
     state: Enum(
-      ["Pending", "Synced", "Error"],
-      "Pending: never fetched. Synced: the last fetch verified. Error: see lastError.",
+      ["Pending", "Synced", "Error", "Expired"],
+      "Pending: never fetched. Synced: the last fetch verified. Error: see lastError (the previous import stays until validUntil). Expired: no export verified before validUntil; the import was dropped.",
+    ),
+    validUntil: Type.Optional(
+      Str("Until when the held import is trusted unless a fresher export verifies (when it lapsed, for Expired).", {
+        format: "date-time",
+      }),
     ),
     lastSyncTime: Type.Optional(Str("When an export last verified.", { format: "date-time" })),
     lastAttemptTime: Type.Optional(Str("When the export was last fetched.", { format: "date-time" })),
-    lastError: Type.Optional(Str("Why the last fetch failed (the previous import stays in use).")),
+    lastError: Type.Optional(Str("Why the last fetch failed (the previous import stays in use until validUntil).")),
     entries: Type.Optional(Int("Entries imported.", { minimum: 0 })),
     refusedOrgs: Type.Optional(
       List(

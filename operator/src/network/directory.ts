@@ -219,6 +219,8 @@ export interface PeerImport {
   trustBundlePem: string;
   /** When the peer signed it (ms): a fetched export older than the held one is a replay. */
   serial?: number;
+  /** The export's own expiry (s since epoch); federation.ts importValidUntil caps it. */
+  exp?: number;
   /**
    * When this peer was first imported (ms; its stored import's creation time after a restart):
    * of two peers claiming one org, the earlier keeps it (trust-bundle.ts orgClaims).

@@ -18,6 +18,26 @@ const ALG = "RS256";
 const TYP = "harmony-network-export+jwt";
 /** A peer's export larger than this is refused (1,000 entries are about 300 KB). */
 export const MAX_EXPORT_BYTES = 8 * 1024 * 1024;
+/**
+ * How long an exporter's signature lasts by default (spec.export.validitySeconds): an hour, re-signed
+ * every half hour. It bounds how long a peer keeps trusting an org after the exporter stops
+ * vouching for it in a way the peer never hears of (every gateway serving the export gone), while
+ * a peer that cannot reach us still holds an export with at least half an hour left.
+ */
+export const DEFAULT_EXPORT_VALIDITY_SECONDS = 3600;
+/**
+ * The most an importer grants one export from its signing time, whatever its `exp` says
+ * (spec.peers[].maxValiditySeconds): a peer cannot make its trust outlive a day without signing again.
+ */
+export const DEFAULT_MAX_IMPORT_VALIDITY_SECONDS = 86400;
+
+/**
+ * Until when an import is trusted without a fresher export: its own expiry, capped at its signing
+ * time (`serial`, ms) plus the importer's `maxValiditySeconds`. Past it the import is dropped.
+ */
+export function importValidUntil(imp: { exp?: number; serial?: number }, maxValiditySeconds: number): number {
+  return Math.min((imp.exp ?? Infinity) * 1000, (imp.serial ?? 0) + maxValiditySeconds * 1000);
+}
 
 export interface ExportPayload {
   network: string;
@@ -52,7 +72,8 @@ export async function signExport(
 
 /**
  * Verifies an export against the pinned fingerprint and returns what may be imported. `ignoreExpiry`
- * re-reads a stored copy (a peer that went away keeps its last good import).
+ * re-reads a stored copy (after a restart: the caller drops it past importValidUntil, and keeps its
+ * serial so that an older export is still refused as a replay).
  */
 export async function verifyExport(
   jws: string,

@@ -25,6 +25,12 @@ export interface NetworkRuntime {
   leaves?: Map<string, Leaf>;
   local: DirectoryEntry[];
   imports: Map<string, PeerImport>;
+  /**
+   * Peers whose import was dropped because no fresher export came before it lapsed
+   * (importValidUntil): the newest signing time seen (an older export is a replay, refused as
+   * while it was held) and when it lapsed. Cleared by the next export accepted.
+   */
+  lapsed: Map<string, { serial: number; at: number }>;
   peers: Map<string, PeerStatus>;
   /** Peers whose stored import has been loaded (or found absent) since start. */
   loaded: Set<string>;

@@ -399,6 +399,7 @@ export class Controller {
             : this.queue
         ).add(key),
       clusterName: this.opts.clusterName ?? "cluster",
+      metrics: { peerImportExpired: (network, peer) => this.opts.metrics.peerImportsExpired.inc({ network, peer }) },
     };
   }
 }

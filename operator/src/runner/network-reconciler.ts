@@ -22,7 +22,14 @@ import {
   type PeerImport,
   type SkippedMember,
 } from "../network/directory.js";
-import { fetchExport, signExport, verifyExport } from "../network/federation.js";
+import {
+  DEFAULT_EXPORT_VALIDITY_SECONDS,
+  DEFAULT_MAX_IMPORT_VALIDITY_SECONDS,
+  fetchExport,
+  importValidUntil,
+  signExport,
+  verifyExport,
+} from "../network/federation.js";
 import { describeConflict } from "../network/trust-bundle.js";
 import { finish, type NetworkRegistry, type NetworkRuntime } from "../network/state.js";
 import { setConditions, sameConditions, canonical, type DesiredCondition } from "./conditions.js";
@@ -54,6 +61,8 @@ export interface NetworkDeps {
   enqueue: (key: string) => void;
   /** Names this cluster in exports. */
   clusterName: string;
+  /** Counts peer imports dropped because they lapsed (harmony_operator_network_peer_imports_expired_total). */
+  metrics?: { peerImportExpired: (network: string, peer: string) => void };
 }
 
 export const importConfigMapName = (network: string, peer: string) => `harmony-network-${network}-peer-${peer}`;
@@ -115,14 +124,19 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
   const skipped: SkippedMember[] = [...skippedOrgs, ...skippedGateways];
 
   const imports = new Map(before?.imports ?? []);
+  const lapsed = new Map(before?.lapsed ?? []);
   const peers = new Map(before?.peers ?? []);
   const loaded = new Set(before?.loaded ?? []);
   const interval = (net.spec.syncIntervalSeconds ?? 30) * 1000;
   const wanted = new Set((net.spec.peers ?? []).map((p) => p.name));
   for (const k of [...imports.keys()]) if (!wanted.has(k)) imports.delete(k);
   for (const k of [...peers.keys()]) if (!wanted.has(k)) peers.delete(k);
+  for (const k of [...lapsed.keys()]) if (!wanted.has(k)) lapsed.delete(k);
   let nextPeerAt = Infinity;
+  let nextLapseAt = Infinity;
+  const iso = (ms: number) => new Date(ms).toISOString();
   for (const peer of net.spec.peers ?? []) {
+    const cap = peer.maxValiditySeconds ?? DEFAULT_MAX_IMPORT_VALIDITY_SECONDS;
     const st: PeerStatus = peers.get(peer.name) ?? { name: peer.name, state: "Pending" };
     const last = st.lastAttemptTime ? Date.parse(st.lastAttemptTime) : 0;
     const token = await deps.readSecret(deps.namespace, peer.tokenSecretRef.name);
@@ -137,29 +151,65 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     const done = registry.takeResult(slot);
     // A validly signed, unexpired export older than the one held is a replay (of a captured
     // export, or by a relay between us and the peer): taking it would roll back the peer's
-    // entries, orgs and CAs, so it is refused and the newer import stays.
-    const held = imports.get(peer.name)?.serial;
+    // entries, orgs and CAs, so it is refused and the newer import stays. The same after the held
+    // import lapsed (`lapsed` keeps its signing time): an older export must not bring back what
+    // the peer stopped vouching for.
+    const held = imports.get(peer.name)?.serial ?? lapsed.get(peer.name)?.serial;
     const replayed =
       done && "imp" in done && held !== undefined && done.imp.serial !== undefined && done.imp.serial < held
-        ? `export signed at ${new Date(done.imp.serial).toISOString()} is older than the one imported ` +
-          `(${new Date(held).toISOString()}): a replayed export is refused`
+        ? `export signed at ${iso(done.imp.serial)} is older than the one imported ` +
+          `(${iso(held)}): a replayed export is refused`
         : undefined;
-    if (done && "imp" in done && !replayed) {
-      if (!imports.has(peer.name) || !sameImport(imports.get(peer.name)!, done.imp))
+    // Far-future `exp`: trusted only up to `cap` after its signing time, so one signed longer ago is stale.
+    const stale =
+      done && "imp" in done && !replayed && importValidUntil(done.imp, cap) <= now
+        ? `export signed at ${iso(done.imp.serial ?? 0)} is older than this peer's maxValiditySeconds (${cap} s): refused`
+        : undefined;
+    const refusal = replayed ?? stale;
+    if (done && "imp" in done && !refusal) {
+      const prev = imports.get(peer.name);
+      // A new signature is stored even with the same content: after a restart the stored copy's
+      // expiry is the one enforced (a peer away at that moment must not lose a still-valid import).
+      if (!prev || !sameImport(prev, done.imp) || prev.serial !== done.imp.serial)
         await storeImport(deps, name, peer.name, done.jws);
       // A peer keeps its place in the claim order (trust-bundle.ts orgClaims) across re-exports.
-      imports.set(peer.name, { ...done.imp, firstImportedAt: imports.get(peer.name)?.firstImportedAt ?? now });
+      imports.set(peer.name, { ...done.imp, firstImportedAt: prev?.firstImportedAt ?? now });
+      lapsed.delete(peer.name);
       Object.assign(st, { state: "Synced", lastSyncTime: done.at, entries: done.imp.entries.length });
       delete st.lastError;
     } else if (done) {
-      // The last good import stays: a peer going away leaves local traffic and its old entries alone.
+      // The last good import stays until it lapses (below): a peer away for a while leaves local
+      // traffic and its entries alone.
       Object.assign(st, {
         state: "Error",
-        lastError: replayed ?? ("error" in done ? done.error : ""),
+        lastError: refusal ?? ("error" in done ? done.error : ""),
         entries: imports.get(peer.name)?.entries.length ?? 0,
       });
       deps.logger.warn("Peer sync failed", { network: name, peer: peer.name, error: st.lastError });
     }
+    // Nothing tells us when a peer stops vouching for an org in a way we cannot fetch (every
+    // gateway serving its export gone): an import not refreshed within its validity is dropped,
+    // with its entries and its CA's place in the trust bundle.
+    const cur = imports.get(peer.name);
+    const until = cur && importValidUntil(cur, cap);
+    if (cur && until !== undefined && until <= now) {
+      imports.delete(peer.name);
+      lapsed.set(peer.name, { serial: cur.serial ?? 0, at: until });
+      deps.metrics?.peerImportExpired(name, peer.name);
+      Object.assign(st, {
+        state: "Expired",
+        entries: 0,
+        lastError: lapsedMessage(lapsed.get(peer.name)!, st.state === "Error" ? st.lastError : undefined),
+      });
+      deps.logger.warn("Peer import lapsed and was dropped", { network: name, peer: peer.name, error: st.lastError });
+    } else if (until !== undefined) {
+      nextLapseAt = Math.min(nextLapseAt, until);
+    } else if (lapsed.has(peer.name) && st.state === "Error") {
+      // A later fetch failed (or was refused) too: still Expired, with that fetch's error.
+      Object.assign(st, { state: "Expired", lastError: lapsedMessage(lapsed.get(peer.name)!, st.lastError) });
+    }
+    if (until !== undefined) st.validUntil = iso(until);
+    else if (!lapsed.has(peer.name)) delete st.validUntil;
     if ((now - last >= interval || !st.lastAttemptTime) && !registry.isFetching(slot)) {
       st.lastAttemptTime = new Date(now).toISOString();
       registry.startFetch(
@@ -179,11 +229,11 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     if (!registry.isFetching(slot)) nextPeerAt = Math.min(nextPeerAt, Date.parse(st.lastAttemptTime!) + interval);
   }
 
-  // The export: re-signed when its content changes or half its lifetime has passed.
+  // The export: re-signed when its content or validity changes or half its lifetime has passed.
   let { exportJws, exportKey, exportRenewAt } = before ?? {};
   const exported = exportedEntries(net, local);
   if (net.spec.export?.endpoints?.length) {
-    const validity = net.spec.export.validitySeconds ?? 86400;
+    const validity = net.spec.export.validitySeconds ?? DEFAULT_EXPORT_VALIDITY_SECONDS;
     const payload = {
       network: name,
       domain: net.spec.domain,
@@ -193,7 +243,12 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
       // The signing CA is in it either way: a peer checks that it is (federation.ts).
       trust_bundle_pem: certs ? ca.bundlePem + opCa.current.caPem.trim() + "\n" : ca.bundlePem,
     };
-    const key = createHash("sha256").update(canonical(payload)).update(ca.current.caPem).digest("hex");
+    // The validity too: a shorter one must reach peers now, not at the old one's half-life.
+    const key = createHash("sha256")
+      .update(canonical(payload))
+      .update(ca.current.caPem)
+      .update(String(validity))
+      .digest("hex");
     if (key !== exportKey || now >= (exportRenewAt ?? 0)) {
       exportJws = await signExport(ca.current, payload, validity, now);
       exportKey = key;
@@ -211,6 +266,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     ...(certs ? { leaves: certs.leaves } : {}),
     local,
     imports,
+    lapsed,
     peers,
     loaded,
     exportJws,
@@ -245,6 +301,7 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
   const peerList = [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
   const synced = peerList.filter((p) => p.state === "Synced").length;
   const failing = peerList.filter((p) => p.state === "Error");
+  const expired = peerList.filter((p) => p.state === "Expired");
   await writeNetworkStatus(
     deps,
     net,
@@ -268,15 +325,20 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
             // Serving what it can: a skipped member is named (status.skipped has each one's reason).
             reason: skipped.length
               ? "MembersSkipped"
-              : failing.length
-                ? "PeersDegraded"
-                : rt.conflicts.length
-                  ? "PeerOrgConflict"
-                  : "Ready",
+              : expired.length
+                ? "PeerImportsExpired"
+                : failing.length
+                  ? "PeersDegraded"
+                  : rt.conflicts.length
+                    ? "PeerOrgConflict"
+                    : "Ready",
             message:
               `${orgs.length} org(s), ${gateways.length} gateway(s), ${local.length} endpoint(s)` +
               (peerList.length ? `; peers ${synced}/${peerList.length} synced` : "") +
               (failing.length ? ` (failing: ${failing.map((p) => p.name).join(", ")})` : "") +
+              (expired.length
+                ? `; imports dropped, not refreshed within their validity: ${expired.map((p) => p.name).join(", ")}`
+                : "") +
               (rt.conflicts.length ? `; ${rt.conflicts.map(describeConflict).join("; ")}` : "") +
               (skipped.length ? `; skipped: ${skipped.map((m) => `${m.name} (${m.reason})`).join(", ")}` : ""),
           },
@@ -298,9 +360,21 @@ export async function reconcileNetwork(deps: NetworkDeps, name: string): Promise
     deps.watched && net.spec.members.namespaceSelector ? now + (deps.namespaceRecheckMs ?? 300_000) : Infinity;
   // cert-manager's Certificates and Secrets are polled (cert-manager.ts says why not watched).
   const certsAt = certs ? now + interval : Infinity;
-  const due = Math.min(nextPeerAt, ca.nextStepAt ?? Infinity, exportRenewAt ?? Infinity, relabelAt, certsAt);
+  const due = Math.min(
+    nextPeerAt,
+    nextLapseAt,
+    ca.nextStepAt ?? Infinity,
+    exportRenewAt ?? Infinity,
+    relabelAt,
+    certsAt,
+  );
   return Number.isFinite(due) ? { requeueAfterMs: Math.max(100, due - Date.now()) } : {};
 }
+
+/** Why an Expired peer has no import: what lapsed, when, and the last fetch's error. */
+const lapsedMessage = (l: { serial: number; at: number }, lastFetch: string | undefined) =>
+  `import signed at ${new Date(l.serial).toISOString()} lapsed at ${new Date(l.at).toISOString()} with no ` +
+  `fresher export verified; its entries and CA are dropped (last fetch: ${lastFetch ?? "none failed"})`;
 
 function enqueueEndpoints(deps: NetworkDeps, org: string): void {
   for (const e of deps.caches.endpoints.list(org)) deps.enqueue(`endpoint/${org}/${e.metadata.name}`);
@@ -311,7 +385,10 @@ const sameImport = (a: PeerImport, b: PeerImport) =>
   canonical({ ...a, exp: undefined, serial: undefined, firstImportedAt: undefined }) ===
   canonical({ ...b, exp: undefined, serial: undefined, firstImportedAt: undefined });
 
-/** The last verified export of a peer, kept so a restart (or a peer that went away) still has it. */
+/**
+ * The last verified export of a peer, kept so a restart still has it (within its validity: past
+ * it, it is read back only for its signing time, the floor below which a fetched export is a replay).
+ */
 async function storeImport(deps: NetworkDeps, network: string, peer: string, jws: string): Promise<void> {
   await deps.kube.objects.patch(
     {

@@ -4,8 +4,9 @@
  * Sidecar mode run the same container spec; only names are prefixed, because a pod we did not
  * write may already use "config", "tmp" or "dataplane".
  */
-import type { V1Container, V1Pod, V1PodSpec, V1Secret, V1Volume } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Container, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
 import type { HarmonyGateway } from "../api/v1alpha1.js";
+import { networksIn as configNetworks } from "../network/gateway-files.js";
 import { deploymentFor } from "../translator/workload.js";
 
 export const SIDECAR_NAME = "harmony-dataplane";
@@ -22,7 +23,7 @@ export interface Injection {
 
 /**
  * The data-plane container and the volumes it mounts, as the gateway's Deployment has them.
- * `networks`: the HarmonyNetworks whose files the gateway's network Secret holds (networksIn), so
+ * `networks`: the HarmonyNetworks the gateway's config names (networksIn), so
  * that the sidecar of a member gateway mounts its certificate, key, trust bundle and directory at
  * the paths its config names, as the Deployment's pods do.
  */
@@ -66,12 +67,15 @@ export function hasSidecar(pod: V1Pod): boolean {
   return [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].some((c) => c.name === SIDECAR_NAME);
 }
 
-/** Networks whose files a gateway's network Secret (`<gateway>-harmony-net`) holds: keys `<network>.tls.crt`. */
-export function networksIn(netSecret: V1Secret | undefined): string[] {
-  return Object.keys(netSecret?.data ?? {})
-    .filter((k) => k.endsWith(".tls.crt"))
-    .map((k) => k.slice(0, -".tls.crt".length))
-    .sort();
+/**
+ * Networks the gateway's rendered config (`<gateway>-harmony-config`, a sidecar's one ConfigMap)
+ * names in `[harmony_networks.*]`. The operator writes the network Secret before any config that
+ * names its files, so each of them is in that Secret; reading the config instead of the Secret
+ * keeps key material (the gateway's network key) out of admission: the webhook needs no access
+ * to Secrets but its own serving certificate's.
+ */
+export function networksIn(config: V1ConfigMap | undefined): string[] {
+  return configNetworks(config?.data?.["config.toml"]).sort();
 }
 
 /** The patch that injects the sidecar into `pod`; idempotent (nothing for a pod that has it). */

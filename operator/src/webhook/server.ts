@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { V1Secret } from "@kubernetes/client-node";
 import client from "prom-client";
 import { GROUP, VERSION, type HarmonyGateway } from "../api/v1alpha1.js";
-import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
+import { GATEWAY_LABEL, MANAGED_BY, configMapName } from "../translator/workload.js";
 import {
   SECRET_KEYS,
   assessBundle,
@@ -30,7 +30,6 @@ import { VALIDATE_PATH, WEBHOOK_PATH, type WebhookTarget } from "./config.js";
 import { applyConfigurations } from "./apply.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import { hasSidecar, injectionPatch, networksIn } from "./inject.js";
-import { netSecretName } from "../network/gateway-files.js";
 import { validationResponse, type ValidationRequest } from "./validate.js";
 import type { AdmissionRequest, AdmissionResponse, SidecarWebhookOptions } from "./types.js";
 
@@ -302,15 +301,16 @@ export class SidecarWebhook {
     }
     // A member gateway's network files (certificate, key, trust bundle, directory) are in its
     // network Secret, written before any config that names them: the sidecar mounts the networks
-    // found there. A gateway that joins a network later needs its pods re-created, as for any
-    // change to the injected spec.
-    const netSecret = await this.o.kube.core
-      .readNamespacedSecret({ namespace, name: netSecretName(gw) })
+    // its config names (public data: admission never reads that Secret, which holds the key). A
+    // gateway that joins a network later needs its pods re-created, as for any change to the
+    // injected spec.
+    const config = await this.o.kube.core
+      .readNamespacedConfigMap({ namespace, name: configMapName(gw) })
       .catch((e: unknown) => {
         if ((e as { code?: number }).code === 404) return undefined;
         throw e;
       });
-    const { patch, warnings } = injectionPatch(pod, gw, this.o.defaultImage, networksIn(netSecret));
+    const { patch, warnings } = injectionPatch(pod, gw, this.o.defaultImage, networksIn(config));
     if (!patch.length) return allow;
     this.o.logger.info("Sidecar injected", {
       pod: `${namespace}/${podName}`,
