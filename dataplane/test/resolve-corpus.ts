@@ -65,224 +65,25 @@ function diskBase(name: string, dir: string): Base {
  * build lacks, two backends, a disabled pipeline, mesh ingress and egress, a required middleware.
  */
 function kitchenBase(): Base {
-  const root = join(VROOT, "kitchen");
+  // The TOML and the directory are files (fixtures/resolve-kitchen); the certificates are made here.
+  const base = diskBase("kitchen", join(ROOT, "dataplane/test/fixtures/resolve-kitchen"));
+  const root = dirname(base.main);
   const ca = createCa("corpus CA");
   const leaf = issueLeaf(ca, [spiffe("h.example", "org-a", "gw-a")]);
   const a = issueLeaf(ca, [], "a.example");
   const b = issueLeaf(ca, [], "b.example");
-  const directory = JSON.stringify({
-    version: 1,
-    network: "h",
-    domain: "h.example",
-    groups: [{ orgs: ["org-a", "org-b"] }],
-    entries: [],
-    policies: [],
+  Object.assign(base.files, {
+    [join(root, "tls/server.crt")]: leaf.certPem,
+    [join(root, "tls/server.key")]: leaf.keyPem,
+    [join(root, "tls/a.crt")]: a.certPem,
+    [join(root, "tls/a.key")]: a.keyPem,
+    [join(root, "tls/b.crt")]: b.certPem,
+    [join(root, "tls/b.key")]: b.keyPem,
+    [join(root, "h/tls.crt")]: leaf.certPem,
+    [join(root, "h/tls.key")]: leaf.keyPem,
+    [join(root, "h/ca.crt")]: ca.certPem,
   });
-  const config = `[proxy]
-id = "kitchen"
-pipelines_path = "pipelines"
-client_header_timeout_ms = 30000
-client_body_timeout_ms = 20000
-shutdown_timeout_ms = 5000
-drain_delay_ms = 100
-content_limits = { max_body_size = 2048, max_json_depth = 20, max_xml_depth = 10 }
-path_normalization = { encoded_slash = "decode", semicolon = "strip", case_insensitive = true }
-
-[logging]
-log_level = "debug"
-log_to_file = true
-log_file_path = "tmp/kitchen.log"
-access_log = false
-
-[management]
-enabled = true
-base_path = "/ops/"
-network = "admin"
-token_env = "CORPUS_ADMIN_TOKEN"
-allowed_hosts = ["admin.example"]
-
-[network.web.http]
-bind_address = "127.0.0.1"
-bind_port = 8443
-cert_path = "tls/server.crt"
-key_path = "tls/server.key"
-http2 = false
-cert_reload_ms = 1000
-force_https = false
-
-[[network.web.http.sni]]
-hostname = "a.example"
-cert_path = "tls/a.crt"
-key_path = "tls/a.key"
-
-[[network.web.http.sni]]
-hostname = "*.B.example"
-cert_path = "tls/b.crt"
-key_path = "tls/b.key"
-
-[network.plain.http]
-bind_address = "127.0.0.1"
-bind_port = 8080
-force_https = true
-https_port = 8443
-
-[network.admin.http]
-bind_port = 9090
-
-[network.quic]
-enable_wireguard = true
-[network.quic.http3]
-bind_port = 8444
-
-[network.inter]
-harmony_network = "h"
-[network.inter.http]
-bind_port = 7443
-force_https = false
-
-[network.dimse.tcp_config]
-bind_address = "127.0.0.1"
-bind_port = 11112
-
-[harmony_networks.h]
-domain = "h.example"
-org = "org-a"
-cert_path = "h/tls.crt"
-key_path = "h/tls.key"
-trust_bundle_path = "h/ca.crt"
-directory_path = "h/directory.json"
-
-[services.http]
-module = ""
-[services.fancy]
-module = ""
-[middleware_types.jwt_auth]
-module = ""
-
-[mesh.m]
-type = "http"
-provider = "local"
-jwt_secret = "kitchen-mesh-shared-secret-min-32-characters"
-ingress = ["in1"]
-egress = ["out1"]
-`;
-  const pipelines = `[pipelines.api]
-description = "left/right middleware, two backends, three networks"
-networks = ["web", "plain", "quic"]
-endpoints = ["api_in"]
-backends = ["api_out", "api_spare"]
-
-[pipelines.api.middleware]
-left = ["keys", "passthru"]
-right = ["stamp"]
-
-[pipelines.api.mesh.ingress.in1]
-urls = ["https://kitchen.example/api"]
-mode = "mesh"
-
-[pipelines.api.mesh.egress.out1]
-type = "http"
-
-[endpoints.api_in]
-service = "http"
-options = { path_prefix = "/api" }
-
-[backends.api_out]
-service = "http"
-options = { base_url = "http://127.0.0.1:8888" }
-
-[backends.api_spare]
-service = "echo"
-
-[middleware.keys]
-type = "api_key"
-options = { keys = ["k1"], header = "x-key" }
-
-[middleware.stamp]
-type = "headers"
-options = { response = { set = { "x-kitchen" = "1" } } }
-
-[pipelines.inter]
-networks = ["inter"]
-endpoints = ["inter_in"]
-backends = ["api_spare"]
-middleware = ["passthru"]
-
-[endpoints.inter_in]
-service = "echo"
-options = { path_prefix = "/inter" }
-
-[pipelines.legacy]
-description = "uses what this build lacks"
-networks = ["plain"]
-endpoints = ["legacy_in"]
-middleware = ["cookie", "connect"]
-backends = ["quick"]
-
-[endpoints.legacy_in]
-service = "echo"
-options = { path_prefix = "/legacy" }
-
-[middleware.cookie]
-type = "cookie_auth"
-
-[backends.quick]
-service = "http3"
-
-[pipelines.off]
-enabled = false
-networks = ["nowhere"]
-endpoints = ["ghost"]
-
-[pipelines.dimse]
-networks = ["dimse"]
-endpoints = ["scp_a", "scp_b"]
-backends = ["pacs"]
-
-[endpoints.scp_a]
-service = "dicom_scp"
-options = { local_aet = "KITCHEN_A", port = 11113 }
-
-[endpoints.scp_b]
-service = "dicom"
-options = { local_aet = "KITCHEN_B" }
-
-[backends.pacs]
-service = "dicom_scu"
-options = { host = "127.0.0.1", port = 14242, aet = "ORTHANC", local_aet = "KITCHEN" }
-
-[pipelines.jmix]
-networks = ["web"]
-endpoints = ["jmix_api"]
-middleware = ["packager"]
-backends = ["pacs"]
-
-[endpoints.jmix_api]
-service = "jmix"
-options = { path_prefix = "/jmix" }
-
-[middleware.packager]
-type = "jmix_builder"
-options = { sender = { id = "org:kitchen" }, receivers = [{ id = "org:elsewhere" }] }
-`;
-  return {
-    name: "kitchen",
-    main: join(root, "config.toml"),
-    files: {
-      [join(root, "config.toml")]: config,
-      [join(root, "pipelines/kitchen.toml")]: pipelines,
-      [join(root, "tls/server.crt")]: leaf.certPem,
-      [join(root, "tls/server.key")]: leaf.keyPem,
-      [join(root, "tls/a.crt")]: a.certPem,
-      [join(root, "tls/a.key")]: a.keyPem,
-      [join(root, "tls/b.crt")]: b.certPem,
-      [join(root, "tls/b.key")]: b.keyPem,
-      [join(root, "h/tls.crt")]: leaf.certPem,
-      [join(root, "h/tls.key")]: leaf.keyPem,
-      [join(root, "h/ca.crt")]: ca.certPem,
-      [join(root, "h/directory.json")]: directory,
-    },
-  };
+  return base;
 }
 
 export function bases(): Base[] {
