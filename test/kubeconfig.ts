@@ -1,7 +1,10 @@
 /** A kubeconfig file for one server and bearer token, trusting one CA, as a pod's client would use it. */
 import { writeFileSync } from "node:fs";
 
-export function writeKubeconfig(file: string, o: { server: string; caPem: string; token: string }): string {
+export function writeKubeconfig(
+  file: string,
+  o: { server: string; caPem: string; token: string; namespace?: string },
+): string {
   writeFileSync(
     file,
     JSON.stringify({
@@ -14,7 +17,12 @@ export function writeKubeconfig(file: string, o: { server: string; caPem: string
         },
       ],
       users: [{ name: "client", user: { token: o.token } }],
-      contexts: [{ name: "client", context: { cluster: "test", user: "client" } }],
+      contexts: [
+        {
+          name: "client",
+          context: { cluster: "test", user: "client", ...(o.namespace ? { namespace: o.namespace } : {}) },
+        },
+      ],
       "current-context": "client",
     }),
     { mode: 0o600 }, // it holds a token
