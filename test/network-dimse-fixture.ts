@@ -39,23 +39,10 @@ export async function findThroughA(
   keys: string[] = [],
 ): Promise<{ code: number | null; out: string; matches: string[] }> {
   const dir = tempDir("harmony-net-findscu-");
-  const r = await dcmtk("findscu", [
-    "-S",
-    "-aet",
-    "MODALITY",
-    "-aec",
-    "GW-A",
-    "-X",
-    "-od",
-    dir,
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    ...keys.flatMap((k) => ["-k", k]),
-    "127.0.0.1",
-    String(port),
-  ]);
+  // Study level, as org A's modality (MODALITY) calling gw-a (GW-A); -X writes each match to `dir`.
+  const query = ["QueryRetrieveLevel=STUDY", "StudyInstanceUID", ...keys].flatMap((k) => ["-k", k]);
+  const calling = ["-S", "-aet", "MODALITY", "-aec", "GW-A", "-X", "-od", dir];
+  const r = await dcmtk("findscu", [...calling, ...query, "127.0.0.1", String(port)]);
   return { ...r, matches: readdirSync(dir).map((f) => join(dir, f)) };
 }
 

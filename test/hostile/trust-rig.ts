@@ -21,6 +21,17 @@ export interface TrustRig {
   impostorHits(): number;
 }
 
+/** B's PACS (AE PACS-B) on its DIMSE port, as a directory lists it: harmony://…/org-b/pacs. */
+export const pacsEntry = (net: NetworkFiles, port: number): Record<string, unknown> => ({
+  ...net.entries[0]!,
+  uri: `harmony://${DOMAIN}/org-b/pacs`,
+  endpoint: "pacs",
+  protocol: "dicom",
+  port,
+  path_prefix: undefined,
+  ae_title: "PACS-B",
+});
+
 function directory(g: Gw, orgs: string[], entries: Record<string, unknown>[]): void {
   writeFileSync(
     join(g.dir, "directory.json"),
@@ -53,18 +64,7 @@ export async function startTrustRig(
   await once(impostor, "listening");
   stops.push(() => new Promise((r) => impostor.close(r)));
   const bDicom = await freePort();
-  const entries = [
-    ...net.entries,
-    {
-      ...net.entries[0]!,
-      uri: `harmony://${DOMAIN}/org-b/pacs`,
-      endpoint: "pacs",
-      protocol: "dicom",
-      port: bDicom,
-      path_prefix: undefined,
-      ae_title: "PACS-B",
-    },
-  ];
+  const entries = [...net.entries, pacsEntry(net, bDicom)];
   directory(net.b, o.orgs, entries);
   directory(net.a, o.orgs, [
     ...entries,
