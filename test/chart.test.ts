@@ -24,6 +24,7 @@ import { startControlPlane, freePort, type ControlPlane, type KubectlResult } fr
 import { ROOT, eventually as poll, run as runCommand } from "../dataplane/test/helpers.js";
 import { WEBHOOK_FLAGS, webhookSettings } from "../operator/src/webhook/flags.js";
 import { parseLabelSelector, webhookConfiguration } from "../operator/src/webhook/config.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 
 const CHART = join(ROOT, "charts/harmony");
 const RELEASE = "harmony";
@@ -186,25 +187,12 @@ let saKubeconfig = "";
 /** A kubeconfig that authenticates with a token of the chart's ServiceAccount, as the pod would. */
 async function serviceAccountKubeconfig(): Promise<string> {
   const token = (await kubectl(["create", "token", RELEASE, "-n", RELEASE_NS, "--duration=1h"])).trim();
-  const file = join(work, "sa-kubeconfig");
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "harmony-test",
-          cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-        },
-      ],
-      users: [{ name: "harmony-operator", user: { token } }],
-      contexts: [{ name: "sa", context: { cluster: "harmony-test", user: "harmony-operator", namespace: RELEASE_NS } }],
-      "current-context": "sa",
-    }),
-    { mode: 0o600 },
-  );
-  return file;
+  return writeKubeconfig(join(work, "sa-kubeconfig"), {
+    server: cp.server,
+    caPem: cp.caPem,
+    token,
+    namespace: RELEASE_NS,
+  });
 }
 
 /**

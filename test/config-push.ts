@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { writeAtomically } from "./syncer.js";
@@ -20,6 +20,7 @@ import {
   tempDir,
   type Dataplane,
 } from "../dataplane/test/helpers.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 
 /**
  * A gateway's config as the pod sees it: the main ConfigMap's data, and when its manifest names
@@ -154,24 +155,7 @@ export async function startPushRig(opts: { pipelines?: number; cp?: ControlPlane
     mkdirSync(secretDir);
     writeAtomically(join(dir, "config"), tree, 1);
     const token = (await kubectl(["create", "token", "edge-harmony", "-n", ns, "--duration=1h"])).trim();
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [
-          {
-            name: "c",
-            cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-          },
-        ],
-        users: [{ name: "edge", user: { token } }],
-        contexts: [{ name: "edge", context: { cluster: "c", user: "edge" } }],
-        "current-context": "edge",
-      }),
-      { mode: 0o600 },
-    );
+    const kubeconfig = writeKubeconfig(join(dir, "kubeconfig"), { server: cp.server, caPem: cp.caPem, token });
     const dp = await startDataplane(
       join(dir, "config", "config.toml"),
       {},

@@ -4,9 +4,8 @@
  * operator's own Role for it), through a TCP relay the test can cut. No syncer and no kubelet run:
  * the mounted directory changes only when the test writes it.
  */
-import { test, before, after } from "node:test";
+import { test, before, after, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect, type Server, type Socket } from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { once } from "node:events";
 import { join } from "node:path";
@@ -16,6 +15,8 @@ import { connect as tlsConnect } from "node:tls";
 import { createServer as createHttpsServer } from "node:https";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { writeAtomically } from "./syncer.js";
+import { startRelay, type Relay } from "./kube-relay.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 import {
   eventually,
   freePort,
@@ -54,40 +55,6 @@ async function kubectl(args: string[], input?: string): Promise<string> {
   const r = await cp.kubectl(args, input);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
-}
-
-/** A TCP relay in front of the apiserver (TLS passes through): cut() drops every connection and refuses new ones. */
-interface Relay {
-  port: number;
-  cut(on: boolean): void;
-  close(): Promise<void>;
-}
-async function startRelay(target: URL): Promise<Relay> {
-  const sockets = new Set<Socket>();
-  let cut = false;
-  const server: Server = createServer((client) => {
-    if (cut) return client.destroy();
-    const up = connect(Number(target.port), target.hostname);
-    for (const s of [client, up]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => undefined);
-    }
-    client.pipe(up).pipe(client);
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return {
-    port: (server.address() as { port: number }).port,
-    cut(on) {
-      cut = on;
-      if (on) for (const s of sockets) s.destroy();
-    },
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
 }
 
 const main = `[proxy]
@@ -153,6 +120,44 @@ type Info = {
 };
 const info = async (dp: Dataplane) => (await http(dp.url("management", "/admin/info"))).json() as Info;
 
+/** Everything the data plane wrote: its JSON log lines and stderr. */
+const logText = (dp: Dataplane) => dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+
+/**
+ * The data plane on `dir`'s files with the API source on the test's ConfigMap and Secret (read
+ * with the gateway's ServiceAccount token, through the relay), stopped after the test; `wait`
+ * polls with the log's tail as context.
+ */
+async function startWithApiSource(t: TestContext, dir: string, secretDir: string) {
+  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
+    "--config-source",
+    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
+    "--kubeconfig",
+    saKubeconfig,
+  ]);
+  t.after(() => dp.stop());
+  const context = () =>
+    dp.logs
+      .map((l) => JSON.stringify(l))
+      .join("\n")
+      .slice(-4000);
+  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
+    eventually(what, fn, { timeoutMs: 30_000, context });
+  return { dp, wait };
+}
+
+/** Revision 1 (`config.toml` and pipeline a) in the files and the API, the Secret mount and the API holding OLD_PASS. */
+async function firstRevision(configToml: string) {
+  const dir = tempDir();
+  const secretDir = tempDir();
+  writeFileSync(join(secretDir, "pw"), OLD_PASS);
+  const v1 = { "config.toml": configToml, "pipeline.a.toml": pipeline("a", "/a", secretDir) };
+  writeAtomically(dir, v1, 1);
+  await applyConfigMap(v1);
+  await applySecret(OLD_PASS);
+  return { dir, secretDir };
+}
+
 before(async () => {
   cp = await startControlPlane();
   const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
@@ -175,27 +180,11 @@ before(async () => {
   await kubectl(["create", "secret", "generic", "other", "-n", NS, "--from-literal=k=hidden"]);
   saToken = (await kubectl(["create", "token", "edge-harmony", "-n", NS, "--duration=1h"])).trim();
   relay = await startRelay(new URL(cp.server));
-  saKubeconfig = join(tempDir(), "sa-kubeconfig");
-  writeFileSync(
-    saKubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "test",
-          cluster: {
-            server: `https://127.0.0.1:${relay.port}`,
-            "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
-          },
-        },
-      ],
-      users: [{ name: "edge", user: { token: saToken } }],
-      contexts: [{ name: "edge", context: { cluster: "test", user: "edge" } }],
-      "current-context": "edge",
-    }),
-    { mode: 0o600 },
-  );
+  saKubeconfig = writeKubeconfig(join(tempDir(), "sa-kubeconfig"), {
+    server: `https://127.0.0.1:${relay.port}`,
+    caPem: cp.caPem,
+    token: saToken,
+  });
 });
 
 after(async () => {
@@ -247,27 +236,8 @@ test("the gateway's Role reads exactly its ConfigMap (get, watch) and Secret (ge
 });
 
 test("config through the API: edits served without a file change, bad ones refused, reload mid-request, API down → files", async (t) => {
-  const dir = tempDir();
-  const secretDir = tempDir();
-  writeFileSync(join(secretDir, "pw"), OLD_PASS);
-  const v1 = { "config.toml": main, "pipeline.a.toml": pipeline("a", "/a", secretDir) };
-  writeAtomically(dir, v1, 1);
-  await applyConfigMap(v1);
-  await applySecret(OLD_PASS);
-  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
-    "--config-source",
-    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
-    "--kubeconfig",
-    saKubeconfig,
-  ]);
-  t.after(() => dp.stop());
-  const context = () =>
-    dp.logs
-      .map((l) => JSON.stringify(l))
-      .join("\n")
-      .slice(-4000);
-  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
-    eventually(what, fn, { timeoutMs: 30_000, context });
+  const { dir, secretDir } = await firstRevision(main);
+  const { dp, wait } = await startWithApiSource(t, dir, secretDir);
 
   await wait("the API source to connect", async () => (await info(dp)).config.kubernetes?.connected);
   assert.equal((await http(dp.url("default", "/a/x"), { headers: basic(OLD_PASS) })).status, 200);
@@ -341,7 +311,7 @@ test("config through the API: edits served without a file change, bad ones refus
   assert.equal((await http(dp.url("default", "/c/x"), { headers: basic(NEW_PASS) })).status, 200);
 
   // Secrets never reach the logs: neither the passwords nor the ServiceAccount token.
-  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  const all = logText(dp);
   for (const secret of [OLD_PASS, NEW_PASS, saToken]) assert.ok(!all.includes(secret), "a secret in the logs");
 });
 
@@ -387,24 +357,11 @@ test("a hostile or broken API answer (garbage event, 410, 500 with a body) never
     fake.closeAllConnections();
     fake.close();
   });
-  const kubeconfig = join(tempDir(), "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      clusters: [
-        {
-          name: "fake",
-          cluster: {
-            server: `https://127.0.0.1:${(fake.address() as { port: number }).port}`,
-            "certificate-authority-data": Buffer.from(cp.caPem).toString("base64"),
-          },
-        },
-      ],
-      users: [{ name: "u", user: { token: "fake-token-0f9c" } }],
-      contexts: [{ name: "c", context: { cluster: "fake", user: "u" } }],
-      "current-context": "c",
-    }),
-  );
+  const kubeconfig = writeKubeconfig(join(tempDir(), "kubeconfig"), {
+    server: `https://127.0.0.1:${(fake.address() as { port: number }).port}`,
+    caPem: cp.caPem,
+    token: "fake-token-0f9c",
+  });
   const dir = tempDir();
   writeAtomically(dir, files, 1);
   const dp = await startDataplane(join(dir, "config.toml"), {}, [
@@ -422,37 +379,18 @@ test("a hostile or broken API answer (garbage event, 410, 500 with a body) never
   assert.equal(dp.proc.exitCode, null);
   // Still serving; the Secret value came through the API (it is the password now).
   assert.equal((await http(dp.url("default", "/a/x"), { headers: basic(leak) })).status, 200);
-  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  const all = logText(dp);
   assert.match(all, /Kubernetes API answered 500 InternalError/);
   assert.ok(!all.includes(leak), "a response body or Secret value in the log");
   assert.ok(!all.includes("fake-token-0f9c"), "the token in the log");
 });
 
 test("proxy.workers = 2 with --config-source: the primary watches the API once and every worker serves its revisions", async (t) => {
-  const dir = tempDir();
-  const secretDir = tempDir();
-  writeFileSync(join(secretDir, "pw"), OLD_PASS);
   const grouped = main.replace("[proxy]\n", "[proxy]\nworkers = 2\n");
-  const v1 = { "config.toml": grouped, "pipeline.a.toml": pipeline("a", "/a", secretDir) };
-  writeAtomically(dir, v1, 1);
-  await applyConfigMap(v1);
-  await applySecret(OLD_PASS);
-  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
-    "--config-source",
-    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
-    "--kubeconfig",
-    saKubeconfig,
-  ]);
-  t.after(() => dp.stop());
+  const { dir, secretDir } = await firstRevision(grouped);
+  const { dp, wait } = await startWithApiSource(t, dir, secretDir);
   type GroupInfo = Info & { workers: { worker: number; config_hash?: string; last_reload?: { ok: boolean } }[] };
   const groupInfo = async () => (await http(dp.url("management", "/admin/info"))).json() as GroupInfo;
-  const context = () =>
-    dp.logs
-      .map((l) => JSON.stringify(l))
-      .join("\n")
-      .slice(-4000);
-  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
-    eventually(what, fn, { timeoutMs: 30_000, context });
   const connected = await wait("the API source to connect", async () => {
     const i = await groupInfo();
     return i.config.kubernetes?.connected ? i : undefined;
@@ -486,7 +424,7 @@ test("proxy.workers = 2 with --config-source: the primary watches the API once a
   });
   assert.ok(refused.workers.every((w) => w.config_hash === served.workers[0]!.config_hash));
   assert.equal((await http(dp.url("default", "/b/x"), { headers: basic(NEW_PASS), agent: false })).status, 200);
-  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  const all = logText(dp);
   for (const secret of [OLD_PASS, NEW_PASS, saToken]) assert.ok(!all.includes(secret), "a secret in the logs");
 });
 
@@ -530,20 +468,7 @@ test("an HTTPS network that arrives through the API is served with the API's cer
   writeAtomically(dir, { "config.toml": main }, 1);
   await applyConfigMap({ "config.toml": main });
   await kubectl(["delete", "secret", SECRET, "-n", NS, "--ignore-not-found"]);
-  const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "200" }, [
-    "--config-source",
-    `kubernetes://${NS}/${CM}?secret=${SECRET}&secretDir=${secretDir}`,
-    "--kubeconfig",
-    saKubeconfig,
-  ]);
-  t.after(() => dp.stop());
-  const context = () =>
-    dp.logs
-      .map((l) => JSON.stringify(l))
-      .join("\n")
-      .slice(-4000);
-  const wait = <T>(what: string, fn: () => Promise<T | undefined | false>) =>
-    eventually(what, fn, { timeoutMs: 30_000, context });
+  const { dp, wait } = await startWithApiSource(t, dir, secretDir);
   await wait("the API source to connect", async () => (await info(dp)).config.kubernetes?.connected);
 
   const withTls = (rev: number) => `${main}
@@ -576,6 +501,6 @@ key_path = "${secretDir}/gw.key"
   await applyConfigMap({ "config.toml": withTls(2) });
   await wait("the renewed certificate served", async () => (await presentedCN(port)) === "gateway v2");
   assert.equal(dp.logs.filter((l) => l.message === "listener closed" && l.network === "web").length, 0);
-  const all = dp.logs.map((l) => JSON.stringify(l)).join("\n") + dp.stderr();
+  const all = logText(dp);
   assert.ok(!all.includes("PRIVATE KEY"), "a key in the logs");
 });

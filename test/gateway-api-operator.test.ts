@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer, type RequestListener } from "node:http";
 import { loadavg, networkInterfaces } from "node:os";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
@@ -27,6 +27,7 @@ import {
   tempDir,
   type Dataplane,
 } from "../dataplane/test/helpers.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 
 const NS = "gwtest";
 const OTHER = "backends";
@@ -188,24 +189,7 @@ before(async () => {
   mkdirSync(secretDir);
   writeAtomically(join(dir, "config"), cm.data, 1);
   const token = (await kubectl(["create", "token", "edge-harmony", "-n", NS, "--duration=1h"])).trim();
-  const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "c",
-          cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-        },
-      ],
-      users: [{ name: "edge", user: { token } }],
-      contexts: [{ name: "edge", context: { cluster: "c", user: "edge" } }],
-      "current-context": "edge",
-    }),
-    { mode: 0o600 },
-  );
+  const kubeconfig = writeKubeconfig(join(dir, "kubeconfig"), { server: cp.server, caPem: cp.caPem, token });
   dp = await startDataplane(join(dir, "config", "config.toml"), {}, [
     "--config-source",
     `kubernetes://${NS}/edge-harmony-config?secret=edge-harmony-secrets&secretDir=${secretDir}`,

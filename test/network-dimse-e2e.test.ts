@@ -13,27 +13,19 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import TOML from "@iarna/toml";
 import { freePort, stopAll, tempDir } from "../dataplane/test/helpers.js";
 import { cr, type Cluster } from "./network-env.js";
 import { DOMAIN, startFederation, type Federation } from "./network-federation.js";
-import { SAMPLES, dcmtk, echo, startOrthanc, type Orthanc } from "./peers/dicom-peers.js";
+import { echo, type Orthanc } from "./peers/dicom-peers.js";
 import { makeInstance, uid, uidsOf } from "./dicom-files.js";
+import * as dimse from "./network-dimse-fixture.js";
 
-const B_PACS = `harmony://${DOMAIN}/org-b/pacs`;
-const CT_FILE = join(SAMPLES, "CT_small.dcm");
-const MR_FILE = join(SAMPLES, "MR_small.dcm");
-const CT = uidsOf(readFileSync(CT_FILE));
-const MR = uidsOf(readFileSync(MR_FILE));
-const NO_STORE = {
-  name: "a-may-query-but-not-store-at-b-pacs",
-  action: "deny",
-  source: { orgs: ["org-a"] },
-  destination: { endpoints: [B_PACS] },
-  operations: [{ protocol: "dicom", commands: ["C-STORE"] }],
-};
+const CT = uidsOf(readFileSync(dimse.CT_FILE));
+const MR = uidsOf(readFileSync(dimse.MR_FILE));
+const NO_STORE = dimse.noStoreRule([dimse.B_PACS]);
 
 let fed: Federation;
 let A: Cluster;
@@ -43,35 +35,17 @@ let orthanc: Orthanc;
 let dimseA = 0;
 let dimseB = 0;
 const stops: (() => unknown)[] = [];
-const at = () => ["127.0.0.1", String(dimseA)];
 
 /** dcmtk findscu at STUDY level through gw-a: the PatientIDs of the studies that matched. */
 async function find(): Promise<{ ok: boolean; patients: string[]; out: string }> {
-  const dir = tempDir("harmony-netdimse-find-");
-  const r = await dcmtk("findscu", [
-    "-S",
-    "-aet",
-    "MODALITY",
-    "-aec",
-    "GW-A",
-    "-X",
-    "-od",
-    dir,
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    "-k",
-    "PatientID",
-    ...at(),
-  ]);
-  const patients = readdirSync(dir).map((f) => uidsOf(readFileSync(join(dir, f))).patientId);
+  const r = await dimse.findThroughA(dimseA, ["PatientID"]);
+  const patients = r.matches.map((f) => uidsOf(readFileSync(f)).patientId);
   return { ok: r.code === 0 && !/\b[EF]: /.test(r.out), patients, out: r.out };
 }
 
 /** dcmtk storescu of `file` through gw-a, with the response dumped (-d shows its Error Comment). */
 async function store(file: string): Promise<{ ok: boolean; out: string }> {
-  const r = await dcmtk("storescu", ["-d", "-aet", "MODALITY", "-aec", "GW-A", ...at(), file]);
+  const r = await dimse.storeThroughA(dimseA, file);
   return { ok: r.code === 0 && /DIMSE Status +: 0x0000: Success/.test(r.out), out: r.out };
 }
 
@@ -100,10 +74,7 @@ const orthancHas = async (sop: string) =>
   ((await (await fetch(`${orthanc.http}/tools/lookup`, { method: "POST", body: sop })).json()) as unknown[]).length > 0;
 
 before(async () => {
-  orthanc = await startOrthanc();
-  stops.push(() => orthanc.stop());
-  const up = await fetch(`${orthanc.http}/instances`, { method: "POST", body: readFileSync(CT_FILE) });
-  assert.equal(up.status, 200);
+  orthanc = await dimse.orthancWithCt(stops);
   dimseA = await freePort();
   dimseB = await freePort();
   fed = await startFederation(stops, () => ({
@@ -119,7 +90,7 @@ before(async () => {
         gatewayRef: { name: "gw-a" },
         networks: ["apps"],
         endpoints: [{ name: "b-pacs" }],
-        backends: [{ service: "dicom", target: B_PACS, options: { local_aet: "GW-A" } }],
+        backends: [{ service: "dicom", target: dimse.B_PACS, options: { local_aet: "GW-A" } }],
       }),
     ],
     b: [
@@ -151,10 +122,10 @@ test("B's PACS is in A's directory: gw-b's DIMSE port, AE title and identity", a
   const entry = await fed.eventually("B's pacs in A's directory", async () => {
     const dir = await A.secretKey("org-a", "gw-a-harmony-net", "hospitals.directory.json");
     if (!dir) return undefined;
-    return (JSON.parse(dir) as { entries: { uri: string }[] }).entries.find((e) => e.uri === B_PACS);
+    return (JSON.parse(dir) as { entries: { uri: string }[] }).entries.find((e) => e.uri === dimse.B_PACS);
   });
   assert.deepEqual(entry, {
-    uri: B_PACS,
+    uri: dimse.B_PACS,
     org: "org-b",
     endpoint: "pacs",
     protocol: "dicom",
@@ -185,17 +156,9 @@ test("a deny rule on B's network refuses A's C-STORE naming the rule (status, Er
     return !x.ok && { ...x, sop: p.sop };
   });
   const denyMs = Date.now() - t0;
-  // storescu's dump of the C-STORE-RSP: status 0x0124 with the rule in (0000,0902) Error Comment.
-  assert.match(denied.out, /DIMSE Status +: 0x0124: Refused: Not authorized/, denied.out.slice(-3000));
-  assert.match(
-    denied.out,
-    /\(0000,0902\) LO \[rule a-may-query-but-not-store-at-b-pacs: C-STORE denied/,
-    denied.out.slice(-3000),
-  );
-  const line = await fed.gwB.waitForLog((l) => l.message === "network policy denied" && l.operation === "C-STORE");
-  assert.equal(line.rule, NO_STORE.name);
-  assert.equal(line.peer, `spiffe://${DOMAIN}/org/org-a/gateway/gw-a`);
-  assert.equal(line.destination, B_PACS);
+  // storescu's dump of the C-STORE-RSP: status 0x0124 with the rule in (0000,0902) Error Comment;
+  // B's audit line names the rule.
+  await dimse.assertRefusedByRule(denied.out, fed.gwB);
   assert.equal(await orthancHas(denied.sop), false, "Orthanc never got the refused instance");
   const r = await find();
   assert.ok(r.ok, r.out);
@@ -208,7 +171,7 @@ test("removing the rule lets the C-STORE through to Orthanc (timed)", async (t) 
   const t0 = Date.now();
   await B.apply(fed.network("B"));
   await fed.eventually("C-STORE allowed again", async () => {
-    const x = await store(MR_FILE);
+    const x = await store(dimse.MR_FILE);
     return x.ok && x;
   });
   const allowMs = Date.now() - t0;

@@ -6,31 +6,31 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
-import { eventually, freePort, startDataplane, stopAll, tempDir, type Dataplane } from "../dataplane/test/helpers.js";
+import { eventually, freePort, startDataplane, stopAll, type Dataplane } from "../dataplane/test/helpers.js";
 import { Client, requests } from "../dataplane/src/protocols/dimse.js";
 import { TlsBridge } from "../dataplane/src/network/tls-bridge.js";
 import { createLogger } from "../dataplane/src/observability/logger.js";
 import { identityOf } from "../dataplane/src/network/identity.js";
-import { SAMPLES, dcmtk, echo, startOrthanc, type Orthanc } from "./peers/dicom-peers.js";
+import { echo, type Orthanc } from "./peers/dicom-peers.js";
 import { createCa, issueLeaf, spiffe, type Leaf } from "./network-pki.js";
 import { DOMAIN, NETWORK, mtls, netTable, networkFiles, type NetworkFiles } from "./network-fixture.js";
+import {
+  B_PACS,
+  MR_FILE,
+  assertRefusedByRule,
+  findThroughA,
+  noStoreRule,
+  orthancWithCt,
+  storeThroughA,
+} from "./network-dimse-fixture.js";
 
-const CT_FILE = join(SAMPLES, "CT_small.dcm");
-const MR_FILE = join(SAMPLES, "MR_small.dcm");
-const B_PACS = `harmony://${DOMAIN}/org-b/pacs`;
 const B_WEB = `harmony://${DOMAIN}/org-b/dicomweb`;
-const NO_STORE = {
-  name: "a-may-query-but-not-store-at-b-pacs",
-  action: "deny",
-  source: { orgs: ["org-a"] },
-  // The same PACS over DIMSE and over DICOMweb: STOW-RS counts as C-STORE.
-  destination: { endpoints: [B_PACS, B_WEB] },
-  operations: [{ protocol: "dicom", commands: ["C-STORE"] }],
-};
+// The same PACS over DIMSE and over DICOMweb: STOW-RS counts as C-STORE.
+const NO_STORE = noStoreRule([B_PACS, B_WEB]);
 
 let net: NetworkFiles;
 let orthanc: Orthanc;
@@ -41,14 +41,10 @@ let bDicom = 0;
 /** A DIMSE endpoint of B on its own port (not the tcp_config), of a pipeline on the inter-gateway listener. */
 let bOwnPort = 0;
 const stops: (() => unknown)[] = [];
-const at = (port: number) => ["127.0.0.1", String(port)];
 
 before(async () => {
   net = await networkFiles();
-  orthanc = await startOrthanc();
-  stops.push(() => orthanc.stop());
-  const up = await fetch(`${orthanc.http}/instances`, { method: "POST", body: readFileSync(CT_FILE) });
-  assert.equal(up.status, 200);
+  orthanc = await orthancWithCt(stops);
   aDicom = await freePort();
   bDicom = await freePort();
   bOwnPort = await freePort();
@@ -153,42 +149,16 @@ options = { target = "${B_PACS}", local_aet = "GW-A" }
 after(() => stopAll(stops));
 
 test("C-FIND from org A's modality reaches org B's PACS through harmony://.../org-b/pacs over DICOM TLS", async () => {
-  const dir = tempDir("harmony-net-findscu-");
-  const r = await dcmtk("findscu", [
-    "-S",
-    "-aet",
-    "MODALITY",
-    "-aec",
-    "GW-A",
-    "-X",
-    "-od",
-    dir,
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    "-k",
-    "PatientName",
-    ...at(aDicom),
-  ]);
+  const r = await findThroughA(aDicom, ["PatientName"]);
   assert.equal(r.code, 0, r.out);
-  assert.equal(readdirSync(dir).length, 1, `one study matches:\n${r.out}`);
+  assert.equal(r.matches.length, 1, `one study matches:\n${r.out}`);
 });
 
 test("C-STORE from org A is refused by the rule at B (0x0124, audit line), and Orthanc never sees it", async () => {
-  const r = await dcmtk("storescu", ["-d", "-aet", "MODALITY", "-aec", "GW-A", ...at(aDicom), MR_FILE]);
+  const r = await storeThroughA(aDicom, MR_FILE);
   assert.doesNotMatch(r.out, /Received Store Response \(Success\)/, r.out);
   // gw-a relays B's refusal to the modality as it came: status 0x0124, the rule in the Error Comment.
-  assert.match(r.out, /DIMSE Status +: 0x0124: Refused: Not authorized/, r.out.slice(-3000));
-  assert.match(
-    r.out,
-    /\(0000,0902\) LO \[rule a-may-query-but-not-store-at-b-pacs: C-STORE denied/,
-    r.out.slice(-3000),
-  );
-  const line = await b.waitForLog((l) => l.message === "network policy denied" && l.operation === "C-STORE");
-  assert.equal(line.rule, NO_STORE.name);
-  assert.equal(line.peer, spiffe(DOMAIN, "org-a", "gw-a"));
-  assert.equal(line.destination, B_PACS);
+  await assertRefusedByRule(r.out, b);
   const stored = (await (await fetch(`${orthanc.http}/instances`)).json()) as string[];
   assert.equal(stored.length, 1, "only the instance stored at set-up");
 });
@@ -331,23 +301,8 @@ test("B's identity rotates on its DICOM TLS listener without a restart; C-FIND k
   });
   assert.equal(presented, new X509Certificate(fresh.certPem).fingerprint256);
   await b.waitForLog((l) => l.message === "DICOM TLS certificate reloaded");
-  const dir = tempDir("harmony-net-findscu-");
-  const r = await dcmtk("findscu", [
-    "-S",
-    "-aet",
-    "MODALITY",
-    "-aec",
-    "GW-A",
-    "-X",
-    "-od",
-    dir,
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    ...at(aDicom),
-  ]);
+  const r = await findThroughA(aDicom);
   assert.equal(r.code, 0, r.out);
-  assert.equal(readdirSync(dir).length, 1);
+  assert.equal(r.matches.length, 1);
   assert.equal(b.proc.exitCode, null);
 });

@@ -12,12 +12,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ROOT, eventually as poll, run, tempDir } from "../dataplane/test/helpers.js";
 import { OPERATOR_NS, cr, memberGateway, pems, served, startCluster, type Cluster } from "./network-env.js";
 import type { ControlPlane } from "./controlplane/controlplane.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 
 const RELEASE = "harmony";
 let A: Cluster;
@@ -86,24 +86,12 @@ async function chartRbac(cp: ControlPlane, kubectl: (args: string[], input?: str
   ]);
   await kubectl(["apply", "--server-side", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
   const token = (await kubectl(["create", "token", RELEASE, "-n", OPERATOR_NS, "--duration=1h"])).trim();
-  saKubeconfig = join(tempDir("harmony-scoped-"), "kubeconfig");
-  writeFileSync(
-    saKubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "c",
-          cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-        },
-      ],
-      users: [{ name: "sa", user: { token } }],
-      contexts: [{ name: "sa", context: { cluster: "c", user: "sa", namespace: OPERATOR_NS } }],
-      "current-context": "sa",
-    }),
-    { mode: 0o600 },
-  );
+  saKubeconfig = writeKubeconfig(join(tempDir("harmony-scoped-"), "kubeconfig"), {
+    server: cp.server,
+    caPem: cp.caPem,
+    token,
+    namespace: OPERATOR_NS,
+  });
   return saKubeconfig;
 }
 

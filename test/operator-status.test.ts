@@ -9,11 +9,11 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
 import { POD_READY, startSyncer } from "./syncer.js";
 import { ROOT, eventually as poll, freePort, sleep, startDataplane, tempDir } from "../dataplane/test/helpers.js";
+import { writeKubeconfig } from "./kubeconfig.js";
 
 let cp: ControlPlane;
 let operator: ChildProcess;
@@ -92,24 +92,11 @@ before(async () => {
     "--serviceaccount=op:harmony",
   ]);
   const token = (await kubectl(["create", "token", "harmony", "-n", "op", "--duration=2h"])).trim();
-  const kubeconfig = join(cp.dir, "operator-sa.kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [
-        {
-          name: "c",
-          cluster: { server: cp.server, "certificate-authority-data": Buffer.from(cp.caPem).toString("base64") },
-        },
-      ],
-      users: [{ name: "sa", user: { token } }],
-      contexts: [{ name: "c", context: { cluster: "c", user: "sa" } }],
-      "current-context": "c",
-    }),
-    { mode: 0o600 },
-  );
+  const kubeconfig = writeKubeconfig(join(cp.dir, "operator-sa.kubeconfig"), {
+    server: cp.server,
+    caPem: cp.caPem,
+    token,
+  });
   healthPort = await freePort();
   operator = spawn(
     process.execPath,

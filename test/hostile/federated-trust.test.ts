@@ -9,29 +9,17 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:https";
-import { once } from "node:events";
-import { join } from "node:path";
-import { freePort, http, startUpstream, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
+import { http, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
 import { createCa, issueLeaf, spiffe, type Ca, type Leaf } from "../network-pki.js";
-import {
-  DOMAIN,
-  NETWORK,
-  mtls,
-  networkFiles,
-  startAttackPair,
-  type Gw,
-  type NetworkFiles,
-  echoThroughBridge,
-} from "../network-fixture.js";
+import { DOMAIN, NETWORK, mtls, networkFiles, type NetworkFiles, echoThroughBridge } from "../network-fixture.js";
 import { assertStillServes } from "./harness.js";
+import { startTrustRig, type TrustRig } from "./trust-rig.js";
 
 let net: NetworkFiles;
 let a: Dataplane;
 let b: Dataplane;
 let bDicom = 0;
-let impostorHits = 0;
+let rig: TrustRig;
 const stops: (() => unknown)[] = [];
 /** Peer clusters P (org-p) and Q (org-q) of the same logical network, each with its own CA. */
 const caP: Ca = createCa("cluster P network CA");
@@ -43,21 +31,6 @@ const bundle = () => scoped(net.ca, ["org-a", "org-b"]) + scoped(caP, ["org-p"])
 
 const toB = (client: Leaf) => mtls(net.b.port, "/org-b/fhir/metadata", { ca: net.ca.certPem, client });
 
-function directory(g: Gw, entries: Record<string, unknown>[]): void {
-  // One logical network over three clusters: every org shares the group (default: allowed).
-  writeFileSync(
-    join(g.dir, "directory.json"),
-    JSON.stringify({
-      version: 1,
-      network: NETWORK,
-      domain: DOMAIN,
-      groups: [{ network: NETWORK, orgs: ["org-a", "org-b", "org-p", "org-q"] }],
-      entries,
-      policies: [],
-    }),
-  );
-}
-
 async function bStillServesPeers(): Promise<void> {
   await assertStillServes(b, "management", "/healthz");
   const r = await toB(net.a.leaf);
@@ -66,45 +39,15 @@ async function bStillServesPeers(): Promise<void> {
 
 before(async () => {
   net = await networkFiles();
-  const upstream = await startUpstream((_req, res) => {
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"CapabilityStatement"}');
-  });
-  stops.push(() => upstream.close());
   // A server at a directory address holding a certificate peer P issued for gw-b's identity.
   const forged = issueLeaf(caP, [spiffe(DOMAIN, "org-b", "gw-b")]);
-  const impostor = createServer({ cert: forged.certPem, key: forged.keyPem }, (_req, res) => {
-    impostorHits++;
-    res.end("impostor");
-  });
-  impostor.listen(0, "127.0.0.1");
-  await once(impostor, "listening");
-  stops.push(() => new Promise((r) => impostor.close(r)));
-  bDicom = await freePort();
-  const entries = [
-    ...net.entries,
-    {
-      ...net.entries[0]!,
-      uri: `harmony://${DOMAIN}/org-b/pacs`,
-      endpoint: "pacs",
-      protocol: "dicom",
-      port: bDicom,
-      path_prefix: undefined,
-      ae_title: "PACS-B",
-    },
-  ];
-  directory(net.b, entries);
-  directory(net.a, [
-    ...entries,
-    {
-      ...net.entries[0]!,
-      uri: `harmony://${DOMAIN}/org-b/fake`,
-      endpoint: "fake",
-      port: (impostor.address() as { port: number }).port,
-      path_prefix: "/fake",
-    },
-  ]);
-  for (const g of [net.a, net.b]) writeFileSync(join(g.dir, "ca.crt"), bundle());
-  ({ a, b } = await startAttackPair(net, { origin: upstream.url, bDicom, fakeService: "fhir" }, stops));
+  // One logical network over three clusters: every org shares the group (default: allowed).
+  rig = await startTrustRig(
+    net,
+    { impostor: forged, orgs: ["org-a", "org-b", "org-p", "org-q"], bundle: bundle() },
+    stops,
+  );
+  ({ a, b, bDicom } = rig);
 });
 
 after(() => stopAll(stops));
@@ -167,7 +110,7 @@ test("DICOM TLS: a peer CA's certificate for a local org or another peer's org g
 test("client side: a server whose certificate a peer CA issued for a local gateway's identity is refused (502)", async () => {
   const r = await http(a.url("default", "/fake/metadata"));
   assert.equal(r.status, 502, r.text);
-  assert.equal(impostorHits, 0, "the request never reached the impostor");
+  assert.equal(rig.impostorHits(), 0, "the request never reached the impostor");
   // The real gw-b, same identity, local CA: served.
   const ok = await http(a.url("default", "/b/fhir/metadata"));
   assert.equal(ok.status, 200, ok.text);

@@ -7,11 +7,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { createServer } from "node:https";
-import { once } from "node:events";
-import { join } from "node:path";
-import { freePort, http, startUpstream, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
+import { http, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
 import {
   createCa,
   createIntermediate,
@@ -22,23 +18,15 @@ import {
   type Ca,
   type Leaf,
 } from "../network-pki.js";
-import {
-  DOMAIN,
-  NETWORK,
-  mtls,
-  networkFiles,
-  startAttackPair,
-  type Gw,
-  type NetworkFiles,
-  echoThroughBridge,
-} from "../network-fixture.js";
+import { DOMAIN, mtls, networkFiles, type NetworkFiles, echoThroughBridge } from "../network-fixture.js";
 import { assertStillServes } from "./harness.js";
+import { startTrustRig, type TrustRig } from "./trust-rig.js";
 
 let net: NetworkFiles;
 let a: Dataplane;
 let b: Dataplane;
 let bDicom = 0;
-let impostorHits = 0;
+let rig: TrustRig;
 const stops: (() => unknown)[] = [];
 /** Peer cluster P's root: it vouches for org-p only. */
 const caP: Ca = createCa("cluster P root CA");
@@ -52,20 +40,6 @@ const viaP = (org: string) => withChain(issueLeaf(chainP.issuer, [spiffe(DOMAIN,
 
 const toB = (client: Leaf) => mtls(net.b.port, "/org-b/fhir/metadata", { ca: net.ca.certPem, client });
 
-function directory(g: Gw, entries: Record<string, unknown>[]): void {
-  writeFileSync(
-    join(g.dir, "directory.json"),
-    JSON.stringify({
-      version: 1,
-      network: NETWORK,
-      domain: DOMAIN,
-      groups: [{ network: NETWORK, orgs: ["org-a", "org-b", "org-p"] }],
-      entries,
-      policies: [],
-    }),
-  );
-}
-
 async function bStillServesPeers(): Promise<void> {
   await assertStillServes(b, "management", "/healthz");
   const r = await toB(net.a.leaf);
@@ -74,49 +48,21 @@ async function bStillServesPeers(): Promise<void> {
 
 before(async () => {
   net = await networkFiles();
-  const upstream = await startUpstream((_req, res) => {
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"CapabilityStatement"}');
-  });
-  stops.push(() => upstream.close());
   // gw-b's own identity comes through an intermediate of the network CA (as cert-manager issues).
   const netInt = createIntermediate(net.ca, "network intermediate");
   net.writeLeaf(net.b, withChain(issueLeaf(netInt, [spiffe(DOMAIN, "org-b", "gw-b")]), netInt.certPem));
   // An impostor at a directory address: P's intermediate issued it gw-b's identity.
   const impostorLeaf = withChain(issueLeaf(chainP.issuer, [spiffe(DOMAIN, "org-b", "gw-b")]), chainP.chainPem);
-  const server = createServer({ cert: impostorLeaf.certPem, key: impostorLeaf.keyPem }, (_req, res) => {
-    impostorHits++;
-    res.end("impostor");
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  stops.push(() => new Promise((r) => server.close(r)));
-  bDicom = await freePort();
-  const entries = [
-    ...net.entries,
+  rig = await startTrustRig(
+    net,
     {
-      ...net.entries[0]!,
-      uri: `harmony://${DOMAIN}/org-b/pacs`,
-      endpoint: "pacs",
-      protocol: "dicom",
-      port: bDicom,
-      path_prefix: undefined,
-      ae_title: "PACS-B",
+      impostor: impostorLeaf,
+      orgs: ["org-a", "org-b", "org-p"],
+      bundle: scoped(net.ca, ["org-a", "org-b"]) + scoped(caP, ["org-p"]),
     },
-  ];
-  directory(net.b, entries);
-  directory(net.a, [
-    ...entries,
-    {
-      ...net.entries[0]!,
-      uri: `harmony://${DOMAIN}/org-b/fake`,
-      endpoint: "fake",
-      port: (server.address() as { port: number }).port,
-      path_prefix: "/fake",
-    },
-  ]);
-  for (const g of [net.a, net.b])
-    writeFileSync(join(g.dir, "ca.crt"), scoped(net.ca, ["org-a", "org-b"]) + scoped(caP, ["org-p"]));
-  ({ a, b } = await startAttackPair(net, { origin: upstream.url, bDicom, fakeService: "fhir" }, stops));
+    stops,
+  );
+  ({ a, b, bDicom } = rig);
 });
 
 after(() => stopAll(stops));
@@ -189,5 +135,5 @@ test("client side: a server's chain through intermediates is built (200); an imp
   assert.equal(ok.status, 200, ok.text);
   const r = await http(a.url("default", "/fake/metadata"));
   assert.equal(r.status, 502, r.text);
-  assert.equal(impostorHits, 0, "the request never reached the impostor");
+  assert.equal(rig.impostorHits(), 0, "the request never reached the impostor");
 });

@@ -12,6 +12,7 @@ import { freePort, http, startUpstream, stopAll, type Dataplane } from "../../da
 import { createCa, issueLeaf, spiffe, type Leaf } from "../network-pki.js";
 import { DOMAIN, mtls, networkFiles, startAttackPair, type NetworkFiles } from "../network-fixture.js";
 import { assertStillServes, rawExchange } from "./harness.js";
+import { pacsEntry } from "./trust-rig.js";
 import { connect as tlsConnect } from "node:tls";
 import { TlsBridge } from "../../dataplane/src/network/tls-bridge.js";
 import { identityOf } from "../../dataplane/src/network/identity.js";
@@ -61,16 +62,7 @@ before(async () => {
   };
   net.writeDirectory(net.a, [], [...net.entries, impostorEntry]);
   bDicom = await freePort();
-  const pacsEntry = {
-    ...net.entries[0]!,
-    uri: `harmony://${DOMAIN}/org-b/pacs`,
-    endpoint: "pacs",
-    protocol: "dicom",
-    port: bDicom,
-    path_prefix: undefined,
-    ae_title: "PACS-B",
-  };
-  net.writeDirectory(net.b, [], [...net.entries, pacsEntry]);
+  net.writeDirectory(net.b, [], [...net.entries, pacsEntry(net, bDicom)]);
   ({ a, b } = await startAttackPair(net, { origin: upstream.url, bDicom, fakeService: "http" }, stops));
 });
 
