@@ -54,6 +54,24 @@ for (const { name, outcomes } of corpus) {
   });
 }
 
+test("no mutant makes the resolver throw: a wrong or missing value is a problem in the list", () => {
+  // 302 mutants threw a TypeError before the schema-refused values were pruned (resolve/prune.ts)
+  // and the lookups below it took a missing type or path without throwing.
+  const threw = corpus.flatMap((b) => b.outcomes).filter((o) => o.threw !== undefined);
+  assert.deepEqual(
+    threw.slice(0, 5).map((o) => `${o.case}: ${o.threw}`),
+    [],
+    `${threw.length} mutants threw`,
+  );
+  for (const o of corpus.flatMap((b) => b.outcomes)) {
+    if (o.model === null)
+      assert.ok(
+        o.problems.some((p) => p[0] === "error"),
+        `${o.case}: no model and no error`,
+      );
+  }
+});
+
 test("the corpus reaches every part of the resolver", () => {
   const all = corpus.flatMap((b) => b.outcomes);
   const messages = all.flatMap((o) => o.problems.map((p) => `${p[4]}: ${p[5]}`));

@@ -104,11 +104,12 @@ export function fromTarget(
       here(`target "${name}" speaks ${scheme}; service "${service}" needs a dicom target`);
       return { options: {}, problems };
     }
-    if (!conn && !target.url) {
-      at([], "needs connection.host (or a 0.4-style url)");
+    if (conn?.host === undefined && !target.url) {
+      // Without it (the schema says so too when connection exists) there is no URL to build.
+      at(conn ? ["connection"] : [], "needs connection.host (or a 0.4-style url)");
       return { options: {}, problems };
     }
-    offered.base_url = conn ? baseUrl(scheme, conn.host, conn.port, conn.base_path) : target.url;
+    offered.base_url = conn?.host !== undefined ? baseUrl(scheme, conn.host, conn.port, conn.base_path) : target.url;
     const { enabled: _enabled, ...tls } = conn?.tls ?? {};
     if (Object.keys(tls).length > 0) {
       if (scheme === "https") offered.tls = tls;

@@ -20,6 +20,7 @@ import { checkRegistrations } from "./resolve/registrations.js";
 import { pluginResolver } from "./resolve/plugin.js";
 import { resolveEntries } from "./resolve/entries.js";
 import { resolvePipelines } from "./resolve/pipelines.js";
+import { withoutRefused } from "./resolve/prune.js";
 
 export type { ListenerSpec, ResolvedConfig, ResolvedPipeline, ResolvedPlugin } from "./resolve/model.js";
 export { DEFAULT_BODY_LIMIT } from "./resolve/settings.js";
@@ -40,10 +41,9 @@ export function resolveConfig(
     return { config: undefined, problems, ownPorts: [] }; // Syntax errors: nothing below would be meaningful.
   }
 
-  for (const issue of checkConfigSchema(loaded.raw)) {
-    at(issue.path, issue.message, issue.unknownKey ? "warning" : "error");
-  }
-  const doc = loaded.raw as HarmonyConfig;
+  const issues = checkConfigSchema(loaded.raw);
+  for (const issue of issues) at(issue.path, issue.message, issue.unknownKey ? "warning" : "error");
+  const doc = withoutRefused(loaded.raw, issues) as HarmonyConfig;
   for (const n of notUsed(doc)) at(n.path, n.message, "warning");
 
   const settings = resolveSettings(doc, at);

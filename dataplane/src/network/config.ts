@@ -54,6 +54,7 @@ export function loadHarmonyNetworks(
   for (const [name, s] of Object.entries(sections)) {
     const at = (key: string, message: string) => problems.push({ path: ["harmony_networks", name, key], message });
     const read = (key: "cert_path" | "key_path" | "trust_bundle_path" | "directory_path") => {
+      if (typeof s[key] !== "string") return undefined; // missing or not a path: the schema reports it
       try {
         return fs.readFile(s[key]);
       } catch (e) {

@@ -81,9 +81,9 @@ function index<T extends { type: string; aliases?: readonly string[] }>(list: T[
 }
 
 export interface Registry {
-  endpoint(type: string): EndpointPlugin | undefined;
-  backend(type: string): BackendPlugin | undefined;
-  middleware(type: string): MiddlewarePlugin | undefined;
+  endpoint(type: string | undefined): EndpointPlugin | undefined;
+  backend(type: string | undefined): BackendPlugin | undefined;
+  middleware(type: string | undefined): MiddlewarePlugin | undefined;
   /** Every type name known in any role, for the 0.4 `[services]` / `[middleware_types]` tables. */
   serviceTypes(): string[];
   middlewareTypes(): string[];
@@ -99,9 +99,10 @@ export function createRegistry(
   const b = index([...backends, ...(extra.backends ?? [])]);
   const m = index([...middleware, ...(extra.middleware ?? [])]);
   return {
-    endpoint: (t) => e.get(t.toLowerCase()),
-    backend: (t) => b.get(t.toLowerCase()),
-    middleware: (t) => m.get(t.toLowerCase()),
+    // A config without the type key (reported by the schema) asks with undefined: no plugin, no throw.
+    endpoint: (t) => (typeof t === "string" ? e.get(t.toLowerCase()) : undefined),
+    backend: (t) => (typeof t === "string" ? b.get(t.toLowerCase()) : undefined),
+    middleware: (t) => (typeof t === "string" ? m.get(t.toLowerCase()) : undefined),
     serviceTypes: () => [...new Set([...e.keys(), ...b.keys()])].sort(),
     middlewareTypes: () => [...m.keys()].sort(),
     endpointTypes: () => [...new Set([...e.values()].map((p) => p.type))].sort(),
