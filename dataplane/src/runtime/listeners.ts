@@ -236,8 +236,11 @@ export function prepareListener(
         idle();
         sweep = setInterval(idle, 50);
       } else {
-        // net's close, not http's: http's closes the idle connections at once.
-        NetServer.prototype.close.call(server, closed);
+        // net's close, not http's: http's closes the idle connections at once. And not now but in
+        // the check phase, after the poll phase has accepted every connection it saw: a reload
+        // commits within one I/O callback, and closing a listening socket resets the connections
+        // still queued on it, including ones that arrived before the reload was asked for.
+        setImmediate(() => NetServer.prototype.close.call(server, closed));
       }
       // HTTP/2 sessions: ask them to finish (GOAWAY); the timer cuts the rest.
       for (const s of sockets) (s as unknown as { session?: { close(): void } }).session?.close();
