@@ -121,6 +121,10 @@ test("50 config writes in a burst, each a listener change, under load: no fd lea
     { context: () => `baseline ${baseline}, now: see /proc/${dp.pid}/fd` },
   );
   assert.ok(fds <= baseline);
+  const reloadsRun = (await admin("/metrics")).text.match(/^harmony_config_reload_total\{[^}]*\} (\d+)$/gm);
+  t.diagnostic(
+    `fds: baseline ${baseline}, after ${fds}; requests ${stats.ok}; reload counters ${(reloadsRun ?? []).join(", ")}`,
+  );
   assert.equal((await admin("/readyz")).status, 200);
   await assertStillServes(dp, "default", "/hello");
 });
