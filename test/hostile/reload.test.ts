@@ -1,7 +1,8 @@
 /**
  * Reloads that cannot bind what they ask for: the port is held by another process, a DICOM port is
- * busy, a same-port change is blocked. Each must fail the reload as a whole while every old
- * listener keeps serving, and /readyz must say whether every configured listener is bound.
+ * busy, a same-port change is blocked. Each must fail the reload (a DICOM listener: as a whole; an
+ * HTTP listener: that listener, its last good one serving) while every old listener keeps serving,
+ * and /readyz must say whether every configured listener is bound.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -103,7 +104,7 @@ async function start(shape: Shape): Promise<{ dp: Dataplane; cfg: string }> {
   return { dp: await startDataplane(cfg, { HARMONY_WATCH: "0" }), cfg };
 }
 
-test("a reload onto a port another process holds fails, and the old port keeps serving", async (t) => {
+test("a reload onto a port another process holds fails, the old port keeps serving, /readyz says which listener is not", async (t) => {
   const [p1, p2] = [await freePort(), await freePort()];
   const { dp, cfg } = await start({ port: p1 });
   t.after(() => dp.stop());
@@ -116,7 +117,10 @@ test("a reload onto a port another process holds fails, and the old port keeps s
   assert.equal(r.body.ok, false);
   assert.match(r.body.error ?? "", new RegExp(`network "default" \\(127\\.0\\.0\\.1:${p2}\\).*EADDRINUSE`));
   assert.equal((await http(`http://127.0.0.1:${p1}/hello`)).status, 200, "the old port still serves");
-  assert.deepEqual(await readyz(dp), { status: 200, reason: undefined });
+  assert.deepEqual(await readyz(dp), {
+    status: 503,
+    reason: `not listening: network "default" (127.0.0.1:${p2})`,
+  });
   const info = (await http(dp.url("management", "/admin/info"))).json() as { last_reload: Reload["body"] };
   assert.equal(info.last_reload.ok, false);
   assert.match(info.last_reload.error ?? "", new RegExp(`127\\.0\\.0\\.1:${p2}`));
@@ -185,14 +189,15 @@ test("a same-port change that another process blocks is rolled back to the old l
   assert.equal(r.body.ok, false);
   assert.match(r.body.error ?? "", /EADDRINUSE/);
   assert.equal((await http(`http://127.0.0.1:${port}/hello`)).status, 200, "the old listener is back");
-  assert.equal((await readyz(dp)).status, 200);
+  // Back as the last good listener: the configured one (the wildcard) is not listening.
+  assert.deepEqual(await readyz(dp), { status: 503, reason: `not listening: network "default" (0.0.0.0:${port})` });
   await assertStillServes(dp, "default", "/hello");
 });
 
 test("a blocked same-port change rolls back to the old TLS listener even after its certificate files are gone", async (t) => {
-  // This used to be the way to lose a listener (the rollback re-read the removed files, and /readyz
-  // then said 503 "not listening"). Listeners now bind from the certificate the config build read
-  // (runtime/tls-certs.ts), so the old listener comes back whole; /readyz stays 200.
+  // This used to be the way to lose a listener (the rollback re-read the removed files). Listeners
+  // now bind from the certificate the config build read (runtime/tls-certs.ts), so the old listener
+  // comes back whole, as the last good one: /readyz says the configured (wildcard) one is not listening.
   const dir = tempDir();
   const pair = (n: string) => {
     execSync(
@@ -212,7 +217,7 @@ test("a blocked same-port change rolls back to the old TLS listener even after i
   rmSync(a.key);
   writeFileSync(cfg, config({ port, address: "0.0.0.0", tls: b }));
   assert.equal((await reload(dp)).body.ok, false);
-  assert.equal((await readyz(dp)).status, 200);
+  assert.equal((await readyz(dp)).status, 503);
   assert.equal(await accepts(port), true, "the old listener is back, from the certificate it was built with");
 
   const moved = await freePort();

@@ -84,6 +84,21 @@ export class Metrics {
     aggregator: "min",
   });
 
+  readonly listenersUnbound = new client.Gauge({
+    name: "harmony_listeners_unbound",
+    help: "Configured listeners not bound as configured (port taken): their last good listener, if any, serves meanwhile.",
+    registers: [this.registry],
+    // Across a group's workers: the most any worker lacks.
+    aggregator: "max",
+  });
+
+  readonly listenerBindRetries = new client.Counter({
+    name: "harmony_listener_bind_retries_total",
+    help: "Retried binds of listeners a reload could not bind, by network and result (bound, failed).",
+    labelNames: ["network", "result"] as const,
+    registers: [this.registry],
+  });
+
   readonly configInfo = new client.Gauge({
     name: "harmony_config_info",
     help: "The config currently serving: 1 for its hash, 0 for earlier ones.",

@@ -1,17 +1,19 @@
 /**
  * One network's listener: plain HTTP/1.1, HTTPS (TLS 1.2+), or HTTPS with HTTP/2 offered by ALPN
  * beside HTTP/1.1. A TLS listener's certificates (tls-certs.ts) follow file rotations and reloads
- * without a restart. A plain listener with force_https answers every request with a redirect.
+ * without a restart. A plain listener with force_https answers every request with a redirect. A
+ * listener replacing another on the same address and port adopts its listening socket (adopt).
  */
 import { createHash } from "node:crypto";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { createSecureServer, type ServerHttp2Session } from "node:http2";
 import { writeProblem } from "../pipeline/errors.js";
-import type { AddressInfo, Server as NetServer, Socket } from "node:net";
+import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
+import { closeAfterResponse } from "./connection-close.js";
 import { listenerCerts } from "./tls-certs.js";
 
 /**
@@ -58,8 +60,13 @@ export interface BoundListener {
    * in place, with the port open throughout; ListenerSet calls it when nothing else changed.
    */
   updateCertificates?(spec: ListenerSpec): void;
-  /** Stops accepting; open connections get `graceMs` to finish. */
+  /** Shutdown: stops accepting, closes idle connections now; busy ones get `graceMs` to finish. */
   close(graceMs: number): Promise<void>;
+  /**
+   * A reload replaced it: stops accepting (if a successor has not taken the socket), each open
+   * connection closes after its next response, and what is left is cut after `graceMs`.
+   */
+  retire(graceMs: number): Promise<void>;
 }
 
 function rejectMalformed(server: NetServer): void {
@@ -84,18 +91,45 @@ function forceHttps(port: number): Handler {
   };
 }
 
-export async function bindListener(
+/**
+ * A listener's server, built but not listening yet: it either binds a socket of its own or adopts
+ * the listening socket of the listener it replaces on the same address and port (listener-set.ts).
+ */
+export interface PreparedListener {
+  /** `reusePort`: a worker of a group (proxy.workers) binds the port itself, the kernel spreads connections. */
+  bind(reusePort: boolean): Promise<BoundListener>;
+  /**
+   * Takes over `from`'s listening socket, synchronously: the kernel's accept queue and the port stay
+   * as they are, so no connection is refused or reset; `from` keeps the connections it has.
+   */
+  adopt(from: BoundListener): BoundListener;
+  /** Never used: stops its certificate re-reads. */
+  discard(): void;
+}
+
+type HttpishServer = NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+
+/** Each bound listener's server, for a successor on the same address and port to adopt its socket. */
+const servers = new WeakMap<BoundListener, HttpishServer>();
+
+export function prepareListener(
   spec: ListenerSpec,
   handler: Handler,
   logger: Logger,
   network: string,
-  /** A worker of a group (proxy.workers): each worker binds the port itself, the kernel spreads connections. */
-  reusePort = false,
-): Promise<BoundListener> {
+): PreparedListener {
   const sockets = new Set<Socket>();
-  let server: NetServer & { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+  let server: HttpishServer;
   let stopReload: (() => void) | undefined;
   let update: ((spec: ListenerSpec) => void) | undefined;
+  // Set once a reload replaced this listener: every response then ends its connection, so a
+  // client's next request opens a new one (to the successor), and no idle connection has to be
+  // cut under a request the client is just sending.
+  let retiring = false;
+  const serve: Handler = (req, res) => {
+    if (retiring) closeAfterResponse(req, res);
+    handler(req, res);
+  };
   const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
     keepAliveTimeout: 65_000,
@@ -129,7 +163,7 @@ export async function bindListener(
           settings: { enableConnectProtocol: false, maxHeaderListSize: 16 * 1024, maxConcurrentStreams: 128 },
           maxSessionMemory: 10,
         },
-        limitHttp2Headers(handler) as never,
+        limitHttp2Headers(serve) as never,
       );
       // A session with no stream activity for as long as an HTTP/1.1 keep-alive lasts is closed,
       // which also bounds a client that opens a session and never sends a request.
@@ -137,7 +171,7 @@ export async function bindListener(
         session.setTimeout(Math.max(headersTimeout, opts.keepAliveTimeout), () => session.close());
       });
     } else {
-      server = createHttpsServer({ ...tls, ...opts }, handler);
+      server = createHttpsServer({ ...tls, ...opts }, serve);
     }
     certs.attach(server as TlsServer);
     rejectMalformed(server);
@@ -147,7 +181,7 @@ export async function bindListener(
     });
     server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
   } else {
-    server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : handler);
+    server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : serve);
     rejectMalformed(server);
     server.on("connection", (s: Socket) => {
       sockets.add(s);
@@ -155,22 +189,9 @@ export async function bindListener(
     });
   }
 
-  await new Promise<void>((resolveP, reject) => {
-    const failed = (e: Error) => {
-      // A server that never listened must not keep re-reading its certificate.
-      stopReload?.();
-      reject(e);
-    };
-    server.once("error", failed);
-    // `exclusive`: a cluster worker binds the socket itself instead of asking the primary for a
-    // shared one (runtime/workers/README: why the primary stays out of the data path).
-    server.listen({ port: spec.port, host: spec.address, exclusive: true, reusePort }, () => {
-      server.off("error", failed);
-      // An error after listening (EMFILE on accept) must not become an uncaught exception.
-      server.on("error", (e: Error) => logger.error("listener error", { network, error: e.message }));
-      resolveP();
-    });
-  });
+  // An error after listening (EMFILE on accept) must not become an uncaught exception.
+  const logErrors = () =>
+    server.on("error", (e: Error) => logger.error("listener error", { network, error: e.message }));
 
   let applied = "";
   const setTls = (m: { cert: Buffer; key: Buffer; ca?: Buffer }) => {
@@ -184,30 +205,93 @@ export async function bindListener(
     (server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...m, minVersion: "TLSv1.2" });
     logger.info("TLS certificate reloaded", { network, cert: spec.certPath });
   };
-  return {
-    ...(spec.certPath ? { setTls } : {}),
-    ...(update ? { updateCertificates: update } : {}),
-    address: () => server.address() as AddressInfo | null,
-    close: (graceMs) =>
-      new Promise<void>((resolveP) => {
-        stopReload?.();
-        const timer = setTimeout(() => {
-          server.closeAllConnections?.();
-          for (const s of sockets) s.destroy();
-        }, graceMs);
-        server.close(() => {
-          clearTimeout(timer);
-          clearInterval(sweep);
-          resolveP();
-        });
+
+  /**
+   * Stops accepting (unless a successor took the socket already) and waits for the connections:
+   * busy ones get `graceMs`. `idleNow` (shutdown): idle keep-alive connections are closed at once
+   * and as they become idle. Otherwise (a reload replaced it) they are left to the next response's
+   * `Connection: close` (or an HTTP/2 GOAWAY) and only cut when the grace ends: cutting one at a
+   * random moment can cut a request the client is just sending on it.
+   */
+  const stop = (graceMs: number, idleNow: boolean) =>
+    new Promise<void>((resolveP) => {
+      stopReload?.();
+      retiring = true;
+      const timer = setTimeout(() => {
+        server.closeAllConnections?.();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      let sweep: NodeJS.Timeout | undefined;
+      const closed = () => {
+        clearTimeout(timer);
+        clearInterval(sweep);
+        // Ends http's connections-check timer too (skipped below for a reload): nothing is left to close.
+        if (!idleNow) server.close();
+        resolveP();
+      };
+      if (idleNow) {
+        server.close(closed);
         // Connections that finish a request during the grace period must not linger idle.
         const idle = () => server.closeIdleConnections?.();
         idle();
-        const sweep = setInterval(idle, 50);
-        if (!server.closeIdleConnections) {
-          // HTTP/2 sessions have no idle sweep: ask them to finish (GOAWAY) and let the timer cut the rest.
-          for (const s of sockets) (s as unknown as { session?: { close(): void } }).session?.close();
-        }
-      }),
+        sweep = setInterval(idle, 50);
+      } else {
+        // net's close, not http's: http's closes the idle connections at once. And not now but in
+        // the check phase, after the poll phase has accepted every connection it saw: a reload
+        // commits within one I/O callback, and closing a listening socket resets the connections
+        // still queued on it, including ones that arrived before the reload was asked for.
+        setImmediate(() => NetServer.prototype.close.call(server, closed));
+      }
+      // HTTP/2 sessions: ask them to finish (GOAWAY); the timer cuts the rest.
+      for (const s of sockets) (s as unknown as { session?: { close(): void } }).session?.close();
+    });
+
+  const finish = (): BoundListener => {
+    const bound: BoundListener = {
+      ...(spec.certPath ? { setTls } : {}),
+      ...(update ? { updateCertificates: update } : {}),
+      address: () => server.address() as AddressInfo | null,
+      close: (graceMs) => stop(graceMs, true),
+      retire: (graceMs) => stop(graceMs, false),
+    };
+    servers.set(bound, server);
+    return bound;
+  };
+
+  return {
+    bind: async (reusePort) => {
+      await new Promise<void>((resolveP, reject) => {
+        const failed = (e: Error) => {
+          // A server that never listened must not keep re-reading its certificate.
+          stopReload?.();
+          reject(e);
+        };
+        server.once("error", failed);
+        // `exclusive`: a cluster worker binds the socket itself instead of asking the primary for a
+        // shared one (runtime/workers/README: why the primary stays out of the data path).
+        server.listen({ port: spec.port, host: spec.address, exclusive: true, reusePort }, () => {
+          server.off("error", failed);
+          logErrors();
+          resolveP();
+        });
+      });
+      return finish();
+    },
+    adopt: (from) => {
+      const old = servers.get(from);
+      if (!old?.listening) throw new Error(`network "${network}": the listener to take over is not listening`);
+      // Node's listen(handle): "a server ... (anything with an underlying _handle member)". The
+      // handle is the listening socket itself, so the port never closes and connections waiting in
+      // its accept queue are accepted by this server from now on (onconnection follows the handle's
+      // owner). SO_REUSEPORT would bind a second socket instead, and the kernel resets the
+      // connections queued on the old one when it closes.
+      server.listen(old);
+      // The socket is ours now: the old server's close must not close it. (net keeps the listening
+      // handle in `_handle`; with none, its close only waits for its connections.)
+      (old as unknown as { _handle: unknown })._handle = null;
+      logErrors();
+      return finish();
+    },
+    discard: () => stopReload?.(),
   };
 }

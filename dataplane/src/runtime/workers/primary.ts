@@ -284,7 +284,8 @@ export class WorkerGroup {
     if (up.length) {
       const first = await one(up[0]!);
       each.push(first);
-      if (first.result?.ok && up[0]!.state) {
+      // A hash: worker 1's new config is live, even if a listener of it waits for its port (not ok).
+      if ((first.result?.ok || first.result?.hash) && up[0]!.state) {
         this.ports = { ...up[0]!.state.ports };
         this.watchList = up[0]!.state.watch;
         // What worker 1 read, digested before it read it: a change written meanwhile reloads again.
