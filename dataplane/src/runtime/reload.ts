@@ -110,7 +110,15 @@ export class Reloader {
       logger.debug("config unchanged; nothing to reload", { trigger, hash: live.hash });
       return { ok: true, trigger, at: at.toISOString(), hash: live.hash, changed: false, source: live.source };
     }
-    const built = generations.build(loaded, overlay);
+    let built: ReturnType<Generations["build"]>;
+    try {
+      built = generations.build(loaded, overlay);
+    } catch (e) {
+      // A bug in a resolver or plugin, not in the config: still a rejected reload, never a dead process.
+      logger.error("config build failed unexpectedly", { trigger, error: (e as Error).stack ?? String(e) });
+      const message = `internal error while building this config (please report it): ${(e as Error).message}`;
+      built = { ok: false, problems: [{ severity: "error", file: loaded.mainFile, path: "", message }] };
+    }
     if (!built.ok) {
       await generations.prune();
       const problems = built.problems.filter((p) => p.severity === "error").map(formatProblem);
