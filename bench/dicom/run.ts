@@ -13,8 +13,15 @@
  * measured in the same run; each reports ops/s and the median and p99 time per operation (the
  * gap between consecutive final responses on the client's association).
  *
+ *   C-GET    (--only get) N WADO-RS retrieves of a one-instance study through the `dicom` backend
+ *            (C-GET to Orthanc), next to Orthanc's own WADO-RS of the same study.
+ *
+ * --base-cli PATH runs a second data plane from another build (bench/http-passthrough/build-base.sh
+ * COMMIT prints one) with the same config as a fourth target, "base": before and after in one run.
+ *
  *   node --import tsx bench/dicom/run.ts [--rounds 5] [--finds 200] [--stores 200] [--study-mib 256]
- *     [--store-kib 64] [--only find,store,wado] [--store-backend dicomweb|dicom]
+ *     [--store-kib 64] [--gets 20] [--only find,store,wado,get] [--store-backend dicomweb|dicom]
+ *     [--base-cli dataplane/.tmp/base-<sha>/dist/cli.js]
  */
 import { parseArgs } from "node:util";
 import { loadavg } from "node:os";
@@ -36,6 +43,8 @@ const { values: a } = parseArgs({
     "store-kib": { type: "string", default: "64" },
     only: { type: "string", default: "find,store,wado" },
     "store-backend": { type: "string", default: "dicomweb" },
+    gets: { type: "string", default: "20" },
+    "base-cli": { type: "string", default: "" },
   },
 });
 const ROUNDS = Number(a.rounds);
@@ -44,6 +53,8 @@ const STORES = Number(a.stores);
 const STUDY_MIB = Number(a["study-mib"]);
 const RETRIEVES = Number(a.retrieves);
 const STORE_KIB = Number(a["store-kib"]);
+const GETS = Number(a.gets);
+const BASE_CLI = a["base-cli"];
 /** Which operations to run: a C-STORE-only run measures the SCP's receive path alone. */
 const ONLY = new Set(a.only.split(","));
 /**
@@ -135,6 +146,16 @@ async function stores(port: number, called: string, round: number, label: string
   return ok;
 }
 
+/** GETS WADO-RS retrieves one after another, of the C-FIND data's one-instance studies in turn. */
+async function gets(base: string): Promise<void> {
+  const lap = stopwatch();
+  for (let i = 0; i < GETS; i++) {
+    const n = await retrieve(`${base}/studies/${uid(`bench-find-${i % 20}`)}`);
+    if (n === 0) throw new Error(`WADO-RS ${base}: empty`);
+    lap();
+  }
+}
+
 /** FINDS QIDO-RS searches one after another (20 matches each). */
 async function qidos(url: string): Promise<void> {
   const lap = stopwatch();
@@ -169,12 +190,14 @@ const time = async <T>(fn: () => Promise<T>) => {
 };
 
 const orthanc = await startOrthanc();
-const scpPort = await freePort();
-const scpWebPort = await freePort();
-const scpNoPoolPort = await freePort();
-const dir = writeTree({
-  "config.toml": baseConfig(`
-[pipelines.qido]
+interface Ports {
+  scp: number;
+  scpWeb: number;
+  scpNoPool: number;
+}
+const config = (p: Ports) =>
+  writeTree({
+    "config.toml": baseConfig(`[pipelines.qido]
 networks = ["default"]
 endpoints = ["qido_in"]
 backends = ["orthanc_dimse"]
@@ -211,7 +234,7 @@ backends = ["orthanc_dimse"]
 
 [endpoints.scp]
 service = "dicom"
-options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+options = { port = ${p.scp}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
 
 [pipelines.dimse_to_web]
 endpoints = ["scp_web"]
@@ -219,7 +242,7 @@ backends = ["orthanc_web"]
 
 [endpoints.scp_web]
 service = "dicom"
-options = { port = ${scpWebPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+options = { port = ${p.scpWeb}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
 
 [backends.orthanc_dimse]
 service = "dicom"
@@ -231,19 +254,29 @@ backends = ["orthanc_dimse_nopool"]
 
 [endpoints.scp_nopool]
 service = "dicom"
-options = { port = ${scpNoPoolPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
+options = { port = ${p.scpNoPool}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
 
 [backends.orthanc_dimse_nopool]
 service = "dicom"
 options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}", max_associations = 0 }
 `).replace('log_level = "info"', 'log_level = "info"\naccess_log = false'),
+  });
+const freePorts = async (): Promise<Ports> => ({
+  scp: await freePort(),
+  scpWeb: await freePort(),
+  scpNoPool: await freePort(),
 });
-const dp = await startDataplane(join(dir, "config.toml"));
+const ports = await freePorts();
+const dp = await startDataplane(join(config(ports), "config.toml"));
+const basePorts = BASE_CLI ? await freePorts() : undefined;
+const dpBase = basePorts
+  ? await startDataplane(join(config(basePorts), "config.toml"), {}, [], 15_000, BASE_CLI)
+  : undefined;
 await new Promise((r) => setTimeout(r, 500));
 
 try {
   // Data: 20 small studies to find; one large study to retrieve.
-  for (let i = 0; ONLY.has("find") && i < 20; i++) {
+  for (let i = 0; (ONLY.has("find") || ONLY.has("get")) && i < 20; i++) {
     const f = makeInstance({
       study: uid(`bench-find-${i}`),
       series: uid(`bench-find-s-${i}`),
@@ -274,35 +307,38 @@ try {
     if (r.status !== 200) throw new Error(`seeding the large study: ${r.status}`);
   }
 
-  type Who = "direct" | "gateway" | "nopool";
+  type Who = "direct" | "gateway" | "nopool" | "base";
   type Row = { unit: string } & Record<Who, number[]> & { lat: Record<Who, number[]> };
   const row = (unit: string): Row => ({
     unit,
     direct: [],
     gateway: [],
     nopool: [],
-    lat: { direct: [], gateway: [], nopool: [] },
+    base: [],
+    lat: { direct: [], gateway: [], nopool: [], base: [] },
   });
   const rows: Record<string, Row> = {
     "C-FIND": row("ops/s"),
     "QIDO-RS": row("ops/s"),
     "C-STORE": row("ops/s"),
     "WADO-RS": row("MB/s"),
+    "C-GET": row("ops/s"),
   };
   if (!ONLY.has("find")) delete rows["C-FIND"];
   if (!ONLY.has("find")) delete rows["QIDO-RS"];
   if (!ONLY.has("store")) delete rows["C-STORE"];
   if (!ONLY.has("wado")) delete rows["WADO-RS"];
+  if (!ONLY.has("get")) delete rows["C-GET"];
   const peak = { before: memoryOf(dp.pid).hwm, after: 0 };
   const loadBefore = loadavg();
-  const orders: Who[][] = [
-    ["direct", "gateway", "nopool"],
-    ["nopool", "gateway", "direct"],
-    ["gateway", "direct", "nopool"],
-  ];
+  const targets: Who[] = ["direct", "gateway", "nopool", ...(dpBase ? (["base"] as const) : [])];
+  // Every target in every position over the rounds.
+  const orders: Who[][] = targets.map((_, r) => targets.map((_, i) => targets[(i + r) % targets.length]!));
   for (let round = 0; round < ROUNDS; round++) {
     for (const who of orders[round % orders.length]!) {
-      const port = who === "direct" ? orthanc.dicomPort : who === "gateway" ? scpPort : scpNoPoolPort;
+      const own = who === "base" ? basePorts! : ports;
+      const plane = who === "base" ? dpBase! : dp;
+      const port = who === "direct" ? orthanc.dicomPort : who === "nopool" ? ports.scpNoPool : own.scp;
       const called = who === "direct" ? orthanc.aet : "HARMONY";
       if (rows["C-FIND"]) {
         const f = await time(() => finds(port, called));
@@ -313,8 +349,8 @@ try {
       if (rows["QIDO-RS"] && who !== "direct") {
         // The `dicom` backend alone (no SCP in front): QIDO-RS over HTTP, one C-FIND each. Its
         // "direct" is the C-FIND row's.
-        const prefix = who === "gateway" ? "/qido" : "/qido-nopool";
-        const q = await time(() => qidos(dp.url("default", `${prefix}/studies?PatientName=Bench%5EFind`)));
+        const prefix = who === "nopool" ? "/qido-nopool" : "/qido";
+        const q = await time(() => qidos(plane.url("default", `${prefix}/studies?PatientName=Bench%5EFind`)));
         rows["QIDO-RS"][who].push(FINDS / q.s);
         rows["QIDO-RS"].lat[who].push(...lastLatencies);
       } else if (rows["QIDO-RS"] && rows["C-FIND"]) {
@@ -322,12 +358,19 @@ try {
         rows["QIDO-RS"].lat.direct.push(...rows["C-FIND"].lat.direct.slice(-FINDS));
       }
       if (rows["C-STORE"]) {
-        const storePort = who !== "direct" && STORE_BACKEND === "dicomweb" ? scpWebPort : port;
+        const storePort = who !== "direct" && STORE_BACKEND === "dicomweb" ? own.scpWeb : port;
         const s = await time(() => stores(storePort, called, round, who));
         rows["C-STORE"][who].push(STORES / s.s);
         rows["C-STORE"].lat[who].push(...lastLatencies);
       }
-      if (rows["WADO-RS"] && who !== "nopool") {
+      if (rows["C-GET"]) {
+        const base =
+          who === "direct" ? orthanc.dicomweb : plane.url("default", who === "nopool" ? "/qido-nopool" : "/qido");
+        const g = await time(() => gets(base));
+        rows["C-GET"][who].push(GETS / g.s);
+        rows["C-GET"].lat[who].push(...lastLatencies);
+      }
+      if (rows["WADO-RS"] && who !== "nopool" && who !== "base") {
         const base = who === "direct" ? orthanc.dicomweb : dp.url("default", "/dicomweb");
         let bytes = 0;
         const w = await time(async () => {
@@ -350,9 +393,11 @@ try {
       direct: fixed(m("direct")),
       gateway: fixed(m("gateway")),
       nopool: fixed(m("nopool")),
+      base: fixed(m("base")),
+      ratio_base: m("base") === undefined ? undefined : fixed(m("base")! / m("direct")!, 2),
       ratio: fixed(m("gateway")! / m("direct")!, 2),
       ratio_nopool: m("nopool") === undefined ? undefined : fixed(m("nopool")! / m("direct")!, 2),
-      latency: { direct: lat("direct"), gateway: lat("gateway"), nopool: lat("nopool") },
+      latency: { direct: lat("direct"), gateway: lat("gateway"), nopool: lat("nopool"), base: lat("base") },
     };
   });
   for (const r of out)
@@ -362,6 +407,9 @@ try {
         (r.latency.gateway
           ? `  p50/p99 ms direct ${r.latency.direct?.p50_ms}/${r.latency.direct?.p99_ms} gateway ${r.latency.gateway.p50_ms}/${r.latency.gateway.p99_ms} no pool ${r.latency.nopool?.p50_ms}/${r.latency.nopool?.p99_ms}`
           : "") +
+        (r.base === undefined
+          ? ""
+          : `  base ${r.base} ${r.unit} (ratio ${r.ratio_base}, p50/p99 ms ${r.latency.base?.p50_ms}/${r.latency.base?.p99_ms})`) +
         "\n",
     );
   process.stdout.write(
@@ -373,12 +421,15 @@ try {
       store_backend: STORE_BACKEND,
       study_mib: parts * 32,
       retrieves: RETRIEVES,
+      gets: GETS,
+      base_cli: BASE_CLI || undefined,
       gateway_peak_rss_mib: Math.round(peak.after / 2 ** 20),
       load_average: { before: loadBefore.map((x) => fixed(x, 2)), after: loadavg().map((x) => fixed(x, 2)) },
       results: out,
     }) + "\n",
   );
 } finally {
+  await dpBase?.stop();
   await dp.stop();
   await orthanc.stop();
 }

@@ -68,8 +68,10 @@ export async function startDataplane(
   args: string[] = [],
   /** Time to start: a config of thousands of pipelines takes longer to build than the default allows. */
   startTimeoutMs = 15_000,
+  /** Another build's cli.js (a benchmark's "before", bench/http-passthrough/build-base.sh). */
+  cli = CLI,
 ): Promise<Dataplane> {
-  const proc = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, CLI, "--config", configFile, ...args], {
+  const proc = spawn(process.execPath, [...DATAPLANE_NODE_FLAGS, cli, "--config", configFile, ...args], {
     env: { ...process.env, HARMONY_POLL_MS: "500", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

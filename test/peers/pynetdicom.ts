@@ -72,7 +72,7 @@ export async function sameDataset(expected: string, actual: string): Promise<{ s
 }
 
 export interface PoolEvent {
-  event: "open" | "released" | "aborted" | "rejected" | "closed" | "find" | "store" | "echo";
+  event: "open" | "released" | "aborted" | "rejected" | "closed" | "find" | "store" | "echo" | "get";
   assoc: number;
 }
 
@@ -90,7 +90,14 @@ export interface PoolScp extends Proc {
 /** pynetdicom query/storage SCP that logs each association's life (python/pool_scp.py). */
 export async function startPoolScp(
   aet: string,
-  opts: { maxAssociations?: number; findDelayMs?: number; silentFind?: boolean } = {},
+  opts: {
+    maxAssociations?: number;
+    findDelayMs?: number;
+    silentFind?: boolean;
+    /** The instance a C-GET sends back; `getAbort`: abort after sending it (announcing two). */
+    getFile?: string;
+    getAbort?: boolean;
+  } = {},
 ): Promise<PoolScp> {
   const dir = tempDir("harmony-poolscp-");
   const log = join(dir, "events.jsonl");
@@ -99,6 +106,8 @@ export async function startPoolScp(
   if (opts.maxAssociations !== undefined) args.push(`--max-associations=${opts.maxAssociations}`);
   if (opts.findDelayMs !== undefined) args.push(`--find-delay-ms=${opts.findDelayMs}`);
   if (opts.silentFind) args.push("--silent-find");
+  if (opts.getFile) args.push(`--get-file=${opts.getFile}`);
+  if (opts.getAbort) args.push("--get-abort");
   const p = run(PEER_PYTHON, [join(SCRIPTS, "pool_scp.py"), ...args], dir);
   await waitFor("pynetdicom pool SCP", p, () => echo(aet, port), 30_000);
   const events = (): PoolEvent[] =>

@@ -100,7 +100,7 @@ const Options = Type.Object(
       maximum: 64,
       default: 4,
       description:
-        "Associations to the peer kept open and reused by C-ECHO, C-FIND and C-STORE (one operation at a time on each); requests beyond wait for a free one. A peer that rejects an association while others are open is taken to be at its limit, and requests wait rather than fail. 0: one association per operation, released at once.",
+        "Associations to the peer kept open and reused by every operation, C-ECHO, C-FIND, C-STORE, C-GET and C-MOVE (one operation at a time on each; a C-GET only on an association that proposed exactly its storage contexts); requests beyond wait for a free one. A peer that rejects an association while others are open is taken to be at its limit, and requests wait rather than fail. 0: one association per operation, released at once.",
     }),
     idle_timeout_ms: Type.Integer({
       minimum: 1,

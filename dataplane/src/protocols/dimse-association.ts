@@ -6,7 +6,7 @@
  */
 import type { Socket } from "node:net";
 import { HttpError, problemType } from "../pipeline/errors.js";
-import { Client, association, constants, requests as dimseRequests } from "./dimse.js";
+import { Client, association, constants, requests as dimseRequests, responses } from "./dimse.js";
 
 type AnyClient = InstanceType<typeof Client>;
 export type AnyRequest = Parameters<AnyClient["addRequest"]>[0];
@@ -43,6 +43,7 @@ interface Network {
   sendRequests(requests: AnyRequest[]): void;
   sendAssociationReleaseRequest(): void;
   sendAssociationReleaseResponse(): void;
+  sendAbort(): void;
   on(event: string, fn: (arg?: unknown) => void): void;
   removeAllListeners(event: string): void;
 }
@@ -60,11 +61,34 @@ const COMMON_SOP_CLASSES = [
 const COMMON = COMMON_SOP_CLASSES.map((uid) => `${uid}|${IMPLICIT_LE},${EXPLICIT_LE}`);
 
 /** A proposed context as compared here: abstract syntax and the transfer syntaxes, in order. */
+export const signature = (sopClass: string, syntaxes: readonly string[]) => `${sopClass}|${syntaxes.join(",")}`;
+
+const GET_SOP_CLASSES = ["1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"]; // Patient, Study Root GET
+const STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1.";
+const retrieving = (p: Set<string>) => [...p].some((s) => GET_SOP_CLASSES.some((g) => s.startsWith(`${g}|`)));
+const storageOf = (p: Set<string>) => [...p].filter((s) => s.startsWith(STORAGE_ROOT)).length;
+
+/**
+ * Whether a job proposing `job` may go on an association that proposed `assoc`. Every context the
+ * job needs must have been proposed; beyond that, storage contexts mean different things on the
+ * two kinds of association. One that proposed a C-GET asked for the SCP role on every storage
+ * context (dimse.ts: its instances come back as C-STORE sub-operations), so our own C-STOREs
+ * never go on it (we did not offer to be the SCU there). A C-GET goes only on an association whose
+ * storage contexts are exactly its own: with more, the peer could send an instance in a syntax or
+ * class this retrieve did not offer, and the answer would change with the association's history.
+ */
+export function fits(job: Set<string>, assoc: Set<string>): boolean {
+  if (![...job].every((s) => assoc.has(s))) return false;
+  if (retrieving(job)) return retrieving(assoc) && storageOf(job) === storageOf(assoc);
+  if (storageOf(job) > 0) return !retrieving(assoc);
+  return true;
+}
+
 function signaturesOf(a: AnyAssociation): Set<string> {
   const out = new Set<string>();
   for (const { id } of a.getPresentationContexts() as { id: number }[]) {
     const c = a.getPresentationContext(id);
-    out.add(`${c.getAbstractSyntaxUid()}|${c.getTransferSyntaxUids().join(",")}`);
+    out.add(signature(c.getAbstractSyntaxUid(), c.getTransferSyntaxUids()));
   }
   return out;
 }
@@ -76,8 +100,8 @@ export function proposalFor(requests: AnyRequest[]): Set<string> {
   return signaturesOf(a);
 }
 
-function contextOf(signature: string): AnyContext {
-  const [sopClass, syntaxes] = signature.split("|") as [string, string];
+export function contextOf(sig: string): AnyContext {
+  const [sopClass, syntaxes] = sig.split("|") as [string, string];
   const [first, ...rest] = syntaxes.split(",");
   const pc = new association.PresentationContext(0, sopClass, first);
   for (const t of rest) pc.addTransferSyntaxUid(t);
@@ -87,7 +111,23 @@ function contextOf(signature: string): AnyContext {
 export const endpointOf = (p: PoolPeer) =>
   JSON.stringify([p.host, p.port, p.calledAet, p.callingAet, p.connectTimeoutMs, p.associationTimeoutMs]);
 
-export interface Job {
+/** A C-STORE sub-operation of a C-GET, and how to answer it. */
+export type StoreHandler = (
+  sub: InstanceType<typeof dimseRequests.CStoreRequest>,
+  callback: (rsp: InstanceType<typeof responses.CStoreResponse>) => void,
+  /** Gives up on the whole exchange: A-ABORT, and the request fails with `e`. */
+  abort: (e: Error) => void,
+) => void;
+
+/** What a request needs of its association beyond its own contexts. */
+export interface ExchangeOptions {
+  /** Contexts to propose as well (signatures), such as the storage contexts a C-GET offers. */
+  extra?: string[];
+  /** Instances a C-GET's peer sends back on the same association. */
+  onStore?: StoreHandler;
+}
+
+export interface Job extends ExchangeOptions {
   peer: PoolPeer;
   requests: AnyRequest[];
   proposal: Set<string>;
@@ -150,6 +190,7 @@ export class Pooled {
     this.job = job;
     const client = new Client();
     for (const r of job.requests) client.addRequest(r);
+    for (const s of job.extra ?? []) client.addAdditionalPresentationContext(contextOf(s), true);
     const extra = COMMON.filter((s) => !job.proposal.has(s));
     const room = job.proposal.size + extra.length <= MAX_CONTEXTS;
     if (room) for (const s of extra) client.addAdditionalPresentationContext(contextOf(s), true);
@@ -163,6 +204,15 @@ export class Pooled {
     client.on("associationRejected", (r: Rejection) => this.pool.rejected(this, r));
     client.on("networkError", (e: Error) => this.fail(transportError(peer, e)));
     client.on("closed", () => this.closed());
+    // C-GET sub-operations: the job in flight takes them; with none (nothing asked for instances
+    // here), each is refused, as a requestor that offered no storage role would.
+    client.on("cStoreRequest", (sub: Parameters<StoreHandler>[0], callback: Parameters<StoreHandler>[1]) => {
+      const onStore = this.job?.onStore;
+      if (onStore) return onStore(sub, callback, (e) => this.abort(e));
+      const rsp = responses.CStoreResponse.fromRequest(sub);
+      rsp.setStatus(0xa700);
+      callback(rsp);
+    });
     client.send(peer.host, peer.port, peer.callingAet, peer.calledAet, {
       connectTimeout: peer.connectTimeoutMs,
       associationTimeout: peer.associationTimeoutMs,
@@ -249,6 +299,21 @@ export class Pooled {
     const job = this.job;
     this.job = undefined;
     this.destroy();
+    if (job) this.pool.failed(job, e);
+  }
+
+  /** We give up on the request in flight: A-ABORT, then the connection closes (or the timer does). */
+  abort(e: Error): void {
+    const job = this.job;
+    this.job = undefined;
+    clearTimeout(this.idleTimer);
+    if (this.state !== "closing") {
+      this.state = "closing";
+      this.network?.sendAbort();
+      this.network?.socket.end();
+      this.closeTimer = setTimeout(() => this.destroy(), this.network?.connectTimeout ?? 1000);
+      this.closeTimer.unref();
+    }
     if (job) this.pool.failed(job, e);
   }
 

@@ -1,26 +1,18 @@
 /**
- * DIMSE operations as promises over dcmjs-dimse's Client. C-ECHO, C-FIND and C-STORE go on the
- * peer's association pool when it has one (dimse-pool.ts); C-GET and C-MOVE, and every operation
- * of a peer without a pool, get an association of their own, released when the call completes.
+ * DIMSE operations as promises over dcmjs-dimse's Client. Every operation goes on the peer's
+ * association pool when it has one (dimse-pool.ts: a C-GET only on an association that proposed
+ * exactly its storage contexts, see dimse-association.ts `fits`); without a pool each gets an
+ * association of its own, released when the call completes.
  * A refused association, a dropped connection or a timeout becomes the HTTP error a gateway
  * should answer with (502 or 504), naming the peer by AE title only.
  */
 import { HttpError, problemType } from "../pipeline/errors.js";
-import {
-  Client,
-  Dataset,
-  RawDataset,
-  association,
-  constants,
-  isPending,
-  requests,
-  responses,
-  type DimseDataset,
-} from "./dimse.js";
+import { Client, Dataset, RawDataset, constants, isPending, requests, responses, type DimseDataset } from "./dimse.js";
 import type { Level, SearchLevel } from "./dicomweb-request.js";
 import { MAX_CONTEXTS, storageContexts } from "./transfer-syntax.js";
 import "./store-proposal.js";
-import type { AnyRequest, AssociationPool } from "./dimse-pool.js";
+import type { AnyRequest, AssociationPool, ExchangeOptions, StoreHandler } from "./dimse-pool.js";
+import { contextOf, signature } from "./dimse-association.js";
 
 export { AssociationPool } from "./dimse-pool.js";
 
@@ -74,10 +66,16 @@ function run(peer: Peer, client: AnyClient): Promise<void> {
 }
 
 /** `requests` on a pooled association, or on one of their own. */
-function exchange(peer: Peer, requests: AnyRequest[]): Promise<void> {
-  if (peer.pool) return peer.pool.run(peer, requests);
+function exchange(peer: Peer, requests: AnyRequest[], opts: ExchangeOptions = {}): Promise<void> {
+  if (peer.pool) return peer.pool.run(peer, requests, opts);
   const client = new Client();
   for (const r of requests) client.addRequest(r);
+  for (const s of opts.extra ?? []) client.addAdditionalPresentationContext(contextOf(s), true);
+  const onStore = opts.onStore;
+  if (onStore)
+    client.on("cStoreRequest", (sub: Parameters<StoreHandler>[0], callback: Parameters<StoreHandler>[1]) =>
+      onStore(sub, callback, () => client.abort()),
+    );
   return run(peer, client);
 }
 
@@ -144,7 +142,6 @@ export async function cGet(
   onInstance: (r: Received) => Promise<void>,
   offer?: GetOffer,
 ): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
-  const client = new Client();
   const req =
     level === "STUDY"
       ? requests.CGetRequest.createStudyGetRequest(uids.study)
@@ -152,10 +149,7 @@ export async function cGet(
         ? requests.CGetRequest.createSeriesGetRequest(uids.study, uids.series!)
         : requests.CGetRequest.createImageGetRequest(uids.study, uids.series!, uids.sop!);
   const contexts = offer && storageContexts(offer.sopClasses, offer.transferSyntaxes, MAX_CONTEXTS - 1);
-  if (contexts) {
-    req.setAddStorageSopClassesToAssociation(false);
-    for (const c of contexts) client.addAdditionalPresentationContext(context(c.sopClass, c.syntaxes), true);
-  }
+  if (contexts) req.setAddStorageSopClassesToAssociation(false);
   const result = { status: -1, completed: 0, failed: 0, warnings: 0 };
   req.on(
     "response",
@@ -167,37 +161,32 @@ export async function cGet(
     },
   );
   let consumerError: Error | undefined;
-  client.on(
-    "cStoreRequest",
-    (
-      sub: { getDataset(): DimseDataset; getAffectedSopClassUid(): string; getAffectedSopInstanceUid(): string },
-      callback: (rsp: unknown) => void,
-    ) => {
-      const rsp = responses.CStoreResponse.fromRequest(sub as never);
-      const ds = sub.getDataset();
-      const received: Received = {
-        dataset:
-          ds instanceof RawDataset ? ds : new RawDataset(ds.getDenaturalizedDataset(), ds.getTransferSyntaxUid()),
-        sopClass: sub.getAffectedSopClassUid(),
-        sopInstance: sub.getAffectedSopInstanceUid(),
-        transferSyntax: ds.getTransferSyntaxUid(),
-      };
-      onInstance(received).then(
-        () => {
-          rsp.setStatus(constants.Status.Success);
-          callback(rsp);
-        },
-        (e: unknown) => {
-          consumerError ??= e instanceof Error ? e : new Error(String(e));
-          rsp.setStatus(0xa700); // Out of resources: nobody to deliver to
-          callback(rsp);
-          client.abort?.();
-        },
-      );
-    },
-  );
-  client.addRequest(req);
-  await run(peer, client);
+  const onStore: StoreHandler = (sub, callback, abort) => {
+    const rsp = responses.CStoreResponse.fromRequest(sub);
+    const ds = sub.getDataset()!;
+    const received: Received = {
+      dataset: ds instanceof RawDataset ? ds : new RawDataset(ds.getDenaturalizedDataset(), ds.getTransferSyntaxUid()),
+      sopClass: sub.getAffectedSopClassUid(),
+      sopInstance: sub.getAffectedSopInstanceUid(),
+      transferSyntax: ds.getTransferSyntaxUid(),
+    };
+    onInstance(received).then(
+      () => {
+        rsp.setStatus(constants.Status.Success);
+        callback(rsp);
+      },
+      (e: unknown) => {
+        consumerError ??= e instanceof Error ? e : new Error(String(e));
+        rsp.setStatus(0xa700); // Out of resources: nobody to deliver to
+        callback(rsp);
+        abort(consumerError);
+      },
+    );
+  };
+  const extra = contexts?.map((c) => signature(c.sopClass, c.syntaxes));
+  await exchange(peer, [req], { extra, onStore }).catch((e: unknown) => {
+    throw consumerError ?? e;
+  });
   if (consumerError) throw consumerError;
   return result;
 }
@@ -211,12 +200,6 @@ export interface StoreItem {
 
 const TRANSFER_SYNTAX_NOT_SUPPORTED = 0xc122;
 const PROCESSING_FAILURE = 0x0110;
-
-function context(sopClass: string, syntaxes: string[]): InstanceType<typeof association.PresentationContext> {
-  const pc = new association.PresentationContext(0, sopClass, syntaxes[0]);
-  for (const t of syntaxes.slice(1)) pc.addTransferSyntaxUid(t);
-  return pc;
-}
 
 /**
  * C-STORE of several instances on one association; the status of each, in order. What is
@@ -251,14 +234,16 @@ export async function cStore(peer: Peer, items: StoreItem[], comments?: (string 
   return statuses.map((st) => (st !== -1 ? st : broken ? PROCESSING_FAILURE : TRANSFER_SYNTAX_NOT_SUPPORTED));
 }
 
-/** C-MOVE to `destination`; the instances arrive on a separate association (see MoveReceiver). */
+/**
+ * C-MOVE to `destination`; the instances arrive on a separate association (see MoveReceiver), so
+ * the request's own association is an ordinary one and may be pooled.
+ */
 export async function cMove(
   peer: Peer,
   level: Level,
   uids: { study: string; series?: string; sop?: string },
   destination: string,
 ): Promise<{ status: number; completed: number; failed: number; warnings: number }> {
-  const client = new Client();
   const req =
     level === "STUDY"
       ? requests.CMoveRequest.createStudyMoveRequest(destination, uids.study)
@@ -275,7 +260,6 @@ export async function cMove(
       result.warnings = r.getWarnings() ?? result.warnings;
     },
   );
-  client.addRequest(req);
-  await run(peer, client);
+  await exchange(peer, [req]);
   return result;
 }

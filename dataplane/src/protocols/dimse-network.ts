@@ -25,6 +25,10 @@ export function installLink(network: object): void {
     const acceptor = acceptorOf(socket);
     const link = new Link(this, acceptor);
     links.set(this, link);
+    // DIMSE is request/response, and each message leaves as one write (below): Nagle would hold a
+    // message back until the peer ACKs the previous one, which a peer that has nothing to send
+    // yet delays (40 ms and more on Linux), once per exchange (issue 18: C-FIND through the SCP).
+    socket.setNoDelay(true);
 
     socket.on("data", (chunk: Buffer) => {
       this.statistics.addBytesReceived(chunk.length);
@@ -72,6 +76,20 @@ export function installLink(network: object): void {
         this.emit("networkError", new Error(`Connection timeout: ${this.logId} -> ${error}`));
       }
     }, 1000);
+  };
+
+  // The library writes a DIMSE message as one write per PDU (the command, then each data
+  // fragment): corked, they leave as one writev, so a small message is one TCP segment. A caller
+  // that sends several messages at once (the SCP's C-FIND matches) corks around them all.
+  const sendPData = proto._sendPDataTF as (...args: unknown[]) => unknown;
+  proto._sendPDataTF = function (this: NetworkInternals, ...args: unknown[]) {
+    const socket = this.socket;
+    socket.cork();
+    try {
+      return sendPData.apply(this, args);
+    } finally {
+      socket.uncork();
+    }
   };
 
   // Every PDU we send counts as activity; accepting, rejecting, releasing and aborting move the phase.

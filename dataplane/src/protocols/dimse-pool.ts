@@ -27,9 +27,11 @@ import { HttpError, problemType } from "../pipeline/errors.js";
 import {
   Pooled,
   endpointOf,
+  fits,
   isReadOnly,
   proposalFor,
   type AnyRequest,
+  type ExchangeOptions,
   type Job,
   type Owner,
   type PoolOptions,
@@ -38,7 +40,7 @@ import {
   type State,
 } from "./dimse-association.js";
 
-export type { AnyRequest, PoolOptions, PoolPeer } from "./dimse-association.js";
+export type { AnyRequest, ExchangeOptions, PoolOptions, PoolPeer, StoreHandler } from "./dimse-association.js";
 
 /** A-ASSOCIATE-RJ result "rejected-transient" (PS3.8 Table 9-21). */
 const TRANSIENT = 2;
@@ -60,9 +62,10 @@ export class AssociationPool implements Owner {
   constructor(readonly options: PoolOptions) {}
 
   /** Runs `requests` on a pooled association; resolves when the library is done with all of them. */
-  run(peer: PoolPeer, requests: AnyRequest[]): Promise<void> {
+  run(peer: PoolPeer, requests: AnyRequest[], opts: ExchangeOptions = {}): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const job: Job = { peer, requests, proposal: proposalFor(requests), resolve, reject };
+      const proposal = new Set([...proposalFor(requests), ...(opts.extra ?? [])]);
+      const job: Job = { ...opts, peer, requests, proposal, resolve, reject };
       for (const r of requests) r.on("response", () => (job.responded = true));
       this.wait(job, "end");
       this.pump();
@@ -108,7 +111,7 @@ export class AssociationPool implements Owner {
       const job = this.queue[i]!;
       const endpoint = endpointOf(job.peer);
       const fit = [...this.all].find(
-        (a) => a.state === "idle" && a.endpoint === endpoint && [...job.proposal].every((s) => a.proposed.has(s)),
+        (a) => a.state === "idle" && a.endpoint === endpoint && fits(job.proposal, a.proposed),
       );
       if (fit) {
         // A connection found closed before we wrote to it is dropped; the job stays in line.

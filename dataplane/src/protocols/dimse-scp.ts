@@ -207,7 +207,7 @@ export class GatewayScp extends Scp {
     request: InstanceType<typeof requests.CFindRequest>,
     callback: (r: InstanceType<typeof responses.CFindResponse>[]) => void,
   ): void {
-    callback = this.answerOnce("C-FIND", callback);
+    callback = this.answerOnce("C-FIND", this.inOneWrite(callback));
     const findDenied = this.refused("C-FIND");
     if (findDenied) return callback([this.refuse(() => responses.CFindResponse.fromRequest(request), findDenied)]);
     const final = (status: number) => {
@@ -235,6 +235,9 @@ export class GatewayScp extends Scp {
       let matches = JSON.parse((await bodyOf(res)).toString("utf8")) as DicomJsonDataset[];
       if (q.patientLevel) matches = uniqueBy(matches, "00100020");
       const wanted = new Set(Object.keys(elements));
+      // Built in the syntax the context was accepted in: in any other, the library would
+      // transcode each match through a decode/encode round trip before sending it.
+      const ts = this.acceptedSyntaxFor(request);
       const pending = matches.map((m) => {
         const natural = dcmjs.data.DicomMetaDictionary.naturalizeDataset(m);
         // dcmjs writes strings as UTF-8, so that is what the response declares, whatever the
@@ -246,7 +249,7 @@ export class GatewayScp extends Scp {
         for (const [k, v] of Object.entries(natural))
           if (wanted.has(k) && k !== "QueryRetrieveLevel" && k !== "SpecificCharacterSet") out[k] = v;
         const r = responses.CFindResponse.fromRequest(request);
-        r.setDataset(new Dataset(out));
+        r.setDataset(new Dataset(out, ts));
         r.setStatus(Status.Pending);
         return r;
       });
@@ -385,6 +388,28 @@ export class GatewayScp extends Scp {
       this.s.logger.error("C-GET failed", { error: String(e), calling: this.calling });
       callback([respond(0xa701)]);
     });
+  }
+
+  /** The transfer syntax of the context `request` arrived on (undefined: the library's default). */
+  private acceptedSyntaxFor(request: unknown): string | undefined {
+    const ctx = this.acceptedContextFor(request) as { getAcceptedTransferSyntaxUid(): string } | undefined;
+    return ctx?.getAcceptedTransferSyntaxUid();
+  }
+
+  /**
+   * `send` writes its responses corked: all the matches and the final response of a C-FIND leave
+   * as one writev (one TCP segment while they fit), not two writes per match.
+   */
+  private inOneWrite<A extends unknown[]>(send: (...a: A) => void): (...a: A) => void {
+    return (...a) => {
+      const socket = (this as unknown as { socket: Socket }).socket;
+      socket.cork();
+      try {
+        send(...a);
+      } finally {
+        socket.uncork();
+      }
+    };
   }
 
   private acceptedContextFor(request: unknown): unknown {

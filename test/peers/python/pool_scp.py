@@ -1,11 +1,14 @@
 """A query and storage SCP on pynetdicom that records each association's life, for the tests of the
 gateway's association pool: one JSON line per event in LOG ({"event": ..., "assoc": N}), with
 events open (A-ASSOCIATE-RQ received), released (A-RELEASE), aborted (A-ABORT either way),
-rejected (we refused it: --max-associations), closed (connection), find, store, echo.
-C-FIND answers one match; C-STORE succeeds (nothing is kept).
+rejected (we refused it: --max-associations), closed (connection), find, store, echo, get.
+C-FIND answers one match; C-STORE succeeds (nothing is kept); C-GET sends back the --get-file
+instance as its sub-operations (twice when --get-abort, aborting after the first).
   --max-associations=N  reject associations beyond N at once (pynetdicom's maximum_associations)
   --find-delay-ms=N     answer each C-FIND after N ms (to keep requests in flight)
   --silent-find         never answer a C-FIND (accept the association, then say nothing)
+  --get-file=PATH       the instance a C-GET sends back (without it, C-GET answers no match)
+  --get-abort           C-GET announces two sub-operations, sends one, then aborts the association
 SIGUSR1 aborts every open association (a PACS restarting, or dropping idle ones its own way).
 Usage: pool_scp.py AET PORT LOG [options]"""
 import json
@@ -15,11 +18,14 @@ import sys
 import threading
 import time
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
 
@@ -27,6 +33,8 @@ aet, port, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 opts = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "1") for a in sys.argv[4:])
 find_delay = int(opts.get("find-delay-ms", "0")) / 1000
 silent_find = "silent-find" in opts
+get_file = opts.get("get-file")
+get_abort = "get-abort" in opts
 
 lock = threading.Lock()
 ids = {}
@@ -59,6 +67,19 @@ def on_store(event):
     return 0x0000
 
 
+def on_get(event):
+    record("get", event.assoc)
+    if not get_file:
+        yield 0
+        return
+    ds = dcmread(get_file)
+    yield 2 if get_abort else 1
+    yield 0xFF00, ds
+    if get_abort:
+        event.assoc.abort()
+        return
+
+
 def on_echo(event):
     record("echo", event.assoc)
     return 0x0000
@@ -67,15 +88,25 @@ def on_echo(event):
 ae = AE(ae_title=aet)
 ae.maximum_associations = int(opts.get("max-associations", "10"))
 ae.network_timeout = 600  # idle associations are the gateway's to release, not ours
+# Both roles accepted: the gateway's C-STOREs (SCU role) and a C-GET's sub-operations (it asks for the SCP role).
 for cx in StoragePresentationContexts:
-    ae.add_supported_context(cx.abstract_syntax, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
-for uid in (Verification, StudyRootQueryRetrieveInformationModelFind, PatientRootQueryRetrieveInformationModelFind):
+    ae.add_supported_context(
+        cx.abstract_syntax, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"], scu_role=True, scp_role=True
+    )
+for uid in (
+    Verification,
+    StudyRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelGet,
+):
     ae.add_supported_context(uid, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
 
 handlers = [
     (evt.EVT_C_FIND, on_find),
     (evt.EVT_C_STORE, on_store),
     (evt.EVT_C_ECHO, on_echo),
+    (evt.EVT_C_GET, on_get),
     (evt.EVT_REQUESTED, lambda e: record("open", e.assoc)),
     (evt.EVT_RELEASED, lambda e: record("released", e.assoc)),
     (evt.EVT_ABORTED, lambda e: record("aborted", e.assoc)),
