@@ -351,11 +351,11 @@ export class Gateway {
       pathNormalization: config.pathNormalization,
       onStart: () => {
         live.inflight++;
-        this.opts.metrics.inflight.inc();
+        this.opts.metrics.inflightNow++;
       },
       onEnd: () => {
         live.inflight--;
-        this.opts.metrics.inflight.dec();
+        this.opts.metrics.inflightNow--;
         if (live.retired && live.inflight === 0) this.release(live);
       },
     };
