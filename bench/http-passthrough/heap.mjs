@@ -94,7 +94,9 @@ async function measure(target) {
       .replaceAll("@UPSTREAM_PORT@", up)
       .replaceAll("@HARMONY_PORT@", port)
       .replaceAll("@HARMONY_MGMT_PORT@", mgmt)
-      .replaceAll("@ACCESS_LOG@", "true");
+      .replaceAll("@ACCESS_LOG@", "true")
+      // One worker: no `workers` line (run.sh does the same), so an older build reads it too.
+      .replace(/^workers = .*\n/m, "");
     writeFileSync(join(dir, "harmony.toml"), toml);
     args = [target, "--config", join(dir, "harmony.toml")];
   }

@@ -6,9 +6,11 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
+import { connect } from "node:net";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AccessLog, type AccessRecord } from "../src/observability/access-log.js";
-import { jsonString } from "../src/observability/json-line.js";
+import { jsonMillis, jsonString } from "../src/observability/json-line.js";
 import { baseConfig, http, proxyPipeline, startDataplane, startUpstream, stopAll, writeTree } from "./helpers.js";
 
 /** A real Writable that keeps each write it gets, so batching is visible. */
@@ -153,6 +155,227 @@ describe("access log serializer", () => {
     assert.equal(writes.length, 1);
     assert.equal(writes[0]!.split("\n").length - 1, 50);
     await log.close();
+  });
+});
+
+/** A seeded PRNG (mulberry32): the corpus is the same on every run, so a failure reproduces. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Strings built from the pieces a serializer can get wrong, in random order and length. */
+function corpusString(rnd: () => number): string {
+  const pieces = [
+    () => String.fromCharCode(Math.floor(rnd() * 0x20)), // a control character
+    () => '"',
+    () => "\\",
+    () => "\u007f",
+    () => "/api/v1/Patient",
+    () => "é中🙂",
+    () => String.fromCharCode(0xd800 + Math.floor(rnd() * 0x800)), // a lone surrogate
+    () => "\ud83d\ude42",
+    () => "\u2028",
+    () => String.fromCharCode(0x20 + Math.floor(rnd() * 0x5f)),
+    () => "x".repeat(Math.floor(rnd() * 3000)), // very long values
+  ];
+  let s = "";
+  const n = Math.floor(rnd() * 12);
+  for (let i = 0; i < n; i++) s += pieces[Math.floor(rnd() * pieces.length)]!();
+  return s;
+}
+
+/**
+ * What the line for `r` must be, byte for byte: JSON.stringify of the fields in their fixed order
+ * (the serializer is hand-written for speed; this is the definition it must keep).
+ */
+function expectedLine(r: AccessRecord, timestamp: string): string {
+  return JSON.stringify({
+    level: "info",
+    message: "access",
+    component: "dataplane",
+    timestamp,
+    request_id: r.request_id,
+    method: r.method,
+    path: r.path,
+    status: r.status,
+    duration_ms: r.duration_ms,
+    ...(r.upstream_ms === undefined ? {} : { upstream_ms: r.upstream_ms }),
+    pipeline: r.pipeline,
+    endpoint: r.endpoint,
+    backend: r.backend,
+    ...(r.client === undefined ? {} : { client: r.client }),
+    ...(r.operation === undefined ? {} : { operation: r.operation }),
+  });
+}
+
+describe("access log lines, byte for byte", () => {
+  it("jsonMillis is JSON.stringify for milliseconds rounded to the microsecond, and for anything else", () => {
+    const rnd = prng(7);
+    const cases: number[] = [];
+    for (let k = 0; k <= 1_000_000; k++) cases.push(k / 1000);
+    for (let i = 0; i < 200_000; i++) cases.push(Math.floor(rnd() * 10 ** (3 + rnd() * 13)) / 1000);
+    cases.push(
+      1e15 / 1000,
+      1e15 / 1000 + 1,
+      2 ** 53 / 1000,
+      -1 / 1000,
+      -0,
+      0.1 + 0.2,
+      1 / 3,
+      1e-7,
+      1e21,
+      NaN,
+      Infinity,
+    );
+    for (const n of cases) if (jsonMillis(n) !== JSON.stringify(n)) assert.fail(`${n}: ${jsonMillis(n)}`);
+  });
+
+  it("a generated corpus of 4,000 hostile records: each line is JSON.stringify of its fields in order", async () => {
+    const rnd = prng(18);
+    const num = () => {
+      const k = rnd();
+      // Values no executor makes, which must still come out as JSON.stringify writes them.
+      if (k < 0.08) {
+        const odd = [NaN, Infinity, -Infinity, -0, 0, 1e21, 5e-7, 0.1 + 0.2, 1.23456, -2.5, 2 ** 53, 1e15 / 1e3 + 0.5];
+        return odd[Math.floor(rnd() * odd.length)]!;
+      }
+      // What the executor logs: milliseconds rounded to the microsecond.
+      return Math.round(rnd() * 10 ** Math.floor(rnd() * 9) * 1e3) / 1e3;
+    };
+    const records: AccessRecord[] = [];
+    for (let i = 0; i < 4000; i++) {
+      // Most lines repeat the previous line's route names (as a busy route's do), some change one.
+      const prev = records[i - 1];
+      const same = prev && rnd() < 0.6;
+      const pick = (k: "pipeline" | "endpoint" | "backend") =>
+        same && rnd() < 0.9 ? prev[k] : rnd() < 0.3 && prev ? prev[k] + "" : corpusString(rnd);
+      records.push({
+        request_id: corpusString(rnd),
+        method: corpusString(rnd),
+        path: corpusString(rnd),
+        status: rnd() < 0.9 ? 100 + Math.floor(rnd() * 500) : num(),
+        duration_ms: num(),
+        upstream_ms: rnd() < 0.3 ? undefined : num(),
+        pipeline: pick("pipeline"),
+        endpoint: pick("endpoint"),
+        backend: pick("backend"),
+        client: rnd() < 0.2 ? undefined : corpusString(rnd),
+        ...(rnd() < 0.2 ? { operation: corpusString(rnd) } : {}),
+      });
+    }
+    const { stream, writes } = sink();
+    const log = new AccessLog(stream);
+    // Written in uneven batches, so lines that cross a flush are covered too.
+    for (let i = 0; i < records.length; i++) {
+      log.write(records[i]!);
+      if (rnd() < 0.05) await new Promise((r) => setImmediate(r));
+    }
+    await log.close();
+    const lines = writes.join("").split("\n");
+    assert.equal(lines.pop(), "");
+    assert.equal(lines.length, records.length);
+    lines.forEach((line, i) => {
+      const timestamp = /"timestamp":"([^"]*)"/.exec(line)?.[1] ?? "";
+      assert.match(timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.equal(line, expectedLine(records[i]!, timestamp), `record ${i}`);
+    });
+  });
+});
+
+describe("access lines from a real data plane, hostile header values", () => {
+  const stops: (() => unknown)[] = [];
+  after(() => stopAll(stops));
+
+  /** One request over a raw socket (header bytes as given), the response's status line and x-request-id. */
+  function raw(port: number, head: Buffer): Promise<{ status: number; id: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, "127.0.0.1");
+      const chunks: Buffer[] = [];
+      s.on("data", (c: Buffer) => chunks.push(c));
+      s.on("error", reject);
+      s.on("close", () => {
+        const text = Buffer.concat(chunks).toString("latin1");
+        resolve({
+          status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+          id: /\r\nx-request-id: ([^\r]*)\r\n/i.exec(text)?.[1],
+        });
+      });
+      // No FIN after the request: a client that half-closes is a client gone (Node aborts the request).
+      s.write(head);
+    });
+  }
+
+  it("every request served leaves one line that is canonical JSON, with the id the client got", async () => {
+    const up = await startUpstream((_req, res) => res.end("ok"));
+    stops.push(() => up.close());
+    const dir = writeTree({});
+    const logFile = join(dir, "dataplane.log");
+    const config = baseConfig(proxyPipeline("api", "/api", up.url)).replace(
+      'log_level = "info"',
+      `log_level = "info"\nlog_to_file = true\nlog_file_path = "${logFile}"`,
+    );
+    writeTree({ "config.toml": config }, dir);
+    const dp = await startDataplane(join(dir, "config.toml"));
+    stops.push(() => dp.stop("SIGKILL"));
+    const port = dp.ports.default!;
+
+    const latin1 = (s: string) => Buffer.from(s, "latin1");
+    const ids = [
+      "sane-id-1", // echoed
+      'quote"inside', // not a sane id: a fresh one
+      "back\\slash",
+      "tab\there",
+      "\xe9\xff obs-text", // bytes >= 0x80, read as Latin-1
+      "</script><script>",
+      "a".repeat(5000), // very long
+      "x".repeat(128), // the longest sane id
+      "\x01control", // refused by Node's parser: 400, no line
+      "\x7fdel",
+    ];
+    const results = [];
+    for (const [i, id] of ids.entries()) {
+      const head = latin1(
+        `GET /api/item/${i}/%22q%22/%C3%A9?token=secret HTTP/1.1\r\nhost: a\r\nx-request-id: ${id}\r\n` +
+          `user-agent: ${"\u00e9".repeat(1000)}\r\nx-long: ${"v".repeat(3000)}\r\nconnection: close\r\n\r\n`,
+      );
+      results.push({ i, sent: id, ...(await raw(port, head)) });
+    }
+    // Node's parser refuses a control character in a header value (400, before any routing).
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ids.map((_, i) => (i === 8 || i === 9 ? 400 : 200)),
+    );
+    const served = results.filter((r) => r.status === 200);
+    // The log file gets the same batches stdout does; wait for the last one.
+    const lines = () =>
+      readFileSync(logFile, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"message":"access"'));
+    for (let t = 0; t < 100 && lines().length < served.length; t++) await new Promise((r) => setTimeout(r, 50));
+    const access = lines();
+    assert.equal(access.length, served.length, "one line per request served, none for refused ones");
+    for (const r of served) {
+      const line = access.find((l) => l.includes(`"path":"/api/item/${r.i}/`));
+      assert.ok(line, `a line for request ${r.i}`);
+      const got = JSON.parse(line) as Record<string, unknown>;
+      // Canonical JSON: re-serializing the parsed line gives the same bytes (escapes, key order).
+      assert.equal(JSON.stringify(got), line);
+      assert.equal(got.request_id, r.id, "the id the client got back");
+      assert.equal(got.path, `/api/item/${r.i}/%22q%22/%C3%A9`, "the canonical path, never the query");
+      assert.ok(!line.includes("secret"));
+      assert.equal(got.method, "GET");
+      assert.equal(got.status, 200);
+      assert.equal(got.client, "127.0.0.1");
+    }
+    assert.equal(served.find((r) => r.i === 0)?.id, "sane-id-1");
+    assert.equal(served.find((r) => r.i === 7)?.id, "x".repeat(128));
+    for (const r of served.filter((x) => x.i !== 0 && x.i !== 7))
+      assert.match(r.id ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `request ${r.i}`);
   });
 });
 

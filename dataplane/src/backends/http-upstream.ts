@@ -263,7 +263,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
   ): Record<string, string | string[]> {
     const req = rctx.req;
     const h = endToEnd(req.headers);
-    if (!o.preserve_host) h.host = u.url.host;
+    if (!o.preserve_host) h.host = u.host;
     const client = rctx.clientAddress ?? "";
     const xff = req.headers["x-forwarded-for"];
     h["x-forwarded-for"] = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;

@@ -105,6 +105,8 @@ type SetOptions = {
 export interface Upstream {
   name: string;
   url: URL;
+  /** `url.host`, read once: the URL getter slices a new string on every call, and every request sends it. */
+  host: string;
   /** Path of the base URL without a trailing slash. */
   basePath: string;
   /** Undefined only for a static target, which never connects. */
@@ -134,6 +136,7 @@ export function createUpstreamSet(o: SetOptions, ctx: BuildContext, peerTls?: Pe
     return {
       name: u.name,
       url,
+      host: url.host,
       basePath: url.pathname.replace(/\/+$/, ""),
       pool: u.static_status === undefined ? pool(o, ctx, url, u.tls ?? o.tls ?? {}, peerTls) : undefined,
       headers: { ...(o.headers ?? {}), ...(u.headers ?? {}) },

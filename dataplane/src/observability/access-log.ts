@@ -10,7 +10,7 @@
  * format (level, message, timestamp), so one parser reads both.
  */
 import { appendFileSync, createWriteStream, type WriteStream } from "node:fs";
-import { jsonNumber, jsonStringBody as str } from "./json-line.js";
+import { jsonMillis, jsonNumber, jsonStringBody as str } from "./json-line.js";
 
 export interface AccessRecord {
   request_id: string;
@@ -45,6 +45,12 @@ export class AccessLog {
   private filePath: string | undefined;
   private stampMs = 0;
   private stamp = "";
+  /**
+   * The route names of the last line and their escaped JSON: a data plane serves a handful of
+   * routes, so most lines reuse the previous one's (three escape checks and six concatenations
+   * fewer per line). Comparing the same string objects is a pointer compare.
+   */
+  private names = { pipeline: "", endpoint: "", backend: "", json: ',"pipeline":"","endpoint":"","backend":""' };
 
   /**
    * `maxWrite`: the largest write, cut at a line end (0: no cap). The workers of a group share one
@@ -80,13 +86,21 @@ export class AccessLog {
       this.stampMs = now;
       this.stamp = new Date(now).toISOString();
     }
+    let names = this.names;
+    if (r.pipeline !== names.pipeline || r.endpoint !== names.endpoint || r.backend !== names.backend) {
+      names = this.names = {
+        pipeline: r.pipeline,
+        endpoint: r.endpoint,
+        backend: r.backend,
+        json: `,"pipeline":"${str(r.pipeline)}","endpoint":"${str(r.endpoint)}","backend":"${str(r.backend)}"`,
+      };
+    }
     this.pending +=
       `{"level":"info","message":"access","component":"dataplane","timestamp":"${this.stamp}"` +
       `,"request_id":"${str(r.request_id)}","method":"${str(r.method)}"` +
-      `,"path":"${str(r.path)}","status":${jsonNumber(r.status)},"duration_ms":${jsonNumber(r.duration_ms)}` +
-      (r.upstream_ms === undefined ? "" : `,"upstream_ms":${jsonNumber(r.upstream_ms)}`) +
-      `,"pipeline":"${str(r.pipeline)}","endpoint":"${str(r.endpoint)}"` +
-      `,"backend":"${str(r.backend)}"` +
+      `,"path":"${str(r.path)}","status":${jsonNumber(r.status)},"duration_ms":${jsonMillis(r.duration_ms)}` +
+      (r.upstream_ms === undefined ? "" : `,"upstream_ms":${jsonMillis(r.upstream_ms)}`) +
+      names.json +
       (r.client === undefined ? "" : `,"client":"${str(r.client)}"`) +
       (r.operation === undefined ? "" : `,"operation":"${str(r.operation)}"`) +
       "}\n";

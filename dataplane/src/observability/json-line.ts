@@ -64,3 +64,22 @@ export function jsonStringBody(s: string): string {
 export function jsonNumber(n: number): string {
   return Number.isFinite(n) ? String(n) : "null";
 }
+
+/** ".001" ... ".999" without trailing zeros, by thousandth ("" for 0). */
+const THOUSANDTHS = Array.from({ length: 1000 }, (_, i) =>
+  i === 0 ? "" : "." + String(i).padStart(3, "0").replace(/0+$/, ""),
+);
+
+/**
+ * `jsonNumber` for a count of milliseconds rounded to the microsecond (the access log's durations),
+ * without V8's general double-to-string conversion, which was most of the line's number work. For
+ * n = k / 1000 with a whole k, String(n) is k's decimal digits with the point three places in and
+ * trailing zeros dropped (the shortest form that reads back as n: below 2^53 / 1000 the doubles are
+ * far denser than 0.001), which is what this builds. Anything else takes `jsonNumber`.
+ */
+export function jsonMillis(n: number): string {
+  const k = Math.round(n * 1000);
+  if (k / 1000 !== n || k < 0 || k > 1e15) return jsonNumber(n);
+  const whole = Math.floor(k / 1000);
+  return String(whole) + THOUSANDTHS[k - whole * 1000]!;
+}

@@ -48,10 +48,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly inflight = new client.Gauge({
+  /**
+   * Pipeline requests being handled now: a plain number the request path adds to and takes from,
+   * read into the gauge when /metrics is scraped. prom-client's Gauge.inc()/dec() build and check
+   * a labels object on every call, twice per request.
+   */
+  inflightNow = 0;
+
+  readonly inflight: client.Gauge = new client.Gauge({
     name: "harmony_http_requests_in_flight",
     help: "Pipeline requests currently being handled.",
     registers: [this.registry],
+    collect: (): void => this.inflight.set(this.inflightNow),
   });
 
   readonly unrouted = new client.Counter({

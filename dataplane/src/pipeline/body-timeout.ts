@@ -31,11 +31,20 @@ function bodyPending(req: IncomingMessage): boolean {
 }
 
 /**
+ * True when `watchBody` would watch this request: its body is still on the way over HTTP/1.1 and
+ * the limits are on. A caller checks it first so that a request without a body (most of them)
+ * builds no callback for it.
+ */
+export function bodyMayStall(req: IncomingMessage, limits: BodyTimeoutLimits): boolean {
+  return limits.idleMs > 0 && req.httpVersionMajor === 1 && bodyPending(req);
+}
+
+/**
  * Calls `onTimeout` once if the request's body stalls or crawls past the limits; does nothing
  * for a request whose body already arrived (most of them: it came with the headers).
  */
 export function watchBody(req: IncomingMessage, limits: BodyTimeoutLimits, onTimeout: (why: string) => void): void {
-  if (limits.idleMs <= 0 || req.httpVersionMajor !== 1 || !bodyPending(req)) return;
+  if (!bodyMayStall(req, limits)) return;
   const socket = req.socket;
   const base = socket.bytesRead;
   // Checked four times per idle period, so a stall is noticed within 1.25 × idleMs.

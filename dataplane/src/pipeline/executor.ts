@@ -14,7 +14,7 @@ import { RequestContext, type ProxyResponse } from "./context.js";
 import { jsonResponse } from "./json-response.js";
 import { ClientGoneError, HttpError, problemType, toProblem, writeProblem, type HarmonyProblem } from "./errors.js";
 import { PathError, canonicalPath, type PathNormalization } from "./canonical-path.js";
-import { watchBody, type BodyTimeoutLimits } from "./body-timeout.js";
+import { bodyMayStall, watchBody, type BodyTimeoutLimits } from "./body-timeout.js";
 import { requestId } from "./trace.js";
 import type { AccessLog } from "../observability/access-log.js";
 
@@ -49,12 +49,7 @@ export async function execute(
   const id = requestId(req.headers["x-request-id"]);
   const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps);
   const pipeline = route.pipeline;
-  let bodyTimedOut = false;
-  if (deps.bodyTimeout)
-    watchBody(req, deps.bodyTimeout, (why) => {
-      bodyTimedOut = true;
-      timeOutBody(ctx, why, deps.logger);
-    });
+  const watch = deps.bodyTimeout && bodyMayStall(req, deps.bodyTimeout) ? watchTimeout(ctx, deps) : undefined;
   deps.onStart();
   try {
     const ep = route.endpoint;
@@ -75,11 +70,25 @@ export async function execute(
     }
   } catch (err) {
     // After a body timeout whatever failed (a body read, the upstream exchange) failed because of it.
-    if (bodyTimedOut) ctx.status = 408;
+    if (watch?.timedOut) ctx.status = 408;
     else fail(ctx, err, deps.logger);
   } finally {
     finish(ctx, deps);
   }
+}
+
+/**
+ * Watches a request whose body is still arriving (pipeline/body-timeout.ts). Kept out of
+ * `execute`: a closure there would give every request a context and a callback, and most
+ * requests (a GET, a body that came with the head) have nothing to watch.
+ */
+function watchTimeout(ctx: RequestContext<CompiledRoute>, deps: ExecutorDeps): { timedOut: boolean } {
+  const state = { timedOut: false };
+  watchBody(ctx.req, deps.bodyTimeout!, (why) => {
+    state.timedOut = true;
+    timeOutBody(ctx, why, deps.logger);
+  });
+  return state;
 }
 
 /**

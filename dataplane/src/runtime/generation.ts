@@ -85,11 +85,11 @@ export class Generations {
       pathNormalization: config.pathNormalization,
       onStart: () => {
         live.inflight++;
-        metrics.inflight.inc();
+        metrics.inflightNow++;
       },
       onEnd: () => {
         live.inflight--;
-        metrics.inflight.dec();
+        metrics.inflightNow--;
         if (live.retired && live.inflight === 0) this.release(live);
       },
     };
