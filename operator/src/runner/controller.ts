@@ -11,6 +11,7 @@ import type { KubeClients } from "../provider/kube.js";
 import { WorkQueue } from "../provider/queue.js";
 import { GATEWAY_LABEL, MANAGED_BY } from "../translator/workload.js";
 import { reconcileEndpoint } from "./endpoint-reconciler.js";
+import { EndpointUsers } from "./endpoint-users.js";
 import { reconcileGateway, writeStatus, type Caches, type ReconcilerDeps } from "./gateway-reconciler.js";
 import { reconcileGatewayNet } from "./gateway-net.js";
 import { attachment, detachedConditions, type Attachment } from "./attachment.js";
@@ -76,8 +77,12 @@ export class Controller {
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
-  /** Endpoints each pipeline referenced when last seen, so an edit that drops one still updates it. */
-  private readonly endpointRefs = new Map<string, string[]>();
+  /**
+   * Pipelines by the endpoints they reference, fed by every pipeline event: an endpoint's reconcile
+   * and events look its users up instead of scanning every pipeline, and an edit that drops an
+   * endpoint still updates it.
+   */
+  private readonly endpointUsers = new EndpointUsers();
   /**
    * The gateway ("ns/name") each pipeline referenced when last seen: client-node's informer hands
    * an update only the new object, and a pipeline moved to another gateway must leave the old
@@ -130,11 +135,13 @@ export class Controller {
       ...crd("harmonypipelines"),
       onChange: (p, verb) => {
         const key = `${p.metadata.namespace}/${p.metadata.name}`;
+        // The endpoints it used before this event or uses now: each one's users may have changed.
+        const touched = this.endpointUsers.update(p, verb);
         // A status-only update (our own writes above all: one per pipeline per config change)
         // changes nothing a gateway renders or attaches by; only its endpoints' Ready (InUse)
         // reads the pipeline's status. Spec (generation), labels (pipelineSelector) and deletion do.
         if (!this.pipelineSeen.changed(key, verb, pipelineFingerprint(p.metadata))) {
-          for (const e of p.spec.endpoints) this.queue.add(`endpoint/${p.metadata.namespace}/${e.name}`);
+          for (const e of touched) this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
           return;
         }
         const gwKey = `${p.spec.gatewayRef.namespace ?? p.metadata.namespace}/${p.spec.gatewayRef.name}`;
@@ -144,11 +151,7 @@ export class Controller {
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
         this.enqueueNetworksOf(p.metadata.namespace);
-        const now = verb === "delete" ? [] : p.spec.endpoints.map((e) => e.name);
-        for (const e of new Set([...(this.endpointRefs.get(key) ?? []), ...now]))
-          this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
-        if (now.length) this.endpointRefs.set(key, now);
-        else this.endpointRefs.delete(key);
+        for (const e of touched) this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
       },
     });
     const endpoints = cache<Ep>({
@@ -278,9 +281,10 @@ export class Controller {
 
   /** Gateways of the pipelines that reference this endpoint. */
   private enqueueUsersOf(ns: string | undefined, name: string | undefined): void {
-    for (const p of this.caches?.pipelines.list(ns) ?? []) {
-      if (p.spec.endpoints.some((e) => e.name === name))
-        this.enqueueGateway(p.spec.gatewayRef.namespace ?? p.metadata.namespace, p.spec.gatewayRef.name);
+    if (!ns || !name) return;
+    for (const n of this.endpointUsers.of(ns, name)) {
+      const p = this.caches?.pipelines.get(n, ns);
+      if (p) this.enqueueGateway(p.spec.gatewayRef.namespace ?? ns, p.spec.gatewayRef.name);
     }
   }
 
@@ -301,7 +305,7 @@ export class Controller {
               : kind === "gateway"
                 ? await reconcileGateway({ ...this.deps(), superseded: () => queue.pending(key) }, ns, name)
                 : kind === "endpoint"
-                  ? await reconcileEndpoint(this.deps(), ns, name)
+                  ? await reconcileEndpoint(this.deps(), ns, name, this.endpointUsers.of(ns, name))
                   : await this.reconcilePipeline(ns, name);
         queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
