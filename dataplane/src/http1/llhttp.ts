@@ -1,0 +1,43 @@
+/**
+ * Node's own llhttp binding: the HTTPParser that node:http itself parses with (strict by default:
+ * no lenient flags). It is not a documented API, so its shape is written down here once, and
+ * loaded with require so that a bundler or the type checker never has to know about it.
+ */
+import { createRequire } from "node:module";
+
+/** Called once the head is parsed; returns 1 to skip the body (HEAD, 1xx, 204, 304). */
+export type OnHeadersComplete = (
+  versionMajor: number,
+  versionMinor: number,
+  headers: string[] | undefined,
+  method: number | undefined,
+  url: string | undefined,
+  statusCode: number,
+  statusMessage: string,
+  upgrade: boolean,
+  shouldKeepAlive: boolean,
+) => number;
+
+export interface LlhttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
+  /** Bytes parsed, or the parse error (its `code` is HPE_...). */
+  execute(buf: Buffer): number | (Error & { code?: string; reason?: string });
+  /** Signals EOF: completes a close-delimited body. */
+  finish(): undefined | Error;
+  close(): void;
+  [callback: number]: unknown;
+}
+
+interface Binding {
+  HTTPParser: {
+    new (): LlhttpParser;
+    RESPONSE: number;
+    /** Header fields flushed early: a head with more than 32 fields arrives in parts. */
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+  };
+}
+
+export const { HTTPParser } = createRequire(import.meta.url)("_http_common") as Binding;
