@@ -40,6 +40,8 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   /** Most recently used last: the warm sockets are reused, the cold ones time out. */
   private readonly idle: Connection[] = [];
   private readonly queue: Exchange[] = [];
+  /** Sockets between their answer and their reuse (see release). */
+  private validating = 0;
   private closed = false;
   private destroyed = false;
   private emptied: Promise<void> | undefined;
@@ -83,7 +85,9 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   private run(ex: Exchange): void {
     const idle = this.idle.pop();
     if (idle) return idle.start(ex);
-    if (this.all.size < this.opts.connections) {
+    // A socket being checked (and not yet claimed) is free within this turn of the event loop:
+    // wait for it rather than open one.
+    if (this.queue.length >= this.validating && this.all.size < this.opts.connections) {
       this.all.add(new Connection(this, ex));
       return;
     }
@@ -95,7 +99,21 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     this.run(ex);
   }
 
+  /**
+   * As undici (GHSA-35p6-xmwp-9g52): a socket is reused only after one turn of the event loop, so
+   * that bytes, a FIN or a reset the upstream sent after its answer are seen (and the socket
+   * dropped) before the next request is written, never read as that request's answer.
+   */
   release(c: Connection): void {
+    this.validating++;
+    setImmediate(() => {
+      this.validating--;
+      if (c.socket.destroyed) return this.forget(c); // forget is idempotent; it serves the queue
+      this.ready(c);
+    });
+  }
+
+  private ready(c: Connection): void {
     let next = this.queue.shift();
     while (next?.done) next = this.queue.shift(); // aborted while waiting
     if (next) return c.start(next);
