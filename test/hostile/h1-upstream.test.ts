@@ -48,7 +48,13 @@ const SCRIPTS: Record<string, (s: Socket) => void> = {
   "/upgrade": (s) => s.write("HTTP/1.1 101 Switching Protocols\r\nupgrade: evil\r\nconnection: upgrade\r\n\r\n"),
   "/bad-status": (s) => s.write("HTTP/1.1 2x0 OK\r\ncontent-length: 0\r\n\r\n"),
   "/reset": (s) => s.resetAndDestroy(),
+  // A long body trickling out; counts the upstream sockets closed while it was sending one.
+  "/slow-body": (s) => {
+    s.write("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n0123456789");
+    s.once("close", () => slowBodyClosed++);
+  },
 };
+let slowBodyClosed = 0;
 
 /** What the client must see, per path. */
 const EXPECTED: Record<string, string> = {
@@ -104,8 +110,9 @@ before(async () => {
         baseConfig() +
         proxyPipeline("u", "/u", url, opts) +
         proxyPipeline("l", "/l", url, `client = "llhttp"\n${opts}`) +
-        // Sockets kept long enough that the next request surely picks the same one.
-        proxyPipeline("s", "/s", url, `client = "llhttp"\nkeep_alive_timeout_ms = 600000`),
+        // Sockets kept long enough that the next request surely picks the same one; no body
+        // timeout, so that only the engine's abort can close an abandoned answer's socket.
+        proxyPipeline("s", "/s", url, `client = "llhttp"\nkeep_alive_timeout_ms = 600000\nbody_timeout_ms = 0`),
     }),
     "config.toml",
   );
@@ -174,4 +181,19 @@ test("a kept-alive socket the upstream closed as it was reused: an idempotent bo
   // The same pooled socket is picked for the next request; the upstream drops it on arrival.
   assert.equal(await outcome("/s/x/stale"), "200 fine");
   assert.equal(staleClosed, before + 1, "the request was not sent on the reused socket");
+});
+
+test("a client that leaves mid-body: the upstream socket is closed, not kept paused", async () => {
+  const before = slowBodyClosed;
+  await new Promise<void>((resolve) => {
+    const req = request(dp.url("default", "/s/x/slow-body"), { agent: false }, (res) => {
+      res.once("data", () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.end();
+  });
+  await eventually("the upstream socket of the abandoned answer closed", () => slowBodyClosed > before);
+  assert.equal(await outcome("/s/x/ok"), "200 fine");
 });
