@@ -11,7 +11,8 @@
 #                                              floor-raw / floor-rawserver / floor-rawclient (floor-raw.mjs),
 #                                              harmony-nolog (harmony with logging.access_log = false),
 #                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build),
-#                                              harmony-w2 (proxy.workers = 2), nginx-w2 (worker_processes 2)
+#                                              harmony-w2 (proxy.workers = 2), nginx-w2 (worker_processes 2),
+#                                              harmony-llhttp (harmony with the backend's client = "llhttp")
 #   SIZES="1k 1m"                              body sizes
 #   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
 #   W2_CPUS=all                                CPUs of the two-worker targets (taskset list; all: every CPU)
@@ -21,7 +22,8 @@
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
 # 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor, 19480-19482 floor-raw*,
-# 19181/19191 harmony-nolog, 19182/19192 harmony-base, 19183/19193 harmony-w2, 19081 nginx-w2.
+# 19181/19191 harmony-nolog, 19182/19192 harmony-base, 19183/19193 harmony-w2, 19184/19194 harmony-llhttp,
+# 19081 nginx-w2.
 #
 # This is a benchmark, not a test: PASS/MISS against the project's targets is
 # reported, never turned into an exit code. The exit code is non-zero only when
@@ -68,7 +70,7 @@ for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; 
 done
 ((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
 for t in $TARGETS; do
-  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | express-hpm | floor | floor-raw | floor-rawserver | floor-rawclient) ;;
+  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | harmony-llhttp | express-hpm | floor | floor-raw | floor-rawserver | floor-rawclient) ;;
     *) die "unknown target '$t' in TARGETS" ;;
   esac
 done
@@ -98,7 +100,7 @@ if has_target harmony-base; then
   [[ -n $HARMONY_BASE_CLI && -f $HARMONY_BASE_CLI ]] ||
     die "harmony-base: set HARMONY_BASE_CLI to a built dataplane/dist/cli.js (see bench/README.md, Baseline)"
 fi
-if { has_target harmony || has_target harmony-nolog || has_target harmony-w2; } && [[ ! -f $HARMONY_CLI ]]; then
+if { has_target harmony || has_target harmony-nolog || has_target harmony-w2 || has_target harmony-llhttp; } && [[ ! -f $HARMONY_CLI ]]; then
   if [[ $HARMONY_CLI == "$ROOT/dataplane/dist/cli.js" ]]; then
     log "building the data plane (npm run build --workspace dataplane)"
     (cd "$ROOT" && npm run build --workspace dataplane) >&2 ||
@@ -198,11 +200,11 @@ add_target() { # NAME PORT PID
   TARGETS_JSON+="{\"name\":\"$1\",\"url\":\"http://127.0.0.1:$2\",\"pid\":$3}"
 }
 
-# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS [WORKERS CPUS]: one data plane as a target. Each gets its
+# start_harmony NAME CLI PORT MGMT_PORT ACCESS_LOG NODE_FLAGS [WORKERS CPUS BACKEND_OPTION]: one data plane as a target. Each gets its
 # config in a directory of its own: the data plane watches its config for hot reload, and
 # nothing else (logs, results) may change next to it.
 start_harmony() {
-  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 workers=${7:-1} cpus=${8:-$PROXY_CPU} toml pid desc
+  local name=$1 cli=$2 port=$3 mport=$4 access=$5 flags=$6 workers=${7:-1} cpus=${8:-$PROXY_CPU} option=${9:-} toml pid desc
   mkdir -p "$WORK/$name-config"
   toml=$WORK/$name-config/harmony.toml
   sed -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@HARMONY_PORT@|$port|g" \
@@ -210,6 +212,8 @@ start_harmony() {
     "$HERE/harmony.toml.tmpl" >"$toml"
   # One worker: no line at all, so an older build (harmony-base) reads the config it always did.
   ((workers > 1)) || sed -i '/^workers = /d' "$toml"
+  # One more line in the backend's options table (the template's last table).
+  [[ -z $option ]] || echo "$option" >>"$toml"
   if ! node "$cli" --config "$toml" --check >"$WORK/$name-check.log" 2>&1; then
     cat "$WORK/$name-check.log" >&2
     die "$name: config check failed: $cli --config $toml --check"
@@ -301,6 +305,10 @@ for t in $TARGETS; do
       start_harmony harmony-w2 "$HARMONY_CLI" $((HARMONY_PORT + 3)) $((HARMONY_MGMT_PORT + 3)) true "$HARMONY_NODE_FLAGS" \
         2 "$W2_CPU_LIST"
       ;;
+    harmony-llhttp)
+      start_harmony harmony-llhttp "$HARMONY_CLI" $((HARMONY_PORT + 4)) $((HARMONY_MGMT_PORT + 4)) true "$HARMONY_NODE_FLAGS" \
+        1 "$PROXY_CPU" 'client = "llhttp"'
+      ;;
     harmony-base)
       start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \
         "$HARMONY_BASE_NODE_FLAGS"
@@ -373,7 +381,7 @@ started rounds.py $!
 wait $! || rc=$?
 ((rc == 0)) || die "measurement aborted (rounds.py exit $rc)"
 
-for h in harmony harmony-nolog harmony-base harmony-w2; do
+for h in harmony harmony-nolog harmony-base harmony-w2 harmony-llhttp; do
   has_target $h || continue
   log "$h access log: $WORK/$h-access.log ($(wc -l <"$WORK/$h-access.log") lines, $(du -h "$WORK/$h-access.log" | cut -f1))"
 done

@@ -4,6 +4,7 @@
  * socket leak when clients abort. The `http`, `fhir` and `dicomweb` backends are this plus their
  * protocol's hooks (request headers, absolute URLs in bodies rewritten to the proxy's own base).
  */
+import { llhttpBinding } from "../http1/llhttp.js";
 import { Type, type Static } from "@sinclair/typebox";
 import { errors as undiciErrors } from "undici";
 import type { Dispatcher } from "undici";
@@ -50,6 +51,11 @@ export const httpUpstreamProperties = {
     description: "Longest pause between body chunks; 0 disables.",
   }),
   max_connections: Type.Integer({ minimum: 1, default: 128, description: "Keep-alive pool size." }),
+  client: Type.Union([Type.Literal("undici"), Type.Literal("llhttp")], {
+    default: "undici",
+    description:
+      'HTTP/1.1 client engine: "undici", or "llhttp", a lean keep-alive pool on Node\'s own parser (less CPU per request; plain http:// upstreams only).',
+  }),
   keep_alive_timeout_ms: Type.Integer({
     minimum: 1,
     default: 4000,
@@ -138,6 +144,22 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
   if (!raw && o.upstreams?.length && o.upstreams.every((u) => u.static_status !== undefined)) return [];
   if (!raw) return [{ path: ["base_url"], message: "is required (the upstream URL)" }];
   const key = o.base_url ? "base_url" : "target";
+  if (o.client === "llhttp") {
+    if (!llhttpBinding())
+      return [
+        { path: ["client"], message: 'client = "llhttp" needs Node\'s HTTPParser binding, which this Node lacks' },
+      ];
+    // The lean engine has no TLS yet: refused here rather than silently sent over undici.
+    const tlsTargets = [raw, ...(o.upstreams ?? []).map((u) => u.base_url ?? "")];
+    if (tlsTargets.some((t) => isHarmonyUri(t) || /^https:/i.test(t)))
+      return [
+        {
+          path: ["client"],
+          message:
+            'client = "llhttp" speaks plain http:// only; use client = "undici" for https:// or harmony:// targets',
+        },
+      ];
+  }
   if (isHarmonyUri(raw)) {
     if (o.upstreams) return [{ path: [key], message: "a harmony:// target cannot be combined with targets" }];
     const r = resolveHarmonyUri(ctx.harmonyNetworks(), raw);

@@ -7,7 +7,8 @@
  */
 import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
+import { H1Pool } from "../http1/pool.js";
 import type { BuildContext } from "../plugins/types.js";
 import { Balancer, type TargetState } from "./balancer.js";
 import type { PeerTls } from "../network/target.js";
@@ -93,6 +94,7 @@ export const upstreamSetProperties = {
 
 type SetOptions = {
   base_url?: string;
+  client?: "undici" | "llhttp";
   target?: string;
   headers?: Record<string, string>;
   connect_timeout_ms: number;
@@ -110,7 +112,7 @@ export interface Upstream {
   /** Path of the base URL without a trailing slash. */
   basePath: string;
   /** Undefined only for a static target, which never connects. */
-  pool: Pool | undefined;
+  pool: Dispatcher | undefined;
   headers: Record<string, string>;
   /** Share of requests; 0: never chosen. */
   weight: number;
@@ -227,7 +229,7 @@ function pool(
   url: URL,
   tls: Static<typeof TlsOptions>,
   peerTls: PeerTls | undefined,
-): Pool {
+): Dispatcher {
   const read = (p: string | undefined) => (p ? ctx.readFile(p) : undefined);
   const connect = {
     timeout: o.connect_timeout_ms,
@@ -257,6 +259,7 @@ function pool(
     createHash("sha256")
       .update(
         JSON.stringify([
+          o.client ?? "undici",
           url.origin,
           o.max_connections,
           o.keep_alive_timeout_ms,
@@ -266,6 +269,19 @@ function pool(
         ]),
       )
       .digest("hex");
+  // The lean engine speaks plain http:// (checkHttpUpstream refuses it for TLS upstreams).
+  if (o.client === "llhttp" && !peerTls && url.protocol === "http:")
+    return ctx.resources.acquire(
+      poolKey,
+      () =>
+        new H1Pool(url.origin, {
+          connections: o.max_connections,
+          keepAliveTimeout: o.keep_alive_timeout_ms,
+          headersTimeout: o.headers_timeout_ms,
+          bodyTimeout: o.body_timeout_ms,
+          connectTimeout: o.connect_timeout_ms,
+        }),
+    );
   return ctx.resources.acquire(
     poolKey,
     () =>

@@ -1,0 +1,113 @@
+/**
+ * The request side of the wire: checks a dispatch's method, path and headers the way undici does
+ * (same error classes, so the backend classifies them alike) and writes the request head.
+ * Header order follows undici's: host, connection, the caller's headers, then the framing header.
+ */
+import type { Readable } from "node:stream";
+import { errors } from "undici";
+import type { Dispatcher } from "undici";
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value may not carry CR, LF, NUL or other controls (response splitting). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_PATH = /[^\u0021-\u00ff]/;
+/** Methods whose requests carry a body by definition: an empty one is sent as content-length: 0. */
+const EXPECTS_PAYLOAD = new Set(["PUT", "POST", "PATCH", "QUERY", "PROPFIND", "PROPPATCH"]);
+
+export interface Outgoing {
+  method: string;
+  /** The head without the framing header and the blank line: `frame()` completes it. */
+  head: string;
+  body: Buffer | Readable | null;
+  /** Bytes the body has (content-length sent); null: sent chunked (a stream of unknown length). */
+  length: number | null;
+}
+
+function isStream(b: unknown): b is Readable {
+  return typeof (b as Readable | null)?.on === "function" && typeof (b as Readable).pipe === "function";
+}
+
+function value(key: string, v: unknown): string {
+  const s = String(v);
+  if (BAD_VALUE.test(s)) throw new errors.InvalidArgumentError(`invalid ${key} header`);
+  return s;
+}
+
+export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string): Outgoing {
+  const method = opts.method;
+  if (typeof method !== "string" || !TOKEN.test(method))
+    throw new errors.InvalidArgumentError("invalid request method");
+  if (method === "CONNECT") throw new errors.InvalidArgumentError("invalid request method");
+  const path = opts.path;
+  if (typeof path !== "string" || path[0] !== "/" || BAD_PATH.test(path))
+    throw new errors.InvalidArgumentError("invalid request path");
+  if (opts.upgrade) throw new errors.NotSupportedError("upgrade is not supported");
+
+  let host = defaultHost;
+  let declared: number | null = null;
+  let lines = "";
+  const add = (name: string, v: unknown) => {
+    if (v === undefined) return;
+    if (!TOKEN.test(name)) throw new errors.InvalidArgumentError("invalid header key");
+    const key = name.toLowerCase();
+    if (key === "host") host = value(key, Array.isArray(v) ? v[0] : v);
+    else if (key === "content-length") {
+      declared = typeof v === "number" ? v : parseInt(typeof v === "string" ? v : "", 10);
+      if (!Number.isFinite(declared)) throw new errors.InvalidArgumentError("invalid content-length header");
+    } else if (key === "transfer-encoding" || key === "keep-alive" || key === "upgrade" || key === "connection")
+      throw new errors.InvalidArgumentError(`invalid ${key} header`);
+    else if (key === "expect") throw new errors.NotSupportedError("expect header not supported");
+    else if (Array.isArray(v)) for (const x of v) lines += `${name}: ${value(key, x)}\r\n`;
+    else lines += `${name}: ${value(key, v)}\r\n`;
+  };
+  const h = opts.headers as unknown;
+  if (Array.isArray(h)) for (let i = 0; i < h.length; i += 2) add(String(h[i]), h[i + 1]);
+  else if (h && typeof h === "object") for (const k in h) add(k, (h as Record<string, unknown>)[k]);
+
+  let body: Buffer | Readable | null;
+  const b = opts.body as unknown;
+  if (b === null || b === undefined) body = null;
+  else if (typeof b === "string") body = Buffer.from(b);
+  else if (Buffer.isBuffer(b)) body = b;
+  else if (b instanceof Uint8Array) body = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  else if (isStream(b)) body = b;
+  else throw new errors.InvalidArgumentError("body must be a string, a Buffer or a Readable");
+
+  let length: number | null;
+  if (body === null || Buffer.isBuffer(body)) {
+    length = body?.length ?? 0;
+    if (declared !== null && declared > 0 && declared !== length) throw new errors.RequestContentLengthMismatchError();
+    if (length === 0 && !EXPECTS_PAYLOAD.has(method)) length = null; // no body, none expected: no header
+    if (length === 0) body = null;
+  } else length = declared;
+
+  // HEAD answers are closed after, as undici does: a server that sends a body anyway cannot desync us.
+  const connection = method === "HEAD" ? "close" : "keep-alive";
+  return {
+    method,
+    head: `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${connection}\r\n${lines}`,
+    body,
+    length,
+  };
+}
+
+/**
+ * The framing header and the end of the head. As undici: a stream of unknown length that has
+ * already arrived whole by the time it is sent goes with its length, not chunked.
+ */
+export function frame(o: Outgoing): string {
+  if (o.length === null && o.body !== null && !Buffer.isBuffer(o.body)) {
+    o.body.read(0);
+    const st = (o.body as { _readableState?: { ended?: boolean; objectMode?: boolean; length?: number } })
+      ._readableState;
+    if (st?.ended && !st.objectMode && Number.isFinite(st.length)) {
+      o.length = st.length!;
+      if (o.length === 0) {
+        o.body = null;
+        if (!EXPECTS_PAYLOAD.has(o.method)) o.length = null;
+      }
+    }
+  }
+  if (o.length !== null) return `${o.head}content-length: ${o.length}\r\n\r\n`;
+  return o.body === null ? `${o.head}\r\n` : `${o.head}transfer-encoding: chunked\r\n\r\n`;
+}
