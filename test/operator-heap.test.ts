@@ -56,7 +56,10 @@ test("the image sizes old space as a share of the memory limit, and its Node fol
   const flags = imageNodeFlags();
   assert.ok(flags.includes("--max-semi-space-size=2"), `image flags: ${flags.join(" ")}`);
   const percent = oldSpacePercent(flags);
-  assert.ok(percent !== undefined && percent > 0 && percent <= 100, `no --max-old-space-size-percentage in ${flags}`);
+  assert.ok(
+    percent !== undefined && percent > 0 && percent <= 100,
+    `no --max-old-space-size-percentage in ${flags.join(" ")}`,
+  );
   // Node itself applies the share (to the cgroup limit in a container, here to this machine): the
   // heap limit is that many MiB of old space plus the young generation, a few MiB with 2 MiB semi-spaces.
   const image = heapOf(flags.join(" "));
