@@ -53,15 +53,17 @@ process.once("SIGUSR2", async () => {
   const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
   const size = (n) => n.selfSize + n.children.reduce((s, c) => s + size(c), 0);
   const inclusive = new Map();
-  const walk = (n, open) => {
+  // Built-ins (JSON.parse, String.prototype.repeat...) have no URL: they count for their caller's module.
+  const walk = (n, open, caller = "(native/V8)") => {
     const f = n.callFrame;
+    const mod = f.url ? moduleOf(f.url) : caller;
     add(byFn, `${f.functionName || "(anonymous)"} ${short(f.url)}:${f.lineNumber + 1}`, n.selfSize);
-    add(byModule, moduleOf(f.url), n.selfSize);
+    add(byModule, mod, n.selfSize);
     total += n.selfSize;
     const here = PHASES.includes(f.functionName) && !open.has(f.functionName);
     if (here) add(inclusive, f.functionName, size(n));
     const next = here ? new Set([...open, f.functionName]) : open;
-    for (const c of n.children) walk(c, next);
+    for (const c of n.children) walk(c, next, mod);
   };
   walk(profile.head, new Set());
   const top = (m, k) =>
