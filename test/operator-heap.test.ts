@@ -97,10 +97,11 @@ test("the bench runs the operator with the image's flags as the chart's default 
 test("the chart's default limit holds 10,000 pipelines' old space and the rest of the process", () => {
   const limitMiB = chartMemoryLimitBytes() / MiB;
   const old = oldSpaceMiB(oldSpacePercent()!, chartMemoryLimitBytes());
-  // 10,000 pipelines on one gateway used at most 542 MiB of old space (bench/README.md); V8 needs
-  // some room above the live set or it collects without end before it gives up.
-  assert.ok(old >= 600, `old space ${old} MiB under the default ${limitMiB} MiB limit: too small for 10,000 pipelines`);
-  // What is not old space: young generation, code, off-heap buffers, Node itself (136 MiB at 1,000
-  // pipelines: 215 MiB RSS with 79 MiB of old space).
-  assert.ok(limitMiB - old >= 256, `only ${limitMiB - old} MiB of the ${limitMiB} MiB limit left beside old space`);
+  // 10,000 pipelines on one gateway used at most 585 MiB of old generation (old, code and large
+  // objects, which V8 counts against the old-space size; bench/README.md). V8 needs room above the
+  // live set, or it collects without end and then stops with "heap out of memory".
+  assert.ok(old >= 700, `old space ${old} MiB under the default ${limitMiB} MiB limit: too small for 10,000 pipelines`);
+  // What is not old space: young generation, off-heap buffers, Node itself (117 MiB at 1,000
+  // pipelines, 240-320 MiB at 10,000: RSS less heap used).
+  assert.ok(limitMiB - old >= 384, `only ${limitMiB - old} MiB of the ${limitMiB} MiB limit left beside old space`);
 });
