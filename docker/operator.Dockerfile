@@ -37,7 +37,8 @@ ENV NODE_ENV=production
 #   that limit (up to 4× the live set on a large machine), so an unbounded heap peaked at 271-371 MiB
 #   RSS at 1,000 pipelines with ~96 MiB live. Under the chart's default 1280Mi limit: 768 MiB of old
 #   space, room for 10,000 pipelines (old generation 585 MiB at most, unbounded) and 512 MiB for the
-#   rest of the process (240-320 MiB at 10,000). test/operator-heap.test.ts keeps this, the chart and bench/operator-scale in step.
+#   rest of the process (240-320 MiB at 10,000). test/operator-heap.test.ts keeps this, the chart
+#   and bench/operator-scale in step.
 # A pod's own NODE_OPTIONS replaces all of this.
 ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size-percentage=60"
 USER 65532:65532
