@@ -29,11 +29,18 @@ WORKDIR /app
 COPY --from=build /out/app/ ./
 COPY --from=build /out/app.cdx.json /usr/share/harmony/sbom.cdx.json
 ENV NODE_ENV=production
-# As the data plane's image: a render of 1,000 pipelines allocates its whole checked tree, and
-# Node 24's larger young generation lets it pile up before a scavenge (bench/operator-scale at 1,000
-# pipelines: new space 50 MiB at its largest without, 2 MiB with; peak RSS 509 vs 429 MiB, one run
-# each: bench/README.md). A pod's own NODE_OPTIONS replaces this.
-ENV NODE_OPTIONS=--max-semi-space-size=2
+# Heap sizes (bench/README.md, operator-scale):
+# - 2 MiB semi-spaces, as the data plane's image: Node 24's larger young generation lets a render's
+#   garbage pile up before a scavenge (new space 50 MiB at its largest without, 2 MiB with).
+# - Old space: 60 % of the container's memory limit (Node reads the cgroup limit; outside a container,
+#   of the machine's memory). V8 grows the old space towards its limit, and grows it faster the larger
+#   that limit (up to 4× the live set on a large machine), so an unbounded heap peaked at 271-371 MiB
+#   RSS at 1,000 pipelines with ~96 MiB live. Under the chart's default 1280Mi limit: 768 MiB of old
+#   space, room for 10,000 pipelines (old generation 585 MiB at most, unbounded) and 512 MiB for the
+#   rest of the process (240-320 MiB at 10,000). test/operator-heap.test.ts keeps this, the chart
+#   and bench/operator-scale in step.
+# A pod's own NODE_OPTIONS replaces all of this.
+ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size-percentage=60"
 USER 65532:65532
 # 8081: /healthz, /readyz, /metrics. 9443: the sidecar-injection webhook when --webhook-port 9443.
 EXPOSE 8081 9443

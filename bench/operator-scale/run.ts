@@ -9,8 +9,11 @@
  *   N=10000 node --import tsx bench/operator-scale/run.ts    # sharded config (README: Large gateways)
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
  *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
+ *   ALLOC_PROFILE=/tmp/alloc SKIP_CHANGE=1 ... # who allocated (garbage included) until all are Programmed
  *
- * The operator runs with the flags of its image (--max-semi-space-size=2); IMAGE_FLAGS=0 without.
+ * The operator runs with the flags of its image (docker/operator.Dockerfile's NODE_OPTIONS), its
+ * old-space share of the memory limit turned into the size Node computes under the chart's default
+ * limit (test/operator-heap.ts); IMAGE_FLAGS=0 without any.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -20,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../../test/controlplane/controlplane.js";
 import { startProjectedSyncer, startSyncer } from "../../test/syncer.js";
 import { freePort, startDataplane } from "../../dataplane/test/helpers.js";
+import { benchNodeFlags } from "../../test/operator-heap.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const N = Number(process.env.N ?? 1000);
@@ -57,16 +61,22 @@ function peakRssMiB(pid: number): number {
 // The data plane's ports, free now (fixed ones clashed with other benches on a shared machine).
 const webPort = await freePort();
 const mgmtPort = await freePort();
+// As the operator's image runs it in the chart's default install; IMAGE_FLAGS=0: without.
+const opFlags = [
+  ...(process.env.IMAGE_FLAGS === "0" ? [] : benchNodeFlags()),
+  ...(process.env.OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean),
+];
+// Both signal the operator with SIGUSR2.
+if (process.env.HEAP_SNAPSHOT && process.env.ALLOC_PROFILE) throw new Error("HEAP_SNAPSHOT or ALLOC_PROFILE, not both");
 const cp = await startControlPlane();
 const op = spawn(
   process.execPath,
   [
-    // As the operator's image runs it (docker/operator.Dockerfile's NODE_OPTIONS); IMAGE_FLAGS=0: without.
-    ...(process.env.IMAGE_FLAGS === "0" ? [] : ["--max-semi-space-size=2"]),
     ...(process.env.HEAP_SNAPSHOT
       ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${process.env.HEAP_SNAPSHOT}`]
       : []),
-    ...(process.env.OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean),
+    ...(process.env.ALLOC_PROFILE ? ["--import", join(ROOT, "bench/operator-scale/alloc-profile.mjs")] : []),
+    ...opFlags,
     // OPERATOR_MAIN: another build of the operator (e.g. an older commit's) as the baseline of a paired run.
     process.env.OPERATOR_MAIN ?? join(ROOT, "operator/dist/main.js"),
     "--kubeconfig",
@@ -168,6 +178,10 @@ try {
   }
   const allProgrammed = Date.now() - t0;
   clearInterval(memTimer);
+  if (process.env.ALLOC_PROFILE) {
+    op.kill("SIGUSR2");
+    out(`allocation profile: ${process.env.ALLOC_PROFILE}/alloc-${op.pid}.txt`);
+  }
   const cpu = cpuSeconds(op.pid!) - cpu0;
   const rss = peakRssMiB(op.pid!);
   const cm = JSON.parse(await must(["get", "configmap", "edge-harmony-config", "-n", ns, "-o", "json"])) as {
@@ -230,7 +244,7 @@ try {
 
   out(`## bench/operator-scale — ${new Date().toISOString()}`);
   out(
-    `kube-apiserver ${(await must(["version", "-o", "json"])).match(/"gitVersion": "([^"]+)"/g)?.pop() ?? ""} · node ${process.version} · ${N} pipelines + ${N} endpoints on one gateway`,
+    `kube-apiserver ${(await must(["version", "-o", "json"])).match(/"gitVersion": "([^"]+)"/g)?.pop() ?? ""} · node ${process.version} · ${N} pipelines + ${N} endpoints on one gateway · operator node flags: ${opFlags.join(" ") || "none"}`,
   );
   out("");
   out("| measure | value |");
