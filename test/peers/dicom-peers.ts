@@ -181,9 +181,15 @@ export async function startWorklist(): Promise<Worklist> {
 
 /**
  * TOML for a pipeline that serves DICOMweb at `prefix` from a DIMSE peer (the `dicom` backend):
- * `[pipelines.<name>]` with `<name>_in` and `<name>_out`.
+ * `[pipelines.<name>]` with `<name>_in` and `<name>_out`. `backendOptions` follow host, port and
+ * aet in the backend's options.
  */
-export function dicomwebToDimsePipeline(name: string, prefix: string, peer: { port: number; aet: string }): string {
+export function dicomwebToDimsePipeline(
+  name: string,
+  prefix: string,
+  peer: { port: number; aet: string },
+  backendOptions = 'local_aet = "HARMONY"',
+): string {
   return `
 [pipelines.${name}]
 networks = ["default"]
@@ -196,7 +202,7 @@ options = { path_prefix = "${prefix}" }
 
 [backends.${name}_out]
 service = "dicom"
-options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", local_aet = "HARMONY" }
+options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", ${backendOptions} }
 `;
 }
 
