@@ -177,6 +177,40 @@ export async function startUpstream(
   };
 }
 
+/**
+ * The sections after `[proxy]` of a config on fixed ports, for tests that reload listeners onto
+ * known ports: info log without access log, management on `mgmt`, `default` on `port`.
+ */
+export function fixedPortListeners(mgmt: number, port: number): string {
+  return `[logging]
+log_level = "info"
+access_log = false
+[management]
+enabled = true
+network = "management"
+[network.management.http]
+bind_address = "127.0.0.1"
+bind_port = ${mgmt}
+[network.default.http]
+bind_address = "127.0.0.1"
+bind_port = ${port}
+`;
+}
+
+/** An echo pipeline named `name` at `prefix` on `networks` (TOML array items). */
+export function echoPipeline(name: string, prefix: string, networks = '"default"'): string {
+  return `[pipelines.${name}]
+networks = [${networks}]
+endpoints = ["${name}_in"]
+backends = ["${name}_out"]
+[endpoints.${name}_in]
+service = "echo"
+options = { path_prefix = "${prefix}" }
+[backends.${name}_out]
+service = "echo"
+`;
+}
+
 /** Minimal config: management plus one network, both on ephemeral ports. Pipelines appended. */
 export function baseConfig(extra = "", opts: { id?: string } = {}): string {
   return `[proxy]

@@ -17,7 +17,17 @@ import { request as httpsRequest } from "node:https";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { eventually, freePort, http, startDataplane, startUpstream, tempDir, type Dataplane } from "./helpers.js";
+import {
+  echoPipeline,
+  eventually,
+  fixedPortListeners,
+  freePort,
+  http,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  type Dataplane,
+} from "./helpers.js";
 
 interface Shape {
   mgmt: number;
@@ -32,29 +42,8 @@ function config(s: Shape): string {
 id = "reload-listeners"
 # A request in flight on a replaced listener has this long; the one held across the reload must not be cut.
 shutdown_timeout_ms = 30000
-[logging]
-log_level = "info"
-access_log = false
-[management]
-enabled = true
-network = "management"
-[network.management.http]
-bind_address = "127.0.0.1"
-bind_port = ${s.mgmt}
-[network.default.http]
-bind_address = "127.0.0.1"
-bind_port = ${s.port}
-${tls}
-[pipelines.hello]
-networks = ["default"]
-endpoints = ["hello_in"]
-backends = ["hello_out"]
-[endpoints.hello_in]
-service = "echo"
-options = { path_prefix = "/hello" }
-[backends.hello_out]
-service = "echo"
-
+${fixedPortListeners(s.mgmt, s.port)}${tls}
+${echoPipeline("hello", "/hello")}
 [pipelines.slow]
 networks = ["default"]
 endpoints = ["slow_in"]
