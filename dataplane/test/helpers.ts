@@ -300,6 +300,16 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A seeded PRNG (mulberry32) in [0, 1): a generated corpus is the same on every run, so a failure reproduces. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Ports this process has handed out: never the same one twice. */
 const handedOut = new Set<number>();
 
