@@ -7,7 +7,7 @@
  * Each load run has three phases: before (the reload not yet asked for), switching (asked, not yet
  * answered: which listener takes a request then is the race the test is about) and after (answered).
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
@@ -231,14 +231,26 @@ async function slowUpstream() {
   };
 }
 
+/**
+ * A data plane (no file watch: reloads are asked for) serving on p1, with p2 free for the listener
+ * to move to; stopped after the test.
+ */
+async function startOnP1(
+  t: TestContext,
+  slow: string,
+): Promise<{ mgmt: number; p1: number; p2: number; cfg: string; dp: Dataplane }> {
+  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
+  const cfg = join(tempDir(), "config.toml");
+  writeFileSync(cfg, config({ mgmt, port: p1, slow }));
+  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
+  t.after(() => dp.stop());
+  return { mgmt, p1, p2, cfg, dp };
+}
+
 test("a listener moved to another port: no request fails on the old port until the switch, nor on the new one after", async (t) => {
   const slow = await slowUpstream();
   t.after(() => slow.close());
-  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
-  const cfg = join(tempDir(), "config.toml");
-  writeFileSync(cfg, config({ mgmt, port: p1, slow: slow.url }));
-  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
-  t.after(() => dp.stop());
+  const { mgmt, p1, p2, cfg, dp } = await startOnP1(t, slow.url);
 
   const oldPool = pooled(`http://127.0.0.1:${p1}`, undefined, 8);
   const newPool = pooled(`http://127.0.0.1:${p2}`);
@@ -370,11 +382,7 @@ async function squat(port: number): Promise<Server> {
 test("a reload onto a port another process holds: the last good listener serves, /readyz names the listener, the retry binds once the port is free", async (t) => {
   const slow = await startUpstream((_req, res) => res.end("fast"));
   t.after(() => slow.close());
-  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
-  const cfg = join(tempDir(), "config.toml");
-  writeFileSync(cfg, config({ mgmt, port: p1, slow: slow.url }));
-  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
-  t.after(() => dp.stop());
+  const { mgmt, p1, p2, cfg, dp } = await startOnP1(t, slow.url);
   const squatter = await squat(p2);
   let squatting = true;
   t.after(() => (squatting ? new Promise<void>((r) => squatter.close(() => r())) : undefined));

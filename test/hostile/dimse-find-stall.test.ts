@@ -72,36 +72,19 @@ options = { base_url = "${origin.url}" }
   relay.listen(0, "127.0.0.1");
   await once(relay, "listening");
   const relayPort = (relay.address() as { port: number }).port;
-  const otherFind = () =>
-    dcmtk("findscu", [
-      "-S",
-      "-aec",
-      "HARMONY",
-      "-k",
-      "QueryRetrieveLevel=STUDY",
-      "-k",
-      "StudyInstanceUID",
-      "127.0.0.1",
-      String(scpPort),
-    ]);
+  // A study-level C-FIND as findscu asks it; `keys` are more -k arguments.
+  const findArgs = (port: number, keys: string[] = []) => [
+    ...["-S", "-aec", "HARMONY", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID"],
+    ...keys,
+    ...["127.0.0.1", String(port)],
+  ];
+  const otherFind = () => dcmtk("findscu", findArgs(scpPort));
   // Once first, so that the connection to the origin it leaves open is in the baseline.
   const warm = await otherFind();
   assert.equal(warm.code, 0, warm.out);
   const fds = await fdCount(dp.pid);
   const since = dp.logs.length;
-  const findscu = spawn("findscu", [
-    "-S",
-    "-aec",
-    "HARMONY",
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    "-k",
-    "ImageComments",
-    "127.0.0.1",
-    String(relayPort),
-  ]);
+  const findscu = spawn("findscu", findArgs(relayPort, ["-k", "ImageComments"]));
   try {
     await eventually(
       "the stalled association aborted as idle",
