@@ -207,6 +207,25 @@ options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", ${back
 }
 
 /**
+ * TOML for `[pipelines.pacs]`: a DIMSE SCP `scp` (AE HARMONY on 127.0.0.1:`port`, then `scpOptions`)
+ * in front of `[backends.<backend.name>]`, whose body is `backend.toml`.
+ */
+export function scpPipeline(port: number, backend: { name: string; toml: string }, scpOptions = ""): string {
+  return `
+[pipelines.pacs]
+endpoints = ["scp"]
+backends = ["${backend.name}"]
+
+[endpoints.scp]
+service = "dicom"
+options = { port = ${port}, bind_address = "127.0.0.1", local_aet = "HARMONY"${scpOptions ? `, ${scpOptions}` : ""} }
+
+[backends.${backend.name}]
+${backend.toml}
+`;
+}
+
+/**
  * TOML for a DIMSE SCP (AE HARMONY on 127.0.0.1:`port`) in front of a DICOMweb origin:
  * `[pipelines.scp_web]`. `moveDestinations` are the C-MOVE destinations (`{ AE: port }` on 127.0.0.1).
  */
