@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { createServer, connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
-import { dcmtk, scpPipeline } from "../peers/dicom-peers.js";
+import { dcmtk, scpPipeline, studyFindArgs } from "../peers/dicom-peers.js";
 import {
   baseConfig,
   eventually,
@@ -66,19 +66,13 @@ test("a peer that stops reading mid C-FIND results is cut off at the idle timeou
   relay.listen(0, "127.0.0.1");
   await once(relay, "listening");
   const relayPort = (relay.address() as { port: number }).port;
-  // A study-level C-FIND as findscu asks it; `keys` are more -k arguments.
-  const findArgs = (port: number, keys: string[] = []) => [
-    ...["-S", "-aec", "HARMONY", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID"],
-    ...keys,
-    ...["127.0.0.1", String(port)],
-  ];
-  const otherFind = () => dcmtk("findscu", findArgs(scpPort));
+  const otherFind = () => dcmtk("findscu", studyFindArgs(scpPort, ["StudyInstanceUID"]));
   // Once first, so that the connection to the origin it leaves open is in the baseline.
   const warm = await otherFind();
   assert.equal(warm.code, 0, warm.out);
   const fds = await fdCount(dp.pid);
   const since = dp.logs.length;
-  const findscu = spawn("findscu", findArgs(relayPort, ["-k", "ImageComments"]));
+  const findscu = spawn("findscu", studyFindArgs(relayPort, ["StudyInstanceUID", "ImageComments"]));
   try {
     await eventually(
       "the stalled association aborted as idle",

@@ -207,6 +207,19 @@ options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", ${back
 }
 
 /**
+ * findscu's arguments for a study-level C-FIND (-S) to AE HARMONY on 127.0.0.1:`port`: `flags`
+ * first, then one -k for each of `keys`.
+ */
+export function studyFindArgs(port: number, keys: string[], flags: string[] = []): string[] {
+  return [
+    ...flags,
+    ...["-S", "-aec", "HARMONY", "-k", "QueryRetrieveLevel=STUDY"],
+    ...keys.flatMap((k) => ["-k", k]),
+    ...["127.0.0.1", String(port)],
+  ];
+}
+
+/**
  * TOML for `[pipelines.pacs]`: a DIMSE SCP `scp` (AE HARMONY on 127.0.0.1:`port`, then `scpOptions`)
  * in front of `[backends.<backend.name>]`, whose body is `backend.toml`.
  */
