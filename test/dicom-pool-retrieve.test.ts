@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { SAMPLES, startOrthanc, type Orthanc } from "./peers/dicom-peers.js";
+import { dicomwebToDimsePipeline, SAMPLES, startOrthanc, type Orthanc } from "./peers/dicom-peers.js";
 import { uidsOf } from "./dicom-files.js";
 import {
   baseConfig,
@@ -37,20 +37,9 @@ before(async () => {
   orthanc.proc.stderr!.on("data", count);
   orthanc.proc.stdout!.on("data", count);
   assert.equal((await fetch(`${orthanc.http}/instances`, { method: "POST", body: CT_FILE })).status, 200);
-  const bridge = (name: string, prefix: string, extra = "") => `
-[pipelines.${name}]
-networks = ["default"]
-endpoints = ["${name}_in"]
-backends = ["${name}_out"]
-
-[endpoints.${name}_in]
-service = "dicomweb"
-options = { path_prefix = "${prefix}" }
-
-[backends.${name}_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${orthanc.dicomPort}, aet = "${orthanc.aet}", local_aet = "HARMONY"${extra} }
-`;
+  const peer = { port: orthanc.dicomPort, aet: orthanc.aet };
+  const bridge = (name: string, prefix: string, extra = "") =>
+    dicomwebToDimsePipeline(name, prefix, peer, `local_aet = "HARMONY"${extra}`);
   const dir = writeTree({
     "config.toml": baseConfig(
       bridge("get", "/get") +

@@ -14,20 +14,7 @@ import { makeInstance, multipartRelated, uid } from "./dicom-files.js";
 import { baseConfig, eventually, startDataplane, writeTree, type Dataplane } from "../dataplane/test/helpers.js";
 
 function config(peer: PoolScp, options: string): string {
-  return baseConfig(`
-[pipelines.pacs]
-networks = ["default"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-
-[endpoints.pacs_in]
-service = "dicomweb"
-options = { path_prefix = "/pacs" }
-
-[backends.pacs_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", ${options} }
-`);
+  return baseConfig(dicomwebToDimsePipeline("pacs", "/pacs", peer, options));
 }
 
 async function setup(

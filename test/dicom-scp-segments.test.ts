@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { createServer, connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
-import { dcmtk } from "./peers/dicom-peers.js";
+import { dcmtk, scpPipeline, studyFindArgs } from "./peers/dicom-peers.js";
 import { baseConfig, freePort, startDataplane, writeTree } from "../dataplane/test/helpers.js";
 
 const FINDS = 6;
@@ -61,40 +61,15 @@ function dataSegmentsIn(localPort: number): number {
 test("N C-FINDs on one association through the SCP: each answer is one TCP segment", async (t) => {
   const scpPort = await freePort();
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.pacs]
-endpoints = ["scp"]
-backends = ["mock"]
-
-[endpoints.scp]
-service = "dicom"
-options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY" }
-
-[backends.mock]
-service = "mock_dicom"
-`),
+    "config.toml": baseConfig(scpPipeline(scpPort, { name: "mock", toml: 'service = "mock_dicom"' })),
   });
   const dp = await startDataplane(join(dir, "config.toml"));
   const r = await relay(scpPort);
   try {
-    const find = await dcmtk("findscu", [
-      "-v",
-      "-S",
-      "--repeat",
-      String(FINDS),
-      "-aet",
-      "FINDSCU",
-      "-aec",
-      "HARMONY",
-      "-k",
-      "QueryRetrieveLevel=STUDY",
-      "-k",
-      "StudyInstanceUID",
-      "-k",
-      "PatientName",
-      "127.0.0.1",
-      String(r.port),
-    ]);
+    const find = await dcmtk(
+      "findscu",
+      studyFindArgs(r.port, ["StudyInstanceUID", "PatientName"], ["-v", "--repeat", String(FINDS), "-aet", "FINDSCU"]),
+    );
     assert.equal(find.code, 0, find.out);
     assert.equal(find.out.match(/Requesting Association/g)?.length, 1, `one association:\n${find.out}`);
     const pending = find.out.match(/Find Response: \d+ \(Pending\)/g)?.length ?? 0;

@@ -8,13 +8,13 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { createLogger, transports } from "winston";
 import { startControlPlane, type ControlPlane } from "./controlplane/controlplane.js";
-import { ROOT, eventually as poll } from "../dataplane/test/helpers.js";
+import { eventually as poll } from "../dataplane/test/helpers.js";
+import { applyList, kubectlOk, spawnOperator } from "./operator-process.js";
 import { kubeClients } from "../operator/src/provider/kube.js";
 import { makeCache, type Cache } from "../operator/src/provider/cache.js";
 import { EndpointUsers } from "../operator/src/runner/endpoint-users.js";
@@ -39,16 +39,8 @@ after(async () => {
   await cp?.stop();
 });
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-const apply = (...items: object[]) =>
-  kubectl(
-    ["apply", "--server-side", "--force-conflicts", "-f", "-"],
-    JSON.stringify({ apiVersion: "v1", kind: "List", items }),
-  );
+const kubectl = (args: string[], input?: string) => kubectlOk(cp, args, input);
+const apply = (...items: object[]) => applyList(cp, items);
 const eventually = <T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000) =>
   poll(what, fn, { timeoutMs, context: () => (log ? `operator log:\n${log.slice(-4000)}` : "") });
 const cr = (kind: string, ns: string, name: string, spec: object) => ({
@@ -162,25 +154,7 @@ test("the index holds exactly each endpoint's users through moves, status update
 test("the operator: an endpoint's status and its edits follow its users through moves and deletes", async () => {
   const ns = "users";
   await kubectl(["create", "namespace", ns]);
-  operator = spawn(
-    process.execPath,
-    [
-      join(ROOT, "operator/dist/main.js"),
-      "--kubeconfig",
-      cp.kubeconfig,
-      "--leader-elect",
-      "false",
-      "--manage-workloads",
-      "false",
-      "--health-port",
-      "0",
-      "--log-level",
-      "info",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  operator.stdout!.setEncoding("utf8").on("data", (c: string) => (log += c));
-  operator.stderr!.setEncoding("utf8").on("data", (c: string) => (log += c));
+  operator = spawnOperator(cp.kubeconfig, ["--manage-workloads", "false"], (c) => (log += c));
 
   type Status = { pipelines?: number; conditions?: { type: string; reason: string }[] };
   const epStatus = async (name: string) =>

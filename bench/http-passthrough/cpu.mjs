@@ -13,14 +13,11 @@
 //
 // Absolute µs here include the profiler's own overhead and the box's load; compare targets
 // within one run. All ports are dynamic, so it can run beside run.sh (not during it).
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { HERE, withProfiledTarget, wrk, wrkRequests } from "./profiled.mjs";
 
-const HERE = new URL(".", import.meta.url).pathname;
 const { values: opt, positionals: targets } = parseArgs({
   allowPositionals: true,
   options: {
@@ -38,53 +35,6 @@ if (!targets.length) {
   );
   process.exit(2);
 }
-const FLAGS = (process.env.HARMONY_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((r) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => r(port));
-    });
-  });
-const wrk = (port, seconds, lua = []) =>
-  execFileSync("taskset", [
-    "-c",
-    "0",
-    "wrk",
-    "-t1",
-    "-c64",
-    `-d${seconds}s`,
-    ...lua,
-    `http://127.0.0.1:${port}/${opt.size}`,
-  ]);
-
-/** A minimal Chrome DevTools Protocol client over Node's global WebSocket. */
-async function inspector(url) {
-  const ws = new WebSocket(url);
-  await new Promise((r, j) => {
-    ws.addEventListener("open", r);
-    ws.addEventListener("error", j);
-  });
-  let id = 0;
-  const waiting = new Map();
-  ws.addEventListener("message", (e) => {
-    const m = JSON.parse(e.data);
-    if (m.id && waiting.has(m.id)) {
-      waiting.get(m.id)(m.result);
-      waiting.delete(m.id);
-    }
-  });
-  return {
-    send: (method, params = {}) =>
-      new Promise((r) => {
-        waiting.set(++id, r);
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
-}
-
 /** /proc/<pid>/stat utime + stime of a process, in µs. */
 function cpuUs(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -92,66 +42,27 @@ function cpuUs(pid) {
   return ((Number(parts[11]) + Number(parts[12])) * 1e6) / 100; // USER_HZ = 100
 }
 
-async function measure(target) {
-  const [up, port, mgmt] = [await freePort(), await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), "harmony-cpu-"));
-  const upstream = spawn("taskset", ["-c", "0", "node", join(HERE, "upstream.mjs")], {
-    env: { ...process.env, PORT: String(up) },
-    stdio: "ignore",
-  });
-  let args = [join(HERE, "floor.mjs")];
-  let stdout = "ignore";
-  if (target !== "floor") {
-    const [cli, mode] = target.split(":");
-    const toml = readFileSync(join(HERE, "harmony.toml.tmpl"), "utf8")
-      .replaceAll("@UPSTREAM_PORT@", up)
-      .replaceAll("@HARMONY_PORT@", port)
-      .replaceAll("@HARMONY_MGMT_PORT@", mgmt)
-      .replaceAll("@ACCESS_LOG@", mode === "nolog" ? "false" : "true")
-      .replace(/^workers = .*\n/m, "");
-    writeFileSync(join(dir, "harmony.toml"), toml);
-    args = [cli, "--config", join(dir, "harmony.toml")];
-    // The access log goes to a file, as in run.sh (stdout to a file is written synchronously).
-    stdout = (await import("node:fs")).openSync(join(dir, "access.log"), "w");
-  }
-  const proxy = spawn("taskset", ["-c", "1", "node", ...FLAGS, "--inspect=127.0.0.1:0", ...args], {
-    env: { ...process.env, NODE_ENV: "production", PORT: String(port), UPSTREAM: `http://127.0.0.1:${up}` },
-    stdio: ["ignore", stdout, "pipe"],
-  });
-  try {
-    let stderr = "";
-    proxy.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
-    let wsUrl;
-    for (let i = 0; i < 240 && !wsUrl; i++) {
-      wsUrl = /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1];
-      if (!wsUrl) await sleep(250);
-    }
-    let ready = false;
-    for (let i = 0; i < 240 && !ready; i++) {
-      ready = await fetch(`http://127.0.0.1:${port}/${opt.size}`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (!ready) await sleep(250);
-    }
-    if (!wsUrl || !ready) throw new Error(`${target} did not start:\n${stderr.slice(-2000)}`);
-    const cdp = await inspector(wsUrl);
-    wrk(port, 2); // warm-up: JIT, pools, not sampled
+function measure(target) {
+  const [cli, mode] = target.split(":");
+  const o = {
+    tmpPrefix: "harmony-cpu-",
+    readyPath: opt.size,
+    cli,
+    accessLog: mode !== "nolog",
+    accessLogFile: true,
+    settleMs: 500,
+  };
+  return withProfiledTarget(target, o, async ({ port, proxy, cdp }) => {
+    wrk(port, 2, opt.size); // warm-up: JIT, pools, not sampled
     await cdp.send("Profiler.enable");
     await cdp.send("Profiler.setSamplingInterval", { interval: 50 });
     await cdp.send("Profiler.start");
     const cpu0 = cpuUs(proxy.pid);
-    const out = wrk(port, Number(opt.seconds), ["-s", join(HERE, "report.lua")]).toString();
+    const out = wrk(port, Number(opt.seconds), opt.size, ["-s", join(HERE, "report.lua")]).toString();
     const cpu1 = cpuUs(proxy.pid);
     const { profile } = await cdp.send("Profiler.stop");
-    cdp.close();
-    const requests = Number(/"requests":(\d+)/.exec(out)?.[1] ?? 0);
-    return { requests, profile, cpuUs: cpu1 - cpu0 };
-  } finally {
-    proxy.kill();
-    upstream.kill();
-    await sleep(500);
-  }
+    return { requests: wrkRequests(out), profile, cpuUs: cpu1 - cpu0 };
+  });
 }
 
 /** The part of the stack a profile node's self time belongs to. */

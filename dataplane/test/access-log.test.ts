@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AccessLog, type AccessRecord } from "../src/observability/access-log.js";
 import { jsonMillis, jsonString } from "../src/observability/json-line.js";
-import { baseConfig, http, proxyPipeline, startDataplane, startUpstream, stopAll, writeTree } from "./helpers.js";
+import { baseConfig, http, prng, proxyPipeline, startDataplane, startUpstream, stopAll, writeTree } from "./helpers.js";
 
 /** A real Writable that keeps each write it gets, so batching is visible. */
 function sink(): { stream: Writable; writes: string[] } {
@@ -157,16 +157,6 @@ describe("access log serializer", () => {
     await log.close();
   });
 });
-
-/** A seeded PRNG (mulberry32): the corpus is the same on every run, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Strings built from the pieces a serializer can get wrong, in random order and length. */
 function corpusString(rnd: () => number): string {

@@ -13,6 +13,7 @@ import {
   type PathNormalization,
 } from "../src/pipeline/canonical-path.js";
 import { pathPattern } from "../src/policy/rules.js";
+import { prng } from "./helpers.js";
 
 const opts = (o: Partial<PathNormalization> = {}): PathNormalization => ({ ...DEFAULT_PATH_NORMALIZATION, ...o });
 const refused = (p: string, o: Partial<PathNormalization> = {}, why?: RegExp) =>
@@ -125,13 +126,7 @@ test("configured literals and path patterns are matched in canonical form", () =
 
 test("property: whatever comes in, what comes out is stable and decodes to no dot segment or separator", () => {
   // A seeded generator (mulberry32) over the pieces path tricks are made of.
-  let seed = 20261205;
-  const rand = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = prng(20261205);
   const atoms = [
     "/",
     "//",

@@ -177,6 +177,40 @@ export async function startUpstream(
   };
 }
 
+/**
+ * The sections after `[proxy]` of a config on fixed ports, for tests that reload listeners onto
+ * known ports: info log without access log, management on `mgmt`, `default` on `port`.
+ */
+export function fixedPortListeners(mgmt: number, port: number): string {
+  return `[logging]
+log_level = "info"
+access_log = false
+[management]
+enabled = true
+network = "management"
+[network.management.http]
+bind_address = "127.0.0.1"
+bind_port = ${mgmt}
+[network.default.http]
+bind_address = "127.0.0.1"
+bind_port = ${port}
+`;
+}
+
+/** An echo pipeline named `name` at `prefix` on `networks` (TOML array items). */
+export function echoPipeline(name: string, prefix: string, networks = '"default"'): string {
+  return `[pipelines.${name}]
+networks = [${networks}]
+endpoints = ["${name}_in"]
+backends = ["${name}_out"]
+[endpoints.${name}_in]
+service = "echo"
+options = { path_prefix = "${prefix}" }
+[backends.${name}_out]
+service = "echo"
+`;
+}
+
 /** Minimal config: management plus one network, both on ephemeral ports. Pipelines appended. */
 export function baseConfig(extra = "", opts: { id?: string } = {}): string {
   return `[proxy]
@@ -265,6 +299,16 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A seeded PRNG (mulberry32) in [0, 1): a generated corpus is the same on every run, so a failure reproduces. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /** Ports this process has handed out: never the same one twice. */
 const handedOut = new Set<number>();

@@ -7,7 +7,7 @@
  * Each load run has three phases: before (the reload not yet asked for), switching (asked, not yet
  * answered: which listener takes a request then is the race the test is about) and after (answered).
  */
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
@@ -17,7 +17,17 @@ import { request as httpsRequest } from "node:https";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { eventually, freePort, http, startDataplane, startUpstream, tempDir, type Dataplane } from "./helpers.js";
+import {
+  echoPipeline,
+  eventually,
+  fixedPortListeners,
+  freePort,
+  http,
+  startDataplane,
+  startUpstream,
+  tempDir,
+  type Dataplane,
+} from "./helpers.js";
 
 interface Shape {
   mgmt: number;
@@ -32,29 +42,8 @@ function config(s: Shape): string {
 id = "reload-listeners"
 # A request in flight on a replaced listener has this long; the one held across the reload must not be cut.
 shutdown_timeout_ms = 30000
-[logging]
-log_level = "info"
-access_log = false
-[management]
-enabled = true
-network = "management"
-[network.management.http]
-bind_address = "127.0.0.1"
-bind_port = ${s.mgmt}
-[network.default.http]
-bind_address = "127.0.0.1"
-bind_port = ${s.port}
-${tls}
-[pipelines.hello]
-networks = ["default"]
-endpoints = ["hello_in"]
-backends = ["hello_out"]
-[endpoints.hello_in]
-service = "echo"
-options = { path_prefix = "/hello" }
-[backends.hello_out]
-service = "echo"
-
+${fixedPortListeners(s.mgmt, s.port)}${tls}
+${echoPipeline("hello", "/hello")}
 [pipelines.slow]
 networks = ["default"]
 endpoints = ["slow_in"]
@@ -242,14 +231,26 @@ async function slowUpstream() {
   };
 }
 
+/**
+ * A data plane (no file watch: reloads are asked for) serving on p1, with p2 free for the listener
+ * to move to; stopped after the test.
+ */
+async function startOnP1(
+  t: TestContext,
+  slow: string,
+): Promise<{ mgmt: number; p1: number; p2: number; cfg: string; dp: Dataplane }> {
+  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
+  const cfg = join(tempDir(), "config.toml");
+  writeFileSync(cfg, config({ mgmt, port: p1, slow }));
+  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
+  t.after(() => dp.stop());
+  return { mgmt, p1, p2, cfg, dp };
+}
+
 test("a listener moved to another port: no request fails on the old port until the switch, nor on the new one after", async (t) => {
   const slow = await slowUpstream();
   t.after(() => slow.close());
-  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
-  const cfg = join(tempDir(), "config.toml");
-  writeFileSync(cfg, config({ mgmt, port: p1, slow: slow.url }));
-  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
-  t.after(() => dp.stop());
+  const { mgmt, p1, p2, cfg, dp } = await startOnP1(t, slow.url);
 
   const oldPool = pooled(`http://127.0.0.1:${p1}`, undefined, 8);
   const newPool = pooled(`http://127.0.0.1:${p2}`);
@@ -381,11 +382,7 @@ async function squat(port: number): Promise<Server> {
 test("a reload onto a port another process holds: the last good listener serves, /readyz names the listener, the retry binds once the port is free", async (t) => {
   const slow = await startUpstream((_req, res) => res.end("fast"));
   t.after(() => slow.close());
-  const [mgmt, p1, p2] = [await freePort(), await freePort(), await freePort()];
-  const cfg = join(tempDir(), "config.toml");
-  writeFileSync(cfg, config({ mgmt, port: p1, slow: slow.url }));
-  const dp = await startDataplane(cfg, { HARMONY_WATCH: "0" });
-  t.after(() => dp.stop());
+  const { mgmt, p1, p2, cfg, dp } = await startOnP1(t, slow.url);
   const squatter = await squat(p2);
   let squatting = true;
   t.after(() => (squatting ? new Promise<void>((r) => squatter.close(() => r())) : undefined));

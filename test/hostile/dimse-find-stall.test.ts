@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { createServer, connect, type Socket } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
-import { dcmtk } from "../peers/dicom-peers.js";
+import { dcmtk, scpPipeline, studyFindArgs } from "../peers/dicom-peers.js";
 import {
   baseConfig,
   eventually,
@@ -39,19 +39,13 @@ test("a peer that stops reading mid C-FIND results is cut off at the idle timeou
   });
   const scpPort = await freePort();
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.pacs]
-endpoints = ["scp"]
-backends = ["origin"]
-
-[endpoints.scp]
-service = "dicom"
-options = { port = ${scpPort}, bind_address = "127.0.0.1", local_aet = "HARMONY", association_timeout_ms = 1500, artim_timeout_ms = 1000 }
-
-[backends.origin]
-service = "dicomweb"
-options = { base_url = "${origin.url}" }
-`),
+    "config.toml": baseConfig(
+      scpPipeline(
+        scpPort,
+        { name: "origin", toml: `service = "dicomweb"\noptions = { base_url = "${origin.url}" }` },
+        "association_timeout_ms = 1500, artim_timeout_ms = 1000",
+      ),
+    ),
   });
   const dp = await startDataplane(join(dir, "config.toml"));
   // The relay: passes the association through, then stops reading from the gateway.
@@ -72,36 +66,13 @@ options = { base_url = "${origin.url}" }
   relay.listen(0, "127.0.0.1");
   await once(relay, "listening");
   const relayPort = (relay.address() as { port: number }).port;
-  const otherFind = () =>
-    dcmtk("findscu", [
-      "-S",
-      "-aec",
-      "HARMONY",
-      "-k",
-      "QueryRetrieveLevel=STUDY",
-      "-k",
-      "StudyInstanceUID",
-      "127.0.0.1",
-      String(scpPort),
-    ]);
+  const otherFind = () => dcmtk("findscu", studyFindArgs(scpPort, ["StudyInstanceUID"]));
   // Once first, so that the connection to the origin it leaves open is in the baseline.
   const warm = await otherFind();
   assert.equal(warm.code, 0, warm.out);
   const fds = await fdCount(dp.pid);
   const since = dp.logs.length;
-  const findscu = spawn("findscu", [
-    "-S",
-    "-aec",
-    "HARMONY",
-    "-k",
-    "QueryRetrieveLevel=STUDY",
-    "-k",
-    "StudyInstanceUID",
-    "-k",
-    "ImageComments",
-    "127.0.0.1",
-    String(relayPort),
-  ]);
+  const findscu = spawn("findscu", studyFindArgs(relayPort, ["StudyInstanceUID", "ImageComments"]));
   try {
     await eventually(
       "the stalled association aborted as idle",

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { startPoolScp } from "../peers/pynetdicom.js";
-import { SAMPLES } from "../peers/dicom-peers.js";
+import { dicomwebToDimsePipeline, SAMPLES } from "../peers/dicom-peers.js";
 import { baseConfig, eventually, http, startDataplane, writeTree } from "../../dataplane/test/helpers.js";
 import { assertStillServes, fdCount } from "./harness.js";
 
@@ -28,20 +28,9 @@ const STUDY = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"; // CT_small.dcm's s
 test("a peer that aborts mid C-GET: 502, nothing leaked, the pool still serves", { timeout: 120_000 }, async () => {
   const peer = await startPoolScp("GETABORT", { getFile: join(SAMPLES, "CT_small.dcm"), getAbort: true });
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.pacs]
-networks = ["default"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-
-[endpoints.pacs_in]
-service = "dicomweb"
-options = { path_prefix = "/pacs" }
-
-[backends.pacs_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${peer.port}, aet = "GETABORT", max_associations = 1 }
-`),
+    "config.toml": baseConfig(
+      dicomwebToDimsePipeline("pacs", "/pacs", { port: peer.port, aet: "GETABORT" }, "max_associations = 1"),
+    ),
   });
   const dp = await startDataplane(join(dir, "config.toml"));
   try {

@@ -9,26 +9,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startPoolScp, type PoolScp } from "../peers/pynetdicom.js";
+import { dicomwebToDimsePipeline } from "../peers/dicom-peers.js";
 import { makeInstance, multipartRelated, uid } from "../dicom-files.js";
 import { baseConfig, eventually, startDataplane, writeTree, type Dataplane } from "../../dataplane/test/helpers.js";
 
 async function setup(options: string): Promise<{ peer: PoolScp; dp: Dataplane; opensBefore: number }> {
   const peer = await startPoolScp("SILENT", { silentFind: true });
   const dir = writeTree({
-    "config.toml": baseConfig(`
-[pipelines.pacs]
-networks = ["default"]
-endpoints = ["pacs_in"]
-backends = ["pacs_out"]
-
-[endpoints.pacs_in]
-service = "dicomweb"
-options = { path_prefix = "/pacs" }
-
-[backends.pacs_out]
-service = "dicom"
-options = { host = "127.0.0.1", port = ${peer.port}, aet = "SILENT", max_associations = 1, ${options} }
-`),
+    "config.toml": baseConfig(
+      dicomwebToDimsePipeline("pacs", "/pacs", { port: peer.port, aet: "SILENT" }, `max_associations = 1, ${options}`),
+    ),
   });
   const dp = await startDataplane(join(dir, "config.toml"));
   return { peer, dp, opensBefore: peer.count("open") };

@@ -16,6 +16,7 @@ import {
   eventually,
   freePort,
   http,
+  prng,
   startDataplane,
   startUpstream,
   tempDir,
@@ -85,16 +86,6 @@ after(async () => {
     await once(files, "exit");
   }
 });
-
-/** A small seeded PRNG (mulberry32): the corpus is the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pct = (ch: string, lower = false) => {
   const h = ch.charCodeAt(0).toString(16).padStart(2, "0");

@@ -9,7 +9,15 @@ import assert from "node:assert/strict";
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { eventually, freePort, http, startDataplane, tempDir } from "../../dataplane/test/helpers.js";
+import {
+  echoPipeline,
+  eventually,
+  fixedPortListeners,
+  freePort,
+  http,
+  startDataplane,
+  tempDir,
+} from "../../dataplane/test/helpers.js";
 import { assertStillServes, fdCount } from "./harness.js";
 
 function config(mgmt: number, port: number, n: number): string {
@@ -20,37 +28,7 @@ id = "reload-flood"
 shutdown_timeout_ms = 30000
 # Changes each time: a listener setting, so both listeners are replaced on their ports.
 client_header_timeout_ms = ${20_000 + n}
-[logging]
-log_level = "info"
-access_log = false
-[management]
-enabled = true
-network = "management"
-[network.management.http]
-bind_address = "127.0.0.1"
-bind_port = ${mgmt}
-[network.default.http]
-bind_address = "127.0.0.1"
-bind_port = ${port}
-[pipelines.hello]
-networks = ["default"]
-endpoints = ["hello_in"]
-backends = ["hello_out"]
-[endpoints.hello_in]
-service = "echo"
-options = { path_prefix = "/hello" }
-[backends.hello_out]
-service = "echo"
-[pipelines.v${n}]
-networks = ["default"]
-endpoints = ["v${n}_in"]
-backends = ["v${n}_out"]
-[endpoints.v${n}_in]
-service = "echo"
-options = { path_prefix = "/v${n}" }
-[backends.v${n}_out]
-service = "echo"
-`;
+${fixedPortListeners(mgmt, port)}${echoPipeline("hello", "/hello")}${echoPipeline(`v${n}`, `/v${n}`)}`;
 }
 
 test("50 config writes in a burst, each a listener change, under load: no fd leak, no failed request, still serves", async (t) => {

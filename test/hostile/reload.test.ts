@@ -12,7 +12,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { cEcho } from "../../dataplane/src/protocols/dimse-client.js";
-import { freePort, http, startDataplane, tempDir, type Dataplane } from "../../dataplane/test/helpers.js";
+import { echoPipeline, freePort, http, startDataplane, tempDir, type Dataplane } from "../../dataplane/test/helpers.js";
 import { assertStillServes } from "./harness.js";
 
 interface Shape {
@@ -41,16 +41,7 @@ bind_port = 0
 bind_address = "${s.address ?? "127.0.0.1"}"
 bind_port = ${s.port}
 ${tls}
-[pipelines.hello]
-networks = ["default"${s.otherPort ? ', "other"' : ""}]
-endpoints = ["hello_in"]
-backends = ["hello_out"]
-[endpoints.hello_in]
-service = "echo"
-options = { path_prefix = "/hello" }
-[backends.hello_out]
-service = "echo"
-`;
+${echoPipeline("hello", "/hello", `"default"${s.otherPort ? ', "other"' : ""}`)}`;
   if (s.otherPort) cfg += `[network.other.http]\nbind_address = "127.0.0.1"\nbind_port = ${s.otherPort}\n`;
   if (s.dicomPort)
     cfg += `[pipelines.scp]

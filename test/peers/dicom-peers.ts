@@ -181,9 +181,15 @@ export async function startWorklist(): Promise<Worklist> {
 
 /**
  * TOML for a pipeline that serves DICOMweb at `prefix` from a DIMSE peer (the `dicom` backend):
- * `[pipelines.<name>]` with `<name>_in` and `<name>_out`.
+ * `[pipelines.<name>]` with `<name>_in` and `<name>_out`. `backendOptions` follow host, port and
+ * aet in the backend's options.
  */
-export function dicomwebToDimsePipeline(name: string, prefix: string, peer: { port: number; aet: string }): string {
+export function dicomwebToDimsePipeline(
+  name: string,
+  prefix: string,
+  peer: { port: number; aet: string },
+  backendOptions = 'local_aet = "HARMONY"',
+): string {
   return `
 [pipelines.${name}]
 networks = ["default"]
@@ -196,7 +202,39 @@ options = { path_prefix = "${prefix}" }
 
 [backends.${name}_out]
 service = "dicom"
-options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", local_aet = "HARMONY" }
+options = { host = "127.0.0.1", port = ${peer.port}, aet = "${peer.aet}", ${backendOptions} }
+`;
+}
+
+/**
+ * findscu's arguments for a study-level C-FIND (-S) to AE HARMONY on 127.0.0.1:`port`: `flags`
+ * first, then one -k for each of `keys`.
+ */
+export function studyFindArgs(port: number, keys: string[], flags: string[] = []): string[] {
+  return [
+    ...flags,
+    ...["-S", "-aec", "HARMONY", "-k", "QueryRetrieveLevel=STUDY"],
+    ...keys.flatMap((k) => ["-k", k]),
+    ...["127.0.0.1", String(port)],
+  ];
+}
+
+/**
+ * TOML for `[pipelines.pacs]`: a DIMSE SCP `scp` (AE HARMONY on 127.0.0.1:`port`, then `scpOptions`)
+ * in front of `[backends.<backend.name>]`, whose body is `backend.toml`.
+ */
+export function scpPipeline(port: number, backend: { name: string; toml: string }, scpOptions = ""): string {
+  return `
+[pipelines.pacs]
+endpoints = ["scp"]
+backends = ["${backend.name}"]
+
+[endpoints.scp]
+service = "dicom"
+options = { port = ${port}, bind_address = "127.0.0.1", local_aet = "HARMONY"${scpOptions ? `, ${scpOptions}` : ""} }
+
+[backends.${backend.name}]
+${backend.toml}
 `;
 }
 

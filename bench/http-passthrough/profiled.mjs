@@ -1,0 +1,120 @@
+// bench/http-passthrough/profiled.mjs: what cpu.mjs and heap.mjs share: one target (a data plane's
+// dist/cli.js or `floor`) started pinned to CPU 1 beside the upstream on CPU 0, with an inspector on
+// a free loopback port, driven by wrk on CPU 0. Each script only says what it profiles.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const HERE = new URL(".", import.meta.url).pathname;
+const FLAGS = (process.env.HARMONY_NODE_FLAGS ?? "--max-semi-space-size=2").split(" ").filter(Boolean);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () =>
+  new Promise((r) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => r(port));
+    });
+  });
+
+/** wrk -t1 -c64 on CPU 0 against /<size>; lua is e.g. ["-s", "report.lua"]. */
+export const wrk = (port, seconds, size, lua = []) =>
+  execFileSync("taskset", [
+    "-c",
+    "0",
+    "wrk",
+    "-t1",
+    "-c64",
+    `-d${seconds}s`,
+    ...lua,
+    `http://127.0.0.1:${port}/${size}`,
+  ]);
+
+/** The request count wrk's report.lua printed. */
+export const wrkRequests = (out) => Number(/"requests":(\d+)/.exec(out)?.[1] ?? 0);
+
+/** A minimal Chrome DevTools Protocol client over Node's global WebSocket. */
+async function inspector(url) {
+  const ws = new WebSocket(url);
+  await new Promise((r, j) => {
+    ws.addEventListener("open", r);
+    ws.addEventListener("error", j);
+  });
+  let id = 0;
+  const waiting = new Map();
+  ws.addEventListener("message", (e) => {
+    const m = JSON.parse(e.data);
+    if (m.id && waiting.has(m.id)) {
+      waiting.get(m.id)(m.result);
+      waiting.delete(m.id);
+    }
+  });
+  return {
+    send: (method, params = {}) =>
+      new Promise((r) => {
+        waiting.set(++id, r);
+        ws.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => ws.close(),
+  };
+}
+
+/**
+ * Starts target and its upstream, waits for the inspector and for `GET /<readyPath>` to answer,
+ * runs body({ port, proxy, cdp }), then stops both. Options: tmpPrefix (the temp dir's name),
+ * readyPath, accessLog (logging.access_log), accessLogFile (stdout to a file, as run.sh does:
+ * stdout to a file is written synchronously; otherwise ignored), settleMs (a pause after the kill).
+ */
+export async function withProfiledTarget(target, o, body) {
+  const [up, port, mgmt] = [await freePort(), await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), o.tmpPrefix));
+  const upstream = spawn("taskset", ["-c", "0", "node", join(HERE, "upstream.mjs")], {
+    env: { ...process.env, PORT: String(up) },
+    stdio: "ignore",
+  });
+  let args = [join(HERE, "floor.mjs")];
+  let stdout = "ignore";
+  if (target !== "floor") {
+    const toml = readFileSync(join(HERE, "harmony.toml.tmpl"), "utf8")
+      .replaceAll("@UPSTREAM_PORT@", up)
+      .replaceAll("@HARMONY_PORT@", port)
+      .replaceAll("@HARMONY_MGMT_PORT@", mgmt)
+      .replaceAll("@ACCESS_LOG@", String(o.accessLog))
+      // One worker: no `workers` line (run.sh does the same), so an older build reads it too.
+      .replace(/^workers = .*\n/m, "");
+    writeFileSync(join(dir, "harmony.toml"), toml);
+    args = [o.cli ?? target, "--config", join(dir, "harmony.toml")];
+    if (o.accessLogFile) stdout = openSync(join(dir, "access.log"), "w");
+  }
+  const proxy = spawn("taskset", ["-c", "1", "node", ...FLAGS, "--inspect=127.0.0.1:0", ...args], {
+    env: { ...process.env, NODE_ENV: "production", PORT: String(port), UPSTREAM: `http://127.0.0.1:${up}` },
+    stdio: ["ignore", stdout, "pipe"],
+  });
+  try {
+    let stderr = "";
+    proxy.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
+    let wsUrl;
+    for (let i = 0; i < 240 && !wsUrl; i++) {
+      wsUrl = /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1];
+      if (!wsUrl) await sleep(250);
+    }
+    let ready = false;
+    for (let i = 0; i < 240 && !ready; i++) {
+      ready = await fetch(`http://127.0.0.1:${port}/${o.readyPath}`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (!ready) await sleep(250);
+    }
+    if (!wsUrl || !ready) throw new Error(`${target} did not start:\n${stderr.slice(-2000)}`);
+    const cdp = await inspector(wsUrl);
+    const result = await body({ port, proxy, cdp });
+    cdp.close();
+    return result;
+  } finally {
+    proxy.kill();
+    upstream.kill();
+    if (o.settleMs) await sleep(o.settleMs);
+  }
+}
