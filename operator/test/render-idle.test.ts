@@ -39,9 +39,17 @@ test("renders leave no timer behind: an idle operator stays idle", async () => {
     assert.equal(r.pipelines[0]?.programmed, true, JSON.stringify(r.pipelines));
   }
   await new Promise((r) => setTimeout(r, 200));
-  const before = wakeups();
-  await new Promise((r) => setTimeout(r, 2000));
-  const n = wakeups() - before;
-  // Five leaked 10 ms monitors woke the thread ~200 times in 2 s (they fire together); none, about once.
-  assert.ok(n < 40, `main thread woke ${n} times in 2 s after 5 renders`);
+  // A leaked timer wakes the thread in every window; a one-off (a GC helper finishing, the test
+  // runner's own IPC under load) in one of them. So the quietest of three 1 s windows counts.
+  const counts: number[] = [];
+  for (let w = 0; w < 3; w++) {
+    const before = wakeups();
+    await new Promise((r) => setTimeout(r, 1000));
+    counts.push(wakeups() - before);
+  }
+  // One leaked 10 ms monitor wakes it ~100 times a second (five fire together); none, about once.
+  assert.ok(
+    Math.min(...counts) < 20,
+    `main thread woke ${counts.join(", ")} times in three 1 s windows after 5 renders`,
+  );
 });
