@@ -408,7 +408,7 @@ test("the PromQL reader finds metric, matcher and grouping names, and nothing el
 test("promtool: the rule file is valid and every dashboard query parses", async () => {
   const check = await run(promtool, ["check", "rules", RULES_FILE]);
   assert.equal(check.code, 0, check.stdout + check.stderr);
-  assert.match(check.stdout, /SUCCESS: 6 rules found/);
+  assert.match(check.stdout, /SUCCESS: 7 rules found/);
   // Dashboard queries as recording rules: promtool parses each one with Prometheus's own parser.
   const queries = dashboardQueries();
   const file = join(tempDir(), "dashboard-rules.yaml");
@@ -433,6 +433,7 @@ test("every metric and label the alerts use is exported by the data plane or the
     "HarmonyConfigReloadErrors",
     "HarmonyConfigReloadFailing",
     "HarmonyHighErrorRate",
+    "HarmonyNetworkPeerImportExpired",
     "HarmonyOperatorNoLeader",
     "HarmonyOperatorReconcileErrors",
     "HarmonyUpstreamLatencyHigh",
