@@ -15,10 +15,16 @@ const wakeups = () =>
 test("the data plane's process metrics do not keep waking an idle process", async () => {
   const m = new Metrics();
   await new Promise((r) => setTimeout(r, 200));
-  const before = wakeups();
-  await new Promise((r) => setTimeout(r, 2000));
-  const n = wakeups() - before;
-  // A 10 ms sampler wakes the thread ~200 times in 2 s; a 100 ms one about 20.
-  assert.ok(n < 80, `main thread woke ${n} times in 2 s of idling`);
+  // The quietest of three 1 s windows counts: a one-off burst (the test runner's own IPC, a GC, a
+  // loaded box) can land in one window, a sampler that keeps ticking is in all three.
+  const windows: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const before = wakeups();
+    await new Promise((r) => setTimeout(r, 1000));
+    windows.push(wakeups() - before);
+  }
+  const n = Math.min(...windows);
+  // A 10 ms sampler wakes the thread ~100 times a second; a 100 ms one about 10.
+  assert.ok(n < 40, `main thread woke ${windows.join("/")} times in three 1 s windows of idling`);
   assert.match(await m.registry.metrics(), /^nodejs_eventloop_lag_p99_seconds /m);
 });
