@@ -7,8 +7,7 @@
  */
 import { resolve } from "node:path";
 import type { ConfigOverlay } from "../config/overlay.js";
-import { ConfigWatcher } from "../config/watch.js";
-import type { KubeConfigSource } from "../config/kube/source.js";
+import { ConfigSources } from "./config-sources.js";
 import { AccessLog } from "../observability/access-log.js";
 import { createManagementApp } from "../management/api.js";
 import type { GatewayOptions, Readiness, ReloadResult } from "./gateway-types.js";
@@ -32,16 +31,18 @@ export class Gateway {
   private readonly reloader: Reloader;
   private readonly entry: RequestEntry;
   private readonly startedAt = new Date();
-  private watcher: ConfigWatcher | undefined;
-  /** The newest revision from the API; undefined while the files are the source. */
-  private overlay: ConfigOverlay | undefined;
-  private kube: KubeConfigSource | undefined;
+  private readonly sources: ConfigSources;
   private stopping = false;
   private readonly configFile: string;
 
   constructor(private readonly opts: GatewayOptions) {
     const { logger, metrics, registry } = opts;
     this.configFile = resolve(opts.configFile);
+    this.sources = new ConfigSources({
+      configFile: this.configFile,
+      logger,
+      reload: (trigger) => void this.reload(trigger),
+    });
     // A group's workers share stdout: writes stay within PIPE_BUF so lines never interleave.
     this.accessLog = new AccessLog(process.stdout, opts.group ? 4096 : 0);
     this.generations = new Generations({
@@ -57,7 +58,7 @@ export class Gateway {
         startedAt: this.startedAt,
         live: () => this.generations.current,
         lastReload: () => this.reloader.lastReload,
-        kubeStatus: () => this.kube?.status(),
+        kubeStatus: () => this.sources.kubeStatus(),
         readiness: () => this.localReadiness(),
         reload: (trigger) => this.reload(trigger),
       }),
@@ -82,64 +83,30 @@ export class Gateway {
       generations: this.generations,
       listeners: this.listeners,
       accessLog: this.accessLog,
-      overlay: () => this.overlay,
+      overlay: () => this.sources.overlay,
       stopping: () => this.stopping,
-      onSeen: (seen) => this.watcher?.resync(seen),
+      onSeen: (seen) => this.sources.resync(seen),
     });
   }
 
   /** Loads the config and binds every listener; throws with every problem listed if it cannot. */
   async start(overlay?: ConfigOverlay): Promise<void> {
     // A group's worker starts on the revision the primary has (the files, or the API's newest).
-    this.overlay = overlay;
+    this.sources.overlay = overlay;
     const r = await this.reload("startup");
     if (!r.ok) throw new Error([r.error ?? "configuration rejected", ...(r.problems ?? [])].join("\n"));
     // A worker of a group does not watch: the primary does, once, and tells every worker.
     if (this.opts.watch !== false && !this.opts.group) {
       const seen = this.reloader.seen;
-      this.watcher = new ConfigWatcher({
+      this.sources.watchFiles({
         dirs: () => watchedDirs(this.generations.current),
         files: () => this.reloader.files(),
-        onChange: () => this.onFileChange(),
         pollMs: this.opts.pollMs ?? 2000,
         // Not the files as they are now: one changed since the startup build read it is a change.
         ...(seen ? { seen } : {}),
       });
     }
-    if (this.opts.kubeSource && !this.opts.group) await this.startKubeSource(this.opts.kubeSource);
-  }
-
-  /**
-   * The files are the source at start and the fallback after; the API, once connected, is the
-   * newer of the two (the kubelet writes the same revision up to a minute later, or an older one
-   * when edits come quickly), so a file change counts only while the API is not connected.
-   */
-  private onFileChange(): void {
-    if (this.kube?.healthy()) {
-      this.opts.logger.debug("config files changed; ignored while the Kubernetes API source is connected");
-      return;
-    }
-    this.overlay = undefined;
-    void this.reload("file");
-  }
-
-  private async startKubeSource(src: NonNullable<GatewayOptions["kubeSource"]>): Promise<void> {
-    // Loaded only here: a data plane on plain files never reads this code.
-    const { KubeConfigSource } = await import("../config/kube/source.js");
-    const { inClusterConnection, kubeconfigConnection } = await import("../config/kube/api.js");
-    const conn = src.kubeconfig ? kubeconfigConnection(src.kubeconfig) : inClusterConnection();
-    const dir = resolve(this.configFile, "..");
-    const secretDir = src.spec.secretDir ? resolve(src.spec.secretDir) : undefined;
-    this.kube = new KubeConfigSource(
-      src.spec,
-      conn,
-      (rev) => {
-        this.overlay = { dir, files: rev.files, secrets: rev.secrets, ...(secretDir ? { secretDir } : {}) };
-        void this.reload("kubernetes");
-      },
-      this.opts.logger,
-    );
-    this.kube.start();
+    if (this.opts.kubeSource && !this.opts.group) await this.sources.followKubernetes(this.opts.kubeSource);
   }
 
   /**
@@ -147,7 +114,7 @@ export class Gateway {
    * primary does the choosing between files and API that onFileChange does for a single process.
    */
   reloadWith(trigger: string, overlay: ConfigOverlay | undefined): Promise<ReloadResult> {
-    this.overlay = overlay;
+    this.sources.overlay = overlay;
     return this.reload(trigger);
   }
 
@@ -170,8 +137,7 @@ export class Gateway {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.watcher?.close();
-    this.kube?.close();
+    this.sources.close();
     this.reloader.close();
     await drainAndClose({
       live: this.generations.current,

@@ -18,12 +18,9 @@
  * config one refuses the others refuse too, and all keep their last good one.
  */
 import cluster, { type Worker } from "node:cluster";
-import { resolve } from "node:path";
 import client, { AggregatorRegistry } from "prom-client";
 import type { Logger } from "winston";
-import { ConfigWatcher } from "../../config/watch.js";
-import type { ConfigOverlay } from "../../config/overlay.js";
-import type { KubeConfigSource } from "../../config/kube/source.js";
+import { ConfigSources } from "../config-sources.js";
 import type { GatewayOptions, Readiness, ReloadResult } from "../gateway.js";
 import { groupReadiness, groupReload, type SlotReport, type WorkerReload } from "./combine.js";
 import { Calls, isHarmony, toWire, type ToPrimary, type ToWorker, type WorkerState } from "./ipc.js";
@@ -62,9 +59,7 @@ export class WorkerGroup {
   /** The ports of the group's listeners, from the worker that reloaded first (port 0 made real). */
   private ports: Record<string, number> = {};
   private watchList: WorkerState["watch"] = { dirs: [], files: [] };
-  private overlay: ConfigOverlay | undefined;
-  private kube: KubeConfigSource | undefined;
-  private watcher: ConfigWatcher | undefined;
+  private readonly sources: ConfigSources;
   private starting = true;
   private stopping = false;
   private reloadChain: Promise<unknown> = Promise.resolve();
@@ -80,6 +75,11 @@ export class WorkerGroup {
   private readonly held: Worker[] = [];
 
   constructor(private readonly opts: GroupOptions) {
+    this.sources = new ConfigSources({
+      configFile: opts.configFile,
+      logger: opts.logger,
+      reload: (trigger) => void this.reload(trigger),
+    });
     this.slots = Array.from({ length: opts.workers }, (_, index) => ({
       index,
       startedAt: 0,
@@ -111,15 +111,14 @@ export class WorkerGroup {
     for (const r of await others) if (r.status === "rejected") throw r.reason as Error;
     this.starting = false;
     if (this.opts.watch) {
-      this.watcher = new ConfigWatcher({
+      this.sources.watchFiles({
         dirs: () => this.watchList.dirs,
         files: () => this.watchList.files,
         seen: new Map(this.slots[0]!.state!.seen),
-        onChange: () => this.onFileChange(),
         pollMs: this.opts.pollMs,
       });
     }
-    if (this.opts.kubeSource) await this.startKubeSource(this.opts.kubeSource);
+    if (this.opts.kubeSource) await this.sources.followKubernetes(this.opts.kubeSource);
     return this.ports;
   }
 
@@ -169,16 +168,16 @@ export class WorkerGroup {
   }
 
   private init(w: Worker): void {
-    this.send(w, { t: "harmony:init", ports: this.ports, overlay: toWire(this.overlay) });
+    this.send(w, { t: "harmony:init", ports: this.ports, overlay: toWire(this.sources.overlay) });
   }
 
   private question(what: "readiness" | "metrics" | "group"): Promise<unknown> {
     if (what === "readiness") return this.readiness();
     if (what === "metrics") return this.metrics();
-    return this.workerList().then((workers) => ({
-      workers,
-      ...(this.kube ? { kubernetes: this.kube.status() } : {}),
-    }));
+    return this.workerList().then((workers) => {
+      const kubernetes = this.sources.kubeStatus();
+      return { workers, ...(kubernetes ? { kubernetes } : {}) };
+    });
   }
 
   private answer(w: Worker, id: number, p: Promise<unknown>): void {
@@ -224,34 +223,6 @@ export class WorkerGroup {
 
   // ---- config -------------------------------------------------------------------------------
 
-  /** As a single process does (Gateway.onFileChange): the files count only while the API is not connected. */
-  private onFileChange(): void {
-    if (this.kube?.healthy()) {
-      this.opts.logger.debug("config files changed; ignored while the Kubernetes API source is connected");
-      return;
-    }
-    this.overlay = undefined;
-    void this.reload("file");
-  }
-
-  private async startKubeSource(src: NonNullable<GroupOptions["kubeSource"]>): Promise<void> {
-    const { KubeConfigSource } = await import("../../config/kube/source.js");
-    const { inClusterConnection, kubeconfigConnection } = await import("../../config/kube/api.js");
-    const conn = src.kubeconfig ? kubeconfigConnection(src.kubeconfig) : inClusterConnection();
-    const dir = resolve(this.opts.configFile, "..");
-    const secretDir = src.spec.secretDir ? resolve(src.spec.secretDir) : undefined;
-    this.kube = new KubeConfigSource(
-      src.spec,
-      conn,
-      (rev) => {
-        this.overlay = { dir, files: rev.files, secrets: rev.secrets, ...(secretDir ? { secretDir } : {}) };
-        void this.reload("kubernetes");
-      },
-      this.opts.logger,
-    );
-    this.kube.start();
-  }
-
   /** Serialised, like a single process's reloads. */
   reload(trigger: string): Promise<ReloadResult> {
     const next = this.reloadChain.then(() => this.reloadAll(trigger));
@@ -264,7 +235,7 @@ export class WorkerGroup {
     if (this.stopping) return { ok: false, trigger, at: at.toISOString(), error: "shutting down" };
     // Workers still starting load the newest config themselves.
     const up = this.slots.filter((s) => s.worker && s.state);
-    const overlay = toWire(this.overlay);
+    const overlay = toWire(this.sources.overlay);
     const one = async (s: Slot): Promise<WorkerReload> => {
       const w = s.worker!;
       try {
@@ -289,7 +260,7 @@ export class WorkerGroup {
         this.ports = { ...up[0]!.state.ports };
         this.watchList = up[0]!.state.watch;
         // What worker 1 read, digested before it read it: a change written meanwhile reloads again.
-        this.watcher?.resync(new Map(up[0]!.state.seen));
+        this.sources.resync(new Map(up[0]!.state.seen));
       }
       each.push(...(await Promise.all(up.slice(1).map(one))));
     }
@@ -361,8 +332,7 @@ export class WorkerGroup {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.watcher?.close();
-    this.kube?.close();
+    this.sources.close();
     const live = this.slots.flatMap((s) => (s.worker ? [s.worker] : []));
     if (live.length === 0) return;
     const done = new Promise<void>((r) => (this.exited = r));
