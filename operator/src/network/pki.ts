@@ -6,7 +6,7 @@
  */
 import { X509Certificate, createHash, createPrivateKey } from "node:crypto";
 import forge from "node-forge";
-import { rsaKeyPair, serial, validity } from "../webhook/certs.js";
+import { rsaKeyPair, selfSignedCa, serial } from "../webhook/certs.js";
 
 /** Leaves are valid from this long before their issue; renewal counts their life from the issue. */
 const BACKDATE_MS = 5 * 60_000;
@@ -28,25 +28,15 @@ export const spiffeId = (domain: string, org: string, gateway: string) =>
 export const fingerprint = (pem: string) => createHash("sha256").update(new X509Certificate(pem).raw).digest("hex");
 
 export function createNetworkCa(network: string, domain: string, days: number, now = new Date()): CaPair {
-  const k = rsaKeyPair();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = k.publicKey;
-  cert.serialNumber = serial();
-  validity(cert, days, now);
   // The serial in the name tells a rotation's old and new CA apart in a bundle.
-  const name = [
-    { name: "commonName", value: `harmony network ${network} CA ${cert.serialNumber.slice(0, 8)}` },
-    { name: "organizationName", value: domain },
-  ];
-  cert.setSubject(name);
-  cert.setIssuer(name);
-  cert.setExtensions([
-    { name: "basicConstraints", cA: true, critical: true },
-    { name: "keyUsage", keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: "subjectKeyIdentifier" },
-  ]);
-  cert.sign(k.privateKey, forge.md.sha256.create());
-  return { caPem: forge.pki.certificateToPem(cert), caKeyPem: k.privatePem };
+  return selfSignedCa(
+    (serialNumber) => [
+      { name: "commonName", value: `harmony network ${network} CA ${serialNumber.slice(0, 8)}` },
+      { name: "organizationName", value: domain },
+    ],
+    days,
+    now,
+  );
 }
 
 export function issueLeaf(ca: CaPair, uri: string, validitySeconds: number, now = new Date()): Leaf {

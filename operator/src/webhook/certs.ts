@@ -54,12 +54,21 @@ export function validity(cert: forge.pki.Certificate, days: number, now: Date): 
 }
 
 export function createCa(commonName: string, now = new Date()): { caPem: string; caKeyPem: string } {
+  return selfSignedCa(() => [{ name: "commonName", value: commonName }], CA_VALIDITY_DAYS, now);
+}
+
+/** A self-signed CA and its key; `subject` is given the serial, which a name may carry. */
+export function selfSignedCa(
+  subject: (serialNumber: string) => forge.pki.CertificateField[],
+  days: number,
+  now: Date,
+): { caPem: string; caKeyPem: string } {
   const k = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = k.publicKey;
   cert.serialNumber = serial();
-  validity(cert, CA_VALIDITY_DAYS, now);
-  const name = [{ name: "commonName", value: commonName }];
+  validity(cert, days, now);
+  const name = subject(cert.serialNumber);
   cert.setSubject(name);
   cert.setIssuer(name);
   cert.setExtensions([
