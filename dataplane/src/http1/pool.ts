@@ -9,6 +9,7 @@
  */
 import { Dispatcher, errors } from "undici";
 import { Connection, type ConnectionOwner } from "./connection.js";
+import { Deadlines, tickFor } from "./deadlines.js";
 import { Exchange } from "./exchange.js";
 import { serialize } from "./wire.js";
 
@@ -35,6 +36,7 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   readonly port: number;
   readonly connectTimeout: number;
   readonly keepAliveTimeout: number;
+  readonly deadlines: Deadlines;
   private readonly hostHeader: string;
   private readonly all = new Set<Connection>();
   /** Most recently used last: the warm sockets are reused, the cold ones time out. */
@@ -59,6 +61,9 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     this.hostHeader = url.host;
     this.connectTimeout = opts.connectTimeout;
     this.keepAliveTimeout = opts.keepAliveTimeout;
+    this.deadlines = new Deadlines(
+      tickFor([opts.connectTimeout, opts.headersTimeout, opts.bodyTimeout, opts.keepAliveTimeout]),
+    );
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
