@@ -42,8 +42,9 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   /** Most recently used last: the warm sockets are reused, the cold ones time out. */
   private readonly idle: Connection[] = [];
   private readonly queue: Exchange[] = [];
-  /** Sockets between their answer and their reuse (see release). */
-  private validating = 0;
+  /** Sockets between their answer and their reuse (see release): checked together, once per turn. */
+  private validating: Connection[] = [];
+  private checkScheduled = false;
   private closed = false;
   private destroyed = false;
   private emptied: Promise<void> | undefined;
@@ -92,7 +93,7 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     if (idle) return idle.start(ex);
     // A socket being checked (and not yet claimed) is free within this turn of the event loop:
     // wait for it rather than open one.
-    if (this.queue.length >= this.validating && this.all.size < this.opts.connections) {
+    if (this.queue.length >= this.validating.length && this.all.size < this.opts.connections) {
       this.all.add(new Connection(this, ex));
       return;
     }
@@ -110,13 +111,22 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
    * dropped) before the next request is written, never read as that request's answer.
    */
   release(c: Connection): void {
-    this.validating++;
-    setImmediate(() => {
-      this.validating--;
-      if (c.socket.destroyed) return this.forget(c); // forget is idempotent; it serves the queue
-      this.ready(c);
-    });
+    this.validating.push(c);
+    if (this.checkScheduled) return;
+    // One immediate for all the sockets released in this turn, not one (and a closure) per answer.
+    this.checkScheduled = true;
+    setImmediate(this.checkReleased);
   }
+
+  private readonly checkReleased = (): void => {
+    this.checkScheduled = false;
+    const list = this.validating;
+    this.validating = [];
+    for (const c of list) {
+      if (c.socket.destroyed) this.forget(c); // forget is idempotent; it serves the queue
+      else this.ready(c);
+    }
+  };
 
   private ready(c: Connection): void {
     let next = this.queue.shift();
