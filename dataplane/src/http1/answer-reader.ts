@@ -2,8 +2,9 @@
  * The reading half of a connection: the upstream's answer, from the socket's bytes to the handler's
  * calls, with Node's llhttp binding.
  *
- * A body with a content-length is not run through the parser: the parser sees only the head, and
- * the socket's own buffers are handed on ("bypass", see bench/http-passthrough/floor-raw.mjs), because the binding
+ * A body with a content-length is not run through the parser: the parser sees only the head (it is
+ * told the message has no body, so it is ready for the next head as it is), and the socket's own
+ * buffers are handed on ("bypass", see bench/http-passthrough/floor-raw.mjs), because the binding
  * copies every body chunk into JS. Chunked and close-delimited bodies are decoded by the parser.
  */
 import type { Socket } from "node:net";
@@ -104,8 +105,8 @@ export abstract class AnswerReader {
           const r = this.parser.execute(end + 4 === buf.length ? buf : buf.subarray(0, end + 4));
           this.isolated = false;
           if (r instanceof Error) return this.parseError(ex, r);
+          // A counted body was skipped by the parser (see onHeadersComplete): it is ready for the next head.
           buf = buf.subarray(end + 4);
-          if (this.bodyLeft > 0) this.parser.initialize(HTTPParser.RESPONSE, this.resource, maxHeaderSize, 0);
           continue;
         }
       }
@@ -176,7 +177,12 @@ export abstract class AnswerReader {
     this.respond(ex, status, headers, statusMessage);
     if (this.ex !== ex) return 1;
     if (ex.out.method === "HEAD" || status === 204 || status === 304) return 1;
-    if (this.isolated && f.length > 0 && !f.chunked) this.bodyLeft = f.length;
+    if (this.isolated && f.length > 0 && !f.chunked) {
+      // The bypass hands the body on; the parser skips it (1: no body), so that it is ready for the
+      // next head without a reset.
+      this.bodyLeft = f.length;
+      return 1;
+    }
     return 0;
   };
 
@@ -196,6 +202,7 @@ export abstract class AnswerReader {
   }
 
   private onMessageComplete(): void {
+    if (this.bodyLeft > 0) return; // the head of a bypassed body: the bypass completes the exchange
     const ex = this.ex;
     if (!ex) return void this.socket.destroy();
     if (this.info) {
