@@ -4,7 +4,8 @@
  * write and a Set lookup, a body chunk's refresh a field write. One interval ticks while anything
  * is armed and looks at each armed connection (at most the pool's size); it stops when none is.
  *
- * Like undici's own "fast timers": a deadline never fires early, and fires at most one tick late.
+ * Like undici's own "fast timers": a deadline never fires early, and fires about one tick late at
+ * most (later only when the event loop itself is late).
  * The tick is a quarter of the pool's shortest timeout, between 10 and 500 ms (`tickFor`).
  */
 export interface Expiring {
@@ -32,6 +33,11 @@ export class Deadlines {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(readonly tick: number) {}
+
+  /** Its timer is running (something is, or was until the last tick, armed). */
+  get ticking(): boolean {
+    return this.timer !== undefined;
+  }
 
   /** `c` expires `ms` from now (ms > 0), replacing what it had armed. */
   arm(c: Expiring, ms: number): void {

@@ -123,7 +123,8 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     const list = this.validating;
     this.validating = [];
     for (const c of list) {
-      if (c.socket.destroyed) this.forget(c); // forget is idempotent; it serves the queue
+      if (c.socket.destroyed)
+        this.forget(c); // forget is idempotent; it serves the queue
       else this.ready(c);
     }
   };
