@@ -128,7 +128,7 @@ export abstract class AnswerReader {
     this.bodyLeft -= n;
     this.deliver(ex, n === buf.length ? buf : buf.subarray(0, n));
     if (this.bodyLeft === 0 && this.ex === ex) this.complete(ex);
-    return buf.subarray(n);
+    return n === buf.length ? EMPTY : buf.subarray(n); // the usual case: no empty view made
   }
 
   private parseError(ex: Exchange, r: Error & { code?: string; reason?: string }): void {
