@@ -7,7 +7,6 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Deadlines, tickFor, type Expiring } from "../src/http1/deadlines.js";
 import { eventually } from "./helpers.js";
 
@@ -51,17 +50,22 @@ test("a deadline never fires early, fires once, and the timer stops when nothing
 test("refresh moves an armed deadline; disarm cancels it; refresh does not re-arm a disarmed one", async () => {
   const d = new Deadlines(10);
   const t0 = performance.now();
-  const moved = item(t0);
+  const later = item(t0);
+  const sooner = item(t0);
   const cancelled = item(t0);
-  d.arm(moved, 60);
+  d.arm(later, 20);
+  d.arm(sooner, 60_000);
   d.arm(cancelled, 20);
+  // No await in between: however loaded the box, nothing can have fired before these.
+  const refreshedAt = performance.now() - t0;
+  d.refresh(later, 300);
+  d.refresh(sooner, 40);
   d.disarm(cancelled);
   d.refresh(cancelled, 20);
-  await sleep(40);
-  const refreshedAt = performance.now() - t0;
-  d.refresh(moved, 60);
-  await eventually("the refreshed deadline fired", () => moved.fired.length > 0);
-  assert.ok(moved.fired[0]! >= refreshedAt + 60, `fired at ${moved.fired[0]!.toFixed(1)} ms`);
+  await eventually("both refreshed deadlines fired", () => later.fired.length > 0 && sooner.fired.length > 0);
+  assert.ok(later.fired[0]! >= refreshedAt + 300, `moved later: fired at ${later.fired[0]!.toFixed(1)} ms`);
+  assert.ok(sooner.fired[0]! >= refreshedAt + 40, `moved sooner: fired at ${sooner.fired[0]!.toFixed(1)} ms`);
+  assert.ok(sooner.fired[0]! < 60_000, "moved sooner");
   assert.deepEqual(cancelled.fired, [], "a disarmed deadline never fires");
   await eventually("the clock's timer gone", () => !d.ticking);
 });
