@@ -1,21 +1,16 @@
 /**
- * One keep-alive connection to the upstream: writes a request, parses its answer with Node's llhttp
- * binding, one exchange at a time (never pipelined).
- *
- * A body with a content-length is not run through the parser: the parser sees only the head, and
- * the socket's own buffers are handed on ("bypass", see bench/http-passthrough/floor-raw.mjs),
- * because the binding copies every body chunk into JS. Chunked and close-delimited bodies are
- * decoded by the parser. Errors are undici's classes, so the backend maps them to the same
- * 502/504 answers whichever engine runs.
+ * One keep-alive connection to the upstream: its socket's life, the request written onto it, and
+ * its timeouts (on the pool's Deadlines); the answer is read by its AnswerReader half. One
+ * exchange at a time, never pipelined. Errors are undici's classes, so the backend maps them to
+ * the same 502/504 answers whichever engine runs.
  */
 import { connect, type Socket } from "node:net";
-import { maxHeaderSize } from "node:http";
-import type { IncomingHttpHeaders } from "node:http";
 import { errors } from "undici";
-import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from "./llhttp.js";
+import { AnswerReader } from "./answer-reader.js";
 import { frame } from "./wire.js";
 import { writeBody } from "./body-writer.js";
 import type { Exchange, ExchangeHost } from "./exchange.js";
+import type { Deadlines, Expiring } from "./deadlines.js";
 
 export interface ConnectionOwner {
   readonly host: string;
@@ -23,6 +18,8 @@ export interface ConnectionOwner {
   readonly connectTimeout: number;
   /** Idle time before a parked connection closes, unless the upstream's Keep-Alive header says less. */
   readonly keepAliveTimeout: number;
+  /** The pool's one clock for the timeouts of all its connections. */
+  readonly deadlines: Deadlines;
   /** The connection finished an exchange and can carry another. */
   release(c: Connection): void;
   /** The connection is closed. */
@@ -31,69 +28,39 @@ export interface ConnectionOwner {
   retry(ex: Exchange): void;
 }
 
-const EMPTY = Buffer.alloc(0);
-/** undici's margin below the upstream's announced keep-alive timeout, and its cap. */
-const KEEP_ALIVE_THRESHOLD = 2000;
-const KEEP_ALIVE_MAX = 600_000;
+/** undici's empty context (onRequestStart) and trailers (onResponseEnd): one object, never written. */
+const NOTHING = Object.freeze({}) as Record<string, never>;
 
-/** undici's parse error, code HPE_<code> (its typings omit the constructor's code argument). */
-function parserError(reason: string, code: string): Error {
-  const e = new errors.HTTPParserError(`Response does not match the HTTP/1.1 protocol (${reason})`);
-  return Object.assign(e, { code: `HPE_${code}` });
-}
+/** What the connection's one deadline is for. */
+const NONE = 0;
+const CONNECT = 1;
+const HEAD = 2;
+const BODY = 3;
+const IDLE = 4;
 
-export class Connection implements ExchangeHost {
+export class Connection extends AnswerReader implements ExchangeHost, Expiring {
   readonly socket: Socket;
-  private readonly parser: LlhttpParser = new HTTPParser();
-  private ex: Exchange | undefined;
+  deadline = 0;
+  /** What `deadline` is for (NONE, CONNECT, HEAD, BODY, IDLE). */
+  private phase = NONE;
   /** Exchanges completed on this socket. */
   private used = 0;
   private connected = false;
-  private keepAlive = true;
-  /** Not to be reused after the current exchange (a HEAD, a Keep-Alive timeout too short to use). */
-  private closeAfter = false;
-  /** Nothing of the current answer's head has been parsed yet: it may be isolated for the bypass. */
-  private fresh = true;
-  /** The parser is executing a head cut out of the buffer. */
-  private isolated = false;
-  /** The parser ran over more than an isolated head: reset it before the next exchange. */
-  private dirty = false;
-  /** Bytes of a counted body still to hand on past the parser. */
-  private bodyLeft = 0;
-  /** The current message is informational (1xx): a final answer follows. */
-  private info = false;
-  private headSeen = false;
-  /** Header fields the parser flushed before the head ended (more than 32 of them). */
-  private fields: string[] = [];
   private bodyPending = false;
   private detachBody: (() => void) | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private bodyPhase = false;
-  private idleTimer: NodeJS.Timeout | undefined;
-  private idleFor: number;
-  /** Completed inside a data event: handed back to the pool once the event's bytes are all seen. */
-  private releasing = false;
   private error: Error | undefined;
 
   constructor(
     private readonly owner: ConnectionOwner,
     first: Exchange,
   ) {
-    this.idleFor = owner.keepAliveTimeout;
+    super(owner.keepAliveTimeout);
     this.ex = first;
-    this.parser.initialize(HTTPParser.RESPONSE, {}, maxHeaderSize, 0);
-    this.parser[HTTPParser.kOnHeaders] = (f: string[]) => void this.fields.push(...f);
-    this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
-    this.parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
-    this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
     const socket = connect({ host: owner.host, port: owner.port, noDelay: true });
     this.socket = socket;
-    this.timer = setTimeout(() => {
-      const msg = `Connect Timeout Error (attempted address: ${owner.host}:${owner.port}, timeout: ${owner.connectTimeout}ms)`;
-      socket.destroy(new errors.ConnectTimeoutError(msg));
-    }, owner.connectTimeout);
+    this.arm(CONNECT, owner.connectTimeout);
     socket.once("connect", () => {
-      clearTimeout(this.timer);
+      this.disarm();
       this.connected = true;
       socket.setKeepAlive(true, 60_000);
       const ex = this.ex!;
@@ -108,30 +75,23 @@ export class Connection implements ExchangeHost {
 
   /** Sends `ex` on this (connected, idle) socket. */
   start(ex: Exchange): void {
-    clearTimeout(this.idleTimer);
+    this.disarm();
     if (ex.done) return this.owner.release(this);
-    if (this.dirty) this.parser.initialize(HTTPParser.RESPONSE, {}, maxHeaderSize, 0);
-    this.dirty = false;
     this.ex = ex;
     ex.conn = this;
     ex.gotBytes = false;
-    this.fresh = true;
-    this.keepAlive = true;
-    this.info = false;
-    this.headSeen = false;
-    this.fields = [];
-    this.closeAfter = ex.out.method === "HEAD";
+    this.expectAnswer(ex.out.method === "HEAD");
     this.socket.resume(); // a handler may have paused it during the previous answer
     if (!ex.started) {
       ex.started = true;
       try {
-        ex.handler.onRequestStart?.(ex, {});
+        ex.handler.onRequestStart?.(ex, NOTHING);
       } catch (e) {
         return this.fail(ex, e as Error);
       }
       if (ex.done) return;
     }
-    this.arm(ex.headersTimeout, false);
+    this.arm(HEAD, ex.headersTimeout);
     const out = ex.out;
     const head = frame(out);
     if (out.body === null || Buffer.isBuffer(out.body)) {
@@ -155,7 +115,7 @@ export class Connection implements ExchangeHost {
   /** Parks the socket: closes it after the idle time. */
   park(): void {
     this.socket.resume(); // so that the upstream closing it is noticed
-    this.idleTimer = setTimeout(() => this.socket.destroy(), this.idleFor);
+    this.arm(IDLE, this.idleFor);
   }
 
   pauseReading(): void {
@@ -170,7 +130,7 @@ export class Connection implements ExchangeHost {
     if (ex.done) return;
     if (this.ex === ex) {
       this.ex = undefined;
-      clearTimeout(this.timer);
+      this.disarm();
       this.detachBody?.();
       this.detachBody = undefined;
       this.bodyPending = false;
@@ -186,175 +146,52 @@ export class Connection implements ExchangeHost {
     else this.socket.destroy();
   }
 
-  private arm(ms: number, body: boolean): void {
-    clearTimeout(this.timer);
-    this.timer = ms > 0 ? setTimeout(this.onTimeout, ms) : undefined;
-    this.bodyPhase = body;
+  private arm(phase: number, ms: number): void {
+    this.phase = phase;
+    if (ms > 0) this.owner.deadlines.arm(this, ms);
+    else this.owner.deadlines.disarm(this);
   }
 
-  private readonly onTimeout = () => {
+  private disarm(): void {
+    this.phase = NONE;
+    this.owner.deadlines.disarm(this);
+  }
+
+  protected bodyStarts(ex: Exchange): void {
+    this.arm(BODY, ex.bodyTimeout);
+  }
+
+  protected bodyArrived(ex: Exchange): void {
+    if (this.phase === BODY) this.owner.deadlines.refresh(this, ex.bodyTimeout);
+  }
+
+  protected reusable(): void {
+    this.owner.release(this);
+  }
+
+  /** The deadline of the current phase passed (called by the pool's Deadlines). */
+  expire(): void {
+    const phase = this.phase;
+    this.phase = NONE;
+    if (phase === IDLE) return void this.socket.destroy();
+    if (phase === CONNECT) {
+      const { host, port, connectTimeout } = this.owner;
+      const msg = `Connect Timeout Error (attempted address: ${host}:${port}, timeout: ${connectTimeout}ms)`;
+      return void this.socket.destroy(new errors.ConnectTimeoutError(msg));
+    }
     const ex = this.ex;
     if (!ex) return;
-    if (!this.bodyPhase) return this.fail(ex, new errors.HeadersTimeoutError());
+    if (phase === HEAD) return this.fail(ex, new errors.HeadersTimeoutError());
     // As undici: a body paused by a slow client is not the upstream's fault.
-    if (ex.paused) return void this.timer?.refresh();
+    if (ex.paused) return this.arm(BODY, ex.bodyTimeout);
     this.fail(ex, new errors.BodyTimeoutError());
-  };
-
-  private onData(buf: Buffer): void {
-    const ex = this.ex;
-    // Bytes nobody asked for: an upstream out of step with us is not trusted with the next request.
-    if (!ex) return void this.socket.destroy();
-    ex.gotBytes = true;
-    if (this.bodyPhase) this.timer?.refresh();
-    while (buf.length > 0 && this.ex === ex) {
-      if (this.bodyLeft > 0) {
-        buf = this.bypass(ex, buf);
-        continue;
-      }
-      if (this.fresh) {
-        const end = buf.indexOf("\r\n\r\n");
-        if (end >= 0) {
-          this.fresh = false;
-          this.isolated = true;
-          const r = this.parser.execute(end + 4 === buf.length ? buf : buf.subarray(0, end + 4));
-          this.isolated = false;
-          if (r instanceof Error) return this.parseError(ex, r);
-          buf = buf.subarray(end + 4);
-          if (this.bodyLeft > 0) this.parser.initialize(HTTPParser.RESPONSE, {}, maxHeaderSize, 0);
-          continue;
-        }
-      }
-      this.fresh = false;
-      this.dirty = true;
-      const r = this.parser.execute(buf);
-      if (r instanceof Error) return this.parseError(ex, r);
-      buf = EMPTY;
-    }
-    if (!this.releasing) return;
-    this.releasing = false;
-    if (buf.length > 0 || this.socket.destroyed)
-      this.socket.destroy(); // bytes after the answer
-    else this.owner.release(this);
   }
 
-  private bypass(ex: Exchange, buf: Buffer): Buffer {
-    const n = Math.min(buf.length, this.bodyLeft);
-    this.bodyLeft -= n;
-    this.deliver(ex, n === buf.length ? buf : buf.subarray(0, n));
-    if (this.bodyLeft === 0 && this.ex === ex) this.complete(ex);
-    return buf.subarray(n);
-  }
-
-  private parseError(ex: Exchange, r: Error & { code?: string; reason?: string }): void {
-    const code = (r.code ?? "").replace(/^HPE_/, "");
-    this.fail(ex, parserError(r.reason ?? r.message, code));
-  }
-
-  private readonly onHeadersComplete: OnHeadersComplete = (
-    _maj,
-    _min,
-    list,
-    _method,
-    _url,
-    status,
-    statusMessage,
-    upgrade,
-    keepAlive,
-  ) => {
-    const ex = this.ex;
-    if (!ex) {
-      this.socket.destroy(); // a second answer to one request
-      return 1;
-    }
-    const raw = list ?? this.fields;
-    this.fields = [];
-    if (upgrade || status === 101) {
-      this.fail(ex, new errors.SocketError("bad upgrade"));
-      return 1;
-    }
-    const headers: IncomingHttpHeaders = {};
-    let lengths = 0;
-    let length = -1;
-    let chunked = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const key = raw[i]!.toLowerCase();
-      const v = raw[i + 1]!;
-      const cur = headers[key];
-      if (cur === undefined) headers[key] = v;
-      else if (Array.isArray(cur)) cur.push(v);
-      else headers[key] = [cur, v];
-      if (key === "content-length") {
-        lengths++;
-        length = /^\d+$/.test(v) ? Number(v) : -1;
-      } else if (key === "transfer-encoding") chunked = true;
-      else if (key === "keep-alive" && status >= 200) this.keepAliveHint(v);
-    }
-    if (status < 200) {
-      this.info = true;
-      this.call(ex, () => ex.handler.onResponseStart?.(ex, status, headers, statusMessage));
-      return 1;
-    }
-    // llhttp refuses these itself; checked again because the bypass trusts the length.
-    if (lengths > 1 || (lengths === 1 && (chunked || length < 0))) {
-      this.fail(ex, parserError("content-length", "UNEXPECTED_CONTENT_LENGTH"));
-      return 1;
-    }
-    this.keepAlive = keepAlive;
-    this.headSeen = true;
-    this.arm(ex.bodyTimeout, true);
-    this.call(ex, () => ex.handler.onResponseStart?.(ex, status, headers, statusMessage));
-    if (this.ex !== ex) return 1;
-    if (ex.out.method === "HEAD" || status === 204 || status === 304) return 1;
-    if (this.isolated && length > 0 && !chunked) this.bodyLeft = length;
-    return 0;
-  };
-
-  /** `Keep-Alive: timeout=N`: the upstream closes idle sockets after N s; stop using them 2 s before. */
-  private keepAliveHint(v: string): void {
-    const m = /timeout=(\d+)/i.exec(v);
-    if (!m) return;
-    const ms = Number(m[1]) * 1000 - KEEP_ALIVE_THRESHOLD;
-    if (ms <= 0) this.closeAfter = true;
-    else this.idleFor = Math.min(ms, KEEP_ALIVE_MAX);
-  }
-
-  private onBody(chunk: Buffer): void {
-    const ex = this.ex;
-    if (!ex) return void this.socket.destroy();
-    this.deliver(ex, chunk);
-  }
-
-  private onMessageComplete(): void {
-    const ex = this.ex;
-    if (!ex) return void this.socket.destroy();
-    if (this.info) {
-      this.info = false;
-      if (this.isolated) this.fresh = true; // the final answer's head may be isolated in turn
-      return;
-    }
-    this.complete(ex);
-  }
-
-  private deliver(ex: Exchange, chunk: Buffer): void {
-    this.call(ex, () => ex.handler.onResponseData?.(ex, chunk));
-  }
-
-  /** Runs a handler callback; one that throws ends the exchange, as in undici. */
-  private call(ex: Exchange, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.fail(ex, e as Error);
-    }
-  }
-
-  private complete(ex: Exchange): void {
+  protected complete(ex: Exchange): void {
     this.ex = undefined;
     ex.conn = undefined;
     ex.done = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.disarm();
     this.used++;
     let reusable = this.keepAlive && !this.closeAfter;
     if (this.bodyPending) {
@@ -367,22 +204,14 @@ export class Connection implements ExchangeHost {
     if (reusable) this.releasing = true;
     else this.socket.destroy();
     try {
-      ex.handler.onResponseEnd?.(ex, {});
+      ex.handler.onResponseEnd?.(ex, NOTHING);
     } catch {
       // The answer is complete; a handler failing to take its end has nobody left to tell.
     }
   }
 
-  /** The upstream closed its side: ends a close-delimited body. */
-  private onEnd(): void {
-    if (!this.ex || !this.headSeen) return;
-    this.parser.finish(); // an incomplete answer is reported by onClose
-    this.releasing = false; // an answer framed by the close leaves nothing to reuse
-  }
-
   private onClose(): void {
-    clearTimeout(this.timer);
-    clearTimeout(this.idleTimer);
+    this.disarm();
     this.parser.close();
     this.owner.forget(this);
     const ex = this.ex;

@@ -9,6 +9,7 @@
  */
 import { Dispatcher, errors } from "undici";
 import { Connection, type ConnectionOwner } from "./connection.js";
+import { Deadlines, tickFor } from "./deadlines.js";
 import { Exchange } from "./exchange.js";
 import { serialize } from "./wire.js";
 
@@ -35,13 +36,15 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   readonly port: number;
   readonly connectTimeout: number;
   readonly keepAliveTimeout: number;
+  readonly deadlines: Deadlines;
   private readonly hostHeader: string;
   private readonly all = new Set<Connection>();
   /** Most recently used last: the warm sockets are reused, the cold ones time out. */
   private readonly idle: Connection[] = [];
   private readonly queue: Exchange[] = [];
-  /** Sockets between their answer and their reuse (see release). */
-  private validating = 0;
+  /** Sockets between their answer and their reuse (see release): checked together, once per turn. */
+  private validating: Connection[] = [];
+  private checkScheduled = false;
   private closed = false;
   private destroyed = false;
   private emptied: Promise<void> | undefined;
@@ -59,6 +62,9 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     this.hostHeader = url.host;
     this.connectTimeout = opts.connectTimeout;
     this.keepAliveTimeout = opts.keepAliveTimeout;
+    this.deadlines = new Deadlines(
+      tickFor([opts.connectTimeout, opts.headersTimeout, opts.bodyTimeout, opts.keepAliveTimeout]),
+    );
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -87,7 +93,7 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     if (idle) return idle.start(ex);
     // A socket being checked (and not yet claimed) is free within this turn of the event loop:
     // wait for it rather than open one.
-    if (this.queue.length >= this.validating && this.all.size < this.opts.connections) {
+    if (this.queue.length >= this.validating.length && this.all.size < this.opts.connections) {
       this.all.add(new Connection(this, ex));
       return;
     }
@@ -105,13 +111,23 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
    * dropped) before the next request is written, never read as that request's answer.
    */
   release(c: Connection): void {
-    this.validating++;
-    setImmediate(() => {
-      this.validating--;
-      if (c.socket.destroyed) return this.forget(c); // forget is idempotent; it serves the queue
-      this.ready(c);
-    });
+    this.validating.push(c);
+    if (this.checkScheduled) return;
+    // One immediate for all the sockets released in this turn, not one (and a closure) per answer.
+    this.checkScheduled = true;
+    setImmediate(this.checkReleased);
   }
+
+  private readonly checkReleased = (): void => {
+    this.checkScheduled = false;
+    const list = this.validating;
+    this.validating = [];
+    for (const c of list) {
+      if (c.socket.destroyed)
+        this.forget(c); // forget is idempotent; it serves the queue
+      else this.ready(c);
+    }
+  };
 
   private ready(c: Connection): void {
     let next = this.queue.shift();

@@ -28,9 +28,56 @@ function isStream(b: unknown): b is Readable {
 }
 
 function value(key: string, v: unknown): string {
-  const s = String(v);
-  if (BAD_VALUE.test(s)) throw new errors.InvalidArgumentError(`invalid ${key} header`);
+  const s = typeof v === "string" ? v : String(v);
+  if (BAD_VALUE.test(s)) throw new errors.InvalidArgumentError(`invalid ${key.toLowerCase()} header`);
   return s;
+}
+
+/** What a header name is to the serializer. */
+const ORDINARY = 0;
+const HOST = 1;
+const CONTENT_LENGTH = 2;
+/**
+ * Names seen before and found valid, with their kind: a request's dozen names are checked against
+ * the token grammar and lower-cased once per process, not once per request. Refused names are not
+ * kept (they throw each time), and the map stops growing at KNOWN_MAX names.
+ */
+const known = new Map<string, number>();
+const KNOWN_MAX = 1024;
+
+function kindOf(name: string): number {
+  const kind = known.get(name);
+  if (kind !== undefined) return kind;
+  if (!TOKEN.test(name)) throw new errors.InvalidArgumentError("invalid header key");
+  const key = name.toLowerCase();
+  if (key === "transfer-encoding" || key === "keep-alive" || key === "upgrade" || key === "connection")
+    throw new errors.InvalidArgumentError(`invalid ${key} header`);
+  if (key === "expect") throw new errors.NotSupportedError("expect header not supported");
+  const k = key === "host" ? HOST : key === "content-length" ? CONTENT_LENGTH : ORDINARY;
+  if (known.size < KNOWN_MAX) known.set(name, k);
+  return k;
+}
+
+/** The host and content-length fields of the headers `lines` last read (one caller at a time). */
+let seenHost: string | undefined;
+let declared: number | null;
+
+/** The head's lines for one header (a repeated one is several lines); host and content-length are noted, not written. */
+function lines(name: string, v: unknown): string {
+  if (v === undefined) return "";
+  const kind = kindOf(name);
+  if (kind === ORDINARY) {
+    if (!Array.isArray(v)) return `${name}: ${value(name, v)}\r\n`;
+    let out = "";
+    for (const x of v) out += `${name}: ${value(name, x)}\r\n`;
+    return out;
+  }
+  if (kind === HOST) seenHost = value("host", Array.isArray(v) ? v[0] : v);
+  else {
+    declared = typeof v === "number" ? v : parseInt(typeof v === "string" ? v : "", 10);
+    if (!Number.isFinite(declared)) throw new errors.InvalidArgumentError("invalid content-length header");
+  }
+  return "";
 }
 
 export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string): Outgoing {
@@ -43,26 +90,17 @@ export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string)
     throw new errors.InvalidArgumentError("invalid request path");
   if (opts.upgrade) throw new errors.NotSupportedError("upgrade is not supported");
 
-  let host = defaultHost;
-  let declared: number | null = null;
-  let lines = "";
-  const add = (name: string, v: unknown) => {
-    if (v === undefined) return;
-    if (!TOKEN.test(name)) throw new errors.InvalidArgumentError("invalid header key");
-    const key = name.toLowerCase();
-    if (key === "host") host = value(key, Array.isArray(v) ? v[0] : v);
-    else if (key === "content-length") {
-      declared = typeof v === "number" ? v : parseInt(typeof v === "string" ? v : "", 10);
-      if (!Number.isFinite(declared)) throw new errors.InvalidArgumentError("invalid content-length header");
-    } else if (key === "transfer-encoding" || key === "keep-alive" || key === "upgrade" || key === "connection")
-      throw new errors.InvalidArgumentError(`invalid ${key} header`);
-    else if (key === "expect") throw new errors.NotSupportedError("expect header not supported");
-    else if (Array.isArray(v)) for (const x of v) lines += `${name}: ${value(key, x)}\r\n`;
-    else lines += `${name}: ${value(key, v)}\r\n`;
-  };
+  seenHost = undefined;
+  declared = null;
+  let head = "";
   const h = opts.headers as unknown;
-  if (Array.isArray(h)) for (let i = 0; i < h.length; i += 2) add(String(h[i]), h[i + 1]);
-  else if (h && typeof h === "object") for (const k in h) add(k, (h as Record<string, unknown>)[k]);
+  if (Array.isArray(h)) for (let i = 0; i < h.length; i += 2) head += lines(String(h[i]), h[i + 1]);
+  else if (h && typeof h === "object") {
+    const o = h as Record<string, unknown>;
+    for (const k in o) head += lines(k, o[k]);
+  }
+  const host = seenHost ?? defaultHost;
+  const length0 = declared;
 
   let body: Buffer | Readable | null;
   const b = opts.body as unknown;
@@ -76,16 +114,16 @@ export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string)
   let length: number | null;
   if (body === null || Buffer.isBuffer(body)) {
     length = body?.length ?? 0;
-    if (declared !== null && declared > 0 && declared !== length) throw new errors.RequestContentLengthMismatchError();
+    if (length0 !== null && length0 > 0 && length0 !== length) throw new errors.RequestContentLengthMismatchError();
     if (length === 0 && !EXPECTS_PAYLOAD.has(method)) length = null; // no body, none expected: no header
     if (length === 0) body = null;
-  } else length = declared;
+  } else length = length0;
 
   // HEAD answers are closed after, as undici does: a server that sends a body anyway cannot desync us.
   const connection = method === "HEAD" ? "close" : "keep-alive";
   return {
     method,
-    head: `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${connection}\r\n${lines}`,
+    head: `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${connection}\r\n${head}`,
     body,
     length,
   };

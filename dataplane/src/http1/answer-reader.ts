@@ -1,0 +1,239 @@
+/**
+ * The reading half of a connection: the upstream's answer, from the socket's bytes to the handler's
+ * calls, with Node's llhttp binding.
+ *
+ * A body with a content-length is not run through the parser: the parser sees only the head (it is
+ * told the message has no body, so it is ready for the next head as it is), and the socket's own
+ * buffers are handed on ("bypass", see bench/http-passthrough/floor-raw.mjs), because the binding
+ * copies every body chunk into JS. Chunked and close-delimited bodies are decoded by the parser.
+ */
+import type { Socket } from "node:net";
+import { maxHeaderSize } from "node:http";
+import { errors } from "undici";
+import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from "./llhttp.js";
+import type { Exchange } from "./exchange.js";
+import { keepAliveHint, newFraming, parserError, readHead } from "./response-head.js";
+
+const EMPTY = Buffer.alloc(0);
+const NO_FIELDS: string[] = [];
+
+export abstract class AnswerReader {
+  abstract readonly socket: Socket;
+  /** The exchange whose answer is being read. */
+  protected ex: Exchange | undefined;
+  protected readonly parser: LlhttpParser = new HTTPParser();
+  /** The parser's async resource: one per connection, not one per reset. */
+  private readonly resource = {};
+  private readonly framing = newFraming();
+  /** The answer allows the socket to be reused (its shouldKeepAlive). */
+  protected keepAlive = true;
+  /** Not to be reused after the current exchange (a HEAD, a Keep-Alive timeout too short to use). */
+  protected closeAfter = false;
+  /** Idle time before a parked socket closes: the pool's, or less if the upstream says so. */
+  protected idleFor: number;
+  /** Completed inside a data event: handed back to the pool once the event's bytes are all seen. */
+  protected releasing = false;
+  /** The final answer's head has been read. */
+  protected headSeen = false;
+  /** Nothing of the current answer's head has been parsed yet: it may be isolated for the bypass. */
+  private fresh = true;
+  /** The parser is executing a head cut out of the buffer. */
+  private isolated = false;
+  /** The parser ran over more than an isolated head: reset it before the next exchange. */
+  private dirty = false;
+  /** Bytes of a counted body still to hand on past the parser. */
+  private bodyLeft = 0;
+  /** The current message is informational (1xx): a final answer follows. */
+  private info = false;
+  /** Header fields the parser flushed before the head ended (more than 32 of them). */
+  private fields = NO_FIELDS;
+  /** The last Keep-Alive value read, so that the same hint on every answer is parsed once. */
+  private lastHint: string | undefined;
+
+  constructor(idleFor: number) {
+    this.idleFor = idleFor;
+    this.parser.initialize(HTTPParser.RESPONSE, this.resource, maxHeaderSize, 0);
+    this.parser[HTTPParser.kOnHeaders] = (f: string[]) => {
+      if (this.fields === NO_FIELDS) this.fields = [];
+      this.fields.push(...f);
+    };
+    this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
+    this.parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
+    this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
+  }
+
+  /** Ends `ex` with `err` (and the socket with it). */
+  abstract fail(ex: Exchange, err: Error): void;
+  /** The answer to `ex` is complete. */
+  protected abstract complete(ex: Exchange): void;
+  /** The final head is read: the body's time starts. */
+  protected abstract bodyStarts(ex: Exchange): void;
+  /** Bytes arrived for `ex`. */
+  protected abstract bodyArrived(ex: Exchange): void;
+  /** Completed with no stray bytes after the answer: the socket may carry another exchange. */
+  protected abstract reusable(): void;
+
+  /** Ready to read the answer to a new exchange. */
+  protected expectAnswer(head: boolean): void {
+    if (this.dirty) this.parser.initialize(HTTPParser.RESPONSE, this.resource, maxHeaderSize, 0);
+    this.dirty = false;
+    this.fresh = true;
+    this.keepAlive = true;
+    this.info = false;
+    this.headSeen = false;
+    this.fields = NO_FIELDS;
+    this.closeAfter = head;
+  }
+
+  /** The socket's data listener. */
+  protected onData(buf: Buffer): void {
+    const ex = this.ex;
+    // Bytes nobody asked for: an upstream out of step with us is not trusted with the next request.
+    if (!ex) return void this.socket.destroy();
+    ex.gotBytes = true;
+    this.bodyArrived(ex);
+    while (buf.length > 0 && this.ex === ex) {
+      if (this.bodyLeft > 0) {
+        buf = this.bypass(ex, buf);
+        continue;
+      }
+      if (this.fresh) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end >= 0) {
+          this.fresh = false;
+          this.isolated = true;
+          const r = this.parser.execute(end + 4 === buf.length ? buf : buf.subarray(0, end + 4));
+          this.isolated = false;
+          if (r instanceof Error) return this.parseError(ex, r);
+          // A counted body was skipped by the parser (see onHeadersComplete): it is ready for the next head.
+          buf = buf.subarray(end + 4);
+          continue;
+        }
+      }
+      this.fresh = false;
+      this.dirty = true;
+      const r = this.parser.execute(buf);
+      if (r instanceof Error) return this.parseError(ex, r);
+      buf = EMPTY;
+    }
+    if (!this.releasing) return;
+    this.releasing = false;
+    if (buf.length > 0 || this.socket.destroyed)
+      this.socket.destroy(); // bytes after the answer
+    else this.reusable();
+  }
+
+  private bypass(ex: Exchange, buf: Buffer): Buffer {
+    const n = Math.min(buf.length, this.bodyLeft);
+    this.bodyLeft -= n;
+    this.deliver(ex, n === buf.length ? buf : buf.subarray(0, n));
+    if (this.bodyLeft === 0 && this.ex === ex) this.complete(ex);
+    return n === buf.length ? EMPTY : buf.subarray(n); // the usual case: no empty view made
+  }
+
+  private parseError(ex: Exchange, r: Error & { code?: string; reason?: string }): void {
+    const code = (r.code ?? "").replace(/^HPE_/, "");
+    this.fail(ex, parserError(r.reason ?? r.message, code));
+  }
+
+  private readonly onHeadersComplete: OnHeadersComplete = (
+    _maj,
+    _min,
+    list,
+    _method,
+    _url,
+    status,
+    statusMessage,
+    upgrade,
+    keepAlive,
+  ) => {
+    const ex = this.ex;
+    if (!ex) {
+      this.socket.destroy(); // a second answer to one request
+      return 1;
+    }
+    const raw = list ?? this.fields;
+    this.fields = NO_FIELDS;
+    if (upgrade || status === 101) {
+      this.fail(ex, new errors.SocketError("bad upgrade"));
+      return 1;
+    }
+    const f = this.framing;
+    const headers = readHead(raw, f);
+    if (status < 200) {
+      this.info = true;
+      this.respond(ex, status, headers, statusMessage);
+      return 1;
+    }
+    // llhttp refuses these itself; checked again because the bypass trusts the length.
+    if (f.lengths > 1 || (f.lengths === 1 && (f.chunked || f.length < 0))) {
+      this.fail(ex, parserError("content-length", "UNEXPECTED_CONTENT_LENGTH"));
+      return 1;
+    }
+    if (f.keepAlive !== undefined) this.hint(f.keepAlive);
+    this.keepAlive = keepAlive;
+    this.headSeen = true;
+    this.bodyStarts(ex);
+    this.respond(ex, status, headers, statusMessage);
+    if (this.ex !== ex) return 1;
+    if (ex.out.method === "HEAD" || status === 204 || status === 304) return 1;
+    if (this.isolated && f.length > 0 && !f.chunked) {
+      // The bypass hands the body on; the parser skips it (1: no body), so that it is ready for the
+      // next head without a reset.
+      this.bodyLeft = f.length;
+      return 1;
+    }
+    return 0;
+  };
+
+  /** A Keep-Alive hint: the idle time it leaves, or no reuse at all. */
+  private hint(v: string): void {
+    if (v === this.lastHint) return;
+    this.lastHint = v;
+    const ms = keepAliveHint(v);
+    if (ms === 0) this.closeAfter = true;
+    else if (ms !== undefined) this.idleFor = ms;
+  }
+
+  private onBody(chunk: Buffer): void {
+    const ex = this.ex;
+    if (!ex) return void this.socket.destroy();
+    this.deliver(ex, chunk);
+  }
+
+  private onMessageComplete(): void {
+    if (this.bodyLeft > 0) return; // the head of a bypassed body: the bypass completes the exchange
+    const ex = this.ex;
+    if (!ex) return void this.socket.destroy();
+    if (this.info) {
+      this.info = false;
+      if (this.isolated) this.fresh = true; // the final answer's head may be isolated in turn
+      return;
+    }
+    this.complete(ex);
+  }
+
+  /** The handler calls: one that throws ends the exchange, as in undici. */
+  private respond(ex: Exchange, status: number, headers: Record<string, string | string[] | undefined>, msg: string) {
+    try {
+      ex.handler.onResponseStart?.(ex, status, headers, msg);
+    } catch (e) {
+      this.fail(ex, e as Error);
+    }
+  }
+
+  protected deliver(ex: Exchange, chunk: Buffer): void {
+    try {
+      ex.handler.onResponseData?.(ex, chunk);
+    } catch (e) {
+      this.fail(ex, e as Error);
+    }
+  }
+
+  /** The upstream closed its side: ends a close-delimited body. */
+  protected onEnd(): void {
+    if (!this.ex || !this.headSeen) return;
+    this.parser.finish(); // an incomplete answer is reported by the close
+    this.releasing = false; // an answer framed by the close leaves nothing to reuse
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The llhttp engine's request head (dataplane/src/http1/wire.ts) on its own: header names are
+ * checked once and remembered (a per-request cost cut), so what it remembers must never let a bad
+ * name or value through, on the first request or any later one, and the special names (host,
+ * content-length, the hop-by-hop ones) keep their meaning in any letter case. The same head over
+ * real sockets, against undici, is dataplane/test/h1-differential.test.ts.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { errors } from "undici";
+import type { Dispatcher } from "undici";
+import { frame, serialize } from "../src/http1/wire.js";
+
+const head = (headers: Dispatcher.DispatchOptions["headers"], body: Buffer | null = null, method = "GET") =>
+  frame(serialize({ method, path: "/p", headers, body }, "up:80"));
+
+test("ordinary headers in order after host and connection; repeated ones as several lines", () => {
+  for (let round = 0; round < 3; round++) {
+    // The same names again: the second and third heads come from the remembered names.
+    assert.equal(
+      head({ "x-a": "1", "X-Multi": ["one", "two"], accept: "*/*" }),
+      "GET /p HTTP/1.1\r\nhost: up:80\r\nconnection: keep-alive\r\nx-a: 1\r\nX-Multi: one\r\nX-Multi: two\r\naccept: */*\r\n\r\n",
+    );
+  }
+  assert.equal(
+    head(["x-b", "2", "x-b", "3"]),
+    "GET /p HTTP/1.1\r\nhost: up:80\r\nconnection: keep-alive\r\nx-b: 2\r\nx-b: 3\r\n\r\n",
+  );
+});
+
+test("host and content-length in any case are taken, not written twice; a host per request", () => {
+  assert.match(head({ Host: "a.example" }), /^GET \/p HTTP\/1.1\r\nhost: a.example\r\nconnection: keep-alive\r\n\r\n$/);
+  // The next request without one gets the pool's default, not the previous request's.
+  assert.match(head({ "x-c": "1" }), /\r\nhost: up:80\r\n/);
+  assert.match(head({ HOST: "b.example" }), /\r\nhost: b.example\r\n/);
+  const h = head({ "Content-Length": "3" }, Buffer.from("abc"), "POST");
+  assert.equal(h.match(/content-length/gi)?.length, 1, h);
+  assert.match(h, /\r\ncontent-length: 3\r\n\r\n$/);
+  // And the next request's length is its own.
+  assert.match(head({}, Buffer.from("abcdef"), "PUT"), /\r\ncontent-length: 6\r\n\r\n$/);
+  assert.throws(
+    () => head({ "content-length": "5" }, Buffer.from("abc"), "POST"),
+    errors.RequestContentLengthMismatchError,
+  );
+});
+
+test("a bad name or value is refused every time, however often a good one was seen", () => {
+  for (let round = 0; round < 3; round++) {
+    assert.throws(() => head({ "bad name": "1" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ "x-ok": "a\r\nx-evil: 1" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ "x-ok": ["fine", "bad\n"] }), errors.InvalidArgumentError);
+    assert.throws(() => head({ Connection: "close" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ "transfer-encoding": "chunked" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ "Keep-Alive": "timeout=5" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ upgrade: "h2c" }), errors.InvalidArgumentError);
+    assert.throws(() => head({ Expect: "100-continue" }), errors.NotSupportedError);
+    assert.throws(() => head({ "content-length": "x" }, Buffer.from("a"), "POST"), errors.InvalidArgumentError);
+    assert.match(head({ "x-ok": "fine" }), /\r\nx-ok: fine\r\n/);
+  }
+});
