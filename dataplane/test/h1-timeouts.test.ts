@@ -42,7 +42,7 @@ before(async () => {
     upstreamSockets++;
     s.once("close", () => upstreamClosed++);
   });
-  const opts = "body_timeout_ms = 200\nheaders_timeout_ms = 5000\nkeep_alive_timeout_ms = 300";
+  const opts = "body_timeout_ms = 500\nheaders_timeout_ms = 5000\nkeep_alive_timeout_ms = 300";
   const cfg = join(
     writeTree({ "config.toml": baseConfig() + proxyPipeline("l", "/l", upstream.url, `client = "llhttp"\n${opts}`) }),
     "config.toml",
@@ -62,7 +62,7 @@ test("a client that stops reading for longer than body_timeout_ms still gets the
   s.write("GET /l/big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
   // Not reading: the data plane's writes to us back up, it pauses the upstream exchange, and the
   // upstream's bytes stop. Several body timeouts pass meanwhile.
-  await sleep(1500);
+  await sleep(2500);
   let total = 0;
   let start = "";
   s.on("data", (c: Buffer) => {
