@@ -8,7 +8,7 @@
  * decoded by the parser. Errors are undici's classes, so the backend maps them to the same
  * 502/504 answers whichever engine runs.
  */
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { maxHeaderSize } from "node:http";
 import type { IncomingHttpHeaders } from "node:http";
 import { errors } from "undici";
@@ -16,11 +16,15 @@ import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from "./llhttp.
 import { frame } from "./wire.js";
 import { writeBody } from "./body-writer.js";
 import type { Exchange, ExchangeHost } from "./exchange.js";
+import type { Connect } from "./connect.js";
+import { trailersOf } from "./trailers.js";
 
 export interface ConnectionOwner {
   readonly host: string;
   readonly port: number;
   readonly connectTimeout: number;
+  /** Opens the socket (TCP or TLS, connect.ts). */
+  readonly openSocket: Connect;
   /** Idle time before a parked connection closes, unless the upstream's Keep-Alive header says less. */
   readonly keepAliveTimeout: number;
   /** The connection finished an exchange and can carry another. */
@@ -86,13 +90,7 @@ export class Connection implements ExchangeHost {
     this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
     this.parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
     this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
-    const socket = connect({ host: owner.host, port: owner.port, noDelay: true });
-    this.socket = socket;
-    this.timer = setTimeout(() => {
-      const msg = `Connect Timeout Error (attempted address: ${owner.host}:${owner.port}, timeout: ${owner.connectTimeout}ms)`;
-      socket.destroy(new errors.ConnectTimeoutError(msg));
-    }, owner.connectTimeout);
-    socket.once("connect", () => {
+    const socket = owner.openSocket(() => {
       clearTimeout(this.timer);
       this.connected = true;
       socket.setKeepAlive(true, 60_000);
@@ -100,6 +98,11 @@ export class Connection implements ExchangeHost {
       this.ex = undefined;
       this.start(ex);
     });
+    this.socket = socket;
+    this.timer = setTimeout(() => {
+      const msg = `Connect Timeout Error (attempted address: ${owner.host}:${owner.port}, timeout: ${owner.connectTimeout}ms)`;
+      socket.destroy(new errors.ConnectTimeoutError(msg));
+    }, owner.connectTimeout);
     socket.on("data", (buf: Buffer) => this.onData(buf));
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => (this.error ??= e));
@@ -333,7 +336,8 @@ export class Connection implements ExchangeHost {
       if (this.isolated) this.fresh = true; // the final answer's head may be isolated in turn
       return;
     }
-    this.complete(ex);
+    // Fields after a chunked body are its trailers (the binding flushes them just before this call).
+    this.complete(ex, this.fields);
   }
 
   private deliver(ex: Exchange, chunk: Buffer): void {
@@ -349,7 +353,7 @@ export class Connection implements ExchangeHost {
     }
   }
 
-  private complete(ex: Exchange): void {
+  private complete(ex: Exchange, trailers?: string[]): void {
     this.ex = undefined;
     ex.conn = undefined;
     ex.done = true;
@@ -367,7 +371,7 @@ export class Connection implements ExchangeHost {
     if (reusable) this.releasing = true;
     else this.socket.destroy();
     try {
-      ex.handler.onResponseEnd?.(ex, {});
+      ex.handler.onResponseEnd?.(ex, trailersOf(trailers));
     } catch {
       // The answer is complete; a handler failing to take its end has nobody left to tell.
     }
