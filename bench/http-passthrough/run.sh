@@ -12,7 +12,8 @@
 #                                              harmony-nolog (harmony with logging.access_log = false),
 #                                              harmony-base (HARMONY_BASE_CLI, e.g. an older commit's build),
 #                                              harmony-w2 (proxy.workers = 2), nginx-w2 (worker_processes 2),
-#                                              harmony-llhttp (harmony with the backend's client = "llhttp")
+#                                              harmony-llhttp (harmony with the backend's client = "llhttp",
+#                                              the default since issue 18), harmony-undici (client = "undici")
 #   SIZES="1k 1m"                              body sizes
 #   PROXY_CPU=1 LOAD_CPU=0                     CPU for the proxy under test / for wrk + upstream
 #   W2_CPUS=all                                CPUs of the two-worker targets (taskset list; all: every CPU)
@@ -23,6 +24,7 @@
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
 # 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor, 19480-19482 floor-raw*,
 # 19181/19191 harmony-nolog, 19182/19192 harmony-base, 19183/19193 harmony-w2, 19184/19194 harmony-llhttp,
+# 19185/19195 harmony-undici,
 # 19081 nginx-w2.
 #
 # This is a benchmark, not a test: PASS/MISS against the project's targets is
@@ -70,7 +72,7 @@ for v in ROUNDS DURATION CONNS WARMUP PROXY_CPU LOAD_CPU HARMONY_READY_TIMEOUT; 
 done
 ((ROUNDS >= 1 && DURATION >= 1 && CONNS >= 1)) || die "ROUNDS, DURATION and CONNS must be >= 1"
 for t in $TARGETS; do
-  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | harmony-llhttp | express-hpm | floor | floor-raw | floor-rawserver | floor-rawclient) ;;
+  case $t in direct | nginx | nginx-w2 | harmony | harmony-nolog | harmony-base | harmony-w2 | harmony-llhttp | harmony-undici | express-hpm | floor | floor-raw | floor-rawserver | floor-rawclient) ;;
     *) die "unknown target '$t' in TARGETS" ;;
   esac
 done
@@ -100,7 +102,8 @@ if has_target harmony-base; then
   [[ -n $HARMONY_BASE_CLI && -f $HARMONY_BASE_CLI ]] ||
     die "harmony-base: set HARMONY_BASE_CLI to a built dataplane/dist/cli.js (see bench/README.md, Baseline)"
 fi
-if { has_target harmony || has_target harmony-nolog || has_target harmony-w2 || has_target harmony-llhttp; } && [[ ! -f $HARMONY_CLI ]]; then
+if { has_target harmony || has_target harmony-nolog || has_target harmony-w2 || has_target harmony-llhttp ||
+  has_target harmony-undici; } && [[ ! -f $HARMONY_CLI ]]; then
   if [[ $HARMONY_CLI == "$ROOT/dataplane/dist/cli.js" ]]; then
     log "building the data plane (npm run build --workspace dataplane)"
     (cd "$ROOT" && npm run build --workspace dataplane) >&2 ||
@@ -308,6 +311,10 @@ for t in $TARGETS; do
     harmony-llhttp)
       start_harmony harmony-llhttp "$HARMONY_CLI" $((HARMONY_PORT + 4)) $((HARMONY_MGMT_PORT + 4)) true "$HARMONY_NODE_FLAGS" \
         1 "$PROXY_CPU" 'client = "llhttp"'
+      ;;
+    harmony-undici)
+      start_harmony harmony-undici "$HARMONY_CLI" $((HARMONY_PORT + 5)) $((HARMONY_MGMT_PORT + 5)) true "$HARMONY_NODE_FLAGS" \
+        1 "$PROXY_CPU" 'client = "undici"'
       ;;
     harmony-base)
       start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \

@@ -108,7 +108,7 @@ before(async () => {
     writeTree({
       "config.toml":
         baseConfig() +
-        proxyPipeline("u", "/u", url, opts) +
+        proxyPipeline("u", "/u", url, `client = "undici"\n${opts}`) +
         proxyPipeline("l", "/l", url, `client = "llhttp"\n${opts}`) +
         // Sockets kept long enough that the next request surely picks the same one; no body
         // timeout, so that only the engine's abort can close an abandoned answer's socket.

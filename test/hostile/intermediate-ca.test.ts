@@ -7,6 +7,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { connect as tlsConnect } from "node:tls";
 import { http, stopAll, type Dataplane } from "../../dataplane/test/helpers.js";
 import {
   createCa,
@@ -110,6 +111,40 @@ test("HTTP mTLS: a leaf signed by a non-CA, a pathLen violation, a too-long chai
 });
 
 /** C-ECHO to B's DICOM TLS port through a bridge holding `leaf` (with its chain). */
+/** One keep-alive request to B over raw TLS as `leaf`: the bytes B sent until it closed. */
+function keepAliveToB(leaf: Leaf): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({
+      host: "127.0.0.1",
+      port: net.b.port,
+      ca: net.ca.certPem,
+      cert: leaf.certPem,
+      key: leaf.keyPem,
+      checkServerIdentity: () => undefined,
+    });
+    let got = "";
+    s.on("secureConnect", () => s.write("GET /org-b/fhir/metadata HTTP/1.1\r\nhost: b\r\n\r\n"));
+    s.on("data", (c: Buffer) => (got += c.toString("latin1")));
+    s.on("close", () => resolve(got));
+    s.on("error", reject);
+  });
+}
+
+test("HTTP mTLS: a refused certificate closes its connection, so a kept-alive peer gets a new handshake", async () => {
+  // Judged at the handshake against the bundle of then: kept alive, the connection would be
+  // refused forever, even once the bundle trusts the peer (a peer gateway's pool reuses it).
+  const stranger = issueLeaf(createCa("stranger CA"), [spiffe(DOMAIN, "org-a", "gw-x")]);
+  for (const [what, leaf, status] of [
+    ["out of its CA's scope", viaP("org-a"), 403],
+    ["from an unknown CA", stranger, 401],
+  ] as const) {
+    const raw = await keepAliveToB(leaf);
+    assert.match(raw, new RegExp(`^HTTP/1.1 ${status} `), what);
+    assert.match(raw, /\r\nconnection: close\r\n/i, what);
+  }
+  await bStillServesPeers();
+});
+
 async function echoAs(leaf: Leaf): Promise<number | string> {
   return echoThroughBridge(leaf, {
     port: bDicom,

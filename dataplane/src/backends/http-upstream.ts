@@ -1,7 +1,7 @@
 /**
- * An HTTP upstream: forwards to a base URL over a keep-alive undici Pool, streaming both bodies.
- * Chosen over http-proxy-middleware by measurement (bench/README.md): less CPU per request and no
- * socket leak when clients abort. The `http`, `fhir` and `dicomweb` backends are this plus their
+ * An HTTP upstream: forwards to a base URL over a keep-alive pool (http1/, or undici's Pool with
+ * `client = "undici"`), streaming both bodies. Chosen over http-proxy-middleware by measurement
+ * (bench/README.md): less CPU per request and no socket leak when clients abort. The `http`, `fhir` and `dicomweb` backends are this plus their
  * protocol's hooks (request headers, absolute URLs in bodies rewritten to the proxy's own base).
  */
 import { llhttpBinding } from "../http1/llhttp.js";
@@ -52,9 +52,9 @@ export const httpUpstreamProperties = {
   }),
   max_connections: Type.Integer({ minimum: 1, default: 128, description: "Keep-alive pool size." }),
   client: Type.Union([Type.Literal("undici"), Type.Literal("llhttp")], {
-    default: "undici",
+    default: "llhttp",
     description:
-      'HTTP/1.1 client engine: "undici", or "llhttp", a lean keep-alive pool on Node\'s own parser (less CPU per request; plain http:// upstreams only).',
+      'HTTP/1.1 client engine: "llhttp", a lean keep-alive pool on Node\'s own parser (less CPU per request), or "undici".',
   }),
   keep_alive_timeout_ms: Type.Integer({
     minimum: 1,
@@ -144,28 +144,24 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
   if (!raw && o.upstreams?.length && o.upstreams.every((u) => u.static_status !== undefined)) return [];
   if (!raw) return [{ path: ["base_url"], message: "is required (the upstream URL)" }];
   const key = o.base_url ? "base_url" : "target";
-  if (o.client === "llhttp") {
-    if (!llhttpBinding())
-      return [
-        { path: ["client"], message: 'client = "llhttp" needs Node\'s HTTPParser binding, which this Node lacks' },
-      ];
-    // The lean engine has no TLS yet: refused here rather than silently sent over undici.
-    const tlsTargets = [raw, ...(o.upstreams ?? []).map((u) => u.base_url ?? "")];
-    if (tlsTargets.some((t) => isHarmonyUri(t) || /^https:/i.test(t)))
-      return [
-        {
-          path: ["client"],
-          message:
-            'client = "llhttp" speaks plain http:// only; use client = "undici" for https:// or harmony:// targets',
-        },
-      ];
-  }
+  // The default engine on a Node without the binding it runs on: said, not fatal (upstream-set.ts
+  // builds undici's pool instead).
+  const noEngine: OptionProblem[] =
+    o.client === "llhttp" && !llhttpBinding()
+      ? [
+          {
+            path: ["client"],
+            message: 'client = "llhttp" needs Node\'s HTTPParser binding, which this Node lacks: undici is used',
+            severity: "warning",
+          },
+        ]
+      : [];
   if (isHarmonyUri(raw)) {
     if (o.upstreams) return [{ path: [key], message: "a harmony:// target cannot be combined with targets" }];
     const r = resolveHarmonyUri(ctx.harmonyNetworks(), raw);
-    if (r.ok) return [];
+    if (r.ok) return noEngine;
     // Not in the directory (yet) is not a config error: requests get 502 until the operator adds it.
-    return [{ path: [key], message: r.error, severity: r.noNetwork ? "error" : "warning" }];
+    return [...noEngine, { path: [key], message: r.error, severity: r.noNetwork ? "error" : "warning" }];
   }
   let url: URL;
   try {
@@ -173,7 +169,7 @@ export function checkHttpUpstream(o: Options, ctx: BuildContext): OptionProblem[
   } catch {
     return [{ path: [key], message: `"${raw}" is not a valid URL` }];
   }
-  const problems: OptionProblem[] = [];
+  const problems: OptionProblem[] = [...noEngine];
   if (url.protocol !== "http:" && url.protocol !== "https:")
     problems.push({ path: [key], message: "must be an http:// or https:// URL" });
   if (url.username || url.password)

@@ -9,6 +9,8 @@ import { createHash } from "node:crypto";
 import { Type, type Static } from "@sinclair/typebox";
 import { Pool, type Dispatcher } from "undici";
 import { H1Pool } from "../http1/pool.js";
+import { connector } from "../http1/connect.js";
+import { llhttpBinding } from "../http1/llhttp.js";
 import type { BuildContext } from "../plugins/types.js";
 import { Balancer, type TargetState } from "./balancer.js";
 import type { PeerTls } from "../network/target.js";
@@ -259,7 +261,7 @@ function pool(
     createHash("sha256")
       .update(
         JSON.stringify([
-          o.client ?? "undici",
+          engine(o),
           url.origin,
           o.max_connections,
           o.keep_alive_timeout_ms,
@@ -269,8 +271,7 @@ function pool(
         ]),
       )
       .digest("hex");
-  // The lean engine speaks plain http:// (checkHttpUpstream refuses it for TLS upstreams).
-  if (o.client === "llhttp" && !peerTls && url.protocol === "http:")
+  if (engine(o) === "llhttp")
     return ctx.resources.acquire(
       poolKey,
       () =>
@@ -280,6 +281,8 @@ function pool(
           headersTimeout: o.headers_timeout_ms,
           bodyTimeout: o.body_timeout_ms,
           connectTimeout: o.connect_timeout_ms,
+          // The same TLS settings as undici's below, applied as undici applies them.
+          connect: connector(url, connect),
         }),
     );
   return ctx.resources.acquire(
@@ -293,4 +296,12 @@ function pool(
         connect,
       }),
   );
+}
+
+/**
+ * The engine a backend runs on: `client`, "llhttp" by default. Without Node's parser binding (a
+ * Node that stops exposing it) llhttp falls back to undici; checkHttpUpstream warns about it.
+ */
+function engine(o: SetOptions): "undici" | "llhttp" {
+  return (o.client ?? "llhttp") === "llhttp" && llhttpBinding() ? "llhttp" : "undici";
 }

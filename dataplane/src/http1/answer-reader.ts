@@ -65,7 +65,8 @@ export abstract class AnswerReader {
   /** Ends `ex` with `err` (and the socket with it). */
   abstract fail(ex: Exchange, err: Error): void;
   /** The answer to `ex` is complete. */
-  protected abstract complete(ex: Exchange): void;
+  /** The answer to `ex` is complete; `trailers` are the fields after a chunked body. */
+  protected abstract complete(ex: Exchange, trailers?: string[]): void;
   /** The final head is read: the body's time starts. */
   protected abstract bodyStarts(ex: Exchange): void;
   /** Bytes arrived for `ex`. */
@@ -210,7 +211,8 @@ export abstract class AnswerReader {
       if (this.isolated) this.fresh = true; // the final answer's head may be isolated in turn
       return;
     }
-    this.complete(ex);
+    // Fields after a chunked body are its trailers (the binding flushes them just before this call).
+    this.complete(ex, this.fields === NO_FIELDS ? undefined : this.fields);
   }
 
   /** The handler calls: one that throws ends the exchange, as in undici. */

@@ -4,18 +4,22 @@
  * exchange at a time, never pipelined. Errors are undici's classes, so the backend maps them to
  * the same 502/504 answers whichever engine runs.
  */
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { errors } from "undici";
 import { AnswerReader } from "./answer-reader.js";
 import { frame } from "./wire.js";
 import { writeBody } from "./body-writer.js";
 import type { Exchange, ExchangeHost } from "./exchange.js";
 import type { Deadlines, Expiring } from "./deadlines.js";
+import type { Connect } from "./connect.js";
+import { trailersOf } from "./trailers.js";
 
 export interface ConnectionOwner {
   readonly host: string;
   readonly port: number;
   readonly connectTimeout: number;
+  /** Opens the socket (TCP or TLS, connect.ts). */
+  readonly openSocket: Connect;
   /** Idle time before a parked connection closes, unless the upstream's Keep-Alive header says less. */
   readonly keepAliveTimeout: number;
   /** The pool's one clock for the timeouts of all its connections. */
@@ -56,10 +60,7 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
   ) {
     super(owner.keepAliveTimeout);
     this.ex = first;
-    const socket = connect({ host: owner.host, port: owner.port, noDelay: true });
-    this.socket = socket;
-    this.arm(CONNECT, owner.connectTimeout);
-    socket.once("connect", () => {
+    const socket = owner.openSocket(() => {
       this.disarm();
       this.connected = true;
       socket.setKeepAlive(true, 60_000);
@@ -67,6 +68,8 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
       this.ex = undefined;
       this.start(ex);
     });
+    this.socket = socket;
+    this.arm(CONNECT, owner.connectTimeout);
     socket.on("data", (buf: Buffer) => this.onData(buf));
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => (this.error ??= e));
@@ -187,7 +190,7 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
     this.fail(ex, new errors.BodyTimeoutError());
   }
 
-  protected complete(ex: Exchange): void {
+  protected complete(ex: Exchange, trailers?: string[]): void {
     this.ex = undefined;
     ex.conn = undefined;
     ex.done = true;
@@ -204,7 +207,7 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
     if (reusable) this.releasing = true;
     else this.socket.destroy();
     try {
-      ex.handler.onResponseEnd?.(ex, NOTHING);
+      ex.handler.onResponseEnd?.(ex, trailers ? trailersOf(trailers) : NOTHING);
     } catch {
       // The answer is complete; a handler failing to take its end has nobody left to tell.
     }

@@ -4,13 +4,14 @@
  * destroy), so the backend can run on either engine (`client = "llhttp"`).
  *
  * Why: undici costs ~20 µs of CPU per small proxied request over a minimal client on the same
- * parser (bench/README.md, "A lean upstream client"). Plain http:// upstreams only: TLS stays
- * with undici.
+ * parser (bench/README.md, "A lean upstream client"). http:// and https:// upstreams: the socket
+ * comes from a connect function (connect.ts) given the same TLS settings as undici's Pool.
  */
 import { Dispatcher, errors } from "undici";
 import { Connection, type ConnectionOwner } from "./connection.js";
 import { Deadlines, tickFor } from "./deadlines.js";
 import { Exchange } from "./exchange.js";
+import { connector, type Connect } from "./connect.js";
 import { serialize } from "./wire.js";
 
 export interface H1PoolOptions {
@@ -21,6 +22,8 @@ export interface H1PoolOptions {
   /** 0: no limit. */
   bodyTimeout: number;
   connectTimeout: number;
+  /** Opens a socket to the origin (default: plain TCP, or TLS with default settings for https://). */
+  connect?: Connect;
 }
 
 /** undici's two calling conventions: a promise, or a callback. */
@@ -37,6 +40,7 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   readonly connectTimeout: number;
   readonly keepAliveTimeout: number;
   readonly deadlines: Deadlines;
+  readonly openSocket: Connect;
   private readonly hostHeader: string;
   private readonly all = new Set<Connection>();
   /** Most recently used last: the warm sockets are reused, the cold ones time out. */
@@ -56,9 +60,11 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   ) {
     super();
     const url = new URL(origin);
-    if (url.protocol !== "http:") throw new errors.InvalidArgumentError("the llhttp client speaks plain http:// only");
+    if (url.protocol !== "http:" && url.protocol !== "https:")
+      throw new errors.InvalidArgumentError("the llhttp client speaks http:// and https:// only");
     this.host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    this.port = Number(url.port || 80);
+    this.port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+    this.openSocket = opts.connect ?? connector(url);
     this.hostHeader = url.host;
     this.connectTimeout = opts.connectTimeout;
     this.keepAliveTimeout = opts.keepAliveTimeout;
@@ -79,6 +85,17 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
         opts.bodyTimeout ?? this.opts.bodyTimeout,
         IDEMPOTENT.has(out.method) && out.body === null,
       );
+      // The handler gets its controller now, not when a socket is free (undici hands it over only
+      // then): a client that leaves while its request waits for a socket ends it at once, and its
+      // abort never costs the socket that would have carried it.
+      ex.started = true;
+      try {
+        handler.onRequestStart?.(ex, {});
+      } catch (e) {
+        ex.error(e as Error);
+        return true;
+      }
+      if (ex.done) return true;
       this.run(ex);
     } catch (err) {
       // As undici's DispatcherBase: a request refused up front is reported to the handler.
@@ -89,6 +106,7 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
   }
 
   private run(ex: Exchange): void {
+    while (this.queue[0]?.done) this.queue.shift(); // aborted while waiting: nothing left to send
     const idle = this.idle.pop();
     if (idle) return idle.start(ex);
     // A socket being checked (and not yet claimed) is free within this turn of the event loop:

@@ -66,6 +66,10 @@ export function guardRequest(
   const socket = req.socket as TLSSocket;
   const peer = peerIdentity(socket, net.domains);
   const refuse = (problem: HarmonyProblem, entry?: DirectoryEntry) => {
+    // A refusal of the certificate itself closes the connection: the TLS handshake was judged
+    // against the bundle of its time, so a kept-alive client (the llhttp engine of a peer gateway)
+    // would otherwise be refused on it forever after the bundle learns its CA. HTTP/1 only.
+    if (problem.type === problemType("network-identity")) res.shouldKeepAlive = false;
     if (entry?.protocol === "fhir") writeOperationOutcome(res, problem, id);
     else writeProblem(res, problem, id);
     return false;
