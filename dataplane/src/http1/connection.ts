@@ -15,6 +15,7 @@ import { errors } from "undici";
 import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from "./llhttp.js";
 import { frame } from "./wire.js";
 import { writeBody } from "./body-writer.js";
+import { ReadBuffer } from "./read-buffer.js";
 import type { Exchange, ExchangeHost } from "./exchange.js";
 
 export interface ConnectionOwner {
@@ -45,6 +46,7 @@ function parserError(reason: string, code: string): Error {
 export class Connection implements ExchangeHost {
   readonly socket: Socket;
   private readonly parser: LlhttpParser = new HTTPParser();
+  private readonly reads = new ReadBuffer();
   private ex: Exchange | undefined;
   /** Exchanges completed on this socket. */
   private used = 0;
@@ -86,7 +88,19 @@ export class Connection implements ExchangeHost {
     this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
     this.parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
     this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
-    const socket = connect({ host: owner.host, port: owner.port, noDelay: true });
+    const socket = connect({
+      host: owner.host,
+      port: owner.port,
+      noDelay: true,
+      // Reads go to the connection's own buffer, handed straight to onData (no 'data' event).
+      onread: {
+        buffer: this.reads.next,
+        callback: (n: number, buf: Uint8Array) => {
+          this.onData((buf as Buffer).subarray(0, n));
+          return true; // a handler that wants the socket paused pauses it itself
+        },
+      },
+    });
     this.socket = socket;
     this.timer = setTimeout(() => {
       const msg = `Connect Timeout Error (attempted address: ${owner.host}:${owner.port}, timeout: ${owner.connectTimeout}ms)`;
@@ -100,7 +114,6 @@ export class Connection implements ExchangeHost {
       this.ex = undefined;
       this.start(ex);
     });
-    socket.on("data", (buf: Buffer) => this.onData(buf));
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => (this.error ??= e));
     socket.on("close", () => this.onClose());
@@ -241,7 +254,10 @@ export class Connection implements ExchangeHost {
   private bypass(ex: Exchange, buf: Buffer): Buffer {
     const n = Math.min(buf.length, this.bodyLeft);
     this.bodyLeft -= n;
-    this.deliver(ex, n === buf.length ? buf : buf.subarray(0, n));
+    // The socket's own bytes, not run through the parser: lent to the handler (read-buffer.ts).
+    const chunk = this.reads.chunk(n === buf.length ? buf : buf.subarray(0, n));
+    this.deliver(ex, chunk);
+    this.reads.delivered(ex.handler, chunk);
     if (this.bodyLeft === 0 && this.ex === ex) this.complete(ex);
     return buf.subarray(n);
   }
