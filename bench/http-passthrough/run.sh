@@ -20,6 +20,7 @@
 #   HARMONY_READY_TIMEOUT=60                   seconds to wait for harmony's /readyz
 #   HARMONY_BASE_CLI=<checkout>/dataplane/dist/cli.js  the `harmony-base` target's entry point
 #   HARMONY_BASE_NODE_FLAGS (default: HARMONY_NODE_FLAGS)  its node flags
+#   HARMONY_BASE_OPTION=""                     a line for its backend's options, e.g. 'client = "llhttp"'
 #
 # Loopback ports: 19000 upstream, 19001 direct upstream, 19080 nginx,
 # 19180 harmony, 19190 harmony management, 19280 express-hpm, 19380 floor, 19480-19482 floor-raw*,
@@ -49,6 +50,7 @@ HARMONY_READY_TIMEOUT=${HARMONY_READY_TIMEOUT:-60}
 HARMONY_CLI=${HARMONY_CLI:-$ROOT/dataplane/dist/cli.js}
 HARMONY_BASE_CLI=${HARMONY_BASE_CLI:-}
 HARMONY_BASE_NODE_FLAGS=${HARMONY_BASE_NODE_FLAGS-$HARMONY_NODE_FLAGS}
+HARMONY_BASE_OPTION=${HARMONY_BASE_OPTION:-}
 W2_CPUS=${W2_CPUS:-all}
 
 UPSTREAM_PORT=19000
@@ -318,7 +320,7 @@ for t in $TARGETS; do
       ;;
     harmony-base)
       start_harmony harmony-base "$HARMONY_BASE_CLI" $((HARMONY_PORT + 2)) $((HARMONY_MGMT_PORT + 2)) true \
-        "$HARMONY_BASE_NODE_FLAGS"
+        "$HARMONY_BASE_NODE_FLAGS" 1 "$PROXY_CPU" "$HARMONY_BASE_OPTION"
       ;;
     floor)
       # The data plane's V8 flags too: with them the gap to harmony is the pipeline's code alone

@@ -2,6 +2,7 @@
 //
 //   GET /1k  -> 1,024-byte JSON body (application/json, content-length)
 //   GET /1m  -> 1,048,576-byte body (application/octet-stream, content-length)
+//   POST /sink -> reads the request body to its end, then answers 200 with its length (upload.sh)
 //   anything else -> 404
 //
 // PORT (default 19000) and HOST (default 127.0.0.1) come from the environment.
@@ -49,6 +50,14 @@ const server = http.createServer((req, res) => {
   } else if (path === "/1m") {
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": ONE_M.length });
     res.end(ONE_M);
+  } else if (path === "/sink") {
+    let n = 0;
+    req.on("data", (c) => (n += c.length));
+    req.on("end", () => {
+      const body = String(n);
+      res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
+      res.end(body);
+    });
   } else {
     res.writeHead(404, { "content-type": "text/plain", "content-length": 10 });
     res.end("not found\n");

@@ -7,11 +7,12 @@
  * the upstream socket, a fast one resumes it.
  */
 import type { Dispatcher } from "undici";
-import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { ServerResponse, type OutgoingHttpHeaders } from "node:http";
 import { Duplex, pipeline, type Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { responseHeaders } from "./http-headers.js";
 import { ClientGoneError } from "../pipeline/errors.js";
+import { CHUNK_RELEASED, LENT_FROM, type ReleasingHandler } from "../http1/read-buffer.js";
 
 export interface ForwardState {
   /** True once the upstream's status and headers have gone to the client. */
@@ -96,12 +97,14 @@ export function forwardToClient(
  * per-request cost is this object and the close listener, not a closure per callback (they were
  * a tenth of the lean path's allocation, bench/README.md).
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements Dispatcher.DispatchHandler, ReleasingHandler {
   private controller: Dispatcher.DispatchController | undefined;
   /** The rewrite stream, when the body is rewritten: upstream chunks go in, `res` reads from it. */
   private rewriting: Duplex | undefined;
   /** Set once a write reported backpressure: the drain listener that resumes the upstream. */
   private onDrain: (() => void) | undefined;
+  /** node:http's own response and write (not HTTP/2's, nothing wrapped): its writableLength is the whole truth. */
+  private readonly plain: boolean;
 
   constructor(
     private readonly method: string,
@@ -112,7 +115,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly withhold: ((status: number) => boolean) | undefined,
     private readonly resolve: () => void,
     private readonly reject: (e: Error) => void,
-  ) {}
+  ) {
+    this.plain = res instanceof ServerResponse && res.write === ServerResponse.prototype.write;
+  }
 
   /** The client's connection closed: abort the upstream side unless the response was complete. */
   readonly onClose = (): void => {
@@ -186,7 +191,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     const rewriting = this.rewriting;
     if (rewriting) {
       if (!rewriting.write(chunk)) this.pause(c, rewriting);
-    } else if (!this.res.write(chunk)) this.pause(c, this.res);
+      return;
+    }
+    const res = this.res;
+    const ok = res.write(chunk);
+    // node:http corks the socket on a write and uncorks it on the next tick. A large chunk gains
+    // nothing from waiting: uncorked now, it goes to the kernel at once (so CHUNK_RELEASED can
+    // tell), in the same one syscall. Small ones wait, to share a write with the head or the end.
+    const socket = res.socket;
+    if (this.plain && chunk.length >= LENT_FROM && socket?.writableCorked === 1) socket.uncork();
+    if (!ok) this.pause(c, res);
+  }
+
+  /** The last chunk went to the kernel whole: nothing here holds it (read-buffer.ts). */
+  [CHUNK_RELEASED](): boolean {
+    return this.plain && !this.rewriting && this.res.writableLength === 0;
   }
 
   onResponseEnd(): void {

@@ -13,6 +13,8 @@ import { errors } from "undici";
 import { HTTPParser, type LlhttpParser, type OnHeadersComplete } from "./llhttp.js";
 import type { Exchange } from "./exchange.js";
 import { keepAliveHint, newFraming, parserError, readHead } from "./response-head.js";
+import { ReadBuffer } from "./read-buffer.js";
+import type { ReadInto } from "./connect.js";
 
 const EMPTY = Buffer.alloc(0);
 const NO_FIELDS: string[] = [];
@@ -47,6 +49,15 @@ export abstract class AnswerReader {
   private info = false;
   /** Header fields the parser flushed before the head ended (more than 32 of them). */
   private fields = NO_FIELDS;
+  /** Where a plain TCP socket's reads land: one buffer, reused while handlers release it. */
+  private readonly reads = new ReadBuffer();
+  protected readonly readInto: ReadInto = {
+    buffer: this.reads.next,
+    callback: (n, buf) => {
+      this.onData(buf.subarray(0, n));
+      return true; // a handler that wants the socket paused pauses it itself
+    },
+  };
   /** The last Keep-Alive value read, so that the same hint on every answer is parsed once. */
   private lastHint: string | undefined;
 
@@ -127,7 +138,10 @@ export abstract class AnswerReader {
   private bypass(ex: Exchange, buf: Buffer): Buffer {
     const n = Math.min(buf.length, this.bodyLeft);
     this.bodyLeft -= n;
-    this.deliver(ex, n === buf.length ? buf : buf.subarray(0, n));
+    // The socket's own bytes, not run through the parser: lent to the handler (read-buffer.ts).
+    const chunk = this.reads.chunk(n === buf.length ? buf : buf.subarray(0, n));
+    this.deliver(ex, chunk);
+    this.reads.delivered(ex.handler, chunk);
     if (this.bodyLeft === 0 && this.ex === ex) this.complete(ex);
     return n === buf.length ? EMPTY : buf.subarray(n); // the usual case: no empty view made
   }

@@ -12,8 +12,18 @@
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
 
-/** Opens a socket; `ready` runs once it can carry a request (after the handshake, for TLS). */
-export type Connect = (ready: () => void) => Socket;
+/** Where a plain TCP socket's reads go (net's `onread`: the connection's own buffer, read-buffer.ts). */
+export interface ReadInto {
+  buffer: () => Buffer;
+  callback: (n: number, buf: Buffer) => boolean;
+}
+
+/**
+ * Opens a socket; `ready` runs once it can carry a request (after the handshake, for TLS). With
+ * `into`, a plain TCP socket's reads go there and it emits no 'data' (`readsInto`); a TLS socket
+ * decrypts into buffers of its own and emits 'data' as usual.
+ */
+export type Connect = (ready: () => void, into?: ReadInto) => { socket: Socket; readsInto: boolean };
 
 /**
  * undici's `connect` options: tls.connect's, plus `timeout` (the pool times the connect itself, so
@@ -27,7 +37,10 @@ export function connector(origin: URL, options: ConnectOptions = {}): Connect {
   const host = origin.hostname.replace(/^\[(.*)\]$/, "$1");
   if (origin.protocol !== "https:") {
     const port = Number(origin.port || 80);
-    return (ready) => netConnect({ host, port, noDelay: true }).once("connect", ready);
+    return (ready, into) => ({
+      socket: netConnect({ host, port, noDelay: true, ...(into ? { onread: into } : {}) }).once("connect", ready),
+      readsInto: !!into,
+    });
   }
   const port = Number(origin.port || 443);
   const { timeout: _timeout, ...tls } = options;
@@ -47,6 +60,6 @@ export function connector(origin: URL, options: ConnectOptions = {}): Connect {
     const socket: TLSSocket = tlsConnect(opts);
     socket.on("session", (s: Buffer) => (session = s));
     socket.setNoDelay(true);
-    return socket.once("secureConnect", ready);
+    return { socket: socket.once("secureConnect", ready), readsInto: false };
   };
 }

@@ -60,17 +60,18 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
   ) {
     super(owner.keepAliveTimeout);
     this.ex = first;
-    const socket = owner.openSocket(() => {
+    const { socket, readsInto } = owner.openSocket(() => {
       this.disarm();
       this.connected = true;
       socket.setKeepAlive(true, 60_000);
       const ex = this.ex!;
       this.ex = undefined;
       this.start(ex);
-    });
+    }, this.readInto);
     this.socket = socket;
     this.arm(CONNECT, owner.connectTimeout);
-    socket.on("data", (buf: Buffer) => this.onData(buf));
+    // A plain TCP socket reads into the connection's own buffer (read-buffer.ts); TLS emits 'data'.
+    if (!readsInto) socket.on("data", (buf: Buffer) => this.onData(buf));
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => (this.error ??= e));
     socket.on("close", () => this.onClose());
