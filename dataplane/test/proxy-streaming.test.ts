@@ -181,37 +181,34 @@ for (const client of ["undici", "llhttp"] as const)
       // after: the garbage is node:http's copies of the client's chunks, which V8 frees once 64 MB
       // of external memory have accrued, and this lean path allocates too little on the heap to
       // scavenge them sooner (undici: ~42 MiB). Not buffering: 300 MiB grow it as much (64.4 MiB).
-      // Chunked uploads, which pause per chunk, stay at 21–35 MiB. Issue 18 follow-up.
-      const skip = client === "llhttp" && !chunked && "RSS growth at V8's 64 MB external-memory trigger (see above)";
-      it(
-        `100 MiB upload (${chunked ? "chunked" : "content-length"}) arrives intact without the proxy buffering it`,
-        { skip },
-        async (t) => {
-          const dp = await dataplane();
-          // Warm up every code path first, so lazy start-up allocations do not count as growth.
-          const warm = await upload(dp, 2 * MiB, chunked);
-          assert.equal(warm.received.sha256, warm.sent.sha256);
-          await sleep(100);
+      // Chunked uploads, which pause per chunk, stay at 21–35 MiB. So that case's budget is V8's
+      // trigger plus a margin, still well below the 100 MiB a buffered body would add.
+      const budget = client === "llhttp" && !chunked ? 88 * MiB : MAX_GROWTH;
+      it(`100 MiB upload (${chunked ? "chunked" : "content-length"}) arrives intact without the proxy buffering it`, async (t) => {
+        const dp = await dataplane();
+        // Warm up every code path first, so lazy start-up allocations do not count as growth.
+        const warm = await upload(dp, 2 * MiB, chunked);
+        assert.equal(warm.received.sha256, warm.sent.sha256);
+        await sleep(100);
 
-          const rssBefore = memoryOf(dp.pid).rss;
-          const t0 = Date.now();
-          const { sent, received } = await upload(dp, TOTAL, chunked);
-          const ms = Date.now() - t0;
-          const { hwm } = memoryOf(dp.pid);
+        const rssBefore = memoryOf(dp.pid).rss;
+        const t0 = Date.now();
+        const { sent, received } = await upload(dp, TOTAL, chunked);
+        const ms = Date.now() - t0;
+        const { hwm } = memoryOf(dp.pid);
 
-          assert.equal(received.bytes, TOTAL);
-          assert.equal(received.sha256, sent.sha256);
-          assert.ok(sent.drains > 0, "the client had to wait for drain at least once (backpressure reached it)");
-          const growth = hwm - rssBefore;
-          t.diagnostic(`upload: ${ms} ms, peak RSS growth ${mib(growth)}, client drain waits ${sent.drains}`);
-          assert.ok(
-            growth < MAX_GROWTH,
-            `data plane peak RSS grew by ${mib(growth)} (before ${mib(rssBefore)}, peak ${mib(hwm)}) in ${ms} ms`,
-          );
-          assert.equal(dp.proc.exitCode, null);
-          await stopBounded(dp);
-        },
-      );
+        assert.equal(received.bytes, TOTAL);
+        assert.equal(received.sha256, sent.sha256);
+        assert.ok(sent.drains > 0, "the client had to wait for drain at least once (backpressure reached it)");
+        const growth = hwm - rssBefore;
+        t.diagnostic(`upload: ${ms} ms, peak RSS growth ${mib(growth)}, client drain waits ${sent.drains}`);
+        assert.ok(
+          growth < budget,
+          `data plane peak RSS grew by ${mib(growth)} (before ${mib(rssBefore)}, peak ${mib(hwm)}) in ${ms} ms`,
+        );
+        assert.equal(dp.proc.exitCode, null);
+        await stopBounded(dp);
+      });
     }
 
     it("100 MiB download arrives intact without the proxy buffering it", async (t) => {
