@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "winston";
 import { problemType, writeProblem, type HarmonyProblem } from "../pipeline/errors.js";
+import { closeAfterResponse } from "../runtime/connection-close.js";
 import { writeOperationOutcome } from "../protocols/fhir-outcome.js";
 import type { HarmonyNetwork } from "./config.js";
 import type { Directory, DirectoryEntry } from "./directory.js";
@@ -75,11 +76,18 @@ export function guardRequest(
     return false;
   };
   if (!peer) {
-    const why = !socket.getPeerCertificate?.()?.raw
+    const noCert = !socket.getPeerCertificate?.()?.raw;
+    const why = noCert
       ? "a client certificate is required"
       : !socket.authorized
         ? `the client certificate is not trusted (${String(socket.authorizationError)})`
         : `the client certificate names no identity spiffe://${net.domain}/org/<org>/gateway/<name>`;
+    // The TLS verdict belongs to the connection, fixed at its handshake: it never changes on this
+    // connection, even once the trust bundle holds the peer's CA (a peer cluster's import lands
+    // seconds after that cluster starts calling). A client that kept the connection (any upstream
+    // pool, calling more often than the keep-alive timeout) would be refused on it forever, so it
+    // ends here and the next request gets a handshake judged by the bundle as it is then.
+    if (noCert || !socket.authorized) closeAfterResponse(req, res);
     logger.warn("network peer refused", {
       network: net.name,
       request_id: id,

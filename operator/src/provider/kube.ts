@@ -9,6 +9,7 @@ import {
   type KubernetesObject,
 } from "@kubernetes/client-node";
 import { EventRecorder } from "./events.js";
+import { KeepAliveKubeConfig } from "./keep-alive.js";
 
 export interface KubeClients {
   kc: KubeConfig;
@@ -33,7 +34,9 @@ export interface KubeClients {
 }
 
 export function kubeClients(kubeconfig?: string): KubeClients {
-  const kc = new KubeConfig();
+  // Every client below, and every one made later from `kc` (API health, the leader Lease), shares
+  // one keep-alive connection pool (keep-alive.ts).
+  const kc = new KeepAliveKubeConfig();
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
   const core = kc.makeApiClient(CoreV1Api);
