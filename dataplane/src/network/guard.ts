@@ -67,27 +67,22 @@ export function guardRequest(
   const socket = req.socket as TLSSocket;
   const peer = peerIdentity(socket, net.domains);
   const refuse = (problem: HarmonyProblem, entry?: DirectoryEntry) => {
-    // A refusal of the certificate itself closes the connection: the TLS handshake was judged
-    // against the bundle of its time, so a kept-alive client (the llhttp engine of a peer gateway)
-    // would otherwise be refused on it forever after the bundle learns its CA. HTTP/1 only.
-    if (problem.type === problemType("network-identity")) res.shouldKeepAlive = false;
+    // The TLS verdict belongs to the connection, fixed at its handshake: it never changes on this
+    // connection, even once the trust bundle holds the peer's CA (a peer cluster's import lands
+    // seconds after that cluster starts calling). A client that kept the connection (any upstream
+    // pool, calling more often than the keep-alive timeout) would be refused on it forever, so an
+    // identity refusal ends it and the next request gets a handshake judged by the bundle of then.
+    if (problem.type === problemType("network-identity")) closeAfterResponse(req, res);
     if (entry?.protocol === "fhir") writeOperationOutcome(res, problem, id);
     else writeProblem(res, problem, id);
     return false;
   };
   if (!peer) {
-    const noCert = !socket.getPeerCertificate?.()?.raw;
-    const why = noCert
+    const why = !socket.getPeerCertificate?.()?.raw
       ? "a client certificate is required"
       : !socket.authorized
         ? `the client certificate is not trusted (${String(socket.authorizationError)})`
         : `the client certificate names no identity spiffe://${net.domain}/org/<org>/gateway/<name>`;
-    // The TLS verdict belongs to the connection, fixed at its handshake: it never changes on this
-    // connection, even once the trust bundle holds the peer's CA (a peer cluster's import lands
-    // seconds after that cluster starts calling). A client that kept the connection (any upstream
-    // pool, calling more often than the keep-alive timeout) would be refused on it forever, so it
-    // ends here and the next request gets a handshake judged by the bundle as it is then.
-    if (noCert || !socket.authorized) closeAfterResponse(req, res);
     logger.warn("network peer refused", {
       network: net.name,
       request_id: id,
