@@ -3,7 +3,9 @@
 //   node bench/http-passthrough/cpu.mjs [--size 1k] [--seconds 6] [--top 30] [--rounds 1] [--json F] [--save DIR] TARGET...
 //
 // TARGET is a data plane's dist/cli.js (run with harmony.toml.tmpl, access log on; append
-// `:nolog` for logging.access_log = false) or `floor`. Each runs pinned to CPU 1 with wrk and the
+// `:nolog` for logging.access_log = false, `:llhttp` for the backend's client = "llhttp", or both:
+// `cli.js:llhttp:nolog`), `floor`, or one of floor-raw.mjs's `floor-raw`, `floor-rawserver`,
+// `floor-rawclient` (as run.sh names them). Each runs pinned to CPU 1 with wrk and the
 // upstream on CPU 0, with the image's --max-semi-space-size=2 (HARMONY_NODE_FLAGS overrides).
 // After a 2 s warm-up, V8's sampling CPU profiler (inspector Profiler domain, 50 µs interval) runs
 // for exactly the measured wrk window, so start-up is not in it. Samples are summed by self time
@@ -31,7 +33,7 @@ const { values: opt, positionals: targets } = parseArgs({
 });
 if (!targets.length) {
   console.error(
-    "usage: node cpu.mjs [--size 1k] [--seconds 6] [--top 30] [--rounds 1] <dist/cli.js[:nolog] | floor>...",
+    "usage: node cpu.mjs [--size 1k] [--seconds 6] [--top 30] [--rounds 1] <dist/cli.js[:llhttp][:nolog] | floor | floor-raw*>...",
   );
   process.exit(2);
 }
@@ -43,12 +45,13 @@ function cpuUs(pid) {
 }
 
 function measure(target) {
-  const [cli, mode] = target.split(":");
+  const [cli, ...modes] = target.split(":");
   const o = {
     tmpPrefix: "harmony-cpu-",
     readyPath: opt.size,
     cli,
-    accessLog: mode !== "nolog",
+    accessLog: !modes.includes("nolog"),
+    client: modes.includes("llhttp") ? "llhttp" : undefined,
     accessLogFile: true,
     settleMs: 500,
   };

@@ -11,7 +11,7 @@
 //   node bench/http-passthrough/heap.mjs [--size 1k|1m] [--seconds 4] [--top 25] TARGET...
 //
 // TARGET is a data plane's dist/cli.js (run with bench/http-passthrough/harmony.toml.tmpl, access
-// log on) or `floor`. Each runs alone, pinned to CPU 1 with wrk and the upstream on CPU 0, with
+// log on; `:llhttp` and `:nolog` suffixes as in cpu.mjs), `floor`, or floor-raw.mjs's `floor-raw*`. Each runs alone, pinned to CPU 1 with wrk and the upstream on CPU 0, with
 // --max-semi-space-size=2 (HARMONY_NODE_FLAGS overrides) and an inspector on a free loopback port.
 // All ports are dynamic, so it can run beside run.sh.
 import { join } from "node:path";
@@ -27,11 +27,18 @@ const { values: opt, positionals: targets } = parseArgs({
   },
 });
 if (!targets.length) {
-  console.error("usage: node heap.mjs [--size 1k|1m] [--seconds 4] [--top 25] <dist/cli.js | floor>...");
+  console.error("usage: node heap.mjs [--size 1k|1m] [--seconds 4] [--top 25] <dist/cli.js[:llhttp][:nolog] | floor | floor-raw*>...");
   process.exit(2);
 }
 function measure(target) {
-  const o = { tmpPrefix: "harmony-heap-", readyPath: "1k", accessLog: true };
+  const [cli, ...modes] = target.split(":");
+  const o = {
+    tmpPrefix: "harmony-heap-",
+    readyPath: "1k",
+    cli,
+    accessLog: !modes.includes("nolog"),
+    client: modes.includes("llhttp") ? "llhttp" : undefined,
+  };
   return withProfiledTarget(target, o, async ({ port, cdp }) => {
     await cdp.send("HeapProfiler.enable");
     await cdp.send("HeapProfiler.collectGarbage");

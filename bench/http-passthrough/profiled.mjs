@@ -1,5 +1,6 @@
 // bench/http-passthrough/profiled.mjs: what cpu.mjs and heap.mjs share: one target (a data plane's
-// dist/cli.js or `floor`) started pinned to CPU 1 beside the upstream on CPU 0, with an inspector on
+// dist/cli.js, `floor`, or floor-raw.mjs's `floor-raw`, `floor-rawserver`, `floor-rawclient`)
+// started pinned to CPU 1 beside the upstream on CPU 0, with an inspector on
 // a free loopback port, driven by wrk on CPU 0. Each script only says what it profiles.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -17,6 +18,13 @@ const freePort = () =>
       s.close(() => r(port));
     });
   });
+
+/** floor-raw.mjs's targets: [SERVER, CLIENT] (see that file and run.sh). */
+const RAW_FLOORS = {
+  "floor-raw": ["raw", "raw"],
+  "floor-rawserver": ["raw", "undici"],
+  "floor-rawclient": ["http", "raw"],
+};
 
 /** wrk -t1 -c64 on CPU 0 against /<size>; lua is e.g. ["-s", "report.lua"]. */
 export const wrk = (port, seconds, size, lua = []) =>
@@ -63,7 +71,7 @@ async function inspector(url) {
 /**
  * Starts target and its upstream, waits for the inspector and for `GET /<readyPath>` to answer,
  * runs body({ port, proxy, cdp }), then stops both. Options: tmpPrefix (the temp dir's name),
- * readyPath, accessLog (logging.access_log), accessLogFile (stdout to a file, as run.sh does:
+ * readyPath, accessLog (logging.access_log), client (the backend's `client`, e.g. "llhttp"), accessLogFile (stdout to a file, as run.sh does:
  * stdout to a file is written synchronously; otherwise ignored), settleMs (a pause after the kill).
  */
 export async function withProfiledTarget(target, o, body) {
@@ -75,20 +83,31 @@ export async function withProfiledTarget(target, o, body) {
   });
   let args = [join(HERE, "floor.mjs")];
   let stdout = "ignore";
-  if (target !== "floor") {
+  // floor-raw.mjs's targets, as run.sh names them: each side node:http/undici or net + llhttp.
+  const raw = RAW_FLOORS[target];
+  if (raw) args = [join(HERE, "floor-raw.mjs")];
+  else if (target !== "floor") {
     const toml = readFileSync(join(HERE, "harmony.toml.tmpl"), "utf8")
       .replaceAll("@UPSTREAM_PORT@", up)
       .replaceAll("@HARMONY_PORT@", port)
       .replaceAll("@HARMONY_MGMT_PORT@", mgmt)
       .replaceAll("@ACCESS_LOG@", String(o.accessLog))
       // One worker: no `workers` line (run.sh does the same), so an older build reads it too.
-      .replace(/^workers = .*\n/m, "");
+      .replace(/^workers = .*\n/m, "")
+      // o.client: the backend's upstream engine (`client = "llhttp"`), as run.sh's harmony-llhttp.
+      .replace(/^base_url = .*$/m, (line) => (o.client ? `${line}\nclient = "${o.client}"` : line));
     writeFileSync(join(dir, "harmony.toml"), toml);
     args = [o.cli ?? target, "--config", join(dir, "harmony.toml")];
     if (o.accessLogFile) stdout = openSync(join(dir, "access.log"), "w");
   }
   const proxy = spawn("taskset", ["-c", "1", "node", ...FLAGS, "--inspect=127.0.0.1:0", ...args], {
-    env: { ...process.env, NODE_ENV: "production", PORT: String(port), UPSTREAM: `http://127.0.0.1:${up}` },
+    env: {
+      ...process.env,
+      NODE_ENV: "production",
+      PORT: String(port),
+      UPSTREAM: `http://127.0.0.1:${up}`,
+      ...(raw && { SERVER: raw[0], CLIENT: raw[1] }),
+    },
     stdio: ["ignore", stdout, "pipe"],
   });
   try {
