@@ -27,7 +27,9 @@ const { values: opt, positionals: targets } = parseArgs({
   },
 });
 if (!targets.length) {
-  console.error("usage: node heap.mjs [--size 1k|1m] [--seconds 4] [--top 25] <dist/cli.js[:llhttp][:nolog] | floor | floor-raw*>...");
+  console.error(
+    "usage: node heap.mjs [--size 1k|1m] [--seconds 4] [--top 25] <dist/cli.js[:llhttp][:nolog] | floor | floor-raw*>...",
+  );
   process.exit(2);
 }
 function measure(target) {
@@ -38,6 +40,7 @@ function measure(target) {
     cli,
     accessLog: !modes.includes("nolog"),
     client: modes.includes("llhttp") ? "llhttp" : undefined,
+    gcMetric: !modes.includes("nogc"),
   };
   return withProfiledTarget(target, o, async ({ port, cdp }) => {
     await cdp.send("HeapProfiler.enable");
