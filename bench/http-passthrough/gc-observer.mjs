@@ -31,17 +31,20 @@ async function child(mode) {
   const { PerformanceObserver } = await import("node:perf_hooks");
   let gcs = 0;
   let counter; // the recorder's own count of the GCs it saw (harmony mode)
+  // Every mode loads the same code (prom-client, the data plane's recorder), so a difference is
+  // what the mode runs per GC, not a bigger heap.
+  const { createRequire } = await import("node:module");
+  const req = createRequire(new URL("dataplane/package.json", ROOT));
+  const client = req("prom-client");
+  const promGc = req("prom-client/lib/metrics/gc.js");
+  const { GcMetric } = await import(new URL("dataplane/dist/observability/gc-metric.js", ROOT).href);
+  const count = () => new PerformanceObserver((list) => (gcs += list.getEntries().length)).observe({ entryTypes: ["gc"] });
   if (mode === "noop") {
-    new PerformanceObserver((list) => (gcs += list.getEntries().length)).observe({ entryTypes: ["gc"] });
+    count();
   } else if (mode === "prom") {
-    const { createRequire } = await import("node:module");
-    const req = createRequire(new URL("dataplane/package.json", ROOT));
-    req("prom-client/lib/metrics/gc.js")(new (req("prom-client").Registry)(), {});
-    new PerformanceObserver((list) => (gcs += list.getEntries().length)).observe({ entryTypes: ["gc"] });
+    promGc(new client.Registry(), {});
+    count();
   } else if (mode === "harmony") {
-    const { createRequire } = await import("node:module");
-    const client = createRequire(new URL("dataplane/package.json", ROOT))("prom-client");
-    const { GcMetric } = await import(new URL("dataplane/dist/observability/gc-metric.js", ROOT).href);
     const m = new GcMetric(new client.Registry());
     m.enable();
     counter = () => m.observed;
