@@ -39,8 +39,7 @@ test("fresh request ids are version-4 UUIDs, all different, each digit uniform",
 test("a sane incoming X-Request-Id is kept; anything else gets a fresh UUID", () => {
   assert.equal(requestId("rid-1"), "rid-1");
   assert.equal(requestId("a.b:c@d/e+f=g_h-i"), "a.b:c@d/e+f=g_h-i");
-  for (const bad of ["", "has space", "x".repeat(129), "semi;colon", ["a", "b"]])
-    assert.match(requestId(bad), UUID4);
+  for (const bad of ["", "has space", "x".repeat(129), "semi;colon", ["a", "b"]]) assert.match(requestId(bad), UUID4);
   assert.notEqual(uuid4(), uuid4());
 });
 
