@@ -3,8 +3,8 @@
 //   node bench/http-passthrough/cpu.mjs [--size 1k] [--seconds 6] [--top 30] [--rounds 1] [--json F] [--save DIR] TARGET...
 //
 // TARGET is a data plane's dist/cli.js (run with harmony.toml.tmpl, access log on; append
-// `:nolog` for logging.access_log = false, `:llhttp` for the backend's client = "llhttp", or both:
-// `cli.js:llhttp:nolog`), `floor`, or one of floor-raw.mjs's `floor-raw`, `floor-rawserver`,
+// `:nolog` for logging.access_log = false, `:llhttp` for the backend's client = "llhttp", `:nogc`
+// for metrics.gc = false, or several: `cli.js:llhttp:nolog`), `floor`, or one of floor-raw.mjs's `floor-raw`, `floor-rawserver`,
 // `floor-rawclient` (as run.sh names them). Each runs pinned to CPU 1 with wrk and the
 // upstream on CPU 0, with the image's --max-semi-space-size=2 (HARMONY_NODE_FLAGS overrides).
 // After a 2 s warm-up, V8's sampling CPU profiler (inspector Profiler domain, 50 µs interval) runs
@@ -52,6 +52,7 @@ function measure(target) {
     cli,
     accessLog: !modes.includes("nolog"),
     client: modes.includes("llhttp") ? "llhttp" : undefined,
+    gcMetric: !modes.includes("nogc"),
     accessLogFile: true,
     settleMs: 500,
   };

@@ -40,6 +40,7 @@ function measure(target) {
     cli,
     accessLog: !modes.includes("nolog"),
     client: modes.includes("llhttp") ? "llhttp" : undefined,
+    gcMetric: !modes.includes("nogc"),
   };
   return withProfiledTarget(target, o, async ({ port, cdp }) => {
     await cdp.send("HeapProfiler.enable");

@@ -71,7 +71,7 @@ async function inspector(url) {
 /**
  * Starts target and its upstream, waits for the inspector and for `GET /<readyPath>` to answer,
  * runs body({ port, proxy, cdp }), then stops both. Options: tmpPrefix (the temp dir's name),
- * readyPath, accessLog (logging.access_log), client (the backend's `client`, e.g. "llhttp"), accessLogFile (stdout to a file, as run.sh does:
+ * readyPath, accessLog (logging.access_log), gcMetric (metrics.gc), client (the backend's `client`, e.g. "llhttp"), accessLogFile (stdout to a file, as run.sh does:
  * stdout to a file is written synchronously; otherwise ignored), settleMs (a pause after the kill).
  */
 export async function withProfiledTarget(target, o, body) {
@@ -96,7 +96,8 @@ export async function withProfiledTarget(target, o, body) {
       .replace(/^workers = .*\n/m, "")
       // o.client: the backend's upstream engine (`client = "llhttp"`), as run.sh's harmony-llhttp.
       .replace(/^base_url = .*$/m, (line) => (o.client ? `${line}\nclient = "${o.client}"` : line));
-    writeFileSync(join(dir, "harmony.toml"), toml);
+    // o.gcMetric false: `metrics.gc = false` (a build from before that option refuses the table).
+    writeFileSync(join(dir, "harmony.toml"), o.gcMetric === false ? `${toml}\n[metrics]\ngc = false\n` : toml);
     args = [o.cli ?? target, "--config", join(dir, "harmony.toml")];
     if (o.accessLogFile) stdout = openSync(join(dir, "access.log"), "w");
   }

@@ -73,6 +73,13 @@ export class RetriableStatus extends Error {
 }
 
 /**
+ * How an exchange reports its end: `a` and `b` are whatever the caller handed `forward` (a
+ * promise's resolve and reject, or a request context and its callback), so the caller needs no
+ * closure per request. `state` is the exchange's ForwardState.
+ */
+export type Settled<A, B> = (a: A, b: B, state: ForwardState, err: Error | undefined) => void;
+
+/**
  * Streams the upstream response into `res`; resolves when it has been fully written. A status
  * `withhold` picks is not relayed: the exchange is aborted with a RetriableStatus instead.
  */
@@ -86,10 +93,33 @@ export function forwardToClient(
   withhold?: (status: number) => boolean,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const exchange = new Exchange(opts.method, res, requestId, state, shape, withhold, resolve, reject);
-    res.on("close", exchange.onClose);
-    dispatcher.dispatch(opts, exchange);
+    forward(dispatcher, opts, res, requestId, settlePromise, resolve, reject, shape, withhold, state);
   });
+}
+
+const settlePromise: Settled<() => void, (e: Error) => void> = (resolve, reject, _state, err) =>
+  err ? reject(err) : resolve();
+
+/**
+ * `forwardToClient` without a promise: `settled(a, b, state, err)` is called once when the
+ * response has been written (err undefined) or the exchange failed. Without `state` the exchange
+ * keeps its own (the object handed to `settled`).
+ */
+export function forward<A, B>(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  res: ServerResponse,
+  requestId: string,
+  settled: Settled<A, B>,
+  a: A,
+  b: B,
+  shape?: ShapeResponse,
+  withhold?: (status: number) => boolean,
+  state?: ForwardState,
+): void {
+  const exchange = new Exchange<A, B>(opts.method, res, requestId, state, shape, withhold, settled, a, b);
+  res.on("close", exchange.onClose);
+  dispatcher.dispatch(opts, exchange);
 }
 
 /**
@@ -97,7 +127,9 @@ export function forwardToClient(
  * per-request cost is this object and the close listener, not a closure per callback (they were
  * a tenth of the lean path's allocation, bench/README.md).
  */
-class Exchange implements Dispatcher.DispatchHandler, ReleasingHandler {
+class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, ReleasingHandler {
+  started = false;
+  status = 0;
   private controller: Dispatcher.DispatchController | undefined;
   /** The rewrite stream, when the body is rewritten: upstream chunks go in, `res` reads from it. */
   private rewriting: Duplex | undefined;
@@ -105,17 +137,24 @@ class Exchange implements Dispatcher.DispatchHandler, ReleasingHandler {
   private onDrain: (() => void) | undefined;
   /** node:http's own response and write (not HTTP/2's, nothing wrapped): its writableLength is the whole truth. */
   private readonly plain: boolean;
+  /** Where started and status are kept: the caller's (shared across retries) or this object. */
+  private readonly state: ForwardState;
+  /** Cleared once called: the exchange ends once, whatever else undici or the client do after. */
+  private settled: Settled<A, B> | undefined;
 
   constructor(
     private readonly method: string,
     private readonly res: ServerResponse,
     private readonly requestId: string,
-    private readonly state: ForwardState,
+    state: ForwardState | undefined,
     private readonly shape: ShapeResponse | undefined,
     private readonly withhold: ((status: number) => boolean) | undefined,
-    private readonly resolve: () => void,
-    private readonly reject: (e: Error) => void,
+    settled: Settled<A, B>,
+    private readonly a: A,
+    private readonly b: B,
   ) {
+    this.state = state ?? this;
+    this.settled = settled;
     this.plain = res instanceof ServerResponse && res.write === ServerResponse.prototype.write;
   }
 
@@ -139,10 +178,11 @@ class Exchange implements Dispatcher.DispatchHandler, ReleasingHandler {
   private settle(err?: Error): void {
     this.res.off("close", this.onClose);
     if (this.onDrain) (this.rewriting ?? this.res).off("drain", this.onDrain);
-    if (err) {
-      this.rewriting?.destroy(); // its held bytes go with it
-      this.reject(err);
-    } else this.resolve();
+    if (err) this.rewriting?.destroy(); // its held bytes go with it
+    const settled = this.settled;
+    if (!settled) return;
+    this.settled = undefined;
+    settled(this.a, this.b, this.state, err);
   }
 
   onRequestStart(c: Dispatcher.DispatchController): void {

@@ -10,12 +10,12 @@ import { errors as undiciErrors } from "undici";
 import type { Dispatcher } from "undici";
 import type { OutgoingHttpHeaders } from "node:http";
 import { pipeline, type Transform } from "node:stream";
-import type { BackendInstance, BuildContext, OptionProblem } from "../plugins/types.js";
+import type { BackendInstance, BuildContext, OptionProblem, StreamDone } from "../plugins/types.js";
 import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
 import { endToEnd, responseHeaders } from "./http-headers.js";
-import { RetriableStatus, forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
+import { RetriableStatus, forward, forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
 import { entryBaseUrl, isHarmonyUri, resolveHarmonyUri, type PeerTls } from "../network/target.js";
 
@@ -256,7 +256,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
 
   function upstreamPath(rctx: RequestContext, u: Upstream): string {
     const basePath = u.basePath;
-    const t = rctx.target;
+    const t = rctx.overrides;
     let p: string;
     if (t.uri !== undefined) {
       // A middleware chose the path below the base; the query follows unless it set one too.
@@ -276,7 +276,7 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
 
   function upstreamHeaders(
     rctx: RequestContext,
-    body: ReturnType<RequestContext["body"]["forUpstream"]>,
+    body: ReturnType<RequestContext["bodyForUpstream"]>,
     u: Upstream,
   ): Record<string, string | string[]> {
     const req = rctx.req;
@@ -292,10 +292,10 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     h.traceparent = nextTraceparent(req.headers.traceparent);
     if (Buffer.isBuffer(body)) h["content-length"] = String(body.length);
     // A middleware that replaced the body may have changed its type (CSV in, JSON out).
-    const ct = rctx.body.contentType;
+    const ct = rctx.contentType;
     if (ct && ct !== req.headers["content-type"]) h["content-type"] = ct;
     for (const k in u.headers) h[k.toLowerCase()] = u.headers[k]!;
-    const th = rctx.target.headers;
+    const th = rctx.overrides.headers;
     for (const k in th) {
       const name = k.toLowerCase();
       if (HOP_OR_FRAMING.has(name)) continue;
@@ -345,8 +345,8 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     staticAnswer(upstreams[i]!);
     // The body is prepared once, for the first target chosen (its base, if the protocol rewrites URLs in it).
     if (hooks.beforeSend) await hooks.beforeSend(rctx, basesFor(rctx, upstreams[i]!));
-    const body = rctx.body.forUpstream();
-    const method = rctx.target.method ?? rctx.method;
+    const body = rctx.bodyForUpstream();
+    const method = rctx.overrides.method ?? rctx.method;
     // A streamed request body can only be sent once; a buffered or empty one can be replayed.
     const replayable = IDEMPOTENT.has(method) && (body === null || Buffer.isBuffer(body));
     // With several targets a retry goes to another one; each other target gets at least one try.
@@ -468,7 +468,68 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     }
   }
 
-  return { handle };
+  /**
+   * `handle` for one target tried once (no retries, nothing to prepare, no choice of target): the
+   * executor's promise-less path (plugins/types.ts `stream`). The same steps and the same error
+   * mapping as `handle`'s single attempt.
+   */
+  function stream(rctx: RequestContext, done: StreamDone): void {
+    const u = upstreams[0]!;
+    let opts: Dispatcher.DispatchOptions;
+    try {
+      const body = rctx.bodyForUpstream();
+      opts = {
+        path: upstreamPath(rctx, u),
+        method: rctx.overrides.method ?? rctx.method,
+        headers: upstreamHeaders(rctx, body, u),
+        body,
+      };
+    } catch (e) {
+      done(rctx, e); // as handle rejects with it, before any exchange
+      return;
+    }
+    try {
+      forward(
+        u.pool!,
+        opts,
+        rctx.res,
+        rctx.id,
+        streamSettled,
+        rctx,
+        done,
+        shapeResponse && ((st, h) => shapeResponse(rctx, st, h, u)),
+      );
+    } catch (e) {
+      streamSettled(rctx, done, { started: false, status: 0 }, e as Error);
+    }
+  }
+
+  /**
+   * What `handle` does after its only attempt, then the executor is told (one target: no balancer
+   * and no per-target counters to update).
+   */
+  function streamSettled(rctx: RequestContext, done: StreamDone, state: ForwardState, e: Error | undefined): void {
+    if (e === undefined) {
+      rctx.responded = true;
+      rctx.status = state.status;
+      done(rctx, undefined);
+      return;
+    }
+    if (e instanceof ClientGoneError || rctx.res.destroyed) return done(rctx, e); // nobody left to answer
+    if (state.started) {
+      // Headers are out: the only honest signal left is to cut the connection.
+      rctx.responded = true;
+      rctx.status = state.status;
+      rctx.res.destroy();
+    }
+    done(rctx, upstreamError(e));
+  }
+
+  // The promise-less path serves one target tried once; anything else takes handle.
+  const only = upstreams.length === 1 ? upstreams[0]! : undefined;
+  const streamable =
+    only !== undefined && only.pool !== undefined && only.weight !== 0 && o.retries === 0 && !hooks.beforeSend;
+  return streamable ? { handle, stream } : { handle };
 }
 
 export function upstreamError(e: unknown): unknown {

@@ -467,6 +467,17 @@ export const LoggingSection = Obj(
   "Logging.",
 );
 
+export const MetricsSection = Obj(
+  {
+    gc: Type.Optional(
+      Bool(
+        "Record nodejs_gc_duration_seconds (every GC's duration, by kind) for /metrics (default true). false: no GC is observed and the metric is left out, for the small cost per GC it saves.",
+      ),
+    ),
+  },
+  "Process metrics served on the management network's /metrics.",
+);
+
 export const StorageSection = Obj(
   {
     backend: Type.Optional(Type.Literal("filesystem", { description: "Storage backend." })),
@@ -482,6 +493,7 @@ export const HarmonyConfig = Obj(
     proxy: Type.Optional(ProxySection),
     management: Type.Optional(ManagementSection),
     logging: Type.Optional(LoggingSection),
+    metrics: Type.Optional(MetricsSection),
     storage: Type.Optional(StorageSection),
     network: Type.Optional(NamedTables(NetworkSection, "Networks by name.")),
     pipelines: Type.Optional(NamedTables(PipelineSection, "Pipelines by name.")),

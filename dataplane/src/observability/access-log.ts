@@ -78,6 +78,38 @@ export class AccessLog {
   }
 
   write(r: AccessRecord): void {
+    this.line(
+      r.request_id,
+      r.method,
+      r.path,
+      r.status,
+      r.duration_ms,
+      r.upstream_ms,
+      r.pipeline,
+      r.endpoint,
+      r.backend,
+      r.client,
+      r.operation,
+    );
+  }
+
+  /**
+   * `write` with the record's fields as arguments, in its order: what the executor calls, so a
+   * request makes no record object (one per request on the lean path, issue 18).
+   */
+  line(
+    requestId: string,
+    method: string,
+    path: string,
+    status: number,
+    durationMs: number,
+    upstreamMs: number | undefined,
+    pipeline: string,
+    endpoint: string,
+    backend: string,
+    client: string | undefined,
+    operation: string | undefined,
+  ): void {
     // Hand-assembled in the order winston's format had; every string a client can reach (path,
     // request id, method, names, address) goes through jsonStringBody (`str`), and the quotes are
     // part of the template, so a value that needs no escaping is not copied into a new string.
@@ -87,22 +119,22 @@ export class AccessLog {
       this.stamp = new Date(now).toISOString();
     }
     let names = this.names;
-    if (r.pipeline !== names.pipeline || r.endpoint !== names.endpoint || r.backend !== names.backend) {
+    if (pipeline !== names.pipeline || endpoint !== names.endpoint || backend !== names.backend) {
       names = this.names = {
-        pipeline: r.pipeline,
-        endpoint: r.endpoint,
-        backend: r.backend,
-        json: `,"pipeline":"${str(r.pipeline)}","endpoint":"${str(r.endpoint)}","backend":"${str(r.backend)}"`,
+        pipeline,
+        endpoint,
+        backend,
+        json: `,"pipeline":"${str(pipeline)}","endpoint":"${str(endpoint)}","backend":"${str(backend)}"`,
       };
     }
     this.pending +=
       `{"level":"info","message":"access","component":"dataplane","timestamp":"${this.stamp}"` +
-      `,"request_id":"${str(r.request_id)}","method":"${str(r.method)}"` +
-      `,"path":"${str(r.path)}","status":${jsonNumber(r.status)},"duration_ms":${jsonMillis(r.duration_ms)}` +
-      (r.upstream_ms === undefined ? "" : `,"upstream_ms":${jsonMillis(r.upstream_ms)}`) +
+      `,"request_id":"${str(requestId)}","method":"${str(method)}"` +
+      `,"path":"${str(path)}","status":${jsonNumber(status)},"duration_ms":${jsonMillis(durationMs)}` +
+      (upstreamMs === undefined ? "" : `,"upstream_ms":${jsonMillis(upstreamMs)}`) +
       names.json +
-      (r.client === undefined ? "" : `,"client":"${str(r.client)}"`) +
-      (r.operation === undefined ? "" : `,"operation":"${str(r.operation)}"`) +
+      (client === undefined ? "" : `,"client":"${str(client)}"`) +
+      (operation === undefined ? "" : `,"operation":"${str(operation)}"`) +
       "}\n";
     if (this.pending.length >= FLUSH_BYTES) this.flush();
     else if (!this.scheduled) {

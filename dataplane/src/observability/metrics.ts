@@ -2,8 +2,12 @@
  * Prometheus metrics. Label children are bound once per route when a config generation is
  * compiled, so the hot path does no label hashing beyond the status code.
  */
+import { createRequire } from "node:module";
 import client from "prom-client";
 import { FastCounter, FastHistogram } from "./fast-metrics.js";
+import { GcMetric } from "./gc-metric.js";
+
+const requireCjs = createRequire(import.meta.url);
 
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -124,8 +128,27 @@ export class Metrics {
   constructor(opts: { process?: boolean } = {}) {
     // Standard names (process_*, nodejs_*), so stock dashboards work. The event-loop delay monitor
     // samples every 100 ms, not prom-client's 10 ms: an idle pod otherwise wakes 100 times a second.
-    if (opts.process !== false)
-      client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+    // prom-client's default metrics one by one (what collectDefaultMetrics does) but its gc one,
+    // which GcMetric replaces: cheaper per GC, and it can be turned off (`metrics.gc`).
+    if (opts.process !== false) {
+      const config = { eventLoopMonitoringPrecision: 100 };
+      for (const name of client.collectDefaultMetrics.metricsList) {
+        if (name === "gc") continue;
+        const collect = requireCjs(`prom-client/lib/metrics/${name}.js`) as (r: client.Registry, c: object) => void;
+        collect(this.registry, config);
+      }
+      this.gc = new GcMetric(this.registry);
+      this.gc.enable();
+    }
+  }
+
+  /** `nodejs_gc_duration_seconds`, unless built without process metrics. */
+  readonly gc: GcMetric | undefined;
+
+  /** `metrics.gc`: record GC durations (the default) or not; a reload may change it. */
+  setGcMetric(on: boolean): void {
+    if (on) this.gc?.enable();
+    else this.gc?.disable();
   }
 
   setConfigHash(hash: string): void {

@@ -23,8 +23,12 @@ export class RequestBody {
   /** True when the client sent (or announced) a body. */
   get present(): boolean {
     if (this.buffered) return this.buffered.length > 0;
-    const h = this.req.headers;
-    return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
+    return announcesBody(this.req);
+  }
+
+  /** `forUpstream()` of a body nobody has read or replaced, without making a RequestBody. */
+  static unread(req: IncomingMessage): IncomingMessage | null {
+    return announcesBody(req) ? req : null;
   }
 
   get isBuffered(): boolean {
@@ -93,6 +97,11 @@ export class RequestBody {
     if (this.buffered) return this.buffered;
     return this.present ? this.req : null;
   }
+}
+
+function announcesBody(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h["transfer-encoding"] !== undefined || (h["content-length"] !== undefined && h["content-length"] !== "0");
 }
 
 function readLimited(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -39,6 +39,13 @@ export interface CompiledRoute {
   upstreamDuration: HistogramChild;
   requestsByKey: Map<string, CounterChild>;
   requests: FastCounter;
+  /**
+   * The last request's method and status and their counter child: most requests of a route share
+   * both, and the key string for `requestsByKey` is then not built (the executor updates these).
+   */
+  lastCount: { method: string; status: number; counter: CounterChild | undefined };
+  /** The backend's promise-less exchange, when nothing else runs on this route (executor.ts). */
+  stream: BackendInstance["stream"];
 }
 
 export interface Generation {
@@ -146,6 +153,9 @@ export function compileGeneration(
           upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
           requestsByKey: new Map(),
           requests: metrics.requests,
+          lastCount: { method: "", status: 0, counter: undefined },
+          // Its requests come from another protocol: they take executeInternal, never a stream.
+          stream: undefined,
         });
       }
       for (const spec of endpoint.routes) {
@@ -214,6 +224,8 @@ export function compileGeneration(
                 upstreamDuration: metrics.upstreamDuration.labels(p.name, p.backend ?? ""),
                 requestsByKey: new Map(),
                 requests: metrics.requests,
+                lastCount: { method: "", status: 0, counter: undefined },
+                stream: streamOf(compiled, endpoint),
               },
             });
           }
@@ -224,6 +236,17 @@ export function compileGeneration(
 
   if (problems.length > 0) return { generation: undefined, problems };
   return { generation: { config, pipelines, tables, internal }, problems };
+}
+
+/**
+ * The backend's `stream` when nothing but the backend runs for this route: no endpoint
+ * `onRequest`, no middleware hook on either side (a middleware without hooks, `passthru`, does
+ * not count).
+ */
+function streamOf(p: CompiledPipeline, endpoint: EndpointInstance): BackendInstance["stream"] {
+  const b = p.backend;
+  if (!b?.stream || endpoint.onRequest || p.left.length > 0 || p.right.length > 0) return undefined;
+  return b.stream.bind(b);
 }
 
 const describe = (m: ReadonlySet<string> | "*") => (m === "*" ? "(any method)" : [...m].join("|"));

@@ -37,6 +37,9 @@ export interface RouteView {
   readonly pipeline: { readonly name: string; readonly backendName: string; readonly right: readonly unknown[] };
 }
 
+/** `target` of a request no middleware has touched: read by backends, never written. */
+const NO_OVERRIDES: Readonly<TargetOverrides> = Object.freeze({});
+
 export class RequestContext<R extends RouteView = RouteView> {
   /**
    * Path below the endpoint's prefix, always starting with `/` (`/api/users` for `/proxy/api/users`).
@@ -45,7 +48,6 @@ export class RequestContext<R extends RouteView = RouteView> {
   readonly subpath: string;
   /** proxy.path_normalization: how `path` was made canonical, for paths middleware makes up. */
   readonly pathNormalization: PathNormalization;
-  readonly body: RequestBody;
   /** Bounds for reading bodies as data (pipeline/body-parse.ts). */
   readonly parseLimits: ParseLimits;
   /** Set by a backend, or by middleware that answers without one. */
@@ -54,18 +56,18 @@ export class RequestContext<R extends RouteView = RouteView> {
   responded = false;
   /** Status sent to the client, for logs and metrics. */
   status = 0;
-  /** Backend time in nanoseconds, when a backend ran. */
-  upstreamNs: bigint | undefined = undefined;
-  /** Free-form data middleware hands to later stages (claims, extracted fields). */
-  readonly locals: Record<string, unknown> = {};
-  /** String key/values shared between middleware (the original's request and response metadata). */
-  readonly metadata: Record<string, string> = {};
-  /** Overrides for the upstream request, applied by HTTP backends. */
-  readonly target: TargetOverrides = {};
+  /** Backend time in milliseconds (fractional), when a backend ran. */
+  upstreamMs: number | undefined = undefined;
   /** Client address, read up front: undici sets `req.socket` to null when it destroys a streamed request body. */
   readonly clientAddress: string | undefined;
   /** True when the client connected over TLS (read up front for the same reason). */
   readonly secure: boolean;
+  // Made on first use: a proxied request that no middleware looks at needs none of them, and
+  // each is an allocation per request on the lean path (bench/README.md, issue 18).
+  private _body: RequestBody | undefined = undefined;
+  private _locals: Record<string, unknown> | undefined = undefined;
+  private _metadata: Record<string, string> | undefined = undefined;
+  private _target: TargetOverrides | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -79,8 +81,9 @@ export class RequestContext<R extends RouteView = RouteView> {
     readonly path: string,
     /** Query string including the leading `?`, or "". Middleware may rewrite it (api_key drops its key). */
     public search: string,
-    readonly startNs: bigint,
-    limits: {
+    /** Arrival time, `performance.now()` milliseconds. */
+    readonly startMs: number,
+    private readonly limits: {
       bodyLimit: number;
       jsonDepthLimit: number;
       parseLimits?: ParseLimits;
@@ -91,11 +94,47 @@ export class RequestContext<R extends RouteView = RouteView> {
   ) {
     const p = route.prefix === "/" ? path : path.slice(route.prefix.length);
     this.subpath = p === "" ? "/" : p;
-    this.body = new RequestBody(req, limits.bodyLimit, limits.jsonDepthLimit);
     this.parseLimits = limits.parseLimits ?? DEFAULT_PARSE_LIMITS;
     this.pathNormalization = limits.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     this.clientAddress = req.socket.remoteAddress;
     this.secure = "encrypted" in req.socket;
+  }
+
+  get body(): RequestBody {
+    return (this._body ??= new RequestBody(this.req, this.limits.bodyLimit, this.limits.jsonDepthLimit));
+  }
+
+  /** Free-form data middleware hands to later stages (claims, extracted fields). */
+  get locals(): Record<string, unknown> {
+    return (this._locals ??= {});
+  }
+
+  /** String key/values shared between middleware (the original's request and response metadata). */
+  get metadata(): Record<string, string> {
+    return (this._metadata ??= {});
+  }
+
+  /** Overrides for the upstream request, applied by HTTP backends. */
+  get target(): TargetOverrides {
+    return (this._target ??= {});
+  }
+
+  /** `target` for reading only: no object is made for a request that has none (the common case). */
+  get overrides(): Readonly<TargetOverrides> {
+    return this._target ?? NO_OVERRIDES;
+  }
+
+  /**
+   * What a backend sends as the request body: the buffer if anyone read or replaced it, else the
+   * live request (or null when there is none). `body.forUpstream()` without making `body`.
+   */
+  bodyForUpstream(): Buffer | IncomingMessage | null {
+    return this._body ? this._body.forUpstream() : RequestBody.unread(this.req);
+  }
+
+  /** The request body's content type, as a middleware that replaced the body left it. */
+  get contentType(): string | undefined {
+    return this._body ? this._body.contentType : this.req.headers["content-type"];
   }
 
   /** Path rules ignore case (proxy.path_normalization.case_insensitive); the path itself keeps it. */
@@ -109,16 +148,17 @@ export class RequestContext<R extends RouteView = RouteView> {
 
   /** The path (below the backend's base) and query a backend serves: the client's unless middleware set `target`. */
   get resource(): { path: string; search: string } {
-    const uri = this.target.uri;
-    if (uri === undefined) return { path: this.subpath, search: this.target.query ?? this.search };
+    const t = this.overrides;
+    const uri = t.uri;
+    if (uri === undefined) return { path: this.subpath, search: t.query ?? this.search };
     const q = uri.indexOf("?");
     const path = q < 0 ? uri : uri.slice(0, q);
-    return { path, search: this.target.query ?? (q < 0 ? "" : uri.slice(q)) };
+    return { path, search: t.query ?? (q < 0 ? "" : uri.slice(q)) };
   }
 
   /** A request header as a backend should read it: `target.headers` first, then the client's. */
   header(name: string): string | undefined {
-    const t = this.target.headers?.[name];
+    const t = this._target?.headers?.[name];
     if (t !== undefined) return t === "" ? undefined : t;
     const v = this.req.headers[name];
     return Array.isArray(v) ? v.join(", ") : v;

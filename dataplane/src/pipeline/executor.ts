@@ -3,6 +3,7 @@
  * No Express here; this is the code every proxied byte goes through.
  */
 import { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { InternalRequest } from "../plugins/types.js";
@@ -36,7 +37,12 @@ export interface ExecutorDeps {
 /** Status recorded when the client went away before we could answer (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
-export async function execute(
+/**
+ * A pipeline request over HTTP. A route where only the backend runs (no endpoint `onRequest`, no
+ * middleware hook, no body still arriving to watch) takes the backend's `stream`: no promise and
+ * no await between the request and its access line; every other route takes `run`.
+ */
+export function execute(
   route: CompiledRoute,
   req: IncomingMessage,
   res: ServerResponse,
@@ -44,13 +50,59 @@ export async function execute(
   path: string,
   search: string,
   deps: ExecutorDeps,
-): Promise<void> {
-  const startNs = process.hrtime.bigint();
-  const id = requestId(req.headers["x-request-id"]);
-  const ctx = new RequestContext(id, req, res, route, path, search, startNs, deps);
-  const pipeline = route.pipeline;
-  const watch = deps.bodyTimeout && bodyMayStall(req, deps.bodyTimeout) ? watchTimeout(ctx, deps) : undefined;
+): void {
+  const ctx = new LeanRequest(
+    requestId(req.headers["x-request-id"]),
+    req,
+    res,
+    route,
+    path,
+    search,
+    performance.now(),
+    deps,
+  );
+  const stream = route.stream;
+  const watched = deps.bodyTimeout !== undefined && bodyMayStall(req, deps.bodyTimeout);
   deps.onStart();
+  if (stream === undefined || watched) {
+    void run(ctx, watched);
+    return;
+  }
+  ctx.backendStartMs = performance.now();
+  stream(ctx, streamed);
+}
+
+/** The request's context with what the executor itself keeps for it: one object per request. */
+class LeanRequest extends RequestContext<CompiledRoute> {
+  /** When the backend started, while it runs (`performance.now()` ms). */
+  backendStartMs = 0;
+
+  constructor(
+    id: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CompiledRoute,
+    path: string,
+    search: string,
+    startMs: number,
+    readonly deps: ExecutorDeps,
+  ) {
+    super(id, req, res, route, path, search, startMs, deps);
+  }
+}
+
+/** The end of a `stream` exchange: what `run`'s catch and finally do for one. */
+function streamed(c: RequestContext, err: unknown): void {
+  const ctx = c as LeanRequest;
+  if (err === undefined) ctx.upstreamMs = performance.now() - ctx.backendStartMs;
+  else fail(ctx, err, ctx.deps.logger);
+  finish(ctx, ctx.deps);
+}
+
+async function run(ctx: LeanRequest, watched: boolean): Promise<void> {
+  const { route, deps } = ctx;
+  const pipeline = route.pipeline;
+  const watch = watched ? watchTimeout(ctx, deps) : undefined;
   try {
     const ep = route.endpoint;
     if (ep.onRequest) await ep.onRequest(ctx);
@@ -59,9 +111,9 @@ export async function execute(
     }
     if (!ctx.response && !ctx.responded) {
       if (!pipeline.backend) throw new HttpError(502, `pipeline "${pipeline.name}" has no backend`);
-      const t0 = process.hrtime.bigint();
+      const t0 = performance.now();
       await pipeline.backend.handle(ctx);
-      ctx.upstreamNs = process.hrtime.bigint() - t0;
+      ctx.upstreamMs = performance.now() - t0;
     }
     if (!ctx.responded) {
       for (const hook of pipeline.right) await hook(ctx);
@@ -162,37 +214,46 @@ function fail(ctx: RequestContext<CompiledRoute>, err: unknown, logger: Logger):
 function finish(ctx: RequestContext<CompiledRoute>, deps: ExecutorDeps, operation?: string): void {
   deps.onEnd();
   const route = ctx.route;
-  const seconds = Number(process.hrtime.bigint() - ctx.startNs) / 1e9;
+  const ms = performance.now() - ctx.startMs;
   const status = ctx.status || ctx.res.statusCode;
-  route.duration.observe(seconds);
-  if (ctx.upstreamNs !== undefined) route.upstreamDuration.observe(Number(ctx.upstreamNs) / 1e9);
+  route.duration.observe(ms / 1e3);
+  const upstreamMs = ctx.upstreamMs;
+  if (upstreamMs !== undefined) route.upstreamDuration.observe(upstreamMs / 1e3);
   const method = ctx.method;
-  const key = method + " " + status;
-  let counter = route.requestsByKey.get(key);
-  if (!counter) {
-    counter = route.requests.labels(
-      route.pipeline.name,
-      route.endpointName,
-      route.pipeline.backendName,
-      method,
-      String(status),
-    );
-    route.requestsByKey.set(key, counter);
+  // Most requests of a route have the previous one's method and status: then no key is built.
+  const last = route.lastCount;
+  let counter = last.counter;
+  if (counter === undefined || last.method !== method || last.status !== status) {
+    const key = method + " " + status;
+    counter = route.requestsByKey.get(key);
+    if (!counter) {
+      counter = route.requests.labels(
+        route.pipeline.name,
+        route.endpointName,
+        route.pipeline.backendName,
+        method,
+        String(status),
+      );
+      route.requestsByKey.set(key, counter);
+    }
+    last.method = method;
+    last.status = status;
+    last.counter = counter;
   }
   counter.inc();
-  deps.accessLog?.write({
-    request_id: ctx.id,
+  deps.accessLog?.line(
+    ctx.id,
     method,
-    path: ctx.path, // never the query string: it can carry credentials
+    ctx.path, // never the query string: it can carry credentials
     status,
-    duration_ms: Math.round(seconds * 1e6) / 1e3,
-    upstream_ms: ctx.upstreamNs === undefined ? undefined : Math.round(Number(ctx.upstreamNs) / 1e3) / 1e3,
-    pipeline: route.pipeline.name,
-    endpoint: route.endpointName,
-    backend: route.pipeline.backendName,
-    client: ctx.clientAddress,
-    ...(operation ? { operation } : {}),
-  });
+    Math.round(ms * 1e3) / 1e3,
+    upstreamMs === undefined ? undefined : Math.round(upstreamMs * 1e3) / 1e3,
+    route.pipeline.name,
+    route.endpointName,
+    route.pipeline.backendName,
+    ctx.clientAddress,
+    operation,
+  );
 }
 
 /**
@@ -205,7 +266,7 @@ export async function executeInternal(
   ireq: InternalRequest,
   deps: ExecutorDeps,
 ): Promise<ProxyResponse> {
-  const startNs = process.hrtime.bigint();
+  const startMs = performance.now();
   // The same canonical path as an HTTP client's: a DIMSE identifier's UIDs end up in it, and a
   // "UID" of "../../x" must not reach a DICOMweb upstream as a traversal.
   let path = ireq.path;
@@ -233,7 +294,7 @@ export async function executeInternal(
     statusCode: 0,
   }) as unknown as ServerResponse;
   const id = requestId(undefined);
-  const ctx = new RequestContext(id, req, res, route, path, ireq.search, startNs, deps, true);
+  const ctx = new RequestContext(id, req, res, route, path, ireq.search, startMs, deps, true);
   const pipeline = route.pipeline;
   deps.onStart();
   try {
@@ -241,9 +302,9 @@ export async function executeInternal(
     for (let i = 0; i < pipeline.left.length && !ctx.response; i++) await pipeline.left[i]!(ctx);
     if (!ctx.response) {
       if (!pipeline.backend) throw new HttpError(502, `pipeline "${pipeline.name}" has no backend`);
-      const t0 = process.hrtime.bigint();
+      const t0 = performance.now();
       await pipeline.backend.handle(ctx);
-      ctx.upstreamNs = process.hrtime.bigint() - t0;
+      ctx.upstreamMs = performance.now() - t0;
     }
     for (const hook of pipeline.right) await hook(ctx);
     if (!ctx.response) throw new HttpError(502, "the backend produced no response");

@@ -25,9 +25,10 @@ export interface RouteEntry<R> {
   methodMismatch404?: boolean;
 }
 
-export type MatchResult<R> = { route: R } | { allow: string[] } | undefined;
+export type MatchResult<R> = { readonly route: R } | { allow: string[] } | undefined;
 
-type Stored<R> = RouteEntry<R> & { key: string; order: number };
+/** `hit` is the entry's match result, made once: a matched request allocates nothing here. */
+type Stored<R> = RouteEntry<R> & { key: string; order: number; hit: { readonly route: R } };
 
 const NO_REQUEST: RouteRequest = { headers: {}, search: "" };
 
@@ -57,6 +58,7 @@ export class RouteTable<R> {
       methodMismatch404: entry.methodMismatch404 === true,
       key,
       order: this.entries.length,
+      hit: { route: entry.route },
     });
     this.entries.sort(compare);
   }
@@ -98,7 +100,7 @@ export class RouteTable<R> {
         }
         if (!conditionsMatch(c, req, host)) continue;
       }
-      if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
+      if (e.methods === "*" || e.methods.has(method)) return e.hit;
       if (e.methodMismatch404) continue;
       // 405 names the methods of the most specific entries the request met but for its method.
       if (allowOf === undefined || sameSpecificity(e, allowOf)) {
@@ -119,13 +121,18 @@ export class RouteTable<R> {
       const hit =
         p === "/" || path === p || (path.length > p.length && path.startsWith(p) && path.charCodeAt(p.length) === 47);
       if (!hit) continue;
-      if (e.methods === "*" || e.methods.has(method)) return { route: e.route };
+      if (e.methods === "*" || e.methods.has(method)) return e.hit;
       if (allowLen === -1 || p.length === allowLen) {
         allowLen = p.length;
         (allowFrom ??= []).push(e);
       }
     }
     return allowFrom && { allow: allowed(allowFrom) };
+  }
+
+  /** True when `match` reads nothing of the request but its method and path (no conditions). */
+  get pathOnly(): boolean {
+    return this.simple;
   }
 
   get size(): number {

@@ -142,7 +142,19 @@ export interface BackendInstance {
    * the upstream response straight to the client and set `ctx.responded`.
    */
   handle(ctx: RequestContext): Promise<void>;
+  /**
+   * The same exchange without a promise, for a route where nothing else runs (no endpoint
+   * `onRequest`, no middleware hook on either side, no body being watched): the response goes
+   * straight to the client (`ctx.streamToClient` holds), `ctx.responded` and `ctx.status` are set
+   * as `handle` sets them, and `done` is called exactly once, with what `handle` would have
+   * rejected with, or undefined. Never throws. Optional: a backend may offer it only for the
+   * configurations it can serve this way (the executor falls back to `handle`).
+   */
+  stream?(ctx: RequestContext, done: StreamDone): void;
 }
+
+/** How a backend's `stream` reports the end of an exchange: one call, no closure per request. */
+export type StreamDone = (ctx: RequestContext, err: unknown) => void;
 
 export interface BackendPlugin<S extends TSchema = TSchema> extends PluginBase<S> {
   kind: "backend";

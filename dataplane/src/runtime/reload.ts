@@ -167,6 +167,7 @@ export class Reloader {
     // Only the files the live generation watches (a network that failed to load has none).
     this.seen = new Map(this.files().map((f) => [f, pending.get(f) ?? before.get(f) ?? digestFile(f)]));
     this.env.onSeen(this.seen);
+    metrics.setGcMetric(next.gen.config.gcMetric !== false);
     metrics.setConfigHash(next.hash);
     metrics.reloadTimestamp.set(Date.now() / 1000);
     const problems = unbound.map((f) => this.problemOf(loaded, f));

@@ -85,9 +85,13 @@ export class RequestEntry {
     }
     const search = q < 0 ? "" : url.slice(q);
     const m =
-      path.charCodeAt(0) === 47 ? table?.match(req.method ?? "GET", path, { headers: req.headers, search }) : undefined;
+      path.charCodeAt(0) !== 47 || !table
+        ? undefined
+        : table.pathOnly
+          ? table.match(req.method ?? "GET", path)
+          : table.match(req.method ?? "GET", path, { headers: req.headers, search });
     if (m && "route" in m) {
-      void execute(m.route, req, res, path, search, live.deps);
+      execute(m.route, req, res, path, search, live.deps);
       return;
     }
     const mg = live.gen.config.management;

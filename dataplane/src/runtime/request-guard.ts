@@ -21,7 +21,7 @@ export function malformedHead(req: IncomingMessage): string | undefined {
   if (req.httpVersionMajor !== 1) return undefined;
   const raw = req.rawHeaders;
   let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === "host") hosts++;
+  for (let i = 0; i < raw.length; i += 2) if (isHost(raw[i]!)) hosts++;
   // Node keeps the first of two Host headers; an upstream or a cache may use the other (RFC 9112 §3.2).
   if (hosts > 1) return "more than one Host header";
   const url = req.url ?? "";
@@ -36,6 +36,11 @@ export function malformedHead(req: IncomingMessage): string | undefined {
     if (authority !== (req.headers.host ?? "").toLowerCase()) return "the request target's host is not the Host header";
   }
   return undefined;
+}
+
+/** The header name Host in any case; the two usual spellings without lower-casing a copy. */
+function isHost(name: string): boolean {
+  return name.length === 4 && (name === "Host" || name === "host" || name.toLowerCase() === "host");
 }
 
 const ONLY_PERSISTENCE = /^\s*(?:keep-alive|close)\s*$/i;

@@ -59,6 +59,8 @@ export interface ResolvedConfig {
   id: string;
   logLevel: LogLevel;
   accessLog: boolean;
+  /** `metrics.gc` as written (undefined: not written, which means on). */
+  gcMetric?: boolean;
   logFile: string | undefined;
   bodyLimit: number;
   /** Client body timeout (pipeline/body-timeout.ts). */

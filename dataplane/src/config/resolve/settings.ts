@@ -1,5 +1,5 @@
 /**
- * The gateway-wide settings of `[proxy]` and `[logging]`: identity, log level and file, body and
+ * The gateway-wide settings of `[proxy]`, `[logging]` and `[metrics]`: identity, log level and file, body and
  * parse limits, timeouts, path normalization. Each has its default here.
  */
 import { DEFAULT_PARSE_LIMITS } from "../../pipeline/body-parse.js";
@@ -15,6 +15,7 @@ export type Settings = Pick<
   | "id"
   | "logLevel"
   | "accessLog"
+  | "gcMetric"
   | "logFile"
   | "bodyLimit"
   | "bodyTimeout"
@@ -39,6 +40,8 @@ export function resolveSettings(doc: HarmonyConfig, at: Report): Settings {
     id: id ?? "",
     logLevel: logging.log_level ?? proxy.log_level ?? "info",
     accessLog: logging.access_log ?? true,
+    // Left out unless written, so a config without [metrics] resolves to the same model as before.
+    ...(doc.metrics?.gc !== undefined ? { gcMetric: doc.metrics.gc } : {}),
     logFile: logging.log_to_file ? logging.log_file_path : undefined,
     bodyLimit: limits.max_body_size ?? DEFAULT_BODY_LIMIT,
     bodyTimeout: { idleMs: proxy.client_body_timeout_ms ?? 60_000, minRate: proxy.client_body_min_rate ?? 500 },
