@@ -109,9 +109,9 @@ async function main(): Promise<number> {
   }
   const quietMs = parseDuration(a["render-quiet-period"]);
   const maxDelayMs = parseDuration(a["render-max-delay"]);
-  if (quietMs === undefined || maxDelayMs === undefined || maxDelayMs < quietMs) {
+  if (quietMs === undefined || maxDelayMs === undefined) {
     process.stderr.write(
-      `harmony-operator: --render-quiet-period "${a["render-quiet-period"]}" and --render-max-delay "${a["render-max-delay"]}" must be durations, the max delay no shorter\n`,
+      `harmony-operator: --render-quiet-period "${a["render-quiet-period"]}" and --render-max-delay "${a["render-max-delay"]}" must be durations\n`,
     );
     return 2;
   }
