@@ -147,15 +147,22 @@ test("a new endpoint applied just before its pipeline is written once, InUse, ne
   await apply(gateway(ns));
   // The endpoint on its own first; an invalid one beside it is judged at once (no grace for a
   // rejection), so once that shows, the operator has had its turn at the new endpoint too.
-  await apply(
-    endpoint(ns, "ep"),
-    cr("HarmonyEndpoint", ns, "bad", { service: "http", pathPrefix: "/bad", options: { bogus: 1 } }),
-  );
-  const created = (
-    JSON.parse(await kubectl(["get", "harmonyendpoint", "ep", "-n", ns, "-o", "json"])) as {
-      metadata: { resourceVersion: string };
-    }
-  ).metadata.resourceVersion;
+  // The apply's own answer holds the endpoint as created: a read afterwards could already see (and
+  // the replay below would then miss) a status written in between.
+  const applied = JSON.parse(
+    await kubectl(
+      ["apply", "--server-side", "--force-conflicts", "-o", "json", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "List",
+        items: [
+          endpoint(ns, "ep"),
+          cr("HarmonyEndpoint", ns, "bad", { service: "http", pathPrefix: "/bad", options: { bogus: 1 } }),
+        ],
+      }),
+    ),
+  ) as { items: { metadata: { name: string; resourceVersion: string } }[] };
+  const created = applied.items.find((o) => o.metadata.name === "ep")!.metadata.resourceVersion;
   await eventually("the invalid endpoint judged", async () =>
     (await kubectl(["get", "harmonyendpoint", "bad", "-n", ns, "-o", "json"])).includes('"Accepted"')
       ? true
