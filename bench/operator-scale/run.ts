@@ -10,13 +10,14 @@
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
  *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
  *   ALLOC_PROFILE=/tmp/alloc SKIP_CHANGE=1 ... # who allocated (garbage included) until all are Programmed
+ *   OPERATOR_LOG=/tmp/op.log OPERATOR_NODE_ARGS=--trace-gc ...   # the operator's stdout (its log, --trace-gc lines) to a file
  *
  * The operator runs with the flags of its image (docker/operator.Dockerfile's NODE_OPTIONS), its
  * old-space share of the memory limit turned into the size Node computes under the chart's default
  * limit (test/operator-heap.ts); IMAGE_FLAGS=0 without any.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -114,7 +115,11 @@ const op = spawn(
   },
 );
 let log = "";
-op.stdout.setEncoding("utf8").on("data", (c: string) => (log += c));
+// Only until the health port is known: a whole run's log (or --trace-gc) would fill this process.
+op.stdout.setEncoding("utf8").on("data", (c: string) => {
+  if (log.length < 1 << 20) log += c;
+});
+if (process.env.OPERATOR_LOG) op.stdout.pipe(createWriteStream(process.env.OPERATOR_LOG));
 try {
   const must = async (args: string[], input?: string) => {
     const r = await cp.kubectl(args, input);
@@ -132,6 +137,31 @@ try {
       .filter((l) => l.startsWith("harmony_operator_writes_total{"))
       .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
 
+  /**
+   * Writes the API server took, by verb and resource, from its own request counter: the operator's
+   * metric counts status and object writes, not the Events each status transition records.
+   */
+  const apiWrites = async () => {
+    const m = new Map<string, number>();
+    for (const l of (await must(["get", "--raw", "/metrics"])).split("\n")) {
+      if (!l.startsWith("apiserver_request_total{")) continue;
+      const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(l)?.[1] ?? "";
+      const verb = label("verb");
+      if (!["POST", "PUT", "PATCH", "APPLY", "DELETE"].includes(verb)) continue;
+      const sub = label("subresource");
+      const key = `${verb} ${label("resource")}${sub ? "/" + sub : ""}`;
+      m.set(key, (m.get(key) ?? 0) + Number(l.split(" ").pop()));
+    }
+    return m;
+  };
+  const writesSince = (a: Map<string, number>, b: Map<string, number>) =>
+    [...b]
+      .map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const)
+      .filter(([, v]) => v > 0)
+      .sort((x, y) => y[1] - x[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+  const api0 = await apiWrites();
   await must(
     ["apply", "--server-side", "-f", "-"],
     JSON.stringify({
@@ -199,6 +229,7 @@ try {
     if (programmed < N) await sleep(N > 2000 ? 5000 : 1000);
   }
   const allProgrammed = Date.now() - t0;
+  const apiProgrammed = await apiWrites();
   clearInterval(memTimer);
   if (process.env.ALLOC_PROFILE) {
     op.kill("SIGUSR2");
@@ -232,6 +263,7 @@ try {
       .join(" ");
   out(`reconciles until then: ${await metric("harmony_operator_reconcile_total")}`);
   out(`writes until then: ${await metric("harmony_operator_writes_total")}`);
+  out(`API server writes until then (the bench's own applies included): ${writesSince(api0, apiProgrammed)}`);
   // Settled: endpoint statuses follow their pipelines' and may still be on their way; the steady
   // state starts once 10 s pass without a write.
   let settled = Date.now();
@@ -242,6 +274,8 @@ try {
   }
   const settledAfter = settled - t0;
   const w0 = await writes();
+  const apiSettled = await apiWrites();
+  out(`API server writes from then until settled: ${writesSince(apiProgrammed, apiSettled) || "none"}`);
   const rv0 = cm.metadata.resourceVersion;
   const cpuSteady0 = cpuSeconds(op.pid!);
   const threads0 = threadCpu(op.pid!);
@@ -297,6 +331,9 @@ try {
     // Cumulative, so that the 5 changes' own writes are the difference from "writes until then" and
     // the steady state (which has none).
     out(`writes after the 5 CR changes: ${await metric("harmony_operator_writes_total")}`);
+    out(
+      `API server writes during the steady state and the 5 CR changes: ${writesSince(apiSettled, await apiWrites())}`,
+    );
   }
   async function crChange() {
     // CR change → data plane serving it, through the kubelet-style syncer (file sync mode).
@@ -309,10 +346,14 @@ try {
     while (syncer.swaps() === 0) await sleep(50);
     const dp = await startDataplane(join(dir, "config.toml"), { HARMONY_POLL_MS: "1000" }, [], 15_000 + N * 10);
     const latencies: number[] = [];
+    /** Per change: until the syncer swapped in a changed file (operator, API server, watch), then until served (data plane). */
+    const split: string[] = [];
     try {
       for (let round = 1; round <= 5; round++) {
         const prefix = `/moved-${round}`;
         const t = Date.now();
+        const swaps0 = syncer.swaps();
+        let swapped = 0;
         await must([
           "patch",
           "harmonyendpoint",
@@ -325,11 +366,13 @@ try {
         ]);
         for (;;) {
           const r = await fetch(`http://127.0.0.1:${webPort}${prefix}/x`).catch(() => undefined);
+          if (!swapped && syncer.swaps() !== swaps0) swapped = Date.now() - t;
           if (r && r.status !== 404) break;
           if (Date.now() - t > 60_000) throw new Error("change not served within 60 s");
           await sleep(20);
         }
         latencies.push(Date.now() - t);
+        split.push(`${swapped || "?"}+${Date.now() - t - swapped}`);
       }
     } finally {
       syncer.stop();
@@ -340,6 +383,7 @@ try {
     out(
       `| CR change → data plane serving it (${N} pipelines, file sync, 5 changes) | median ${latencies[2]} ms (min ${latencies[0]}, max ${latencies[4]}) |`,
     );
+    out(`| of which, per change: until the first file swapped + then until served, ms | ${split.join(", ")} |`);
   }
 } finally {
   op.kill("SIGTERM");

@@ -22,6 +22,14 @@ const HELP = `Usage: harmony-operator [options]
   --secret-recheck-interval <dur>
                             How often gateways that use Secrets re-read them to pick up new values
                             (default 60s; Secrets are read on demand, never listed or watched)
+  --render-quiet-period <dur>
+                            A gateway is rendered once its events (pipelines, endpoints arriving or
+                            edited) pause this long (default 250ms)...
+  --render-max-delay <dur>  ...or this long after the first of them, if they keep coming (default
+                            2s): a stream of arrivals is one render per period, not one per event
+  --new-endpoint-grace <dur> How long a new HarmonyEndpoint no pipeline uses yet waits for one
+                            before its status says Unused (default 5s; one status write, not two,
+                            when an endpoint and its pipeline are applied together)
   --api-check-interval <dur> How often /readyz re-checks API access (default 10s)
   --leader-elect <bool>     Run leader election on a Lease (default true)
   --lease-namespace <ns>    Namespace of the Lease (default: $POD_NAMESPACE or default)
@@ -49,6 +57,9 @@ async function main(): Promise<number> {
       "relist-interval": { type: "string", default: "5m" },
       "secret-recheck-interval": { type: "string", default: "60s" },
       "api-check-interval": { type: "string", default: "10s" },
+      "render-quiet-period": { type: "string", default: "250ms" },
+      "render-max-delay": { type: "string", default: "2s" },
+      "new-endpoint-grace": { type: "string", default: "5s" },
       "leader-elect": { type: "string", default: "true" },
       "lease-namespace": { type: "string" },
       "health-port": { type: "string", default: "8081" },
@@ -96,6 +107,19 @@ async function main(): Promise<number> {
     );
     return 2;
   }
+  const quietMs = parseDuration(a["render-quiet-period"]);
+  const maxDelayMs = parseDuration(a["render-max-delay"]);
+  if (quietMs === undefined || maxDelayMs === undefined) {
+    process.stderr.write(
+      `harmony-operator: --render-quiet-period "${a["render-quiet-period"]}" and --render-max-delay "${a["render-max-delay"]}" must be durations\n`,
+    );
+    return 2;
+  }
+  const newEndpointGraceMs = parseDuration(a["new-endpoint-grace"]);
+  if (newEndpointGraceMs === undefined) {
+    process.stderr.write(`harmony-operator: --new-endpoint-grace: "${a["new-endpoint-grace"]}" is not a duration\n`);
+    return 2;
+  }
   let webhookFlags;
   try {
     webhookFlags = webhookSettings(a, process.env.POD_NAMESPACE ?? "default");
@@ -126,6 +150,8 @@ async function main(): Promise<number> {
       networkNamespace: a["network-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
       clusterName: a["cluster-name"],
       networks: a.networks !== "false",
+      coalesce: { quietMs, maxDelayMs },
+      newEndpointGraceMs,
     });
     await controller.start();
     if (gatewayApi) {

@@ -1,7 +1,7 @@
 /** metav1.Condition rules the status writer depends on. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { setConditions, transitions, sameConditions } from "../src/runner/conditions.js";
+import { eventTransitions, setConditions, transitions, sameConditions } from "../src/runner/conditions.js";
 
 const t0 = new Date("2026-11-28T01:00:00.750Z");
 const t1 = new Date("2026-11-28T02:00:00Z");
@@ -65,4 +65,41 @@ test("key order is not a change (the API server returns keys sorted)", () => {
   ) as typeof ours;
   assert.notEqual(JSON.stringify(ours), JSON.stringify(fromServer));
   assert.ok(sameConditions(ours, fromServer));
+});
+
+test("a pipeline's or endpoint's Events: flips and first refusals, not its other first values", () => {
+  const first = setConditions(
+    undefined,
+    [
+      { type: "Accepted", status: "True", reason: "Accepted", message: "" },
+      { type: "ResolvedRefs", status: "False", reason: "RefNotFound", message: "" },
+      { type: "Programmed", status: "False", reason: "RefNotFound", message: "" },
+      { type: "Ready", status: "False", reason: "WaitingForDataPlane", message: "" },
+    ],
+    1,
+    t0,
+  );
+  assert.deepEqual(
+    eventTransitions(undefined, first).map((c) => c.type),
+    ["ResolvedRefs"],
+  );
+  assert.equal(transitions(undefined, first).length, 4, "a gateway's: every first value");
+  const later = setConditions(
+    first,
+    [
+      { type: "ResolvedRefs", status: "True", reason: "ResolvedRefs", message: "" },
+      { type: "Ready", status: "False", reason: "WaitingForDataPlane", message: "1/2" },
+    ],
+    1,
+    t1,
+  );
+  assert.deepEqual(
+    eventTransitions(first, later).map((c) => c.type),
+    ["ResolvedRefs"],
+  );
+  const refused = setConditions(undefined, [{ type: "Accepted", status: "False", reason: "X", message: "" }], 1, t0);
+  assert.deepEqual(
+    eventTransitions(undefined, refused).map((c) => c.type),
+    ["Accepted"],
+  );
 });

@@ -64,7 +64,24 @@ export function canonical(v: unknown): string {
   );
 }
 
-/** Which conditions flipped status, for Events. */
+/**
+ * Which conditions get an Event on a pipeline or an endpoint: one whose status flips, and a first
+ * verdict that refuses the object (Accepted or ResolvedRefs False: the user has something to fix).
+ * Any other first value is in the status alone: an Event for each condition of every new pipeline
+ * (four each) was more API writes than the status writes themselves while 10,000 of them arrived
+ * (bench/README.md, operator-scale), and said nothing `kubectl get` does not. A gateway, one of
+ * which takes thousands of them, keeps an Event for every first value too (`transitions`).
+ */
+export function eventTransitions(before: readonly Condition[] | undefined, after: readonly Condition[]): Condition[] {
+  const prev = new Map((before ?? []).map((c) => [c.type, c.status]));
+  return after.filter((c) => {
+    const was = prev.get(c.type);
+    if (was === undefined) return c.status === "False" && (c.type === "Accepted" || c.type === "ResolvedRefs");
+    return was !== c.status;
+  });
+}
+
+/** Which conditions flipped status (a first value counts). */
 export function transitions(before: readonly Condition[] | undefined, after: readonly Condition[]): Condition[] {
   const prev = new Map((before ?? []).map((c) => [c.type, c.status]));
   return after.filter((c) => prev.get(c.type) !== c.status);

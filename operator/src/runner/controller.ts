@@ -20,6 +20,7 @@ import type { HarmonyNetwork } from "../api/network.js";
 import { NetworkRegistry } from "../network/state.js";
 import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
 import { SpecSeen, endpointFingerprint, gatewayFingerprint, pipelineFingerprint } from "./spec-seen.js";
+import { Coalescer, DEFAULT_COALESCE, type CoalesceOptions } from "./coalesce.js";
 
 export interface ControllerOptions {
   kube: KubeClients;
@@ -33,6 +34,8 @@ export interface ControllerOptions {
   relistMs?: number;
   /** See ReconcilerDeps.secretRecheckMs. */
   secretRecheckMs?: number;
+  /** See ReconcilerDeps.newEndpointGraceMs. */
+  newEndpointGraceMs?: number;
   probe?: ReconcilerDeps["probe"];
   /**
    * Namespace of network CA Secrets, peering tokens and stored imports. HarmonyNetworks are
@@ -44,6 +47,8 @@ export interface ControllerOptions {
   networks?: boolean;
   /** Names this cluster in federation exports. */
   clusterName?: string;
+  /** How a gateway's events are gathered into one render (coalesce.ts); DEFAULT_COALESCE without. */
+  coalesce?: CoalesceOptions;
 }
 
 type Gw = HarmonyGateway & KubernetesObject;
@@ -74,6 +79,11 @@ export class Controller {
    * pipelines, minutes of them on a loaded API server).
    */
   readonly gatewayQueue = new WorkQueue();
+  /**
+   * Between a gateway's events and its queue: arrivals that stream in are rendered together,
+   * at most every maxDelayMs, and one change alone after a short quiet period (coalesce.ts).
+   */
+  private readonly gatewayEvents: Coalescer;
   private readonly caches: Caches;
   private running = false;
   private workers: Promise<void>[] = [];
@@ -100,6 +110,7 @@ export class Controller {
 
   constructor(private readonly opts: ControllerOptions) {
     const { kube, logger } = opts;
+    this.gatewayEvents = new Coalescer(opts.coalesce ?? DEFAULT_COALESCE, (key) => this.gatewayQueue.add(key));
     const namespaces = opts.namespaces ?? [];
     const relistMs = opts.relistMs;
     const cache = <T extends KubernetesObject>(spec: CacheSpec<T>) =>
@@ -146,7 +157,7 @@ export class Controller {
         }
         const gwKey = `${p.spec.gatewayRef.namespace ?? p.metadata.namespace}/${p.spec.gatewayRef.name}`;
         const oldGw = this.gatewayRefs.get(key);
-        for (const g of new Set([gwKey, ...(oldGw ? [oldGw] : [])])) this.gatewayQueue.add(`gateway/${g}`);
+        for (const g of new Set([gwKey, ...(oldGw ? [oldGw] : [])])) this.gatewayEvents.poke(`gateway/${g}`);
         if (verb === "delete") this.gatewayRefs.delete(key);
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
@@ -241,7 +252,9 @@ export class Controller {
   async start(): Promise<void> {
     this.running = true;
     await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.start()));
-    for (const g of this.caches.gateways.list()) this.enqueueGateway(g.metadata?.namespace, g.metadata?.name);
+    // Straight to the queue: the first render of each gateway has nothing to wait for.
+    for (const g of this.caches.gateways.list())
+      this.gatewayQueue.add(`gateway/${g.metadata?.namespace}/${g.metadata?.name}`);
     for (const p of this.caches.pipelines.list()) this.queue.add(`pipeline/${p.metadata.namespace}/${p.metadata.name}`);
     for (const e of this.caches.endpoints.list()) this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
     for (const n of this.caches.networks.list()) this.netQueue.add(`network//${n.metadata.name}`);
@@ -260,6 +273,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.gatewayEvents.stop();
     this.queue.shutDown();
     this.netQueue.shutDown();
     this.gatewayQueue.shutDown();
@@ -267,8 +281,9 @@ export class Controller {
     await Promise.all(Object.values(this.caches).map((c: Cache<KubernetesObject>) => c.stop()));
   }
 
+  /** Through the coalescer: events come in bursts (coalesce.ts). */
   private enqueueGateway(ns: string | undefined, name: string | undefined): void {
-    if (ns && name) this.gatewayQueue.add(`gateway/${ns}/${name}`);
+    if (ns && name) this.gatewayEvents.poke(`gateway/${ns}/${name}`);
   }
 
   /** Pipelines whose gatewayRef names this gateway. */
@@ -296,6 +311,8 @@ export class Controller {
       if (queue === this.queue) m.queueDepth.set(queue.length);
       const [kind, ns, name] = key.split("/") as [string, string, string];
       const end = m.reconcileTime.startTimer({ kind });
+      const coalesced = queue === this.gatewayQueue && kind === "gateway";
+      if (coalesced) this.gatewayEvents.started(key);
       try {
         const r =
           kind === "network"
@@ -303,7 +320,12 @@ export class Controller {
             : kind === "gatewaynet"
               ? await reconcileGatewayNet(this.deps(), ns, name)
               : kind === "gateway"
-                ? await reconcileGateway({ ...this.deps(), superseded: () => queue.pending(key) }, ns, name)
+                ? await reconcileGateway(
+                    // A newer change waits: in the queue, or still gathering in the coalescer.
+                    { ...this.deps(), superseded: () => queue.pending(key) || this.gatewayEvents.waiting(key) },
+                    ns,
+                    name,
+                  )
                 : kind === "endpoint"
                   ? await reconcileEndpoint(this.deps(), ns, name, this.endpointUsers.of(ns, name))
                   : await this.reconcilePipeline(ns, name);
@@ -316,6 +338,7 @@ export class Controller {
         this.opts.logger.warn("Reconcile failed; retrying", { key, error: (e as Error).message, retry_in_ms: delay });
       } finally {
         end();
+        if (coalesced) this.gatewayEvents.finished(key);
         queue.done(key);
       }
     }
@@ -362,6 +385,7 @@ export class Controller {
           throw e;
         }),
       secretRecheckMs: this.opts.secretRecheckMs,
+      newEndpointGraceMs: this.opts.newEndpointGraceMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
       networks: this.networks,
     };

@@ -14,6 +14,15 @@ import { endpointUri } from "../network/directory.js";
  */
 const verdicts = new Map<string, { version: string; verdict: ReturnType<typeof checkEndpoint> }>();
 
+/**
+ * A new endpoint and the pipeline that uses it usually come together (one `kubectl apply`), the
+ * endpoint first: reconciled before the pipeline reaches the cache, it was written Unused, then
+ * InUse a moment later, two status writes (and two Events) where one says it all. At 1,000 new
+ * pairs that was ~500 extra writes. An endpoint with no status yet and no users waits this long
+ * from its creation before it is called Unused; a pipeline that arrives meanwhile requeues it.
+ */
+export const NEW_ENDPOINT_GRACE_MS = 5000;
+
 /** `userNames`: the pipelines in `namespace` that reference this endpoint (endpoint-users.ts). */
 export async function reconcileEndpoint(
   deps: ReconcilerDeps,
@@ -32,6 +41,12 @@ export async function reconcileEndpoint(
   const v = memo?.version === version ? memo.verdict : checkEndpoint(ep);
   if (v !== memo?.verdict) verdicts.set(key, { version, verdict: v });
   const users = userNames.map((n) => deps.caches.pipelines.get(n, namespace)).filter((p) => p !== undefined);
+  if (v.ok && users.length === 0 && !ep.status?.conditions?.length) {
+    const grace = deps.newEndpointGraceMs ?? NEW_ENDPOINT_GRACE_MS;
+    // The API server stamps creation to the second: the age is at most a second too long.
+    const age = Date.now() - new Date(ep.metadata.creationTimestamp as unknown as string).getTime();
+    if (age < grace) return { requeueAfterMs: Math.min(grace, grace - age) };
+  }
   // InUse means traffic can reach it: only pipelines some gateway has programmed count. A
   // pipeline's status write is an informer event that requeues its endpoints, so this follows.
   const programmed = users.filter((p) => p.status?.conditions?.find((c) => c.type === "Programmed")?.status === "True");

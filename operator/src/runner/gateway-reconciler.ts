@@ -42,7 +42,14 @@ export {
 import { attachment } from "./attachment.js";
 import { readReferences } from "./references.js";
 import { networkReachableCondition, networkRefsCondition, wantedReplicas } from "./gateway-status.js";
-import { canonical, setConditions, sameConditions, transitions, type DesiredCondition } from "./conditions.js";
+import {
+  canonical,
+  eventTransitions,
+  setConditions,
+  sameConditions,
+  transitions,
+  type DesiredCondition,
+} from "./conditions.js";
 import { STATUS_WRITERS, inParallel, verdictsHold } from "./status-writes.js";
 import { forget, renderCacheFor, renderFingerprint, renders } from "./render-memo.js";
 import { hashesServing, recordParts } from "./served-parts.js";
@@ -467,7 +474,8 @@ export async function writeStatus(
   }
   await deps.kube.patchStatus(GROUP, VERSION, obj.metadata.namespace!, plural, obj.metadata.name!, { status });
   deps.metrics?.writes(`${obj.kind}/status`);
-  for (const c of transitions(obj.status?.conditions, conditions)) {
+  const flips = obj.kind === "HarmonyGateway" ? transitions : eventTransitions;
+  for (const c of flips(obj.status?.conditions, conditions)) {
     await deps.kube
       .event(obj, c.status === "True" ? "Normal" : "Warning", c.reason, `${c.type}=${c.status}: ${c.message}`)
       .catch((e: unknown) => deps.logger.warn("Event not recorded", { error: String(e) }));

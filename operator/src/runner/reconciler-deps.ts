@@ -56,6 +56,11 @@ export interface ReconcilerDeps {
   metrics?: { writes: (kind: string) => void };
   /** HarmonyNetworks as last reconciled (absent: networks are off). */
   networks?: NetworkRegistry;
+  /**
+   * How long a new endpoint no pipeline uses yet waits before it is written Unused
+   * (endpoint-reconciler.ts; NEW_ENDPOINT_GRACE_MS without).
+   */
+  newEndpointGraceMs?: number;
   /** True once a newer event for the object being reconciled is waiting in the queue. */
   superseded?: () => boolean;
 }

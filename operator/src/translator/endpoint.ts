@@ -5,6 +5,7 @@
  * before a pipeline uses it, in the same words the pipeline's status would.
  */
 import TOML from "@iarna/toml";
+import winston from "winston";
 import { checkConfig, createRegistry, memoryFs } from "@harmony/dataplane";
 import type { HarmonyEndpoint } from "../api/v1alpha1.js";
 import { SpecPaths, formatIssue, type SpecIssue } from "./spec-paths.js";
@@ -35,6 +36,17 @@ export interface EndpointVerdict {
 }
 
 const registry = createRegistry();
+/**
+ * What plugins log while the check builds them (errors only), one for every check: without it each
+ * check made its own winston logger, a good part of a check this small, once per endpoint (10,000
+ * as 10,000 endpoints arrive, and on every operator start).
+ */
+const logger = winston.createLogger({
+  level: "error",
+  format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+  defaultMeta: { component: "endpoint-check" },
+  transports: [new winston.transports.Console({ stderrLevels: [] })],
+});
 
 export function checkEndpoint(ep: HarmonyEndpoint): EndpointVerdict {
   const doc = {
@@ -54,7 +66,7 @@ export function checkEndpoint(ep: HarmonyEndpoint): EndpointVerdict {
     paths.add(["endpoints", "endpoint", "options", opt], `spec.${field}`);
   }
   const file = "/endpoint.toml";
-  const r = checkConfig(file, { fs: memoryFs({ [file]: TOML.stringify(doc as TOML.JsonMap) }) });
+  const r = checkConfig(file, { fs: memoryFs({ [file]: TOML.stringify(doc as TOML.JsonMap) }), registry, logger });
   const issues = r.problems.filter((p) => p.path.startsWith("endpoints.endpoint")).map((p) => paths.issue(p));
   const say = (is: SpecIssue[]) => is.map(formatIssue).join("; ");
   // An unknown option is refused, not warned about: the data plane would run without it, and the
