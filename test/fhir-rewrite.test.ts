@@ -186,8 +186,11 @@ test("a 36 MB Bundle streams: the first bytes reach the client before the upstre
     assert.equal(e.fullUrl, `${base}/Patient/p${i}`);
     assert.equal(e.resource.link[0]!.other.reference, `${base}/Patient/p${i + 1}`);
   });
-  // A gateway that holds the body grows by a multiple of it (chunks, the joined copy, the rewritten copy).
-  assert.ok(peakGrowth < body.length / 4, `peak RSS grew by ${peakGrowth} bytes for a ${body.length}-byte body`);
+  // A gateway that holds the body grows by a multiple of it (chunks, the joined copy, the rewritten
+  // copy). Half of it is the line: since the llhttp engine relays into a reused read buffer, the
+  // untouched baseline leaves less of Node's streaming garbage behind for the rewrite to reuse, and
+  // a streaming rewrite grows by ~11 MB over it (under 9 with undici), a held body by 36 MB at least.
+  assert.ok(peakGrowth < body.length / 2, `peak RSS grew by ${peakGrowth} bytes for a ${body.length}-byte body`);
 });
 
 test("FHIR XML Bundles (_format=xml): paging links point at the gateway and a client pages through it", async () => {
