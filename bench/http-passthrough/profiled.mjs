@@ -3,7 +3,7 @@
 // started pinned to CPU 1 beside the upstream on CPU 0, with an inspector on
 // a free loopback port, driven by wrk on CPU 0. Each script only says what it profiles.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,8 +97,12 @@ export async function withProfiledTarget(target, o, body) {
       // o.client: the backend's upstream engine (`client = "llhttp"`), as run.sh's harmony-llhttp.
       .replace(/^base_url = .*$/m, (line) => (o.client ? `${line}\nclient = "${o.client}"` : line));
     // o.gcMetric false: `metrics.gc = false` (a build from before that option refuses the table).
-    writeFileSync(join(dir, "harmony.toml"), o.gcMetric === false ? `${toml}\n[metrics]\ngc = false\n` : toml);
-    args = [o.cli ?? target, "--config", join(dir, "harmony.toml")];
+    // The config in a directory of its own: the data plane watches it, and an access log written
+    // beside it would wake the watcher on every flush (a timer per write in the profile, as run.sh avoids).
+    const conf = join(dir, "config");
+    mkdirSync(conf);
+    writeFileSync(join(conf, "harmony.toml"), o.gcMetric === false ? `${toml}\n[metrics]\ngc = false\n` : toml);
+    args = [o.cli ?? target, "--config", join(conf, "harmony.toml")];
     if (o.accessLogFile) stdout = openSync(join(dir, "access.log"), "w");
   }
   const proxy = spawn("taskset", ["-c", "1", "node", ...FLAGS, "--inspect=127.0.0.1:0", ...args], {
