@@ -252,6 +252,7 @@ describe("http proxy", { timeout: 60_000 }, () => {
         proxyPipeline("retrying", "/retry", flaky.url, "retries = 2\nretry_delay_ms = 10") +
         proxyPipeline("aborts", "/aborts", aborts.url, "max_connections = 4") +
         proxyPipeline("counted", "/counted", main.url) +
+        proxyPipeline("trusted", "/trusted", main.url, "trust_forwarded = true") +
         proxyPipeline("counted_down", "/counted-down", deadUrl),
     );
     const dir = writeTree({ "config.toml": config });
@@ -442,6 +443,17 @@ describe("http proxy", { timeout: 60_000 }, () => {
 
       const r2 = await http(url("/api/xf"), { headers: { "x-forwarded-for": "203.0.113.9, 10.0.0.1" } });
       assert.equal(seenFor(r2).headers["x-forwarded-for"], "203.0.113.9, 10.0.0.1, 127.0.0.1");
+    });
+
+    it("replaces a client's X-Forwarded-Proto/Host unless trust_forwarded", async () => {
+      const spoof = { "x-forwarded-proto": "https", "x-forwarded-host": "bank.example" };
+      const h = seenFor(await http(url("/api/xf"), { headers: spoof })).headers;
+      assert.equal(h["x-forwarded-proto"], "http");
+      assert.equal(h["x-forwarded-host"], `127.0.0.1:${dp.ports.default}`);
+      // Behind an ingress that sets them, they pass as the ingress wrote them.
+      const t = seenFor(await http(url("/trusted/xf"), { headers: spoof })).headers;
+      assert.equal(t["x-forwarded-proto"], "https");
+      assert.equal(t["x-forwarded-host"], "bank.example");
     });
 
     it("generates an X-Request-Id when absent, sends it upstream and echoes it", async () => {

@@ -79,7 +79,8 @@ export const httpUpstreamProperties = {
   ...upstreamSetProperties,
   trust_forwarded: Type.Boolean({
     default: false,
-    description: "Take the public scheme and host from X-Forwarded-Proto/-Host (set behind an ingress that sets them).",
+    description:
+      "Behind an ingress that sets X-Forwarded-Proto/-Host: take the public scheme and host from them, and pass the client's values upstream. Off: both are set from what the proxy itself saw, replacing a client's.",
   }),
   public_base_url: Type.Optional(
     Type.String({
@@ -285,9 +286,18 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     const client = rctx.clientAddress ?? "";
     const xff = req.headers["x-forwarded-for"];
     h["x-forwarded-for"] = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;
-    h["x-forwarded-proto"] ??= rctx.secure ? "https" : "http";
+    // A client's own X-Forwarded-Proto/-Host pass only behind a trusted ingress: otherwise any
+    // client could tell the upstream it came over TLS, or from a host of its choosing.
+    const proto = rctx.secure ? "https" : "http";
     const host = req.headers.host ?? (req.headers[":authority"] as string | undefined);
-    if (host) h["x-forwarded-host"] ??= host;
+    if (o.trust_forwarded) {
+      h["x-forwarded-proto"] ??= proto;
+      if (host) h["x-forwarded-host"] ??= host;
+    } else {
+      h["x-forwarded-proto"] = proto;
+      if (host) h["x-forwarded-host"] = host;
+      else delete h["x-forwarded-host"];
+    }
     h["x-request-id"] = rctx.id;
     h.traceparent = nextTraceparent(req.headers.traceparent);
     if (Buffer.isBuffer(body)) h["content-length"] = String(body.length);
