@@ -6,6 +6,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { newFraming, readHead } from "../src/http1/response-head.js";
+import { headEnd } from "../src/http1/answer-reader.js";
+import { prng } from "./helpers.js";
 
 describe("readHead's field names", () => {
   it("each spelling of a name, answer after answer, is one lower-case field", () => {
@@ -30,5 +32,34 @@ describe("readHead's field names", () => {
     assert.ok(Object.keys(h).every((k) => k === k.toLowerCase()));
     const again = readHead(["X-MANY-2999", "x", "x-many-0", "y"], newFraming());
     assert.deepEqual(again, { "x-many-2999": "x", "x-many-0": "y" });
+  });
+});
+
+describe("headEnd", () => {
+  it("is buf.indexOf('\\r\\n\\r\\n') for generated heads, bodies and fragments", () => {
+    const rnd = prng(18);
+    const alphabet = [
+      "\r",
+      "\n",
+      "\r\n",
+      "\r\n\r\n",
+      "\n\r\n",
+      "\r\r\n\n",
+      "a",
+      "HTTP/1.1 200 OK",
+      ": ",
+      "x".repeat(40),
+    ];
+    let found = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let s = "";
+      const parts = Math.floor(rnd() * 12);
+      for (let j = 0; j < parts; j++) s += alphabet[Math.floor(rnd() * alphabet.length)];
+      const buf = Buffer.from(s, "latin1");
+      const want = buf.indexOf("\r\n\r\n");
+      if (want >= 0) found++;
+      assert.equal(headEnd(buf), want, JSON.stringify(s));
+    }
+    assert.ok(found > 1000 && found < 19_000, `both outcomes covered (${found} found)`);
   });
 });
