@@ -190,6 +190,34 @@ describe("access log serializer", () => {
     await log.close();
   });
 
+  it("a written batch, small or large, is never overwritten by the next (a stream may hold it)", async () => {
+    const kept: Buffer[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        kept.push(chunk); // as a file stream's queue holds it: read only at the end
+        cb();
+      },
+    });
+    const log = new AccessLog(stream, 0, 60_000);
+    const ids: string[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      // Small batches (flushed by hand, as a reload or the timer does) and batches of more than 64 KiB.
+      const n = batch % 2 === 0 ? 3 : 400;
+      for (let i = 0; i < n; i++) {
+        ids.push(`b${batch}-${i}`);
+        log.write(record(`b${batch}-${i}`));
+      }
+      log.flush();
+    }
+    await log.close();
+    const got = Buffer.concat(kept)
+      .toString("utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { request_id: string }).request_id);
+    assert.deepEqual(got, ids);
+  });
+
   it("a full batch (64 KiB) leaves at once in whole lines, a line longer than a batch alone, all in order", async () => {
     const { stream, writes } = sink();
     const log = new AccessLog(stream, 0, 60_000);

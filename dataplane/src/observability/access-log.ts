@@ -32,6 +32,8 @@ export interface AccessRecord {
 
 /** A batch's buffer: a full one is written at once. */
 const BATCH_BYTES = 64 * 1024;
+/** A batch up to this size is copied out at its flush, so its buffer is reused (64 KiB per 100 ms otherwise). */
+const SMALL_BATCH = 8 * 1024;
 /** The longest a line waits for its batch to be written (README.md, "Access log"). */
 export const FLUSH_MS = 100;
 
@@ -47,8 +49,8 @@ function flushAllAtExit(): void {
 export class AccessLog {
   /**
    * The batch: lines encoded as they come, so a line's string dies young (a batch held as a string
-   * would outlive a scavenge or two at the rates it takes to fill one). A new buffer per batch: the
-   * one written may still be queued in a stream (the log file's), so it is never reused.
+   * would outlive a scavenge or two at the rates it takes to fill one). A buffer that was written
+   * may still be queued in a stream (the log file's), so a large batch gets a new one (see take).
    */
   private batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
   private used = 0;
@@ -182,12 +184,17 @@ export class AccessLog {
     this.flush();
   };
 
-  /** Takes the batch written so far, leaving a new one. */
+  /**
+   * Takes the batch written so far. A small one (the timer's, at low rates) leaves as a copy and the
+   * buffer is written into again; a large one leaves as it is, and a new buffer takes its place.
+   */
   private take(): Buffer | undefined {
-    if (this.used === 0) return undefined;
-    const chunk = this.batch.subarray(0, this.used);
-    this.batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    const used = this.used;
+    if (used === 0) return undefined;
     this.used = 0;
+    if (used <= SMALL_BATCH) return Buffer.from(this.batch.subarray(0, used));
+    const chunk = this.batch.subarray(0, used);
+    this.batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
     return chunk;
   }
 
