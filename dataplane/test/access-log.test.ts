@@ -146,15 +146,109 @@ describe("access log serializer", () => {
     assert.equal(b!.duration_ms, null, "a non-finite number is null, as JSON.stringify makes it");
   });
 
-  it("the lines of one event-loop turn leave in one write", async () => {
+  it("lines of many event-loop turns leave together, in one write, when the batch's time is up", async () => {
     const { stream, writes } = sink();
-    const log = new AccessLog(stream);
-    for (let i = 0; i < 50; i++) log.write(record(`r${i}`));
-    assert.equal(writes.length, 0, "nothing is written synchronously");
-    await new Promise((r) => setImmediate(r));
+    const log = new AccessLog(stream, 0, 60_000); // a wait no test reaches: only close() writes
+    for (let turn = 0; turn < 5; turn++) {
+      for (let i = 0; i < 10; i++) log.write(record(`r${turn}.${i}`));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal(writes.length, 0, "no write per event-loop turn");
+    await log.close();
     assert.equal(writes.length, 1);
     assert.equal(writes[0]!.split("\n").length - 1, 50);
+  });
+
+  it("a batch leaves on its timer without a close, and the next batch after it", async () => {
+    const written: string[] = [];
+    let wrote: () => void = () => {};
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        written.push(chunk.toString("utf8"));
+        wrote();
+        cb();
+      },
+    });
+    const log = new AccessLog(stream, 0, 5);
+    for (const batch of ["a", "b"]) {
+      const next = new Promise<void>((r) => (wrote = r));
+      for (let i = 0; i < 3; i++) log.write(record(`${batch}${i}`));
+      await next;
+    }
+    assert.deepEqual(
+      written.map((w) =>
+        w
+          .trimEnd()
+          .split("\n")
+          .map((l) => (JSON.parse(l) as { request_id: string }).request_id),
+      ),
+      [
+        ["a0", "a1", "a2"],
+        ["b0", "b1", "b2"],
+      ],
+    );
     await log.close();
+  });
+
+  it("a written batch, small or large, is never overwritten by the next (a stream may hold it)", async () => {
+    const kept: Buffer[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        kept.push(chunk); // as a file stream's queue holds it: read only at the end
+        cb();
+      },
+    });
+    const log = new AccessLog(stream, 0, 60_000);
+    const ids: string[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      // Small batches (flushed by hand, as a reload or the timer does) and batches of more than 64 KiB.
+      const n = batch % 2 === 0 ? 3 : 400;
+      for (let i = 0; i < n; i++) {
+        ids.push(`b${batch}-${i}`);
+        log.write(record(`b${batch}-${i}`));
+      }
+      log.flush();
+    }
+    await log.close();
+    const got = Buffer.concat(kept)
+      .toString("utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { request_id: string }).request_id);
+    assert.deepEqual(got, ids);
+  });
+
+  it("a full batch (64 KiB) leaves at once in whole lines, a line longer than a batch alone, all in order", async () => {
+    const { stream, writes } = sink();
+    const log = new AccessLog(stream, 0, 60_000);
+    const ids: string[] = [];
+    for (let i = 0; i < 600; i++) {
+      const id = i === 300 ? "L".repeat(70_000) : i % 7 === 0 ? `é中🙂${i}`.repeat(40) : `r${i}`;
+      ids.push(id);
+      log.write(record(id));
+    }
+    assert.ok(writes.length >= 2, `full batches were written without waiting (${writes.length} writes)`);
+    for (const w of writes) {
+      assert.ok(w.endsWith("\n"), "a write ends at a line end");
+      assert.ok(Buffer.byteLength(w) <= 64 * 1024 || w.split("\n").length === 2, "at most a batch, or one line");
+    }
+    await log.close();
+    const got = writes
+      .join("")
+      .trimEnd()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { request_id: string }).request_id);
+    assert.deepEqual(got, ids);
+  });
+
+  it("a group worker's batches leave in whole lines of at most 4 KiB", async () => {
+    const { stream, writes } = sink();
+    const log = new AccessLog(stream, 4096, 60_000);
+    for (let i = 0; i < 400; i++) log.write(record(`w${i}`));
+    await log.close();
+    assert.ok(writes.length > 1);
+    for (const w of writes) assert.ok(Buffer.byteLength(w) <= 4096 && w.endsWith("\n"));
+    assert.equal(writes.join("").split("\n").length - 1, 400);
   });
 });
 

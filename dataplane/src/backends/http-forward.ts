@@ -61,6 +61,16 @@ export function hasBody(method: string, status: number): boolean {
   return method !== "HEAD" && status !== 204 && status !== 304;
 }
 
+/** A content-length value's byte count, or -1 when it is not a plain decimal number. */
+function contentLength(v: string): number {
+  if (v.length === 0 || v.length > 15) return -1;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return Number(v);
+}
+
 /**
  * An upstream answer withheld from the client so that the request can be tried on another
  * target (retry_on_5xx); nothing of it was written.
@@ -141,6 +151,10 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
   private readonly state: ForwardState;
   /** Cleared once called: the exchange ends once, whatever else undici or the client do after. */
   private settled: Settled<A, B> | undefined;
+  /** Body bytes the upstream's content-length still announces; -1: no length to go by (or rewriting). */
+  private left = -1;
+  /** The body's last bytes, held for `res.end(last)` (see onResponseData). */
+  private last: Buffer | undefined;
 
   constructor(
     private readonly method: string,
@@ -207,6 +221,8 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
     this.rewriting = rewriting;
     if (!rewriting) {
       state.started = true;
+      const length = headers["content-length"];
+      if (typeof length === "string" && hasBody(this.method, statusCode)) this.left = contentLength(length);
       res.writeHead(statusCode, out);
       return;
     }
@@ -233,6 +249,19 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
       if (!rewriting.write(chunk)) this.pause(c, rewriting);
       return;
     }
+    const left = this.left;
+    if (left >= 0) {
+      // The chunk that completes a counted body (a small answer's only one) waits for onResponseEnd,
+      // which follows at once: res.end(chunk) writes head, body and end in one corked go, where
+      // write() then end() cork the socket and uncork it on a tick of its own (node:http). A small
+      // chunk is the handler's own copy (read-buffer.ts), so holding it is safe.
+      if (left === chunk.length && chunk.length < LENT_FROM) {
+        this.left = -1;
+        this.last = chunk;
+        return;
+      }
+      this.left = left - chunk.length;
+    }
     const res = this.res;
     const ok = res.write(chunk);
     // node:http corks the socket on a write and uncorks it on the next tick. A large chunk gains
@@ -251,7 +280,11 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
   onResponseEnd(): void {
     const rewriting = this.rewriting;
     if (!rewriting) {
-      this.res.end();
+      const last = this.last;
+      if (last) {
+        this.last = undefined;
+        this.res.end(last);
+      } else this.res.end();
       this.settle();
       return;
     }

@@ -116,10 +116,10 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
     });
   }
 
-  /** Parks the socket: closes it after the idle time. */
-  park(): void {
+  /** Parks the socket: closes it after the idle time (from `now`, a performance.now() just read). */
+  park(now: number): void {
     this.socket.resume(); // so that the upstream closing it is noticed
-    this.arm(IDLE, this.idleFor);
+    this.arm(IDLE, this.idleFor, now);
   }
 
   pauseReading(): void {
@@ -150,9 +150,9 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
     else this.socket.destroy();
   }
 
-  private arm(phase: number, ms: number): void {
+  private arm(phase: number, ms: number, now?: number): void {
     this.phase = phase;
-    if (ms > 0) this.owner.deadlines.arm(this, ms);
+    if (ms > 0) this.owner.deadlines.arm(this, ms, now);
     else this.owner.deadlines.disarm(this);
   }
 

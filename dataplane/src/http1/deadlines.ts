@@ -39,9 +39,12 @@ export class Deadlines {
     return this.timer !== undefined;
   }
 
-  /** `c` expires `ms` from now (ms > 0), replacing what it had armed. */
-  arm(c: Expiring, ms: number): void {
-    c.deadline = performance.now() + ms;
+  /**
+   * `c` expires `ms` from now (ms > 0), replacing what it had armed. `now`: a performance.now()
+   * the caller read in this same synchronous run (one read for many sockets armed together).
+   */
+  arm(c: Expiring, ms: number, now = performance.now()): void {
+    c.deadline = now + ms;
     this.armed.add(c);
     if (this.timer === undefined) {
       this.timer = setInterval(this.onTick, this.tick);

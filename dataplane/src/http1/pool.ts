@@ -140,19 +140,21 @@ export class H1Pool extends Dispatcher implements ConnectionOwner {
     this.checkScheduled = false;
     const list = this.validating;
     this.validating = [];
+    // One clock read for every socket parked in this turn (a busy pool parks dozens at once).
+    const now = performance.now();
     for (const c of list) {
       if (c.socket.destroyed)
         this.forget(c); // forget is idempotent; it serves the queue
-      else this.ready(c);
+      else this.ready(c, now);
     }
   };
 
-  private ready(c: Connection): void {
+  private ready(c: Connection, now: number): void {
     let next = this.queue.shift();
     while (next?.done) next = this.queue.shift(); // aborted while waiting
     if (next) return c.start(next);
     if (this.closed) return void c.socket.destroy();
-    c.park();
+    c.park(now);
     this.idle.push(c);
   }
 

@@ -22,6 +22,24 @@ export function newFraming(): Framing {
   return { lengths: 0, length: -1, chunked: false, keepAlive: undefined };
 }
 
+/**
+ * Field names seen before, as given → lower-cased: an upstream sends the same dozen names (often
+ * capitalised: `Date`, `Connection`, `Keep-Alive`) on every answer, so each is lower-cased once per
+ * process rather than into a new string per answer, and the object below is keyed by the same
+ * string every time (V8 finds the property without hashing a new key). Bounded like wire.ts's.
+ */
+const lowered = new Map<string, string>();
+const LOWERED_MAX = 1024;
+
+function lower(name: string): string {
+  let key = lowered.get(name);
+  if (key === undefined) {
+    key = name.toLowerCase();
+    if (lowered.size < LOWERED_MAX) lowered.set(name, key);
+  }
+  return key;
+}
+
 /** `raw`: the parser's flat [name, value, ...] list. */
 export function readHead(raw: string[], f: Framing): IncomingHttpHeaders {
   f.lengths = 0;
@@ -30,7 +48,7 @@ export function readHead(raw: string[], f: Framing): IncomingHttpHeaders {
   f.keepAlive = undefined;
   const headers: IncomingHttpHeaders = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const key = raw[i]!.toLowerCase();
+    const key = lower(raw[i]!);
     const v = raw[i + 1]!;
     const cur = headers[key];
     if (cur === undefined) headers[key] = v;
