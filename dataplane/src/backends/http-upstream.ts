@@ -14,7 +14,7 @@ import type { BackendInstance, BuildContext, OptionProblem, StreamDone } from ".
 import type { RequestContext } from "../pipeline/context.js";
 import { ClientGoneError, HttpError, problemType } from "../pipeline/errors.js";
 import { nextTraceparent } from "../pipeline/trace.js";
-import { responseHeaders, upstreamHeaderList, upstreamHeaderRecord, type Added } from "./http-headers.js";
+import { endToEnd, responseHeaders } from "./http-headers.js";
 import { RetriableStatus, forward, forwardToClient, hasBody, rewriteBody, type ForwardState } from "./http-forward.js";
 import { createUpstreamSet, upstreamSetProperties, type Upstream } from "./upstream-set.js";
 import { entryBaseUrl, isHarmonyUri, resolveHarmonyUri, type PeerTls } from "../network/target.js";
@@ -127,11 +127,6 @@ const HOP_OR_FRAMING = new Set([
   "te",
   "trailer",
 ]);
-
-function hasKeys(o: object | undefined): boolean {
-  for (const _ in o) return true;
-  return false;
-}
 
 function splitQuery(uri: string): [string, string | undefined] {
   const i = uri.indexOf("?");
@@ -280,45 +275,37 @@ export function createHttpUpstream(o: Options, ctx: BuildContext, hooks: Upstrea
     return hooks.upstreamPath ? hooks.upstreamPath(rctx, path, basePath) : path;
   }
 
-  /** The gateway's own upstream headers for the request being built (see Added: filled, read, let go). */
-  const added: Added = {
-    host: undefined,
-    xForwardedFor: "",
-    xForwardedProto: "",
-    xForwardedHost: undefined,
-    trust: o.trust_forwarded,
-    requestId: "",
-    traceparent: "",
-    contentLength: undefined,
-    contentType: undefined,
-  };
-
   function upstreamHeaders(
     rctx: RequestContext,
     body: ReturnType<RequestContext["bodyForUpstream"]>,
     u: Upstream,
-  ): Record<string, string | string[]> | string[] {
+  ): Record<string, string | string[]> {
     const req = rctx.req;
-    const a = added;
-    a.host = o.preserve_host ? undefined : u.host;
+    const h = endToEnd(req.headers);
+    if (!o.preserve_host) h.host = u.host;
     const client = rctx.clientAddress ?? "";
     const xff = req.headers["x-forwarded-for"];
-    a.xForwardedFor = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;
+    h["x-forwarded-for"] = xff ? `${Array.isArray(xff) ? xff.join(", ") : xff}, ${client}` : client;
     // A client's own X-Forwarded-Proto/-Host pass only behind a trusted ingress: otherwise any
     // client could tell the upstream it came over TLS, or from a host of its choosing.
-    a.xForwardedProto = rctx.secure ? "https" : "http";
-    a.xForwardedHost = req.headers.host ?? (req.headers[":authority"] as string | undefined);
-    a.requestId = rctx.id;
-    a.traceparent = nextTraceparent(req.headers.traceparent);
-    a.contentLength = Buffer.isBuffer(body) ? String(body.length) : undefined;
+    const proto = rctx.secure ? "https" : "http";
+    const host = req.headers.host ?? (req.headers[":authority"] as string | undefined);
+    if (o.trust_forwarded) {
+      h["x-forwarded-proto"] ??= proto;
+      if (host) h["x-forwarded-host"] ??= host;
+    } else {
+      h["x-forwarded-proto"] = proto;
+      if (host) h["x-forwarded-host"] = host;
+      else delete h["x-forwarded-host"];
+    }
+    h["x-request-id"] = rctx.id;
+    h.traceparent = nextTraceparent(req.headers.traceparent);
+    if (Buffer.isBuffer(body)) h["content-length"] = String(body.length);
     // A middleware that replaced the body may have changed its type (CSV in, JSON out).
     const ct = rctx.contentType;
-    a.contentType = ct && ct !== req.headers["content-type"] ? ct : undefined;
-    const th = rctx.overrides.headers;
-    // Nothing else to set: the head is built in one pass as a flat list (the pass-through case).
-    if (!hooks.requestHeaders && !hasKeys(u.headers) && !hasKeys(th)) return upstreamHeaderList(req.headers, a);
-    const h = upstreamHeaderRecord(req.headers, a);
+    if (ct && ct !== req.headers["content-type"]) h["content-type"] = ct;
     for (const k in u.headers) h[k.toLowerCase()] = u.headers[k]!;
+    const th = rctx.overrides.headers;
     for (const k in th) {
       const name = k.toLowerCase();
       if (HOP_OR_FRAMING.has(name)) continue;
