@@ -102,6 +102,9 @@ function httpListener(
       at(["network", name, "http", "force_https"], "redirects apply to plain listeners only", "warning");
   } else if (http.force_https) {
     spec.forceHttpsPort = http.https_port ?? 443;
+  } else {
+    // Only here: a TLS listener never uses it, so changing it must not rebind one.
+    spec.http1Server = doc.proxy?.http1_server ?? "llhttp";
   }
   if (http.sni?.length && !(http.cert_path && http.key_path))
     at(["network", name, "http", "sni"], "needs cert_path and key_path: the certificate for names no entry matches");
@@ -126,6 +129,7 @@ function serveNetworkIdentity(
       "warning",
     );
   delete spec.forceHttpsPort;
+  delete spec.http1Server; // a TLS listener
   delete spec.sni; // one identity: the network's
   if (!hn) return; // its problem is reported on [harmony_networks.*] or on harmony_network
   spec.certPath = hn.certPath;
