@@ -54,6 +54,11 @@ const RESOURCE = Object.freeze({ type: "HARMONY_LANE_REQUEST" });
 export class LaneConnection implements Expiring, ResponseOwner {
   deadline = 0;
   private phase = Phase.Head;
+  /**
+   * The head deadline is armed (from accept for the first head, from the first read of a later
+   * one). A later head that arrives whole in one read, the common case, never arms it.
+   */
+  private headTimed = true;
   private readonly parser: LlhttpParser;
   /** Every read since the current head began: what node:http gets on a hand-off. */
   private chunks: Buffer[] = [];
@@ -146,8 +151,9 @@ export class LaneConnection implements Expiring, ResponseOwner {
   private parse(buf: Buffer): void {
     for (;;) {
       if (this.phase === Phase.Idle) {
+        // The idle deadline stands until this head proves incomplete (below) or is dispatched.
         this.phase = Phase.Head;
-        this.host.deadlines.arm(this, this.host.headersTimeoutMs);
+        this.headTimed = false;
       }
       this.chunks.push(buf);
       const n = this.parser.execute(buf);
@@ -156,7 +162,15 @@ export class LaneConnection implements Expiring, ResponseOwner {
         this.host.reject(this.socket, n.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
         return;
       }
-      if (!this.complete) return; // the head goes on in the next read
+      if (!this.complete) {
+        // The head goes on in the next read; its time runs from this one (never re-armed, so a
+        // client dripping a head cannot push its deadline on).
+        if (!this.headTimed) {
+          this.headTimed = true;
+          this.host.deadlines.arm(this, this.host.headersTimeoutMs);
+        }
+        return;
+      }
       this.complete = false;
       // After a head stopped this way llhttp parses the next message but no longer counts its
       // head's bytes (a 17 KiB head would pass): a fresh start per head keeps the 16 KiB limit.
@@ -238,6 +252,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
       return;
     }
     this.phase = Phase.Idle;
+    this.headTimed = false;
     this.host.deadlines.arm(this, this.host.keepAliveTimeoutMs);
     const pending = this.pending;
     if (pending) {
