@@ -304,6 +304,36 @@ describe("the lane's reader", () => {
     assert.equal(await handoffs(lane), before);
   });
 
+  it("closes, not only ends, a connection it is done with when the client never closes its side", async () => {
+    const cases = [
+      last("/p/fixed?close"), // Connection: close
+      get("/p/fixed?ten", "", "1.0"), // HTTP/1.0
+      "GET /p/fixed HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n", // a 400
+    ];
+    for (const request of cases) {
+      const s = connect({ port: lane.ports.default!, host: "127.0.0.1", allowHalfOpen: true });
+      let text = "";
+      let gone = false;
+      s.setEncoding("latin1").on("data", (c: string) => (text += c));
+      s.on("error", () => (gone = true));
+      s.on("close", () => (gone = true));
+      s.write(request);
+      await new Promise((r) => s.once("end", r)); // the server's FIN; this client keeps its side open
+      // Writes into a socket the server only half-closed are read and dropped; into one it closed, reset.
+      const poke = setInterval(() => !gone && s.write("x"), 200);
+      await eventually(
+        `the server closed the connection after ${JSON.stringify(request.split("\r\n")[0])}`,
+        () => gone,
+        {
+          timeoutMs: 15_000,
+        },
+      );
+      clearInterval(poke);
+      s.destroy();
+      assert.match(text, /^HTTP\/1\.1 (200|400) /);
+    }
+  });
+
   it("a client leaving mid-answer aborts the upstream exchange and frees its pooled socket", async () => {
     const closed = closedUpstream;
     const s: Socket = connect({ port: lane.ports.default!, host: "127.0.0.1" });

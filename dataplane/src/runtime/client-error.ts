@@ -14,9 +14,20 @@ const REASONS: Record<ClientErrorStatus, string> = {
   431: "Request Header Fields Too Large",
 };
 
+/**
+ * How long a connection answered this way may stay half-open for the client to read the answer.
+ * The listeners allow half-open connections (node:http decides when to end them), so `end()` alone
+ * leaves the socket to the client: one that never closes would hold it for good. Destroying at
+ * once could reset the connection under an answer the client has not read yet (a client still
+ * sending), so it is destroyed after this.
+ */
+const LINGER_MS = 5000;
+
 export function answerClientError(socket: Socket, status: ClientErrorStatus): void {
   if (socket.writable && !socket.destroyed) {
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once("close", () => clearTimeout(linger));
   } else socket.destroy();
 }
 

@@ -270,9 +270,13 @@ export class LaneConnection implements Expiring, ResponseOwner {
     this.response = undefined;
     if (this.phase === Phase.Gone) return;
     if (last) {
-      // node:http's destroySoon: the bytes written go out, then the connection closes.
+      // node:http's destroySoon: the bytes written go out, then the connection closes (end()
+      // alone would leave a half-open connection to a client that never closes its side).
       this.release();
-      this.socket.end();
+      const s = this.socket;
+      s.end();
+      if (s.writableFinished) s.destroy();
+      else s.once("finish", () => s.destroy());
       return;
     }
     this.phase = Phase.Idle;
