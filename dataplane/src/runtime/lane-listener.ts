@@ -58,14 +58,16 @@ export function createLane(
     reject: answerClientError,
     released: (c) => connections.delete(c),
   };
-  // node:http times the connections it is handed (headersTimeout on their next heads) with a sweep
-  // it starts when it starts listening; this server never listens, so it is started here.
-  http.emit("listening");
   // The options node:http gives its own listening socket (allowHalfOpen: it decides when to end).
   const server = new NetServer({ allowHalfOpen: true, noDelay: true, highWaterMark: opts.highWaterMark }, (socket) => {
     const c = new LaneConnection(socket, host);
     connections.add(c);
   });
+  // node:http times the connections it is handed (headersTimeout on their next heads) with a sweep
+  // it starts when it starts listening; it never listens here, so it starts when the lane's server
+  // does (a listener that never binds starts none), and ends with it.
+  server.once("listening", () => http.emit("listening"));
+  server.on("close", () => http.close());
   return {
     server,
     closeIdle() {

@@ -208,8 +208,6 @@ export function prepareListener(
         lane!.closeIdle();
       };
       netServer.closeAllConnections = () => http.closeAllConnections();
-      // Its connections-check sweep goes with the listener.
-      netServer.on("close", () => http.close());
       server = netServer;
     }
     server.on("connection", track);

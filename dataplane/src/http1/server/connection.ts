@@ -11,6 +11,7 @@
  * the keep-alive idle deadline between requests; none while a response is under way (node:http's
  * requestTimeout is 0 on these listeners).
  */
+import { maxHeaderSize } from "node:http";
 import type { Socket } from "node:net";
 import type { Deadlines, Expiring } from "../deadlines.js";
 import { HTTPParser, METHODS, STOP_AFTER_HEAD, type LlhttpParser } from "../llhttp.js";
@@ -18,10 +19,10 @@ import { LaneRequest } from "./request.js";
 import { LaneResponse, type ResponseOwner } from "./response.js";
 
 /**
- * node:http's default head limit (--max-http-header-size): the binding counts the target, names
- * and values (not the whitespace and line ends) and answers HPE_HEADER_OVERFLOW past it.
+ * node:http's head limit (--max-http-header-size, 16 KiB by default): the binding counts the
+ * target, names and values (not the whitespace and line ends) and answers HPE_HEADER_OVERFLOW past it.
  */
-export const MAX_HEADER_BYTES = 16 * 1024;
+export const MAX_HEADER_BYTES = maxHeaderSize;
 /**
  * node:http's server default for header lines (maxHeadersCount 1000, as pairs): the binding answers
  * HPE_HEADER_OVERFLOW past it too, reading it from the parser object.
@@ -61,6 +62,12 @@ const enum Phase {
 }
 
 const noop = (): void => {};
+
+/** Bytes other than the CR/LF llhttp skips before a request line. */
+function begunHead(chunk: Buffer): boolean {
+  for (let i = 0; i < chunk.length; i++) if (chunk[i] !== 13 && chunk[i] !== 10) return true;
+  return false;
+}
 
 /** The async resource every lane parser is initialized with (async_hooks see one per head). */
 const RESOURCE = Object.freeze({ type: "HARMONY_LANE_REQUEST" });
@@ -307,7 +314,8 @@ export class LaneConnection implements Expiring, ResponseOwner {
   private readonly onEnd = (): void => {
     if (this.phase === Phase.Gone) return;
     const phase = this.phase;
-    const partial = phase === Phase.Head && this.chunks.length > 0;
+    // llhttp takes empty lines between messages: only a head begun is cut short.
+    const partial = phase === Phase.Head && this.chunks.some(begunHead);
     this.release();
     if (phase === Phase.Busy) this.socket.destroy();
     else if (partial) this.host.reject(this.socket, 400);

@@ -82,9 +82,15 @@ export class LaneResponse extends ServerResponse<LaneRequest> {
     }
     this.writeHeadOnce(socket, state);
     // HEAD, 204 and 304 answers carry no body (node ignores such writes the same way).
-    if (!state._hasBody) return true;
-    const length = typeof chunk === "string" ? Buffer.byteLength(chunk, encoding) : chunk.byteLength;
-    if (length === 0) return socket.writableLength < socket.writableHighWaterMark;
+    const length = !state._hasBody
+      ? 0
+      : typeof chunk === "string"
+        ? Buffer.byteLength(chunk, encoding)
+        : chunk.byteLength;
+    if (length === 0) {
+      if (cb) process.nextTick(cb);
+      return socket.writableLength < socket.writableHighWaterMark;
+    }
     if (!this.chunkedEncoding) return socket.write(chunk, encoding ?? "utf8", cb);
     socket.write(length.toString(16) + "\r\n", "latin1");
     socket.write(chunk, encoding ?? "utf8");
@@ -132,6 +138,20 @@ export class LaneResponse extends ServerResponse<LaneRequest> {
     // pipe() and a body timeout listen for it; node emits it once the bytes are out.
     this.emit("finish");
     this.owner.responseDone(this, state._last);
+    // The request lets go of the connection, as node:http detaches a finished exchange: a late
+    // req.destroy() must not cut it (it may be serving the client's next request by then).
+    (this.req as { socket: Socket | null }).socket = null;
+    return this;
+  }
+
+  /**
+   * After the last byte a destroy() is only a mark, as on node:http's detached response: the
+   * connection may be serving the client's next request. (`socket` itself stays: the relay's
+   * CHUNK_RELEASED reads its writableLength after the end.)
+   */
+  override destroy(error?: Error): this {
+    if (!this.flushed) return super.destroy(error);
+    this.destroyed = true;
     return this;
   }
 
