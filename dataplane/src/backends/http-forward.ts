@@ -12,7 +12,7 @@ import { Duplex, pipeline, type Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import { responseHeaders } from "./http-headers.js";
 import { ClientGoneError } from "../pipeline/errors.js";
-import { CHUNK_RELEASED, LENT_FROM, type ReleasingHandler } from "../http1/read-buffer.js";
+import { CHUNK_RELEASED, DIRECT_WRITES, LENT_FROM, type ReleasingHandler } from "../http1/read-buffer.js";
 
 export interface ForwardState {
   /** True once the upstream's status and headers have gone to the client. */
@@ -145,7 +145,10 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
   private rewriting: Duplex | undefined;
   /** Set once a write reported backpressure: the drain listener that resumes the upstream. */
   private onDrain: (() => void) | undefined;
-  /** node:http's own response and write (not HTTP/2's, nothing wrapped): its writableLength is the whole truth. */
+  /**
+   * node:http's own response and write (not HTTP/2's, nothing wrapped), or the llhttp lane's
+   * (DIRECT_WRITES): its writableLength is the whole truth.
+   */
   private readonly plain: boolean;
   /** Where started and status are kept: the caller's (shared across retries) or this object. */
   private readonly state: ForwardState;
@@ -169,7 +172,9 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
   ) {
     this.state = state ?? this;
     this.settled = settled;
-    this.plain = res instanceof ServerResponse && res.write === ServerResponse.prototype.write;
+    this.plain =
+      res instanceof ServerResponse &&
+      (res.write === ServerResponse.prototype.write || (res as { [DIRECT_WRITES]?: boolean })[DIRECT_WRITES] === true);
   }
 
   /** The client's connection closed: abort the upstream side unless the response was complete. */

@@ -88,6 +88,13 @@ export const ProxySection = Obj(
         description: "Time a client gets to send its request headers (slow clients are cut off; default 60000).",
       }),
     ),
+    client_keepalive_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        description:
+          "How long an idle keep-alive client connection is kept open between requests (default 65000; sent as Keep-Alive: timeout=<s>).",
+      }),
+    ),
     client_body_timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -118,6 +125,12 @@ export const ProxySection = Obj(
       }),
     ),
     path_normalization: Type.Optional(PathNormalizationSection),
+    http1_server: Type.Optional(
+      Type.Union([Type.Literal("llhttp"), Type.Literal("node")], {
+        description:
+          'Server side of plain (non-TLS) HTTP/1.1 listeners: "llhttp" (default), a lean reader on Node\'s own parser that serves body-less requests to backend-only routes itself and hands every other connection to node:http; "node": node:http for every request. HTTPS and HTTP/2 listeners always use node:http. A change rebinds the listeners.',
+      }),
+    ),
     workers: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal("auto")], {
         description:

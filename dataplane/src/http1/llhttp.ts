@@ -28,9 +28,17 @@ export interface LlhttpParser {
   [callback: number]: unknown;
 }
 
+/**
+ * Called with the head's fields so far when a head has more than 32 of them (then again for the
+ * next 32...); `url` is the request target on the first call, "" after. kOnHeadersComplete then
+ * gets `headers` and `url` undefined: they are the concatenation of these calls.
+ */
+export type OnHeaders = (headers: string[], url: string) => void;
+
 interface Binding {
   HTTPParser: {
     new (): LlhttpParser;
+    REQUEST: number;
     RESPONSE: number;
     /** Header fields flushed early: a head with more than 32 fields arrives in parts. */
     kOnHeaders: number;
@@ -52,6 +60,27 @@ export function llhttpBinding(): Binding["HTTPParser"] | undefined {
     return undefined;
   }
 }
+
+/**
+ * Request methods by the number kOnHeadersComplete gives (REQUEST mode); node:http's own table.
+ * Empty where the binding is not there.
+ */
+export const METHODS: readonly string[] = (() => {
+  try {
+    const m = (createRequire(import.meta.url)("_http_common") as { methods?: string[] }).methods;
+    return Array.isArray(m) ? m : [];
+  } catch {
+    return [];
+  }
+})();
+
+/**
+ * kOnHeadersComplete's return value that ends `execute` right after the head (llhttp treats the
+ * message as an upgrade with no body): `execute` returns the bytes up to the head's end, and the
+ * parser takes the next message from there on the next call, but without its head size limit:
+ * re-initialize it before the next head.
+ */
+export const STOP_AFTER_HEAD = 2;
 
 const loaded = llhttpBinding();
 /** Only used by connections of a pool the config check allowed, i.e. when the binding is there. */

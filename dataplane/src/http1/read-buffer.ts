@@ -13,6 +13,12 @@
 /** A handler's `[CHUNK_RELEASED]()`: true when the chunk it was last given is referenced by nobody. */
 export const CHUNK_RELEASED = Symbol("harmony.h1.chunkReleased");
 
+/**
+ * Set (true) on a response whose writes go straight to its socket, so that its `writableLength`
+ * is the whole truth about what still holds a written chunk (the llhttp server lane's response).
+ */
+export const DIRECT_WRITES = Symbol("harmony.h1.directWrites");
+
 export interface ReleasingHandler {
   [CHUNK_RELEASED]?(): boolean;
 }

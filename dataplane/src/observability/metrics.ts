@@ -73,6 +73,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly http1Handoffs = new client.Counter({
+    name: "harmony_http1_lane_handoffs_total",
+    help: 'Connections the llhttp server lane (proxy.http1_server = "llhttp") handed to node:http, by network: a request it does not serve itself (a body, management, 404/405, middleware routes...).',
+    labelNames: ["network"] as const,
+    registers: [this.registry],
+  });
+
   readonly reloadSuccessful = new client.Gauge({
     name: "harmony_config_last_reload_successful",
     help: "1 if the last config (re)load succeeded, 0 if it failed and the previous config is still serving.",

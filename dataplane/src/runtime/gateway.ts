@@ -72,7 +72,11 @@ export class Gateway {
       stopping: () => this.stopping,
     });
     this.listeners = new ListenerSet(
-      (network, spec) => prepareListener(spec, (req, res) => this.entry.handle(network, req, res), logger, network),
+      (network, spec) =>
+        prepareListener(spec, (req, res) => this.entry.handle(network, req, res), logger, network, {
+          serve: (req, res, closeAfter) => this.entry.serveFast(network, req, res, closeAfter),
+          handedOff: () => metrics.http1Handoffs.inc({ network }),
+        }),
       // A worker of a group: each worker binds the port itself, the kernel spreads connections.
       !!opts.group,
       logger,

@@ -13,7 +13,9 @@ import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "winston";
 import type { ListenerSpec } from "../config/resolve.js";
+import { answerClientError, clientErrorStatus } from "./client-error.js";
 import { closeAfterResponse } from "./connection-close.js";
+import { createLane, laneAvailable, type FastHandler, type Lane } from "./lane-listener.js";
 import { listenerCerts } from "./tls-certs.js";
 
 /**
@@ -70,13 +72,9 @@ export interface BoundListener {
 }
 
 function rejectMalformed(server: NetServer): void {
-  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && !socket.destroyed) {
-      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      const reason = { 400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large" }[status];
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    } else socket.destroy();
-  });
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) =>
+    answerClientError(socket, clientErrorStatus(err.code)),
+  );
 }
 
 function forceHttps(port: number): Handler {
@@ -117,9 +115,16 @@ export function prepareListener(
   handler: Handler,
   logger: Logger,
   network: string,
+  /** Serves a request on the llhttp lane (plain listeners, http1Server "llhttp"), or declines. */
+  fast?: FastHandler,
 ): PreparedListener {
   const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  };
   let server: HttpishServer;
+  let lane: Lane | undefined;
   let stopReload: (() => void) | undefined;
   let update: ((spec: ListenerSpec) => void) | undefined;
   // Set once a reload replaced this listener: every response then ends its connection, so a
@@ -132,7 +137,7 @@ export function prepareListener(
   };
   const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: spec.keepAliveTimeoutMs ?? 65_000,
     // No cap on a whole request: it would cut long uploads. A stalled or crawling body is cut by
     // proxy.client_body_timeout_ms / client_body_min_rate instead (pipeline/body-timeout.ts).
     requestTimeout: 0,
@@ -181,12 +186,31 @@ export function prepareListener(
     });
     server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
   } else {
-    server = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : serve);
-    rejectMalformed(server);
-    server.on("connection", (s: Socket) => {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-    });
+    const http = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : serve);
+    rejectMalformed(http);
+    server = http;
+    if (fast && spec.http1Server === "llhttp" && !spec.forceHttpsPort && laneAvailable()) {
+      // The lane's server listens; node:http gets the connections the lane hands it.
+      lane = createLane(
+        http,
+        {
+          headersTimeoutMs: headersTimeout,
+          keepAliveTimeoutMs: opts.keepAliveTimeout,
+          highWaterMark: opts.highWaterMark,
+        },
+        // `retiring` as `serve` applies it to node:http's requests.
+        (req, res) => fast.serve(req, res, retiring),
+        () => fast.handedOff(),
+      );
+      const netServer = lane.server as HttpishServer;
+      netServer.closeIdleConnections = () => {
+        http.closeIdleConnections();
+        lane!.closeIdle();
+      };
+      netServer.closeAllConnections = () => http.closeAllConnections();
+      server = netServer;
+    }
+    server.on("connection", track);
   }
 
   // An error after listening (EMFILE on accept) must not become an uncaught exception.

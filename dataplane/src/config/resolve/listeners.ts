@@ -72,6 +72,7 @@ function httpListener(
     address: http.bind_address ?? "0.0.0.0",
     port: http.bind_port ?? 8080,
     headersTimeoutMs: doc.proxy?.client_header_timeout_ms ?? 60_000,
+    keepAliveTimeoutMs: doc.proxy?.client_keepalive_timeout_ms ?? 65_000,
   };
   if (http.cert_path || http.key_path) {
     if (!http.cert_path || !http.key_path) {
@@ -102,6 +103,9 @@ function httpListener(
       at(["network", name, "http", "force_https"], "redirects apply to plain listeners only", "warning");
   } else if (http.force_https) {
     spec.forceHttpsPort = http.https_port ?? 443;
+  } else {
+    // Only here: a TLS listener never uses it, so changing it must not rebind one.
+    spec.http1Server = doc.proxy?.http1_server ?? "llhttp";
   }
   if (http.sni?.length && !(http.cert_path && http.key_path))
     at(["network", name, "http", "sni"], "needs cert_path and key_path: the certificate for names no entry matches");
@@ -126,6 +130,7 @@ function serveNetworkIdentity(
       "warning",
     );
   delete spec.forceHttpsPort;
+  delete spec.http1Server; // a TLS listener
   delete spec.sni; // one identity: the network's
   if (!hn) return; // its problem is reported on [harmony_networks.*] or on harmony_network
   spec.certPath = hn.certPath;
