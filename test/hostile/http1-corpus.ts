@@ -1,0 +1,484 @@
+/**
+ * A generated corpus of raw HTTP/1.1 exchanges for the server-lane differential: seeded (the same
+ * seed gives the same bytes), a few hundred cases across valid lane requests with random header
+ * sets and path spellings, heads split at random byte boundaries, pipelines that hand the connection
+ * from the lane to node:http mid-way, smuggling attempts, oversize heads, half-closes and clients
+ * that leave mid-answer. Every case targets the routes of http1-rig.ts.
+ */
+import { prng } from "../../dataplane/test/helpers.js";
+import type { Case } from "./http1-exchange.js";
+
+const CRLF = "\r\n";
+const b = (s: string) => Buffer.from(s, "latin1");
+/** A UTF-8 string as the latin1 bytes that carry it (so the corpus builds everything as latin1). */
+const utf8 = (s: string) => Buffer.from(s, "utf8").toString("latin1");
+
+class Gen {
+  constructor(readonly r: () => number) {}
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.r() * (hi - lo + 1));
+  }
+  pick<T>(a: readonly T[]): T {
+    return a[Math.floor(this.r() * a.length)]!;
+  }
+  chance(p: number): boolean {
+    return this.r() < p;
+  }
+}
+
+const PREFIXES = ["/lane", "/lane", "/lane", "/mw", "/healthz", "/nowhere", "/"] as const;
+const KEYS = ["k-chunked", "k-204", "k-304", "k-large", "k-slow", "a", "b"] as const;
+const SEGMENTS = [
+  "a",
+  "k-chunked",
+  "admin",
+  "private",
+  "..",
+  ".",
+  "%2e%2e",
+  "%2E%2e",
+  ".%2e",
+  "%2f",
+  "%2F",
+  "%252e%252e",
+  "%252f",
+  "",
+  ";x=1",
+  "a;b",
+  "%00",
+  "%zz",
+  "%",
+  "%C3%A9",
+  utf8("é"),
+  utf8("日本"),
+  "%u002e",
+  "\\",
+  "..%5c",
+  "~",
+  "a b",
+  "a%20b",
+  "'\"<>",
+  "k-304",
+] as const;
+
+/** A random path: a prefix, some segments (encoded tricks included), maybe a key, maybe a query. */
+function path(g: Gen): string {
+  const prefix = g.pick(PREFIXES);
+  if (prefix === "/healthz" && g.chance(0.5)) return "/healthz";
+  const segs: string[] = [];
+  for (let i = g.int(0, 4); i > 0; i--) segs.push(g.pick(SEGMENTS));
+  if (g.chance(0.5)) segs.push(g.pick(KEYS));
+  if (g.chance(0.05)) segs.push("x".repeat(g.pick([200, 2000, 8000])));
+  let p = (prefix === "/" ? "" : prefix) + (g.chance(0.1) ? "//" : "/") + segs.join(g.chance(0.1) ? "//" : "/");
+  if (g.chance(0.2)) p += "?" + g.pick(["q=1", "a=%2e%2e/admin", "x=" + utf8("ü"), "", "a=1&a=2", "#frag"]);
+  return p;
+}
+
+const NAMES = [
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "user-agent",
+  "cache-control",
+  "cookie",
+  "if-none-match",
+  "x-request-id",
+  "x-custom",
+  "x-forwarded-for",
+  "forwarded",
+  "authorization",
+  "pragma",
+  "range",
+  "referer",
+  "te",
+  "via",
+] as const;
+const VALUES = ["*/*", "gzip, br", "en", "curl/8", "no-cache", "a=b; c=d", '"v1"', "abc-123", "1.2.3.4", "bytes=0-1"];
+
+/** `n` random header lines (names may repeat; some custom names are numbered). */
+function headerLines(g: Gen, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = g.chance(0.3) ? `x-h${g.int(0, 500)}` : g.pick(NAMES);
+    const value = name === "x-request-id" ? g.pick(["req-1", "bad id with spaces", "a".repeat(200)]) : g.pick(VALUES);
+    out.push(`${g.chance(0.2) ? name.toUpperCase() : name}: ${value}`);
+  }
+  return out;
+}
+
+function request(method: string, target: string, lines: string[], version = "HTTP/1.1", body = ""): string {
+  return `${method} ${target} ${version}${CRLF}${lines.map((l) => l + CRLF).join("")}${CRLF}${body}`;
+}
+
+const HOST = "Host: dp.test";
+
+/** A valid GET/HEAD on a random path with 0..100 random header lines. */
+function validCase(g: Gen, i: number): Case {
+  const method = g.pick(["GET", "GET", "HEAD"]);
+  const n = g.pick([0, 1, 5, 20, 32, 33, 34, 60, 100]);
+  const lines = [HOST, ...headerLines(g, n)];
+  return { name: `valid#${i} ${method} ${n}h`, chunks: [b(request(method, path(g), lines))], methods: [method] };
+}
+
+/** A valid request cut at random byte boundaries with pauses between the pieces. */
+function splitCase(g: Gen, i: number): Case {
+  const method = g.pick(["GET", "HEAD"]);
+  const bytes = b(request(method, path(g), [HOST, ...headerLines(g, g.int(0, 40))]));
+  const cuts = [...new Set(Array.from({ length: g.int(1, 6) }, () => g.int(1, bytes.length - 1)))].sort(
+    (x, y) => x - y,
+  );
+  const chunks: (Buffer | number)[] = [];
+  let at = 0;
+  for (const c of [...cuts, bytes.length]) {
+    chunks.push(bytes.subarray(at, c), g.int(1, 25));
+    at = c;
+  }
+  return { name: `split#${i} at ${cuts.join(",")}`, chunks, methods: [method] };
+}
+
+/** One request of a pipeline: a lane GET/HEAD or something the lane must hand to node:http. */
+function pipelineItem(g: Gen, first: boolean): { text: string; method: string; ends?: boolean } {
+  // Expect only opens a pipeline: node:http itself, with a 100-continue request queued behind
+  // another answer, sometimes writes the 100 after the final answer's head (seen node against node).
+  const kinds = ["lane", "lane", "lane", "head", "post", "chunked", "upgrade", "mw", "mgmt", "404"];
+  const kind = g.pick(first ? [...kinds, "expect"] : kinds);
+  switch (kind) {
+    case "head":
+      return { text: request("HEAD", `/lane/${g.pick(KEYS)}`, [HOST]), method: "HEAD" };
+    case "post": {
+      const body = "p".repeat(g.int(0, 300));
+      return {
+        text: request("POST", "/lane/a", [HOST, `Content-Length: ${body.length}`], "HTTP/1.1", body),
+        method: "POST",
+      };
+    }
+    case "chunked":
+      return {
+        text: request("POST", "/lane/a", [HOST, "Transfer-Encoding: chunked"], "HTTP/1.1", "5\r\nhello\r\n0\r\n\r\n"),
+        method: "POST",
+      };
+    case "expect":
+      return {
+        text: request("POST", "/lane/a", [HOST, "Content-Length: 4", "Expect: 100-continue"], "HTTP/1.1", "abcd"),
+        method: "POST",
+      };
+    case "upgrade":
+      // An upgrade ends what can be pipelined behind it: a correct server reads nothing after it as HTTP.
+      return {
+        text: request("GET", "/lane/a", [HOST, "Connection: Upgrade", "Upgrade: websocket"]),
+        method: "GET",
+        ends: true,
+      };
+    case "mw":
+      return {
+        text: request("GET", `/mw/${g.pick(["a", "admin", "private", "%61dmin", "k-chunked"])}`, [HOST]),
+        method: "GET",
+      };
+    case "mgmt":
+      return { text: request("GET", "/healthz", [HOST]), method: "GET" };
+    case "404":
+      return { text: request("GET", "/nowhere", [HOST]), method: "GET" };
+    default:
+      return { text: request("GET", `/lane/${g.pick(KEYS)}`, [HOST, ...headerLines(g, g.int(0, 5))]), method: "GET" };
+  }
+}
+
+/** 2..6 pipelined requests in one write or a few. */
+function pipelineCase(g: Gen, i: number): Case {
+  const items: { text: string; method: string; ends?: boolean }[] = [];
+  for (let n = g.int(2, 6); n > 0; n--) {
+    const it = pipelineItem(g, items.length === 0);
+    items.push(it);
+    if (it.ends) break;
+  }
+  const all = b(items.map((x) => x.text).join(""));
+  const chunks: (Buffer | number)[] = g.chance(0.5) ? [all] : items.flatMap((x) => [b(x.text), g.int(0, 10)]);
+  const kinds = items.map((x) => x.text.slice(0, x.text.indexOf(" ", 5)));
+  return { name: `pipeline#${i} ${kinds.join(" | ")}`, chunks, methods: items.map((x) => x.method) };
+}
+
+/**
+ * A head whose header lines (after the request line, before the empty line) are exactly `size`
+ * bytes: what node:http's 16 KiB limit counts (measured: 16,384 such bytes pass, 16,385 get 431).
+ */
+function sizedHead(size: number): string {
+  const start = `${HOST}${CRLF}X-Pad: `;
+  return `GET /lane/a HTTP/1.1${CRLF}${start}${"p".repeat(size - start.length - CRLF.length)}${CRLF}${CRLF}`;
+}
+
+const NEXT = request("GET", "/lane/k-chunked", [HOST]);
+
+/** Fixed attacks: smuggling, obsolete and broken syntax, odd targets and versions, sizes. */
+export function fixedCases(): Case[] {
+  const one = (name: string, text: string, methods = ["GET"]): Case => ({ name, chunks: [b(text)], methods });
+  const L = "/lane/a";
+  return [
+    one(
+      "CL+TE",
+      request("POST", L, [HOST, "Content-Length: 4", "Transfer-Encoding: chunked"], "HTTP/1.1", "0\r\n\r\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "TE+CL",
+      request("POST", L, [HOST, "Transfer-Encoding: chunked", "Content-Length: 30"], "HTTP/1.1", "0\r\n\r\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "GET CL+TE",
+      request("GET", L, [HOST, "Content-Length: 5", "Transfer-Encoding: chunked"], "HTTP/1.1", "0\r\n\r\n") + NEXT,
+      ["GET", "GET"],
+    ),
+    one(
+      "dup CL equal",
+      request("POST", L, [HOST, "Content-Length: 3", "Content-Length: 3"], "HTTP/1.1", "abc") + NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "dup CL differ",
+      request("POST", L, [HOST, "Content-Length: 3", "Content-Length: 40"], "HTTP/1.1", "abc") + NEXT,
+      ["POST", "GET"],
+    ),
+    one("CL list", request("POST", L, [HOST, "Content-Length: 3, 3"], "HTTP/1.1", "abc") + NEXT, ["POST", "GET"]),
+    one("CL plus sign", request("POST", L, [HOST, "Content-Length: +3"], "HTTP/1.1", "abc") + NEXT, ["POST", "GET"]),
+    one("CL negative", request("POST", L, [HOST, "Content-Length: -1"], "HTTP/1.1") + NEXT, ["POST", "GET"]),
+    one("CL hex", request("POST", L, [HOST, "Content-Length: 0x3"], "HTTP/1.1", "abc") + NEXT, ["POST", "GET"]),
+    one("CL huge", request("POST", L, [HOST, "Content-Length: 99999999999999999999"], "HTTP/1.1", "abc"), ["POST"]),
+    one(
+      "GET with CL body (lane must not treat the body as a request)",
+      request("GET", L, [HOST, "Content-Length: " + NEXT.length], "HTTP/1.1", NEXT),
+      ["GET"],
+    ),
+    one("HEAD with CL body", request("HEAD", L, [HOST, "Content-Length: " + NEXT.length], "HTTP/1.1", NEXT), ["HEAD"]),
+    one(
+      "GET chunked body",
+      request(
+        "GET",
+        L,
+        [HOST, "Transfer-Encoding: chunked"],
+        "HTTP/1.1",
+        `${NEXT.length.toString(16)}\r\n${NEXT}\r\n0\r\n\r\n`,
+      ) + NEXT,
+      ["GET", "GET"],
+    ),
+    one("GET CL 0", request("GET", L, [HOST, "Content-Length: 0"]) + NEXT, ["GET", "GET"]),
+    ...[
+      "xchunked",
+      " chunked",
+      "chunked, identity",
+      "identity, chunked",
+      "chunked ",
+      "\tchunked",
+      "\x0bchunked",
+      "CHUNKED",
+      "chunk",
+      '"chunked"',
+      "chunked;q=1",
+      "gzip",
+    ].map((te) =>
+      one(
+        `TE ${JSON.stringify(te)}`,
+        request("POST", L, [HOST, `Transfer-Encoding: ${te}`], "HTTP/1.1", "0\r\n\r\n") + NEXT,
+        ["POST", "GET"],
+      ),
+    ),
+    one(
+      "TE twice",
+      request("POST", L, [HOST, "Transfer-Encoding: chunked", "Transfer-Encoding: identity"], "HTTP/1.1", "0\r\n\r\n") +
+        NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "TE space before colon",
+      request("POST", L, [HOST, "Transfer-Encoding : chunked", "Content-Length: 5"], "HTTP/1.1", "0\r\n\r\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one("TE on HTTP/1.0", request("POST", L, [HOST, "Transfer-Encoding: chunked"], "HTTP/1.0", "0\r\n\r\n"), ["POST"]),
+    one(
+      "bad chunk size",
+      request("POST", L, [HOST, "Transfer-Encoding: chunked"], "HTTP/1.1", "zz\r\nhello\r\n0\r\n\r\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "chunk ext",
+      request("POST", L, [HOST, "Transfer-Encoding: chunked"], "HTTP/1.1", "5;a=b\r\nhello\r\n0\r\n\r\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one(
+      "chunk bare LF",
+      request("POST", L, [HOST, "Transfer-Encoding: chunked"], "HTTP/1.1", "5\nhello\n0\n\n") + NEXT,
+      ["POST", "GET"],
+    ),
+    one("obs-fold", `GET ${L} HTTP/1.1\r\n${HOST}\r\nX-A: a\r\n b\r\n\r\n` + NEXT, ["GET", "GET"]),
+    one(
+      "obs-fold of TE",
+      `POST ${L} HTTP/1.1\r\n${HOST}\r\nX-A: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n` +
+        NEXT,
+      ["POST", "GET"],
+    ),
+    one("bare LF head", `GET ${L} HTTP/1.1\n${HOST}\n\n` + NEXT),
+    one("bare LF mixed", `GET ${L} HTTP/1.1\r\n${HOST}\nX-A: 1\r\n\r\n` + NEXT, ["GET", "GET"]),
+    one("bare CR", `GET ${L} HTTP/1.1\r${HOST}\r\n\r\n` + NEXT),
+    one("NUL in value", request("GET", L, [HOST, "X-A: a\x00b"]) + NEXT),
+    one("NUL in path", request("GET", "/lane/a\x00b", [HOST]) + NEXT),
+    one("NUL in name", request("GET", L, [HOST, "X-\x00A: a"]) + NEXT),
+    one("control char in value", request("GET", L, [HOST, "X-A: a\x01b"]) + NEXT),
+    one("DEL in value", request("GET", L, [HOST, "X-A: a\x7fb"]) + NEXT),
+    one("ESC in value", request("GET", L, [HOST, "X-A: \x1b[31mred"]) + NEXT),
+    one("tab in value", request("GET", L, [HOST, "X-A: a\tb"]) + NEXT, ["GET", "GET"]),
+    one("high bytes in value", request("GET", L, [HOST, "X-A: " + utf8("héllo")]) + NEXT, ["GET", "GET"]),
+    one("space before colon", request("GET", L, [HOST, "X-A : a"]) + NEXT),
+    one("space before colon Host", request("GET", L, ["Host : dp.test"]) + NEXT),
+    one("no colon", request("GET", L, [HOST, "X-A a"]) + NEXT),
+    one("empty name", request("GET", L, [HOST, ": a"]) + NEXT),
+    one("leading space first header", `GET ${L} HTTP/1.1\r\n ${HOST}\r\n\r\n` + NEXT),
+    one("no Host on 1.1", request("GET", L, []) + NEXT, ["GET", "GET"]),
+    one("two Hosts", request("GET", L, [HOST, "Host: other.test"]) + NEXT),
+    one("absolute-form lane", request("GET", "http://dp.test/lane/a", [HOST]) + NEXT, ["GET", "GET"]),
+    one("absolute-form to mw admin", request("GET", "http://dp.test/mw/admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("absolute-form other host", request("GET", "http://evil.test:1/lane/k-chunked", [HOST]), ["GET"]),
+    one("absolute-form https", request("GET", "https://dp.test/lane/a", [HOST]), ["GET"]),
+    one("asterisk-form GET", request("GET", "*", [HOST]) + NEXT),
+    one("OPTIONS *", request("OPTIONS", "*", [HOST]) + NEXT, ["OPTIONS", "GET"]),
+    one("authority-form GET", request("GET", "dp.test:80", [HOST]) + NEXT),
+    one("CONNECT", request("CONNECT", "127.0.0.1:1", [HOST]) + NEXT),
+    one("CONNECT lane path", request("CONNECT", "/lane/a", [HOST]) + NEXT),
+    one("HTTP/0.9", `GET ${L}\r\n`),
+    one("HTTP/0.9 then 1.1", `GET ${L}\r\n` + NEXT),
+    one("HTTP/1.0 no keep-alive", request("GET", L, [HOST], "HTTP/1.0") + NEXT),
+    one("HTTP/1.0 keep-alive", request("GET", L, [HOST, "Connection: keep-alive"], "HTTP/1.0") + NEXT, ["GET", "GET"]),
+    one(
+      "HTTP/1.0 keep-alive chunked upstream",
+      request("GET", "/lane/k-chunked", [HOST, "Connection: keep-alive"], "HTTP/1.0") + NEXT,
+      ["GET", "GET"],
+    ),
+    one("HTTP/1.0 no Host", request("GET", L, [], "HTTP/1.0")),
+    one("HTTP/1.1 Connection: close", request("GET", L, [HOST, "Connection: close"]) + NEXT),
+    one("Connection: close, chunked upstream", request("GET", "/lane/k-chunked", [HOST, "Connection: close"])),
+    one(
+      "Connection names a header",
+      request("GET", L, [HOST, "Connection: keep-alive, X-Secret", "X-Secret: s"]) + NEXT,
+      ["GET", "GET"],
+    ),
+    one("Connection names Host", request("GET", L, [HOST, "Connection: host"]) + NEXT, ["GET", "GET"]),
+    one("HTTP/2.0 line", request("GET", L, [HOST], "HTTP/2.0")),
+    one("HTTP/1.2 line", request("GET", L, [HOST], "HTTP/1.2") + NEXT),
+    one("HTTP/1.10 line", request("GET", L, [HOST], "HTTP/1.10")),
+    one("lowercase version", request("GET", L, [HOST], "http/1.1")),
+    one("lowercase method", request("get", L, [HOST]) + NEXT),
+    one("unknown method", request("FOO", L, [HOST]) + NEXT, ["FOO", "GET"]),
+    one("PURGE", request("PURGE", L, [HOST]) + NEXT, ["PURGE", "GET"]),
+    one("double space in line", `GET  ${L} HTTP/1.1\r\n${HOST}\r\n\r\n` + NEXT),
+    one("tab in line", `GET\t${L} HTTP/1.1\r\n${HOST}\r\n\r\n` + NEXT),
+    one("trailing space in line", `GET ${L} HTTP/1.1 \r\n${HOST}\r\n\r\n` + NEXT),
+    one("leading CRLFs", `\r\n\r\n` + request("GET", L, [HOST]) + NEXT, ["GET", "GET"]),
+    one("CRLFs between pipelined", request("GET", L, [HOST]) + "\r\n" + NEXT, ["GET", "GET"]),
+    one("fragment in target", request("GET", "/lane/a#frag", [HOST]) + NEXT, ["GET", "GET"]),
+    one("empty target", `GET  HTTP/1.1\r\n${HOST}\r\n\r\n` + NEXT),
+    one("relative target", request("GET", "lane/a", [HOST]) + NEXT),
+    one("Expect 100-continue on GET", request("GET", L, [HOST, "Expect: 100-continue"]) + NEXT, ["GET", "GET"]),
+    one("Expect unknown", request("GET", L, [HOST, "Expect: foo"]) + NEXT, ["GET", "GET"]),
+    one(
+      "Upgrade h2c",
+      request("GET", L, [
+        HOST,
+        "Connection: Upgrade, HTTP2-Settings",
+        "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+      ]) + NEXT,
+      ["GET", "GET"],
+    ),
+    one("Upgrade without Connection", request("GET", L, [HOST, "Upgrade: websocket"]) + NEXT, ["GET", "GET"]),
+    one("h2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+    one("x-request-id supplied", request("GET", L, [HOST, "X-Request-Id: client-chosen-1"]) + NEXT, ["GET", "GET"]),
+    one("two x-request-ids", request("GET", L, [HOST, "X-Request-Id: a", "X-Request-Id: b"]) + NEXT, ["GET", "GET"]),
+    one("Range on lane", request("GET", "/lane/k-large", [HOST, "Range: bytes=0-9"]) + NEXT, ["GET", "GET"]),
+    one("If-None-Match 304", request("GET", "/lane/k-304", [HOST, 'If-None-Match: "v1"']) + NEXT, ["GET", "GET"]),
+    one("HEAD large", request("HEAD", "/lane/k-large", [HOST]) + NEXT, ["HEAD", "GET"]),
+    one("HEAD chunked", request("HEAD", "/lane/k-chunked", [HOST]) + NEXT, ["HEAD", "GET"]),
+    one("HEAD 204", request("HEAD", "/lane/k-204", [HOST]) + NEXT, ["HEAD", "GET"]),
+    one("slow then pipelined", request("GET", "/lane/k-slow", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw admin encoded", request("GET", "/mw/%61dmin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw admin dot-segment", request("GET", "/mw/a/../admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw admin via lane ..", request("GET", "/lane/../mw/admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw admin via lane %2e%2e", request("GET", "/lane/%2e%2e/mw/admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw via //", request("GET", "//mw/admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("lane ; admin", request("GET", "/lane;/../mw/admin", [HOST]) + NEXT, ["GET", "GET"]),
+    one("mw private double-encoded", request("GET", "/mw/%2570rivate", [HOST]) + NEXT, ["GET", "GET"]),
+    one("case /LANE", request("GET", "/LANE/a", [HOST]) + NEXT, ["GET", "GET"]),
+    one("very long path 8k", request("GET", "/lane/" + "a".repeat(8000), [HOST]) + NEXT, ["GET", "GET"]),
+    ...[-1, 0, 1].map((d) => one(`head 16 KiB ${d >= 0 ? "+" : ""}${d}`, sizedHead(16384 + d) + NEXT, ["GET", "GET"])),
+    ...[-1, 0, 1].map((d) => ({
+      name: `head 16 KiB ${d >= 0 ? "+" : ""}${d} in 1 KiB pieces`,
+      chunks: [...b(sizedHead(16384 + d) + NEXT)].reduce<(Buffer | number)[]>((acc, _, i, all) => {
+        if (i % 1024 === 0) acc.push(Buffer.from(all.slice(i, i + 1024)), 2);
+        return acc;
+      }, []),
+      methods: ["GET", "GET"],
+    })),
+    one("head 80 KiB", sizedHead(81920) + NEXT, ["GET", "GET"]),
+    one("150 header lines", request("GET", L, [HOST, ...Array.from({ length: 150 }, (_, i) => `X-N${i}: v`)]) + NEXT, [
+      "GET",
+      "GET",
+    ]),
+    one("2100 header lines", request("GET", L, [HOST, ...Array.from({ length: 2100 }, (_, i) => `X${i}: v`)]) + NEXT, [
+      "GET",
+      "GET",
+    ]),
+    one(
+      "1 MB head of whitespace",
+      request("GET", L, [HOST, ...Array.from({ length: 1000 }, () => `a:${" ".repeat(1000)}v`)]) + NEXT,
+      ["GET", "GET"],
+    ),
+    one("2100 header lines alone", request("GET", L, [HOST, ...Array.from({ length: 2100 }, (_, i) => `X${i}: v`)])),
+    one("500 cookies", request("GET", L, [HOST, ...Array.from({ length: 500 }, (_, i) => `Cookie: c${i}=v`)]) + NEXT, [
+      "GET",
+      "GET",
+    ]),
+    one("empty header value", request("GET", L, [HOST, "X-A:"]) + NEXT, ["GET", "GET"]),
+    one("garbage", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"),
+  ];
+}
+
+/** Half-closes and clients that leave mid-answer. */
+function edgeCases(g: Gen): Case[] {
+  const out: Case[] = [];
+  for (const p of ["/lane/a", "/lane/k-chunked", "/lane/k-large", "/lane/k-slow", "/mw/a", "/healthz"])
+    out.push({ name: `half-close ${p}`, chunks: [b(request("GET", p, [HOST]))], methods: ["GET"], halfClose: true });
+  out.push({
+    name: "half-close mid-head",
+    chunks: [b(`GET /lane/a HTTP/1.1\r\n${HOST}\r\n`)],
+    methods: ["GET"],
+    halfClose: true,
+  });
+  out.push({
+    name: "half-close pipelined",
+    chunks: [b(request("GET", "/lane/k-slow", [HOST]) + NEXT)],
+    methods: ["GET", "GET"],
+    halfClose: true,
+  });
+  for (const p of ["/lane/k-large", "/lane/k-slow", "/lane/k-chunked"])
+    out.push({
+      name: `leave mid-answer ${p}`,
+      chunks: [b(request("GET", p, [HOST]))],
+      methods: ["GET"],
+      leaveAfter: g.int(1, 60),
+    });
+  out.push({
+    name: "leave mid-pipeline",
+    chunks: [b(request("GET", "/lane/k-large", [HOST]) + NEXT + NEXT)],
+    methods: ["GET", "GET", "GET"],
+    leaveAfter: 1000,
+  });
+  return out;
+}
+
+/** The whole corpus for `seed`: about 350 cases. */
+export function corpus(seed: number): Case[] {
+  const g = new Gen(prng(seed));
+  const cases: Case[] = [];
+  for (let i = 0; i < 110; i++) cases.push(validCase(g, i));
+  for (let i = 0; i < 40; i++) cases.push(splitCase(g, i));
+  for (let i = 0; i < 60; i++) cases.push(pipelineCase(g, i));
+  cases.push(...fixedCases(), ...edgeCases(g));
+  return cases;
+}
