@@ -68,7 +68,7 @@ export interface RecordingUpstream {
 export const LARGE = 256 * 1024;
 const large = Buffer.alloc(LARGE, "L");
 
-/** Answers by the last path segment: `k-chunked`, `k-204`, `k-304`, `k-large`, `k-slow`; anything else 200 "ok". */
+/** Answers by the last path segment: `k-chunked`, `k-204`, `k-304`, `k-large`, `k-slow`, `k-echo` (the target); anything else 200 "ok". */
 function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
   const key = /\/(k-[a-z0-9]+)(?:[?;#]|$)/.exec(req.url ?? "")?.[1];
   res.setHeader("x-up", "yes");
@@ -85,6 +85,15 @@ function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     case "k-304":
       res.writeHead(304, { etag: '"v1"' }).end();
       return;
+    case "k-echo": {
+      // The target as the upstream received it: a reply that can only belong to its own request
+      // (`slow` in the query: the body follows the head 100 ms later, so the request is in flight longer).
+      const echo = Buffer.from(req.url ?? "", "latin1");
+      res.writeHead(200, { "content-type": "text/plain", "content-length": echo.length });
+      if ((req.url ?? "").includes("slow")) setTimeout(() => res.end(echo), 100);
+      else res.end(echo);
+      return;
+    }
     case "k-large":
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": LARGE }).end(large);
       return;
@@ -149,11 +158,11 @@ options = { base_url = "${upstream}", headers_timeout_ms = 3000, body_timeout_ms
 `;
 
 /** The config both data planes share, but for `http1_server`. `proxyExtra` goes into [proxy]. */
-export function rigConfig(mode: Mode, upstream: string, proxyExtra = ""): string {
+export function rigConfig(mode: Mode, upstream: string, proxyExtra = "", headerTimeoutMs = 2000, port = 0): string {
   return `[proxy]
 id = "rawdiff"
 shutdown_timeout_ms = 2000
-client_header_timeout_ms = 2000
+client_header_timeout_ms = ${headerTimeoutMs}
 client_body_timeout_ms = 1500
 ${HAS_HTTP1_SERVER_OPTION ? `http1_server = "${mode}"` : ""}
 ${proxyExtra}
@@ -167,7 +176,7 @@ network = "default"
 
 [network.default.http]
 bind_address = "127.0.0.1"
-bind_port = 0
+bind_port = ${port}
 ${route("lane", "/lane", upstream, "")}
 ${route("mw", "/mw", upstream, '"mw_policies", "mw_filter"')}
 [middleware.mw_policies]
@@ -188,10 +197,14 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
-export async function startRig(mode: Mode, proxyExtra = "", env: Record<string, string> = {}): Promise<Rig> {
+/** `port` 0: an ephemeral one (a reload that rebinds the listeners then moves it: give a fixed one). */
+export async function startRig(mode: Mode, proxyExtra = "", headerTimeoutMs = 2000, port = 0): Promise<Rig> {
   const up = await startRecordingUpstream();
-  const configFile = join(writeTree({ "config.toml": rigConfig(mode, up.url, proxyExtra) }), "config.toml");
-  const dp = await startDataplane(configFile, env);
+  const configFile = join(
+    writeTree({ "config.toml": rigConfig(mode, up.url, proxyExtra, headerTimeoutMs, port) }),
+    "config.toml",
+  );
+  const dp = await startDataplane(configFile);
   return {
     mode,
     dp,
