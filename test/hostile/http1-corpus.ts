@@ -439,6 +439,76 @@ export function fixedCases(): Case[] {
   ];
 }
 
+/**
+ * Timing against the head and keep-alive deadlines (client_header_timeout_ms is 2 s in the rig;
+ * every pause is well away from it, so the coarse clock the lane keeps cannot decide the case).
+ */
+function timingCases(): Case[] {
+  const get = (p: string) => b(request("GET", p, [HOST]));
+  return [
+    { name: "pause 1 s before the first byte", chunks: [1000, get("/lane/a")], methods: ["GET"] },
+    { name: "silent 3 s before the first byte", chunks: [3000], methods: ["GET"] },
+    {
+      name: "head over 1 s in two pieces",
+      chunks: [b("GET /lane/a HTTP/1.1\r\nHo"), 1000, b("st: dp.test\r\n\r\n")],
+      methods: ["GET"],
+    },
+    {
+      name: "head over 3 s, a byte now and then",
+      chunks: [b("GET /lane/a HTTP/1.1\r\n"), ...Array.from({ length: 6 }, () => [500, b("X")]).flat()],
+      methods: ["GET"],
+    },
+    {
+      name: "second request after 2.5 s idle",
+      chunks: [get("/lane/a"), 2500, get("/lane/k-chunked")],
+      methods: ["GET", "GET"],
+    },
+    {
+      name: "second head over 3 s",
+      chunks: [
+        get("/lane/a"),
+        100,
+        b("GET /lane/a HTTP/1.1\r\n"),
+        ...Array.from({ length: 6 }, () => [500, b("X")]).flat(),
+      ],
+      methods: ["GET", "GET"],
+    },
+    {
+      name: "lane GET, then a POST whose body comes later",
+      chunks: [
+        get("/lane/a"),
+        b("POST /lane/a HTTP/1.1\r\nHost: dp.test\r\nContent-Length: 10\r\n\r\nhello"),
+        300,
+        b("world"),
+        get("/lane/k-chunked"),
+      ],
+      methods: ["GET", "POST", "GET"],
+    },
+  ];
+}
+
+/** Methods without a body on the lane's route, and a few odd Host headers. */
+function methodAndHostCases(): Case[] {
+  const one = (name: string, text: string, methods: string[]): Case => ({
+    name,
+    chunks: [b(text + NEXT)],
+    methods: [...methods, "GET"],
+  });
+  return [
+    ...["OPTIONS", "DELETE", "TRACE", "PUT", "POST", "PATCH", "PROPFIND"].map((m) =>
+      one(`${m} without a body`, request(m, "/lane/a", [HOST]), [m]),
+    ),
+    one("Host empty", request("GET", "/lane/a", ["Host:"]), ["GET"]),
+    one("Host with a space", request("GET", "/lane/a", ["Host: dp test"]), ["GET"]),
+    one("Host with a bad port", request("GET", "/lane/a", ["Host: dp.test:99999"]), ["GET"]),
+    one("Host with userinfo", request("GET", "/lane/a", ["Host: user@dp.test"]), ["GET"]),
+    one("Connection: keep-alive, close", request("GET", "/lane/a", [HOST, "Connection: keep-alive, close"]), ["GET"]),
+    one("Content-Length: 00", request("GET", "/lane/a", [HOST, "Content-Length: 00"]), ["GET"]),
+    one("Content-Length 0 twice", request("GET", "/lane/a", [HOST, "Content-Length: 0", "Content-Length: 0"]), ["GET"]),
+    one("Content-Length: 0 on HEAD", request("HEAD", "/lane/k-large", [HOST, "Content-Length: 0"]), ["HEAD"]),
+  ];
+}
+
 /** Half-closes and clients that leave mid-answer. */
 function edgeCases(g: Gen): Case[] {
   const out: Case[] = [];
@@ -479,6 +549,6 @@ export function corpus(seed: number): Case[] {
   for (let i = 0; i < 110; i++) cases.push(validCase(g, i));
   for (let i = 0; i < 40; i++) cases.push(splitCase(g, i));
   for (let i = 0; i < 60; i++) cases.push(pipelineCase(g, i));
-  cases.push(...fixedCases(), ...edgeCases(g));
+  cases.push(...fixedCases(), ...methodAndHostCases(), ...timingCases(), ...edgeCases(g));
   return cases;
 }

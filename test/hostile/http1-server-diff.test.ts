@@ -13,7 +13,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
-import { isDeepStrictEqual } from "node:util";
 import { stopAll } from "../../dataplane/test/helpers.js";
 import { assertStillServes } from "./harness.js";
 import { corpus } from "./http1-corpus.js";
@@ -31,11 +30,7 @@ const REPORT = process.env.HTTP1_DIFF_REPORT;
 const TODO: Record<string, string> = {
   "2100 header lines": "finding 1 in the note",
   "1 MB head of whitespace": "finding 1 in the note",
-  "HTTP/1.0 no keep-alive": "finding 2 in the note",
-  "HTTP/1.1 Connection: close": "finding 2 in the note",
-  "HTTP/1.0 keep-alive chunked upstream": "finding 3 in the note",
   "2100 header lines alone": "finding 1 in the note",
-  "leave mid-pipeline": "finding 4 in the note",
 };
 
 let node: Rig;
@@ -92,48 +87,89 @@ async function attempt(c: Case): Promise<[View, View]> {
  */
 const ATTEMPTS = 3;
 
+/**
+ * A request that ends the connection (HTTP/1.0 without keep-alive, `Connection: close`) with bytes
+ * pipelined behind it: node:http, parsing ahead, answers only a 400 for the trailing bytes and the
+ * first request's answer is lost (though the upstream got it); the lane answers the request and
+ * closes (the README's "one difference"; RFC 9112 §9.6). Same requests upstream, both close.
+ */
+function answersFirstThenCloses(n: View, l: View): void {
+  assert.deepEqual(l.upstream, n.upstream, "the upstream received different requests");
+  assert.equal(n.closed && l.closed, true, "both must close the connection");
+  assert.equal(l.answers.length, 1, "the lane must answer the closing request only");
+  assert.match(l.answers[0]!.status, /^HTTP\/1\.1 200 /);
+  assert.equal(l.answers[0]!.headers.connection, "close");
+}
+
+/**
+ * node:http parses pipelined requests ahead and forwards them before their turn; the lane takes
+ * one at a time. Where the connection ends early (the client leaves, or an HTTP/1.0 answer read to
+ * close), node:http has forwarded requests whose answers nobody gets, the lane has not: the client
+ * must see the same, and the lane forward a subset of what node:http did.
+ */
+function sameButFewerForwarded(n: View, l: View): void {
+  assert.deepEqual({ ...l, upstream: [] }, { ...n, upstream: [] });
+  const forwarded = n.upstream.map((u) => JSON.stringify(u));
+  for (const u of l.upstream)
+    assert.ok(forwarded.includes(JSON.stringify(u)), `the lane alone forwarded ${u.method} ${u.url}`);
+}
+
+/** Differences the lane is meant to have, as the relation that must hold instead of equality. */
+const ACCEPTED: Record<string, (node: View, lane: View) => void> = {
+  "HTTP/1.0 no keep-alive": answersFirstThenCloses,
+  "HTTP/1.1 Connection: close": answersFirstThenCloses,
+  "Connection: keep-alive, close": answersFirstThenCloses,
+  "HTTP/1.0 keep-alive chunked upstream": sameButFewerForwarded,
+  "leave mid-pipeline": sameButFewerForwarded,
+};
+
+function check(c: Case, [n, l]: [View, View]): void {
+  const relation = ACCEPTED[c.name];
+  if (relation) relation(n, l);
+  else assert.deepEqual(l, n);
+}
+
+function holds(c: Case, views: [View, View]): boolean {
+  try {
+    check(c, views);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function report(c: Case, attempt: number, views: [View, View]): void {
+  if (REPORT)
+    appendFileSync(
+      REPORT,
+      JSON.stringify({ seed: SEED, case: c.name, attempt, bytes: caseBytes(c), node: views[0], llhttp: views[1] }) +
+        "\n",
+    );
+}
+
 for (const c of corpus(SEED)) {
   test(c.name, { todo: TODO[c.name] }, async () => {
     let views: [View, View] = await attempt(c);
-    for (let i = 1; i < ATTEMPTS && !isDeepStrictEqual(views[0], views[1]); i++) {
-      if (REPORT)
-        appendFileSync(
-          REPORT,
-          JSON.stringify({
-            seed: SEED,
-            case: c.name,
-            attempt: i,
-            bytes: caseBytes(c),
-            node: views[0],
-            llhttp: views[1],
-          }) + "\n",
-        );
+    for (let i = 1; i < ATTEMPTS && !holds(c, views); i++) {
+      report(c, i, views);
       await Promise.all([
         assertStillServes(node.dp, "default", "/lane/a"),
         assertStillServes(lane.dp, "default", "/lane/a"),
       ]);
       views = await attempt(c);
     }
-    if (REPORT && !isDeepStrictEqual(views[0], views[1]))
-      appendFileSync(
-        REPORT,
-        JSON.stringify({
-          seed: SEED,
-          case: c.name,
-          attempt: ATTEMPTS,
-          bytes: caseBytes(c),
-          node: views[0],
-          llhttp: views[1],
-        }) + "\n",
-      );
+    if (!holds(c, views)) report(c, ATTEMPTS, views);
     await Promise.all([
       assertStillServes(node.dp, "default", "/lane/a"),
       assertStillServes(lane.dp, "default", "/lane/a"),
     ]);
-    assert.deepEqual(
-      views[1],
-      views[0],
-      `seed ${SEED} (HTTP1_DIFF_SEED=${SEED}), case ${JSON.stringify(c.name)}: llhttp (actual) differs from node (expected)\nbytes: ${caseBytes(c).slice(0, 2000)}`,
-    );
+    try {
+      check(c, views);
+    } catch (e) {
+      (e as Error).message =
+        `seed ${SEED} (HTTP1_DIFF_SEED=${SEED}), case ${JSON.stringify(c.name)}: llhttp (actual) differs from node (expected)\n` +
+        `bytes: ${caseBytes(c).slice(0, 2000)}\n${(e as Error).message}`;
+      throw e;
+    }
   });
 }
