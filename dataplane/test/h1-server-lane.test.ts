@@ -202,6 +202,17 @@ describe("the lane answers as node:http", () => {
     ["a malformed request line", ["GET /p/fixed HTTP/1.1 x\r\nHost: a\r\n\r\n"]],
     ["a bad header name", ["GET /p/fixed HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n"]],
     ["a head of 16 KiB + 1", [get("/p/fixed", `X-Big: ${"b".repeat(16 * 1024)}\r\n`)]],
+    [
+      "2,100 short header lines, a request pipelined behind (past the 1,000 lines node:http takes)",
+      [
+        `GET /p/fixed HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 2100 }, (_, i) => `X${i}: v\r\n`).join("")}\r\n` +
+          last("/p/fixed?behind"),
+      ],
+    ],
+    [
+      "a head padded with optional whitespace (the binding does not count it)",
+      [`GET /p/fixed HTTP/1.1\r\nHost: a\r\n${`a:${" ".repeat(1000)}v\r\n`.repeat(1000)}\r\n`],
+    ],
   ];
   for (const [name, parts] of rejected) {
     it(`${name}: the same answer, connection closed`, async () => {

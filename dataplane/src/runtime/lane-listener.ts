@@ -10,8 +10,7 @@ import { Server as NetServer, type Socket } from "node:net";
 import { Deadlines, tickFor } from "../http1/deadlines.js";
 import { llhttpBinding } from "../http1/llhttp.js";
 import { LaneConnection, type LaneHost } from "../http1/server/connection.js";
-import { laneRequestsSupported, type LaneRequest } from "../http1/server/request.js";
-import type { LaneResponse } from "../http1/server/response.js";
+import { laneRequestsSupported } from "../http1/server/request.js";
 import { answerClientError } from "./client-error.js";
 
 export interface FastHandler {
@@ -47,7 +46,7 @@ export function createLane(
     deadlines: new Deadlines(tickFor([opts.headersTimeoutMs, opts.keepAliveTimeoutMs])),
     headersTimeoutMs: opts.headersTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
-    serve: (req: LaneRequest, res: LaneResponse) => serve(req, res),
+    serve,
     handOff(socket: Socket, replay: Buffer) {
       handedOff();
       // Paused, so the bytes put back wait for node:http's reader instead of flowing to nobody.

@@ -17,8 +17,22 @@ import { HTTPParser, METHODS, STOP_AFTER_HEAD, type LlhttpParser } from "../llht
 import { LaneRequest } from "./request.js";
 import { LaneResponse, type ResponseOwner } from "./response.js";
 
-/** node:http's default head limit (--max-http-header-size); llhttp answers HPE_HEADER_OVERFLOW past it. */
+/**
+ * node:http's default head limit (--max-http-header-size): the binding counts the target, names
+ * and values (not the whitespace and line ends) and answers HPE_HEADER_OVERFLOW past it.
+ */
 export const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * node:http's server default for header lines (maxHeadersCount 1000, as pairs): the binding answers
+ * HPE_HEADER_OVERFLOW past it too, reading it from the parser object.
+ */
+const MAX_HEADER_PAIRS = 2000;
+/**
+ * The raw bytes a head may take, whitespace and all. The binding's count skips optional whitespace,
+ * so a head padded with it could otherwise grow (and be kept for a hand-off) without bound; no
+ * head node:http accepts comes near it (1,000 lines at most, 16 KiB of names and values).
+ */
+const MAX_RAW_HEAD_BYTES = 2 * MAX_HEADER_BYTES;
 
 /** What a connection needs from its listener. */
 export interface LaneHost {
@@ -54,9 +68,16 @@ const RESOURCE = Object.freeze({ type: "HARMONY_LANE_REQUEST" });
 export class LaneConnection implements Expiring, ResponseOwner {
   deadline = 0;
   private phase = Phase.Head;
+  /**
+   * The head deadline is armed (from accept for the first head, from the first read of a later
+   * one). A later head that arrives whole in one read, the common case, never arms it.
+   */
+  private headTimed = true;
   private readonly parser: LlhttpParser;
   /** Every read since the current head began: what node:http gets on a hand-off. */
   private chunks: Buffer[] = [];
+  /** Bytes of the current head read so far (MAX_RAW_HEAD_BYTES). */
+  private headBytes = 0;
   /** Bytes read while a response was under way (pipelined requests), parsed after it. */
   private pending: Buffer | undefined;
   private response: LaneResponse | undefined;
@@ -78,6 +99,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
     private readonly host: LaneHost,
   ) {
     const p = new HTTPParser();
+    (p as LlhttpParser & { maxHeaderPairs: number }).maxHeaderPairs = MAX_HEADER_PAIRS;
     p.initialize(HTTPParser.REQUEST, RESOURCE, MAX_HEADER_BYTES, 0);
     p[HTTPParser.kOnHeaders] = this.onHeaders;
     p[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
@@ -146,8 +168,9 @@ export class LaneConnection implements Expiring, ResponseOwner {
   private parse(buf: Buffer): void {
     for (;;) {
       if (this.phase === Phase.Idle) {
+        // The idle deadline stands until this head proves incomplete (below) or is dispatched.
         this.phase = Phase.Head;
-        this.host.deadlines.arm(this, this.host.headersTimeoutMs);
+        this.headTimed = false;
       }
       this.chunks.push(buf);
       const n = this.parser.execute(buf);
@@ -156,8 +179,23 @@ export class LaneConnection implements Expiring, ResponseOwner {
         this.host.reject(this.socket, n.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
         return;
       }
-      if (!this.complete) return; // the head goes on in the next read
+      this.headBytes += n;
+      if (this.headBytes > MAX_RAW_HEAD_BYTES) {
+        this.release();
+        this.host.reject(this.socket, 431);
+        return;
+      }
+      if (!this.complete) {
+        // The head goes on in the next read; its time runs from this one (never re-armed, so a
+        // client dripping a head cannot push its deadline on).
+        if (!this.headTimed) {
+          this.headTimed = true;
+          this.host.deadlines.arm(this, this.host.headersTimeoutMs);
+        }
+        return;
+      }
       this.complete = false;
+      this.headBytes = 0;
       // After a head stopped this way llhttp parses the next message but no longer counts its
       // head's bytes (a 17 KiB head would pass): a fresh start per head keeps the 16 KiB limit.
       // About 0.2 µs (measured on Node 24).
@@ -238,6 +276,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
       return;
     }
     this.phase = Phase.Idle;
+    this.headTimed = false;
     this.host.deadlines.arm(this, this.host.keepAliveTimeoutMs);
     const pending = this.pending;
     if (pending) {
