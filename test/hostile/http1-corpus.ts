@@ -474,6 +474,20 @@ function timingCases(): Case[] {
       methods: ["GET", "GET"],
     },
     {
+      // The second head starts in the same read as the first, whole one: its deadline must still run.
+      name: "a whole head and the start of the next in one read, the rest over 3 s",
+      chunks: [
+        b(request("GET", "/lane/a", [HOST]) + "GET /lane/a HTTP/1.1\r\n"),
+        ...Array.from({ length: 6 }, () => [500, b("X")]).flat(),
+      ],
+      methods: ["GET", "GET"],
+    },
+    {
+      name: "a whole head and the start of the next in one read, then silence",
+      chunks: [b(request("GET", "/lane/k-slow", [HOST]) + "GET /lane/a HTTP/1.1\r\nHo"), 3000],
+      methods: ["GET", "GET"],
+    },
+    {
       name: "lane GET, then a POST whose body comes later",
       chunks: [
         get("/lane/a"),
