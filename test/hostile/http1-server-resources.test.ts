@@ -198,18 +198,28 @@ test("a pipelining flood from a client that never reads: the lane stops reading,
   await assertStillServes(rig.dp, "default", "/lane/a");
 });
 
-/** GET `path` on a keep-alive agent; resolves with status and body, or the error's code. */
-function get(agent: Agent, path: string): Promise<{ status: number; body: string } | { error: string }> {
+/**
+ * GET (or POST `body`, a request the lane hands to node:http) `path` on a keep-alive agent;
+ * resolves with the status, the body and how many body bytes the upstream got, or the error's code.
+ */
+function send(
+  agent: Agent,
+  path: string,
+  body?: string,
+): Promise<{ status: number; body: string; upBytes: string } | { error: string }> {
   return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port: rig.port, path, agent }, (res) => {
-      let body = "";
+    const method = body === undefined ? "GET" : "POST";
+    const req = request({ host: "127.0.0.1", port: rig.port, path, agent, method }, (res) => {
+      let text = "";
       res.setEncoding("latin1");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve({ status: res.statusCode!, body }));
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, body: text, upBytes: String(res.headers["x-up-body-bytes"]) }),
+      );
       res.on("error", (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
     });
     req.on("error", (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
-    req.end();
+    req.end(body);
   });
 }
 
@@ -225,10 +235,13 @@ test(
       const agent = new Agent({ keepAlive: true, maxSockets: 2 });
       for (let n = 0; !stop; n++) {
         const path = `/lane/k-echo?c=${c}&n=${n}${n % 3 === 0 ? "&slow=1" : ""}`;
-        const r = await get(agent, path);
+        // Every other client posts: its connections are handed to node:http mid-stream.
+        const body = c % 2 === 1 ? `body-${c}-${n}` : undefined;
+        const r = await send(agent, path, body);
         const want = path.slice("/lane".length);
         if ("error" in r) failures.push(`${path}: ${r.error}`);
-        else if (r.status !== 200 || r.body !== want) failures.push(`${path}: ${r.status} ${r.body.slice(0, 100)}`);
+        else if (r.status !== 200 || r.body !== want || r.upBytes !== String(body?.length ?? 0))
+          failures.push(`${path}: ${r.status} ${r.body.slice(0, 100)} (upstream got ${r.upBytes} body bytes)`);
         else done++;
       }
       agent.destroy();
@@ -255,6 +268,9 @@ test(
       await Promise.all(clients);
     }
     t.diagnostic(`${done} requests answered across 4 reloads`);
+    // Each flip rebinds the listener (its socket taken over): the flips did take effect.
+    const rebinds = rig.dp.logs.filter((l) => l.message === "listener started" && l.socket === "taken over");
+    assert.ok(rebinds.length >= 4, `${rebinds.length} listener rebinds for 4 flips`);
     assert.deepEqual(failures, [], `${failures.length} requests lost or mixed up (${done} fine)`);
     assert.ok(done > 0);
     await assertStillServes(rig.dp, "default", "/lane/a");
