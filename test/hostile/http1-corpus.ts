@@ -27,7 +27,19 @@ class Gen {
 }
 
 const PREFIXES = ["/lane", "/lane", "/lane", "/mw", "/healthz", "/nowhere", "/"] as const;
-const KEYS = ["k-chunked", "k-204", "k-304", "k-large", "k-slow", "a", "b"] as const;
+const KEYS = [
+  "k-chunked",
+  "k-204",
+  "k-304",
+  "k-large",
+  "k-slow",
+  "k-close",
+  "k-many",
+  "k-trailers",
+  "k-103",
+  "a",
+  "b",
+] as const;
 const SEGMENTS = [
   "a",
   "k-chunked",
@@ -396,6 +408,15 @@ export function fixedCases(): Case[] {
     one("HEAD large", request("HEAD", "/lane/k-large", [HOST]) + NEXT, ["HEAD", "GET"]),
     one("HEAD chunked", request("HEAD", "/lane/k-chunked", [HOST]) + NEXT, ["HEAD", "GET"]),
     one("HEAD 204", request("HEAD", "/lane/k-204", [HOST]) + NEXT, ["HEAD", "GET"]),
+    ...["k-close", "k-many", "k-trailers", "k-103"].flatMap((k) => [
+      one(`upstream ${k} then pipelined`, request("GET", `/lane/${k}`, [HOST]) + NEXT, ["GET", "GET"]),
+      one(`upstream ${k} on HTTP/1.0`, request("GET", `/lane/${k}`, [HOST], "HTTP/1.0"), ["GET"]),
+      one(`upstream ${k} HEAD`, request("HEAD", `/lane/${k}`, [HOST]) + NEXT, ["HEAD", "GET"]),
+    ]),
+    one("TE: trailers from the client", request("GET", "/lane/k-trailers", [HOST, "TE: trailers"]) + NEXT, [
+      "GET",
+      "GET",
+    ]),
     one("slow then pipelined", request("GET", "/lane/k-slow", [HOST]) + NEXT, ["GET", "GET"]),
     one("mw admin encoded", request("GET", "/mw/%61dmin", [HOST]) + NEXT, ["GET", "GET"]),
     one("mw admin dot-segment", request("GET", "/mw/a/../admin", [HOST]) + NEXT, ["GET", "GET"]),

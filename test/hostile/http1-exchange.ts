@@ -71,8 +71,12 @@ export function parseResponses(buf: Buffer, methods: string[], closed: boolean):
         const size = parseInt(buf.subarray(p, lineEnd).toString("latin1"), 16);
         if (Number.isNaN(size)) break;
         if (size === 0) {
-          const trailerEnd = buf.indexOf("\r\n", lineEnd + 2, "latin1");
+          // Trailer lines up to an empty one; kept (as text after the body) to be compared too.
+          let q = lineEnd + 2;
+          let trailerEnd: number;
+          while ((trailerEnd = buf.indexOf("\r\n", q, "latin1")) > q) q = trailerEnd + 2;
           if (trailerEnd < 0) break;
+          if (q > lineEnd + 2) parts.push(Buffer.from(`<trailers ${buf.subarray(lineEnd + 2, q).toString("latin1")}>`));
           p = trailerEnd + 2;
           complete = true;
           break;

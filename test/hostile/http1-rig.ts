@@ -68,7 +68,7 @@ export interface RecordingUpstream {
 export const LARGE = 256 * 1024;
 const large = Buffer.alloc(LARGE, "L");
 
-/** Answers by the last path segment: `k-chunked`, `k-204`, `k-304`, `k-large`, `k-slow`, `k-echo` (the target); anything else 200 "ok". */
+/** Answers by the last path segment: `k-chunked`, `k-204`, `k-304`, `k-large`, `k-slow`, `k-echo` (the target), `k-close`, `k-many`, `k-trailers`, `k-103`; anything else 200 "ok". */
 function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
   const key = /\/(k-[a-z0-9]+)(?:[?;#]|$)/.exec(req.url ?? "")?.[1];
   res.setHeader("x-up", "yes");
@@ -94,6 +94,30 @@ function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
       else res.end(echo);
       return;
     }
+    case "k-close":
+      // The upstream ends its connection: hop-by-hop, it must not end the client's.
+      res.writeHead(200, { "content-type": "text/plain", "content-length": 5, connection: "close" }).end("close");
+      return;
+    case "k-many":
+      // A large answer head: 100 cookies and one long value.
+      res.setHeader(
+        "set-cookie",
+        Array.from({ length: 100 }, (_, i) => `c${i}=${"v".repeat(20)}`),
+      );
+      res.writeHead(200, { "content-type": "text/plain", "content-length": 4, "x-long": "l".repeat(8000) }).end("many");
+      return;
+    case "k-trailers":
+      // node:http refuses trailers where there is no chunked body (HEAD).
+      if (req.method === "HEAD") return void res.writeHead(200, { "content-type": "text/plain" }).end();
+      res.writeHead(200, { "content-type": "text/plain", trailer: "x-checksum" });
+      res.write("with-");
+      res.addTrailers({ "x-checksum": "abc" });
+      res.end("trailers");
+      return;
+    case "k-103":
+      res.writeEarlyHints({ link: "</style.css>; rel=preload; as=style" });
+      res.writeHead(200, { "content-type": "text/plain", "content-length": 5 }).end("hints");
+      return;
     case "k-large":
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": LARGE }).end(large);
       return;
