@@ -48,7 +48,10 @@ type = "headers"
 [middleware.noop_hook.options.request]
 set = {}
 `,
-    ).replace("[proxy]\n", `[proxy]\nhttp1_server = "${engine}"\nclient_header_timeout_ms = ${headerTimeout}\n`);
+    ).replace(
+      "[proxy]\n",
+      `[proxy]\nhttp1_server = "${engine}"\nclient_header_timeout_ms = ${headerTimeout}\nclient_keepalive_timeout_ms = 1500\n`,
+    );
 }
 
 before(async () => {
@@ -290,6 +293,15 @@ describe("the lane's reader", () => {
     assert.equal(t, "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     const silent = await exchange(lane.ports.default!, []);
     assert.equal(silent, "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+  });
+
+  it("closes a kept-alive connection idle past client_keepalive_timeout_ms, and says so in Keep-Alive", async () => {
+    const before = await handoffs(lane);
+    const t = await exchange(lane.ports.default!, [get("/p/fixed?idle")], 10_000);
+    assert.match(t, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(t, /^Keep-Alive: timeout=1\r$/m);
+    assert.ok(t.endsWith(KIB.toString()), "closed after the answer, with nothing more");
+    assert.equal(await handoffs(lane), before);
   });
 
   it("a client leaving mid-answer aborts the upstream exchange and frees its pooled socket", async () => {

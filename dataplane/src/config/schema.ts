@@ -88,6 +88,13 @@ export const ProxySection = Obj(
         description: "Time a client gets to send its request headers (slow clients are cut off; default 60000).",
       }),
     ),
+    client_keepalive_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        description:
+          "How long an idle keep-alive client connection is kept open between requests (default 65000; sent as Keep-Alive: timeout=<s>).",
+      }),
+    ),
     client_body_timeout_ms: Type.Optional(
       Type.Integer({
         minimum: 0,

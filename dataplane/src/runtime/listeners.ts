@@ -137,7 +137,7 @@ export function prepareListener(
   };
   const headersTimeout = spec.headersTimeoutMs ?? 60_000;
   const opts = {
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: spec.keepAliveTimeoutMs ?? 65_000,
     // No cap on a whole request: it would cut long uploads. A stalled or crawling body is cut by
     // proxy.client_body_timeout_ms / client_body_min_rate instead (pipeline/body-timeout.ts).
     requestTimeout: 0,

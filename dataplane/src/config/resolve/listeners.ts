@@ -72,6 +72,7 @@ function httpListener(
     address: http.bind_address ?? "0.0.0.0",
     port: http.bind_port ?? 8080,
     headersTimeoutMs: doc.proxy?.client_header_timeout_ms ?? 60_000,
+    keepAliveTimeoutMs: doc.proxy?.client_keepalive_timeout_ms ?? 65_000,
   };
   if (http.cert_path || http.key_path) {
     if (!http.cert_path || !http.key_path) {

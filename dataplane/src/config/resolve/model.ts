@@ -30,6 +30,8 @@ export interface ListenerSpec {
   forceHttpsPort?: number;
   /** Time allowed for a request's headers (slowloris defence). */
   headersTimeoutMs?: number;
+  /** How long an idle keep-alive client connection stays open (proxy.client_keepalive_timeout_ms). */
+  keepAliveTimeoutMs?: number;
   /**
    * Plain listeners only: "llhttp" serves body-less backend-only requests on a lean reader and
    * hands the rest to node:http (runtime/lane/); "node" is node:http throughout.
