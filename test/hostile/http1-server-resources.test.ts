@@ -8,10 +8,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
-import { eventually, freePort, http, memoryOf, sleep } from "../../dataplane/test/helpers.js";
+import { eventually, freePort, http, memoryOf, ROOT, sleep } from "../../dataplane/test/helpers.js";
 import { assertStillServes, fdCount } from "./harness.js";
 import { HAS_HTTP1_SERVER_OPTION, rigConfig, startRig, type Mode, type Rig } from "./http1-rig.js";
 
@@ -116,13 +117,55 @@ test("2,000 idle keep-alive connections: bounded memory, others still served, de
   });
 });
 
+/** Whether this build has `proxy.client_keepalive_timeout_ms` (finding 5 in the note). */
+const HAS_KEEPALIVE_OPTION = readFileSync(join(ROOT, "dataplane/src/config/schema.ts"), "utf8").includes(
+  "client_keepalive_timeout_ms",
+);
+
 test(
-  "idle keep-alive connections are closed by the keep-alive timeout",
-  {
-    // node:http's keepAliveTimeout (65 s) is fixed on these listeners: waiting for it would add a minute.
-    skip: "the keep-alive timeout is fixed at 65 s (no option to shorten it for a test): see the findings note",
+  "2,000 idle keep-alive connections are closed by the keep-alive timeout; descriptors return",
+  { skip: HAS_KEEPALIVE_OPTION ? false : "no proxy.client_keepalive_timeout_ms in this build (65 s fixed)" },
+  async (t) => {
+    // A rig of its own with a short keep-alive: the one above keeps its connections for 65 s.
+    const short = await startRig("llhttp", "client_keepalive_timeout_ms = 1500", HEADER_TIMEOUT_MS);
+    try {
+      const baseline = await fdCount(short.dp.pid);
+      const N = 2000;
+      const closedByServer: boolean[] = [];
+      for (let b = 0; b < N; b += 200) {
+        await Promise.all(
+          Array.from(
+            { length: Math.min(200, N - b) },
+            (_, i) =>
+              new Promise<void>((resolve, reject) => {
+                const k = b + i;
+                closedByServer[k] = false;
+                const s = connect(short.port, "127.0.0.1");
+                let got = "";
+                s.on("error", reject);
+                s.on("end", () => (closedByServer[k] = true));
+                s.on("data", (d: Buffer) => {
+                  got += d.toString("latin1");
+                  if (got.endsWith("\r\n\r\nok\n")) resolve();
+                });
+                s.write("GET /lane/a HTTP/1.1\r\nHost: dp.test\r\n\r\n");
+              }),
+          ),
+        );
+      }
+      await assertStillServes(short.dp, "default", "/lane/a");
+      await eventually("every idle connection closed by the server", () => closedByServer.every(Boolean), {
+        timeoutMs: 30_000,
+        context: () => `${closedByServer.filter(Boolean).length}/${N} closed`,
+      });
+      t.diagnostic(`${N}/${N} idle connections closed by the keep-alive timeout`);
+      await eventually("descriptors back to the baseline", async () => (await fdCount(short.dp.pid)) <= baseline + 2, {
+        context: () => `baseline ${baseline}`,
+      });
+    } finally {
+      await short.stop();
+    }
   },
-  () => {},
 );
 
 test("a pipelining flood from a client that never reads: the lane stops reading, memory bounded, others served", async (t) => {
