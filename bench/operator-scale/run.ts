@@ -11,6 +11,7 @@
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
  *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
  *   ALLOC_PROFILE=/tmp/alloc SKIP_CHANGE=1 ... # who allocated (garbage included) until all are Programmed
+ *   OPERATOR_ARGS="--relist-interval 60s" ...  # more operator flags (a relist inside a 60 s steady state)
  *   OPERATOR_LOG=/tmp/op.log OPERATOR_NODE_ARGS=--trace-gc ...   # the operator's stdout (its log, --trace-gc lines) to a file
  *
  * The operator runs with the flags of its image (docker/operator.Dockerfile's NODE_OPTIONS), its
@@ -126,6 +127,8 @@ const op = spawn(
     "0",
     "--log-level",
     "info",
+    // OPERATOR_ARGS: more operator flags, e.g. "--relist-interval 60s" to put a relist in the steady state.
+    ...(process.env.OPERATOR_ARGS ?? "").split(" ").filter(Boolean),
   ],
   {
     stdio: ["ignore", "pipe", "inherit"],
@@ -369,7 +372,18 @@ try {
     // served once the pipeline answers 200.
     const upstream = await startUpstream((_req, res) => res.end("moved"));
     /** Per change: total ms, until the syncer swapped in a changed file, what it edited. */
-    const changes: { ms: number; swapped: number; kind: "pipeline" | "endpoint" }[] = [];
+    const changes: { ms: number; patched: number; swapped: number; kind: "pipeline" | "endpoint" }[] = [];
+    // The gateway reconciles of the changes (render, check, ConfigMap write, then the statuses).
+    const gwTime = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const v = (m: string) => Number(new RegExp(`^${m}\\{kind="gateway"\\} (\\S+)$`, "m").exec(text)?.[1] ?? 0);
+      return {
+        sum: v("harmony_operator_reconcile_time_seconds_sum"),
+        n: v("harmony_operator_reconcile_time_seconds_count"),
+      };
+    };
+    const gw0 = await gwTime();
+    const mono0 = process.hrtime.bigint() / 1000n;
     try {
       for (let k = 0; k < CHANGES; k++) {
         // Each change a different pair, spread over all N (no cache or warm path helps); every
@@ -384,6 +398,10 @@ try {
         const t = Date.now();
         const swaps0 = syncer.swaps();
         let swapped = 0;
+        // The swap's time, apart from the polls: a poll sent before a reload answers only after it.
+        const swapWatch = setInterval(() => {
+          if (!swapped && syncer.swaps() !== swaps0) swapped = Date.now() - t;
+        }, 5).unref();
         await must([
           "patch",
           patch[0] as string,
@@ -394,6 +412,7 @@ try {
           "-p",
           JSON.stringify(patch[2]),
         ]);
+        const patched = Date.now() - t;
         for (;;) {
           const r = await fetch(`http://127.0.0.1:${webPort}${path}`).catch(() => undefined);
           await r?.body?.cancel();
@@ -402,8 +421,11 @@ try {
           if (Date.now() - t > 60_000) throw new Error(`${kind} change ${k} not served within 60 s`);
           await sleep(20);
         }
-        changes.push({ ms: Date.now() - t, swapped, kind });
+        clearInterval(swapWatch);
+        changes.push({ ms: Date.now() - t, patched, swapped, kind });
       }
+      if (process.env.OPERATOR_NODE_ARGS)
+        out(`changes window (monotonic µs): ${mono0} ${process.hrtime.bigint() / 1000n}`);
     } finally {
       syncer.stop();
       await dp.stop();
@@ -426,10 +448,17 @@ try {
       const of = changes.filter((c) => c.kind === kind).map((c) => c.ms);
       if (of.length) out(`| of which ${of.length} ${kind} changes | ${stats(of)} |`);
     }
+    const gw1 = await gwTime();
     const swapped = changes.filter((c) => c.swapped).map((c) => c.swapped);
+    out(
+      `| until kubectl patch returned (its process start, the API server's write) | ${stats(changes.map((c) => c.patched))} |`,
+    );
+    out(
+      `| gateway reconciles during the changes (render, check, ConfigMap write, statuses) | ${gw1.n - gw0.n}, mean ${(((gw1.sum - gw0.sum) / Math.max(1, gw1.n - gw0.n)) * 1000).toFixed(0)} ms |`,
+    );
     const served = changes.filter((c) => c.swapped).map((c) => c.ms - c.swapped);
     out(
-      `| until the syncer swapped in a changed file (operator render + ConfigMap write + watch) | ${stats(swapped)} |`,
+      `| until the syncer swapped in a changed file (the patch, the operator's 250 ms quiet period, render and ConfigMap write, the watch, ${N + 1} files written) | ${stats(swapped)} |`,
     );
     out(`| from the swap until served (data plane: file watch, reload) | ${stats(served)} |`);
     out(
