@@ -383,6 +383,7 @@ try {
       };
     };
     const gw0 = await gwTime();
+    const cpuChanges0 = cpuSeconds(op.pid!);
     const mono0 = process.hrtime.bigint() / 1000n;
     try {
       for (let k = 0; k < CHANGES; k++) {
@@ -449,7 +450,11 @@ try {
       if (of.length) out(`| of which ${of.length} ${kind} changes | ${stats(of)} |`);
     }
     const gw1 = await gwTime();
+    const cpuChanges = cpuSeconds(op.pid!) - cpuChanges0;
     const swapped = changes.filter((c) => c.swapped).map((c) => c.swapped);
+    out(
+      `| operator CPU during the changes | ${cpuChanges.toFixed(1)} s, ${((cpuChanges * 1000) / CHANGES).toFixed(0)} ms per change |`,
+    );
     out(
       `| until kubectl patch returned (its process start, the API server's write) | ${stats(changes.map((c) => c.patched))} |`,
     );
