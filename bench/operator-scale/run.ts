@@ -372,7 +372,14 @@ try {
     // served once the pipeline answers 200.
     const upstream = await startUpstream((_req, res) => res.end("moved"));
     /** Per change: total ms, until the syncer swapped in a changed file, what it edited. */
-    const changes: { ms: number; patched: number; swapped: number; kind: "pipeline" | "endpoint" }[] = [];
+    const changes: {
+      ms: number;
+      patched: number;
+      swapped: number;
+      /** The syncer's own write of the files (a kubelet's atomic writer does the same). */
+      written: number;
+      kind: "pipeline" | "endpoint";
+    }[] = [];
     // The gateway reconciles of the changes (render, check, ConfigMap write, then the statuses).
     const gwTime = async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -424,7 +431,8 @@ try {
           await sleep(20);
         }
         clearInterval(swapWatch);
-        changes.push({ ms: Date.now() - t, patched, swapped, kind });
+        const w = syncer.lastWrite();
+        changes.push({ ms: Date.now() - t, patched, swapped, written: w.at >= t ? w.ms : 0, kind });
       }
       if (process.env.OPERATOR_NODE_ARGS)
         out(`changes window (monotonic µs): ${mono0} ${process.hrtime.bigint() / 1000n}`);
@@ -468,6 +476,9 @@ try {
     const served = changes.filter((c) => c.swapped).map((c) => c.ms - c.swapped);
     out(
       `| until the syncer swapped in a changed file (the patch, the operator's 250 ms quiet period, render and ConfigMap write, the watch, ${N + 1} files written) | ${stats(swapped)} |`,
+    );
+    out(
+      `| of which the syncer's own write: ${N + 1} files, the swap, the old directory removed (a kubelet's atomic writer's part in a pod) | ${stats(changes.filter((c) => c.swapped).map((c) => c.written))} |`,
     );
     out(`| from the swap until served (data plane: file watch, reload) | ${stats(served)} |`);
     out(
