@@ -34,6 +34,8 @@ export interface Syncer {
   dir: string;
   /** Number of swaps done. */
   swaps(): number;
+  /** When the last swap's write began (Date.now()) and how long it took, the old directory's removal included. */
+  lastWrite(): { at: number; ms: number };
   stop(): void;
 }
 
@@ -70,6 +72,7 @@ export function startSyncer(
   items?: Record<string, string>,
 ): Syncer {
   let swaps = 0;
+  let lastWrite = { at: 0, ms: 0 };
   let last = "";
   const proc = kubectl(["get", kind, name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
   onWatchEvents(proc, (ev) => {
@@ -88,9 +91,11 @@ export function startSyncer(
       data = Object.fromEntries(
         Object.entries(items).flatMap(([k, path]) => (data[k] === undefined ? [] : [[path, data[k]]])),
       );
+    const at = Date.now();
     writeAtomically(dir, data, ++swaps);
+    lastWrite = { at, ms: Date.now() - at };
   });
-  return { dir, swaps: () => swaps, stop: () => proc.kill() };
+  return { dir, swaps: () => swaps, lastWrite: () => lastWrite, stop: () => proc.kill() };
 }
 
 /**
@@ -106,6 +111,7 @@ export function startProjectedSyncer(
   dir: string,
 ): Syncer {
   let swaps = 0;
+  let lastWrite = { at: 0, ms: 0 };
   const latest = new Map<string, Record<string, string>>();
   const procs = names.map((name) => {
     const proc = kubectl(["get", "configmap", name, "-n", namespace, "--watch", "--output-watch-events", "-o", "json"]);
@@ -114,11 +120,13 @@ export function startProjectedSyncer(
       latest.set(name, ev.object.data);
       // The kubelet mounts a projected volume once every source exists.
       if (latest.size < names.length) return;
+      const at = Date.now();
       writeAtomically(dir, Object.assign({}, ...names.map((n) => latest.get(n))) as Record<string, string>, ++swaps);
+      lastWrite = { at, ms: Date.now() - at };
     });
     return proc;
   });
-  return { dir, swaps: () => swaps, stop: () => procs.forEach((p) => p.kill()) };
+  return { dir, swaps: () => swaps, lastWrite: () => lastWrite, stop: () => procs.forEach((p) => p.kill()) };
 }
 
 /** `kubectl get --watch --output-watch-events -o json`'s events, one call each. */

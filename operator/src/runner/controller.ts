@@ -21,6 +21,8 @@ import { NetworkRegistry } from "../network/state.js";
 import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
 import { SpecSeen, endpointFingerprint, gatewayFingerprint, pipelineFingerprint } from "./spec-seen.js";
 import { Coalescer, DEFAULT_COALESCE, type CoalesceOptions } from "./coalesce.js";
+import { OwnWrites } from "./own-writes.js";
+import { HASH_ANNOTATION } from "./reconciler-deps.js";
 
 export interface ControllerOptions {
   kube: KubeClients;
@@ -79,6 +81,8 @@ export class Controller {
    * pipelines, minutes of them on a loaded API server).
    */
   readonly gatewayQueue = new WorkQueue();
+  /** The ConfigMaps this operator last wrote (own-writes.ts). */
+  private readonly ownWrites = new OwnWrites(HASH_ANNOTATION);
   /**
    * Between a gateway's events and its queue: arrivals that stream in are rendered together,
    * at most every maxDelayMs, and one change alone after a short quiet period (coalesce.ts).
@@ -188,7 +192,12 @@ export class Controller {
         ns
           ? kube.core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed })
           : kube.core.listConfigMapForAllNamespaces({ labelSelector: managed }),
-      onChange: (o) => this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]),
+      onChange: (o, verb) => {
+        // Our own write coming back is no news to the gateway that just rendered it (own-writes.ts).
+        if (verb === "delete") this.ownWrites.forget(o);
+        else if (this.ownWrites.isEcho(o)) return;
+        this.enqueueGateway(o.metadata?.namespace, o.metadata?.labels?.[GATEWAY_LABEL]);
+      },
     });
     const pods = cache<V1Pod>({
       name: "pods",
@@ -387,6 +396,7 @@ export class Controller {
       secretRecheckMs: this.opts.secretRecheckMs,
       newEndpointGraceMs: this.opts.newEndpointGraceMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
+      ownWrites: this.ownWrites,
       networks: this.networks,
     };
   }

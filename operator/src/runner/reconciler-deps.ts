@@ -17,6 +17,7 @@ import type { HarmonyNetwork } from "../api/network.js";
 import type { NetworkRegistry } from "../network/state.js";
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
+import type { OwnWrites } from "./own-writes.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -54,6 +55,8 @@ export interface ReconcilerDeps {
   /** Asks a data-plane pod which config it serves (GET /readyz). */
   probe: (podIP: string, port: number) => Promise<string | undefined>;
   metrics?: { writes: (kind: string) => void };
+  /** ConfigMaps as this operator last wrote them: the informer drops their echo (own-writes.ts). */
+  ownWrites?: OwnWrites;
   /** HarmonyNetworks as last reconciled (absent: networks are off). */
   networks?: NetworkRegistry;
   /**
@@ -66,13 +69,15 @@ export interface ReconcilerDeps {
 }
 
 /** What writing a gateway's config and workload needs. */
-export type WriteDeps = Pick<ReconcilerDeps, "kube" | "metrics" | "readSecret" | "defaultImage">;
+export type WriteDeps = Pick<ReconcilerDeps, "kube" | "metrics" | "readSecret" | "defaultImage" | "ownWrites">;
 
 /** Server-side apply, forced: the operator owns these fields. */
 export async function apply(
-  deps: Pick<ReconcilerDeps, "kube" | "metrics">,
+  deps: Pick<ReconcilerDeps, "kube" | "metrics" | "ownWrites">,
   obj: KubernetesObject & Record<string, unknown>,
 ): Promise<void> {
+  // Before the write: its watch event may come back before the answer does.
+  if (obj.kind === "ConfigMap") deps.ownWrites?.wrote(obj);
   await deps.kube.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   deps.metrics?.writes(obj.kind ?? "unknown");
 }
