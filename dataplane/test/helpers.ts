@@ -4,7 +4,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request, type IncomingMessage, type RequestListener, type Server } from "node:http";
+import {
+  createServer,
+  request,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerOptions,
+} from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -160,8 +167,9 @@ export async function runCli(args: string[]): Promise<{ code: number | null; std
 
 export async function startUpstream(
   handler: RequestListener,
+  options: ServerOptions = {},
 ): Promise<{ server: Server; port: number; url: string; close(): Promise<void> }> {
-  const server = createServer(handler);
+  const server = createServer(options, handler);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const port = (server.address() as { port: number }).port;

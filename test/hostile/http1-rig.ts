@@ -10,9 +10,7 @@ import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { once } from "node:events";
-import { createServer, type RequestListener } from "node:http";
-import { ROOT, startDataplane, writeTree, type Dataplane } from "../../dataplane/test/helpers.js";
+import { ROOT, startDataplane, startUpstream, writeTree, type Dataplane } from "../../dataplane/test/helpers.js";
 
 /**
  * The upstream's own head limit, above the data plane's 16 KiB: otherwise a head just under the
@@ -20,23 +18,6 @@ import { ROOT, startDataplane, writeTree, type Dataplane } from "../../dataplane
  * upstream's 431 would hide what the data plane did at the boundary.
  */
 const UPSTREAM_HEAD_LIMIT = 64 * 1024;
-
-async function startUpstream(handler: RequestListener, maxHeaderSize: number) {
-  const server = createServer({ maxHeaderSize }, handler);
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as { port: number }).port;
-  return {
-    server,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 export const MODES = ["node", "llhttp"] as const;
 export type Mode = (typeof MODES)[number];
@@ -134,25 +115,28 @@ function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
 export async function startRecordingUpstream(): Promise<RecordingUpstream> {
   const seen: Seen[] = [];
   let port = 0;
-  const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const headers: [string, string][] = [];
-      for (let i = 0; i < req.rawHeaders.length; i += 2)
-        headers.push([req.rawHeaders[i]!.toLowerCase(), maskUpstream(req.rawHeaders[i + 1]!, port)]);
-      seen.push({
-        method: req.method ?? "",
-        url: req.url ?? "",
-        headers,
-        bodyBytes: body.length,
-        bodySha: createHash("sha256").update(body).digest("hex").slice(0, 16),
+  const up = await startUpstream(
+    (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks);
+        const headers: [string, string][] = [];
+        for (let i = 0; i < req.rawHeaders.length; i += 2)
+          headers.push([req.rawHeaders[i]!.toLowerCase(), maskUpstream(req.rawHeaders[i + 1]!, port)]);
+        seen.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          headers,
+          bodyBytes: body.length,
+          bodySha: createHash("sha256").update(body).digest("hex").slice(0, 16),
+        });
+        answer(req, res, body);
       });
-      answer(req, res, body);
-    });
-    req.on("error", () => undefined);
-  }, UPSTREAM_HEAD_LIMIT);
+      req.on("error", () => undefined);
+    },
+    { maxHeaderSize: UPSTREAM_HEAD_LIMIT },
+  );
   port = up.port;
   // Upgrades reach node:http as an event; with no listener the socket would be destroyed silently.
   up.server.on("upgrade", (req: IncomingMessage, socket) => {
