@@ -233,3 +233,16 @@ test("loopback is decided on the resolved address, not on how bind_address is sp
     await v6.stop();
   }
 });
+
+test("an unknown Expect is answered 417 with a problem body, and the connection ends", async () => {
+  const r = await rawExchange(dp.ports.default!, [
+    "POST /id/x HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 3\r\nX-Request-Id: expect-417\r\n\r\n",
+  ]);
+  assert.equal(r.status, 417, r.text);
+  assert.match(r.text, /content-type: application\/problem\+json/i);
+  const body = JSON.parse(r.text.slice(r.text.indexOf("\r\n\r\n") + 4)) as { status: number; instance: string };
+  assert.equal(body.status, 417);
+  assert.equal(body.instance, "urn:request:expect-417");
+  assert.ok(r.closed, "the connection must end: the body was never read");
+  await assertStillServes(dp, "default", "/open");
+});

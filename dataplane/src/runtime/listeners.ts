@@ -9,6 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from "node:https";
 import { createSecureServer, type ServerHttp2Session } from "node:http2";
 import { writeProblem } from "../pipeline/errors.js";
+import { requestId } from "../pipeline/trace.js";
 import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "winston";
@@ -74,6 +75,20 @@ export interface BoundListener {
 function rejectMalformed(server: NetServer): void {
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) =>
     answerClientError(socket, clientErrorStatus(err.code)),
+  );
+  // An Expect other than 100-continue: node:http's own answer is a bare 417 with an empty body.
+  // The body that may follow is never read, so the connection ends with the answer.
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
+    writeProblem(
+      res,
+      {
+        status: 417,
+        title: "Expectation Failed",
+        detail: "the only expectation served is 100-continue",
+        headers: { connection: "close" },
+      },
+      requestId(req.headers["x-request-id"]),
+    ),
   );
 }
 
