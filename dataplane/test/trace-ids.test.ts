@@ -99,7 +99,10 @@ test("ids stay what they were when later ids are made (a batch's text is never r
   const copies = ids.map((s) => Buffer.from(s, "latin1").toString("latin1"));
   const traces = Array.from({ length: 300 }, () => nextTraceparent(undefined));
   const traceCopies = traces.map((s) => Buffer.from(s, "latin1").toString("latin1"));
-  for (let i = 0; i < 1000; i++) (uuid4(), nextTraceparent(undefined));
+  for (let i = 0; i < 1000; i++) {
+    uuid4();
+    nextTraceparent(undefined);
+  }
   assert.deepEqual(ids, copies);
   assert.deepEqual(traces, traceCopies);
   assert.equal(new Set(ids).size, 300);
