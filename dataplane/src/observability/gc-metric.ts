@@ -9,7 +9,7 @@
  * queues it through two immediates; that made every GC about 70–160 µs dearer, 1–1.7 µs per 1 KiB
  * request (bench/README.md). The profiler notes each GC in C++ (its type, its duration, the heap
  * before and after) with no JS at all; the notes are read in a batch when /metrics is scraped and
- * every few GCs in between (see NOTES_PER_READ; the log it keeps is ~4 KB per GC until read). Both see the same
+ * every HARVEST_MS in between (the log it keeps is ~4 KB per GC until then). Both see the same
  * GCs: V8's GC prologue and epilogue, nested ones skipped alike, durations from the same clocks.
  *
  * `metrics.gc = false` turns it off: nothing is recorded, and the metric leaves /metrics.
@@ -22,16 +22,8 @@ export const GC_METRIC = "nodejs_gc_duration_seconds";
 const HELP = "Garbage collection duration by kind, one of major, minor, incremental or weakcb.";
 /** prom-client's buckets for this metric (lib/metrics/gc.js). */
 const BUCKETS = [0.001, 0.01, 0.1, 1, 2, 5];
-/**
- * How often the notes are read: about every NOTES_PER_READ GCs, but at most every MIN_READ_MS and at
- * least every HARVEST_MS (an idle process wakes once a second). Reading them is the whole cost
- * (Node's JSON.parse of ~4 KB per GC); a second's worth at a busy proxy's ~100–200 GCs/s was
- * ~0.5 MB of objects alive at once, copied by the scavenges that parse causes, where a few GCs'
- * worth die young.
- */
+/** The longest the profiler's log grows between two reads (at ~200 GCs/s: ~0.8 MB). */
 export const HARVEST_MS = 1000;
-const MIN_READ_MS = 20;
-const NOTES_PER_READ = 8;
 
 /** The `kind` label of GCProfiler's `gcType` (node_v8.cc GetGCTypeName), as perf_hooks names them. */
 const KINDS: Record<string, string> = {
@@ -53,8 +45,6 @@ export class GcMetric {
   private byType = new Map<string, HistogramChild>();
   private profiler: GCProfiler | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** The timer's current delay (ms). */
-  private delay = HARVEST_MS;
   /** GCs recorded since this process started (for the benchmark that measures this recorder). */
   observed = 0;
 
@@ -71,13 +61,13 @@ export class GcMetric {
     this.byType = new Map();
     this.profiler = new GCProfiler();
     this.profiler.start();
-    this.schedule(HARVEST_MS);
+    (this.timer = setInterval(() => this.harvest(), HARVEST_MS)).unref();
   }
 
   /** Stops recording and takes the metric out of the registry. */
   disable(): void {
     if (!this.profiler) return;
-    clearTimeout(this.timer);
+    clearInterval(this.timer);
     this.timer = undefined;
     this.profiler.stop();
     this.profiler = undefined;
@@ -85,23 +75,10 @@ export class GcMetric {
     this.histogram = undefined;
   }
 
-  private schedule(ms: number): void {
-    this.delay = ms;
-    (this.timer = setTimeout(this.onTimer, ms)).unref();
-  }
-
-  private readonly onTimer = (): void => {
-    if (!this.profiler) return;
-    const n = this.harvest();
-    // The next read after about NOTES_PER_READ more GCs, at the rate this one saw.
-    const ms = n === 0 ? HARVEST_MS : Math.round((this.delay * NOTES_PER_READ) / n);
-    this.schedule(Math.min(HARVEST_MS, Math.max(MIN_READ_MS, ms)));
-  };
-
-  /** Records the GCs noted since the last harvest; returns how many. */
-  harvest(): number {
+  /** Records the GCs noted since the last harvest. */
+  harvest(): void {
     const old = this.profiler;
-    if (!old) return 0;
+    if (!old) return;
     // The next log starts before this one stops: reading it (a JSON.parse) allocates and may
     // collect, and that GC belongs to the next batch rather than to none.
     const next = new GCProfiler();
@@ -120,6 +97,5 @@ export class GcMetric {
       child.observe(n.cost / 1e6);
       this.observed++;
     }
-    return notes.length;
   }
 }
