@@ -371,6 +371,50 @@ describe("access log lines, byte for byte", () => {
   });
 });
 
+describe("access log lines encoded in place", () => {
+  it("lines of everyday values (printable ASCII, numbers of every size) are JSON.stringify's bytes, at a batch's end too", async () => {
+    const rnd = prng(1818);
+    const ascii = (max: number) => {
+      let s = "";
+      const n = Math.floor(rnd() * max);
+      for (let i = 0; i < n; i++) s += String.fromCharCode(0x20 + Math.floor(rnd() * 0x60)); // 0x20-0x7f
+      return s;
+    };
+    const ms = () => Math.round(rnd() * 10 ** Math.floor(rnd() * 16) * 1e3) / 1e3;
+    const records: AccessRecord[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const route = Math.floor(rnd() * 3);
+      records.push({
+        request_id: ascii(40),
+        method: ["GET", "POST", ascii(8)][route]!,
+        path: "/" + ascii(rnd() < 0.01 ? 20_000 : 200),
+        status:
+          rnd() < 0.95 ? Math.floor(rnd() * 1000) : [0, 9, 10, 99, 100, 2 ** 31, 2 ** 53 - 1, 2 ** 53, 1.5][i % 9]!,
+        duration_ms: ms(),
+        upstream_ms: rnd() < 0.3 ? undefined : ms(),
+        pipeline: "p" + route,
+        endpoint: "e" + route,
+        backend: "b" + route,
+        client: rnd() < 0.2 ? undefined : "127.0.0." + (i % 256),
+        ...(rnd() < 0.05 ? { operation: "C-FIND" } : {}),
+      });
+    }
+    const { stream, writes } = sink();
+    const log = new AccessLog(stream);
+    for (const r of records) log.write(r);
+    await log.close();
+    assert.ok(writes.length > 20, `${writes.length} batches: lines cross many batch ends`);
+    const lines = writes.join("").split("\n");
+    assert.equal(lines.pop(), "");
+    assert.equal(lines.length, records.length);
+    lines.forEach((line, i) => {
+      const timestamp = /"timestamp":"([^"]*)"/.exec(line)?.[1] ?? "";
+      if (line !== expectedLine(records[i]!, timestamp))
+        assert.equal(line, expectedLine(records[i]!, timestamp), `record ${i}`);
+    });
+  });
+});
+
 describe("access lines from a real data plane, hostile header values", () => {
   const stops: (() => unknown)[] = [];
   after(() => stopAll(stops));

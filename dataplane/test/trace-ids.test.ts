@@ -68,3 +68,42 @@ test("traceparent: a new trace when there is none, the caller's trace with a new
   ])
     assert.doesNotMatch(nextTraceparent(bad), /4bf92f3577b34da6a3ce929d0e0e4736/);
 });
+
+test("new traceparents over many batches: all different, trace and span digits uniform, none all-zero", () => {
+  const n = 40_000; // ids come in batches from the random pool: many batches and pool refills
+  const seen = new Set<string>();
+  const counts = Array.from({ length: 55 }, () => new Array<number>(16).fill(0));
+  for (let i = 0; i < n; i++) {
+    const t = nextTraceparent(undefined);
+    assert.match(t, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.doesNotMatch(t, /^00-0{32}-|-0{16}-01$/);
+    seen.add(t);
+    for (let k = 3; k < 52; k++) if (t[k] !== "-") counts[k]![parseInt(t[k]!, 16)]!++;
+  }
+  assert.equal(seen.size, n);
+  // A trace id and a span id from one batch slot never reappear in another request's.
+  const traceIds = new Set([...seen].map((t) => t.slice(3, 35)));
+  const spanIds = new Set([...seen].map((t) => t.slice(36, 52)));
+  assert.equal(traceIds.size, n);
+  assert.equal(spanIds.size, n);
+  for (let k = 3; k < 52; k++) {
+    if (k === 35) continue;
+    const max = Math.max(...counts[k]!);
+    const min = Math.min(...counts[k]!);
+    assert.ok(min > 2000 && max < 3000, `digit ${k}: ${min}..${max}`);
+  }
+});
+
+test("ids stay what they were when later ids are made (a batch's text is never rewritten under them)", () => {
+  const ids = Array.from({ length: 300 }, () => uuid4());
+  const copies = ids.map((s) => Buffer.from(s, "latin1").toString("latin1"));
+  const traces = Array.from({ length: 300 }, () => nextTraceparent(undefined));
+  const traceCopies = traces.map((s) => Buffer.from(s, "latin1").toString("latin1"));
+  for (let i = 0; i < 1000; i++) {
+    uuid4();
+    nextTraceparent(undefined);
+  }
+  assert.deepEqual(ids, copies);
+  assert.deepEqual(traces, traceCopies);
+  assert.equal(new Set(ids).size, 300);
+});

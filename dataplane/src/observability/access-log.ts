@@ -13,7 +13,7 @@
  * line shape matches winston's JSON format (level, message, timestamp), so one parser reads both.
  */
 import { appendFileSync, createWriteStream, type WriteStream } from "node:fs";
-import { jsonMillis, jsonNumber, jsonStringBody as str } from "./json-line.js";
+import { jsonMillis, jsonNumber, jsonStringBody as str, thousandths } from "./json-line.js";
 
 export interface AccessRecord {
   request_id: string;
@@ -28,6 +28,78 @@ export interface AccessRecord {
   client: string | undefined;
   /** The DIMSE operation a request stands for (C-FIND, ...), for the `dicom` endpoint's requests. */
   operation?: string;
+}
+
+const HEAD = '{"level":"info","message":"access","component":"dataplane","timestamp":"';
+const EMPTY_NAMES = ',"pipeline":"","endpoint":"","backend":""';
+/** The most a line takes beside its head, names and strings: its fixed keys and three numbers. */
+const FIXED_MOST = 256;
+
+/**
+ * A line as text: the same bytes `line` encodes into the batch, for the rare line that may not fit
+ * the room left. Every string a client can reach (path, request id, method, names, address) goes
+ * through jsonStringBody (`str`).
+ */
+function lineText(
+  stamp: string,
+  requestId: string,
+  method: string,
+  path: string,
+  status: number,
+  durationMs: number,
+  upstreamMs: number | undefined,
+  namesJson: string,
+  client: string | undefined,
+  operation: string | undefined,
+): string {
+  return (
+    `${HEAD}${stamp}"` +
+    `,"request_id":"${str(requestId)}","method":"${str(method)}"` +
+    `,"path":"${str(path)}","status":${jsonNumber(status)},"duration_ms":${jsonMillis(durationMs)}` +
+    (upstreamMs === undefined ? "" : `,"upstream_ms":${jsonMillis(upstreamMs)}`) +
+    namesJson +
+    (client === undefined ? "" : `,"client":"${str(client)}"`) +
+    (operation === undefined ? "" : `,"operation":"${str(operation)}"`) +
+    "}\n"
+  );
+}
+
+/** `s` (ASCII, the line's own keys and numbers) at `p`; returns the end. */
+function putAscii(b: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[p + i] = s.charCodeAt(i);
+  return p + s.length;
+}
+
+/**
+ * What goes between the quotes of `s`'s JSON literal, as UTF-8, at `p`; returns the end. Printable
+ * ASCII but `"` and `\\` is copied as it is (the common case: ids, methods, paths, names,
+ * addresses); a string with anything else is escaped by jsonStringBody and encoded as a whole.
+ */
+function putString(b: Buffer, p: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7f || c === 0x22 || c === 0x5c) return p + b.write(str(s), p);
+    b[p + i] = c;
+  }
+  return p + n;
+}
+
+/** A non-negative whole number's decimal digits at `p` (what String(n) gives); returns the end. */
+function putUint(b: Buffer, p: number, n: number): number {
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let q = p + digits;
+  for (let x = n; q > p; x = Math.floor(x / 10)) b[--q] = 48 + (x % 10);
+  return p + digits;
+}
+
+/** jsonMillis(n) at `p`, without making its string in the common case; returns the end. */
+function putMillis(b: Buffer, p: number, n: number): number {
+  const k = Math.round(n * 1000);
+  if (k / 1000 !== n || k < 0 || k > 1e15) return putAscii(b, p, jsonMillis(n));
+  const whole = Math.floor(k / 1000);
+  return putAscii(b, putUint(b, p, whole), thousandths(k - whole * 1000));
 }
 
 /** A batch's buffer: a full one is written at once. */
@@ -62,12 +134,14 @@ export class AccessLog {
   private filePath: string | undefined;
   private stampMs = 0;
   private stamp = "";
+  /** The line's bytes up to the request id's value: the fixed fields and the timestamp. */
+  private head = Buffer.alloc(0);
   /**
    * The route names of the last line and their escaped JSON: a data plane serves a handful of
    * routes, so most lines reuse the previous one's (three escape checks and six concatenations
    * fewer per line). Comparing the same string objects is a pointer compare.
    */
-  private names = { pipeline: "", endpoint: "", backend: "", json: ',"pipeline":"","endpoint":"","backend":""' };
+  private names = { pipeline: "", endpoint: "", backend: "", json: EMPTY_NAMES, bytes: Buffer.from(EMPTY_NAMES) };
 
   /**
    * `maxWrite`: the largest write, cut at a line end (0: no cap). The workers of a group share one
@@ -129,33 +203,66 @@ export class AccessLog {
     client: string | undefined,
     operation: string | undefined,
   ): void {
-    // Hand-assembled in the order winston's format had; every string a client can reach (path,
-    // request id, method, names, address) goes through jsonStringBody (`str`), and the quotes are
-    // part of the template, so a value that needs no escaping is not copied into a new string.
     const now = Date.now();
     if (now !== this.stampMs) {
       this.stampMs = now;
       this.stamp = new Date(now).toISOString();
+      this.head = Buffer.from(`${HEAD}${this.stamp}","request_id":"`, "latin1");
     }
     let names = this.names;
     if (pipeline !== names.pipeline || endpoint !== names.endpoint || backend !== names.backend) {
-      names = this.names = {
-        pipeline,
-        endpoint,
-        backend,
-        json: `,"pipeline":"${str(pipeline)}","endpoint":"${str(endpoint)}","backend":"${str(backend)}"`,
-      };
+      const json = `,"pipeline":"${str(pipeline)}","endpoint":"${str(endpoint)}","backend":"${str(backend)}"`;
+      names = this.names = { pipeline, endpoint, backend, json, bytes: Buffer.from(json) };
     }
-    this.append(
-      `{"level":"info","message":"access","component":"dataplane","timestamp":"${this.stamp}"` +
-        `,"request_id":"${str(requestId)}","method":"${str(method)}"` +
-        `,"path":"${str(path)}","status":${jsonNumber(status)},"duration_ms":${jsonMillis(durationMs)}` +
-        (upstreamMs === undefined ? "" : `,"upstream_ms":${jsonMillis(upstreamMs)}`) +
-        names.json +
-        (client === undefined ? "" : `,"client":"${str(client)}"`) +
-        (operation === undefined ? "" : `,"operation":"${str(operation)}"`) +
-        "}\n",
-    );
+    // The line is encoded straight into the batch, field by field: no string is built for it
+    // (its ~10 concatenations were ~720 B per request, bench/README.md). That needs the room for
+    // the longest it can be: a client's UTF-16 unit takes at most 6 bytes (\u00XX), a number 24.
+    const clientLen = client === undefined ? 0 : client.length;
+    const opLen = operation === undefined ? 0 : operation.length;
+    const most =
+      this.head.length +
+      names.bytes.length +
+      6 * (requestId.length + method.length + path.length + clientLen + opLen) +
+      FIXED_MOST;
+    if (this.used + most > BATCH_BYTES) {
+      // Near a batch's end (or a line longer than one): the line as text, which append fits.
+      this.append(
+        lineText(this.stamp, requestId, method, path, status, durationMs, upstreamMs, names.json, client, operation),
+      );
+      return;
+    }
+    const b = this.batch;
+    let p = this.used;
+    b.set(this.head, p);
+    p = putString(b, p + this.head.length, requestId);
+    p = putAscii(b, p, '","method":"');
+    p = putString(b, p, method);
+    p = putAscii(b, p, '","path":"');
+    p = putString(b, p, path);
+    p = putAscii(b, p, '","status":');
+    p = Number.isSafeInteger(status) && status >= 0 ? putUint(b, p, status) : putAscii(b, p, jsonNumber(status));
+    p = putAscii(b, p, ',"duration_ms":');
+    p = putMillis(b, p, durationMs);
+    if (upstreamMs !== undefined) {
+      p = putAscii(b, p, ',"upstream_ms":');
+      p = putMillis(b, p, upstreamMs);
+    }
+    b.set(names.bytes, p);
+    p += names.bytes.length;
+    if (client !== undefined) {
+      p = putAscii(b, p, ',"client":"');
+      p = putString(b, p, client);
+      b[p++] = 0x22;
+    }
+    if (operation !== undefined) {
+      p = putAscii(b, p, ',"operation":"');
+      p = putString(b, p, operation);
+      b[p++] = 0x22;
+    }
+    b[p++] = 0x7d; // }
+    b[p++] = 0x0a;
+    this.used = p;
+    this.wrote();
   }
 
   /** `text` (whole lines) into the batch; a batch it would overflow is written first. */
@@ -169,6 +276,11 @@ export class AccessLog {
       }
     }
     this.used += this.batch.write(text, this.used);
+    this.wrote();
+  }
+
+  /** Lines went into the batch: a full one leaves now, else the timer is armed for it. */
+  private wrote(): void {
     if (this.used === BATCH_BYTES) this.flush();
     else if (!this.armed) {
       this.armed = true;

@@ -70,6 +70,11 @@ const THOUSANDTHS = Array.from({ length: 1000 }, (_, i) =>
   i === 0 ? "" : "." + String(i).padStart(3, "0").replace(/0+$/, ""),
 );
 
+/** THOUSANDTHS[i] for 0 ≤ i < 1000: what follows a whole number of milliseconds. */
+export function thousandths(i: number): string {
+  return THOUSANDTHS[i]!;
+}
+
 /**
  * `jsonNumber` for a count of milliseconds rounded to the microsecond (the access log's durations),
  * without V8's general double-to-string conversion, which was most of the line's number work. For

@@ -31,28 +31,51 @@ function randomHex(bytes: number): string {
 }
 
 const HEX = Buffer.from("0123456789abcdef", "latin1");
-/** A UUID's text, written in place: its dashes stay, its 32 digits are written per id. */
-const UUID_TEXT = Buffer.from("00000000-0000-4000-8000-000000000000", "latin1");
-/** Where each of the 16 bytes' two digits go in UUID_TEXT. */
+
+/**
+ * Fresh ids are made `BATCH` at a time: their text written into one buffer from the pooled random
+ * bytes, read out as one string, and handed out as slices of it (V8 makes a slice a view, not a
+ * copy). One Buffer-to-string call per batch instead of one per id (~40 ns of ~135 per id).
+ * The bytes are the CSPRNG's as before; a batch's ids are as unpredictable as the pool they come from.
+ */
+const BATCH = 64;
+
+/** Writes the two hex digits of each of `n` pool bytes from `at` into `text` at `to[i] + base`. */
+function hexInto(text: Buffer, base: number, at: number, to: readonly number[]): void {
+  for (let i = 0; i < to.length; i++) {
+    const b = POOL[at + i]!;
+    const o = base + to[i]!;
+    text[o] = HEX[b >> 4]!;
+    text[o + 1] = HEX[b & 15]!;
+  }
+}
+
+/** A UUID's text: its dashes stay, its 32 digits are written per id. */
+const UUID_LEN = 36;
+/** Where each of the 16 bytes' two digits go in a UUID's text. */
 const UUID_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const UUID_TEXT = Buffer.from("00000000-0000-4000-8000-000000000000".repeat(BATCH), "latin1");
+let uuids = "";
+let nextUuid = BATCH;
 
 /**
  * A random (version 4) UUID, as crypto.randomUUID makes one: 122 random bits from the CSPRNG,
- * lower-case, with its dashes. Written into one buffer and read out as one string: randomUUID
- * builds it from 20 concatenations (about 490 B per request, bench/README.md).
+ * lower-case, with its dashes. randomUUID builds it from 20 concatenations (about 490 B per
+ * request, bench/README.md); here it is a slice of a batch's text.
  */
 export function uuid4(): string {
-  const at = take(16);
-  for (let i = 0; i < 16; i++) {
-    let b = POOL[at + i]!;
-    if (i === 6)
-      b = (b & 0x0f) | 0x40; // version 4
-    else if (i === 8) b = (b & 0x3f) | 0x80; // variant 10xx (RFC 9562)
-    const to = UUID_AT[i]!;
-    UUID_TEXT[to] = HEX[b >> 4]!;
-    UUID_TEXT[to + 1] = HEX[b & 15]!;
+  if (nextUuid === BATCH) {
+    for (let k = 0; k < BATCH; k++) {
+      const at = take(16);
+      POOL[at + 6] = (POOL[at + 6]! & 0x0f) | 0x40; // version 4
+      POOL[at + 8] = (POOL[at + 8]! & 0x3f) | 0x80; // variant 10xx (RFC 9562)
+      hexInto(UUID_TEXT, k * UUID_LEN, at, UUID_AT);
+    }
+    uuids = UUID_TEXT.toString("latin1");
+    nextUuid = 0;
   }
-  return UUID_TEXT.toString("latin1");
+  const from = nextUuid++ * UUID_LEN;
+  return uuids.slice(from, from + UUID_LEN);
 }
 
 const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-([\da-f]{2})$/;
@@ -67,15 +90,19 @@ export function nextTraceparent(incoming: string | string[] | undefined): string
     const m = TRACEPARENT.exec(incoming.trim().toLowerCase());
     if (m && m[1] !== "ff" && !ZEROS.test(m[2]!) && !ZEROS.test(m[3]!)) return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
   }
-  // A new trace: its id and the span's, written into one buffer and read out as one string.
-  const at = take(24);
-  for (let i = 0; i < 24; i++) {
-    const b = POOL[at + i]!;
-    const to = i < 16 ? 3 + 2 * i : 4 + 2 * i; // the trace id's 32 digits, "-", the span's 16
-    TRACE_TEXT[to] = HEX[b >> 4]!;
-    TRACE_TEXT[to + 1] = HEX[b & 15]!;
+  if (nextTrace === BATCH) {
+    for (let k = 0; k < BATCH; k++) hexInto(TRACE_TEXT, k * TRACE_LEN, take(24), TRACE_AT);
+    traces = TRACE_TEXT.toString("latin1");
+    nextTrace = 0;
   }
-  return TRACE_TEXT.toString("latin1");
+  const from = nextTrace++ * TRACE_LEN;
+  return traces.slice(from, from + TRACE_LEN);
 }
 
-const TRACE_TEXT = Buffer.from(`00-${"0".repeat(32)}-${"0".repeat(16)}-01`, "latin1");
+/** A new trace's traceparent: "00-", the trace id's 32 digits, "-", the span's 16, "-01". */
+const TRACE_LEN = 55;
+/** Where each of the 24 random bytes' two digits go in a traceparent. */
+const TRACE_AT = Array.from({ length: 24 }, (_, i) => (i < 16 ? 3 + 2 * i : 4 + 2 * i));
+const TRACE_TEXT = Buffer.from(`00-${"0".repeat(32)}-${"0".repeat(16)}-01`.repeat(BATCH), "latin1");
+let traces = "";
+let nextTrace = BATCH;
