@@ -158,6 +158,30 @@ try {
       .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
 
   /**
+   * The operator's GC pauses by kind (prom-client's nodejs_gc_duration_seconds: a major GC's final
+   * pause, not its incremental steps or concurrent marking, which show in the thread split). A
+   * major GC in the steady window is V8 shrinking the heap once the arrival's garbage stops coming,
+   * not steady work: this says whether the window caught it.
+   */
+  const gcStats = async () => {
+    const m = new Map<string, { n: number; s: number }>();
+    for (const l of (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split("\n")) {
+      const g = /^nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} (\S+)$/.exec(l);
+      if (!g) continue;
+      const e = m.get(g[2]!) ?? { n: 0, s: 0 };
+      if (g[1] === "count") e.n = Number(g[3]);
+      else e.s = Number(g[3]);
+      m.set(g[2]!, e);
+    }
+    return m;
+  };
+  const gcSince = (a: Map<string, { n: number; s: number }>, b: Map<string, { n: number; s: number }>) =>
+    [...b]
+      .map(([k, v]) => [k, v.n - (a.get(k)?.n ?? 0), v.s - (a.get(k)?.s ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .map(([k, n, s]) => `${k} ${n} (${(s * 1000).toFixed(0)} ms)`)
+      .join(", ") || "none";
+  /**
    * Writes the API server took, by verb and resource, from its own request counter: the operator's
    * metric counts status and object writes, not the Events each status transition records.
    */
@@ -301,6 +325,7 @@ try {
   const apiSettled = await apiWrites();
   out(`API server writes from then until settled: ${writesSince(apiProgrammed, apiSettled) || "none"}`);
   const rv0 = cm.metadata.resourceVersion;
+  const gc0 = await gcStats();
   const cpuSteady0 = cpuSeconds(op.pid!);
   const threads0 = threadCpu(op.pid!);
   const mono0 = process.hrtime.bigint() / 1000n;
@@ -318,6 +343,7 @@ try {
   const cpuSteady = cpuSeconds(op.pid!) - cpuSteady0;
   const threads = threadSplit(threadCpu(op.pid!), threads0);
   const loadSteady = loadavg();
+  const gcSteady = gcSince(gc0, await gcStats());
 
   out(`## bench/operator-scale — ${new Date().toISOString()}`);
   out(
@@ -351,6 +377,7 @@ try {
   out(
     `| operator CPU during steady state | ${cpuSteady.toFixed(2)} s, **${((cpuSteady * 60) / STEADY_S).toFixed(2)} s per minute** (target < 0.5) (by thread: ${threads || "none"}); load average at its end ${loadSteady} |`,
   );
+  out(`| of which GC pauses on the main thread (the operator's nodejs_gc_duration_seconds) | ${gcSteady} |`);
 
   // SKIP_CHANGE: stop right after the steady state, so a --cpu-prof profile ends with it.
   if (!process.env.SKIP_CHANGE) {
