@@ -136,6 +136,33 @@ test("only the leader writes; a killed leader is replaced within the lease time"
   await once(c.proc, "exit");
 });
 
+test("a leader renews on its own last write, and a Lease someone else took since ends its leading", async () => {
+  // The leader renews with the Lease its last write returned (one request per period, no read):
+  // that resourceVersion must still make the renewal fail once anyone else has written the Lease.
+  const d = await startOperator("op-d");
+  await until("op-d to lead", () => Promise.resolve(d.log().includes("Became leader")), 30_000);
+  await sleep(5000); // renewals on its own writes
+  const lease = JSON.parse(await kubectl(["get", "lease", "harmony-operator", "-n", "default", "-o", "json"])) as {
+    metadata: { resourceVersion?: string };
+    spec: { holderIdentity: string; renewTime: string; leaseDurationSeconds: number };
+  };
+  assert.equal(lease.spec.holderIdentity, "op-d");
+  // MicroTime: six fractional digits.
+  const micro = (t: Date) => t.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  lease.spec = { ...lease.spec, holderIdentity: "thief", renewTime: micro(new Date()), leaseDurationSeconds: 120 };
+  delete lease.metadata.resourceVersion;
+  await kubectl(["replace", "-f", "-"], JSON.stringify(lease));
+  await until("op-d to stop leading", () => Promise.resolve(d.log().includes("Lost leadership")), 20_000);
+  const after = JSON.parse(await kubectl(["get", "lease", "harmony-operator", "-n", "default", "-o", "json"])) as {
+    spec: { holderIdentity: string };
+  };
+  assert.equal(after.spec.holderIdentity, "thief", "the old leader did not overwrite the Lease");
+  d.proc.kill("SIGTERM");
+  await once(d.proc, "exit");
+  // The next test's operator must not wait out the thief's two minutes.
+  await kubectl(["delete", "lease", "harmony-operator", "-n", "default"]);
+});
+
 test("informers recover after the API server restarts mid-run", async () => {
   const op = await startOperator("op-restart");
   // Wait for leadership (a previous test's operator may still hold the lease until it expires).

@@ -9,6 +9,7 @@
  *   N=200 STEADY_S=20 node --import tsx bench/operator-scale/run.ts
  *   N=10000 node --import tsx bench/operator-scale/run.ts    # sharded config (README: Large gateways)
  *   OPERATOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" SKIP_CHANGE=1 ...   # profile the operator
+ *   node bench/operator-scale/prof-window.mjs /tmp/prof/*.cpuprofile <steady window µs>   # where that window went
  *   HEAP_SNAPSHOT=/tmp/snap STEADY_S=30 ...   # a heap snapshot of the operator as the steady state starts
  *   ALLOC_PROFILE=/tmp/alloc SKIP_CHANGE=1 ... # who allocated (garbage included) until all are Programmed
  *   OPERATOR_ARGS="--relist-interval 60s" ...  # more operator flags (a relist inside a 60 s steady state)
@@ -158,16 +159,40 @@ try {
       .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
 
   /**
+   * The operator's GC pauses by kind (prom-client's nodejs_gc_duration_seconds: a major GC's final
+   * pause, not its incremental steps or concurrent marking, which show in the thread split). A
+   * major GC in the steady window is V8 shrinking the heap once the arrival's garbage stops coming,
+   * not steady work: this says whether the window caught it.
+   */
+  const gcStats = async () => {
+    const m = new Map<string, { n: number; s: number }>();
+    for (const l of (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split("\n")) {
+      const g = /^nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} (\S+)$/.exec(l);
+      if (!g) continue;
+      const e = m.get(g[2]!) ?? { n: 0, s: 0 };
+      if (g[1] === "count") e.n = Number(g[3]);
+      else e.s = Number(g[3]);
+      m.set(g[2]!, e);
+    }
+    return m;
+  };
+  const gcSince = (a: Map<string, { n: number; s: number }>, b: Map<string, { n: number; s: number }>) =>
+    [...b]
+      .map(([k, v]) => [k, v.n - (a.get(k)?.n ?? 0), v.s - (a.get(k)?.s ?? 0)] as const)
+      .filter(([, n]) => n > 0)
+      .map(([k, n, s]) => `${k} ${n} (${(s * 1000).toFixed(0)} ms)`)
+      .join(", ") || "none";
+  /**
    * Writes the API server took, by verb and resource, from its own request counter: the operator's
    * metric counts status and object writes, not the Events each status transition records.
    */
-  const apiWrites = async () => {
+  const apiWrites = async (all = false) => {
     const m = new Map<string, number>();
     for (const l of (await must(["get", "--raw", "/metrics"])).split("\n")) {
       if (!l.startsWith("apiserver_request_total{")) continue;
       const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(l)?.[1] ?? "";
       const verb = label("verb");
-      if (!["POST", "PUT", "PATCH", "APPLY", "DELETE"].includes(verb)) continue;
+      if (!all && !["POST", "PUT", "PATCH", "APPLY", "DELETE"].includes(verb)) continue;
       const sub = label("subresource");
       const key = `${verb} ${label("resource")}${sub ? "/" + sub : ""}`;
       m.set(key, (m.get(key) ?? 0) + Number(l.split(" ").pop()));
@@ -301,6 +326,9 @@ try {
   const apiSettled = await apiWrites();
   out(`API server writes from then until settled: ${writesSince(apiProgrammed, apiSettled) || "none"}`);
   const rv0 = cm.metadata.resourceVersion;
+  const gc0 = await gcStats();
+  // Every request, reads too (the API server's own lease renewals and the bench's reads included).
+  const apiAll0 = await apiWrites(true);
   const cpuSteady0 = cpuSeconds(op.pid!);
   const threads0 = threadCpu(op.pid!);
   const mono0 = process.hrtime.bigint() / 1000n;
@@ -318,6 +346,8 @@ try {
   const cpuSteady = cpuSeconds(op.pid!) - cpuSteady0;
   const threads = threadSplit(threadCpu(op.pid!), threads0);
   const loadSteady = loadavg();
+  const gcSteady = gcSince(gc0, await gcStats());
+  const apiSteady = writesSince(apiAll0, await apiWrites(true));
 
   out(`## bench/operator-scale — ${new Date().toISOString()}`);
   out(
@@ -351,6 +381,8 @@ try {
   out(
     `| operator CPU during steady state | ${cpuSteady.toFixed(2)} s, **${((cpuSteady * 60) / STEADY_S).toFixed(2)} s per minute** (target < 0.5) (by thread: ${threads || "none"}); load average at its end ${loadSteady} |`,
   );
+  out(`| of which GC pauses on the main thread (the operator's nodejs_gc_duration_seconds) | ${gcSteady} |`);
+  out(`| API server requests during steady state (all clients, reads too) | ${apiSteady || "none"} |`);
 
   // SKIP_CHANGE: stop right after the steady state, so a --cpu-prof profile ends with it.
   if (!process.env.SKIP_CHANGE) {

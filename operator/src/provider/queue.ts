@@ -67,6 +67,17 @@ export class WorkQueue {
     this.timers.set(key, { timer, at });
   }
 
+  /**
+   * Drops the key's pending addAfter, if any: for a caller whose latest reconcile asked for no
+   * second look, which an earlier one's timer would only repeat.
+   */
+  cancelAfter(key: string): void {
+    const pending = this.timers.get(key);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.timers.delete(key);
+  }
+
   /** Re-adds after the key's backoff (or the bucket's, whichever is longer). */
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;

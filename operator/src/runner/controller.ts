@@ -19,9 +19,17 @@ import type { OperatorMetrics } from "../metrics.js";
 import type { HarmonyNetwork } from "../api/network.js";
 import { NetworkRegistry } from "../network/state.js";
 import { reconcileNetwork, type NetworkDeps } from "./network-reconciler.js";
-import { SpecSeen, endpointFingerprint, gatewayFingerprint, pipelineFingerprint } from "./spec-seen.js";
+import {
+  SpecSeen,
+  endpointFingerprint,
+  gatewayFingerprint,
+  judged,
+  pipelineFingerprint,
+  pipelineUseFingerprint,
+} from "./spec-seen.js";
 import { Coalescer, DEFAULT_COALESCE, type CoalesceOptions } from "./coalesce.js";
 import { OwnWrites } from "./own-writes.js";
+import { OwnStatuses } from "./own-statuses.js";
 import { HASH_ANNOTATION } from "./reconciler-deps.js";
 
 export interface ControllerOptions {
@@ -83,6 +91,8 @@ export class Controller {
   readonly gatewayQueue = new WorkQueue();
   /** The ConfigMaps this operator last wrote (own-writes.ts). */
   private readonly ownWrites = new OwnWrites(HASH_ANNOTATION);
+  /** The endpoint statuses this operator last wrote (own-statuses.ts). */
+  private readonly endpointStatuses = new OwnStatuses();
   /**
    * Between a gateway's events and its queue: arrivals that stream in are rendered together,
    * at most every maxDelayMs, and one change alone after a short quiet period (coalesce.ts).
@@ -109,6 +119,8 @@ export class Controller {
   private readonly pipelineSeen = new SpecSeen();
   /** Generation of each endpoint when gateways and networks were last told about it. */
   private readonly endpointSeen = new SpecSeen();
+  /** What each pipeline's endpoints last read of its status (pipelineUseFingerprint). */
+  private readonly pipelineUseSeen = new SpecSeen();
   /** Set when networks are on. */
   private readonly networks?: NetworkRegistry;
 
@@ -152,11 +164,14 @@ export class Controller {
         const key = `${p.metadata.namespace}/${p.metadata.name}`;
         // The endpoints it used before this event or uses now: each one's users may have changed.
         const touched = this.endpointUsers.update(p, verb);
+        // Its endpoints read whether a gateway has judged it and whether it is Programmed: a
+        // status write that changes neither (pod counts in a message) is no news to them.
+        const useChanged = this.pipelineUseSeen.changed(key, verb, pipelineUseFingerprint(p));
         // A status-only update (our own writes above all: one per pipeline per config change)
         // changes nothing a gateway renders or attaches by; only its endpoints' Ready (InUse)
         // reads the pipeline's status. Spec (generation), labels (pipelineSelector) and deletion do.
         if (!this.pipelineSeen.changed(key, verb, pipelineFingerprint(p.metadata))) {
-          for (const e of touched) this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
+          if (useChanged) for (const e of touched) this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
           return;
         }
         const gwKey = `${p.spec.gatewayRef.namespace ?? p.metadata.namespace}/${p.spec.gatewayRef.name}`;
@@ -166,6 +181,10 @@ export class Controller {
         else this.gatewayRefs.set(key, gwKey);
         this.queue.add(`pipeline/${key}`);
         this.enqueueNetworksOf(p.metadata.namespace);
+        // A new pipeline no gateway has judged yet: its endpoints wait for that verdict, whose
+        // status write is news to them (useChanged above), rather than each being reconciled now
+        // to find an unjudged user and write nothing (endpoint-reconciler.ts), then again.
+        if (verb === "add" && !judged(p)) return;
         for (const e of touched) this.queue.add(`endpoint/${p.metadata.namespace}/${e}`);
       },
     });
@@ -173,11 +192,16 @@ export class Controller {
       name: "endpoints",
       ...crd("harmonyendpoints"),
       onChange: (e, verb) => {
-        this.queue.add(`endpoint/${e.metadata.namespace}/${e.metadata.name}`);
+        const key = `${e.metadata.namespace}/${e.metadata.name}`;
+        const specChanged = this.endpointSeen.changed(key, verb, endpointFingerprint(e.metadata));
+        if (verb === "delete") this.endpointStatuses.forget(e);
+        // Our own status write coming back, on the spec it was written for, is no news to the
+        // reconcile that wrote it (own-statuses.ts).
+        if (!specChanged && this.endpointStatuses.isEcho(e)) return;
+        this.queue.add(`endpoint/${key}`);
         // Gateways render, and the directory reads, the spec only: our own status writes (one
         // or more per endpoint) must not each cost a gateway render or a network reconcile.
-        const key = `${e.metadata.namespace}/${e.metadata.name}`;
-        if (!this.endpointSeen.changed(key, verb, endpointFingerprint(e.metadata))) return;
+        if (!specChanged) return;
         this.enqueueUsersOf(e.metadata.namespace, e.metadata.name);
         this.enqueueNetworksOf(e.metadata.namespace);
       },
@@ -341,6 +365,9 @@ export class Controller {
         queue.forget(key);
         m.reconciles.inc({ kind, result: "success" });
         if (r.requeueAfterMs && this.running) queue.addAfter(key, r.requeueAfterMs);
+        // An endpoint's only timer is its new-endpoint grace; once a reconcile needs none (a user
+        // or a status came), that timer's reconcile would find nothing to do.
+        else if (kind === "endpoint") queue.cancelAfter(key);
       } catch (e) {
         m.reconciles.inc({ kind, result: "error" });
         const delay = queue.addRateLimited(key);
@@ -397,6 +424,7 @@ export class Controller {
       newEndpointGraceMs: this.opts.newEndpointGraceMs,
       metrics: { writes: (kind) => this.opts.metrics.writes.inc({ kind }) },
       ownWrites: this.ownWrites,
+      endpointStatuses: this.endpointStatuses,
       networks: this.networks,
     };
   }

@@ -472,6 +472,8 @@ export async function writeStatus(
   ) {
     return;
   }
+  // Before the write: its watch event may come back before the answer does.
+  if (plural === "harmonyendpoints") deps.endpointStatuses?.wrote(obj, status);
   await deps.kube.patchStatus(GROUP, VERSION, obj.metadata.namespace!, plural, obj.metadata.name!, { status });
   deps.metrics?.writes(`${obj.kind}/status`);
   const flips = obj.kind === "HarmonyGateway" ? transitions : eventTransitions;

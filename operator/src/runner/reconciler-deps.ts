@@ -18,6 +18,7 @@ import type { NetworkRegistry } from "../network/state.js";
 import type { Cache } from "../provider/cache.js";
 import type { KubeClients } from "../provider/kube.js";
 import type { OwnWrites } from "./own-writes.js";
+import type { OwnStatuses } from "./own-statuses.js";
 
 export const HASH_ANNOTATION = "harmony.runbeam.io/config-hash";
 export const SPEC_ANNOTATION = "harmony.runbeam.io/spec-hash";
@@ -57,6 +58,8 @@ export interface ReconcilerDeps {
   metrics?: { writes: (kind: string) => void };
   /** ConfigMaps as this operator last wrote them: the informer drops their echo (own-writes.ts). */
   ownWrites?: OwnWrites;
+  /** Endpoint statuses as this operator last wrote them: the informer drops their echo (own-statuses.ts). */
+  endpointStatuses?: OwnStatuses;
   /** HarmonyNetworks as last reconciled (absent: networks are off). */
   networks?: NetworkRegistry;
   /**

@@ -35,6 +35,19 @@ export const gatewayFingerprint = (m: Meta | undefined) =>
 export const pipelineFingerprint = (m: Meta | undefined) =>
   `${m?.generation}/${canonical(m?.labels)}/${m?.deletionTimestamp ? "deleting" : ""}`;
 
+/** A gateway (or the pipeline reconcile) has written its verdict on the pipeline's current spec. */
+export const judged = (p: { metadata: { generation?: number }; status?: { observedGeneration?: number } }) =>
+  p.status?.observedGeneration === p.metadata.generation;
+
+/**
+ * What an endpoint's status reads of a pipeline that uses it besides the reference (which is spec):
+ * whether its current spec is judged yet, and whether it is Programmed (endpoint-reconciler.ts).
+ */
+export const pipelineUseFingerprint = (p: {
+  metadata: { generation?: number };
+  status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+}) => `${judged(p)}/${p.status?.conditions?.find((c) => c.type === "Programmed")?.status}`;
+
 /** Spec only. */
 export const endpointFingerprint = (m: Meta | undefined) => String(m?.generation);
 
