@@ -304,7 +304,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
   };
 
   private readonly onDrain = (): void => {
-    this.response?.emit("drain");
+    this.response?.socketDrained();
   };
 
   /**

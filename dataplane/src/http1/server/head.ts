@@ -1,0 +1,162 @@
+/**
+ * The rules node:http (Node 24, lib/_http_outgoing.js) applies to a response's header fields, for
+ * the lane's own writer (response.ts): which names and values it refuses, how a value list goes on
+ * the wire, what the framing and connection fields decide, and the Date line. Each is node's rule
+ * restated, not a new one: the lane's answers must be node:http's byte for byte
+ * (dataplane/test/h1-server-lane.test.ts, test/hostile/http1-server-diff.test.ts).
+ */
+import { OutgoingMessage, STATUS_CODES, validateHeaderName, validateHeaderValue } from "node:http";
+
+/** node's tokenRegExp: a header name node:http accepts. */
+const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+/** node's strictHeaderCharRegex and lenientHeaderCharRegex: a character no header value may carry. */
+const STRICT_BAD = /[^\t\x20-\x7e\x80-\xff]/;
+const LENIENT_BAD = /[\x00\x0a\x0d]|[^\x00-\xff]/;
+const RE_CONN_CLOSE = /(?:^|\W)close(?:$|\W)/i;
+const RE_TE_CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
+
+/**
+ * Whether node:http checks values leniently here: only with --insecure-http-parser (the lane's
+ * server has no httpValidation or insecureHTTPParser option of its own). Asked of node itself
+ * through its public API, once: a control character passes only the lenient check.
+ */
+const LENIENT = ((): boolean => {
+  try {
+    new OutgoingMessage().setHeader("x", "\x01");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const BAD_VALUE = LENIENT ? LENIENT_BAD : STRICT_BAD;
+
+/** Throws node:http's own error for a name it would refuse. */
+export function checkName(name: unknown): void {
+  if (typeof name !== "string" || !TOKEN.test(name)) validateHeaderName(name as string);
+}
+
+/** Throws node:http's own error for a value it would refuse (a list is tested as its joined text, as there). */
+export function checkValue(name: string, value: unknown): void {
+  if (value === undefined || BAD_VALUE.test(value as string)) {
+    (validateHeaderValue as (n: string, v: unknown, lenient?: boolean) => void)(name, value, LENIENT);
+  }
+}
+
+/** A status message node:http refuses (checkInvalidHeaderChar, always strict there). */
+export function badStatusMessage(message: string): boolean {
+  return STRICT_BAD.test(message);
+}
+
+export function statusText(status: number): string {
+  return STATUS_CODES[status] ?? "unknown";
+}
+
+/** An error shaped as node:http's (its `code`), for the misuses it refuses the same way. */
+export function httpError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/**
+ * What a response's header fields decide (node's matchHeader), and the head text built so far.
+ * The writer is its own state: these are its fields.
+ */
+export interface HeadState {
+  shouldKeepAlive: boolean;
+  chunkedEncoding: boolean;
+  /** node's `_last`: the connection closes after this response. */
+  last: boolean;
+  contentLength: number | null;
+  removedConnection: boolean;
+  removedContLen: boolean;
+  removedTE: boolean;
+  /** No `Keep-Alive` field of the response's own: node adds its timeout one. */
+  defaultKeepAlive: boolean;
+}
+
+/** The fields node's _storeHeader tracks while it writes them out. */
+export interface Seen {
+  connection: boolean;
+  contLen: boolean;
+  te: boolean;
+  date: boolean;
+  expect: boolean;
+  trailer: boolean;
+  head: string;
+}
+
+/** One field (or a list of them) onto the head, as node's processHeader. */
+export function addField(r: HeadState, seen: Seen, key: string, value: unknown, validate: boolean): void {
+  if (validate) checkName(key);
+  // node sends a Content-Disposition as Latin-1 bytes read back as UTF-8 once a length is known
+  // (nodejs/node#46528); the same conversion, so the same bytes.
+  if (key.length === 19 && r.contentLength && key.toLowerCase() === "content-disposition") {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) value[i] = Buffer.from(String(value[i]), "latin1");
+    } else value = Buffer.from(String(value), "latin1");
+  }
+  if (Array.isArray(value)) {
+    if (value.length < 2 || !(key.length === 6 && key.toLowerCase() === "cookie")) {
+      for (let i = 0; i < value.length; i++) addOne(r, seen, key, value[i], validate);
+      return;
+    }
+    value = value.join("; ");
+  }
+  addOne(r, seen, key, value, validate);
+}
+
+function addOne(r: HeadState, seen: Seen, key: string, value: unknown, validate: boolean): void {
+  if (validate) checkValue(key, value);
+  seen.head += key + ": " + (value as string) + "\r\n";
+  if (key.length < 4 || key.length > 17) return;
+  switch (key.toLowerCase()) {
+    case "connection":
+      seen.connection = true;
+      r.removedConnection = false;
+      if (RE_CONN_CLOSE.test(value as string)) r.last = true;
+      else r.shouldKeepAlive = true;
+      break;
+    case "transfer-encoding":
+      seen.te = true;
+      r.removedTE = false;
+      if (RE_TE_CHUNKED.test(value as string)) r.chunkedEncoding = true;
+      break;
+    case "content-length":
+      seen.contLen = true;
+      r.contentLength = +(value as string);
+      r.removedContLen = false;
+      break;
+    case "date":
+      seen.date = true;
+      break;
+    case "expect":
+      seen.expect = true;
+      break;
+    case "trailer":
+      seen.trailer = true;
+      break;
+    case "keep-alive":
+      r.defaultKeepAlive = false;
+      break;
+  }
+}
+
+/** A request's TE naming chunked: what lets node:http frame an HTTP/1.0 answer by chunks. */
+export function teChunked(te: string | undefined): boolean {
+  return RE_TE_CHUNKED.test(te as string);
+}
+
+let dateLine = "";
+let dateUntil = 0;
+
+/**
+ * `Date: …\r\n` for now, made once per second as node's utcDate (which resets its cache on a timer
+ * at the next second; this one reads the clock instead).
+ */
+export function dateField(): string {
+  const now = Date.now();
+  if (now >= dateUntil) {
+    dateLine = "Date: " + new Date(now).toUTCString() + "\r\n";
+    dateUntil = now - (now % 1000) + 1000;
+  }
+  return dateLine;
+}
