@@ -71,12 +71,14 @@ const HEAD_END = Buffer.from("\r\n\r\n", "latin1");
 
 /**
  * Where the head ends in `buf` (the index after its CRLF CRLF), or -1. `prev`, the read before it of
- * the same head, may hold the first 1–3 bytes of it.
+ * the same head, may hold the first 1–3 bytes of it. A scan of every other byte in JS: a head is a
+ * few hundred bytes, where Buffer#indexOf's call costs more than the search (~0.1 µs here).
  */
 function headEnd(prev: Buffer | undefined, buf: Buffer): number {
+  const n = buf.length;
   if (prev !== undefined) {
     for (let k = 3; k >= 1; k--) {
-      if (prev.length < k || buf.length < 4 - k) continue;
+      if (prev.length < k || n < 4 - k) continue;
       let match = true;
       for (let i = 0; i < 4 && match; i++) {
         match = (i < k ? prev[prev.length - k + i] : buf[i - k]) === HEAD_END[i];
@@ -84,8 +86,18 @@ function headEnd(prev: Buffer | undefined, buf: Buffer): number {
       if (match) return 4 - k;
     }
   }
-  const i = buf.indexOf(HEAD_END);
-  return i < 0 ? -1 : i + 4;
+  // Every CR LF CR LF has an odd index on one of its CRs or LFs: look there, then around.
+  for (let i = 1; i < n; i += 2) {
+    const v = buf[i];
+    if (v === 10) {
+      if (i >= 3 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
+      if (i + 2 < n && buf[i + 2] === 10 && buf[i + 1] === 13 && buf[i - 1] === 13) return i + 3;
+    } else if (v === 13) {
+      if (i >= 2 && i + 1 < n && buf[i + 1] === 10 && buf[i - 1] === 10 && buf[i - 2] === 13) return i + 2;
+      if (i + 3 < n && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i + 4;
+    }
+  }
+  return -1;
 }
 
 /** kOnHeadersComplete's answer for a head parsed to its exact end: no body, the message is complete. */
@@ -251,7 +263,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
           return;
         }
         // Empty lines before a request line (llhttp skips them): the head starts after them.
-        this.chunks = [];
+        chunks.length = 0;
         this.headBytes = 0;
         buf = buf.subarray(n);
         continue;
@@ -278,7 +290,7 @@ export class LaneConnection implements Expiring, ResponseOwner {
         this.host.handOff(this.socket, replay);
         return;
       }
-      this.chunks = [];
+      chunks.length = 0;
       if (n === buf.length) return;
       const rest = buf.subarray(n);
       if (this.phase === Phase.Gone) return;
