@@ -118,7 +118,9 @@ for (let b = 0; b < Number(opt.bursts); b++) {
 }
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 for (const [i, t] of targets.entries())
-  console.log(`${t.dist}: median ${median(us[i]).toFixed(2)} µs CPU/req, ${t.host.served} served, ${t.socket.bytes} bytes written`);
+  console.log(
+    `${t.dist}: median ${median(us[i]).toFixed(2)} µs CPU/req, ${t.host.served} served, ${t.socket.bytes} bytes written`,
+  );
 const q = [...ratios].sort((x, y) => x - y);
 console.log(
   `A ÷ B per burst: median ${median(ratios).toFixed(3)} (quartiles ${q[Math.floor(q.length / 4)].toFixed(3)}–${q[Math.floor((3 * q.length) / 4)].toFixed(3)}, ${ratios.length} bursts of ${n})`,
