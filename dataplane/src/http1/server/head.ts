@@ -168,18 +168,21 @@ export function teChunked(te: string | undefined): boolean {
   return RE_TE_CHUNKED.test(te as string);
 }
 
-let dateLine = "";
-let dateUntil = 0;
+let dateLine: string | undefined;
+
+const dateExpired = (): void => {
+  dateLine = undefined;
+};
 
 /**
- * `Date: …\r\n` for now, made once per second as node's utcDate (which resets its cache on a timer
- * at the next second; this one reads the clock instead).
+ * `Date: …\r\n` for now, made once per second as node's utcDate: the text is kept until a timer at
+ * the next second boundary (unref'd) drops it, so an answer reads no clock.
  */
 export function dateField(): string {
-  const now = Date.now();
-  if (now >= dateUntil) {
-    dateLine = "Date: " + new Date(now).toUTCString() + "\r\n";
-    dateUntil = now - (now % 1000) + 1000;
+  if (dateLine === undefined) {
+    const d = new Date();
+    dateLine = "Date: " + d.toUTCString() + "\r\n";
+    setTimeout(dateExpired, 1000 - d.getMilliseconds()).unref();
   }
   return dateLine;
 }
