@@ -70,7 +70,9 @@ before(async () => {
     } else if (path.startsWith("/chunked")) {
       res.writeHead(200, { ...common, "content-type": "text/plain" });
       res.write("ab");
-      setTimeout(() => res.end("cd"), 5);
+      // Far enough apart to reach both proxies in two reads even on a loaded box: chunks that
+      // arrive in one tick go out as one chunk from either (node:http corks per tick).
+      setTimeout(() => res.end("cd"), 60);
     } else if (path.startsWith("/nothing")) {
       res.writeHead(204, common).end();
     } else if (path.startsWith("/echo")) {

@@ -147,7 +147,7 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
   private onDrain: (() => void) | undefined;
   /**
    * node:http's own response and write (not HTTP/2's, nothing wrapped), or the llhttp lane's
-   * (DIRECT_WRITES): its writableLength is the whole truth.
+   * writer (DIRECT_WRITES, not a ServerResponse): its writableLength is the whole truth.
    */
   private readonly plain: boolean;
   /** Where started and status are kept: the caller's (shared across retries) or this object. */
@@ -173,8 +173,8 @@ class Exchange<A, B> implements Dispatcher.DispatchHandler, ForwardState, Releas
     this.state = state ?? this;
     this.settled = settled;
     this.plain =
-      res instanceof ServerResponse &&
-      (res.write === ServerResponse.prototype.write || (res as { [DIRECT_WRITES]?: boolean })[DIRECT_WRITES] === true);
+      (res as { [DIRECT_WRITES]?: boolean })[DIRECT_WRITES] === true ||
+      (res instanceof ServerResponse && res.write === ServerResponse.prototype.write);
   }
 
   /** The client's connection closed: abort the upstream side unless the response was complete. */

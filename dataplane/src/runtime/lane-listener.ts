@@ -46,7 +46,9 @@ export function createLane(
     deadlines: new Deadlines(tickFor([opts.headersTimeoutMs, opts.keepAliveTimeoutMs])),
     headersTimeoutMs: opts.headersTimeoutMs,
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
-    serve,
+    // The lane's response is its own writer, not a ServerResponse: it has the part of that API
+    // the routes the lane serves reach (http1/server/response.ts, LaneResponseApi).
+    serve: serve as unknown as LaneHost["serve"],
     handOff(socket: Socket, replay: Buffer) {
       handedOff();
       // Paused, so the bytes put back wait for node:http's reader instead of flowing to nobody.
