@@ -7,8 +7,8 @@
  * mark. So a client that pipelines requests and never reads had all of them forwarded at once (one
  * connection held a backend's whole pool, and the memory of every answer it left unread). Here a
  * request whose connection has one under way waits, not dispatched, until that one's response
- * closes (finished, or the connection gone), and the connection is not read while one waits: what
- * waits is at most the heads of the read that brought them. A client that reads nothing then gets
+ * closes (finished, or the connection gone), and the connection is not read while MAX_WAITING
+ * wait (beyond it, only the rest of the read that brought them). A client that reads nothing then gets
  * no more forwarded than its socket buffers hold answers (a response finishes when the kernel took
  * its last byte).
  * (lib/_http_server.js in Node 24 is what this cooperates with: its own pause, `socket._paused`,
@@ -18,6 +18,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Requests that may wait on one connection before it is no longer read. Reading on below it keeps
+ * the client's end of the connection in view (a client that leaves or half-closes is seen, and
+ * what waits is dropped, as the lane does), and costs a request's two objects each.
+ */
+export const MAX_WAITING = 16;
 
 interface Waiting {
   req: IncomingMessage;
@@ -30,7 +37,9 @@ interface Waiting {
 interface Turns {
   busy: boolean;
   waiting: Waiting[];
-  /** Its 'resume' listener is on (added at its first wait). */
+  /** Not read: MAX_WAITING requests wait. */
+  held: boolean;
+  /** Its 'resume' listener is on (added when first held). */
   watched: boolean;
 }
 
@@ -55,16 +64,19 @@ export function oneInFlight(handler: Handler): OneInFlight {
 
   const next = (turns: Turns, socket: Socket) => {
     turns.busy = false;
-    // node:http aborts the requests still queued on a closed connection; none is to be served.
-    if (socket.destroyed) {
+    // The connection is gone, or ending: after a `Connection: close` answer, or the client's end
+    // (node:http ends its side then). node:http aborts what it queued; none is to be served.
+    if (!socket.writable) {
       turns.waiting.length = 0;
       return;
     }
     const w = turns.waiting.shift();
     if (!w) return;
-    // The last one waiting: its body (if any) is still to be read, and so are the next heads. (If
-    // node:http paused the socket for its own reasons, its 'resume' handler keeps it paused.)
-    if (turns.waiting.length === 0) socket.resume();
+    if (turns.held && turns.waiting.length < MAX_WAITING) {
+      turns.held = false;
+      // (If node:http paused the socket for its own reasons, its 'resume' handler keeps it paused.)
+      socket.resume();
+    }
     start(turns, socket, w);
   };
 
@@ -77,21 +89,20 @@ export function oneInFlight(handler: Handler): OneInFlight {
     }
     const socket = req.socket;
     let turns = connections.get(socket);
-    if (!turns) connections.set(socket, (turns = { busy: false, waiting: [], watched: false }));
+    if (!turns) connections.set(socket, (turns = { busy: false, waiting: [], held: false, watched: false }));
     const w = { req, res, expect };
     if (!turns.busy) {
       start(turns, socket, w);
       return;
     }
-    turns.waiting.push(w);
-    hold(socket, turns);
+    if (turns.waiting.push(w) >= MAX_WAITING && !turns.held) hold(socket, turns);
   };
 
   return { request: (req, res) => admit(req, res, false), checkContinue: (req, res) => admit(req, res, true) };
 }
 
 /**
- * Stops reading `socket` while requests wait on it. node:http's own flag (`socket._paused`) is left
+ * Stops reading `socket` while MAX_WAITING requests wait on it. node:http's own flag (`socket._paused`) is left
  * alone: with it set, node:http pauses the parser after the read, and a TLS socket still hands the
  * parser the rest of the records it decrypted from that read, which a paused parser fails
  * (HPE_PAUSED, a 400). Paused this way, those records are parsed (their requests wait too) and no
@@ -100,10 +111,11 @@ export function oneInFlight(handler: Handler): OneInFlight {
  * listener has restarted the read then, and this one stops it again.
  */
 function hold(socket: Socket, turns: Turns): void {
+  turns.held = true;
   socket.pause();
   if (turns.watched) return;
   turns.watched = true;
   socket.on("resume", () => {
-    if (turns.waiting.length > 0 && !socket.destroyed) socket.pause();
+    if (turns.held && !socket.destroyed) socket.pause();
   });
 }
