@@ -392,6 +392,32 @@ for (const l of LISTENERS) {
       }
     });
 
+    test("Expect: 100-continue with its body sent at once, behind a request in flight: the 100 is not written into an answer", async () => {
+      const client = `expect-now-${l.network}-${l.method}`;
+      const body = l.method === "POST" ? "b" : undefined;
+      const s = await open(l);
+      try {
+        s.write(
+          req(l.method, `/p/slow?c=${client}&i=0`, [], body) +
+            req("POST", `/p/e?c=${client}&i=1`, ["Expect: 100-continue"], "abcd") +
+            req("GET", `/p/e?c=${client}&i=2`),
+        );
+        const { answers } = await readAnswers(s, [l.method, "POST", "GET"], 3, 5000);
+        const text = answers.map((a) => `${a.statusLine} ${a.body.toString("latin1")}`);
+        // node:http wrote the 100 of a request it had queued after that request's final head,
+        // into its body: the answer's head goes to the front of what a queued answer buffered.
+        assert.deepEqual(
+          answers.map((a) => a.statusLine.slice(0, 12)),
+          ["HTTP/1.1 200", "HTTP/1.1 100", "HTTP/1.1 200", "HTTP/1.1 200"],
+          text.join("\n"),
+        );
+        assert.equal(answers[2]!.body.toString(), `POST ${client} 1 4 ${answers[2]!.body.toString().split(" ")[4]}`);
+        assert.equal(answers[3]!.headers.find(([k]) => k === "x-i")?.[1], "2");
+      } finally {
+        s.destroy();
+      }
+    });
+
     test("a flooder that leaves with requests queued: they are never forwarded, the listener serves on", async () => {
       const client = `leave-${l.network}-${l.method}`;
       holding = true;
