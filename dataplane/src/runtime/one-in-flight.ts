@@ -26,23 +26,6 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export const MAX_WAITING = 16;
 
-interface Waiting {
-  req: IncomingMessage;
-  res: ServerResponse;
-  /** Sent `Expect: 100-continue`: the 100 goes out when its turn comes, not behind another's answer. */
-  expect: boolean;
-}
-
-/** One connection's turn-taking. */
-interface Turns {
-  busy: boolean;
-  waiting: Waiting[];
-  /** Not read: MAX_WAITING requests wait. */
-  held: boolean;
-  /** Its 'resume' listener is on (added when first held). */
-  watched: boolean;
-}
-
 export interface OneInFlight {
   /** The server's 'request' listener. */
   request: Handler;
@@ -50,72 +33,87 @@ export interface OneInFlight {
   checkContinue: Handler;
 }
 
-export function oneInFlight(handler: Handler): OneInFlight {
-  const connections = new WeakMap<Socket, Turns>();
+/** A connection with requests waiting. */
+class Waiting {
+  count = 0;
+  /** Not read: MAX_WAITING requests wait. */
+  private held = false;
+  /** Its 'resume' listener is on (added when first held). */
+  private watched = false;
 
-  const start = (turns: Turns, socket: Socket, w: Waiting) => {
-    turns.busy = true;
-    // 'close' follows 'finish' by a tick (node:http has handed the socket to the next answer by
-    // then, and the finished exchange has settled), or comes alone when the connection is gone.
-    w.res.once("close", () => next(turns, socket));
-    if (w.expect) w.res.writeContinue();
-    handler(w.req, w.res);
+  constructor(private readonly socket: Socket) {}
+
+  add(): void {
+    if (++this.count >= MAX_WAITING && !this.held) this.hold();
+  }
+
+  remove(): void {
+    if (--this.count < MAX_WAITING && this.held) {
+      this.held = false;
+      // (If node:http paused the socket for its own reasons, its 'resume' handler keeps it paused.)
+      this.socket.resume();
+    }
+  }
+
+  /**
+   * Stops reading the connection. node:http's own flag (`socket._paused`) is left alone: with it
+   * set, node:http pauses the parser after the read, and a TLS socket still hands the parser the
+   * rest of the records it decrypted from that read, which a paused parser fails (HPE_PAUSED, a
+   * 400). Paused this way, those records are parsed (their requests wait too) and no further read
+   * is made. Whatever resumes the socket meanwhile (an IncomingMessage asking for body, node:http's
+   * answer queue draining) emits 'resume' a tick later, before any read; node:http's listener has
+   * restarted the read then, and this one stops it again.
+   */
+  private hold(): void {
+    this.held = true;
+    this.socket.pause();
+    if (this.watched) return;
+    this.watched = true;
+    this.socket.on("resume", () => {
+      if (this.held && !this.socket.destroyed) this.socket.pause();
+    });
+  }
+}
+
+export function oneInFlight(handler: Handler): OneInFlight {
+  const connections = new WeakMap<Socket, Waiting>();
+
+  const run = (req: IncomingMessage, res: ServerResponse, expect: boolean) => {
+    if (expect) res.writeContinue();
+    handler(req, res);
   };
 
-  const next = (turns: Turns, socket: Socket) => {
-    turns.busy = false;
-    // The connection is gone, or ending: after a `Connection: close` answer, or the client's end
-    // (node:http ends its side then). node:http aborts what it queued; none is to be served.
-    if (!socket.writable) {
-      turns.waiting.length = 0;
-      return;
-    }
-    const w = turns.waiting.shift();
-    if (!w) return;
-    if (turns.held && turns.waiting.length < MAX_WAITING) {
-      turns.held = false;
-      // (If node:http paused the socket for its own reasons, its 'resume' handler keeps it paused.)
-      socket.resume();
-    }
-    start(turns, socket, w);
+  /**
+   * node:http's turn: the answer before this one finished and node:http gave this one the socket
+   * (its resOnFinish); run after the current tick, so that exchange's own 'finish' listeners
+   * (access line, metrics) come first, as with a request of its own.
+   */
+  const turn = (req: IncomingMessage, res: ServerResponse, expect: boolean, waiting: Waiting) => {
+    waiting.remove();
+    process.nextTick(() => {
+      // Ending meanwhile (the client's end: node:http ends its side): nobody to answer.
+      if (req.socket.writable) run(req, res, expect);
+    });
   };
 
   const admit = (req: IncomingMessage, res: ServerResponse, expect: boolean) => {
-    if (req.httpVersionMajor !== 1) {
-      // HTTP/2 (an allowHTTP1 server's other half): its streams are bounded by maxConcurrentStreams.
-      if (expect) res.writeContinue();
-      handler(req, res);
+    // node:http gives a response the socket at once when no earlier answer is under way on it;
+    // otherwise it queues the response, and gives it the socket when the one before finishes.
+    // (An HTTP/2 request, an allowHTTP1 server's other half, has a socket: its streams are bounded
+    // by maxConcurrentStreams.)
+    if (res.socket !== null) {
+      run(req, res, expect);
       return;
     }
     const socket = req.socket;
-    let turns = connections.get(socket);
-    if (!turns) connections.set(socket, (turns = { busy: false, waiting: [], held: false, watched: false }));
-    const w = { req, res, expect };
-    if (!turns.busy) {
-      start(turns, socket, w);
-      return;
-    }
-    if (turns.waiting.push(w) >= MAX_WAITING && !turns.held) hold(socket, turns);
+    let waiting = connections.get(socket);
+    if (!waiting) connections.set(socket, (waiting = new Waiting(socket)));
+    waiting.add();
+    const w = waiting;
+    // Never emitted when the connection closes first: node:http aborts the response instead. Nor
+    // after an answer that ends the connection (`Connection: close`): node:http gives none the socket.
+    res.once("socket", () => turn(req, res, expect, w));
   };
 
   return { request: (req, res) => admit(req, res, false), checkContinue: (req, res) => admit(req, res, true) };
-}
-
-/**
- * Stops reading `socket` while MAX_WAITING requests wait on it. node:http's own flag (`socket._paused`) is left
- * alone: with it set, node:http pauses the parser after the read, and a TLS socket still hands the
- * parser the rest of the records it decrypted from that read, which a paused parser fails
- * (HPE_PAUSED, a 400). Paused this way, those records are parsed (their requests wait too) and no
- * further read is made. Whatever resumes the socket meanwhile (an IncomingMessage asking for body,
- * node:http's answer queue draining) emits 'resume' a tick later, before any read; node:http's
- * listener has restarted the read then, and this one stops it again.
- */
-function hold(socket: Socket, turns: Turns): void {
-  turns.held = true;
-  socket.pause();
-  if (turns.watched) return;
-  turns.watched = true;
-  socket.on("resume", () => {
-    if (turns.held && !socket.destroyed) socket.pause();
-  });
 }
