@@ -258,7 +258,7 @@ for (const l of LISTENERS) {
         assert.ok(during <= 1, `the upstream saw ${during} of the flooder's ${N} requests at once`);
         assert.deepEqual(others, [200, 200], "a polite client is served while the flooder waits");
         release();
-        const { answers } = await readAnswers(s, Array(N).fill(l.method), N);
+        const { answers } = await readAnswers(s, Array<string>(N).fill(l.method), N);
         assert.equal(answers.length, N, `${answers.length} of ${N} answers`);
         for (const [i, a] of answers.entries()) {
           assert.match(a.statusLine, /^HTTP\/1\.1 200 /);
@@ -282,7 +282,7 @@ for (const l of LISTENERS) {
         // 1 MiB answers: the kernel's buffers on both ends and the socket's 256 KiB take a few.
         assert.ok(forwarded <= 12, `the upstream saw ${forwarded} of ${N} requests from a client that reads nothing`);
         assert.equal(other, 200, "a polite client is served meanwhile");
-        const { answers } = await readAnswers(s, Array(N).fill(l.method), N, 60_000, BIG);
+        const { answers } = await readAnswers(s, Array<string>(N).fill(l.method), N, 60_000, BIG);
         assert.equal(answers.length, N);
         for (const [i, a] of answers.entries()) {
           assert.equal(a.headers.find(([k]) => k === "x-i")?.[1], String(i));
@@ -298,22 +298,27 @@ for (const l of LISTENERS) {
       const first =
         l.method === "POST" ? req("POST", `/p/e?c=${client}&i=0`, [], "first") : req("GET", `/p/e?c=${client}&i=0`);
       const parts = [first];
-      const methods = [l.method];
+      const methods: string[] = [l.method];
       const expect = [`${l.method} ${client} 0 ${l.method === "POST" ? 5 : 0}`];
       const bodyOf = (i: number) => "x".repeat((i * 7919) % 70_000);
       for (let i = 1; i < 30; i++) {
-        const kind = i % 5;
         const path = `/p/${i % 4 === 0 ? "slow" : "e"}?c=${client}&i=${i}`;
-        if (kind === 0) (parts.push(req("HEAD", path)), methods.push("HEAD"), expect.push(""));
-        else if (kind === 1) (parts.push(req("POST", path, [], bodyOf(i))), methods.push("POST"));
-        else if (kind === 2) {
-          const b = bodyOf(i);
-          parts.push(req("PUT", path, ["Transfer-Encoding: chunked"], `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`));
-          methods.push("PUT");
-        } else (parts.push(req("GET", path)), methods.push("GET"));
-        if (kind === 1) expect.push(`POST ${client} ${i} ${bodyOf(i).length}`);
-        else if (kind === 2) expect.push(`PUT ${client} ${i} ${bodyOf(i).length}`);
-        else if (kind !== 0) expect.push(`GET ${client} ${i} 0`);
+        const b = bodyOf(i);
+        // HEAD, POST with a sized body, PUT with a chunked one, GET.
+        const [method, text, echo] = [
+          ["HEAD", req("HEAD", path), ""],
+          ["POST", req("POST", path, [], b), `POST ${client} ${i} ${b.length}`],
+          [
+            "PUT",
+            req("PUT", path, ["Transfer-Encoding: chunked"], `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`),
+            `PUT ${client} ${i} ${b.length}`,
+          ],
+          ["GET", req("GET", path), `GET ${client} ${i} 0`],
+          ["GET", req("GET", path), `GET ${client} ${i} 0`],
+        ][i % 5]!;
+        parts.push(text!);
+        methods.push(method!);
+        expect.push(echo!);
       }
       const s = await open(l);
       try {
