@@ -104,8 +104,14 @@ bind_address = "127.0.0.1"
 bind_port = 0
 cert_path = "${tls.cert}"
 key_path = "${tls.key}"
+[network.secure1.http]
+bind_address = "127.0.0.1"
+bind_port = 0
+cert_path = "${tls.cert}"
+key_path = "${tls.key}"
+http2 = false
 [pipelines.p]
-networks = ["default", "secure"]
+networks = ["default", "secure", "secure1"]
 endpoints = ["p_in"]
 backends = ["p_out"]
 [endpoints.p_in]
@@ -142,7 +148,7 @@ after(async () => {
 interface Listener {
   name: string;
   dp: () => Dataplane;
-  network: "default" | "secure";
+  network: "default" | "secure" | "secure1";
   tls: boolean;
   /** Every request a flooder sends: a POST with a body makes the lane hand its connection to node:http. */
   method: "GET" | "POST";
@@ -150,7 +156,9 @@ interface Listener {
 
 const LISTENERS: Listener[] = [
   { name: "http1_server = node", dp: () => dpNode, network: "default", tls: false, method: "GET" },
+  // HTTPS listeners offer HTTP/2 by default: node:http2's server, whose HTTP/1.1 half is node:http's.
   { name: "TLS listener", dp: () => dpLane, network: "secure", tls: true, method: "GET" },
+  { name: "TLS listener, http2 = false", dp: () => dpLane, network: "secure1", tls: true, method: "GET" },
   { name: "lane hand-off", dp: () => dpLane, network: "default", tls: false, method: "POST" },
 ];
 
