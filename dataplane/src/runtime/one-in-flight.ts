@@ -6,13 +6,12 @@
  * answers; it stops reading only once those queued answers hold more than the socket's high-water
  * mark. So a client that pipelines requests and never reads had all of them forwarded at once (one
  * connection held a backend's whole pool, and the memory of every answer it left unread). Here a
- * request whose connection has one under way waits, not dispatched, until that one's response
- * closes (finished, or the connection gone), and the connection is not read while MAX_WAITING
- * wait (beyond it, only the rest of the read that brought them). A client that reads nothing then gets
- * no more forwarded than its socket buffers hold answers (a response finishes when the kernel took
- * its last byte).
- * (lib/_http_server.js in Node 24 is what this cooperates with: its own pause, `socket._paused`,
- * is left to it; see `hold`.)
+ * request that node:http queued behind an answer under way is not dispatched until node:http gives
+ * it the socket (the answer before it finished: its last byte taken by the kernel), and the
+ * connection is not read while MAX_WAITING wait (beyond it, only the rest of the read that brought
+ * them). A client that reads nothing then gets no more forwarded than its socket buffers hold
+ * answers. What it cooperates with is lib/_http_server.js in Node 24 (parserOnIncoming,
+ * resOnFinish, onSocketResume); node:http's own pause (`socket._paused`) is left to it (`hold`).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
@@ -24,7 +23,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
  * the client's end of the connection in view (a client that leaves or half-closes is seen, and
  * what waits is dropped, as the lane does), and costs a request's two objects each.
  */
-export const MAX_WAITING = 16;
+const MAX_WAITING = 16;
 
 export interface OneInFlight {
   /** The server's 'request' listener. */
