@@ -52,6 +52,7 @@ function measure(target) {
     cli,
     accessLog: !modes.includes("nolog"),
     client: modes.includes("llhttp") ? "llhttp" : undefined,
+    http1Server: modes.includes("node") ? "node" : undefined,
     gcMetric: !modes.includes("nogc"),
     accessLogFile: true,
     settleMs: 500,

@@ -71,7 +71,7 @@ async function inspector(url) {
 /**
  * Starts target and its upstream, waits for the inspector and for `GET /<readyPath>` to answer,
  * runs body({ port, proxy, cdp }), then stops both. Options: tmpPrefix (the temp dir's name),
- * readyPath, accessLog (logging.access_log), gcMetric (metrics.gc), client (the backend's `client`, e.g. "llhttp"), accessLogFile (stdout to a file, as run.sh does:
+ * readyPath, accessLog (logging.access_log), gcMetric (metrics.gc), client (the backend's `client`, e.g. "llhttp"), http1Server (proxy.http1_server), accessLogFile (stdout to a file, as run.sh does:
  * stdout to a file is written synchronously; otherwise ignored), settleMs (a pause after the kill).
  */
 export async function withProfiledTarget(target, o, body) {
@@ -95,7 +95,9 @@ export async function withProfiledTarget(target, o, body) {
       // One worker: no `workers` line (run.sh does the same), so an older build reads it too.
       .replace(/^workers = .*\n/m, "")
       // o.client: the backend's upstream engine (`client = "llhttp"`), as run.sh's harmony-llhttp.
-      .replace(/^base_url = .*$/m, (line) => (o.client ? `${line}\nclient = "${o.client}"` : line));
+      .replace(/^base_url = .*$/m, (line) => (o.client ? `${line}\nclient = "${o.client}"` : line))
+      // o.http1Server: the listener's `proxy.http1_server` ("node": node:http reads every request).
+      .replace(/^id = "bench"$/m, (line) => (o.http1Server ? `${line}\nhttp1_server = "${o.http1Server}"` : line));
     // o.gcMetric false: `metrics.gc = false` (a build from before that option refuses the table).
     // The config in a directory of its own: the data plane watches it, and an access log written
     // beside it would wake the watcher on every flush (a timer per write in the profile, as run.sh avoids).

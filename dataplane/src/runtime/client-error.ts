@@ -23,8 +23,18 @@ const REASONS: Record<ClientErrorStatus, string> = {
  */
 const LINGER_MS = 5000;
 
+/**
+ * Connections answered and lingering. node:http's parser fails every read after its first error
+ * and emits clientError again for each: destroying then (as this did, and as node:http does
+ * without a handler) closes with the client's bytes unread, a reset that takes the answer from a
+ * client still sending (RFC 9112 §9.6). Those reads are discarded instead, as the lane does.
+ */
+const lingering = new WeakSet<Socket>();
+
 export function answerClientError(socket: Socket, status: ClientErrorStatus): void {
+  if (lingering.has(socket)) return;
   if (socket.writable && !socket.destroyed) {
+    lingering.add(socket);
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
     socket.once("close", () => clearTimeout(linger));

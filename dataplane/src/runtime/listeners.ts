@@ -17,6 +17,7 @@ import type { ListenerSpec } from "../config/resolve.js";
 import { answerClientError, clientErrorStatus } from "./client-error.js";
 import { closeAfterResponse } from "./connection-close.js";
 import { createLane, laneAvailable, type FastHandler, type Lane } from "./lane-listener.js";
+import { oneInFlight } from "./one-in-flight.js";
 import { listenerCerts } from "./tls-certs.js";
 
 /**
@@ -90,6 +91,16 @@ function rejectMalformed(server: NetServer): void {
       requestId(req.headers["x-request-id"]),
     ),
   );
+}
+
+/**
+ * `handler` takes a server's requests one at a time per HTTP/1.1 connection (one-in-flight.ts); the
+ * 100 of an `Expect: 100-continue` is written when its request's turn comes.
+ */
+function servePipelined(server: NetServer, handler: Handler): void {
+  const turns = oneInFlight(handler);
+  server.on("request", turns.request);
+  server.on("checkContinue", turns.checkContinue);
 }
 
 function forceHttps(port: number): Handler {
@@ -172,26 +183,25 @@ export function prepareListener(
     const mtls = spec.harmony?.caPath ? { requestCert: true, rejectUnauthorized: false } : {};
     const tls = { ...certs.options, ...mtls, minVersion: "TLSv1.2" as const };
     if (spec.http2) {
-      server = createSecureServer(
-        {
-          ...tls,
-          allowHTTP1: true,
-          // The same bounds as the HTTP/1.1 listeners: 16 KiB of headers (advertised here and
-          // enforced by limitHttp2Headers, as nghttp2 does not), 128 pairs (a refused stream), and
-          // a cap on parallel streams so one connection cannot hold thousands.
-          maxHeaderListPairs: 128,
-          settings: { enableConnectProtocol: false, maxHeaderListSize: 16 * 1024, maxConcurrentStreams: 128 },
-          maxSessionMemory: 10,
-        },
-        limitHttp2Headers(serve) as never,
-      );
+      server = createSecureServer({
+        ...tls,
+        allowHTTP1: true,
+        // The same bounds as the HTTP/1.1 listeners: 16 KiB of headers (advertised here and
+        // enforced by limitHttp2Headers, as nghttp2 does not), 128 pairs (a refused stream), and
+        // a cap on parallel streams so one connection cannot hold thousands.
+        maxHeaderListPairs: 128,
+        settings: { enableConnectProtocol: false, maxHeaderListSize: 16 * 1024, maxConcurrentStreams: 128 },
+        maxSessionMemory: 10,
+      });
+      servePipelined(server, limitHttp2Headers(serve));
       // A session with no stream activity for as long as an HTTP/1.1 keep-alive lasts is closed,
       // which also bounds a client that opens a session and never sends a request.
       server.on("session", (session: ServerHttp2Session) => {
         session.setTimeout(Math.max(headersTimeout, opts.keepAliveTimeout), () => session.close());
       });
     } else {
-      server = createHttpsServer({ ...tls, ...opts }, serve);
+      server = createHttpsServer({ ...tls, ...opts });
+      servePipelined(server, serve);
     }
     certs.attach(server as TlsServer);
     rejectMalformed(server);
@@ -201,7 +211,9 @@ export function prepareListener(
     });
     server.on("tlsClientError", (e: Error) => logger.debug("TLS handshake failed", { network, error: e.message }));
   } else {
-    const http = createHttpServer(opts, spec.forceHttpsPort ? forceHttps(spec.forceHttpsPort) : serve);
+    const http = createHttpServer(opts);
+    if (spec.forceHttpsPort) http.on("request", forceHttps(spec.forceHttpsPort));
+    else servePipelined(http, serve);
     rejectMalformed(http);
     server = http;
     if (fast && spec.http1Server === "llhttp" && !spec.forceHttpsPort && laneAvailable()) {
