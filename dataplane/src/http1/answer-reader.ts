@@ -75,6 +75,14 @@ export abstract class AnswerReader {
       return true; // a handler that wants the socket paused pauses it itself
     },
   };
+  private readonly messageComplete = (): void => this.onMessageComplete();
+  /**
+   * The parser calls messageComplete (kOnMessageComplete is set). Not while answers come with
+   * bypassed bodies: the binding calls it right after every such head (the head "has no body"),
+   * a call into JS with its callback scope for nothing (−0.4 µs per execute in isolation, a fifth
+   * of the call). Unset, the binding skips it; set again for any answer the parser completes.
+   */
+  private completeWired = true;
   /** The last Keep-Alive value read, so that the same hint on every answer is parsed once. */
   private lastHint: string | undefined;
 
@@ -87,7 +95,7 @@ export abstract class AnswerReader {
     };
     this.parser[HTTPParser.kOnHeadersComplete] = this.onHeadersComplete;
     this.parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
-    this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
+    this.parser[HTTPParser.kOnMessageComplete] = this.messageComplete;
   }
 
   /** Ends `ex` with `err` (and the socket with it). */
@@ -200,6 +208,7 @@ export abstract class AnswerReader {
     const headers = readHead(raw, f);
     if (status < 200) {
       this.info = true;
+      this.wireComplete(true);
       this.respond(ex, status, headers, statusMessage);
       return 1;
     }
@@ -216,6 +225,8 @@ export abstract class AnswerReader {
     // A body that is already here whole (a small answer's usual case) is handed on in this same
     // call, so no body timeout is armed for it (a clock read and a Set insert saved per answer).
     if (!(bypass && this.after >= f.length)) this.bodyStarts(ex);
+    // Before the handler's call: the binding looks the callback up after this function returns.
+    this.wireComplete(!bypass);
     this.respond(ex, status, headers, statusMessage);
     if (this.ex !== ex) return 1;
     if (noBody) return 1;
@@ -227,6 +238,13 @@ export abstract class AnswerReader {
     }
     return 0;
   };
+
+  /** Whether the parser calls messageComplete (see completeWired). */
+  private wireComplete(on: boolean): void {
+    if (this.completeWired === on) return;
+    this.completeWired = on;
+    this.parser[HTTPParser.kOnMessageComplete] = on ? this.messageComplete : undefined;
+  }
 
   /** A Keep-Alive hint: the idle time it leaves, or no reuse at all. */
   private hint(v: string): void {
