@@ -16,7 +16,8 @@ import { CHUNK_RELEASED } from "../src/http1/read-buffer.js";
 /** Raw answers by path: written as bytes, so framing is exactly what the test says. */
 const ANSWERS: Record<string, string> = {
   "/len": "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
-  "/chunked": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-t\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-t: 1\r\n\r\n",
+  "/chunked":
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-t\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-t: 1\r\n\r\n",
   "/204": "HTTP/1.1 204 No Content\r\n\r\n",
   "/304": "HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
   "/early": "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nxyz",
@@ -46,7 +47,7 @@ before(async () => {
         buf = buf.slice(end + 4);
         const [method, path] = head.split(" ");
         if (method === "HEAD") sock.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
-        else if (path === "/close") sock.end(ANSWERS[path]);
+        else if (path === "/close") sock.end(ANSWERS["/close"]!);
         else sock.write(ANSWERS[path!] ?? "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
       }
     });

@@ -32,7 +32,10 @@ describe("readHead's field names", () => {
       [["X-Length", "5", "content-length", "6"], { "x-length": "5", "content-length": "6" }],
       [["Content-Length", "7"], { "content-length": "7" }],
       [["Date", "a", "DATE", "b", "Date", "c"], { date: ["a", "b", "c"] }],
-      [["Transfer-Encoding", "chunked", "Keep-Alive", "timeout=5"], { "transfer-encoding": "chunked", "keep-alive": "timeout=5" }],
+      [
+        ["Transfer-Encoding", "chunked", "Keep-Alive", "timeout=5"],
+        { "transfer-encoding": "chunked", "keep-alive": "timeout=5" },
+      ],
     ];
     for (const [raw, want] of answers) assert.deepEqual(readHead(raw, f), want, JSON.stringify(raw));
     assert.equal(f.chunked, true);
