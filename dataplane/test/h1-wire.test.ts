@@ -5,7 +5,8 @@
  * content-length, the hop-by-hop ones) keep their meaning in any letter case. The same head over
  * real sockets, against undici, is dataplane/test/h1-differential.test.ts.
  */
-import { test } from "node:test";
+import { describe, it, test } from "node:test";
+import { PassThrough, Readable } from "node:stream";
 import assert from "node:assert/strict";
 import { errors } from "undici";
 import type { Dispatcher } from "undici";
@@ -57,4 +58,40 @@ test("a bad name or value is refused every time, however often a good one was se
     assert.throws(() => head({ "content-length": "x" }, Buffer.from("a"), "POST"), errors.InvalidArgumentError);
     assert.match(head({ "x-ok": "fine" }), /\r\nx-ok: fine\r\n/);
   }
+});
+
+describe("the request head's framing", () => {
+  it("a body that is a Buffer or none is framed once, at serialize; a retry sends the same head", () => {
+    for (const [body, method, tail] of [
+      [null, "GET", "\r\n\r\n"],
+      [null, "POST", "\r\ncontent-length: 0\r\n\r\n"],
+      [Buffer.from("abc"), "POST", "\r\ncontent-length: 3\r\n\r\n"],
+      [Buffer.alloc(0), "PUT", "\r\ncontent-length: 0\r\n\r\n"],
+    ] as const) {
+      const out = serialize({ method, path: "/p", headers: { "x-a": "1" }, body }, "up:80");
+      const first = frame(out);
+      assert.ok(first.endsWith(`x-a: 1${tail}`), JSON.stringify(first));
+      assert.equal(frame(out), first);
+    }
+  });
+
+  it("a stream is framed when sent: its length if it has ended by then, else chunked", () => {
+    const ended = new Readable({ read() {} });
+    ended.push(Buffer.from("hello"));
+    ended.push(null);
+    const a = serialize({ method: "POST", path: "/p", headers: {}, body: ended }, "up:80");
+    assert.match(frame(a), /\r\ncontent-length: 5\r\n\r\n$/);
+    const open = new PassThrough();
+    open.write("part");
+    const b = serialize({ method: "POST", path: "/p", headers: {}, body: open }, "up:80");
+    assert.match(frame(b), /\r\ntransfer-encoding: chunked\r\n\r\n$/);
+    const counted = new PassThrough();
+    const c = serialize({ method: "POST", path: "/p", headers: { "content-length": "9" }, body: counted }, "up:80");
+    assert.match(frame(c), /\r\ncontent-length: 9\r\n\r\n$/);
+    const empty = new Readable({ read() {} });
+    empty.push(null);
+    const d = serialize({ method: "GET", path: "/p", headers: {}, body: empty }, "up:80");
+    assert.match(frame(d), /\r\nconnection: keep-alive\r\n\r\n$/, "an empty stream on a GET: no framing header");
+    assert.equal(d.body, null);
+  });
 });

@@ -71,7 +71,7 @@ export class Connection extends AnswerReader implements ExchangeHost, Expiring {
     this.socket = socket;
     this.arm(CONNECT, owner.connectTimeout);
     // A plain TCP socket reads into the connection's own buffer (read-buffer.ts); TLS emits 'data'.
-    if (!readsInto) socket.on("data", (buf: Buffer) => this.onData(buf));
+    if (!readsInto) socket.on("data", (buf: Buffer) => this.onData(buf, 0, buf.length));
     socket.on("end", () => this.onEnd());
     socket.on("error", (e) => (this.error ??= e));
     socket.on("close", () => this.onClose());

@@ -38,9 +38,15 @@ export class ReadBuffer {
   /** The buffer the next read goes to (net's `onread.buffer` function). */
   readonly next = (): Buffer => (this.buf ??= Buffer.allocUnsafeSlow(READ_SIZE));
 
-  /** What a handler gets for `view` (bytes of the last read): a copy when small, else the bytes themselves. */
-  chunk(view: Buffer): Buffer {
-    return view.length < LENT_FROM ? Buffer.from(view) : view;
+  /** What a handler gets for `buf[from, to)` (bytes of the last read): a copy when small, else the bytes themselves. */
+  chunk(buf: Buffer, from: number, to: number): Buffer {
+    const n = to - from;
+    if (n < LENT_FROM) {
+      const copy = Buffer.allocUnsafe(n);
+      buf.copy(copy, 0, from, to);
+      return copy;
+    }
+    return from === 0 && to === buf.length ? buf : buf.subarray(from, to);
   }
 
   /** `handler` has had `chunk`: unless it released it, the next read goes to a new buffer. */

@@ -16,10 +16,17 @@ export interface Framing {
   chunked: boolean;
   /** The Keep-Alive field's value, if any. */
   keepAlive: string | undefined;
+  /**
+   * The field names of the connection's last answer as given, and their lower-case keys: an
+   * upstream sends the same names in the same order answer after answer, and comparing a new name
+   * with the one at its place costs less than the hash and probe of a map lookup.
+   */
+  names: string[];
+  keys: string[];
 }
 
 export function newFraming(): Framing {
-  return { lengths: 0, length: -1, chunked: false, keepAlive: undefined };
+  return { lengths: 0, length: -1, chunked: false, keepAlive: undefined, names: [], keys: [] };
 }
 
 /**
@@ -40,15 +47,30 @@ function lower(name: string): string {
   return key;
 }
 
+/** Fields remembered per connection (`Framing.names`): more than an answer's usual dozen or two. */
+const NAMES_KEPT = 64;
+
 /** `raw`: the parser's flat [name, value, ...] list. */
 export function readHead(raw: string[], f: Framing): IncomingHttpHeaders {
   f.lengths = 0;
   f.length = -1;
   f.chunked = false;
   f.keepAlive = undefined;
+  const names = f.names;
+  const keys = f.keys;
   const headers: IncomingHttpHeaders = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const key = lower(raw[i]!);
+    const name = raw[i]!;
+    const at = i >> 1;
+    let key: string;
+    if (names[at] === name) key = keys[at]!;
+    else {
+      key = lower(name);
+      if (at < NAMES_KEPT) {
+        names[at] = name;
+        keys[at] = key;
+      }
+    }
     const v = raw[i + 1]!;
     const cur = headers[key];
     if (cur === undefined) headers[key] = v;
@@ -65,12 +87,16 @@ export function readHead(raw: string[], f: Framing): IncomingHttpHeaders {
 
 /** A non-negative decimal integer, or -1 (what /^\d+$/ accepted, without the regular expression). */
 function digits(v: string): number {
-  if (v.length === 0) return -1;
-  for (let i = 0; i < v.length; i++) {
+  const n = v.length;
+  if (n === 0) return -1;
+  let x = 0;
+  for (let i = 0; i < n; i++) {
     const c = v.charCodeAt(i);
     if (c < 48 || c > 57) return -1;
+    x = x * 10 + (c - 48);
   }
-  return Number(v);
+  // Up to 15 digits the sum is exact; a longer number is parsed as before (and refused by the caller's bounds).
+  return n <= 15 ? x : Number(v);
 }
 
 /** undici's margin below the upstream's announced keep-alive timeout, and its cap. */

@@ -16,8 +16,10 @@ const EXPECTS_PAYLOAD = new Set(["PUT", "POST", "PATCH", "QUERY", "PROPFIND", "P
 
 export interface Outgoing {
   method: string;
-  /** The head without the framing header and the blank line: `frame()` completes it. */
+  /** The head; without the framing header and the blank line unless `framed`: `frame()` completes it. */
   head: string;
+  /** `head` is complete (the body is a Buffer or none: its length was known at `serialize`). */
+  framed: boolean;
   body: Buffer | Readable | null;
   /** Bytes the body has (content-length sent); null: sent chunked (a stream of unknown length). */
   length: number | null;
@@ -33,19 +35,21 @@ function value(key: string, v: unknown): string {
   return s;
 }
 
-/** What a header name is to the serializer. */
-const ORDINARY = 0;
-const HOST = 1;
-const CONTENT_LENGTH = 2;
 /**
- * Names seen before and found valid, with their kind: a request's dozen names are checked against
- * the token grammar and lower-cased once per process, not once per request. Refused names are not
- * kept (they throw each time), and the map stops growing at KNOWN_MAX names.
+ * What a header name is to the serializer: HOST or CONTENT_LENGTH (noted, not written), or the
+ * start of its line, `name: ` (a new string per line otherwise).
  */
-const known = new Map<string, number>();
+const HOST = "\0host";
+const CONTENT_LENGTH = "\0content-length";
+/**
+ * Names seen before and found valid, with what they are: a request's dozen names are checked
+ * against the token grammar and lower-cased once per process, not once per request. Refused names
+ * are not kept (they throw each time), and the map stops growing at KNOWN_MAX names.
+ */
+const known = new Map<string, string>();
 const KNOWN_MAX = 1024;
 
-function kindOf(name: string): number {
+function kindOf(name: string): string {
   const kind = known.get(name);
   if (kind !== undefined) return kind;
   if (!TOKEN.test(name)) throw new errors.InvalidArgumentError("invalid header key");
@@ -53,7 +57,7 @@ function kindOf(name: string): number {
   if (key === "transfer-encoding" || key === "keep-alive" || key === "upgrade" || key === "connection")
     throw new errors.InvalidArgumentError(`invalid ${key} header`);
   if (key === "expect") throw new errors.NotSupportedError("expect header not supported");
-  const k = key === "host" ? HOST : key === "content-length" ? CONTENT_LENGTH : ORDINARY;
+  const k = key === "host" ? HOST : key === "content-length" ? CONTENT_LENGTH : `${name}: `;
   if (known.size < KNOWN_MAX) known.set(name, k);
   return k;
 }
@@ -66,10 +70,10 @@ let declared: number | null;
 function lines(name: string, v: unknown): string {
   if (v === undefined) return "";
   const kind = kindOf(name);
-  if (kind === ORDINARY) {
-    if (!Array.isArray(v)) return `${name}: ${value(name, v)}\r\n`;
+  if (kind !== HOST && kind !== CONTENT_LENGTH) {
+    if (!Array.isArray(v)) return kind + value(name, v) + "\r\n";
     let out = "";
-    for (const x of v) out += `${name}: ${value(name, x)}\r\n`;
+    for (const x of v) out += kind + value(name, x) + "\r\n";
     return out;
   }
   if (kind === HOST) seenHost = value("host", Array.isArray(v) ? v[0] : v);
@@ -121,12 +125,16 @@ export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string)
 
   // HEAD answers are closed after, as undici does: a server that sends a body anyway cannot desync us.
   const connection = method === "HEAD" ? "close" : "keep-alive";
-  return {
-    method,
-    head: `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${connection}\r\n${head}`,
-    body,
-    length,
-  };
+  const start = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${connection}\r\n`;
+  // No stream: the framing is known now, and the head is written whole here (one string less).
+  if (body === null || Buffer.isBuffer(body))
+    return { method, head: start + head + framing(length, body), body, length, framed: true };
+  return { method, head: start + head, body, length, framed: false };
+}
+
+function framing(length: number | null, body: Outgoing["body"]): string {
+  if (length !== null) return `content-length: ${length}\r\n\r\n`;
+  return body === null ? "\r\n" : "transfer-encoding: chunked\r\n\r\n";
 }
 
 /**
@@ -134,6 +142,7 @@ export function serialize(opts: Dispatcher.DispatchOptions, defaultHost: string)
  * already arrived whole by the time it is sent goes with its length, not chunked.
  */
 export function frame(o: Outgoing): string {
+  if (o.framed) return o.head;
   if (o.length === null && o.body !== null && !Buffer.isBuffer(o.body)) {
     o.body.read(0);
     const st = (o.body as { _readableState?: { ended?: boolean; objectMode?: boolean; length?: number } })
@@ -146,6 +155,5 @@ export function frame(o: Outgoing): string {
       }
     }
   }
-  if (o.length !== null) return `${o.head}content-length: ${o.length}\r\n\r\n`;
-  return o.body === null ? `${o.head}\r\n` : `${o.head}transfer-encoding: chunked\r\n\r\n`;
+  return o.head + framing(o.length, o.body);
 }
