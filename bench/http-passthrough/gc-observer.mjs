@@ -9,8 +9,7 @@
 // "requests" in flight, so a scavenge has survivors to copy) and reports its CPU time per request
 // (process.cpuUsage) and the GCs it saw. Modes: `none` (no observer), `noop` (a PerformanceObserver
 // on 'gc' whose callback does nothing: Node's own per-GC work), `prom` (prom-client's default gc
-// metric), `profiler-unread` (a v8.GCProfiler never read: its C++ per GC only), `harmony` (the data plane's recorder, dataplane/dist/observability/gc-metric.js: since
-// wip/pipeline a v8.GCProfiler read in batches, no JS per GC).
+// metric), `harmony` (the data plane's recorder, dataplane/dist/observability/gc-metric.js).
 // Turns are interleaved by round (every mode and semi-space once per round, order rotating), and
 // the summary gives medians; the per-GC cost is (mode − none) ÷ GCs in the same round.
 import { execFileSync } from "node:child_process";
@@ -46,15 +45,10 @@ async function child(mode) {
   } else if (mode === "prom") {
     promGc(new client.Registry(), {});
     count();
-  } else if (mode === "profiler-unread") {
-    // A v8.GCProfiler that is never read: Node's C++ per GC alone (the notes it writes), without
-    // the JSON.parse of them that the data plane's recorder does at each harvest.
-    const { GCProfiler } = await import("node:v8");
-    new GCProfiler().start();
   } else if (mode === "harmony") {
     const m = new GcMetric(new client.Registry());
     m.enable();
-    counter = () => (m.harvest(), m.observed);
+    counter = () => m.observed;
   }
   // Objects and strings of a request's sizes, garbage once the request is done; 64 requests in
   // flight keep a small state each (a ring), so a scavenge has a few survivors to copy, as the

@@ -26,8 +26,6 @@ abstract class Family<C> {
     readonly help: string,
     readonly labelNames: readonly string[],
     registry: Registry,
-    /** Brings the values up to date before they are read (a scrape). */
-    private readonly collect?: () => void,
   ) {
     registry.registerMetric(this as never);
   }
@@ -49,7 +47,6 @@ abstract class Family<C> {
   protected abstract values(): Value[];
 
   get(): Promise<{ name: string; help: string; type: string; values: Value[]; aggregator: string }> {
-    this.collect?.();
     return Promise.resolve({
       name: this.name,
       help: this.help,
@@ -105,9 +102,8 @@ export class FastHistogram extends Family<HistogramChild> {
     labelNames: readonly string[],
     registry: Registry,
     readonly buckets: readonly number[],
-    collect?: () => void,
   ) {
-    super(name, help, labelNames, registry, collect);
+    super(name, help, labelNames, registry);
   }
   protected create(): HistogramChild {
     return new HistogramChild(this.buckets);
