@@ -10,19 +10,10 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { join } from "node:path";
-import {
-  baseConfig,
-  http,
-  proxyPipeline,
-  sleep,
-  startDataplane,
-  startUpstream,
-  stopAll,
-  writeTree,
-} from "./helpers.js";
+import { baseConfig, proxyPipeline, startDataplane, startUpstream, stopAll, writeTree } from "./helpers.js";
 import type { Dataplane } from "./helpers.js";
+import { exchange, handoffs } from "./lane-exchange.js";
 
 const stops: (() => unknown)[] = [];
 let lane: Dataplane;
@@ -102,41 +93,11 @@ before(async () => {
 
 after(() => stopAll(stops));
 
-/** Writes `parts` (a number pauses that many ms) and collects every byte until the server closes. */
-function exchange(port: number, parts: (string | number)[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: "127.0.0.1", noDelay: true });
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no close; got ${JSON.stringify(Buffer.concat(got).toString("latin1"))}`));
-    }, 10_000);
-    s.on("data", (c: Buffer) => got.push(c));
-    s.on("error", () => {});
-    s.on("close", () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(got).toString("latin1"));
-    });
-    s.on("connect", async () => {
-      for (const p of parts) {
-        if (typeof p === "number") await sleep(p);
-        else s.write(p, "latin1");
-      }
-    });
-  });
-}
-
 const stable = (t: string) =>
   t
     .replace(/^(date): (?!Mon, 01 Jan 2001).*$/gim, "$1: X")
     .replace(/^(x-request-id): .*$/gim, "$1: X")
     .replace(/urn:request:[\w-]+/g, "urn:request:X");
-
-async function handoffs(dp: Dataplane): Promise<number> {
-  const r = await http(dp.url("management", "/metrics"));
-  const m = /^harmony_http1_lane_handoffs_total\{network="default"\} (\d+)$/m.exec(r.text);
-  return m ? Number(m[1]) : 0;
-}
 
 const req = (path: string, extra = "", version = "1.1", method = "GET") =>
   `${method} ${path} HTTP/${version}\r\nHost: a\r\n${extra}\r\n`;

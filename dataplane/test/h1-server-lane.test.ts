@@ -24,6 +24,7 @@ import {
   writeTree,
   type Dataplane,
 } from "./helpers.js";
+import { exchange, handoffs } from "./lane-exchange.js";
 
 const stops: (() => unknown)[] = [];
 let lane: Dataplane;
@@ -111,44 +112,12 @@ before(async () => {
 
 after(() => stopAll(stops));
 
-/** Writes `parts` (a number pauses that many ms), collects everything until the server closes. */
-function exchange(port: number, parts: (string | Buffer | number)[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ port, host: "127.0.0.1", noDelay: true });
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(
-        new Error(`no close within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(got).toString("latin1"))}`),
-      );
-    }, timeoutMs);
-    s.on("data", (c: Buffer) => got.push(c));
-    s.on("error", () => {});
-    s.on("close", () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(got).toString("latin1"));
-    });
-    s.on("connect", async () => {
-      for (const p of parts) {
-        if (typeof p === "number") await sleep(p);
-        else s.write(p);
-      }
-    });
-  });
-}
-
 /** Date and request ids differ run to run; everything else must not. */
 const stable = (t: string) =>
   t
     .replace(/^(date): .*$/gim, "$1: X")
     .replace(/^(x-request-id): .*$/gim, "$1: X")
     .replace(/urn:request:[\w-]+/g, "urn:request:X");
-
-async function handoffs(dp: Dataplane): Promise<number> {
-  const r = await http(dp.url("management", "/metrics"));
-  const m = /^harmony_http1_lane_handoffs_total\{network="default"\} (\d+)$/m.exec(r.text);
-  return m ? Number(m[1]) : 0;
-}
 
 const get = (path: string, extra = "", version = "1.1") => `GET ${path} HTTP/${version}\r\nHost: a\r\n${extra}\r\n`;
 const last = (path: string) => get(path, "Connection: close\r\n");
