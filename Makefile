@@ -100,10 +100,16 @@ lua:
 ## Everything CI runs: static checks, then every test over real sockets.
 test: install build lint typecheck format-check controlplane argocd certmanager cluster peers lua test-only
 
+# Each suite's failures also go, a line each, to a file that is printed last: the tail of the log names them.
+FAILURES = --test-reporter=spec --test-reporter-destination=stdout \
+	--test-reporter=./scripts/failures-reporter.mjs --test-reporter-destination=$$failed
 test-only:
-	node --import tsx --test --test-concurrency=2 --test-reporter=spec $(TESTS); a=$$?; \
-	node --import tsx --test --test-concurrency=1 --test-reporter=spec $(CLUSTER_TESTS); b=$$?; \
+	@failed=$$(mktemp); \
+	node --import tsx --test --test-concurrency=2 $(FAILURES) $(TESTS); a=$$?; \
+	node --import tsx --test --test-concurrency=1 $(FAILURES).cluster $(CLUSTER_TESTS); b=$$?; \
 	$(MAKE) --no-print-directory conformance; c=$$?; \
+	echo; echo "== make test-only: main tests exit $$a, cluster tests exit $$b, conformance exit $$c"; \
+	cat $$failed $$failed.cluster 2>/dev/null | sed 's/^/✖ /'; rm -f $$failed $$failed.cluster; \
 	[ $$a = 0 ] && [ $$b = 0 ] && [ $$c = 0 ]
 
 ## Only the real-node suite (root): a single-node cluster on this machine, the images, the chart.
