@@ -102,6 +102,13 @@ export const ProxySection = Obj(
           "Longest pause between two request body bytes before the client gets 408 and the connection (and any upstream request it feeds) is closed (default 60000; 0 disables this and client_body_min_rate).",
       }),
     ),
+    client_send_timeout_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          "Longest a client may take none of an answer's bytes while some wait to be sent; then its connection (HTTP/2: the stream) and the upstream request feeding the answer are closed (default 60000; 0 disables).",
+      }),
+    ),
     client_body_min_rate: Type.Optional(
       Type.Integer({
         minimum: 0,

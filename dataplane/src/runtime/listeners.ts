@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { createSecureServer, type ServerHttp2Session } from "node:http2";
+import { createSecureServer, type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import { writeProblem } from "../pipeline/errors.js";
 import { requestId } from "../pipeline/trace.js";
 import { Server as NetServer, type AddressInfo, type Socket } from "node:net";
@@ -18,6 +18,7 @@ import { answerClientError, clientErrorStatus } from "./client-error.js";
 import { closeAfterResponse } from "./connection-close.js";
 import { createLane, laneAvailable, type FastHandler, type Lane } from "./lane-listener.js";
 import { oneInFlight } from "./one-in-flight.js";
+import { watchSendStalls, type SendStallWatch } from "./send-stall.js";
 import { listenerCerts } from "./tls-certs.js";
 
 /**
@@ -153,6 +154,8 @@ export function prepareListener(
   let lane: Lane | undefined;
   let stopReload: (() => void) | undefined;
   let update: ((spec: ListenerSpec) => void) | undefined;
+  // From bind or adoption until the listener has closed (send-stall.ts).
+  let stalls: SendStallWatch | undefined;
   // Set once a reload replaced this listener: every response then ends its connection, so a
   // client's next request opens a new one (to the successor), and no idle connection has to be
   // cut under a request the client is just sending.
@@ -194,6 +197,7 @@ export function prepareListener(
         maxSessionMemory: 10,
       });
       servePipelined(server, limitHttp2Headers(serve));
+      server.on("stream", (stream: ServerHttp2Stream) => stalls?.stream(stream));
       // A session with no stream activity for as long as an HTTP/1.1 keep-alive lasts is closed,
       // which also bounds a client that opens a session and never sends a request.
       server.on("session", (session: ServerHttp2Session) => {
@@ -276,6 +280,7 @@ export function prepareListener(
       const closed = () => {
         clearTimeout(timer);
         clearInterval(sweep);
+        stalls?.stop();
         // Ends http's connections-check timer too (skipped below for a reload): nothing is left to close.
         if (!idleNow) server.close();
         resolveP();
@@ -298,6 +303,10 @@ export function prepareListener(
     });
 
   const finish = (): BoundListener => {
+    const sendTimeoutMs = spec.sendTimeoutMs ?? 60_000;
+    stalls = watchSendStalls(sockets, sendTimeoutMs, (what, remote) =>
+      logger.warn(`the client took none of an answer for ${sendTimeoutMs} ms: ${what} closed`, { network, remote }),
+    );
     const bound: BoundListener = {
       ...(spec.certPath ? { setTls } : {}),
       ...(update ? { updateCertificates: update } : {}),

@@ -73,6 +73,7 @@ function httpListener(
     port: http.bind_port ?? 8080,
     headersTimeoutMs: doc.proxy?.client_header_timeout_ms ?? 60_000,
     keepAliveTimeoutMs: doc.proxy?.client_keepalive_timeout_ms ?? 65_000,
+    sendTimeoutMs: doc.proxy?.client_send_timeout_ms ?? 60_000,
   };
   if (http.cert_path || http.key_path) {
     if (!http.cert_path || !http.key_path) {

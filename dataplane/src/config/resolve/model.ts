@@ -32,6 +32,8 @@ export interface ListenerSpec {
   headersTimeoutMs?: number;
   /** How long an idle keep-alive client connection stays open (proxy.client_keepalive_timeout_ms). */
   keepAliveTimeoutMs?: number;
+  /** How long a client may take none of an answer's bytes (proxy.client_send_timeout_ms; 0: forever). */
+  sendTimeoutMs?: number;
   /**
    * Plain listeners only: "llhttp" serves body-less backend-only requests on a lean reader and
    * hands the rest to node:http (runtime/lane/); "node" is node:http throughout.
