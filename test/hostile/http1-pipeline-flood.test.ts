@@ -11,7 +11,6 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -24,10 +23,10 @@ import {
   sleep,
   startDataplane,
   startUpstream,
-  tempDir,
   writeTree,
   type Dataplane,
 } from "../../dataplane/test/helpers.js";
+import { selfSignedCert } from "./self-signed.js";
 import { parseResponses } from "./http1-exchange.js";
 
 /** The backend's pool: above the bounds asserted below, so that they are ours and not the pool's. */
@@ -71,21 +70,6 @@ function answer(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
 function release(): void {
   holding = false;
   for (const r of held.splice(0)) r();
-}
-
-const pki = tempDir("harmony-flood-");
-function cert(): { cert: string; key: string } {
-  const r = spawnSync(
-    "bash",
-    [
-      "-c",
-      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=dp.test" ` +
-        `-addext "subjectAltName=IP:127.0.0.1" -keyout dp.key -out dp.crt 2>&1`,
-    ],
-    { cwd: pki, encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(r.stdout);
-  return { cert: join(pki, "dp.crt"), key: join(pki, "dp.key") };
 }
 
 function config(mode: "node" | "llhttp", upstream: string, tls: { cert: string; key: string }): string {
@@ -133,7 +117,7 @@ before(async () => {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => answer(req, res, Buffer.concat(chunks)));
   });
-  const tls = cert();
+  const tls = selfSignedCert("harmony-flood-");
   const start = (mode: "node" | "llhttp") =>
     startDataplane(join(writeTree({ "config.toml": config(mode, up.url, tls) }), "config.toml"));
   [dpNode, dpLane] = await Promise.all([start("node"), start("llhttp")]);

@@ -10,7 +10,6 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from "node:http2";
@@ -23,10 +22,10 @@ import {
   sleep,
   startDataplane,
   startUpstream,
-  tempDir,
   writeTree,
   type Dataplane,
 } from "../../dataplane/test/helpers.js";
+import { selfSignedCert } from "./self-signed.js";
 
 const SEND_TIMEOUT_MS = 1000;
 /** The backend's pool: two non-readers fill it. */
@@ -70,23 +69,8 @@ function upstreamHandler(req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-const pki = tempDir("harmony-slow-reader-");
-function cert(): { cert: string; key: string } {
-  const r = spawnSync(
-    "bash",
-    [
-      "-c",
-      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=dp.test" ` +
-        `-addext "subjectAltName=IP:127.0.0.1" -keyout dp.key -out dp.crt 2>&1`,
-    ],
-    { cwd: pki, encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new Error(r.stdout);
-  return { cert: join(pki, "dp.crt"), key: join(pki, "dp.key") };
-}
-
 function config(id: string, mode: "node" | "llhttp", sendTimeoutMs: number, upstream: string): string {
-  const tls = cert();
+  const tls = selfSignedCert("harmony-slow-reader-");
   return `[proxy]
 id = "${id}"
 shutdown_timeout_ms = 1000
