@@ -5,11 +5,12 @@
  * backend's pool's worth of them (here 2) starved everyone else; one HTTP/2 connection held as many
  * as it had streams. Attacked on every listener kind: the llhttp lane, node:http, TLS (HTTP/1.1 by
  * ALPN), a connection the lane hands off, HTTP/2 streams. And what must not be cut: a slow but
- * steady reader, an answer whose upstream is silent for a while (nothing waits to be sent), an idle
- * keep-alive connection; with the timeout at 0, nothing is.
+ * steady reader (curl --limit-rate, on each listener kind), an answer whose upstream is silent for
+ * a while (nothing waits to be sent), an idle keep-alive connection; with the timeout at 0, nothing is.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from "node:http2";
@@ -28,6 +29,11 @@ import {
 import { selfSignedCert } from "./self-signed.js";
 
 const SEND_TIMEOUT_MS = 1000;
+/**
+ * For curl's paced reads: --limit-rate keeps an average, so after a burst that empties every buffer
+ * on the way (about 22 MiB on loopback here) it sleeps the burst's worth of its rate, ~1.4 s at 16 MiB/s.
+ */
+const PACED_TIMEOUT_MS = 5000;
 /** The backend's pool: two non-readers fill it. */
 const POOL = 2;
 const CHUNK = Buffer.alloc(64 * 1024, "S");
@@ -104,20 +110,22 @@ let up: Awaited<ReturnType<typeof startUpstream>>;
 let lane: Dataplane;
 let node: Dataplane;
 let off: Dataplane;
+let paced: Dataplane;
 
 before(async () => {
   up = await startUpstream(upstreamHandler);
   const start = (id: string, mode: "node" | "llhttp", t: number) =>
     startDataplane(join(writeTree({ "config.toml": config(id, mode, t, up.url) }), "config.toml"));
-  [lane, node, off] = await Promise.all([
+  [lane, node, off, paced] = await Promise.all([
     start("slow-lane", "llhttp", SEND_TIMEOUT_MS),
     start("slow-node", "node", SEND_TIMEOUT_MS),
     start("slow-off", "llhttp", 0),
+    start("slow-paced", "llhttp", PACED_TIMEOUT_MS),
   ]);
 });
 
 after(async () => {
-  await Promise.all([lane?.stop(), node?.stop(), off?.stop()]);
+  await Promise.all([lane?.stop(), node?.stop(), off?.stop(), paced?.stop()]);
   await up?.close();
 });
 
@@ -245,29 +253,40 @@ function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: num
 }
 
 describe("what the send timeout leaves alone", () => {
-  for (const network of ["default", "secure"] as const)
-    test(`a slow but steady reader gets the whole answer (${network === "secure" ? "TLS" : "plain"})`, async () => {
-      // 4 MiB read a socket buffer (64 KiB) every 100 ms: several timeouts long, never one without bytes taken.
-      const chunks = 64;
-      const s = await neverRead(
-        lane,
-        network,
-        `GET /p/stream?c=steady-${network}&chunks=${chunks} HTTP/1.1\r\nHost: dp.test\r\n\r\n`,
+  // An independent client: curl's --limit-rate reads in bursts and sleeps between them (on HTTP/2
+  // it paces its flow-control window too). 96 MiB at 16 MiB/s, longer than the timeout: a send
+  // timeout that counted time instead of progress would cut it.
+  const READERS = [
+    { scheme: "http", network: "default", version: "--http1.1", name: "the llhttp lane" },
+    { scheme: "https", network: "secure", version: "--http1.1", name: "TLS" },
+    { scheme: "https", network: "secure", version: "--http2", name: "TLS" },
+  ] as const;
+  for (const r of READERS)
+    test(`curl ${r.version} --limit-rate 16M gets all 96 MiB (${r.name})`, async (t) => {
+      const chunks = 1536;
+      const c = `curl-${r.network}${r.version}`;
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          "curl",
+          [
+            "-sS",
+            "-k",
+            r.version,
+            "--limit-rate",
+            "16M",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download} %{http_version}",
+            `${r.scheme}://127.0.0.1:${paced.ports[r.network]}/p/stream?c=${c}&chunks=${chunks}`,
+          ],
+          { timeout: 60_000 },
+          (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout)),
+        ),
       );
-      let got = 0;
-      const whole = chunks * CHUNK.length;
-      try {
-        const deadline = Date.now() + 60_000;
-        while (Date.now() < deadline && got < whole && !s.destroyed) {
-          // What the socket holds (at most its read buffer, 64 KiB) every 100 ms.
-          for (let c = s.read() as Buffer | null; c !== null; c = s.read() as Buffer | null) got += c.length;
-          await sleep(100);
-        }
-      } finally {
-        s.destroy();
-      }
-      assert.ok(got >= whole, `read ${got} of at least ${whole} bytes`);
-      assert.equal(ex(`steady-${network}`)?.finished, true, "the upstream sent it all");
+      t.diagnostic(out);
+      assert.equal(out, `200 ${chunks * CHUNK.length} ${r.version === "--http2" ? "2" : "1.1"}`);
+      assert.equal(ex(c)?.finished, true, "the upstream sent it all");
     });
 
   test("an upstream silent for three timeouts: nothing waits to be sent, the answer arrives whole", async () => {
