@@ -83,16 +83,18 @@ export function watchSendStalls(
     const now = performance.now();
     for (const s of sockets) {
       if (s.destroyed || !stalled(s, socketGauge(s), now)) continue;
+      const remote = s.remoteAddress; // gone with the handle once destroyed
       s.destroy();
-      onCut("connection", s.remoteAddress);
+      onCut("connection", remote);
     }
     for (const [st, counts] of streams) {
+      if (st.destroyed) continue;
       // An Http2Stream's writes complete as the peer's flow-control window lets nghttp2 take them;
       // bufferSize adds what nghttp2 holds of the current one.
-      const g = { pending: st.bufferSize, taken: counts.drains, level: st.bufferSize };
-      if (st.destroyed || !stalled(st, g, now)) continue;
+      if (!stalled(st, { pending: st.bufferSize, taken: counts.drains, level: st.bufferSize }, now)) continue;
+      const remote = st.session?.socket?.remoteAddress;
       st.close(constants.NGHTTP2_CANCEL);
-      onCut("stream", st.session?.socket?.remoteAddress);
+      onCut("stream", remote);
     }
   };
   // Checked four times per timeout, so a stall is cut within 1.25 × the timeout.
