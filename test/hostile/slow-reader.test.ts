@@ -4,7 +4,7 @@
  * timeout, each such client held an upstream connection for as long as it stayed connected, and a
  * backend's pool's worth of them (here 2) starved everyone else; one HTTP/2 connection held as many
  * as it had streams. Attacked on every listener kind: the llhttp lane, node:http, TLS (HTTP/1.1 by
- * ALPN), a connection the lane hands off, HTTP/2 streams. And what must not be cut: a slow but
+ * ALPN), a connection the lane hands off, HTTP/2 streams, a reload while a client stalls. And what must not be cut: a slow but
  * steady reader (curl --limit-rate, on each listener kind), an answer whose upstream is silent for
  * a while (nothing waits to be sent), an idle keep-alive connection; with the timeout at 0, nothing is.
  */
@@ -17,8 +17,10 @@ import { connect as http2Connect, constants as h2, type ClientHttp2Session } fro
 import { request as httpsRequest } from "node:https";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  echoPipeline,
   eventually,
   sleep,
   startDataplane,
@@ -111,11 +113,16 @@ let lane: Dataplane;
 let node: Dataplane;
 let off: Dataplane;
 let paced: Dataplane;
+/** The lane data plane's config file, rewritten by the reload test. */
+let laneConfig: string;
 
 before(async () => {
   up = await startUpstream(upstreamHandler);
-  const start = (id: string, mode: "node" | "llhttp", t: number) =>
-    startDataplane(join(writeTree({ "config.toml": config(id, mode, t, up.url) }), "config.toml"));
+  const start = (id: string, mode: "node" | "llhttp", t: number) => {
+    const file = join(writeTree({ "config.toml": config(id, mode, t, up.url) }), "config.toml");
+    if (id === "slow-lane") laneConfig = file;
+    return startDataplane(file);
+  };
   [lane, node, off, paced] = await Promise.all([
     start("slow-lane", "llhttp", SEND_TIMEOUT_MS),
     start("slow-node", "node", SEND_TIMEOUT_MS),
@@ -166,9 +173,15 @@ const cutUpstream = (c: string) => {
   const e = ex(c);
   return e !== undefined && e.closed && !e.finished;
 };
+/** The send timeout's warnings, each naming the client's address. */
 const sendLogs = (dp: Dataplane, what: string) =>
-  dp.logs.filter((l) => l.level === "warn" && l.message.includes("took none of an answer") && l.message.endsWith(what))
-    .length;
+  dp.logs.filter(
+    (l) =>
+      l.level === "warn" &&
+      l.message.includes("took none of an answer") &&
+      l.message.endsWith(what) &&
+      l.remote === "127.0.0.1",
+  ).length;
 
 interface Kind {
   name: string;
@@ -238,6 +251,24 @@ describe("a client that never reads loses its connection, and the upstream reque
       session.destroy();
     }
   });
+});
+
+test("a reload while a client is stalled (a pipeline added, the listener kept): it is still cut, the new pipeline served", async () => {
+  const before = sendLogs(lane, "connection closed");
+  const loads = () => lane.logs.filter((l) => l.message === "config loaded").length;
+  const loaded = loads();
+  const s = await neverRead(lane, "default", get("reload-a"));
+  try {
+    await eventually("the upstream exchange under way", () => ex("reload-a") !== undefined);
+    writeFileSync(laneConfig, `${readFileSync(laneConfig, "utf8")}\n${echoPipeline("extra", "/extra")}`);
+    await eventually("the reload", () => loads() > loaded, { timeoutMs: 15_000 });
+    await eventually("the stalled upstream request cut", () => cutUpstream("reload-a"), { timeoutMs: 10_000 });
+    assert.equal(sendLogs(lane, "connection closed") - before, 1);
+    const extra = await politeGet(lane, "default", "/extra/x");
+    assert.equal(extra.status, 200);
+  } finally {
+    s.destroy();
+  }
 });
 
 function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
